@@ -1,1 +1,13 @@
-fn main() {}
+//! `helm safe-upgrade` / `helm safe-rollback`: one binary, two commands.
+//!
+//! Entry point only: pick the command, run it, exit with its documented code.
+
+use helm_safe_upgrade::commands;
+
+fn main() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let plugin_name = std::env::var("HELM_PLUGIN_NAME").ok();
+    let mode = commands::mode(args.first(), plugin_name.as_deref());
+    let code = commands::run(mode, args, &mut std::io::stdout().lock(), &mut std::io::stderr().lock());
+    std::process::exit(code);
+}

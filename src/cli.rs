@@ -1,0 +1,118 @@
+//! Command-line definitions of both commands. clap only: no logic lives here.
+//!
+//! One binary serves `helm safe-upgrade` and `helm safe-rollback`; helm tells it which by
+//! `HELM_PLUGIN_NAME` (helm-facts §2.5), and a direct call by the binary's name.
+
+use clap::{Args, Parser, ValueEnum};
+
+use crate::exit::HELP_TABLE;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
+/// Flags both commands share. Names follow helm's own where helm has one.
+#[derive(Debug, Args)]
+pub struct Common {
+    /// The release (optional when planning offline with --from).
+    pub release: Option<String>,
+
+    /// The deployed version, to plan offline without reading a release.
+    #[arg(long, value_name = "VERSION")]
+    pub from: Option<String>,
+
+    /// Policy: a preset name (see --list-policies) or a YAML file.
+    #[arg(long, value_name = "NAME|FILE")]
+    pub policy: Option<String>,
+
+    /// Versions the chart source offers, comma-separated (offline planning). Default: the
+    /// policy's catalog.
+    #[arg(long, value_name = "LIST")]
+    pub versions: Option<String>,
+
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub plan: bool,
+
+    /// Output format: a table for people, one JSON document for CI.
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    pub output: OutputFormat,
+
+    /// Namespace of the release (helm passes its own -n as HELM_NAMESPACE).
+    #[arg(short = 'n', long, env = "HELM_NAMESPACE", value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// List the built-in policies.
+    #[arg(long, exclusive = true)]
+    pub list_policies: bool,
+
+    /// Print a built-in policy's YAML, to copy and edit.
+    #[arg(long, value_name = "NAME", exclusive = true)]
+    pub show_policy: Option<String>,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "safe-upgrade",
+    bin_name = "helm safe-upgrade",
+    version,
+    about = "Upgrade a release along the path its vendor supports",
+    long_about = "Upgrade a release along the path its vendor supports: one hop at a time, \
+refusing what the vendor's policy forbids.",
+    after_help = HELP_TABLE,
+    override_usage = "helm safe-upgrade [RELEASE] --to VERSION [--plan] [-o table|json]\n       \
+helm safe-upgrade --from VERSION --to VERSION --policy NAME|FILE [--versions LIST] [--plan]\n       \
+helm safe-upgrade --list-policies | --show-policy NAME"
+)]
+pub struct UpgradeCli {
+    #[command(flatten)]
+    pub common: Common,
+
+    /// The version to upgrade to.
+    #[arg(long, value_name = "VERSION", required_unless_present_any = ["list_policies", "show_policy"])]
+    pub to: Option<String>,
+
+    /// Take the policy's faster path with downtime (e.g. BSR's maintenance mode).
+    #[arg(long)]
+    pub fast_path: bool,
+
+    /// Allow a pre-release target (never an intermediate stop).
+    #[arg(long)]
+    pub devel: bool,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "safe-rollback",
+    bin_name = "helm safe-rollback",
+    version,
+    about = "Roll a release back only as far as its vendor calls safe, the vendor's way",
+    after_help = HELP_TABLE,
+    override_usage = "helm safe-rollback [RELEASE] [--to VERSION] [--plan] [-o table|json]\n       \
+helm safe-rollback --from VERSION [--to VERSION] [--newest-ever VERSION] --policy NAME|FILE [--plan]"
+)]
+pub struct RollbackCli {
+    #[command(flatten)]
+    pub common: Common,
+
+    /// The version to go back to. Default: the newest earlier safe version.
+    #[arg(long, value_name = "VERSION")]
+    pub to: Option<String>,
+
+    /// The newest version ever deployed (offline planning). Default: --from.
+    #[arg(long, value_name = "VERSION")]
+    pub newest_ever: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn definitions_are_consistent() {
+        super::UpgradeCli::command().debug_assert();
+        super::RollbackCli::command().debug_assert();
+    }
+}

@@ -1,0 +1,246 @@
+//! From parsed flags to planner inputs and back to output, for both commands.
+//!
+//! This layer decides *what* to do; the planner decides the path and `ui` renders it.
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use clap::Parser;
+use serde::Serialize;
+
+use crate::cli::{Common, OutputFormat, RollbackCli, UpgradeCli};
+use crate::exit;
+use crate::plan::{self, Available, Context, Plan, PlanError, RollbackRequest, SnapshotKnowledge, UpgradeRequest};
+use crate::policy::{self, Policy, PolicyError, presets};
+use crate::ui::render;
+use crate::version::{self, ChartVersion};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Upgrade,
+    Rollback,
+}
+
+/// helm sets `HELM_PLUGIN_NAME` to the plugin's name (`safe-rollback` for the companion);
+/// run directly, the binary's own name decides.
+pub fn mode(argv0: Option<&OsString>, plugin_name: Option<&str>) -> Mode {
+    match plugin_name {
+        Some("safe-rollback") => Mode::Rollback,
+        Some("safe-upgrade") => Mode::Upgrade,
+        _ => {
+            let name = argv0
+                .and_then(|a| Path::new(a).file_stem().map(|s| s.to_string_lossy().into_owned()))
+                .unwrap_or_default();
+            if name.ends_with("safe-rollback") { Mode::Rollback } else { Mode::Upgrade }
+        }
+    }
+}
+
+/// Everything that ends a run early, with the exit code it maps to.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{message}\nhint: {hint}")]
+    Usage { message: String, hint: String },
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+}
+
+impl AppError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            AppError::Usage { .. } | AppError::Policy(_) => exit::BAD_INPUT,
+            AppError::Plan(PlanError::BadRequest { .. }) => exit::BAD_INPUT,
+            AppError::Plan(PlanError::Refused(_)) => exit::REFUSED,
+        }
+    }
+}
+
+fn usage(message: impl Into<String>, hint: impl Into<String>) -> AppError {
+    AppError::Usage { message: message.into(), hint: hint.into() }
+}
+
+/// Run one command; returns the process exit code. Output goes to the given writers so
+/// the whole CLI can be tested in-process.
+pub fn run(mode: Mode, args: Vec<OsString>, out: &mut dyn std::io::Write, err: &mut dyn std::io::Write) -> i32 {
+    let parsed = match mode {
+        Mode::Upgrade => UpgradeCli::try_parse_from(&args).map(Parsed::Upgrade),
+        Mode::Rollback => RollbackCli::try_parse_from(&args).map(Parsed::Rollback),
+    };
+    let parsed = match parsed {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = write!(err, "{}", e.render().ansi());
+            return if e.use_stderr() { exit::BAD_INPUT } else { exit::SUCCESS };
+        }
+    };
+    let format = parsed.common().output;
+    match execute(&parsed, out) {
+        Ok(()) => exit::SUCCESS,
+        Err(e) => {
+            report(&e, format, out, err);
+            e.exit_code()
+        }
+    }
+}
+
+enum Parsed {
+    Upgrade(UpgradeCli),
+    Rollback(RollbackCli),
+}
+
+impl Parsed {
+    fn common(&self) -> &Common {
+        match self {
+            Parsed::Upgrade(c) => &c.common,
+            Parsed::Rollback(c) => &c.common,
+        }
+    }
+}
+
+fn execute(parsed: &Parsed, out: &mut dyn std::io::Write) -> Result<(), AppError> {
+    let common = parsed.common();
+    if common.list_policies {
+        let _ = write!(out, "{}", render::policy_list(&presets::all()));
+        return Ok(());
+    }
+    if let Some(name) = &common.show_policy {
+        let text = presets::text(name).ok_or_else(|| PolicyError::Unknown { name: name.clone() })?;
+        let _ = write!(out, "{text}");
+        return Ok(());
+    }
+    let plan = match parsed {
+        Parsed::Upgrade(cli) => plan_upgrade_offline(cli)?,
+        Parsed::Rollback(cli) => plan_rollback_offline(cli)?,
+    };
+    let _ = match common.output {
+        OutputFormat::Json => writeln!(out, "{}", render::plan_json(&plan)),
+        OutputFormat::Table => write!(out, "{}", render::plan_table(&plan)),
+    };
+    Ok(())
+}
+
+/// The policy named by `--policy`. Offline there is no release whose chart could pick one.
+fn offline_policy(common: &Common) -> Result<Policy, AppError> {
+    match &common.policy {
+        Some(name) => Ok(policy::load_named_or_path(name)?),
+        None => Err(usage(
+            "planning offline (--from) needs --policy: there is no release whose chart could pick one",
+            format!("pass --policy with a preset ({}) or a policy file", presets::names().join(", ")),
+        )),
+    }
+}
+
+fn parse_version(flag: &str, value: &str) -> Result<ChartVersion, AppError> {
+    ChartVersion::parse(value).map_err(|e| usage(format!("{flag}: {e}"), "versions look like 1.2.3"))
+}
+
+/// `--from`, required until live releases can be read.
+fn offline_from(common: &Common) -> Result<ChartVersion, AppError> {
+    match &common.from {
+        Some(from) => parse_version("--from", from),
+        None => Err(usage(
+            match &common.release {
+                Some(release) => format!("reading the live release {release:?} is not supported by this build yet"),
+                None => "no release and no --from given".to_string(),
+            },
+            "plan offline with --from VERSION (the deployed version) and --policy",
+        )),
+    }
+}
+
+/// `--versions`, else the policy's catalog.
+fn offline_versions(common: &Common, policy: &Policy) -> Result<Vec<Available>, AppError> {
+    let versions = match &common.versions {
+        Some(list) => version::parse_list(list).map_err(|e| usage(format!("--versions: {e}"), "list versions separated by commas: 1.0.4,1.1.0"))?,
+        None => policy.catalog.keys().cloned().collect(),
+    };
+    if versions.is_empty() {
+        return Err(usage(
+            format!("no versions are known: --versions was not given and policy {} has no catalog", policy.name),
+            "list the chart's versions with --versions 1.0.4,1.1.0,...",
+        ));
+    }
+    Ok(versions
+        .into_iter()
+        .map(|v| {
+            let app_version = policy.catalog_entry(&v).and_then(|e| e.app_version.clone());
+            Available { version: v, app_version }
+        })
+        .collect())
+}
+
+fn offline_context(common: &Common, policy: &Policy) -> Context {
+    Context {
+        release: common.release.clone(),
+        namespace: common.namespace.clone(),
+        chart_name: policy.charts.first().cloned(),
+    }
+}
+
+fn plan_upgrade_offline(cli: &UpgradeCli) -> Result<Plan, AppError> {
+    let common = &cli.common;
+    let policy = offline_policy(common)?;
+    let current = offline_from(common)?;
+    let target = parse_version("--to", cli.to.as_deref().unwrap_or_default())?;
+    let available = offline_versions(common, &policy)?;
+    let request = UpgradeRequest { current, target, fast_path: cli.fast_path, devel: cli.devel };
+    Ok(plan::plan_upgrade(&policy, &available, &request, &offline_context(common, &policy))?)
+}
+
+fn plan_rollback_offline(cli: &RollbackCli) -> Result<Plan, AppError> {
+    let common = &cli.common;
+    let policy = offline_policy(common)?;
+    let current = offline_from(common)?;
+    let target = cli.to.as_deref().map(|t| parse_version("--to", t)).transpose()?;
+    let newest_ever = match &cli.newest_ever {
+        Some(v) => parse_version("--newest-ever", v)?,
+        None => current.clone(),
+    };
+    if newest_ever < current {
+        return Err(usage(
+            format!("--newest-ever {newest_ever} is older than --from {current}"),
+            "the newest version ever deployed is at least the deployed one",
+        ));
+    }
+    let available = offline_versions(common, &policy)?;
+    let request = RollbackRequest {
+        current,
+        target,
+        newest_ever,
+        deployed_before: vec![],
+        snapshot: SnapshotKnowledge::Unknown,
+    };
+    Ok(plan::plan_rollback(&policy, &available, &request, &offline_context(common, &policy))?)
+}
+
+/// Print an error once: JSON on stdout under `-o json` (so CI gets one document), text on
+/// stderr otherwise.
+fn report(e: &AppError, format: OutputFormat, out: &mut dyn std::io::Write, err: &mut dyn std::io::Write) {
+    match (e, format) {
+        (AppError::Plan(PlanError::Refused(r)), OutputFormat::Json) => {
+            let _ = writeln!(out, "{}", render::refusal_json(r));
+        }
+        (AppError::Plan(PlanError::Refused(r)), OutputFormat::Table) => {
+            let _ = writeln!(err, "error: {}", render::refusal_text(r));
+        }
+        (other, OutputFormat::Json) => {
+            #[derive(Serialize)]
+            struct Doc {
+                error: Body,
+            }
+            #[derive(Serialize)]
+            struct Body {
+                message: String,
+                exit_code: i32,
+            }
+            let doc = Doc { error: Body { message: other.to_string(), exit_code: other.exit_code() } };
+            let _ = writeln!(out, "{}", serde_json::to_string_pretty(&doc).expect("serialises"));
+            let _ = writeln!(err, "error: {other}");
+        }
+        (other, OutputFormat::Table) => {
+            let _ = writeln!(err, "error: {other}");
+        }
+    }
+}

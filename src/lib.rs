@@ -1,0 +1,12 @@
+//! helm-safe-upgrade: vendors' upgrade policies made executable.
+//!
+//! Layers point down only: `cli` (clap) → `commands` (what to do) → `plan` and `policy`
+//! (pure) and `ui` (rendering). The planner does no I/O.
+
+pub mod cli;
+pub mod commands;
+pub mod exit;
+pub mod plan;
+pub mod policy;
+pub mod ui;
+pub mod version;

@@ -1,0 +1,395 @@
+//! The pure planner: (release state, available versions, policy, request) → a [`Plan`], or
+//! a [`Refusal`] that names the broken rule and the supported alternative.
+//!
+//! No I/O and no clock: everything the planner knows arrives in its arguments, so it can be
+//! tested exhaustively. The [`Plan`] it returns is the one value that `--plan` prints,
+//! `-o json` serialises and the executor runs.
+
+mod rollback;
+pub mod text;
+mod upgrade;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::policy::{Check, Policy, StepSpec, VersionRef};
+use crate::version::{ChartVersion, Minor};
+
+pub use rollback::plan_rollback;
+pub use upgrade::plan_upgrade;
+
+/// A version a chart source offers, with what the source says about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Available {
+    pub version: ChartVersion,
+    pub app_version: Option<String>,
+}
+
+impl Available {
+    pub fn new(version: ChartVersion) -> Self {
+        Available { version, app_version: None }
+    }
+}
+
+/// Who and where, for placeholders; `None` when planning offline.
+#[derive(Clone, Debug, Default)]
+pub struct Context {
+    pub release: Option<String>,
+    pub namespace: Option<String>,
+    pub chart_name: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct UpgradeRequest {
+    pub current: ChartVersion,
+    pub target: ChartVersion,
+    pub fast_path: bool,
+    /// Consider pre-release versions (helm's `--devel`).
+    pub devel: bool,
+}
+
+/// What the tool knows about a snapshot to restore.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SnapshotKnowledge {
+    /// Offline planning: the operator will be asked to confirm one exists.
+    Unknown,
+    /// The ledger recorded none: a restore cannot be planned.
+    None,
+    /// The ledger recorded a snapshot taken while this version was deployed.
+    TakenAt(ChartVersion),
+}
+
+#[derive(Clone, Debug)]
+pub struct RollbackRequest {
+    pub current: ChartVersion,
+    pub target: Option<ChartVersion>,
+    /// The newest version ever deployed to this release (ledger and history together).
+    pub newest_ever: ChartVersion,
+    /// Versions that were deployed successfully before, oldest first.
+    pub deployed_before: Vec<ChartVersion>,
+    pub snapshot: SnapshotKnowledge,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    Upgrade,
+    Rollback,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    Sequential,
+    FastPath,
+    Restore,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HopKind {
+    /// Within one minor.
+    Patch,
+    /// To a newer minor of the same major.
+    Minor,
+    /// Across a major boundary.
+    Major,
+    /// Several minors at once, with downtime (BSR's maintenance mode).
+    FastPath,
+    /// Back within one minor.
+    PatchDowngrade,
+    /// Back to an older minor.
+    MinorDowngrade,
+    /// Back by restoring a snapshot.
+    Restore,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Plan {
+    pub direction: Direction,
+    pub policy: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub from: ChartVersion,
+    pub to: ChartVersion,
+    pub strategy: Strategy,
+    pub downtime: bool,
+    pub preflight: Vec<Step>,
+    pub hops: Vec<Hop>,
+    pub alternatives: Vec<Alternative>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Hop {
+    pub from: ChartVersion,
+    pub to: ChartVersion,
+    pub kind: HopKind,
+    pub downtime: bool,
+    pub procedure: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release_notes: Option<String>,
+    pub steps: Vec<Step>,
+}
+
+/// One action of a plan. `action` names it in JSON.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Step {
+    /// Preflight: save user values, manifest and metadata before anything changes.
+    Backup { items: Vec<String> },
+    /// `helm upgrade` to `version` with the carried values plus `set`.
+    Deploy {
+        version: ChartVersion,
+        #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+        set: serde_json::Map<String, serde_json::Value>,
+    },
+    /// The release is deployed at `version` and the policy's checks pass.
+    Verify { version: ChartVersion, checks: Vec<Check> },
+    /// Run the snapshot command, or have the operator confirm one was taken.
+    Snapshot {
+        message: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        argv: Option<Vec<String>>,
+    },
+    Run { name: String, argv: Vec<String> },
+    /// Wait until no pod of `version` remains.
+    WaitGone { version: ChartVersion, selector: String },
+    Confirm { message: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Alternative {
+    pub strategy: Strategy,
+    pub hops: usize,
+    pub downtime: bool,
+    /// The flag that selects it, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flag: Option<String>,
+    pub summary: String,
+}
+
+/// Why a request was refused: the rule, what was asked, and what is supported instead.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Refusal {
+    pub rule: String,
+    pub message: String,
+    pub supported: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// The policy forbids what was asked (exit 3).
+    #[error("refused by policy: {}\nrule: {}\nsupported: {}", .0.message, .0.rule, .0.supported)]
+    Refused(Refusal),
+    /// The request itself is wrong (exit 2).
+    #[error("{message}\nhint: {hint}")]
+    BadRequest { message: String, hint: String },
+}
+
+pub(crate) fn refuse(rule: &str, message: impl Into<String>, supported: impl Into<String>) -> PlanError {
+    PlanError::Refused(Refusal { rule: rule.to_string(), message: message.into(), supported: supported.into() })
+}
+
+pub(crate) fn bad_request(message: impl Into<String>, hint: impl Into<String>) -> PlanError {
+    PlanError::BadRequest { message: message.into(), hint: hint.into() }
+}
+
+/// The versions a plan may stop at: releases, plus pre-releases only under `--devel` or
+/// when asked for by name, deduplicated and sorted.
+pub(crate) fn candidate_versions(available: &[Available], devel: bool, named: &[&ChartVersion]) -> Vec<Available> {
+    let mut out: Vec<Available> = available
+        .iter()
+        .filter(|a| devel || !a.version.is_prerelease() || named.contains(&&a.version))
+        .cloned()
+        .collect();
+    out.sort_by(|a, b| a.version.cmp(&b.version));
+    out.dedup_by(|a, b| a.version == b.version);
+    out
+}
+
+/// A nearby-versions hint for "not available" errors.
+pub(crate) fn nearest_listing(available: &[Available], around: &ChartVersion) -> String {
+    let same_minor: Vec<String> = available
+        .iter()
+        .filter(|a| a.version.minor() == around.minor())
+        .map(|a| a.version.to_string())
+        .collect();
+    if !same_minor.is_empty() {
+        return format!("available in {}: {}", around.minor(), same_minor.join(", "));
+    }
+    let newest: Vec<String> = available.iter().rev().take(5).map(|a| a.version.to_string()).collect();
+    if newest.is_empty() {
+        "the chart source lists no versions".to_string()
+    } else {
+        format!("newest available: {}", newest.join(", "))
+    }
+}
+
+/// Turns policy step specs into concrete steps for one hop, filling placeholders.
+pub(crate) struct StepBuilder<'a> {
+    pub policy: &'a Policy,
+    pub context: &'a Context,
+    pub available: &'a [Available],
+}
+
+impl StepBuilder<'_> {
+    fn app_version(&self, v: &ChartVersion) -> Option<String> {
+        self.policy
+            .catalog_entry(v)
+            .and_then(|e| e.app_version.clone())
+            .or_else(|| self.available.iter().find(|a| &a.version == v).and_then(|a| a.app_version.clone()))
+    }
+
+    fn values(&self, from: &ChartVersion, to: &ChartVersion) -> BTreeMap<String, String> {
+        let mut values = BTreeMap::new();
+        let mut put = |k: &str, v: Option<String>| {
+            if let Some(v) = v {
+                values.insert(k.to_string(), v);
+            }
+        };
+        put("release", self.context.release.clone());
+        put("namespace", self.context.namespace.clone());
+        put("chart", self.context.chart_name.clone());
+        put("from", Some(from.to_string()));
+        put("to", Some(to.to_string()));
+        put("from_schema", self.policy.catalog_entry(from).and_then(|e| e.schema.clone()));
+        put("to_schema", self.policy.catalog_entry(to).and_then(|e| e.schema.clone()));
+        put("from_app_version", self.app_version(from));
+        put("to_app_version", self.app_version(to));
+        for (k, v) in &self.policy.vars {
+            values.insert(format!("var.{k}"), v.clone());
+        }
+        values
+    }
+
+    /// The steps of `procedure` for the hop `from → to`. Fails when a step needs a value
+    /// the planner cannot know and the tool must not guess (a schema version).
+    pub fn steps(&self, procedure: &str, from: &ChartVersion, to: &ChartVersion) -> Result<Vec<Step>, PlanError> {
+        let values = self.values(from, to);
+        let pick = |r: VersionRef| match r {
+            VersionRef::From => from.clone(),
+            VersionRef::To => to.clone(),
+        };
+        let mut steps = Vec::new();
+        for spec in &self.policy.procedure(procedure).steps {
+            steps.push(match spec {
+                StepSpec::Deploy { version, set } => Step::Deploy { version: pick(*version), set: set.clone() },
+                StepSpec::Verify => Step::Verify {
+                    // A verify checks the version the last deploy step installed.
+                    version: last_deployed(&steps).unwrap_or_else(|| to.clone()),
+                    checks: self.policy.checks.iter().map(|c| self.check(c, &values)).collect(),
+                },
+                StepSpec::Snapshot { message } => Step::Snapshot {
+                    message: fill(message.as_deref().unwrap_or(&self.policy.snapshot.message), &values),
+                    argv: self.policy.snapshot.command.as_ref().map(|argv| argv.iter().map(|a| fill(a, &values)).collect()),
+                },
+                StepSpec::Run { name, argv } => {
+                    for needed in ["to_schema", "from_schema"] {
+                        if argv.iter().any(|a| a.contains(&format!("{{{needed}}}"))) && !values.contains_key(needed) {
+                            let version = if needed == "to_schema" { to } else { from };
+                            return Err(refuse(
+                                "catalog-schema",
+                                format!(
+                                    "step {name:?} needs the database schema version of {version}, and policy {} does not list it",
+                                    self.policy.name
+                                ),
+                                format!(
+                                    "copy the policy (`--show-policy {name}`), add `{{version: {version}, schema: <schema>}}` to its catalog (the vendor's release notes list schema versions), and pass the file with --policy",
+                                    name = self.policy.name
+                                ),
+                            ));
+                        }
+                    }
+                    Step::Run { name: name.clone(), argv: argv.iter().map(|a| fill(a, &values)).collect() }
+                }
+                StepSpec::WaitGone { version, selector } => {
+                    let v = pick(*version);
+                    let mut with_version = values.clone();
+                    with_version.insert("version".into(), v.to_string());
+                    Step::WaitGone { selector: fill(selector, &with_version), version: v }
+                }
+                StepSpec::Confirm { message } => Step::Confirm { message: fill(message, &values) },
+            });
+        }
+        Ok(steps)
+    }
+
+    fn check(&self, check: &Check, values: &BTreeMap<String, String>) -> Check {
+        Check { name: check.name.clone(), argv: check.argv.iter().map(|a| fill(a, values)).collect() }
+    }
+
+    pub fn release_notes(&self, to: &ChartVersion) -> Option<String> {
+        self.policy
+            .catalog_entry(to)
+            .and_then(|e| e.notes.clone())
+            .or_else(|| self.policy.release_notes.as_ref().map(|t| fill(t, &self.values(to, to))))
+    }
+}
+
+fn last_deployed(steps: &[Step]) -> Option<ChartVersion> {
+    steps.iter().rev().find_map(|s| match s {
+        Step::Deploy { version, .. } => Some(version.clone()),
+        _ => None,
+    })
+}
+
+/// Replace each known `{name}`; unknown ones stay as written so an offline plan shows
+/// what will be filled in at run time (the executor refuses to run anything unfilled).
+pub(crate) fn fill(template: &str, values: &BTreeMap<String, String>) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after.find('}') {
+            Some(close) => {
+                let name = &after[..close];
+                match values.get(name) {
+                    Some(v) => out.push_str(v),
+                    None => {
+                        out.push('{');
+                        out.push_str(name);
+                        out.push('}');
+                    }
+                }
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push_str(&rest[open..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The preflight every plan starts with: a backup of what helm knows about the release.
+pub(crate) fn backup_step() -> Step {
+    Step::Backup { items: vec!["user values".into(), "manifest".into(), "release metadata".into()] }
+}
+
+/// How many minors apart two versions are within one major (numeric distance).
+pub(crate) fn minor_distance(lower: Minor, upper: Minor) -> u64 {
+    debug_assert_eq!(lower.major, upper.major);
+    upper.minor.saturating_sub(lower.minor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fill_replaces_known_and_keeps_unknown() {
+        let mut values = BTreeMap::new();
+        values.insert("to_schema".to_string(), "222".to_string());
+        assert_eq!(fill("migratedownto {to_schema}", &values), "migratedownto 222");
+        assert_eq!(fill("{release}-x", &values), "{release}-x");
+        assert_eq!(fill("no braces", &values), "no braces");
+        assert_eq!(fill("open { only", &values), "open { only");
+    }
+}

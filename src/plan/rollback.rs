@@ -1,0 +1,190 @@
+//! Rollback planning: go back only as far as the policy calls safe, the vendor's way.
+//!
+//! The window is measured from the *newest version ever deployed*, not from the current
+//! one: after 1.3 → 1.2, going on to 1.1 is two minors below what the database has seen.
+
+use super::{
+    Alternative, Available, Context, Direction, Hop, HopKind, Plan, PlanError, RollbackRequest, SnapshotKnowledge,
+    StepBuilder, Strategy, backup_step, bad_request, candidate_versions, minor_distance, nearest_listing,
+    refuse,
+};
+use super::text::steps_text;
+use crate::policy::Policy;
+use crate::version::ChartVersion;
+
+pub fn plan_rollback(
+    policy: &Policy,
+    available: &[Available],
+    request: &RollbackRequest,
+    context: &Context,
+) -> Result<Plan, PlanError> {
+    let current = &request.current;
+    let newest = if request.newest_ever > *current { &request.newest_ever } else { current };
+    let named: Vec<&ChartVersion> = request.target.iter().collect();
+    let candidates = candidate_versions(available, false, &named);
+    let builder = StepBuilder { policy, context, available: &candidates };
+
+    let target = match &request.target {
+        Some(t) => {
+            if t >= current {
+                return Err(bad_request(
+                    format!("{t} is not older than the deployed {current}"),
+                    format!("to go forward, use `helm safe-upgrade` with `--to {t}`"),
+                ));
+            }
+            if !candidates.iter().any(|a| &a.version == t) {
+                return Err(bad_request(
+                    format!("{t} is not available from the chart source"),
+                    nearest_listing(&candidates, t),
+                ));
+            }
+            t.clone()
+        }
+        None => default_target(request, &candidates).ok_or_else(|| {
+            bad_request(
+                format!("no version older than {current} is known to roll back to"),
+                "name one with --to VERSION",
+            )
+        })?,
+    };
+
+    let (strategy, kind, procedure) = choose_procedure(policy, current, newest, &target, request)?;
+    let steps = builder.steps(&procedure, current, &target)?;
+    let hop = Hop {
+        from: current.clone(),
+        to: target.clone(),
+        kind,
+        downtime: policy.procedure(&procedure).downtime,
+        procedure,
+        release_notes: None,
+        steps,
+    };
+
+    let mut warnings = Vec::new();
+    if let Some(warning) = &policy.downgrade.data_loss_warning {
+        warnings.push(warning.clone());
+    }
+    if strategy == Strategy::Restore {
+        warnings.push(match &request.snapshot {
+            SnapshotKnowledge::TakenAt(v) => format!("restores the snapshot taken while {v} was deployed"),
+            _ => format!("needs a snapshot taken while {target} was deployed; the operator confirms it exists"),
+        });
+    }
+    let mut alternatives = Vec::new();
+    if strategy != Strategy::Restore
+        && let Some(restore) = &policy.downgrade.restore
+        && request.snapshot != SnapshotKnowledge::None
+    {
+        let steps = builder.steps(restore, current, &target)?;
+        alternatives.push(Alternative {
+            strategy: Strategy::Restore,
+            hops: 1,
+            downtime: policy.procedure(restore).downtime,
+            flag: None,
+            summary: format!("restore the snapshot: {}", steps_text(&steps)),
+        });
+    }
+    Ok(Plan {
+        direction: Direction::Rollback,
+        policy: policy.name.clone(),
+        release: context.release.clone(),
+        namespace: context.namespace.clone(),
+        from: current.clone(),
+        to: target,
+        strategy,
+        downtime: hop.downtime,
+        preflight: vec![backup_step()],
+        hops: vec![hop],
+        alternatives,
+        warnings,
+    })
+}
+
+/// The newest earlier version deployed successfully; offline (no history), the newest
+/// earlier version the source offers.
+fn default_target(request: &RollbackRequest, candidates: &[Available]) -> Option<ChartVersion> {
+    let older = |v: &&ChartVersion| **v < request.current;
+    request
+        .deployed_before
+        .iter()
+        .filter(older)
+        .max()
+        .or_else(|| candidates.iter().map(|a| &a.version).filter(older).max())
+        .cloned()
+}
+
+fn choose_procedure(
+    policy: &Policy,
+    current: &ChartVersion,
+    newest: &ChartVersion,
+    target: &ChartVersion,
+    request: &RollbackRequest,
+) -> Result<(Strategy, HopKind, String), PlanError> {
+    let rules = &policy.downgrade;
+    // Where the policy cannot go back its own way, restoring the snapshot is the way
+    // (Coder, the generic guide); without a restore procedure or a snapshot it is refused.
+    let restore_or_refuse = |rule: &str, message: String, first_choice: Option<String>| {
+        let fallback = match (&rules.restore, &request.snapshot) {
+            (Some(p), SnapshotKnowledge::Unknown | SnapshotKnowledge::TakenAt(_)) => {
+                return Ok((Strategy::Restore, HopKind::Restore, p.clone()));
+            }
+            (Some(_), SnapshotKnowledge::None) => format!(
+                "no snapshot was recorded for this release: restore a database backup taken while {target} ran, by hand, then redeploy {target}"
+            ),
+            (None, _) => "restore a backup taken before the upgrade, following the vendor's documentation".to_string(),
+        };
+        let supported = match first_choice {
+            Some(choice) => format!("{choice}; or {fallback}"),
+            None => fallback,
+        };
+        Err(refuse(rule, message, supported))
+    };
+
+    if target.minor().major != newest.minor().major {
+        return restore_or_refuse(
+            "downgrade-window",
+            format!(
+                "{target} is in an older major than the newest version ever deployed ({newest}); policy {} never downgrades across a major",
+                policy.name
+            ),
+            None,
+        );
+    }
+    let within_one_minor = target.minor() == current.minor();
+    if within_one_minor && target.minor() == newest.minor() {
+        return match &rules.patch {
+            Some(p) => Ok((Strategy::Sequential, HopKind::PatchDowngrade, p.clone())),
+            None => restore_or_refuse(
+                "downgrade-unsupported",
+                format!("policy {} supports no downgrade, not even within one minor", policy.name),
+                None,
+            ),
+        };
+    }
+    // Below the newest minor, even a patch downgrade moves the database further from what
+    // it has seen, so the minor window applies to it too.
+    let Some(minor) = &rules.minor else {
+        return restore_or_refuse(
+            "downgrade-unsupported",
+            format!("policy {} supports no downgrade below the newest minor ever deployed ({newest})", policy.name),
+            None,
+        );
+    };
+    let below = minor_distance(target.minor(), newest.minor());
+    if below > u64::from(minor.max_minors_below_newest) {
+        let earliest = newest.minor().minor.saturating_sub(u64::from(minor.max_minors_below_newest));
+        return restore_or_refuse(
+            "downgrade-window",
+            format!(
+                "{target} is {below} minors below {newest}, the newest version ever deployed; policy {} allows at most {}",
+                policy.name, minor.max_minors_below_newest
+            ),
+            Some(format!("roll back no further than {}.{earliest}.0", newest.minor().major)),
+        );
+    }
+    if within_one_minor && let Some(p) = &rules.patch {
+        return Ok((Strategy::Sequential, HopKind::PatchDowngrade, p.clone()));
+    }
+    Ok((Strategy::Sequential, HopKind::MinorDowngrade, minor.procedure.clone()))
+}
+

@@ -1,0 +1,359 @@
+//! Upgrade planning: the shortest path the policy allows, hop by hop.
+//!
+//! Minors are counted over the *train*: the minors that actually exist between the current
+//! and the target version. A vendor that never released 1.1 does not make 1.0 → 1.2 a
+//! two-minor jump; but a gap is also what a chart source that dropped old versions looks
+//! like, so every gap is reported as a warning on the plan.
+
+use std::collections::BTreeSet;
+
+use super::{
+    Alternative, Available, Context, Direction, Hop, HopKind, Plan, PlanError, Step, StepBuilder, Strategy,
+    UpgradeRequest, backup_step, bad_request, candidate_versions, minor_distance, nearest_listing, refuse,
+};
+use super::text::{path_text, steps_text};
+use crate::policy::{MajorRule, Policy, RequiredStop, StopAt};
+use crate::version::{ChartVersion, Minor};
+
+pub fn plan_upgrade(
+    policy: &Policy,
+    available: &[Available],
+    request: &UpgradeRequest,
+    context: &Context,
+) -> Result<Plan, PlanError> {
+    let (current, target) = (&request.current, &request.target);
+    let empty_plan = |warnings| Plan {
+        direction: Direction::Upgrade,
+        policy: policy.name.clone(),
+        release: context.release.clone(),
+        namespace: context.namespace.clone(),
+        from: current.clone(),
+        to: target.clone(),
+        strategy: Strategy::Sequential,
+        downtime: false,
+        preflight: vec![],
+        hops: vec![],
+        alternatives: vec![],
+        warnings,
+    };
+    if target == current {
+        return Ok(empty_plan(vec![format!("already at {target}: nothing to do")]));
+    }
+    if target < current {
+        return Err(bad_request(
+            format!("{target} is older than the deployed {current}"),
+            format!("to go back, use `helm safe-rollback` with `--to {target}`"),
+        ));
+    }
+    if target.is_prerelease() && !request.devel {
+        return Err(bad_request(
+            format!("{target} is a pre-release"),
+            "pass --devel to upgrade to pre-release versions",
+        ));
+    }
+    let candidates = candidate_versions(available, request.devel, &[target]);
+    if !candidates.iter().any(|a| &a.version == target) {
+        return Err(bad_request(
+            format!("{target} is not available from the chart source"),
+            nearest_listing(&candidates, target),
+        ));
+    }
+    // Intermediate stops are always releases: `--devel` lets the operator *target* a
+    // pre-release, it never makes the tool pick one on the way.
+    let stops: Vec<ChartVersion> = candidates
+        .iter()
+        .map(|a| a.version.clone())
+        .filter(|v| v > current && v <= target && (v == target || !v.is_prerelease()))
+        .collect();
+
+    if target.minor().major > current.minor().major && policy.upgrade.major == MajorRule::Refuse {
+        let newest_in_major = stops.iter().rfind(|v| v.minor().major == current.minor().major);
+        let supported = match newest_in_major {
+            Some(v) => format!("upgrade to {v}, the newest {}.x", current.minor().major),
+            None => format!("{current} is already the newest {}.x available; the vendor documents no major upgrade", current.minor().major),
+        };
+        return Err(refuse(
+            "major",
+            format!(
+                "{current} → {target} crosses a major version; policy {} refuses major upgrades",
+                policy.name
+            ),
+            supported,
+        ));
+    }
+
+    let train = Train::new(current, &stops, policy.upgrade.stop_at);
+    let waypoints = required_waypoints(policy, current, target, &train)?;
+    let builder = StepBuilder { policy, context, available: &candidates };
+
+    let mut pairs = Vec::new();
+    let mut from = current.clone();
+    for waypoint in waypoints.iter().chain(std::iter::once(target)) {
+        pairs.extend(train.segment(&from, waypoint, policy.upgrade.max_minor_step));
+        from = waypoint.clone();
+    }
+    let sequential_hops = pairs
+        .iter()
+        .map(|(a, b)| sequential_hop(&builder, a, b))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let mut warnings = train.gap_warnings(current, target);
+    let fast_path = fast_path_hop(&builder, current, target, &waypoints)?;
+    let preflight = preflight(policy);
+
+    let (strategy, hops, alternatives) = if request.fast_path {
+        match fast_path {
+            Ok(hop) => {
+                let alternative = Alternative {
+                    strategy: Strategy::Sequential,
+                    hops: sequential_hops.len(),
+                    downtime: sequential_hops.iter().any(|h| h.downtime),
+                    flag: None,
+                    summary: format!("hop by hop: {}", path_text(current, &sequential_hops)),
+                };
+                (Strategy::FastPath, vec![hop], vec![alternative])
+            }
+            Err(why) => {
+                return Err(refuse(
+                    "fast-path",
+                    why,
+                    format!(
+                        "the sequential path {} ({} hop{})",
+                        path_text(current, &sequential_hops),
+                        sequential_hops.len(),
+                        if sequential_hops.len() == 1 { "" } else { "s" }
+                    ),
+                ));
+            }
+        }
+    } else {
+        let alternatives = match fast_path {
+            Ok(hop) => vec![Alternative {
+                strategy: Strategy::FastPath,
+                hops: 1,
+                downtime: hop.downtime,
+                flag: Some("--fast-path".into()),
+                summary: format!("{current} → {target} in one hop: {}", steps_text(&hop.steps)),
+            }],
+            Err(_) => vec![],
+        };
+        (Strategy::Sequential, sequential_hops, alternatives)
+    };
+    if hops.iter().any(|h| h.kind == HopKind::Major) {
+        warnings.push("the path crosses a major version: read the release notes before confirming that hop".into());
+    }
+    Ok(Plan {
+        downtime: hops.iter().any(|h| h.downtime),
+        strategy,
+        hops,
+        alternatives,
+        warnings,
+        preflight,
+        ..empty_plan(vec![])
+    })
+}
+
+fn preflight(policy: &Policy) -> Vec<Step> {
+    let mut steps = vec![backup_step()];
+    if policy.upgrade.snapshot_first {
+        steps.push(Step::Snapshot { message: policy.snapshot.message.clone(), argv: policy.snapshot.command.clone() });
+    }
+    steps
+}
+
+fn sequential_hop(builder: &StepBuilder, from: &ChartVersion, to: &ChartVersion) -> Result<Hop, PlanError> {
+    let policy = builder.policy;
+    let kind = if from.minor() == to.minor() {
+        HopKind::Patch
+    } else if from.minor().major == to.minor().major {
+        HopKind::Minor
+    } else {
+        HopKind::Major
+    };
+    let procedure = policy.upgrade.procedure.clone();
+    let mut steps = builder.steps(&procedure, from, to)?;
+    let release_notes = builder.release_notes(to);
+    if kind == HopKind::Major {
+        let link = release_notes.as_deref().map(|l| format!(" ({l})")).unwrap_or_default();
+        steps.insert(
+            0,
+            Step::Confirm {
+                message: format!(
+                    "{from} → {to} is a major upgrade: read the release notes{link} and do the migration steps they list before continuing"
+                ),
+            },
+        );
+    }
+    Ok(Hop {
+        from: from.clone(),
+        to: to.clone(),
+        kind,
+        downtime: policy.procedure(&procedure).downtime,
+        procedure,
+        release_notes,
+        steps,
+    })
+}
+
+/// The fast-path hop, or why the policy does not offer it for this jump.
+fn fast_path_hop(
+    builder: &StepBuilder,
+    current: &ChartVersion,
+    target: &ChartVersion,
+    waypoints: &[ChartVersion],
+) -> Result<Result<Hop, String>, PlanError> {
+    let policy = builder.policy;
+    let Some(fast) = &policy.upgrade.fast_path else {
+        return Ok(Err(format!("policy {} has no fast path", policy.name)));
+    };
+    if current.minor().major != target.minor().major {
+        return Ok(Err(format!("the fast path of policy {} does not cross major versions", policy.name)));
+    }
+    let distance = minor_distance(current.minor(), target.minor());
+    if distance < u64::from(fast.min_minors) {
+        return Ok(Err(format!(
+            "{current} → {target} spans {distance} minor(s); policy {} offers the fast path from {} minors",
+            policy.name, fast.min_minors
+        )));
+    }
+    if let Some(stop) = waypoints.first() {
+        return Ok(Err(format!("the fast path would skip the required stop {stop}")));
+    }
+    let steps = builder.steps(&fast.procedure, current, target)?;
+    Ok(Ok(Hop {
+        from: current.clone(),
+        to: target.clone(),
+        kind: HopKind::FastPath,
+        downtime: policy.procedure(&fast.procedure).downtime,
+        procedure: fast.procedure.clone(),
+        release_notes: builder.release_notes(target),
+        steps,
+    }))
+}
+
+/// Required stops strictly between current and target, as concrete versions.
+fn required_waypoints(
+    policy: &Policy,
+    current: &ChartVersion,
+    target: &ChartVersion,
+    train: &Train,
+) -> Result<Vec<ChartVersion>, PlanError> {
+    let mut out = BTreeSet::new();
+    for stop in &policy.upgrade.required_stops {
+        match stop {
+            RequiredStop::Version(v) if v > current && v < target => {
+                if !train.versions.contains(v) {
+                    return Err(refuse(
+                        "required-stop",
+                        format!("policy {} requires every path to pass through {v}, which the chart source does not offer", policy.name),
+                        format!("make {v} available in the chart source (e.g. `helm repo update`), then plan again"),
+                    ));
+                }
+                out.insert(v.clone());
+            }
+            RequiredStop::Minor(m) if *m > current.minor() && *m < target.minor() => match train.pick(*m, target) {
+                Some(v) => {
+                    out.insert(v);
+                }
+                None => {
+                    return Err(refuse(
+                        "required-stop",
+                        format!("policy {} requires every path to pass through {m}.x, and the chart source offers no {m}.x release", policy.name),
+                        format!("make a {m}.x release available in the chart source, then plan again"),
+                    ));
+                }
+            },
+            _ => {}
+        }
+    }
+    Ok(out.into_iter().collect())
+}
+
+/// The minors that exist between current and target, and the versions in them.
+struct Train {
+    minors: Vec<Minor>,
+    versions: Vec<ChartVersion>,
+    stop_at: StopAt,
+}
+
+impl Train {
+    fn new(current: &ChartVersion, stops: &[ChartVersion], stop_at: StopAt) -> Self {
+        let mut minors: BTreeSet<Minor> = stops.iter().map(ChartVersion::minor).collect();
+        minors.insert(current.minor());
+        Train { minors: minors.into_iter().collect(), versions: stops.to_vec(), stop_at }
+    }
+
+    fn position(&self, minor: Minor) -> usize {
+        self.minors.binary_search(&minor).expect("minor is on the train")
+    }
+
+    /// The version to stop at in an intermediate minor (never past `bound`).
+    fn pick(&self, minor: Minor, bound: &ChartVersion) -> Option<ChartVersion> {
+        let mut in_minor = self.versions.iter().filter(|v| v.minor() == minor && *v <= bound && !v.is_prerelease());
+        match self.stop_at {
+            StopAt::LatestPatch => in_minor.next_back().cloned(),
+            StopAt::EarliestPatch => in_minor.next().cloned(),
+        }
+    }
+
+    /// Greedy shortest path from `from` to `to`: each hop advances as many minors as the
+    /// policy allows, and a major is crossed only from the last minor of the old major to
+    /// the first minor of the next one. Greedy is optimal because every constraint is a
+    /// cap on how far one hop may reach.
+    fn segment(&self, from: &ChartVersion, to: &ChartVersion, max_step: u32) -> Vec<(ChartVersion, ChartVersion)> {
+        let mut hops = Vec::new();
+        let mut cur = from.clone();
+        while &cur != to {
+            let next = self.next_stop(&cur, to, max_step as usize);
+            hops.push((cur, next.clone()));
+            cur = next;
+        }
+        hops
+    }
+
+    fn next_stop(&self, cur: &ChartVersion, to: &ChartVersion, max_step: usize) -> ChartVersion {
+        if cur.minor() == to.minor() {
+            return to.clone();
+        }
+        let here = self.position(cur.minor());
+        let goal = self.position(to.minor());
+        let next_minor = if cur.minor().major == to.minor().major {
+            self.minors[(here + max_step).min(goal)]
+        } else {
+            let last_of_major =
+                self.position(*self.minors.iter().rfind(|m| m.major == cur.minor().major).expect("current major on train"));
+            if here < last_of_major {
+                self.minors[(here + max_step).min(last_of_major)]
+            } else {
+                self.minors[here + 1]
+            }
+        };
+        if next_minor == to.minor() {
+            to.clone()
+        } else {
+            self.pick(next_minor, to).expect("every train minor other than the current one has a release")
+        }
+    }
+
+    fn gap_warnings(&self, current: &ChartVersion, target: &ChartVersion) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for pair in self.minors.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            if a.major == b.major && b.minor > a.minor + 1 {
+                let missing: Vec<String> =
+                    (a.minor + 1..b.minor).map(|m| format!("{}.{m}.x", a.major)).collect();
+                warnings.push(format!(
+                    "the chart source offers no {} between {current} and {target}: the path treats {a} → {b} as one minor step; if the vendor did release it, make it available and plan again",
+                    missing.join(", ")
+                ));
+            } else if b.major > a.major + 1 {
+                warnings.push(format!(
+                    "the chart source offers no {}.x: the path goes from {a} straight to {b}",
+                    a.major + 1
+                ));
+            }
+        }
+        warnings
+    }
+}
+

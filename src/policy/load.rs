@@ -1,0 +1,429 @@
+//! Reading a policy file and checking what types cannot.
+//!
+//! Errors carry the origin (a path or `preset NAME`), line, column, the offending line and
+//! a hint, because the people who read them are editing a copied preset under pressure.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use serde_saphyr::{Location, Spanned};
+
+use super::raw::{RawPolicy, RawStep};
+use super::{
+    CatalogEntry, Check, DowngradeRules, FastPath, MinorDowngrade, PLACEHOLDERS, Policy, Procedure,
+    RequiredStop, SnapshotConfig, StepSpec, UpgradeRules, presets,
+};
+use crate::version::{ChartVersion, Minor};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot read policy file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{0}")]
+    Invalid(Box<Invalid>),
+    #[error(
+        "no policy named {name:?}: it is neither a built-in preset ({}) nor a file\nhint: `--list-policies` lists the presets; pass a path to use your own file",
+        presets::names().join(", ")
+    )]
+    Unknown { name: String },
+}
+
+/// A located problem in a policy file.
+#[derive(Debug)]
+pub struct Invalid {
+    pub origin: String,
+    pub line: u64,
+    pub column: u64,
+    pub message: String,
+    pub source_line: String,
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid policy {}:{}:{}: {}", self.origin, self.line, self.column, self.message)?;
+        let gutter = self.line.to_string().len();
+        writeln!(f, "{:gutter$} |", "")?;
+        writeln!(f, "{} | {}", self.line, self.source_line)?;
+        write!(f, "{:gutter$} | {:>col$}", "", "^", col = self.column.max(1) as usize)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\nhint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Load `--policy NAME|FILE`: a preset name, else a path.
+pub fn load_named_or_path(name_or_path: &str) -> Result<Policy, PolicyError> {
+    if let Some(text) = presets::text(name_or_path) {
+        return parse(text, &format!("preset {name_or_path}"));
+    }
+    let path = Path::new(name_or_path);
+    if path.exists() {
+        return load_from_path(path);
+    }
+    Err(PolicyError::Unknown { name: name_or_path.to_string() })
+}
+
+fn load_from_path(path: &Path) -> Result<Policy, PolicyError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| PolicyError::Read { path: path.display().to_string(), source })?;
+    parse(&text, &path.display().to_string())
+}
+
+/// Parse and validate a policy document. `origin` names it in errors.
+pub fn parse(text: &str, origin: &str) -> Result<Policy, PolicyError> {
+    let ctx = Ctx { text, origin };
+    let raw: RawPolicy = serde_saphyr::from_str(text).map_err(|e| ctx.from_yaml(&e))?;
+    Validator { ctx, raw: &raw }.validate().map(|mut policy| {
+        policy.text = text.to_string();
+        policy
+    })
+}
+
+struct Ctx<'a> {
+    text: &'a str,
+    origin: &'a str,
+}
+
+impl Ctx<'_> {
+    fn at(&self, loc: Location, message: impl Into<String>, hint: Option<String>) -> PolicyError {
+        let line = loc.line().max(1);
+        let source_line = self.text.lines().nth(line as usize - 1).unwrap_or("").to_string();
+        PolicyError::Invalid(Box::new(Invalid {
+            origin: self.origin.to_string(),
+            line,
+            column: loc.column().max(1),
+            message: message.into(),
+            source_line,
+            hint,
+        }))
+    }
+
+    fn from_yaml(&self, err: &serde_saphyr::Error) -> PolicyError {
+        let message = yaml_message(err);
+        let hint = hint_for(&message);
+        match err.location() {
+            Some(loc) => self.at(loc, message, hint),
+            None => PolicyError::Invalid(Box::new(Invalid {
+                origin: self.origin.to_string(),
+                line: 1,
+                column: 1,
+                message,
+                source_line: self.text.lines().next().unwrap_or("").to_string(),
+                hint,
+            })),
+        }
+    }
+}
+
+/// The YAML library's message without its own position suffix; we print positions ourselves.
+fn yaml_message(err: &serde_saphyr::Error) -> String {
+    let full = err.to_string();
+    let first = full.lines().next().unwrap_or(&full).trim();
+    // serde-saphyr appends " at line L, column C" (and sometimes a snippet on later lines).
+    let trimmed = match first.find(" at line ") {
+        Some(i) => &first[..i],
+        None => first,
+    };
+    trimmed.trim_end_matches(':').to_string()
+}
+
+fn hint_for(message: &str) -> Option<String> {
+    if message.contains("unknown field") {
+        Some("check the spelling; `--show-policy bsr` prints a complete example".into())
+    } else if message.contains("unknown variant") {
+        Some("the value must be one of the names listed".into())
+    } else if message.contains("missing field") {
+        Some("add the field; `--show-policy bsr` prints a complete example".into())
+    } else if message.contains("chart version") {
+        Some("write versions as MAJOR.MINOR.PATCH, e.g. 1.2.3".into())
+    } else {
+        None
+    }
+}
+
+struct Validator<'a> {
+    ctx: Ctx<'a>,
+    raw: &'a RawPolicy,
+}
+
+impl Validator<'_> {
+    fn validate(&self) -> Result<Policy, PolicyError> {
+        let raw = self.raw;
+        if raw.name.value.trim().is_empty() {
+            return Err(self.ctx.at(raw.name.referenced, "the policy name is empty", None));
+        }
+        let procedures = self.procedures()?;
+        let upgrade = self.upgrade(&procedures)?;
+        let downgrade = self.downgrade(&procedures)?;
+        let snapshot = self.snapshot()?;
+        let checks = raw
+            .checks
+            .iter()
+            .map(|c| {
+                self.argv(&c.argv, &[])?;
+                Ok(Check { name: c.name.clone(), argv: c.argv.value.clone() })
+            })
+            .collect::<Result<Vec<_>, PolicyError>>()?;
+        if let Some(notes) = &raw.release_notes {
+            self.placeholders_in(&notes.value, notes.referenced, &[])?;
+        }
+        Ok(Policy {
+            name: raw.name.value.clone(),
+            description: raw.description.clone(),
+            source: raw.source.clone(),
+            charts: raw.charts.clone(),
+            chart: raw.chart.clone(),
+            release_notes: raw.release_notes.as_ref().map(|n| n.value.clone()),
+            upgrade,
+            downgrade,
+            snapshot,
+            checks,
+            vars: raw.vars.clone(),
+            procedures,
+            catalog: self.catalog()?,
+            text: String::new(),
+        })
+    }
+
+    fn procedures(&self) -> Result<BTreeMap<String, Procedure>, PolicyError> {
+        let mut out = BTreeMap::new();
+        for (name, proc_) in &self.raw.procedures {
+            if proc_.value.steps.is_empty() {
+                return Err(self.ctx.at(
+                    proc_.referenced,
+                    format!("procedure {name:?} has no steps"),
+                    Some("a procedure needs at least a `deploy: {}` step".into()),
+                ));
+            }
+            let mut steps = Vec::new();
+            for step in &proc_.value.steps {
+                steps.push(self.step(step)?);
+            }
+            if !steps.iter().any(|s| matches!(s, StepSpec::Deploy { .. })) {
+                return Err(self.ctx.at(
+                    proc_.referenced,
+                    format!("procedure {name:?} never deploys"),
+                    Some("every procedure moves the release, so it needs a `deploy: {}` step".into()),
+                ));
+            }
+            out.insert(name.clone(), Procedure { downtime: proc_.value.downtime, steps });
+        }
+        Ok(out)
+    }
+
+    fn step(&self, step: &Spanned<RawStep>) -> Result<StepSpec, PolicyError> {
+        let at = step.referenced;
+        Ok(match &step.value {
+            RawStep::Deploy(d) => StepSpec::Deploy { version: d.version, set: d.set.clone() },
+            RawStep::Verify(_) => StepSpec::Verify,
+            RawStep::Snapshot(s) => StepSpec::Snapshot { message: s.message.clone() },
+            RawStep::Run(r) => {
+                if r.argv.is_empty() {
+                    return Err(self.ctx.at(at, format!("run step {:?} has an empty argv", r.name), None));
+                }
+                for arg in &r.argv {
+                    self.placeholders_in(arg, at, &[])?;
+                }
+                StepSpec::Run { name: r.name.clone(), argv: r.argv.clone() }
+            }
+            RawStep::WaitGone(w) => {
+                self.placeholders_in(&w.selector, at, &["version"])?;
+                StepSpec::WaitGone { version: w.version, selector: w.selector.clone() }
+            }
+            RawStep::Confirm(c) => {
+                self.placeholders_in(&c.message, at, &[])?;
+                StepSpec::Confirm { message: c.message.clone() }
+            }
+        })
+    }
+
+    fn argv(&self, argv: &Spanned<Vec<String>>, extra: &[&str]) -> Result<(), PolicyError> {
+        if argv.value.is_empty() {
+            return Err(self.ctx.at(argv.referenced, "empty command", Some("write the command as a list: [kubectl, ...]".into())));
+        }
+        for arg in &argv.value {
+            self.placeholders_in(arg, argv.referenced, extra)?;
+        }
+        Ok(())
+    }
+
+    /// Every `{name}` must be a known placeholder or `{var.NAME}` of a declared var.
+    fn placeholders_in(&self, text: &str, at: Location, extra: &[&str]) -> Result<(), PolicyError> {
+        for name in placeholder_names(text) {
+            let known = PLACEHOLDERS.contains(&name)
+                || extra.contains(&name)
+                || name.strip_prefix("var.").is_some_and(|v| self.raw.vars.contains_key(v));
+            if !known {
+                let mut all: Vec<String> = PLACEHOLDERS.iter().chain(extra).map(|p| format!("{{{p}}}")).collect();
+                all.extend(self.raw.vars.keys().map(|v| format!("{{var.{v}}}")));
+                return Err(self.ctx.at(
+                    at,
+                    format!("unknown placeholder {{{name}}} in {text:?}"),
+                    Some(format!("placeholders are {}", all.join(", "))),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn procedure_ref(
+        &self,
+        name: &Spanned<String>,
+        procedures: &BTreeMap<String, Procedure>,
+    ) -> Result<String, PolicyError> {
+        if procedures.contains_key(&name.value) {
+            Ok(name.value.clone())
+        } else {
+            let known: Vec<&str> = procedures.keys().map(String::as_str).collect();
+            Err(self.ctx.at(
+                name.referenced,
+                format!("procedure {:?} is not defined", name.value),
+                Some(format!("define it under `procedures:` or use one of: {}", known.join(", "))),
+            ))
+        }
+    }
+
+    fn upgrade(&self, procedures: &BTreeMap<String, Procedure>) -> Result<UpgradeRules, PolicyError> {
+        let u = &self.raw.upgrade;
+        if u.max_minor_step.value == 0 {
+            return Err(self.ctx.at(
+                u.max_minor_step.referenced,
+                "max_minor_step is 0: no upgrade to a newer minor could ever be planned",
+                Some("use 1 for \"one minor at a time\"".into()),
+            ));
+        }
+        let mut required_stops = Vec::new();
+        for stop in &u.required_stops {
+            required_stops.push(self.required_stop(stop)?);
+        }
+        let fast_path = match &u.fast_path {
+            None => None,
+            Some(fp) => {
+                if fp.min_minors.value <= u.max_minor_step.value {
+                    return Err(self.ctx.at(
+                        fp.min_minors.referenced,
+                        format!(
+                            "fast_path.min_minors is {} but a sequential hop may already advance {} minor(s): the fast path could never save a hop",
+                            fp.min_minors.value, u.max_minor_step.value
+                        ),
+                        Some("make min_minors larger than upgrade.max_minor_step".into()),
+                    ));
+                }
+                let procedure = self.procedure_ref(&fp.procedure, procedures)?;
+                if !procedures[&procedure].steps.iter().any(|s| matches!(s, StepSpec::Deploy { version: super::VersionRef::To, .. })) {
+                    return Err(self.ctx.at(
+                        fp.procedure.referenced,
+                        format!("fast-path procedure {procedure:?} never deploys the target version"),
+                        Some("add a `deploy: {version: to}` step".into()),
+                    ));
+                }
+                Some(FastPath { min_minors: fp.min_minors.value, procedure })
+            }
+        };
+        Ok(UpgradeRules {
+            max_minor_step: u.max_minor_step.value,
+            stop_at: u.stop_at,
+            major: u.major,
+            required_stops,
+            snapshot_first: u.snapshot_first,
+            procedure: self.procedure_ref(&u.procedure, procedures)?,
+            fast_path,
+        })
+    }
+
+    fn required_stop(&self, stop: &Spanned<String>) -> Result<RequiredStop, PolicyError> {
+        let text = stop.value.trim();
+        let parts: Vec<&str> = text.trim_start_matches('v').split('.').collect();
+        if parts.len() == 2
+            && let (Ok(major), Ok(minor)) = (parts[0].parse(), parts[1].parse())
+        {
+            return Ok(RequiredStop::Minor(Minor { major, minor }));
+        }
+        ChartVersion::parse(text).map(RequiredStop::Version).map_err(|e| {
+            self.ctx.at(
+                stop.referenced,
+                format!("required stop {text:?} is not a version: {}", e.reason),
+                Some("write an exact version (1.2.3) or a minor (1.2)".into()),
+            )
+        })
+    }
+
+    fn downgrade(&self, procedures: &BTreeMap<String, Procedure>) -> Result<DowngradeRules, PolicyError> {
+        let d = &self.raw.downgrade;
+        let patch = d.patch.as_ref().map(|p| self.procedure_ref(p, procedures)).transpose()?;
+        let minor = match &d.minor {
+            None => None,
+            Some(m) => {
+                if m.max_minors_below_newest.value == 0 {
+                    return Err(self.ctx.at(
+                        m.max_minors_below_newest.referenced,
+                        "downgrade.minor.max_minors_below_newest is 0, which allows no minor downgrade at all",
+                        Some("remove `downgrade.minor` to forbid minor downgrades, or use 1 or more".into()),
+                    ));
+                }
+                Some(MinorDowngrade {
+                    max_minors_below_newest: m.max_minors_below_newest.value,
+                    procedure: self.procedure_ref(&m.procedure, procedures)?,
+                })
+            }
+        };
+        let restore = d.restore.as_ref().map(|p| self.procedure_ref(p, procedures)).transpose()?;
+        Ok(DowngradeRules { patch, minor, restore, data_loss_warning: d.data_loss_warning.clone() })
+    }
+
+    fn snapshot(&self) -> Result<SnapshotConfig, PolicyError> {
+        match &self.raw.snapshot {
+            None => Ok(SnapshotConfig {
+                command: None,
+                message: "Take a snapshot (backup) of the application's database".into(),
+            }),
+            Some(s) => {
+                if let Some(cmd) = &s.command {
+                    self.argv(cmd, &[])?;
+                }
+                Ok(SnapshotConfig { command: s.command.as_ref().map(|c| c.value.clone()), message: s.message.clone() })
+            }
+        }
+    }
+
+    fn catalog(&self) -> Result<BTreeMap<ChartVersion, CatalogEntry>, PolicyError> {
+        let mut out = BTreeMap::new();
+        for entry in &self.raw.catalog {
+            let e = &entry.value;
+            let value = CatalogEntry {
+                schema: e.schema.as_ref().map(|s| s.0.clone()),
+                app_version: e.app_version.as_ref().map(|s| s.0.clone()),
+                notes: e.notes.clone(),
+                duration: e.duration.clone(),
+            };
+            if out.insert(e.version.clone(), value).is_some() {
+                return Err(self.ctx.at(
+                    entry.referenced,
+                    format!("version {} appears twice in the catalog", e.version),
+                    Some("keep one entry per version".into()),
+                ));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The names inside `{…}` in a template, in order.
+pub(crate) fn placeholder_names(text: &str) -> Vec<&str> {
+    let mut names = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        match after.find('}') {
+            Some(close) => {
+                names.push(&after[..close]);
+                rest = &after[close + 1..];
+            }
+            None => break,
+        }
+    }
+    names
+}

@@ -1,0 +1,209 @@
+//! The policy file exactly as written: strict serde structs that keep source positions.
+//!
+//! Every struct denies unknown keys, so a typo (`max_minor_stpe`) is an error at its line,
+//! not a silently ignored rule. Fields that semantic validation may need to point at are
+//! `Spanned`.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::{MajorRule, StopAt, VersionRef};
+use crate::version::ChartVersion;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    pub name: Spanned<String>,
+    pub description: String,
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub charts: Vec<String>,
+    #[serde(default)]
+    pub chart: Option<String>,
+    #[serde(default)]
+    pub release_notes: Option<Spanned<String>>,
+    pub upgrade: RawUpgrade,
+    pub downgrade: RawDowngrade,
+    #[serde(default)]
+    pub snapshot: Option<RawSnapshot>,
+    #[serde(default)]
+    pub checks: Vec<RawCheck>,
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
+    pub procedures: BTreeMap<String, Spanned<RawProcedure>>,
+    #[serde(default)]
+    pub catalog: Vec<Spanned<RawCatalogEntry>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpgrade {
+    pub max_minor_step: Spanned<u32>,
+    #[serde(default = "default_stop_at")]
+    pub stop_at: StopAt,
+    pub major: MajorRule,
+    #[serde(default)]
+    pub required_stops: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub snapshot_first: bool,
+    pub procedure: Spanned<String>,
+    #[serde(default)]
+    pub fast_path: Option<RawFastPath>,
+}
+
+fn default_stop_at() -> StopAt {
+    StopAt::LatestPatch
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFastPath {
+    pub min_minors: Spanned<u32>,
+    pub procedure: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDowngrade {
+    #[serde(default)]
+    pub patch: Option<Spanned<String>>,
+    #[serde(default)]
+    pub minor: Option<RawMinorDowngrade>,
+    #[serde(default)]
+    pub restore: Option<Spanned<String>>,
+    #[serde(default)]
+    pub data_loss_warning: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMinorDowngrade {
+    pub max_minors_below_newest: Spanned<u32>,
+    pub procedure: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSnapshot {
+    #[serde(default)]
+    pub command: Option<Spanned<Vec<String>>>,
+    pub message: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCheck {
+    pub name: String,
+    pub argv: Spanned<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProcedure {
+    #[serde(default)]
+    pub downtime: bool,
+    pub steps: Vec<Spanned<RawStep>>,
+}
+
+/// One step: a single-key map such as `deploy: {version: from}` or `verify: {}`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum RawStep {
+    Deploy(RawDeploy),
+    Verify(RawEmpty),
+    Snapshot(RawSnapshotStep),
+    Run(RawRun),
+    WaitGone(RawWaitGone),
+    Confirm(RawConfirm),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEmpty {}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDeploy {
+    #[serde(default = "default_to")]
+    pub version: VersionRef,
+    #[serde(default)]
+    pub set: serde_json::Map<String, serde_json::Value>,
+}
+
+fn default_to() -> VersionRef {
+    VersionRef::To
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSnapshotStep {
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRun {
+    pub name: String,
+    pub argv: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWaitGone {
+    #[serde(default = "default_from")]
+    pub version: VersionRef,
+    /// Label selector for the pods of that version; placeholders allowed.
+    #[serde(default = "default_selector")]
+    pub selector: String,
+}
+
+fn default_from() -> VersionRef {
+    VersionRef::From
+}
+
+/// helm labels every object it renders with `helm.sh/chart: <name>-<version>` in charts
+/// made with `helm create`, and pod templates conventionally carry it too.
+pub const DEFAULT_POD_SELECTOR: &str = "app.kubernetes.io/instance={release},helm.sh/chart={chart}-{version}";
+
+fn default_selector() -> String {
+    DEFAULT_POD_SELECTOR.to_string()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfirm {
+    pub message: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCatalogEntry {
+    pub version: ChartVersion,
+    #[serde(default)]
+    pub schema: Option<ScalarString>,
+    #[serde(default)]
+    pub app_version: Option<ScalarString>,
+    #[serde(default)]
+    pub notes: Option<String>,
+    #[serde(default)]
+    pub duration: Option<String>,
+}
+
+/// A scalar read as text whether YAML typed it as a number or a string
+/// (`schema: 222` and `schema: "222"` mean the same).
+#[derive(Debug)]
+pub struct ScalarString(pub String);
+
+impl<'de> Deserialize<'de> for ScalarString {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(s) => Ok(ScalarString(s)),
+            serde_json::Value::Number(n) => Ok(ScalarString(n.to_string())),
+            other => Err(serde::de::Error::custom(format!("expected a string or a number, got {other}"))),
+        }
+    }
+}
