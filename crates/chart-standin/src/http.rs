@@ -35,7 +35,10 @@ impl Request {
 
     /// The first query parameter with this name.
     pub fn query(&self, name: &str) -> Option<&str> {
-        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -53,7 +56,11 @@ pub struct Response {
 impl Response {
     /// A response with a body and Content-Type.
     pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Response {
-        Response { status, headers: vec![("Content-Type".into(), content_type.into())], body: body.into() }
+        Response {
+            status,
+            headers: vec![("Content-Type".into(), content_type.into())],
+            body: body.into(),
+        }
     }
 
     /// Adds a header.
@@ -93,21 +100,28 @@ impl Server {
         let shutdown = Arc::new(AtomicBool::new(false));
         let log = Arc::new(Mutex::new(Vec::new()));
         let (sd, lg) = (shutdown.clone(), log.clone());
-        let accept = std::thread::Builder::new().name(format!("http-accept-{}", addr.port())).spawn(move || {
-            for stream in listener.incoming() {
-                if sd.load(Ordering::SeqCst) {
-                    break;
+        let accept = std::thread::Builder::new()
+            .name(format!("http-accept-{}", addr.port()))
+            .spawn(move || {
+                for stream in listener.incoming() {
+                    if sd.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    let (h, sd, lg) = (handler.clone(), sd.clone(), lg.clone());
+                    let _ = std::thread::Builder::new()
+                        .name("http-conn".into())
+                        .spawn(move || {
+                            let _ = serve_connection(stream, &*h, &sd, &lg);
+                        });
                 }
-                let Ok(stream) = stream else { continue };
-                let (h, sd, lg) = (handler.clone(), sd.clone(), lg.clone());
-                let _ = std::thread::Builder::new()
-                    .name("http-conn".into())
-                    .spawn(move || {
-                        let _ = serve_connection(stream, &*h, &sd, &lg);
-                    });
-            }
-        })?;
-        Ok(Server { addr, shutdown, log, accept: Some(accept) })
+            })?;
+        Ok(Server {
+            addr,
+            shutdown,
+            log,
+            accept: Some(accept),
+        })
     }
 
     pub(crate) fn addr(&self) -> SocketAddr {
@@ -131,7 +145,10 @@ impl Drop for Server {
 }
 
 fn is_timeout(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 /// Reads one line (through `\n`), retrying on read timeouts until shutdown. `Ok(None)`
@@ -151,7 +168,11 @@ fn read_line(r: &mut BufReader<TcpStream>, shutdown: &AtomicBool) -> io::Result<
             Err(e) => return Err(e),
         }
     }
-    Ok(Some(String::from_utf8_lossy(&buf).trim_end_matches(['\r', '\n']).to_owned()))
+    Ok(Some(
+        String::from_utf8_lossy(&buf)
+            .trim_end_matches(['\r', '\n'])
+            .to_owned(),
+    ))
 }
 
 fn serve_connection(
@@ -165,7 +186,9 @@ fn serve_connection(
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
     loop {
-        let Some(line) = read_line(&mut reader, shutdown)? else { return Ok(()) };
+        let Some(line) = read_line(&mut reader, shutdown)? else {
+            return Ok(());
+        };
         if line.is_empty() {
             continue;
         }
@@ -176,7 +199,9 @@ fn serve_connection(
         let (method, target) = (method.to_owned(), target.to_owned());
         let mut headers = BTreeMap::new();
         loop {
-            let Some(h) = read_line(&mut reader, shutdown)? else { return Ok(()) };
+            let Some(h) = read_line(&mut reader, shutdown)? else {
+                return Ok(());
+            };
             if h.is_empty() {
                 break;
             }
@@ -184,7 +209,10 @@ fn serve_connection(
                 headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
             }
         }
-        let len: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let len: usize = headers
+            .get("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         let mut body = vec![0; len];
         let mut got = 0;
         while got < len {
@@ -196,15 +224,28 @@ fn serve_connection(
             }
         }
         let (path, query) = split_target(&target);
-        let close = headers.get("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
-        let req = Request { method, path, query, headers, body };
+        let close = headers
+            .get("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        let req = Request {
+            method,
+            path,
+            query,
+            headers,
+            body,
+        };
         let resp = handler(&req);
-        log.lock().unwrap_or_else(|e| e.into_inner()).push(LoggedRequest {
-            method: req.method.clone(),
-            target,
-            auth_scheme: req.header("authorization").and_then(|a| a.split_whitespace().next()).map(str::to_owned),
-            status: resp.status,
-        });
+        log.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(LoggedRequest {
+                method: req.method.clone(),
+                target,
+                auth_scheme: req
+                    .header("authorization")
+                    .and_then(|a| a.split_whitespace().next())
+                    .map(str::to_owned),
+                status: resp.status,
+            });
         let mut out = format!("HTTP/1.1 {} {}\r\n", resp.status, reason(resp.status));
         for (k, v) in &resp.headers {
             out.push_str(&format!("{k}: {v}\r\n"));
@@ -262,7 +303,8 @@ fn percent_decode(s: &str, plus_is_space: bool) -> String {
     while i < b.len() {
         match b[i] {
             b'%' if i + 2 < b.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
+                {
                     Ok(v) => {
                         out.push(v);
                         i += 3;
@@ -280,11 +322,12 @@ fn percent_decode(s: &str, plus_is_space: bool) -> String {
 }
 
 /// Percent-encodes a query value (unreserved characters kept).
-#[allow(dead_code)] // used by the OCI registry (next)
 pub(crate) fn percent_encode(s: &str) -> String {
     s.bytes()
         .map(|c| match c {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (c as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (c as char).to_string()
+            }
             _ => format!("%{c:02X}"),
         })
         .collect()
@@ -298,7 +341,10 @@ mod tests {
     fn targets_and_forms_decode() {
         let (p, q) = split_target("/v2/charts/bsr/tags/list?n=2&last=1.0.4");
         assert_eq!(p, "/v2/charts/bsr/tags/list");
-        assert_eq!(q, vec![("n".into(), "2".into()), ("last".into(), "1.0.4".into())]);
+        assert_eq!(
+            q,
+            vec![("n".into(), "2".into()), ("last".into(), "1.0.4".into())]
+        );
         let q = parse_form("scope=repository%3Acharts%2Fbsr%3Apull&x=a+b&y=%");
         assert_eq!(q[0].1, "repository:charts/bsr:pull");
         assert_eq!(q[1].1, "a b");

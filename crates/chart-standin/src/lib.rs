@@ -7,7 +7,9 @@
 pub mod archive;
 pub mod fixtures;
 pub mod http;
+pub mod oci;
 pub mod repo;
 
 pub use http::LoggedRequest;
+pub use oci::{OciAuth, OciOptions, OciRegistry};
 pub use repo::{ChartRepo, Credentials, RepoOptions};
