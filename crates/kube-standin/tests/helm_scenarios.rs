@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::{Duration, Instant};
+
 use common::{Bed, chart, condition};
 use kube_standin::testing::HelmVersion;
 use serde_json::json;
@@ -82,4 +84,88 @@ fn install_upgrade_rollback_uninstall(v: HelmVersion) {
     assert!(bed.release_secrets("demo").is_empty(), "{v}: release records left");
     // As on a cluster, helm leaves hook Jobs behind.
     assert!(bed.get("batch/v1", "jobs", "demo-migrate").is_some(), "{v}");
+}
+
+/// The `--atomic` (helm 3) / `--rollback-on-failure` (helm 4) flag.
+fn rollback_on_failure(v: HelmVersion) -> &'static str {
+    if v.major() == 3 { "--atomic" } else { "--rollback-on-failure" }
+}
+
+for_each_helm!(failing_wait_and_rollback_on_failure);
+fn failing_wait_and_rollback_on_failure(v: HelmVersion) {
+    let bed = Bed::new(v);
+    let v1 = chart("demo-v1");
+    bed.helm_ok(&["install", "demo", &v1, "--wait", "--timeout", "30s"]);
+
+    // A broken image never becomes ready: --wait runs into its timeout.
+    let started = Instant::now();
+    let err = bed.helm_err(&["upgrade", "demo", &v1, "--set", "image.tag=broken", "--wait", "--timeout", "4s"]);
+    let took = started.elapsed();
+    assert!(err.contains("context deadline exceeded"), "{v}: unexpected failure: {err}");
+    if v.major() == 4 {
+        assert!(err.contains("resource Deployment/default/demo-web not ready"), "{v}: {err}");
+    }
+    assert!(took >= Duration::from_secs(4), "{v}: failed after {took:?}, before its timeout");
+    // helm keeps the previous revision deployed when an upgrade fails.
+    assert_eq!(bed.statuses("demo"), ["deployed", "failed"], "{v}");
+    let dep = bed.must("apps/v1", "deployments", "demo-web");
+    assert_eq!(dep["spec"]["template"]["spec"]["containers"][0]["image"], "nginx:broken", "{v}");
+    // A stuck rollout: the old ReplicaSet's pod keeps serving, the new one is not ready.
+    assert_eq!((dep["status"]["updatedReplicas"].clone(), dep["status"]["readyReplicas"].clone()), (json!(1), json!(1)), "{v}");
+    assert_eq!(condition(&dep, "Progressing").unwrap()["reason"], "ReplicaSetUpdated", "{v}");
+
+    let err = bed.helm_err(&["upgrade", "demo", &v1, "--set", "image.tag=broken", rollback_on_failure(v), "--wait", "--timeout", "3s"]);
+    assert!(err.contains("has been rolled back"), "{v}: {err}");
+    let statuses = bed.statuses("demo");
+    assert_eq!(statuses[2..], ["failed", "deployed"], "{v}");
+    assert_eq!(statuses.iter().filter(|s| *s == "deployed").count(), 1, "{v}: {statuses:?}");
+    assert_eq!(bed.history("demo")[3].2, "Rollback to 1", "{v}");
+    let dep = bed.must("apps/v1", "deployments", "demo-web");
+    assert_eq!(dep["spec"]["template"]["spec"]["containers"][0]["image"], "nginx:1.25", "{v}");
+    assert_eq!(dep["status"]["readyReplicas"], 1, "{v}");
+    assert_eq!(dep["status"]["replicas"], 1, "{v}: the broken ReplicaSet was not drained");
+}
+
+for_each_helm!(pre_upgrade_hooks);
+fn pre_upgrade_hooks(v: HelmVersion) {
+    let bed = Bed::new(v);
+    bed.helm_ok(&["install", "demo", &chart("demo-v1")]);
+    let v2 = chart("demo-v2");
+
+    // A failing hook Job fails the upgrade before any object changes.
+    let err = bed.helm_err(&["upgrade", "demo", &v2, "--set", "hookTag=broken", "--timeout", "20s"]);
+    let expected = if v.major() == 3 { "BackoffLimitExceeded" } else { "Job Failed" };
+    assert!(err.contains("pre-upgrade hooks failed") && err.contains(expected), "{v}: {err}");
+    let job = bed.must("batch/v1", "jobs", "demo-migrate");
+    assert_eq!(condition(&job, "Failed").unwrap()["status"], "True", "{v}");
+    assert_eq!(bed.statuses("demo"), ["deployed", "failed"], "{v}");
+    assert_eq!(bed.configmap_data("demo-config")["legacy"], "only-in-v1", "{v}: objects changed despite the failed hook");
+    assert_eq!(bed.container("demo-web")["image"], "nginx:1.25", "{v}");
+
+    // before-hook-creation replaces the failed Job; this one succeeds.
+    let failed_uid = job["metadata"]["uid"].clone();
+    bed.helm_ok(&["upgrade", "demo", &v2, "--wait", "--timeout", "30s"]);
+    let job = bed.must("batch/v1", "jobs", "demo-migrate");
+    assert_ne!(job["metadata"]["uid"], failed_uid, "{v}: the hook Job was not recreated");
+    assert_eq!(condition(&job, "Complete").unwrap()["status"], "True", "{v}");
+    assert_eq!(job["spec"]["template"]["spec"]["containers"][0]["image"], "busybox:1.36", "{v}");
+    assert_eq!(bed.statuses("demo"), ["superseded", "failed", "deployed"], "{v}");
+    assert_eq!(bed.container("demo-web")["image"], "nginx:1.26", "{v}");
+}
+
+/// helm 4 reacts to watch events: with a 300 ms readiness delay an `upgrade --wait`
+/// takes little more than the delay.
+#[test]
+fn helm4_upgrade_wait_is_fast() {
+    let v = HelmVersion::V4_1_4;
+    let bed = Bed::with_delay(v, Duration::from_millis(300));
+    let v1 = chart("demo-v1");
+    bed.helm_ok(&["install", "demo", &v1, "--wait", "--timeout", "30s"]);
+    let started = Instant::now();
+    bed.helm_ok(&["upgrade", "demo", &v1, "--set", "image.tag=1.26", "--wait", "--timeout", "30s"]);
+    let took = started.elapsed();
+    eprintln!("helm 4 upgrade --wait with a 300 ms ready delay took {took:?}");
+    assert!(took >= Duration::from_millis(300), "{v}: returned after {took:?}, before the workload was ready");
+    assert!(took < Duration::from_millis(2500), "{v}: upgrade --wait took {took:?}");
+    assert_eq!(bed.must("apps/v1", "deployments", "demo-web")["status"]["updatedReplicas"], 1);
 }
