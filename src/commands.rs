@@ -71,8 +71,14 @@ pub fn run(mode: Mode, args: Vec<OsString>, out: &mut dyn std::io::Write, err: &
     let parsed = match parsed {
         Ok(p) => p,
         Err(e) => {
-            let _ = write!(err, "{}", e.render().ansi());
-            return if e.use_stderr() { exit::BAD_INPUT } else { exit::SUCCESS };
+            // Help and version are data (stdout, exit 0); usage errors are bad input.
+            return if e.use_stderr() {
+                let _ = write!(err, "{}", e.render());
+                exit::BAD_INPUT
+            } else {
+                let _ = write!(out, "{}", e.render());
+                exit::SUCCESS
+            };
         }
     };
     let format = parsed.common().output;

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde_saphyr::{Location, Spanned};
 
-use super::raw::{RawPolicy, RawStep};
+use super::raw::{RawPolicy, RawStep, RawStepKind};
 use super::{
     CatalogEntry, Check, DowngradeRules, FastPath, MinorDowngrade, PLACEHOLDERS, Policy, Procedure,
     RequiredStop, SnapshotConfig, StepSpec, UpgradeRules, presets,
@@ -127,6 +127,12 @@ fn yaml_message(err: &serde_saphyr::Error) -> String {
         Some(i) => &first[..i],
         None => first,
     };
+    let trimmed = trimmed.strip_prefix("error: ").unwrap_or(trimmed);
+    // "line 4 column 3: unknown field ..." → "unknown field ..."
+    let trimmed = match (trimmed.starts_with("line "), trimmed.find(": ")) {
+        (true, Some(i)) => &trimmed[i + 2..],
+        _ => trimmed,
+    };
     trimmed.trim_end_matches(':').to_string()
 }
 
@@ -216,11 +222,11 @@ impl Validator<'_> {
 
     fn step(&self, step: &Spanned<RawStep>) -> Result<StepSpec, PolicyError> {
         let at = step.referenced;
-        Ok(match &step.value {
-            RawStep::Deploy(d) => StepSpec::Deploy { version: d.version, set: d.set.clone() },
-            RawStep::Verify(_) => StepSpec::Verify,
-            RawStep::Snapshot(s) => StepSpec::Snapshot { message: s.message.clone() },
-            RawStep::Run(r) => {
+        Ok(match &step.value.0 {
+            RawStepKind::Deploy(d) => StepSpec::Deploy { version: d.version, set: d.set.clone() },
+            RawStepKind::Verify(_) => StepSpec::Verify,
+            RawStepKind::Snapshot(s) => StepSpec::Snapshot { message: s.message.clone() },
+            RawStepKind::Run(r) => {
                 if r.argv.is_empty() {
                     return Err(self.ctx.at(at, format!("run step {:?} has an empty argv", r.name), None));
                 }
@@ -229,11 +235,11 @@ impl Validator<'_> {
                 }
                 StepSpec::Run { name: r.name.clone(), argv: r.argv.clone() }
             }
-            RawStep::WaitGone(w) => {
+            RawStepKind::WaitGone(w) => {
                 self.placeholders_in(&w.selector, at, &["version"])?;
                 StepSpec::WaitGone { version: w.version, selector: w.selector.clone() }
             }
-            RawStep::Confirm(c) => {
+            RawStepKind::Confirm(c) => {
                 self.placeholders_in(&c.message, at, &[])?;
                 StepSpec::Confirm { message: c.message.clone() }
             }

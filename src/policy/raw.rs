@@ -108,10 +108,14 @@ pub struct RawProcedure {
     pub steps: Vec<Spanned<RawStep>>,
 }
 
-/// One step: a single-key map such as `deploy: {version: from}` or `verify: {}`.
+/// One step: a single-key map such as `deploy: {version: from}` or `verify: {}`, or the
+/// bare name of a step that needs no settings (`- verify`).
+#[derive(Debug)]
+pub struct RawStep(pub RawStepKind);
+
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub enum RawStep {
+pub enum RawStepKind {
     Deploy(RawDeploy),
     Verify(RawEmpty),
     Snapshot(RawSnapshotStep),
@@ -123,6 +127,32 @@ pub enum RawStep {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawEmpty {}
+
+impl<'de> Deserialize<'de> for RawStep {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct StepVisitor;
+        impl<'de> serde::de::Visitor<'de> for StepVisitor {
+            type Value = RawStep;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a step such as `deploy: {}` or `verify`")
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<RawStep, E> {
+                match name {
+                    "verify" => Ok(RawStep(RawStepKind::Verify(RawEmpty {}))),
+                    "deploy" => Ok(RawStep(RawStepKind::Deploy(RawDeploy { version: VersionRef::To, set: Default::default() }))),
+                    "snapshot" => Ok(RawStep(RawStepKind::Snapshot(RawSnapshotStep { message: None }))),
+                    "wait-gone" => Ok(RawStep(RawStepKind::WaitGone(RawWaitGone { version: VersionRef::From, selector: default_selector() }))),
+                    "run" | "confirm" => Err(E::custom(format!("step `{name}` needs settings: write `{name}: {{...}}`"))),
+                    other => Err(E::unknown_variant(other, &["deploy", "verify", "snapshot", "run", "wait-gone", "confirm"])),
+                }
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawStep, A::Error> {
+                RawStepKind::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(RawStep)
+            }
+        }
+        d.deserialize_any(StepVisitor)
+    }
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

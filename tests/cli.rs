@@ -1,0 +1,230 @@
+//! The binary as users run it: offline planning for each preset, the JSON contract,
+//! exit codes, policy listing, and policy error messages (snapshots).
+
+use std::io::Write;
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+const BSR_VERSIONS: &str = "1.0.4,1.1.0,1.1.9,1.2.0,1.2.6,1.3.0";
+const BSR_TRAIN: &str = "1.0.4,1.1.0,1.1.9,1.2.0,1.2.6,1.3.0,1.4.2,1.5.0,1.6.1,1.7.0,1.8.3,1.9.0,1.9.3,2.1.0";
+
+fn upgrade() -> Command {
+    let mut cmd = Command::cargo_bin("helm-safe-upgrade").unwrap();
+    cmd.env_remove("HELM_NAMESPACE").env_remove("HELM_PLUGIN_NAME");
+    cmd
+}
+
+fn rollback() -> Command {
+    let mut cmd = upgrade();
+    cmd.env("HELM_PLUGIN_NAME", "safe-rollback");
+    cmd
+}
+
+fn stdout_of(cmd: &mut Command, code: i32) -> String {
+    let out = cmd.output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn stderr_of(cmd: &mut Command, code: i32) -> String {
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(code), "stderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stderr).unwrap()
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not one JSON document ({e}):\n{text}"))
+}
+
+#[test]
+fn bsr_offline_plan_as_a_table() {
+    let out = stdout_of(
+        upgrade().args(["--from", "1.0.4", "--to", "1.3.0", "--policy", "bsr", "--versions", BSR_VERSIONS, "--plan"]),
+        0,
+    );
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn bsr_offline_plan_as_json_has_the_documented_shape() {
+    let out = stdout_of(
+        upgrade().args(["bsr", "--from", "1.0.4", "--to", "1.3.0", "--policy", "bsr", "--versions", BSR_VERSIONS, "--plan", "-o", "json"]),
+        0,
+    );
+    let doc = json(&out);
+    assert_eq!(doc["direction"], "upgrade");
+    assert_eq!(doc["policy"], "bsr");
+    assert_eq!(doc["from"], "1.0.4");
+    assert_eq!(doc["to"], "1.3.0");
+    assert_eq!(doc["strategy"], "sequential");
+    assert_eq!(doc["downtime"], false);
+    let hops = doc["hops"].as_array().unwrap();
+    let path: Vec<&str> = hops.iter().map(|h| h["to"].as_str().unwrap()).collect();
+    assert_eq!(path, ["1.1.9", "1.2.6", "1.3.0"]);
+    for hop in hops {
+        assert_eq!(hop["kind"], "minor");
+        let actions: Vec<&str> = hop["steps"].as_array().unwrap().iter().map(|s| s["action"].as_str().unwrap()).collect();
+        assert_eq!(actions, ["deploy", "verify"]);
+    }
+    assert_eq!(doc["alternatives"][0]["strategy"], "fast-path");
+    assert!(doc["warnings"].as_array().unwrap().is_empty());
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn fast_path_plan_as_json() {
+    let out = stdout_of(
+        upgrade().args(["--from", "1.0.4", "--to", "1.9.3", "--fast-path", "--policy", "bsr", "--versions", BSR_TRAIN, "-o", "json"]),
+        0,
+    );
+    let doc = json(&out);
+    assert_eq!(doc["strategy"], "fast-path");
+    assert_eq!(doc["downtime"], true);
+    assert_eq!(doc["hops"][0]["steps"][0], serde_json::json!({"action": "deploy", "version": "1.0.4", "set": {"maintenance": true}}));
+}
+
+#[test]
+fn major_jump_is_refused_with_exit_3_and_a_json_refusal() {
+    let out = stdout_of(
+        upgrade().args(["--from", "1.0.4", "--to", "2.1.0", "--policy", "bsr", "--versions", BSR_TRAIN, "--plan", "-o", "json"]),
+        3,
+    );
+    assert_eq!(
+        json(&out),
+        serde_json::json!({"refused": {
+            "rule": "major",
+            "message": "1.0.4 → 2.1.0 crosses a major version; policy bsr refuses major upgrades",
+            "supported": "upgrade to 1.9.3, the newest 1.x"
+        }})
+    );
+    let err = stderr_of(upgrade().args(["--from", "1.0.4", "--to", "2.1.0", "--policy", "bsr", "--versions", BSR_TRAIN]), 3);
+    insta::assert_snapshot!(err);
+}
+
+#[test]
+fn rollback_mode_from_the_plugin_name_plans_the_bsr_down_migration() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("bsr.yaml");
+    let preset = stdout_of(upgrade().args(["--show-policy", "bsr"]), 0);
+    std::fs::File::create(&policy)
+        .unwrap()
+        .write_all(format!("{preset}  - version: 1.2.6\n    schema: 240\n    app_version: 2.2.6\n  - version: 1.3.0\n    app_version: 2.3.0\n").as_bytes())
+        .unwrap();
+    let out = stdout_of(
+        rollback().args(["bsr", "-n", "bsr", "--from", "1.3.0", "--to", "1.2.6", "--policy", policy.to_str().unwrap(), "--versions", BSR_VERSIONS]),
+        0,
+    );
+    insta::assert_snapshot!(out);
+    // Refused beyond the window, even for a default target from an older minor.
+    let err = stderr_of(
+        rollback().args(["--from", "1.3.0", "--to", "1.1.9", "--policy", policy.to_str().unwrap(), "--versions", BSR_VERSIONS]),
+        3,
+    );
+    assert!(err.contains("rule:      downgrade-window"), "{err}");
+}
+
+#[test]
+fn rollback_mode_from_the_binary_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("helm-safe-rollback");
+    std::os::unix::fs::symlink(assert_cmd::cargo::cargo_bin("helm-safe-upgrade"), &link).unwrap();
+    let out = std::process::Command::new(&link)
+        .args(["--from", "2.16.0", "--policy", "coder", "--versions", "2.15.1,2.16.0", "-o", "json"])
+        .env_remove("HELM_PLUGIN_NAME")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc = json(&String::from_utf8(out.stdout).unwrap());
+    assert_eq!(doc["direction"], "rollback");
+    assert_eq!(doc["strategy"], "restore");
+    assert_eq!(doc["to"], "2.15.1");
+}
+
+#[test]
+fn every_preset_plans_offline_from_its_catalog_or_a_version_list() {
+    for (policy, from, to, versions, hops) in [
+        ("bsr", "1.0.4", "1.3.0", BSR_VERSIONS, 3),
+        ("sourcegraph", "5.1.8", "6.0.0", "5.1.8,5.2.7,5.3.2,6.0.0", 3),
+        ("coder", "2.14.3", "2.16.0", "2.14.3,2.15.1,2.16.0", 2),
+        ("sequential-minor", "1.5.2", "2.0.0", "1.5.2,1.6.0,1.7.1,2.0.0", 3),
+    ] {
+        let out = stdout_of(upgrade().args(["--from", from, "--to", to, "--policy", policy, "--versions", versions, "-o", "json"]), 0);
+        assert_eq!(json(&out)["hops"].as_array().unwrap().len(), hops, "{policy}: {out}");
+    }
+}
+
+#[test]
+fn bad_input_exits_2_naming_what_is_wrong() {
+    let err = stderr_of(upgrade().args(["--from", "1.0.4", "--to", "1.3.0", "--versions", BSR_VERSIONS]), 2);
+    assert!(err.contains("needs --policy"), "{err}");
+    let err = stderr_of(upgrade().args(["--from", "1.0.4", "--to", "1.3", "--policy", "bsr", "--versions", BSR_VERSIONS]), 2);
+    assert!(err.contains("--to: \"1.3\" is not a chart version"), "{err}");
+    let err = stderr_of(upgrade().args(["--from", "1.0.4", "--to", "1.2.9", "--policy", "bsr", "--versions", BSR_VERSIONS]), 2);
+    assert!(err.contains("1.2.9 is not available") && err.contains("available in 1.2: 1.2.0, 1.2.6"), "{err}");
+    let err = stderr_of(upgrade().args(["--from", "1.0.4", "--to", "1.3.0", "--policy", "nope"]), 2);
+    assert!(err.contains("no policy named \"nope\"") && err.contains("bsr, sourcegraph, coder, sequential-minor"), "{err}");
+    let err = stderr_of(upgrade().args(["bsr", "--to", "1.3.0", "--policy", "bsr"]), 2);
+    assert!(err.contains("--from"), "{err}");
+    let err = stderr_of(upgrade().args(["--from", "1.0.4", "--policy", "bsr"]), 2);
+    assert!(err.contains("--to"), "{err}");
+    // -o json gets one JSON document even for bad input.
+    let out = stdout_of(upgrade().args(["--from", "1.0.4", "--to", "1.2.9", "--policy", "bsr", "--versions", BSR_VERSIONS, "-o", "json"]), 2);
+    assert_eq!(json(&out)["error"]["exit_code"], 2);
+}
+
+#[test]
+fn policies_are_listed_and_shown_verbatim() {
+    let list = stdout_of(upgrade().arg("--list-policies"), 0);
+    for name in ["bsr", "sourcegraph", "coder", "sequential-minor"] {
+        assert!(list.contains(name), "{list}");
+    }
+    let shown = stdout_of(upgrade().args(["--show-policy", "coder"]), 0);
+    assert_eq!(shown, include_str!("../policies/coder.yaml"));
+    let err = stderr_of(upgrade().args(["--show-policy", "nope"]), 2);
+    assert!(err.contains("no policy named"), "{err}");
+}
+
+#[test]
+fn help_documents_the_exit_codes() {
+    for cmd in [&mut upgrade(), &mut rollback()] {
+        let out = stdout_of(cmd.arg("--help"), 0);
+        assert!(out.contains("Exit codes:") && out.contains("3  refused by policy"), "{out}");
+    }
+}
+
+fn policy_error(yaml: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let err = stderr_of(
+        upgrade().args(["--from", "1.0.0", "--to", "1.1.0", "--versions", "1.0.0,1.1.0", "--policy", path.to_str().unwrap()]),
+        2,
+    );
+    err.replace(path.to_str().unwrap(), "policy.yaml")
+}
+
+const VALID: &str = "name: x\ndescription: d\nupgrade:\n  max_minor_step: 1\n  major: refuse\n  procedure: p\ndowngrade: {}\nprocedures:\n  p:\n    steps:\n      - deploy: {}\n";
+
+#[test]
+fn policy_errors_name_line_column_and_a_hint() {
+    let errors = [
+        VALID.replace("max_minor_step", "max_minor_stpe"),
+        VALID.replace("major: refuse", "major: sideways"),
+        VALID.replace("procedure: p", "procedure: rolling"),
+        VALID.replace("max_minor_step: 1", "max_minor_step: 2\n  fast_path:\n    min_minors: 2\n    procedure: p"),
+        VALID.replace("max_minor_step: 1", "max_minor_step: 0"),
+        VALID.to_string() + "      - run: {name: r, argv: [x, \"{to_shcema}\"]}\n",
+        VALID.to_string() + "catalog:\n  - version: 1.2\n    schema: 3\n",
+        VALID.replace("- deploy: {}", "- deplyo: {}"),
+        VALID.replace("- deploy: {}", "- verify"),
+    ];
+    let rendered: Vec<String> = errors.iter().map(|y| policy_error(y)).collect();
+    insta::assert_snapshot!(rendered.join("\n----\n"));
+}

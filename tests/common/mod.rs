@@ -1,0 +1,87 @@
+//! Shared helpers for the planner tests: build inputs from short strings.
+#![allow(dead_code)]
+
+use helm_safe_upgrade::plan::{
+    self, Available, Context, Plan, PlanError, Refusal, RollbackRequest, SnapshotKnowledge, Step, UpgradeRequest,
+};
+use helm_safe_upgrade::policy::{self, Policy};
+use helm_safe_upgrade::version::ChartVersion;
+
+pub fn v(s: &str) -> ChartVersion {
+    ChartVersion::parse(s).unwrap()
+}
+
+pub fn versions(list: &str) -> Vec<Available> {
+    list.split(',').map(|s| Available { version: v(s.trim()), app_version: None }).collect()
+}
+
+pub fn preset(name: &str) -> Policy {
+    policy::load_named_or_path(name).unwrap()
+}
+
+pub fn context() -> Context {
+    Context { release: Some("rel".into()), namespace: Some("ns".into()), chart_name: Some("chart".into()) }
+}
+
+pub fn upgrade(policy: &Policy, list: &str, from: &str, to: &str) -> Result<Plan, PlanError> {
+    let request = UpgradeRequest { current: v(from), target: v(to), fast_path: false, devel: false };
+    plan::plan_upgrade(policy, &versions(list), &request, &context())
+}
+
+pub fn upgrade_fast(policy: &Policy, list: &str, from: &str, to: &str) -> Result<Plan, PlanError> {
+    let request = UpgradeRequest { current: v(from), target: v(to), fast_path: true, devel: false };
+    plan::plan_upgrade(policy, &versions(list), &request, &context())
+}
+
+pub fn rollback(policy: &Policy, list: &str, from: &str, to: Option<&str>, newest: &str) -> Result<Plan, PlanError> {
+    let request = RollbackRequest {
+        current: v(from),
+        target: to.map(v),
+        newest_ever: v(newest),
+        deployed_before: vec![],
+        snapshot: SnapshotKnowledge::Unknown,
+    };
+    plan::plan_rollback(policy, &versions(list), &request, &context())
+}
+
+/// The versions a plan stops at, e.g. ["1.1.9", "1.2.6"].
+pub fn path(plan: &Plan) -> Vec<String> {
+    plan.hops.iter().map(|h| h.to.to_string()).collect()
+}
+
+pub fn refusal(result: Result<Plan, PlanError>) -> Refusal {
+    match result {
+        Err(PlanError::Refused(r)) => r,
+        other => panic!("expected a refusal, got {other:#?}"),
+    }
+}
+
+pub fn bad_request(result: Result<Plan, PlanError>) -> (String, String) {
+    match result {
+        Err(PlanError::BadRequest { message, hint }) => (message, hint),
+        other => panic!("expected a bad request, got {other:#?}"),
+    }
+}
+
+/// Step actions of a hop, as JSON names ("deploy", "verify", ...).
+pub fn actions(steps: &[Step]) -> Vec<String> {
+    steps
+        .iter()
+        .map(|s| serde_json::to_value(s).unwrap()["action"].as_str().unwrap().to_string())
+        .collect()
+}
+
+pub fn run_argv<'a>(steps: &'a [Step], name: &str) -> &'a [String] {
+    steps
+        .iter()
+        .find_map(|s| match s {
+            Step::Run { name: n, argv } if n == name => Some(argv.as_slice()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no run step {name:?} in {steps:#?}"))
+}
+
+/// A policy from YAML text, panicking with the loader's message.
+pub fn policy_yaml(text: &str) -> Policy {
+    policy::parse(text, "test policy").unwrap_or_else(|e| panic!("{e}"))
+}

@@ -1,0 +1,404 @@
+//! Planner tables: one test per rule of each vendor page in shared/seeds, through the
+//! built-in presets. Quotes name the sentence of the page a test pins down.
+
+mod common;
+
+use common::*;
+use helm_safe_upgrade::plan::{HopKind, SnapshotKnowledge, Step, Strategy};
+
+/// BSR-like release train: every minor of 1.x has several patches, plus a 2.x.
+const BSR: &str = "1.0.0,1.0.4,1.1.0,1.1.9,1.2.0,1.2.3,1.2.6,1.3.0,1.3.2,1.4.0,1.4.2,1.5.0,1.6.1,1.7.0,1.8.3,1.9.0,1.9.3,2.0.0,2.1.0";
+
+/// A BSR policy as an operator would copy it: the preset plus schema versions.
+fn bsr_with_schemas() -> helm_safe_upgrade::policy::Policy {
+    let text = helm_safe_upgrade::policy::presets::text("bsr").unwrap().to_string()
+        + "  - version: 1.1.9\n    schema: 231\n    app_version: 2.1.9\n  - version: 1.2.6\n    schema: 240\n    app_version: 2.2.6\n  - version: 1.3.0\n    schema: 250\n    app_version: 2.3.0\n";
+    policy_yaml(&text)
+}
+
+mod bsr {
+    use super::*;
+
+    #[test]
+    fn one_minor_at_a_time_stopping_at_the_latest_patch() {
+        // "apply minor version upgrades one at a time (for example deploy 1.1.0, verify
+        // deploy successful, deploy 1.2.0, verify deploy successful, etc.)"
+        let plan = upgrade(&preset("bsr"), BSR, "1.0.4", "1.3.0").unwrap();
+        assert_eq!(path(&plan), ["1.1.9", "1.2.6", "1.3.0"]);
+        assert!(plan.hops.iter().all(|h| h.kind == HopKind::Minor && !h.downtime));
+        assert_eq!(plan.strategy, Strategy::Sequential);
+        assert!(!plan.downtime);
+        for hop in &plan.hops {
+            assert_eq!(actions(&hop.steps), ["deploy", "verify"]);
+        }
+    }
+
+    #[test]
+    fn from_x_0_0_straight_to_any_patch_of_the_next_minor() {
+        // "if you're on version 1.0.0 then you can safely upgrade to 1.0.X or 1.1.X"
+        let plan = upgrade(&preset("bsr"), BSR, "1.0.0", "1.1.9").unwrap();
+        assert_eq!(path(&plan), ["1.1.9"]);
+        let plan = upgrade(&preset("bsr"), BSR, "1.0.0", "1.0.4").unwrap();
+        assert_eq!(path(&plan), ["1.0.4"]);
+        assert_eq!(plan.hops[0].kind, HopKind::Patch);
+    }
+
+    #[test]
+    fn fast_path_is_offered_from_three_minors() {
+        // "note that this only saves you time if you are upgrading 3 or more minor versions"
+        let two = upgrade(&preset("bsr"), BSR, "1.0.4", "1.2.6").unwrap();
+        assert!(two.alternatives.is_empty(), "{:#?}", two.alternatives);
+        let three = upgrade(&preset("bsr"), BSR, "1.0.4", "1.3.0").unwrap();
+        assert_eq!(three.alternatives.len(), 1);
+        assert_eq!(three.alternatives[0].strategy, Strategy::FastPath);
+        assert_eq!(three.alternatives[0].flag.as_deref(), Some("--fast-path"));
+        assert!(three.alternatives[0].downtime);
+    }
+
+    #[test]
+    fn fast_path_follows_the_maintenance_mode_procedure() {
+        // "1. deploy 1.0.0 with maintenance: true 2. Verify 3. Take a snapshot of the
+        // Postgres database 4. Apply the latest version ... with maintenance mode disabled"
+        let plan = upgrade_fast(&preset("bsr"), BSR, "1.0.4", "1.9.3").unwrap();
+        assert_eq!(plan.strategy, Strategy::FastPath);
+        assert!(plan.downtime);
+        assert_eq!(plan.hops.len(), 1);
+        let hop = &plan.hops[0];
+        assert_eq!(hop.kind, HopKind::FastPath);
+        assert_eq!(actions(&hop.steps), ["deploy", "verify", "snapshot", "deploy", "verify"]);
+        match &hop.steps[0] {
+            Step::Deploy { version, set } => {
+                assert_eq!(version.to_string(), "1.0.4", "maintenance goes on with the deployed version");
+                assert_eq!(set.get("maintenance"), Some(&serde_json::Value::Bool(true)));
+            }
+            other => panic!("{other:?}"),
+        }
+        match &hop.steps[3] {
+            Step::Deploy { version, set } => {
+                assert_eq!(version.to_string(), "1.9.3");
+                assert!(set.is_empty(), "the target runs with maintenance omitted (off)");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(plan.alternatives[0].strategy, Strategy::Sequential);
+        assert_eq!(plan.alternatives[0].hops, 9);
+    }
+
+    #[test]
+    fn fast_path_below_three_minors_is_refused_with_the_sequential_path() {
+        let r = refusal(upgrade_fast(&preset("bsr"), BSR, "1.0.4", "1.2.6"));
+        assert_eq!(r.rule, "fast-path");
+        assert!(r.message.contains("from 3 minors"), "{}", r.message);
+        assert!(r.supported.contains("1.0.4 → 1.1.9 → 1.2.6"), "{}", r.supported);
+    }
+
+    #[test]
+    fn majors_are_refused_naming_the_newest_of_the_current_major() {
+        let r = refusal(upgrade(&preset("bsr"), BSR, "1.0.4", "2.1.0"));
+        assert_eq!(r.rule, "major");
+        assert!(r.message.contains("1.0.4 → 2.1.0 crosses a major"), "{}", r.message);
+        assert_eq!(r.supported, "upgrade to 1.9.3, the newest 1.x");
+    }
+
+    #[test]
+    fn patch_downgrade_just_deploys() {
+        // "It's safe to downgrade to any previous patch version of the same major and minor
+        // version ... All you need to do is deploy the previous patch version"
+        let plan = rollback(&preset("bsr"), BSR, "1.1.9", Some("1.1.0"), "1.1.9").unwrap();
+        assert_eq!(plan.hops[0].kind, HopKind::PatchDowngrade);
+        assert_eq!(actions(&plan.hops[0].steps), ["deploy", "verify"]);
+        assert!(!plan.downtime);
+    }
+
+    #[test]
+    fn minor_downgrade_runs_migratedownto_from_the_newer_binary_after_newer_pods_are_gone() {
+        // "1. Deploy the version you want to roll back to 2. Ensure ... no more instances of
+        // the newer version 3. Look up the schema version 4. run bufd migratedownto $VERSION
+        // using the bufd binary you are rolling back from"
+        let plan = rollback(&bsr_with_schemas(), BSR, "1.3.0", Some("1.2.6"), "1.3.0").unwrap();
+        let hop = &plan.hops[0];
+        assert_eq!(hop.kind, HopKind::MinorDowngrade);
+        assert_eq!(actions(&hop.steps), ["deploy", "wait-gone", "run", "verify"]);
+        match &hop.steps[1] {
+            Step::WaitGone { version, selector } => {
+                assert_eq!(version.to_string(), "1.3.0");
+                assert_eq!(selector, "app.kubernetes.io/instance=rel,helm.sh/chart=chart-1.3.0");
+            }
+            other => panic!("{other:?}"),
+        }
+        let argv = run_argv(&hop.steps, "bufd migratedownto");
+        assert_eq!(&argv[argv.len() - 3..], ["bufd", "migratedownto", "240"]);
+        assert!(argv.contains(&"--image=us-docker.pkg.dev/buf-images-1/bsr/bufd:2.3.0".to_string()), "{argv:?}");
+        assert!(plan.warnings.iter().any(|w| w.contains("permanent data loss")));
+    }
+
+    #[test]
+    fn the_seed_example_uses_schema_222_for_1_1_0() {
+        // "if an instance is on version 1.2.3 then you can downgrade back to 1.1.0 ... the
+        // database schema version for 1.1.0 is 222"
+        let plan = rollback(&preset("bsr"), BSR, "1.2.3", Some("1.1.0"), "1.2.3").unwrap();
+        let argv = run_argv(&plan.hops[0].steps, "bufd migratedownto");
+        assert_eq!(argv.last().unwrap(), "222");
+    }
+
+    #[test]
+    fn a_downgrade_without_a_known_schema_is_refused_not_guessed() {
+        let r = refusal(rollback(&preset("bsr"), BSR, "1.3.0", Some("1.2.6"), "1.3.0"));
+        assert_eq!(r.rule, "catalog-schema");
+        assert!(r.message.contains("schema version of 1.2.6"), "{}", r.message);
+        assert!(r.supported.contains("catalog"), "{}", r.supported);
+    }
+
+    #[test]
+    fn never_more_than_one_minor_below_the_newest_version_ever_deployed() {
+        // "if you have an instance that started at 1.0.0 and you have upgraded it over time to
+        // 1.3.0, we caution against rolling back earlier than 1.2.0"
+        let policy = bsr_with_schemas();
+        let r = refusal(rollback(&policy, BSR, "1.3.0", Some("1.1.9"), "1.3.0"));
+        assert_eq!(r.rule, "downgrade-window");
+        assert!(r.supported.contains("no further than 1.2.0"), "{}", r.supported);
+        // Already back on 1.2.6: the window still counts from 1.3.0.
+        let r = refusal(rollback(&policy, BSR, "1.2.6", Some("1.1.9"), "1.3.0"));
+        assert_eq!(r.rule, "downgrade-window");
+        // A patch downgrade inside the window is fine.
+        let plan = rollback(&policy, BSR, "1.2.6", Some("1.2.0"), "1.3.0").unwrap();
+        assert_eq!(plan.hops[0].kind, HopKind::PatchDowngrade);
+    }
+
+    #[test]
+    fn default_rollback_target_is_the_newest_earlier_successful_deploy() {
+        let policy = bsr_with_schemas();
+        let request = helm_safe_upgrade::plan::RollbackRequest {
+            current: v("1.3.0"),
+            target: None,
+            newest_ever: v("1.3.0"),
+            deployed_before: vec![v("1.0.4"), v("1.1.9"), v("1.2.6")],
+            snapshot: SnapshotKnowledge::Unknown,
+        };
+        let plan = helm_safe_upgrade::plan::plan_rollback(&policy, &versions(BSR), &request, &context()).unwrap();
+        assert_eq!(plan.to.to_string(), "1.2.6");
+    }
+}
+
+mod sourcegraph {
+    use super::*;
+
+    const SG: &str = "5.0.0,5.0.6,5.1.0,5.1.8,5.2.0,5.2.7,5.3.0,5.3.2,6.0.0,6.1.0";
+
+    #[test]
+    fn backup_first_then_one_minor_at_a_time() {
+        // "We highly recommend creating a database backup before proceeding with an upgrade."
+        let plan = upgrade(&preset("sourcegraph"), SG, "5.0.6", "5.2.7").unwrap();
+        assert_eq!(path(&plan), ["5.1.8", "5.2.7"]);
+        assert_eq!(actions(&plan.preflight), ["backup", "snapshot"]);
+    }
+
+    #[test]
+    fn a_major_is_one_hop_from_the_last_minor_with_a_confirmation_first() {
+        let plan = upgrade(&preset("sourcegraph"), SG, "5.1.8", "6.1.0").unwrap();
+        assert_eq!(path(&plan), ["5.2.7", "5.3.2", "6.0.0", "6.1.0"]);
+        let major = &plan.hops[2];
+        assert_eq!(major.kind, HopKind::Major);
+        match &major.steps[0] {
+            Step::Confirm { message } => {
+                assert!(message.contains("5.3.2 → 6.0.0 is a major upgrade"), "{message}");
+                assert!(message.contains("https://sourcegraph.com/docs/CHANGELOG"), "{message}");
+            }
+            other => panic!("a major hop starts with a confirmation, got {other:?}"),
+        }
+        assert!(plan.warnings.iter().any(|w| w.contains("major")));
+    }
+
+    #[test]
+    fn downgrade_stops_services_runs_the_newer_migrator_then_redeploys_and_checks_drift() {
+        // "Services that connect to the databases must be disabled before running downgrade.
+        //  Manifests must be reverted ... and reapplyed after the downgrade is complete."
+        // "after any downgrade the databases are checked with the migrator drift command"
+        let plan = rollback(&preset("sourcegraph"), SG, "5.3.2", Some("5.1.8"), "5.3.2").unwrap();
+        let hop = &plan.hops[0];
+        assert_eq!(hop.kind, HopKind::MinorDowngrade);
+        assert!(hop.downtime);
+        assert_eq!(actions(&hop.steps), ["run", "run", "deploy", "run", "verify"]);
+        let stop = run_argv(&hop.steps, "stop services that use the databases");
+        assert!(stop.contains(&"--replicas=0".to_string()));
+        let downgrade = run_argv(&hop.steps, "migrator downgrade");
+        assert!(downgrade.ends_with(&["downgrade".into(), "--from=v5.3.2".into(), "--to=v5.1.8".into()]), "{downgrade:?}");
+        let drift = run_argv(&hop.steps, "migrator drift");
+        assert!(drift.contains(&"--version=v5.1.8".to_string()));
+        assert!(plan.warnings.iter().any(|w| w.contains("irreversible")));
+    }
+
+    #[test]
+    fn patch_rollback_reapplies_the_older_manifests() {
+        let plan = rollback(&preset("sourcegraph"), SG, "5.3.2", Some("5.3.0"), "5.3.2").unwrap();
+        assert_eq!(plan.hops[0].kind, HopKind::PatchDowngrade);
+        assert_eq!(actions(&plan.hops[0].steps), ["deploy", "verify"]);
+    }
+}
+
+mod coder {
+    use super::*;
+
+    const CODER: &str = "2.14.0,2.14.3,2.15.0,2.15.1,2.16.0,2.17.2,3.0.0";
+
+    #[test]
+    fn a_snapshot_before_every_step_and_one_version_at_a_time() {
+        // "we strongly recommend taking a snapshot of the database before upgrading"
+        // "We recommend updating no more than one major version at a time (1.28 to 1.29)"
+        let plan = upgrade(&preset("coder"), CODER, "2.14.3", "2.16.0").unwrap();
+        assert_eq!(path(&plan), ["2.15.1", "2.16.0"]);
+        for hop in &plan.hops {
+            assert_eq!(actions(&hop.steps), ["snapshot", "deploy", "verify"]);
+        }
+    }
+
+    #[test]
+    fn going_back_means_restoring_the_snapshot() {
+        // "roll back to an older version of Coder. Doing so requires you to make and use a
+        // database snapshot since the database schema will be out of date."
+        let plan = rollback(&preset("coder"), CODER, "2.16.0", Some("2.15.1"), "2.16.0").unwrap();
+        assert_eq!(plan.strategy, Strategy::Restore);
+        assert_eq!(plan.hops[0].kind, HopKind::Restore);
+        assert_eq!(actions(&plan.hops[0].steps), ["run", "confirm", "deploy", "verify"]);
+        // Even a patch step back is a restore: the page offers no other way.
+        let plan = rollback(&preset("coder"), CODER, "2.14.3", Some("2.14.0"), "2.14.3").unwrap();
+        assert_eq!(plan.strategy, Strategy::Restore);
+    }
+
+    #[test]
+    fn without_a_recorded_snapshot_a_restore_is_refused() {
+        let request = helm_safe_upgrade::plan::RollbackRequest {
+            current: v("2.16.0"),
+            target: Some(v("2.15.1")),
+            newest_ever: v("2.16.0"),
+            deployed_before: vec![],
+            snapshot: SnapshotKnowledge::None,
+        };
+        let r = refusal(helm_safe_upgrade::plan::plan_rollback(&preset("coder"), &versions(CODER), &request, &context()));
+        assert!(r.supported.contains("no snapshot was recorded"), "{}", r.supported);
+    }
+}
+
+mod generic {
+    use super::*;
+
+    const APP: &str = "1.5.0,1.5.2,1.6.0,1.7.0,1.7.1,2.0.0,2.1.0,3.0.0";
+
+    #[test]
+    fn patch_and_minor_direct_skipping_minors_sequentially_with_backup_and_downtime() {
+        // "Patch versions: Direct upgrade. Minor versions: Direct upgrade. Skipping minor
+        // versions (1.5.x → 1.7.x): Upgrade sequentially." "Create a complete backup"
+        let policy = preset("sequential-minor");
+        assert_eq!(path(&upgrade(&policy, APP, "1.5.0", "1.5.2").unwrap()), ["1.5.2"]);
+        assert_eq!(path(&upgrade(&policy, APP, "1.6.0", "1.7.1").unwrap()), ["1.7.1"]);
+        let plan = upgrade(&policy, APP, "1.5.2", "1.7.1").unwrap();
+        assert_eq!(path(&plan), ["1.6.0", "1.7.1"]);
+        assert_eq!(actions(&plan.preflight), ["backup", "snapshot"]);
+        assert!(plan.downtime, "the guide says the API is unavailable during an upgrade");
+    }
+
+    #[test]
+    fn majors_one_at_a_time() {
+        let plan = upgrade(&preset("sequential-minor"), APP, "1.7.1", "3.0.0").unwrap();
+        assert_eq!(path(&plan), ["2.0.0", "2.1.0", "3.0.0"]);
+        let kinds: Vec<HopKind> = plan.hops.iter().map(|h| h.kind).collect();
+        assert_eq!(kinds, [HopKind::Major, HopKind::Minor, HopKind::Major]);
+    }
+
+    #[test]
+    fn downgrading_is_a_backup_restoration() {
+        // "Downgrading: Not supported, use backup restoration"
+        let plan = rollback(&preset("sequential-minor"), APP, "1.7.1", Some("1.6.0"), "1.7.1").unwrap();
+        assert_eq!(plan.strategy, Strategy::Restore);
+        assert!(plan.downtime);
+    }
+}
+
+mod inputs {
+    use super::*;
+
+    #[test]
+    fn unavailable_target_is_bad_input_listing_what_exists() {
+        let (message, hint) = bad_request(upgrade(&preset("bsr"), BSR, "1.0.4", "1.2.9"));
+        assert!(message.contains("1.2.9 is not available"), "{message}");
+        assert_eq!(hint, "available in 1.2: 1.2.0, 1.2.3, 1.2.6");
+    }
+
+    #[test]
+    fn older_target_points_to_safe_rollback() {
+        let (_, hint) = bad_request(upgrade(&preset("bsr"), BSR, "1.3.0", "1.2.6"));
+        assert!(hint.contains("helm safe-rollback"), "{hint}");
+    }
+
+    #[test]
+    fn same_version_is_an_empty_plan() {
+        let plan = upgrade(&preset("bsr"), BSR, "1.3.0", "1.3.0").unwrap();
+        assert!(plan.hops.is_empty());
+        assert!(plan.warnings[0].contains("nothing to do"));
+    }
+
+    #[test]
+    fn pre_releases_only_with_devel_and_never_as_intermediate_stops() {
+        let list = format!("{BSR},1.2.7-rc.1,1.4.0-rc.1");
+        let (message, hint) = bad_request(upgrade(&preset("bsr"), &list, "1.1.9", "1.4.0-rc.1"));
+        assert!(message.contains("pre-release"), "{message}");
+        assert!(hint.contains("--devel"));
+        let request = helm_safe_upgrade::plan::UpgradeRequest {
+            current: v("1.1.9"),
+            target: v("1.4.0-rc.1"),
+            fast_path: false,
+            devel: true,
+        };
+        let plan = helm_safe_upgrade::plan::plan_upgrade(&preset("bsr"), &versions(&list), &request, &context()).unwrap();
+        assert_eq!(path(&plan), ["1.2.6", "1.3.2", "1.4.0-rc.1"]);
+        // Without --devel, a pre-release in the list is never a stop.
+        let plan = upgrade(&preset("bsr"), &list, "1.1.9", "1.3.0").unwrap();
+        assert_eq!(path(&plan), ["1.2.6", "1.3.0"]);
+    }
+
+    #[test]
+    fn v_prefixed_and_oci_spelled_versions_plan_like_any_other() {
+        let plan = upgrade(&preset("bsr"), "v1.0.4,v1.1.9,1.2.6_build.1", "1.0.4", "1.2.6_build.1").unwrap();
+        assert_eq!(path(&plan), ["v1.1.9", "1.2.6_build.1"]);
+    }
+
+    #[test]
+    fn a_missing_minor_is_crossed_with_a_warning() {
+        let plan = upgrade(&preset("bsr"), "1.0.4,1.2.0,1.2.6,1.3.0", "1.0.4", "1.3.0").unwrap();
+        assert_eq!(path(&plan), ["1.2.6", "1.3.0"]);
+        assert!(plan.warnings.iter().any(|w| w.contains("no 1.1.x")), "{:?}", plan.warnings);
+    }
+}
+
+mod custom_rules {
+    use super::*;
+
+    fn policy(upgrade_rules: &str) -> helm_safe_upgrade::policy::Policy {
+        policy_yaml(&format!(
+            "name: custom\ndescription: test\nupgrade:\n{upgrade_rules}\n  procedure: p\ndowngrade: {{}}\nprocedures:\n  p:\n    steps:\n      - deploy: {{}}\n"
+        ))
+    }
+
+    const LIST: &str = "1.0.0,1.1.0,1.1.5,1.2.0,1.2.3,1.2.8,1.3.0,1.4.0,1.4.4,1.5.0,1.6.0";
+
+    #[test]
+    fn required_stops_are_on_every_path() {
+        let p = policy("  max_minor_step: 2\n  major: refuse\n  required_stops: [\"1.2.3\", \"1.4\"]");
+        let plan = upgrade(&p, LIST, "1.0.0", "1.6.0").unwrap();
+        assert_eq!(path(&plan), ["1.2.3", "1.4.4", "1.6.0"]);
+    }
+
+    #[test]
+    fn a_required_stop_the_source_lacks_is_refused() {
+        let p = policy("  max_minor_step: 1\n  major: refuse\n  required_stops: [\"1.2.5\"]");
+        let r = refusal(upgrade(&p, LIST, "1.0.0", "1.6.0"));
+        assert_eq!(r.rule, "required-stop");
+    }
+
+    #[test]
+    fn wider_steps_and_earliest_patch() {
+        let p = policy("  max_minor_step: 2\n  major: refuse\n  stop_at: earliest-patch");
+        let plan = upgrade(&p, LIST, "1.0.0", "1.6.0").unwrap();
+        assert_eq!(path(&plan), ["1.2.0", "1.4.0", "1.6.0"]);
+    }
+}
