@@ -27,6 +27,11 @@ pub struct Common {
     #[arg(long, value_name = "NAME|FILE")]
     pub policy: Option<String>,
 
+    /// The chart: `repo/name`, `oci://host/path/name` or a directory. Offline, its name
+    /// picks the preset when --policy is absent.
+    #[arg(long, value_name = "REF")]
+    pub chart: Option<String>,
+
     /// Versions the chart source offers, comma-separated (offline planning). Default: the
     /// policy's catalog.
     #[arg(long, value_name = "LIST")]

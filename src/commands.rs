@@ -127,12 +127,22 @@ fn execute(parsed: &Parsed, out: &mut dyn std::io::Write) -> Result<(), AppError
     Ok(())
 }
 
-/// The policy named by `--policy`. Offline there is no release whose chart could pick one.
+/// The chart's name from a reference: the last path segment of `repo/name`,
+/// `oci://host/path/name` or a directory.
+pub fn chart_name(reference: &str) -> Option<String> {
+    let trimmed = reference.trim_end_matches('/');
+    let name = trimmed.rsplit('/').next().unwrap_or(trimmed);
+    (!name.is_empty() && !name.contains(':')).then(|| name.to_string())
+}
+
+/// The policy named by `--policy`, else the preset for `--chart`'s name. Offline there is
+/// no release whose chart could pick one.
 fn offline_policy(common: &Common) -> Result<Policy, AppError> {
-    match &common.policy {
-        Some(name) => Ok(policy::load_named_or_path(name)?),
-        None => Err(usage(
-            "planning offline (--from) needs --policy: there is no release whose chart could pick one",
+    match (&common.policy, common.chart.as_deref().and_then(chart_name)) {
+        (Some(name), _) => Ok(policy::load_named_or_path(name)?),
+        (None, Some(chart)) => Ok(presets::for_chart(&chart)),
+        (None, None) => Err(usage(
+            "planning offline (--from) needs --policy or --chart: there is no release whose chart could pick a policy",
             format!("pass --policy with a preset ({}) or a policy file", presets::names().join(", ")),
         )),
     }
@@ -181,7 +191,7 @@ fn offline_context(common: &Common, policy: &Policy) -> Context {
     Context {
         release: common.release.clone(),
         namespace: common.namespace.clone(),
-        chart_name: policy.charts.first().cloned(),
+        chart_name: common.chart.as_deref().and_then(chart_name).or_else(|| policy.charts.first().cloned()),
     }
 }
 
@@ -248,5 +258,30 @@ fn report(e: &AppError, format: OutputFormat, out: &mut dyn std::io::Write, err:
         (other, OutputFormat::Table) => {
             let _ = writeln!(err, "error: {other}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chart_names_from_references() {
+        assert_eq!(chart_name("bufbuild/bsr").as_deref(), Some("bsr"));
+        assert_eq!(chart_name("oci://us-docker.pkg.dev/buf-images-1/bsr/charts/bsr").as_deref(), Some("bsr"));
+        assert_eq!(chart_name("./charts/coder/").as_deref(), Some("coder"));
+        assert_eq!(chart_name("bsr").as_deref(), Some("bsr"));
+        assert_eq!(chart_name("oci://").as_deref(), None);
+    }
+
+    #[test]
+    fn mode_follows_the_plugin_name_then_the_binary_name() {
+        let up = OsString::from("/x/helm-safe-upgrade");
+        let down = OsString::from("/x/helm-safe-rollback");
+        assert_eq!(mode(Some(&up), Some("safe-rollback")), Mode::Rollback);
+        assert_eq!(mode(Some(&down), Some("safe-upgrade")), Mode::Upgrade);
+        assert_eq!(mode(Some(&down), None), Mode::Rollback);
+        assert_eq!(mode(Some(&up), None), Mode::Upgrade);
+        assert_eq!(mode(None, None), Mode::Upgrade);
     }
 }

@@ -163,7 +163,7 @@ fn every_preset_plans_offline_from_its_catalog_or_a_version_list() {
 #[test]
 fn bad_input_exits_2_naming_what_is_wrong() {
     let err = stderr_of(upgrade().args(["--from", "1.0.4", "--to", "1.3.0", "--versions", BSR_VERSIONS]), 2);
-    assert!(err.contains("needs --policy"), "{err}");
+    assert!(err.contains("needs --policy or --chart"), "{err}");
     let err = stderr_of(upgrade().args(["--from", "1.0.4", "--to", "1.3", "--policy", "bsr", "--versions", BSR_VERSIONS]), 2);
     assert!(err.contains("--to: \"1.3\" is not a chart version"), "{err}");
     let err = stderr_of(upgrade().args(["--from", "1.0.4", "--to", "1.2.9", "--policy", "bsr", "--versions", BSR_VERSIONS]), 2);
@@ -227,4 +227,16 @@ fn policy_errors_name_line_column_and_a_hint() {
     ];
     let rendered: Vec<String> = errors.iter().map(|y| policy_error(y)).collect();
     insta::assert_snapshot!(rendered.join("\n----\n"));
+}
+
+#[test]
+fn the_chart_name_picks_the_preset() {
+    for (chart, policy) in [
+        ("oci://us-docker.pkg.dev/buf-images-1/bsr/charts/bsr", "bsr"),
+        ("coder-v2/coder", "coder"),
+        ("myrepo/unknown-app", "sequential-minor"),
+    ] {
+        let out = stdout_of(upgrade().args(["--from", "1.0.4", "--to", "1.1.9", "--chart", chart, "--versions", BSR_VERSIONS, "-o", "json"]), 0);
+        assert_eq!(json(&out)["policy"], policy, "{chart}");
+    }
 }
