@@ -101,9 +101,13 @@ impl StandIn {
     }
 
     /// Writes a kubeconfig for this stand-in: context `standin`, namespace `default`, a
-    /// dummy bearer token (plain HTTP; any token is accepted).
+    /// dummy bearer token (plain HTTP; any token is accepted). The file appears whole
+    /// (written aside, then renamed), so a process polling for it never reads half of it.
     pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
-        std::fs::write(path, kubeconfig(&self.url()))
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        std::fs::write(&tmp, kubeconfig(&self.url()))?;
+        std::fs::rename(&tmp, path)
     }
 
     /// A stored object, as the API would return it.

@@ -212,6 +212,14 @@ async fn route(shared: &Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
         return error(&ApiError::new(404, "NotFound", "the server could not find the requested resource"));
     };
     let table = accepts_table(&req);
+    let req_agent = req
+        .headers()
+        .get("user-agent")
+        .and_then(|a| a.to_str().ok())
+        .and_then(|a| a.split('/').next())
+        .filter(|a| !a.is_empty())
+        .unwrap_or("unknown")
+        .to_string();
     let method = req.method().clone();
     let content_type =
         req.headers().get("content-type").and_then(|c| c.to_str().ok()).unwrap_or_default().to_string();
@@ -219,7 +227,10 @@ async fn route(shared: &Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
         Ok(b) => b.to_bytes(),
         Err(e) => return error(&ApiError::bad_request(format!("reading the body: {e}"))),
     };
-    match resource(shared, &method, &target, &query, &content_type, &body, table) {
+    // Without a fieldManager parameter, the API server names the manager after the
+    // client's User-Agent (`kubectl/v1.34.5 …` → `kubectl`).
+    let agent = req_agent;
+    match resource(shared, &method, &target, &query, &content_type, &body, table, &agent) {
         Ok(Reply::Json(code, v)) => json_response(code, &v),
         Ok(Reply::Text(s)) => full(200, "text/plain", s),
         Ok(Reply::Watch(w)) => {
@@ -265,6 +276,7 @@ fn list(st: &State, t: &Target, q: &HashMap<String, String>) -> Result<Vec<Value
         .collect())
 }
 
+#[allow(clippy::too_many_arguments)] // the request's parts, each used once
 fn resource(
     shared: &Arc<Shared>,
     method: &Method,
@@ -273,6 +285,7 @@ fn resource(
     content_type: &str,
     body: &[u8],
     table: bool,
+    agent: &str,
 ) -> Result<Reply, ApiError> {
     let rt = t.rt;
     let ns = t.ns.as_deref().unwrap_or_default();
@@ -289,7 +302,7 @@ fn resource(
         }
     }
     let ctx = WriteCtx {
-        manager: q.get("fieldManager").cloned().unwrap_or_else(|| "unknown".into()),
+        manager: q.get("fieldManager").cloned().unwrap_or_else(|| agent.to_string()),
         force: q.get("force").is_some_and(|f| f == "true"),
     };
     let include_object = q.get("includeObject").is_some_and(|v| v == "Object");

@@ -169,3 +169,52 @@ fn helm4_upgrade_wait_is_fast() {
     assert!(took < Duration::from_millis(2500), "{v}: upgrade --wait took {took:?}");
     assert_eq!(bed.must("apps/v1", "deployments", "demo-web")["status"]["updatedReplicas"], 1);
 }
+
+for_each_helm!(ordinary_chart);
+/// A chart not written for the stand-in: StatefulSet with claim templates, headless and
+/// NodePort Services, Secret with stringData, DaemonSet, Jobs, CronJob, Ingress, PVC and
+/// a post-install/post-upgrade hook.
+fn ordinary_chart(v: HelmVersion) {
+    let bed = Bed::new(v);
+    let shop = chart("shop");
+    bed.helm_ok(&["install", "shop", &shop, "--wait", "--timeout", "30s"]);
+    let sts = bed.must("apps/v1", "statefulsets", "shop-db");
+    assert_eq!(sts["status"]["readyReplicas"], 1, "{v}");
+    assert!(bed.get("v1", "pods", "shop-db-0").is_some(), "{v}");
+    assert_eq!(bed.must("v1", "persistentvolumeclaims", "data-shop-db-0")["status"]["phase"], "Bound", "{v}");
+    assert_eq!(bed.must("v1", "persistentvolumeclaims", "shop-uploads")["status"]["phase"], "Bound", "{v}");
+    let secret = bed.must("v1", "secrets", "shop-db");
+    assert_eq!(secret["data"], json!({"password": "czNjcmV0", "user": "c2hvcA=="}), "{v}: stringData not folded into data");
+    assert_eq!(bed.must("v1", "services", "shop-db")["spec"]["clusterIP"], "None", "{v}");
+    let node_port = bed.must("v1", "services", "shop-api")["spec"]["ports"][0]["nodePort"].as_i64().unwrap();
+    assert!((30000..=32767).contains(&node_port), "{v}");
+    assert_eq!(bed.must("apps/v1", "daemonsets", "shop-agent")["status"]["numberReady"], 1, "{v}");
+    assert_eq!(condition(&bed.must("batch/v1", "jobs", "shop-seed-1"), "Complete").unwrap()["status"], "True", "{v}");
+    assert!(bed.get("batch/v1", "jobs", "shop-post-install").is_none(), "{v}: hook-succeeded Job not deleted");
+    assert!(bed.get("batch/v1", "cronjobs", "shop-cleanup").is_some(), "{v}");
+    assert_eq!(bed.must("apps/v1", "deployments", "shop-api")["status"]["readyReplicas"], 1, "{v}");
+
+    bed.helm_ok(&["upgrade", "shop", &shop, "--wait", "--timeout", "30s", "--set", "db.replicas=2,db.tag=17.0,password=n3w,agent.enabled=false"]);
+    let sts = bed.must("apps/v1", "statefulsets", "shop-db");
+    assert_eq!((sts["status"]["readyReplicas"].clone(), sts["status"]["currentRevision"].clone()), (json!(2), sts["status"]["updateRevision"].clone()), "{v}");
+    assert_eq!(bed.must("v1", "pods", "shop-db-0")["spec"]["containers"][0]["image"], "postgres:17.0", "{v}");
+    assert!(bed.get("v1", "persistentvolumeclaims", "data-shop-db-1").is_some(), "{v}");
+    assert_eq!(bed.must("v1", "secrets", "shop-db")["data"]["password"], "bjN3", "{v}");
+    assert!(bed.get("apps/v1", "daemonsets", "shop-agent").is_none(), "{v}: disabled DaemonSet kept");
+    assert!(bed.pods_labelled("app.kubernetes.io/component", "agent").is_empty(), "{v}");
+    assert!(bed.get("batch/v1", "jobs", "shop-seed-2").is_some(), "{v}");
+
+    bed.helm_ok(&["rollback", "shop", "1", "--wait", "--timeout", "30s"]);
+    assert_eq!(bed.must("apps/v1", "statefulsets", "shop-db")["spec"]["replicas"], 1, "{v}");
+    assert!(bed.get("v1", "pods", "shop-db-1").is_none(), "{v}: scaled-down pod kept");
+    assert_eq!(bed.must("v1", "secrets", "shop-db")["data"]["password"], "czNjcmV0", "{v}");
+    assert_eq!(bed.must("apps/v1", "daemonsets", "shop-agent")["status"]["numberReady"], 1, "{v}");
+    assert_eq!(bed.statuses("shop"), ["superseded", "superseded", "deployed"], "{v}");
+
+    bed.helm_ok(&["uninstall", "shop", "--wait", "--timeout", "30s"]);
+    assert!(bed.get("apps/v1", "statefulsets", "shop-db").is_none(), "{v}");
+    assert!(bed.get("v1", "pods", "shop-db-0").is_none(), "{v}");
+    // resource-policy: keep, and claims from volumeClaimTemplates, outlive the release.
+    assert!(bed.get("v1", "persistentvolumeclaims", "shop-uploads").is_some(), "{v}");
+    assert!(bed.get("v1", "persistentvolumeclaims", "data-shop-db-0").is_some(), "{v}");
+}
