@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod commands;
 pub mod exit;
+pub mod helm;
 pub mod plan;
 pub mod policy;
 pub mod ui;
