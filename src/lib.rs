@@ -3,6 +3,7 @@
 //! Layers point down only: `cli` (clap) → `commands` (what to do) → `plan` and `policy`
 //! (pure) and `ui` (rendering). The planner does no I/O.
 
+pub mod catalog;
 pub mod cli;
 pub mod commands;
 pub mod exit;

@@ -1,0 +1,298 @@
+//! Chart versions from a directory of packaged charts (`*.tgz`), for air-gapped sites
+//! that copy archives made by `helm package` or `helm pull` instead of reaching a
+//! repository.
+//!
+//! Owns reading those archives: each is gzip over tar with every path under one top
+//! directory (`bsr/Chart.yaml`, `bsr/templates/…`; helm's loader strips that first
+//! element, pkg/chart/loader/archive.go), and only `Chart.yaml`'s `name`, `version` and
+//! `appVersion` matter here. The version comes from `Chart.yaml`, never from the file
+//! name, because files get renamed when copied around. An archive that cannot be read is
+//! skipped with a warning (one bad copy must not hide every other version); a missing or
+//! empty directory is an error. It must not print, spawn, or write anything.
+
+use std::collections::{BTreeSet, HashSet};
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Component, Path, PathBuf};
+
+use flate2::read::GzDecoder;
+use serde::Deserialize;
+
+use super::{CatalogError, Listing};
+use crate::plan::Available;
+use crate::version::ChartVersion;
+
+/// `Chart.yaml` larger than this is not a chart's metadata; stops a hostile archive from
+/// making us buffer gigabytes (helm's own loader caps files too).
+const MAX_CHART_YAML: u64 = 1 << 20;
+
+/// One packaged chart found in the directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirEntry {
+    /// The chart's name from `Chart.yaml`.
+    pub name: String,
+    pub available: Available,
+    /// The archive, as `helm upgrade RELEASE PATH` needs it.
+    pub path: PathBuf,
+}
+
+/// Every readable chart in a directory, and what was skipped.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DirListing {
+    /// Sorted by chart name, then version (oldest first); one entry per (name, version).
+    pub entries: Vec<DirEntry>,
+    /// One line per skipped archive, saying which and why.
+    pub warnings: Vec<String>,
+}
+
+impl DirListing {
+    /// The versions of `chart`, oldest first.
+    pub fn versions_of(&self, chart: &str) -> Vec<Available> {
+        self.entries.iter().filter(|e| e.name == chart).map(|e| e.available.clone()).collect()
+    }
+
+    /// The archive holding `chart` at `version`, for `helm upgrade`.
+    pub fn path_of(&self, chart: &str, version: &ChartVersion) -> Option<&Path> {
+        self.entries.iter().find(|e| e.name == chart && &e.available.version == version).map(|e| e.path.as_path())
+    }
+
+    /// The distinct chart names, sorted.
+    pub fn chart_names(&self) -> Vec<String> {
+        self.entries.iter().map(|e| e.name.clone()).collect::<BTreeSet<_>>().into_iter().collect()
+    }
+}
+
+/// Reads every `*.tgz` in `dir` (not recursively).
+pub fn scan(dir: &Path) -> Result<DirListing, CatalogError> {
+    let meta = match std::fs::metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(CatalogError::DirMissing { path: dir.to_path_buf() });
+        }
+        Err(source) => return Err(CatalogError::DirUnreadable { path: dir.to_path_buf(), source }),
+    };
+    if !meta.is_dir() {
+        return Err(CatalogError::NotADir { path: dir.to_path_buf() });
+    }
+    let read =
+        std::fs::read_dir(dir).map_err(|source| CatalogError::DirUnreadable { path: dir.to_path_buf(), source })?;
+    let mut archives: Vec<PathBuf> = read
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "tgz") && p.is_file())
+        .collect();
+    if archives.is_empty() {
+        return Err(CatalogError::DirEmpty { path: dir.to_path_buf() });
+    }
+    // File-name order makes "which duplicate wins" and the warnings deterministic.
+    archives.sort();
+    let mut listing = DirListing::default();
+    let mut seen = HashSet::new();
+    for path in archives {
+        match read_archive(&path) {
+            Ok((name, available)) => {
+                if !seen.insert((name.clone(), available.version.semver().clone())) {
+                    listing.warnings.push(format!(
+                        "skipped {}: {name} {} is already in another archive",
+                        path.display(),
+                        available.version
+                    ));
+                    continue;
+                }
+                listing.entries.push(DirEntry { name, available, path });
+            }
+            Err(reason) => listing.warnings.push(format!("skipped {}: {reason}", path.display())),
+        }
+    }
+    listing.entries.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.available.version.cmp(&b.available.version)));
+    Ok(listing)
+}
+
+/// The versions of `chart` in `dir`, oldest first, with the warnings of the scan. A
+/// directory that holds no archive of `chart` is an error naming what it does hold.
+pub fn versions_for(dir: &Path, chart: &str) -> Result<Listing, CatalogError> {
+    let listing = scan(dir)?;
+    let available = listing.versions_of(chart);
+    if available.is_empty() {
+        return Err(CatalogError::ChartNotInDir {
+            path: dir.to_path_buf(),
+            chart: chart.to_string(),
+            found: listing.chart_names(),
+            unreadable: listing.warnings.iter().filter(|w| !w.contains("already in another archive")).count(),
+        });
+    }
+    Ok(Listing { available, warnings: listing.warnings })
+}
+
+/// The names of the charts packaged in `dir`, sorted: what a `Dir` source offers before
+/// the release says which chart it is.
+pub fn chart_names(dir: &Path) -> Result<Vec<String>, CatalogError> {
+    Ok(scan(dir)?.chart_names())
+}
+
+#[derive(Deserialize)]
+struct ChartYaml {
+    name: Option<String>,
+    version: Option<String>,
+    #[serde(rename = "appVersion", default)]
+    app_version: Option<String>,
+}
+
+/// Reads one archive's `Chart.yaml`: the chart name and its version. The error is a short
+/// reason for a warning.
+pub fn read_archive(path: &Path) -> Result<(String, Available), String> {
+    let file = File::open(path).map_err(|e| format!("cannot open it: {e}"))?;
+    let mut archive = tar::Archive::new(GzDecoder::new(BufReader::new(file)));
+    let entries = archive.entries().map_err(|e| format!("not a gzip tar archive: {e}"))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| format!("not a readable gzip tar archive: {e}"))?;
+        let entry_path = entry.path().map_err(|e| format!("bad path in the archive: {e}"))?.into_owned();
+        // `<top>/Chart.yaml` exactly; a `./` prefix (some tar tools add it) is ignored.
+        let parts: Vec<_> = entry_path.components().filter(|c| !matches!(c, Component::CurDir)).collect();
+        let is_chart_yaml = parts.len() == 2 && matches!(parts[1], Component::Normal(n) if n == "Chart.yaml");
+        if !is_chart_yaml || !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let mut text = String::new();
+        (&mut entry)
+            .take(MAX_CHART_YAML + 1)
+            .read_to_string(&mut text)
+            .map_err(|e| format!("cannot read {}: {e}", entry_path.display()))?;
+        if text.len() as u64 > MAX_CHART_YAML {
+            return Err(format!("{} is larger than 1 MiB", entry_path.display()));
+        }
+        return parse_chart_yaml(&text).map_err(|e| format!("{}: {e}", entry_path.display()));
+    }
+    Err("no <chart>/Chart.yaml in the archive (is it a packaged chart?)".to_string())
+}
+
+fn parse_chart_yaml(text: &str) -> Result<(String, Available), String> {
+    let meta: ChartYaml = serde_saphyr::from_str(text).map_err(|e| format!("not valid YAML: {e}"))?;
+    let name = meta.name.filter(|n| !n.trim().is_empty()).ok_or("it has no `name`")?;
+    let raw = meta.version.filter(|v| !v.trim().is_empty()).ok_or("it has no `version`")?;
+    let version = ChartVersion::parse(&raw).map_err(|e| e.to_string())?;
+    Ok((name, Available { version, app_version: meta.app_version.filter(|a| !a.is_empty()) }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `.tgz` laid out like `helm package` output.
+    fn tgz(top: &str, files: &[(&str, &str)]) -> Vec<u8> {
+        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut builder = tar::Builder::new(gz);
+        for (rel, data) in files {
+            let mut header = tar::Header::new_ustar();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            header.set_entry_type(tar::EntryType::Regular);
+            builder.append_data(&mut header, format!("{top}/{rel}"), data.as_bytes()).unwrap();
+        }
+        builder.into_inner().unwrap().finish().unwrap()
+    }
+
+    fn chart(name: &str, version: &str, app: Option<&str>) -> Vec<u8> {
+        let mut yaml =
+            format!("apiVersion: v2\nname: {name}\nversion: {version}\ntype: application\nannotations:\n  x: y\n");
+        if let Some(a) = app {
+            yaml.push_str(&format!("appVersion: {a}\n"));
+        }
+        tgz(name, &[("Chart.yaml", &yaml), ("values.yaml", "a: 1\n"), ("templates/cm.yaml", "kind: ConfigMap\n")])
+    }
+
+    fn write(dir: &Path, file: &str, bytes: &[u8]) {
+        std::fs::write(dir.join(file), bytes).unwrap();
+    }
+
+    fn versions(listing: &[Available]) -> Vec<String> {
+        listing.iter().map(|a| a.version.to_string()).collect()
+    }
+
+    #[test]
+    fn lists_charts_by_chart_yaml_not_file_name() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "bsr-1.1.0.tgz", &chart("bsr", "1.1.0", Some("\"2.1.0\"")));
+        write(dir.path(), "bsr-1.0.4.tgz", &chart("bsr", "1.0.4", Some("2.0.4")));
+        // Renamed on copy: Chart.yaml says what it is.
+        write(dir.path(), "renamed.tgz", &chart("bsr", "v1.2.0", None));
+        write(dir.path(), "coder-2.14.0.tgz", &chart("coder", "2.14.0", Some("2.14.0")));
+        write(dir.path(), "README.txt", b"not a chart");
+
+        let listing = scan(dir.path()).unwrap();
+        assert!(listing.warnings.is_empty(), "{:?}", listing.warnings);
+        assert_eq!(listing.chart_names(), ["bsr", "coder"]);
+        let bsr = listing.versions_of("bsr");
+        assert_eq!(versions(&bsr), ["1.0.4", "1.1.0", "v1.2.0"]);
+        assert_eq!(bsr[0].app_version.as_deref(), Some("2.0.4"));
+        assert_eq!(bsr[1].app_version.as_deref(), Some("2.1.0"));
+        assert_eq!(bsr[2].app_version, None);
+        let v120 = ChartVersion::parse("1.2.0").unwrap();
+        assert_eq!(listing.path_of("bsr", &v120), Some(dir.path().join("renamed.tgz").as_path()));
+        assert_eq!(listing.path_of("coder", &v120), None);
+
+        let got = versions_for(dir.path(), "coder").unwrap();
+        assert_eq!(versions(&got.available), ["2.14.0"]);
+        assert_eq!(chart_names(dir.path()).unwrap(), ["bsr", "coder"]);
+    }
+
+    #[test]
+    fn unreadable_archives_are_skipped_with_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "bsr-1.0.0.tgz", &chart("bsr", "1.0.0", None));
+        write(dir.path(), "a-garbage.tgz", b"this is not gzip");
+        write(dir.path(), "b-nochart.tgz", &tgz("x", &[("values.yaml", "a: 1\n")]));
+        write(dir.path(), "c-badversion.tgz", &chart("bsr", "latest", None));
+        write(dir.path(), "d-noname.tgz", &tgz("x", &[("Chart.yaml", "version: 1.0.0\n")]));
+        write(dir.path(), "e-nested.tgz", &tgz("x", &[("charts/dep/Chart.yaml", "name: dep\nversion: 9.9.9\n")]));
+        write(dir.path(), "f-copy.tgz", &chart("bsr", "1.0.0", None));
+
+        let got = versions_for(dir.path(), "bsr").unwrap();
+        assert_eq!(versions(&got.available), ["1.0.0"]);
+        let w = got.warnings.join("\n");
+        assert_eq!(got.warnings.len(), 6, "{w}");
+        for fragment in [
+            "a-garbage.tgz: not a readable gzip tar archive",
+            "b-nochart.tgz: no <chart>/Chart.yaml",
+            "c-badversion.tgz: bsr/Chart.yaml: \"latest\" is not a chart version",
+            "d-noname.tgz: x/Chart.yaml: it has no `name`",
+            "e-nested.tgz: no <chart>/Chart.yaml",
+            "f-copy.tgz: bsr 1.0.0 is already in another archive",
+        ] {
+            assert!(w.contains(fragment), "missing {fragment:?} in\n{w}");
+        }
+        // The first by file name wins among duplicates.
+        assert_eq!(scan(dir.path()).unwrap().entries[0].path, dir.path().join("bsr-1.0.0.tgz"));
+    }
+
+    #[test]
+    fn missing_empty_and_wrong_directories_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope");
+        assert!(matches!(scan(&missing), Err(CatalogError::DirMissing { .. })));
+        let err = scan(dir.path()).unwrap_err();
+        assert!(matches!(err, CatalogError::DirEmpty { .. }));
+        assert!(err.to_string().contains("holds no packaged charts (*.tgz)"), "{err}");
+        write(dir.path(), "bsr-1.0.0.tgz", &chart("bsr", "1.0.0", None));
+        let file = dir.path().join("bsr-1.0.0.tgz");
+        assert!(matches!(scan(&file), Err(CatalogError::NotADir { .. })));
+
+        write(dir.path(), "broken.tgz", b"junk");
+        let err = versions_for(dir.path(), "coder").unwrap_err();
+        assert_eq!(err.exit_code(), crate::exit::BAD_INPUT);
+        let msg = err.to_string();
+        assert!(
+            msg.contains("has no archive of chart \"coder\"; it holds bsr (1 unreadable archive(s) skipped)"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn chart_yaml_with_extra_keys_and_dot_slash_paths() {
+        let yaml = "apiVersion: v2\nname: meta\nversion: 1.0.0+build.7\nappVersion: \"3.2\"\nkeywords: [a, b]\nmaintainers:\n  - name: x\ndependencies: []\n";
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "meta.tgz", &tgz("./meta", &[("Chart.yaml", yaml)]));
+        let got = versions_for(dir.path(), "meta").unwrap();
+        assert_eq!(got.available[0].version.semver().build.as_str(), "build.7");
+        assert_eq!(got.available[0].app_version.as_deref(), Some("3.2"));
+    }
+}
