@@ -389,6 +389,14 @@ mod custom_rules {
     }
 
     #[test]
+    fn an_exact_stop_satisfies_a_minor_stop_of_the_same_minor() {
+        // Found by the property test: the two must not become two waypoints.
+        let p = policy("  max_minor_step: 1\n  major: refuse\n  stop_at: earliest-patch\n  required_stops: [\"1.2.3\", \"1.2\"]");
+        let plan = upgrade(&p, LIST, "1.1.5", "1.3.0").unwrap();
+        assert_eq!(path(&plan), ["1.2.3", "1.3.0"]);
+    }
+
+    #[test]
     fn a_required_stop_the_source_lacks_is_refused() {
         let p = policy("  max_minor_step: 1\n  major: refuse\n  required_stops: [\"1.2.5\"]");
         let r = refusal(upgrade(&p, LIST, "1.0.0", "1.6.0"));

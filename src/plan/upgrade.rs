@@ -239,7 +239,11 @@ fn required_waypoints(
     train: &Train,
 ) -> Result<Vec<ChartVersion>, PlanError> {
     let mut out = BTreeSet::new();
-    for stop in &policy.upgrade.required_stops {
+    // Exact stops first: a minor stop is already satisfied by an exact stop in its minor,
+    // and adding a second waypoint there would lengthen the path for nothing.
+    let mut stops: Vec<&RequiredStop> = policy.upgrade.required_stops.iter().collect();
+    stops.sort_by_key(|s| matches!(s, RequiredStop::Minor(_)));
+    for stop in stops {
         match stop {
             RequiredStop::Version(v) if v > current && v < target => {
                 if !train.versions.contains(v) {
@@ -251,6 +255,7 @@ fn required_waypoints(
                 }
                 out.insert(v.clone());
             }
+            RequiredStop::Minor(m) if out.iter().any(|v: &ChartVersion| v.minor() == *m) => {}
             RequiredStop::Minor(m) if *m > current.minor() && *m < target.minor() => match train.pick(*m, target) {
                 Some(v) => {
                     out.insert(v);
