@@ -49,6 +49,46 @@ pub struct Common {
     #[arg(short = 'n', long, env = "HELM_NAMESPACE", value_name = "NAMESPACE")]
     pub namespace: Option<String>,
 
+    /// Kubernetes context (helm passes its own --kube-context as HELM_KUBECONTEXT).
+    #[arg(long, env = "HELM_KUBECONTEXT", value_name = "CONTEXT", hide_env_values = true)]
+    pub kube_context: Option<String>,
+
+    /// Time to wait for each rollout (helm's duration syntax).
+    #[arg(long, default_value = "5m0s", value_name = "DURATION")]
+    pub timeout: String,
+
+    /// Extra values file for every hop (repeatable; applied after the carried values).
+    #[arg(short = 'f', long = "values", value_name = "FILE")]
+    pub values: Vec<std::path::PathBuf>,
+
+    /// Extra value for every hop, as helm's --set (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+
+    /// Answer yes to every question and run unattended (CI).
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+
+    /// Use plain HTTP for an oci:// chart registry (as helm's --plain-http).
+    #[arg(long)]
+    pub plain_http: bool,
+
+    /// A snapshot exists already: snapshot steps without a command are satisfied.
+    #[arg(long)]
+    pub snapshot_taken: bool,
+
+    /// Take over a lock left by a run that is gone.
+    #[arg(long)]
+    pub force_unlock: bool,
+
+    /// Continue the plan a killed run left in the ledger, after checking the live release.
+    #[arg(long)]
+    pub resume: bool,
+
+    /// Echo every command run (values redacted).
+    #[arg(long, env = "HELM_DEBUG", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, hide_env_values = true)]
+    pub debug: bool,
+
     /// List the built-in policies.
     #[arg(long, exclusive = true)]
     pub list_policies: bool,
@@ -75,8 +115,8 @@ pub struct UpgradeCli {
     #[command(flatten)]
     pub common: Common,
 
-    /// The version to upgrade to.
-    #[arg(long, value_name = "VERSION", required_unless_present_any = ["list_policies", "show_policy"])]
+    /// The version to upgrade to (with --resume: the target recorded in the ledger).
+    #[arg(long, value_name = "VERSION", required_unless_present_any = ["list_policies", "show_policy", "resume"])]
     pub to: Option<String>,
 
     /// Take the policy's faster path with downtime (e.g. BSR's maintenance mode).

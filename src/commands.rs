@@ -12,6 +12,7 @@ use crate::cli::{Common, OutputFormat, RollbackCli, UpgradeCli};
 use crate::exit;
 use crate::plan::{self, Available, Context, Plan, PlanError, RollbackRequest, SnapshotKnowledge, UpgradeRequest};
 use crate::policy::{self, Policy, PolicyError, presets};
+use crate::run::session::{self, Either, SessionError};
 use crate::ui::render;
 use crate::version::{self, ChartVersion};
 
@@ -45,6 +46,11 @@ pub enum AppError {
     Policy(#[from] PolicyError),
     #[error(transparent)]
     Plan(#[from] PlanError),
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// A run that ended with a non-zero code after reporting itself.
+    #[error("exit {0}")]
+    Finished(i32),
 }
 
 impl AppError {
@@ -53,6 +59,8 @@ impl AppError {
             AppError::Usage { .. } | AppError::Policy(_) => exit::BAD_INPUT,
             AppError::Plan(PlanError::BadRequest { .. }) => exit::BAD_INPUT,
             AppError::Plan(PlanError::Refused(_)) => exit::REFUSED,
+            AppError::Session(e) => e.exit_code(),
+            AppError::Finished(code) => *code,
         }
     }
 }
@@ -105,6 +113,22 @@ impl Parsed {
     }
 }
 
+/// The end of a live run: the JSON document, or a summary line, and the exit code.
+fn report_run(report: &session::RunReport, format: OutputFormat, out: &mut dyn std::io::Write) -> Result<(), AppError> {
+    match format {
+        OutputFormat::Json => {
+            let _ = writeln!(out, "{}", serde_json::to_string_pretty(report).expect("a report serialises"));
+        }
+        OutputFormat::Table => {
+            let _ = writeln!(out, "{}", render::outcome_text(&report.outcome, &report.release));
+        }
+    }
+    match report.exit_code() {
+        exit::SUCCESS => Ok(()),
+        code => Err(AppError::Finished(code)),
+    }
+}
+
 fn execute(parsed: &Parsed, out: &mut dyn std::io::Write) -> Result<(), AppError> {
     let common = parsed.common();
     if common.list_policies {
@@ -116,9 +140,23 @@ fn execute(parsed: &Parsed, out: &mut dyn std::io::Write) -> Result<(), AppError
         let _ = write!(out, "{text}");
         return Ok(());
     }
-    let plan = match parsed {
-        Parsed::Upgrade(cli) => plan_upgrade_offline(cli)?,
-        Parsed::Rollback(cli) => plan_rollback_offline(cli)?,
+    let live_release = common.release.clone().filter(|_| common.from.is_none());
+    let plan = match (parsed, live_release) {
+        (Parsed::Upgrade(cli), Some(release)) => {
+            let target = cli.to.as_deref().map(|t| parse_version("--to", t)).transpose()?;
+            match session::upgrade(common, &release, target.as_ref(), cli.fast_path, cli.devel)? {
+                Either::Plan(plan) => *plan,
+                Either::Report(report) => return report_run(&report, common.output, out),
+            }
+        }
+        (Parsed::Rollback(_), Some(release)) => {
+            return Err(usage(
+                format!("rolling back the live release {release:?} is not supported by this build yet"),
+                "plan the rollback offline with --from VERSION --policy NAME",
+            ));
+        }
+        (Parsed::Upgrade(cli), None) => plan_upgrade_offline(cli)?,
+        (Parsed::Rollback(cli), None) => plan_rollback_offline(cli)?,
     };
     let _ = match common.output {
         OutputFormat::Json => writeln!(out, "{}", render::plan_json(&plan)),
@@ -235,6 +273,12 @@ fn plan_rollback_offline(cli: &RollbackCli) -> Result<Plan, AppError> {
 /// stderr otherwise.
 fn report(e: &AppError, format: OutputFormat, out: &mut dyn std::io::Write, err: &mut dyn std::io::Write) {
     match (e, format) {
+        // Already reported by the run itself.
+        (AppError::Finished(_), _) => {}
+        (AppError::Session(SessionError::Refused { rule, message, supported }), OutputFormat::Json) => {
+            let refusal = plan::Refusal { rule: rule.clone(), message: message.clone(), supported: supported.clone() };
+            let _ = writeln!(out, "{}", render::refusal_json(&refusal));
+        }
         (AppError::Plan(PlanError::Refused(r)), OutputFormat::Json) => {
             let _ = writeln!(out, "{}", render::refusal_json(r));
         }

@@ -10,5 +10,7 @@ pub mod exit;
 pub mod helm;
 pub mod plan;
 pub mod policy;
+pub mod release;
+pub mod run;
 pub mod ui;
 pub mod version;

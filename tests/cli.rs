@@ -170,8 +170,9 @@ fn bad_input_exits_2_naming_what_is_wrong() {
     assert!(err.contains("1.2.9 is not available") && err.contains("available in 1.2: 1.2.0, 1.2.6"), "{err}");
     let err = stderr_of(upgrade().args(["--from", "1.0.4", "--to", "1.3.0", "--policy", "nope"]), 2);
     assert!(err.contains("no policy named \"nope\"") && err.contains("bsr, sourcegraph, coder, sequential-minor"), "{err}");
-    let err = stderr_of(upgrade().args(["bsr", "--to", "1.3.0", "--policy", "bsr"]), 2);
-    assert!(err.contains("--from"), "{err}");
+    // A live release needs helm: a missing one is named, with the way to point at it.
+    let err = stderr_of(upgrade().env("HELM_BIN", "/no/such/helm").args(["bsr", "--to", "1.3.0", "--policy", "bsr"]), 2);
+    assert!(err.contains("/no/such/helm is not installed or not on PATH") && err.contains("HELM_BIN"), "{err}");
     let err = stderr_of(upgrade().args(["--from", "1.0.4", "--policy", "bsr"]), 2);
     assert!(err.contains("--to"), "{err}");
     // -o json gets one JSON document even for bad input.

@@ -75,7 +75,7 @@ fn load_from_path(path: &Path) -> Result<Policy, PolicyError> {
 /// Parse and validate a policy document. `origin` names it in errors.
 pub fn parse(text: &str, origin: &str) -> Result<Policy, PolicyError> {
     let ctx = Ctx { text, origin };
-    let raw: RawPolicy = serde_saphyr::from_str(text).map_err(|e| ctx.from_yaml(&e))?;
+    let raw: RawPolicy = serde_saphyr::from_str(text).map_err(|e| ctx.yaml_error(&e))?;
     Validator { ctx, raw: &raw }.validate().map(|mut policy| {
         policy.text = text.to_string();
         policy
@@ -101,7 +101,7 @@ impl Ctx<'_> {
         }))
     }
 
-    fn from_yaml(&self, err: &serde_saphyr::Error) -> PolicyError {
+    fn yaml_error(&self, err: &serde_saphyr::Error) -> PolicyError {
         let message = yaml_message(err);
         let hint = hint_for(&message);
         match err.location() {
@@ -418,7 +418,7 @@ impl Validator<'_> {
 }
 
 /// The names inside `{…}` in a template, in order.
-pub(crate) fn placeholder_names(text: &str) -> Vec<&str> {
+pub fn placeholder_names(text: &str) -> Vec<&str> {
     let mut names = Vec::new();
     let mut rest = text;
     while let Some(open) = rest.find('{') {

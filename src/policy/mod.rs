@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::version::{ChartVersion, Minor};
 
-pub use load::{PolicyError, load_named_or_path, parse};
+pub use load::{PolicyError, load_named_or_path, parse, placeholder_names};
 
 /// A validated policy.
 #[derive(Clone, Debug)]

@@ -197,3 +197,16 @@ pub fn policy_list(policies: &[Policy]) -> String {
     }
     out
 }
+
+/// One line (or a few) saying how a live run ended and where the release stands.
+pub fn outcome_text(outcome: &crate::run::walk::Outcome, release: &str) -> String {
+    use crate::run::walk::Outcome;
+    match outcome {
+        Outcome::Completed { at } => format!("{release} is at {at}: done"),
+        Outcome::Stopped { at, reason } => format!("{release} stopped at {at}: {reason}"),
+        Outcome::Recovered { failed_hop, error, at } => {
+            format!("hop {failed_hop} failed and {release} was brought back to {at}\ncause: {error}")
+        }
+        Outcome::Failed { error, next_steps } => format!("{release} needs a person: {error}\nnext: {next_steps}"),
+    }
+}

@@ -1,0 +1,242 @@
+//! The live release, read through helm and parsed from `-o json` into typed state.
+//!
+//! Four questions are asked in parallel (helm-facts §3): `get metadata` (chart name and
+//! version; the cleanest source, since `status -o json` drops the chart), `history`
+//! (revisions and their outcomes), `get values` (user-supplied values only: exactly what
+//! must be carried to every hop) and `status` (description of the last operation).
+
+use serde::Deserialize;
+
+use crate::helm::{ExecError, Helm};
+use crate::version::ChartVersion;
+
+/// helm's release statuses (helm-facts §3.11).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReleaseStatus {
+    Unknown,
+    Deployed,
+    Uninstalled,
+    Superseded,
+    Failed,
+    Uninstalling,
+    PendingInstall,
+    PendingUpgrade,
+    PendingRollback,
+}
+
+impl ReleaseStatus {
+    pub fn is_pending(self) -> bool {
+        matches!(self, ReleaseStatus::PendingInstall | ReleaseStatus::PendingUpgrade | ReleaseStatus::PendingRollback)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReleaseStatus::Unknown => "unknown",
+            ReleaseStatus::Deployed => "deployed",
+            ReleaseStatus::Uninstalled => "uninstalled",
+            ReleaseStatus::Superseded => "superseded",
+            ReleaseStatus::Failed => "failed",
+            ReleaseStatus::Uninstalling => "uninstalling",
+            ReleaseStatus::PendingInstall => "pending-install",
+            ReleaseStatus::PendingUpgrade => "pending-upgrade",
+            ReleaseStatus::PendingRollback => "pending-rollback",
+        }
+    }
+}
+
+/// `helm get metadata -o json` (helm ≥ 3.13).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Metadata {
+    pub name: String,
+    pub chart: String,
+    pub version: String,
+    #[serde(default)]
+    pub app_version: Option<String>,
+    pub namespace: String,
+    pub revision: u64,
+    pub status: ReleaseStatus,
+}
+
+/// One entry of `helm history -o json`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct HistoryEntry {
+    pub revision: u64,
+    #[serde(default)]
+    pub updated: String,
+    pub status: ReleaseStatus,
+    /// `<name>-<version>`, or `MISSING`.
+    pub chart: String,
+    #[serde(default)]
+    pub app_version: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+struct StatusDoc {
+    info: StatusInfo,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+struct StatusInfo {
+    #[serde(default)]
+    description: String,
+}
+
+/// A revision with its chart version worked out.
+#[derive(Clone, Debug)]
+pub struct Revision {
+    pub revision: u64,
+    pub status: ReleaseStatus,
+    pub version: Option<ChartVersion>,
+    pub description: String,
+}
+
+/// What the tool knows about the live release.
+#[derive(Clone, Debug)]
+pub struct Release {
+    pub name: String,
+    pub namespace: String,
+    pub chart_name: String,
+    pub version: ChartVersion,
+    pub app_version: Option<String>,
+    pub revision: u64,
+    pub status: ReleaseStatus,
+    pub description: String,
+    pub history: Vec<Revision>,
+    /// User-supplied values (`{}` when there were none; helm prints `null`).
+    pub user_values: serde_json::Value,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("release {release:?} not found in namespace {namespace:?}\nhint: check the name and namespace with `helm list --namespace {namespace}` (helm's -n reaches this plugin as HELM_NAMESPACE)")]
+    NotFound { release: String, namespace: String },
+    #[error(transparent)]
+    Helm(#[from] ExecError),
+    #[error("release {release:?} reports chart version {version:?}, which is not a version this tool can order: {reason}")]
+    BadVersion { release: String, version: String, reason: String },
+}
+
+impl Release {
+    /// Ask helm, in parallel.
+    pub fn read(helm: &Helm, release: &str) -> Result<Release, ReadError> {
+        let args = |cmd: &[&str]| -> Vec<String> {
+            let mut a: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
+            a.push(release.to_string());
+            a.extend(["-o".to_string(), "json".to_string()]);
+            a
+        };
+        let (metadata, history, values, status) = std::thread::scope(|s| {
+            let m = s.spawn(|| helm.json::<Metadata>(format!("read the metadata of {release}"), args(&["get", "metadata"])));
+            let h = s.spawn(|| {
+                helm.json::<Vec<HistoryEntry>>(format!("read the history of {release}"), args(&["history"]))
+            });
+            let v = s.spawn(|| helm.json::<serde_json::Value>(format!("read the values of {release}"), args(&["get", "values"])));
+            let st = s.spawn(|| helm.json::<StatusDoc>(format!("read the status of {release}"), args(&["status"])));
+            (m.join().expect("reader thread"), h.join().expect("reader thread"), v.join().expect("reader thread"), st.join().expect("reader thread"))
+        });
+        let not_found = |e: &ExecError| e.stderr().contains("release: not found");
+        let metadata = metadata.map_err(|e| {
+            if not_found(&e) {
+                ReadError::NotFound { release: release.to_string(), namespace: helm.namespace.clone() }
+            } else {
+                ReadError::Helm(e)
+            }
+        })?;
+        let history = history?;
+        let values = match values? {
+            serde_json::Value::Null => serde_json::Value::Object(Default::default()),
+            v => v,
+        };
+        let description = status.map(|s| s.info.description).unwrap_or_default();
+        let version = ChartVersion::parse(&metadata.version).map_err(|e| ReadError::BadVersion {
+            release: release.to_string(),
+            version: metadata.version.clone(),
+            reason: e.reason,
+        })?;
+        Ok(Release {
+            history: history
+                .iter()
+                .map(|h| Revision {
+                    revision: h.revision,
+                    status: h.status,
+                    version: version_from_chart_field(&h.chart, &metadata.chart),
+                    description: h.description.clone(),
+                })
+                .collect(),
+            name: metadata.name,
+            namespace: metadata.namespace,
+            chart_name: metadata.chart,
+            version,
+            app_version: metadata.app_version,
+            revision: metadata.revision,
+            status: metadata.status,
+            description,
+            user_values: values,
+        })
+    }
+
+    /// The newest revision before the current one that is `deployed` or `superseded`:
+    /// the rule helm's own `--atomic` uses, and never a failed revision (a bare
+    /// `helm rollback` picks revision − 1 whatever its status, helm-facts §3.10).
+    pub fn last_good_revision(&self) -> Option<&Revision> {
+        self.history
+            .iter()
+            .rev()
+            .filter(|r| r.revision < self.revision)
+            .find(|r| matches!(r.status, ReleaseStatus::Deployed | ReleaseStatus::Superseded))
+    }
+
+    /// Versions deployed successfully, oldest first.
+    pub fn deployed_versions(&self) -> Vec<ChartVersion> {
+        self.history
+            .iter()
+            .filter(|r| matches!(r.status, ReleaseStatus::Deployed | ReleaseStatus::Superseded))
+            .filter_map(|r| r.version.clone())
+            .collect()
+    }
+}
+
+/// `bsr-1.2.0` → 1.2.0, knowing the chart's name. Splitting on the last `-` breaks on
+/// pre-releases (`bsr-1.5.0-rc.1`), and on the first breaks on `ingress-nginx-4.1.0`.
+pub fn version_from_chart_field(field: &str, chart_name: &str) -> Option<ChartVersion> {
+    field
+        .strip_prefix(chart_name)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .and_then(|v| ChartVersion::parse(v).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chart_field_versions_survive_dashes() {
+        assert_eq!(version_from_chart_field("bsr-1.2.0", "bsr").unwrap().to_string(), "1.2.0");
+        assert_eq!(version_from_chart_field("bsr-1.5.0-rc.1", "bsr").unwrap().to_string(), "1.5.0-rc.1");
+        assert_eq!(version_from_chart_field("ingress-nginx-4.1.0", "ingress-nginx").unwrap().to_string(), "4.1.0");
+        assert!(version_from_chart_field("MISSING", "bsr").is_none());
+    }
+
+    #[test]
+    fn parses_helm_history_json() {
+        // helm-facts §3.1, verified on helm 3.19.0 and 4.1.4.
+        let json = r#"[{"revision":1,"updated":"2026-01-01T10:00:00Z","status":"superseded","chart":"bsr-1.1.0","app_version":"2.0.0","description":"Install complete"},
+ {"revision":3,"updated":"2026-01-03T10:00:00Z","status":"failed","chart":"bsr-1.3.0","app_version":"2.2.0","description":"Upgrade \"bsr\" failed: context deadline exceeded"},
+ {"revision":4,"updated":"2026-01-03T10:05:00Z","status":"pending-upgrade","chart":"bsr-1.2.0","app_version":"2.1.0","description":"Rollback to 2"}]"#;
+        let history: Vec<HistoryEntry> = serde_json::from_str(json).unwrap();
+        assert_eq!(history[1].status, ReleaseStatus::Failed);
+        assert!(history[2].status.is_pending());
+    }
+
+    #[test]
+    fn parses_helm_metadata_json() {
+        let json = r#"{"name":"bsr","chart":"bsr","version":"1.2.0","appVersion":"2.1.0","namespace":"foo","revision":4,"status":"deployed","deployedAt":"2026-01-03T10:05:00Z"}"#;
+        let m: Metadata = serde_json::from_str(json).unwrap();
+        assert_eq!((m.chart.as_str(), m.version.as_str(), m.revision), ("bsr", "1.2.0", 4));
+        assert_eq!(m.status, ReleaseStatus::Deployed);
+    }
+}

@@ -1,0 +1,139 @@
+//! Talking to the operator: confirmations and the pause between hops.
+//!
+//! Decided once per run: `--yes` answers every question with yes (CI); otherwise a
+//! terminal is required, because a prompt nobody can answer would hang a pipeline. The
+//! decision is a pure function so it is tested without a terminal; the prompts are plain
+//! lines on stderr read from stdin, so they work over ssh, in tmux, and in pty tests.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+/// What the operator chose at a pause between hops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PauseChoice {
+    Continue,
+    Stop,
+    RollBack,
+    Status,
+}
+
+pub trait Interaction {
+    /// A yes/no question; `false` when the answer is no (or input ended).
+    fn confirm(&self, question: &str) -> bool;
+    /// The pause after a verified hop.
+    fn pause(&self, summary: &str) -> PauseChoice;
+    /// Whether a person answers (so steps such as a manual restore may be asked for).
+    fn attended(&self) -> bool;
+}
+
+/// `--yes`: every question answered yes, no pauses.
+pub struct Unattended;
+
+impl Interaction for Unattended {
+    fn confirm(&self, question: &str) -> bool {
+        eprintln!("{question} yes (--yes)");
+        true
+    }
+    fn pause(&self, _summary: &str) -> PauseChoice {
+        PauseChoice::Continue
+    }
+    fn attended(&self) -> bool {
+        false
+    }
+}
+
+/// Line prompts on stderr, answers from stdin.
+pub struct Terminal;
+
+fn read_answer() -> Option<String> {
+    let mut line = String::new();
+    match std::io::stdin().lock().read_line(&mut line) {
+        Ok(0) | Err(_) => None,
+        Ok(_) => Some(line.trim().to_lowercase()),
+    }
+}
+
+impl Interaction for Terminal {
+    fn confirm(&self, question: &str) -> bool {
+        loop {
+            eprint!("{question} [y/N] ");
+            let _ = std::io::stderr().flush();
+            match read_answer().as_deref() {
+                Some("y" | "yes") => return true,
+                Some("n" | "no" | "") | None => return false,
+                Some(_) => eprintln!("please answer y or n"),
+            }
+        }
+    }
+
+    fn pause(&self, summary: &str) -> PauseChoice {
+        loop {
+            eprint!("{summary}\n[c]ontinue, [s]top here, [r]oll back this hop, show s[t]atus? ");
+            let _ = std::io::stderr().flush();
+            match read_answer().as_deref() {
+                Some("c" | "continue") => return PauseChoice::Continue,
+                // End of input means nobody is there to continue: stopping keeps the
+                // release at a good version.
+                Some("s" | "stop") | None => return PauseChoice::Stop,
+                Some("r" | "rollback" | "roll back") => return PauseChoice::RollBack,
+                Some("t" | "status") => return PauseChoice::Status,
+                Some(_) => eprintln!("please answer c, s, r or t"),
+            }
+        }
+    }
+
+    fn attended(&self) -> bool {
+        true
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Mode {
+    Unattended,
+    Terminal,
+}
+
+/// `--yes` wins; else a terminal on stdin outside CI; else refuse with a hint.
+pub fn decide(yes: bool, stdin_is_terminal: bool, ci: bool) -> Result<Mode, String> {
+    if yes {
+        Ok(Mode::Unattended)
+    } else if stdin_is_terminal && !ci {
+        Ok(Mode::Terminal)
+    } else {
+        let why = if ci { "CI is set" } else { "stdin is not a terminal" };
+        Err(format!(
+            "this run would stop to ask questions, and nobody can answer them ({why})\nhint: pass --yes to run unattended, or --plan to only print the plan"
+        ))
+    }
+}
+
+pub fn for_this_process(yes: bool) -> Result<Box<dyn Interaction>, String> {
+    let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
+    Ok(match decide(yes, std::io::stdin().is_terminal(), ci)? {
+        Mode::Unattended => Box::new(Unattended),
+        Mode::Terminal => Box::new(Terminal),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yes_always_runs_unattended() {
+        assert_eq!(decide(true, false, true), Ok(Mode::Unattended));
+        assert_eq!(decide(true, true, false), Ok(Mode::Unattended));
+    }
+
+    #[test]
+    fn a_terminal_outside_ci_is_asked() {
+        assert_eq!(decide(false, true, false), Ok(Mode::Terminal));
+    }
+
+    #[test]
+    fn no_terminal_or_ci_without_yes_is_refused_with_a_hint() {
+        let err = decide(false, false, false).unwrap_err();
+        assert!(err.contains("stdin is not a terminal") && err.contains("--yes"), "{err}");
+        let err = decide(false, true, true).unwrap_err();
+        assert!(err.contains("CI is set"), "{err}");
+    }
+}

@@ -1,0 +1,533 @@
+//! One live run, start to finish: read the release, refuse what must be refused, plan,
+//! lock, back up, walk, record, report.
+//!
+//! Everything that can refuse does so before the first change: an unknown release, one
+//! that is not `deployed`, a chart of another name, an unavailable target, a policy
+//! refusal, an unattended run that would need a person. A refusal changes nothing.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::backup;
+use super::interact;
+use super::journal::Journal;
+use super::ledger::{self, Held};
+use super::walk::{ChartArg, Outcome, StepReport, Walk};
+use crate::catalog::{self, ChartSource};
+use crate::cli::Common;
+use crate::helm::{Helm, Kubectl, Runner, Signals};
+use crate::plan::{self, Available, Context, Plan, Step, UpgradeRequest};
+use crate::policy::{self, Policy, presets};
+use crate::release::{Release, ReleaseStatus};
+use crate::version::ChartVersion;
+
+/// Why a live run did not start, with the exit code it maps to.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("{message}\nhint: {hint}")]
+    BadInput { message: String, hint: String },
+    #[error("refused: {message}\n  rule:      {rule}\n  supported: {supported}")]
+    Refused { rule: String, message: String, supported: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl SessionError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            SessionError::BadInput { .. } => crate::exit::BAD_INPUT,
+            SessionError::Refused { .. } => crate::exit::REFUSED,
+            SessionError::Other(_) => crate::exit::FAILURE,
+        }
+    }
+}
+
+fn bad(message: impl Into<String>, hint: impl Into<String>) -> SessionError {
+    SessionError::BadInput { message: message.into(), hint: hint.into() }
+}
+
+/// The `-o json` document of a live run.
+#[derive(Debug, Serialize)]
+pub struct RunReport {
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    pub release: String,
+    pub namespace: String,
+    pub backup: Option<PathBuf>,
+    pub plan: Plan,
+    pub steps: Vec<StepReport>,
+    pub warnings: Vec<String>,
+}
+
+impl RunReport {
+    pub fn exit_code(&self) -> i32 {
+        match self.outcome {
+            Outcome::Completed { .. } => crate::exit::SUCCESS,
+            Outcome::Stopped { .. } => crate::exit::STOPPED_BY_OPERATOR,
+            Outcome::Recovered { .. } => crate::exit::HOP_FAILED_RECOVERED,
+            Outcome::Failed { .. } => crate::exit::FAILURE,
+        }
+    }
+}
+
+/// What the live release, its policy and its chart source say, before any plan.
+pub struct Situation {
+    pub helm: Helm,
+    pub kubectl: Kubectl,
+    pub release: Release,
+    pub policy: Policy,
+    pub chart: ChartArg,
+    pub chart_reference: String,
+    pub available: Vec<Available>,
+    pub context: Context,
+    pub warnings: Vec<String>,
+    pub store_note: Option<String>,
+    pub store: std::sync::Arc<dyn ledger::LedgerStore>,
+    pub ledger_view: Option<ledger::Ledger>,
+}
+
+/// Progress lines on stderr, timestamped when not on a terminal (logs of CI jobs).
+pub fn progress_line(line: &str) {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() {
+        eprintln!("{line}");
+    } else {
+        eprintln!("[{}] {line}", humantime::format_rfc3339_seconds(std::time::SystemTime::now()));
+    }
+}
+
+/// Read everything and refuse what cannot go on. Changes nothing.
+pub fn survey(common: &Common, release_name: &str) -> Result<Situation, SessionError> {
+    let signals = Signals::install().map_err(|e| SessionError::Other(format!("cannot install signal handlers: {e}")))?;
+    let runner = Runner::new(signals, common.debug);
+    let namespace = common.namespace.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| "default".into());
+    let kube_context = common.kube_context.clone().filter(|c| !c.is_empty());
+    let helm_bin = std::env::var_os("HELM_BIN").filter(|v| !v.is_empty()).map(PathBuf::from);
+    let helm = Helm::detect(runner.clone(), helm_bin, namespace.clone(), kube_context.clone())
+        .map_err(|e| bad(e.to_string(), "set HELM_BIN or put helm on PATH"))?;
+    let kubectl_bin = std::env::var_os("KUBECTL").filter(|v| !v.is_empty()).map(PathBuf::from);
+    let kubectl = Kubectl::new(runner, kubectl_bin, namespace.clone(), kube_context);
+
+    let release = Release::read(&helm, release_name).map_err(|e| match e {
+        crate::release::ReadError::NotFound { .. } => bad(e.to_string().lines().next().unwrap_or_default().to_string(), format!("check the name and namespace with `helm list --namespace {namespace}`")),
+        other => SessionError::Other(other.to_string()),
+    })?;
+    refuse_unless_deployed(&release)?;
+
+    let opened = ledger::open_store(&kubectl, release_name, &namespace, helm.kube_context.as_deref())
+        .map_err(|e| SessionError::Other(e.to_string()))?;
+    let store_note = opened.warning.clone();
+    let ledger_view = opened.store.load().map_err(|e| SessionError::Other(e.to_string()))?.map(|s| s.ledger);
+
+    let policy = match (&common.policy, ledger_view.as_ref().and_then(|l| l.policy.clone())) {
+        (Some(name), _) => policy::load_named_or_path(name).map_err(|e| bad(e.to_string(), "fix the policy or pass another with --policy"))?,
+        (None, Some(recorded)) if presets::text(&recorded).is_some() => policy::load_named_or_path(&recorded).map_err(|e| SessionError::Other(e.to_string()))?,
+        _ => presets::for_chart(&release.chart_name),
+    };
+    let chart_reference = common
+        .chart
+        .clone()
+        .or_else(|| ledger_view.as_ref().and_then(|l| l.chart.clone()))
+        .or_else(|| policy.chart.clone())
+        .ok_or_else(|| {
+            bad(
+                format!("no chart source is known for {release_name} (chart {})", release.chart_name),
+                format!("pass --chart repo/{} (a helm repository), --chart oci://HOST/PATH/{} or --chart DIR (packaged charts)", release.chart_name, release.chart_name),
+            )
+        })?;
+    let source = ChartSource::parse(&chart_reference).map_err(|e| bad(e.to_string(), "see --help for --chart"))?;
+    if let Some(name) = source.chart_name()
+        && name != release.chart_name
+    {
+        return Err(bad(
+            format!("--chart {chart_reference} is chart {name:?}, but release {release_name} runs chart {:?}", release.chart_name),
+            format!("pass the reference of the {} chart; switching charts is not an upgrade", release.chart_name),
+        ));
+    }
+    let mut warnings = Vec::new();
+    let (available, chart) = list_versions(&helm, &source, &chart_reference, &release.chart_name, common.plain_http, &mut warnings)?;
+    let available = with_catalog(available, &policy);
+    if let Some(pin) = pinned_image_tag(&release) {
+        warnings.push(pin);
+    }
+    let context = Context {
+        release: Some(release_name.to_string()),
+        namespace: Some(namespace),
+        chart_name: Some(release.chart_name.clone()),
+    };
+    Ok(Situation {
+        helm,
+        kubectl,
+        release,
+        policy,
+        chart,
+        chart_reference,
+        available,
+        context,
+        warnings,
+        store_note,
+        store: opened.store,
+        ledger_view,
+    })
+}
+
+fn refuse_unless_deployed(release: &Release) -> Result<(), SessionError> {
+    let name = &release.name;
+    let ns = &release.namespace;
+    match release.status {
+        ReleaseStatus::Deployed => Ok(()),
+        s if s.is_pending() => {
+            let way_out = match release.last_good_revision() {
+                Some(r) => format!(
+                    "if no helm process is still working on it, `helm rollback {name} {} --namespace {ns}` returns it to revision {} ({}); then run this command again",
+                    r.revision,
+                    r.revision,
+                    r.version.as_ref().map(|v| v.to_string()).unwrap_or_default()
+                ),
+                None => format!("no earlier good revision exists; `helm uninstall {name} --namespace {ns}` and install again"),
+            };
+            Err(bad(
+                format!("release {name} is {} (revision {}): an interrupted helm left it mid-operation", s.as_str(), release.revision),
+                way_out,
+            ))
+        }
+        ReleaseStatus::Failed => Err(bad(
+            format!("release {name} is failed at {} (revision {}): {}", release.version, release.revision, release.description),
+            match release.last_good_revision() {
+                Some(r) => format!(
+                    "bring it back to a deployed state first: `helm safe-rollback {name}` (the policy's way back), or `helm rollback {name} {} --namespace {ns}` if no migration ran",
+                    r.revision
+                ),
+                None => "fix the failure and upgrade the release to the same version with helm, then run this again".into(),
+            },
+        )),
+        s => Err(bad(format!("release {name} is {}", s.as_str()), "only a deployed release can be upgraded")),
+    }
+}
+
+/// The versions the chart source offers, and how helm is to be told the chart.
+fn list_versions(
+    helm: &Helm,
+    source: &ChartSource,
+    reference: &str,
+    chart_name: &str,
+    plain_http: bool,
+    warnings: &mut Vec<String>,
+) -> Result<(Vec<Available>, ChartArg), SessionError> {
+    match source {
+        ChartSource::Repo { repo, name } => {
+            // helm searches its cached index; refresh that one repository first, as the
+            // vendors' pages say (`helm repo update`). A failed refresh is not fatal.
+            if let Err(e) = helm.run_global(format!("refresh the {repo} repository index"), vec!["repo".into(), "update".into(), repo.clone()]) {
+                warnings.push(format!("could not refresh repository {repo}; using the cached index ({})", e.to_string().lines().next().unwrap_or_default()));
+            }
+            #[derive(serde::Deserialize)]
+            struct Entry {
+                name: String,
+                version: String,
+                #[serde(default)]
+                app_version: String,
+            }
+            let entries: Vec<Entry> = helm
+                .runner
+                .json(&crate::helm::Invocation::new(
+                    format!("list the versions of {reference}"),
+                    &helm.bin,
+                    vec!["search".into(), "repo".into(), reference.to_string(), "--versions".into(), "--devel".into(), "-o".into(), "json".into()],
+                ))
+                .map_err(|e| SessionError::Other(e.to_string()))?;
+            // `search repo` matches substrings (helm-facts §3.6): keep the exact chart.
+            let available: Vec<Available> = entries
+                .into_iter()
+                .filter(|e| e.name == format!("{repo}/{name}"))
+                .filter_map(|e| {
+                    ChartVersion::parse(&e.version).ok().map(|version| Available {
+                        version,
+                        app_version: (!e.app_version.is_empty()).then_some(e.app_version),
+                    })
+                })
+                .collect();
+            if available.is_empty() {
+                return Err(bad(
+                    format!("helm finds no chart {reference}"),
+                    format!("check `helm repo list` and `helm search repo {name} --versions`"),
+                ));
+            }
+            Ok((available, ChartArg::Reference { reference: reference.to_string(), plain_http: false }))
+        }
+        ChartSource::Oci { .. } => {
+            let helper = |helper: &str, server: &str| credential_helper(helm, helper, server);
+            let ctx = catalog::OciContext {
+                options: catalog::oci::OciOptions { plain_http, ..Default::default() },
+                files: catalog::credentials::CredentialFiles::from_process_env(),
+                helper: &helper,
+            };
+            let listing = catalog::list(source, chart_name, &ctx).map_err(catalog_error)?;
+            warnings.extend(listing.warnings);
+            Ok((listing.available, ChartArg::Reference { reference: reference.to_string(), plain_http }))
+        }
+        ChartSource::Dir { path } => {
+            // The listing errors (missing chart, empty directory) are the catalog's.
+            let listing = catalog::dir::versions_for(path, chart_name).map_err(catalog_error)?;
+            warnings.extend(listing.warnings);
+            let scanned = catalog::dir::scan(path).map_err(catalog_error)?;
+            let files = listing
+                .available
+                .iter()
+                .filter_map(|a| scanned.path_of(chart_name, &a.version).map(|p| (a.version.clone(), p.to_path_buf())))
+                .collect();
+            Ok((listing.available, ChartArg::Files(files)))
+        }
+    }
+}
+
+fn catalog_error(e: catalog::CatalogError) -> SessionError {
+    if e.exit_code() == crate::exit::BAD_INPUT {
+        let text = e.to_string();
+        let (message, hint) = text.split_once("\nhint: ").unwrap_or((&text, "check --chart"));
+        bad(message, hint)
+    } else {
+        SessionError::Other(e.to_string())
+    }
+}
+
+/// `docker-credential-<helper> get`, through the one process runner.
+fn credential_helper(helm: &Helm, helper: &str, server: &str) -> Result<Option<(String, String)>, String> {
+    let (program, args) = catalog::credentials::helper_invocation(helper);
+    let inv = crate::helm::Invocation::new(format!("ask docker-credential-{helper} for {server}"), program, args);
+    match helm.runner.run_with_input(&inv, Some(server.as_bytes())) {
+        Ok(out) => catalog::credentials::parse_helper_output(true, &out.stdout),
+        Err(crate::helm::ExecError::Failed { stdout, .. }) => catalog::credentials::parse_helper_output(false, &stdout),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Versions from the source, with what the policy's catalog knows about them (schema,
+/// app version). The catalog adds no versions: only what the source offers can be deployed.
+fn with_catalog(mut available: Vec<Available>, policy: &Policy) -> Vec<Available> {
+    for a in &mut available {
+        if a.app_version.is_none() {
+            a.app_version = policy.catalog_entry(&a.version).and_then(|e| e.app_version.clone());
+        }
+    }
+    available
+}
+
+/// A user value `image.tag` (at any depth) equal to the running app or chart version keeps
+/// every hop on the old image.
+fn pinned_image_tag(release: &Release) -> Option<String> {
+    fn walk(v: &serde_json::Value, path: &str, hits: &mut Vec<(String, String)>) {
+        if let serde_json::Value::Object(map) = v {
+            for (k, child) in map {
+                let here = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                if k == "tag"
+                    && path.rsplit('.').next().is_some_and(|p| p.to_lowercase().contains("image"))
+                    && let Some(s) = child.as_str()
+                {
+                    hits.push((here.clone(), s.to_string()));
+                }
+                walk(child, &here, hits);
+            }
+        }
+    }
+    let mut hits = Vec::new();
+    walk(&release.user_values, "", &mut hits);
+    let current: Vec<String> = [release.app_version.clone(), Some(release.version.to_string())].into_iter().flatten().collect();
+    hits.into_iter()
+        .find(|(_, tag)| current.iter().any(|c| tag.trim_start_matches('v') == c.trim_start_matches('v')))
+        .map(|(path, tag)| {
+            format!("the user values pin {path}={tag}, the version running now: every hop would keep that image. Remove the pin or override it with --set {path}=...")
+        })
+}
+
+/// The live upgrade. `plan_only`: print and change nothing.
+pub fn upgrade(
+    common: &Common,
+    release_name: &str,
+    target: Option<&ChartVersion>,
+    fast_path: bool,
+    devel: bool,
+) -> Result<Either, SessionError> {
+    let mut situation = survey(common, release_name)?;
+    let target = match (target, common.resume) {
+        (Some(t), _) => t.clone(),
+        (None, true) => resumable_target(situation.ledger_view.as_ref())?,
+        (None, false) => return Err(bad("--to is required", "name the version to upgrade to with --to VERSION")),
+    };
+    let request = UpgradeRequest { current: situation.release.version.clone(), target, fast_path, devel };
+    let plan = plan::plan_upgrade(&situation.policy, &situation.available, &request, &situation.context).map_err(|e| match e {
+        plan::PlanError::Refused(r) => SessionError::Refused { rule: r.rule, message: r.message, supported: r.supported },
+        plan::PlanError::BadRequest { message, hint } => bad(message, hint),
+    })?;
+    let mut plan = plan;
+    plan.warnings.append(&mut situation.warnings);
+    if common.plan {
+        return Ok(Either::Plan(Box::new(plan)));
+    }
+    execute(common, situation, plan).map(Either::Report)
+}
+
+/// Either a plan to print (`--plan`) or the report of a run.
+pub enum Either {
+    Plan(Box<Plan>),
+    Report(Box<RunReport>),
+}
+
+fn resumable_target(ledger: Option<&ledger::Ledger>) -> Result<ChartVersion, SessionError> {
+    let plan = ledger
+        .and_then(|l| l.in_progress.as_ref())
+        .ok_or_else(|| bad("--resume: the ledger holds no plan in progress", "start a new run with --to VERSION"))?;
+    plan.plan
+        .get("to")
+        .and_then(|v| v.as_str())
+        .and_then(|v| ChartVersion::parse(v).ok())
+        .ok_or_else(|| SessionError::Other("--resume: the plan in the ledger has no target".into()))
+}
+
+/// Steps that need a person and have no command: refused up front when nobody is there.
+fn needs_a_person(plan: &Plan, snapshot_taken: bool) -> Option<String> {
+    let all = plan.preflight.iter().chain(plan.hops.iter().flat_map(|h| h.steps.iter()));
+    for step in all {
+        if let Step::Snapshot { message, argv: None } = step
+            && !snapshot_taken
+        {
+            return Some(format!(
+                "policy {} requires a snapshot (\"{message}\") and has no command to take one",
+                plan.policy
+            ));
+        }
+    }
+    None
+}
+
+fn execute(common: &Common, situation: Situation, plan: Plan) -> Result<Box<RunReport>, SessionError> {
+    let Situation { helm, kubectl, release, policy, chart, chart_reference, available, context, store_note, store, .. } = situation;
+    let interaction = interact::for_this_process(common.yes).map_err(|m| {
+        let (message, hint) = m.split_once("\nhint: ").map(|(a, b)| (a.to_string(), b.to_string())).unwrap_or((m.clone(), String::new()));
+        bad(message, hint)
+    })?;
+    if !interaction.attended()
+        && let Some(why) = needs_a_person(&plan, common.snapshot_taken)
+    {
+        return Err(SessionError::Refused {
+            rule: "snapshot".into(),
+            message: format!("{why}; an unattended run cannot confirm one"),
+            supported: "take the snapshot, then run again with --snapshot-taken; or set `snapshot.command` in the policy".into(),
+        });
+    }
+    if let Some(note) = &store_note {
+        progress_line(note);
+    }
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let mut held = Held::acquire(store, &ledger::holder(), &command, common.force_unlock).map_err(|e| SessionError::Other(e.to_string()))?;
+    {
+        let l = held.ledger_mut();
+        l.chart = Some(chart_reference.clone());
+        l.policy = Some(policy.name.clone());
+        l.note_deployed(&release.version);
+        for v in release.deployed_versions() {
+            l.note_deployed(&v);
+        }
+    }
+    held.save_or_warn();
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace(':', "");
+    let backup = match backup::take(&helm, &release, &stamp) {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = held.release_lock();
+            return Err(SessionError::Other(e.to_string()));
+        }
+    };
+    progress_line(&format!("backup of {} (values, manifest, metadata): {}", release.name, backup.dir.display()));
+    eprint!("{}", crate::ui::render::plan_table(&plan));
+    if interaction.attended() && !plan.hops.is_empty() && !interaction.confirm(&format!("Start the {} hop(s)?", plan.hops.len())) {
+        let _ = held.release_lock();
+        return Ok(Box::new(RunReport {
+            outcome: Outcome::Stopped { at: release.version.clone(), reason: "not started: the operator declined".into() },
+            release: release.name.clone(),
+            namespace: release.namespace.clone(),
+            backup: Some(backup.dir),
+            plan,
+            steps: vec![],
+            warnings: vec![],
+        }));
+    }
+    let progress = progress_line;
+    let (outcome, steps) = {
+        let mut walk = Walk::new(&helm, &kubectl, &policy, release.name.clone(), chart, backup.values.clone(), backup.dir.clone(), interaction.as_ref(), &mut held, &progress);
+        walk.extra_values = common.values.clone();
+        walk.extra_sets = common.set.clone();
+        walk.timeout = common.timeout.clone();
+        walk.snapshot_taken = common.snapshot_taken;
+        walk.available = available;
+        walk.context = context;
+        let outcome = walk.run(&plan);
+        (outcome, std::mem::take(&mut walk.reports))
+    };
+    held.ledger_mut().clear_in_progress();
+    if matches!(outcome, Outcome::Failed { .. }) {
+        // Keep the plan on record: a person picks it up from here.
+        let plan_json = serde_json::to_value(&plan).unwrap_or_default();
+        held.ledger_mut().set_in_progress(plan_json, 0, None);
+    }
+    held.save_or_warn();
+    if let Err(e) = held.release_lock() {
+        progress_line(&format!("warning: could not release the lock: {e}"));
+    }
+    Ok(Box::new(RunReport {
+        outcome,
+        release: release.name.clone(),
+        namespace: release.namespace.clone(),
+        backup: Some(backup.dir),
+        plan,
+        steps,
+        warnings: vec![],
+    }))
+}
+
+
+/// The ledger records what the walk reports. A failed write is a warning: stopping a
+/// hop under way to report bookkeeping would be worse than the gap in the record.
+trait SaveOrWarn {
+    fn save_or_warn(&mut self);
+}
+
+impl SaveOrWarn for Held {
+    fn save_or_warn(&mut self) {
+        if let Err(e) = self.save() {
+            progress_line(&format!("warning: could not update the ledger at {}: {e}", self.location()));
+        }
+    }
+}
+
+impl Journal for Held {
+    fn hop_started(&mut self, plan: &Plan, index: usize, hop: &crate::plan::Hop) {
+        let plan_json = serde_json::to_value(plan).unwrap_or_default();
+        let l = self.ledger_mut();
+        l.set_in_progress(plan_json, index, None);
+        l.record_hop_start(&hop.from, &hop.to, &format!("{:?}", hop.kind).to_lowercase());
+        self.save_or_warn();
+    }
+    fn hop_ended(&mut self, _index: usize, outcome: &str, message: Option<&str>) {
+        let outcome = outcome.parse().unwrap_or(ledger::HopOutcome::Failed);
+        if let Err(e) = self.ledger_mut().record_hop_end(outcome, message.map(String::from)) {
+            progress_line(&format!("warning: {e}"));
+        }
+        self.save_or_warn();
+    }
+    fn deploying(&mut self, version: &ChartVersion) {
+        self.ledger_mut().note_deployed(version);
+        self.save_or_warn();
+    }
+    fn snapshot_taken(&mut self, at: &ChartVersion, how: &str) {
+        self.ledger_mut().record_snapshot(at, how);
+        self.save_or_warn();
+    }
+    fn newest_ever(&self) -> Option<ChartVersion> {
+        self.ledger().newest_ever().cloned()
+    }
+    fn has_snapshot(&self) -> bool {
+        !self.ledger().snapshots.is_empty()
+    }
+}

@@ -1,0 +1,143 @@
+//! The test bed for end-to-end tests: the real helm binaries (3.19.0 and 4.1.4) against
+//! the project's Kubernetes API stand-in, charts served by the loopback chart repository,
+//! and the plugin binary run as helm runs it (HELM_BIN, HELM_NAMESPACE, ...).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use chart_standin::{ChartRepo, RepoOptions};
+use kube_standin::testing::{HelmEnv, HelmVersion, kubectl_path};
+use kube_standin::{Options, StandIn};
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_helm-safe-upgrade");
+pub const NS: &str = "bsr";
+
+/// Values with nested maps, a list and a secret, to check they are carried exactly.
+pub const VALUES: &str = "replicaCount: 2\npostgres:\n  host: db.prod.internal\n  password: s3cret-value\nextraEnv:\n  - name: LOG_FORMAT\n    value: json\nconfig:\n  features:\n    remotePlugins: true\n";
+
+pub struct Bed {
+    pub version: HelmVersion,
+    pub standin: StandIn,
+    pub env: HelmEnv,
+    pub charts: tempfile::TempDir,
+    pub repo: ChartRepo,
+    pub state: tempfile::TempDir,
+}
+
+impl Bed {
+    pub fn new(version: HelmVersion) -> Bed {
+        // helm 3 polls readiness every 2 s, so its stand-in reconciles synchronously;
+        // helm 4 watches, and gets a real delay.
+        let ready_delay = if version.major() == 3 { Duration::ZERO } else { Duration::from_millis(100) };
+        let standin = StandIn::start(Options { ready_delay, ..Options::default() }).expect("start the stand-in");
+        let env = HelmEnv::new(&standin, version);
+        let charts = tempfile::tempdir().unwrap();
+        chart_standin::fixtures::package_all(charts.path()).expect("package the fixture charts");
+        let repo = ChartRepo::start(charts.path(), RepoOptions::default()).expect("start the chart repository");
+        env.helm_ok(&["repo", "add", "demo", &repo.url()]);
+        let state = tempfile::tempdir().unwrap();
+        Bed { version, standin, env, charts, repo, state }
+    }
+
+    pub fn values_file(&self, yaml: &str) -> PathBuf {
+        let path = self.env.dir().join("user-values.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        path
+    }
+
+    /// `helm install bsr demo/bsr --version V -f VALUES`.
+    pub fn install(&self, chart: &str, version: &str, values: &str) {
+        let file = self.values_file(values);
+        self.env.helm_ok(&[
+            "install", "bsr", &format!("demo/{chart}"), "--version", version, "--namespace", NS, "--create-namespace",
+            "-f", file.to_str().unwrap(), "--wait", "--timeout", "60s",
+        ]);
+    }
+
+    /// The plugin binary as helm would start it.
+    pub fn tool(&self) -> Command {
+        let mut cmd = self.env.command(Path::new(BIN));
+        cmd.env("HELM_BIN", self.env.helm_bin())
+            .env("KUBECTL", kubectl_path())
+            .env("XDG_STATE_HOME", self.state.path())
+            .env("HELM_NAMESPACE", NS)
+            .env_remove("HELM_PLUGIN_NAME")
+            .env_remove("CI")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.tool().args(args).output().expect("run helm-safe-upgrade")
+    }
+
+    /// Run and check the exit code; returns (stdout, stderr).
+    pub fn run_expect(&self, args: &[&str], code: i32) -> (String, String) {
+        let out = self.run(args);
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{}: helm-safe-upgrade {args:?}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+            self.version
+        );
+        (stdout, stderr)
+    }
+
+    /// (revision, status, chart) of every revision.
+    pub fn history(&self) -> Vec<(u64, String, String)> {
+        let out = self.env.helm_ok(&["history", "bsr", "--namespace", NS, "-o", "json"]);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|h| (h["revision"].as_u64().unwrap(), h["status"].as_str().unwrap().to_string(), h["chart"].as_str().unwrap().to_string()))
+            .collect()
+    }
+
+    pub fn charts_deployed(&self) -> Vec<String> {
+        self.history().into_iter().map(|(_, _, c)| c).collect()
+    }
+
+    pub fn user_values(&self) -> Value {
+        let out = self.env.helm_ok(&["get", "values", "bsr", "--namespace", NS, "-o", "json"]);
+        serde_json::from_str(&out).unwrap()
+    }
+
+    pub fn metadata(&self) -> Value {
+        serde_json::from_str(&self.env.helm_ok(&["get", "metadata", "bsr", "--namespace", NS, "-o", "json"])).unwrap()
+    }
+
+    /// The stored server Deployment of the BSR-like chart.
+    pub fn server(&self) -> Value {
+        self.standin.get("apps/v1", "deployments", Some(NS), "bsr-server").expect("the server Deployment exists")
+    }
+
+    pub fn server_version_label(&self) -> String {
+        self.server()["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/version"].as_str().unwrap().to_string()
+    }
+}
+
+pub fn yaml_to_json(yaml: &str) -> Value {
+    serde_saphyr::from_str::<Value>(yaml).unwrap()
+}
+
+/// Run a scenario once per helm version under test, naming the version on failure.
+#[macro_export]
+macro_rules! both_helms {
+    ($name:ident, $body:path) => {
+        mod $name {
+            #[test]
+            fn helm_3_19_0() {
+                $body(kube_standin::testing::HelmVersion::V3_19_0)
+            }
+            #[test]
+            fn helm_4_1_4() {
+                $body(kube_standin::testing::HelmVersion::V4_1_4)
+            }
+        }
+    };
+}
