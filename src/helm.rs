@@ -35,7 +35,14 @@ impl Signals {
         std::thread::spawn(move || {
             for signal in incoming.forever() {
                 let counter = if signal == SIGINT { &interrupts } else { &terminates };
-                counter.fetch_add(1, Ordering::SeqCst);
+                if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+                    // Said at once, because the step under way may take minutes.
+                    eprintln!(
+                        "\n{}: the step under way finishes, then the run stops at the next safe point{}",
+                        if signal == SIGINT { "interrupted" } else { "terminating" },
+                        if signal == SIGINT { " (Ctrl-C again stops the step now)" } else { "" }
+                    );
+                }
             }
         });
         Ok(signals)
@@ -49,9 +56,14 @@ impl Signals {
         self.terminates.load(Ordering::SeqCst) > 0
     }
 
-    /// Any signal asking the run to stop.
+    /// Any signal asking the run to stop at the next safe point.
     pub fn stop_requested(&self) -> bool {
         self.interrupts() > 0 || self.terminated()
+    }
+
+    /// A second Ctrl-C or a SIGTERM: stop now, do not start a way back.
+    pub fn stop_now(&self) -> bool {
+        self.interrupts() >= 2 || self.terminated()
     }
 }
 
@@ -190,7 +202,10 @@ impl Runner {
         // Drain both pipes while waiting, so a chatty child never blocks on a full pipe.
         let out_reader = drain(child.stdout.take());
         let err_reader = drain(child.stderr.take());
-        let mut forwarded_term = false;
+        // Only a stop request that arrives while this child runs is passed on to it: the
+        // bookkeeping after an insisted stop (reading the release, releasing the lock)
+        // must still run.
+        let mut forwarded_term = self.signals.stop_now();
         let status = loop {
             match child.try_wait() {
                 Ok(Some(status)) => break status,
@@ -199,9 +214,14 @@ impl Runner {
                     return Err(ExecError::Parse { purpose: inv.purpose.clone(), argv: inv.display(), error: e.to_string() });
                 }
             }
-            if self.signals.terminated() && !forwarded_term {
-                // SIGTERM is an orchestrator's request to stop: helm handles it by failing
-                // the operation cleanly, so pass it on rather than abandoning the child.
+            if !forwarded_term && self.signals.stop_now() {
+                // SIGTERM (an orchestrator's request) or a second Ctrl-C (the operator
+                // insists): helm handles SIGTERM by marking the operation failed, which
+                // leaves no `pending-*` release behind. Say so before doing it.
+                eprintln!(
+                    "stopping now: `{}` is told to stop; helm marks what it was doing as failed, and this run ends without bringing the release back (the message below says what to do)",
+                    inv.purpose
+                );
                 let _ = nix_kill(child.id(), signal_hook::consts::SIGTERM);
                 forwarded_term = true;
             }

@@ -8,6 +8,8 @@ fn main() {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let plugin_name = std::env::var("HELM_PLUGIN_NAME").ok();
     let mode = commands::mode(args.first(), plugin_name.as_deref());
-    let code = commands::run(mode, args, &mut std::io::stdout().lock(), &mut std::io::stderr().lock());
+    // Unlocked handles: other threads (the signal watcher, progress) write to stderr
+    // too, and a lock held for the whole run would block them.
+    let code = commands::run(mode, args, &mut std::io::stdout(), &mut std::io::stderr());
     std::process::exit(code);
 }

@@ -6,6 +6,11 @@
 //! lines on stderr read from stdin, so they work over ssh, in tmux, and in pty tests.
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use crate::helm::Signals;
 
 /// What the operator chose at a pause between hops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,13 +47,47 @@ impl Interaction for Unattended {
 }
 
 /// Line prompts on stderr, answers from stdin.
-pub struct Terminal;
+pub struct Terminal {
+    pub signals: Signals,
+}
 
-fn read_answer() -> Option<String> {
-    let mut line = String::new();
-    match std::io::stdin().lock().read_line(&mut line) {
-        Ok(0) | Err(_) => None,
-        Ok(_) => Some(line.trim().to_lowercase()),
+/// Lines of stdin, read by one background thread, so that a prompt can also give way to
+/// Ctrl-C (a blocking read would sit out the interrupt until Enter).
+fn lines() -> &'static Mutex<Receiver<Option<String>>> {
+    static LINES: OnceLock<Mutex<Receiver<Option<String>>>> = OnceLock::new();
+    LINES.get_or_init(|| {
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            let stdin = std::io::stdin();
+            loop {
+                let mut line = String::new();
+                let read = stdin.lock().read_line(&mut line);
+                let ended = matches!(read, Ok(0) | Err(_));
+                if tx.send((!ended).then(|| line.trim().to_lowercase())).is_err() || ended {
+                    return;
+                }
+            }
+        });
+        Mutex::new(rx)
+    })
+}
+
+impl Terminal {
+    /// The next answer; `None` at end of input or when Ctrl-C is pressed while waiting.
+    fn read_answer(&self) -> Option<String> {
+        let interrupts = self.signals.interrupts();
+        let rx = lines().lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(answer) => return answer,
+                Err(RecvTimeoutError::Disconnected) => return None,
+                Err(RecvTimeoutError::Timeout) if self.signals.interrupts() > interrupts || self.signals.terminated() => {
+                    eprintln!();
+                    return None;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
     }
 }
 
@@ -57,7 +96,7 @@ impl Interaction for Terminal {
         loop {
             eprint!("{question} [y/N] ");
             let _ = std::io::stderr().flush();
-            match read_answer().as_deref() {
+            match self.read_answer().as_deref() {
                 Some("y" | "yes") => return true,
                 Some("n" | "no" | "") | None => return false,
                 Some(_) => eprintln!("please answer y or n"),
@@ -69,7 +108,7 @@ impl Interaction for Terminal {
         loop {
             eprint!("{summary}\n[c]ontinue, [s]top here, [r]oll back this hop, show s[t]atus? ");
             let _ = std::io::stderr().flush();
-            match read_answer().as_deref() {
+            match self.read_answer().as_deref() {
                 Some("c" | "continue") => return PauseChoice::Continue,
                 // End of input means nobody is there to continue: stopping keeps the
                 // release at a good version.
@@ -106,11 +145,11 @@ pub fn decide(yes: bool, stdin_is_terminal: bool, ci: bool) -> Result<Mode, Stri
     }
 }
 
-pub fn for_this_process(yes: bool) -> Result<Box<dyn Interaction>, String> {
+pub fn for_this_process(yes: bool, signals: &Signals) -> Result<Box<dyn Interaction>, String> {
     let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
     Ok(match decide(yes, std::io::stdin().is_terminal(), ci)? {
         Mode::Unattended => Box::new(Unattended),
-        Mode::Terminal => Box::new(Terminal),
+        Mode::Terminal => Box::new(Terminal { signals: signals.clone() }),
     })
 }
 

@@ -225,6 +225,22 @@ pub fn holder() -> String {
     format!("{user}@{} pid {}", hostname(), std::process::id())
 }
 
+/// Whether a lock's holder is a process of this machine that no longer exists: a run
+/// killed with `kill -9`, whose lock `--resume` may take over without `--force-unlock`.
+pub fn holder_is_gone(lock_holder: &str) -> bool {
+    let ours = holder();
+    let (Some((who, pid)), Some((our_who, _))) = (lock_holder.rsplit_once(" pid "), ours.rsplit_once(" pid ")) else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<i32>() else { return false };
+    if who != our_who || pid <= 0 {
+        return false;
+    }
+    // SAFETY: kill with signal 0 only checks for existence; it sends nothing.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+}
+
 fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for its length; gethostname writes at most that much.
@@ -937,6 +953,19 @@ pub fn open_store_at(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_lock_of_a_dead_local_process_is_gone_and_a_live_or_foreign_one_is_not() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead_pid = child.id();
+        child.wait().unwrap();
+        let ours = super::holder();
+        let (who, _) = ours.rsplit_once(" pid ").unwrap();
+        assert!(super::holder_is_gone(&format!("{who} pid {dead_pid}")));
+        assert!(!super::holder_is_gone(&ours), "this very process is alive");
+        assert!(!super::holder_is_gone(&format!("someone@elsewhere pid {dead_pid}")), "another machine's pid says nothing");
+        assert!(!super::holder_is_gone("garbage"));
+    }
+
     use super::*;
     use std::os::unix::fs::MetadataExt;
 

@@ -85,6 +85,8 @@ pub struct Situation {
     pub store_note: Option<String>,
     pub store: std::sync::Arc<dyn ledger::LedgerStore>,
     pub ledger_view: Option<ledger::Ledger>,
+    /// Values to carry instead of the release's current ones (a resumed run).
+    pub values_backup: Option<PathBuf>,
 }
 
 /// Progress lines on stderr, timestamped when not on a terminal (logs of CI jobs).
@@ -113,6 +115,7 @@ pub fn survey(common: &Common, release_name: &str) -> Result<Situation, SessionE
         crate::release::ReadError::NotFound { .. } => bad(e.to_string().lines().next().unwrap_or_default().to_string(), format!("check the name and namespace with `helm list --namespace {namespace}`")),
         other => SessionError::Other(other.to_string()),
     })?;
+    let release = if common.resume && release.status.is_pending() { wait_while_pending(&helm, release, &common.timeout)? } else { release };
     refuse_unless_deployed(&release)?;
 
     let opened = ledger::open_store(&kubectl, release_name, &namespace, helm.kube_context.as_deref())
@@ -169,7 +172,20 @@ pub fn survey(common: &Common, release_name: &str) -> Result<Situation, SessionE
         store_note,
         store: opened.store,
         ledger_view,
+        values_backup: None,
     })
+}
+
+/// After a run was killed, the helm it started goes on alone (it has its own process
+/// group); give it the time a rollout may take before judging the release.
+fn wait_while_pending(helm: &Helm, mut release: Release, timeout: &str) -> Result<Release, SessionError> {
+    let deadline = std::time::Instant::now() + super::walk::parse_duration(timeout).unwrap_or(std::time::Duration::from_secs(300));
+    while release.status.is_pending() && std::time::Instant::now() < deadline {
+        progress_line(&format!("{} is {}: waiting for the helm operation under way to finish", release.name, release.status.as_str()));
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        release = Release::read(helm, &release.name).map_err(|e| SessionError::Other(e.to_string()))?;
+    }
+    Ok(release)
 }
 
 fn refuse_unless_deployed(release: &Release) -> Result<(), SessionError> {
@@ -350,11 +366,20 @@ pub fn upgrade(
     devel: bool,
 ) -> Result<Either, SessionError> {
     let mut situation = survey(common, release_name)?;
-    let target = match (target, common.resume) {
+    let resumed = if common.resume { Some(resumable(situation.ledger_view.as_ref())?) } else { None };
+    let target = match (target, &resumed) {
         (Some(t), _) => t.clone(),
-        (None, true) => resumable_target(situation.ledger_view.as_ref())?,
-        (None, false) => return Err(bad("--to is required", "name the version to upgrade to with --to VERSION")),
+        (None, Some(r)) => r.target.clone(),
+        (None, None) => return Err(bad("--to is required", "name the version to upgrade to with --to VERSION")),
     };
+    let fast_path = fast_path || resumed.as_ref().is_some_and(|r| r.fast_path);
+    if let Some(r) = &resumed {
+        progress_line(&format!(
+            "resuming the upgrade to {target} recorded in the ledger; {} runs {} now",
+            situation.release.name, situation.release.version
+        ));
+        situation.values_backup = r.values_backup.clone().filter(|p| p.is_file());
+    }
     let request = UpgradeRequest { current: situation.release.version.clone(), target, fast_path, devel };
     let plan = plan::plan_upgrade(&situation.policy, &situation.available, &request, &situation.context).map_err(|e| match e {
         plan::PlanError::Refused(r) => SessionError::Refused { rule: r.rule, message: r.message, supported: r.supported },
@@ -374,16 +399,35 @@ pub enum Either {
     Report(Box<RunReport>),
 }
 
-fn resumable_target(ledger: Option<&ledger::Ledger>) -> Result<ChartVersion, SessionError> {
+/// What the ledger says about a run that did not finish.
+struct Resumable {
+    target: ChartVersion,
+    fast_path: bool,
+    /// The carried values of the interrupted run (its private backup, when on this machine).
+    values_backup: Option<PathBuf>,
+}
+
+fn resumable(ledger: Option<&ledger::Ledger>) -> Result<Resumable, SessionError> {
     let plan = ledger
         .and_then(|l| l.in_progress.as_ref())
         .ok_or_else(|| bad("--resume: the ledger holds no plan in progress", "start a new run with --to VERSION"))?;
-    plan.plan
+    let target = plan
+        .plan
         .get("to")
         .and_then(|v| v.as_str())
         .and_then(|v| ChartVersion::parse(v).ok())
-        .ok_or_else(|| SessionError::Other("--resume: the plan in the ledger has no target".into()))
+        .ok_or_else(|| SessionError::Other("--resume: the plan in the ledger has no target".into()))?;
+    Ok(Resumable {
+        target,
+        fast_path: plan.plan.get("strategy").and_then(|s| s.as_str()) == Some("fast-path"),
+        values_backup: plan.plan.get(VALUES_BACKUP_KEY).and_then(|p| p.as_str()).map(PathBuf::from),
+    })
 }
+
+/// Key under which the plan in progress records its values backup. The values carried
+/// to every hop are the ones read at the start; a resumed run must carry the same (the
+/// release's values mid-way may hold a fast path's maintenance override).
+const VALUES_BACKUP_KEY: &str = "values_backup";
 
 /// Steps that need a person and have no command: refused up front when nobody is there.
 fn needs_a_person(plan: &Plan, snapshot_taken: bool) -> Option<String> {
@@ -402,8 +446,21 @@ fn needs_a_person(plan: &Plan, snapshot_taken: bool) -> Option<String> {
 }
 
 fn execute(common: &Common, situation: Situation, plan: Plan) -> Result<Box<RunReport>, SessionError> {
-    let Situation { helm, kubectl, release, policy, chart, chart_reference, available, context, store_note, store, .. } = situation;
-    let interaction = interact::for_this_process(common.yes).map_err(|m| {
+    let Situation {
+        helm, kubectl, mut release, policy, chart, chart_reference, available, context, store_note, store, ledger_view, values_backup, ..
+    } = situation;
+    if let Some(path) = &values_backup {
+        match std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok()) {
+            Some(values) => {
+                progress_line(&format!("carrying the values the interrupted run started with ({})", path.display()));
+                release.user_values = values;
+            }
+            None => progress_line(&format!("warning: cannot read {}; carrying the release's current values", path.display())),
+        }
+    }
+    let force_unlock = common.force_unlock
+        || (common.resume && ledger_view.as_ref().and_then(|l| l.lock.as_ref()).is_some_and(|lock| ledger::holder_is_gone(&lock.holder)));
+    let interaction = interact::for_this_process(common.yes, &helm.runner.signals).map_err(|m| {
         let (message, hint) = m.split_once("\nhint: ").map(|(a, b)| (a.to_string(), b.to_string())).unwrap_or((m.clone(), String::new()));
         bad(message, hint)
     })?;
@@ -420,7 +477,7 @@ fn execute(common: &Common, situation: Situation, plan: Plan) -> Result<Box<RunR
         progress_line(note);
     }
     let command = std::env::args().collect::<Vec<_>>().join(" ");
-    let mut held = Held::acquire(store, &ledger::holder(), &command, common.force_unlock).map_err(|e| SessionError::Other(e.to_string()))?;
+    let mut held = Held::acquire(store, &ledger::holder(), &command, force_unlock).map_err(|e| SessionError::Other(e.to_string()))?;
     {
         let l = held.ledger_mut();
         l.chart = Some(chart_reference.clone());
@@ -455,7 +512,8 @@ fn execute(common: &Common, situation: Situation, plan: Plan) -> Result<Box<RunR
     }
     let progress = progress_line;
     let (outcome, steps) = {
-        let mut walk = Walk::new(&helm, &kubectl, &policy, release.name.clone(), chart, backup.values.clone(), backup.dir.clone(), interaction.as_ref(), &mut held, &progress);
+        let mut recorder = Recorder { held: &mut held, values_backup: backup.values.clone() };
+        let mut walk = Walk::new(&helm, &kubectl, &policy, release.name.clone(), chart, backup.values.clone(), backup.dir.clone(), interaction.as_ref(), &mut recorder, &progress);
         walk.extra_values = common.values.clone();
         walk.extra_sets = common.set.clone();
         walk.timeout = common.timeout.clone();
@@ -501,33 +559,40 @@ impl SaveOrWarn for Held {
     }
 }
 
-impl Journal for Held {
+/// The journal of a run: the ledger, plus where this run's carried values are.
+struct Recorder<'a> {
+    held: &'a mut Held,
+    values_backup: PathBuf,
+}
+
+impl Journal for Recorder<'_> {
     fn hop_started(&mut self, plan: &Plan, index: usize, hop: &crate::plan::Hop) {
-        let plan_json = serde_json::to_value(plan).unwrap_or_default();
-        let l = self.ledger_mut();
+        let mut plan_json = serde_json::to_value(plan).unwrap_or_default();
+        plan_json[VALUES_BACKUP_KEY] = serde_json::Value::from(self.values_backup.display().to_string());
+        let l = self.held.ledger_mut();
         l.set_in_progress(plan_json, index, None);
         l.record_hop_start(&hop.from, &hop.to, &format!("{:?}", hop.kind).to_lowercase());
-        self.save_or_warn();
+        self.held.save_or_warn();
     }
     fn hop_ended(&mut self, _index: usize, outcome: &str, message: Option<&str>) {
         let outcome = outcome.parse().unwrap_or(ledger::HopOutcome::Failed);
-        if let Err(e) = self.ledger_mut().record_hop_end(outcome, message.map(String::from)) {
+        if let Err(e) = self.held.ledger_mut().record_hop_end(outcome, message.map(String::from)) {
             progress_line(&format!("warning: {e}"));
         }
-        self.save_or_warn();
+        self.held.save_or_warn();
     }
     fn deploying(&mut self, version: &ChartVersion) {
-        self.ledger_mut().note_deployed(version);
-        self.save_or_warn();
+        self.held.ledger_mut().note_deployed(version);
+        self.held.save_or_warn();
     }
     fn snapshot_taken(&mut self, at: &ChartVersion, how: &str) {
-        self.ledger_mut().record_snapshot(at, how);
-        self.save_or_warn();
+        self.held.ledger_mut().record_snapshot(at, how);
+        self.held.save_or_warn();
     }
     fn newest_ever(&self) -> Option<ChartVersion> {
-        self.ledger().newest_ever().cloned()
+        self.held.ledger().newest_ever().cloned()
     }
     fn has_snapshot(&self) -> bool {
-        !self.ledger().snapshots.is_empty()
+        !self.held.ledger().snapshots.is_empty()
     }
 }

@@ -167,6 +167,13 @@ impl<'a> Walk<'a> {
         }
         let total = plan.hops.len();
         for (i, hop) in plan.hops.iter().enumerate() {
+            // A safe point: the previous hop (if any) is deployed and verified.
+            if self.helm.runner.signals.stop_requested() {
+                return Outcome::Stopped {
+                    at: hop.from.clone(),
+                    reason: "interrupted: stopped at the first safe point; run the same command again to continue".into(),
+                };
+            }
             (self.progress)(&format!("hop {}/{total}: {} → {} ({})", i + 1, hop.from, hop.to, hop.procedure));
             self.journal.hop_started(plan, i, hop);
             let mut deployed_override = false;
@@ -180,14 +187,8 @@ impl<'a> Walk<'a> {
                 }
             }
             self.journal.hop_ended(i, "succeeded", None);
-            if i + 1 == total {
-                break;
-            }
-            if self.helm.runner.signals.stop_requested() {
-                return Outcome::Stopped {
-                    at: hop.to.clone(),
-                    reason: "interrupted: stopped at the first safe point".into(),
-                };
+            if i + 1 == total || self.helm.runner.signals.stop_requested() {
+                continue;
             }
             loop {
                 let next = &plan.hops[i + 1];
@@ -372,6 +373,16 @@ impl<'a> Walk<'a> {
     fn recover(&mut self, index: usize, hop: &Hop, error: StepError, deployed_override: bool) -> Outcome {
         let error_text = error.message().to_string();
         (self.progress)(&format!("hop {} failed: {error_text}", index + 1));
+        if self.helm.runner.signals.stop_now() {
+            let live = self.read_live();
+            return Outcome::Failed {
+                error: format!("{error_text}\nstopped at the operator's request before bringing the release back"),
+                next_steps: match live {
+                    Ok(live) => self.by_hand(&live, hop),
+                    Err(e) => format!("check `helm status {}` ({e})", self.release),
+                },
+            };
+        }
         let live = match self.read_live() {
             Ok(live) => live,
             Err(e) => {
