@@ -141,3 +141,100 @@ macro_rules! both_helms {
         }
     };
 }
+
+// ---------------------------------------------------------------------------------------
+// Helpers for tests/e2e_sources.rs (other chart sources, the lock, extra values).
+
+/// The bed's BSR policy (the preset with the fixture chart's catalog and a down-migration
+/// the stand-in can observe), as an absolute path.
+pub fn bed_policy() -> String {
+    format!("{}/bed/policies/bsr-bed.yaml", env!("CARGO_MANIFEST_DIR"))
+}
+
+impl Bed {
+    /// helm with this bed's environment plus `envs` (e.g. `HELM_REGISTRY_CONFIG`), and
+    /// optionally some stdin; returns the raw output.
+    pub fn helm_with(&self, envs: &[(&str, &str)], args: &[&str], stdin: Option<&str>) -> Output {
+        use std::io::Write;
+        let mut cmd = self.env.command(self.env.helm_bin());
+        cmd.envs(envs.iter().copied()).args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        let mut child = cmd.spawn().expect("spawn helm");
+        if let Some(input) = stdin {
+            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        }
+        child.wait_with_output().expect("wait for helm")
+    }
+
+    /// [`Bed::helm_with`] that must succeed; returns stdout.
+    pub fn helm_with_ok(&self, envs: &[(&str, &str)], args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.helm_with(envs, args, stdin);
+        assert!(
+            out.status.success(),
+            "{}: helm {args:?} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+            self.version,
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `helm install bsr CHART [extra...] -f VALUES --wait` for a chart that is not in
+    /// the `demo` repository (a packaged file, an `oci://` reference).
+    pub fn install_from(&self, envs: &[(&str, &str)], chart: &str, extra: &[&str], values: &str) {
+        let file = self.values_file(values);
+        let mut args = vec!["install", "bsr", chart];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--namespace", NS, "--create-namespace", "-f", file.to_str().unwrap(), "--wait", "--timeout", "60s"]);
+        self.helm_with_ok(envs, &args, None);
+    }
+
+    /// Run the tool with extra environment variables and check the exit code.
+    pub fn run_env_expect(&self, envs: &[(&str, &str)], args: &[&str], code: i32) -> (String, String) {
+        let out = self.tool().envs(envs.iter().copied()).args(args).output().expect("run helm-safe-upgrade");
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{}: helm-safe-upgrade {args:?} (env {envs:?})\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+            self.version
+        );
+        (stdout, stderr)
+    }
+
+    /// A kubectl for the library's [`helm_safe_upgrade::helm::Kubectl`], which passes no
+    /// environment of its own: a wrapper script that adds this bed's `--kubeconfig`.
+    pub fn kubectl_wrapper(&self) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.env.dir().join("kubectl-bed");
+        std::fs::write(
+            &path,
+            format!("#!/bin/sh\nexec '{}' --kubeconfig '{}' \"$@\"\n", kubectl_path().display(), self.env.kubeconfig().display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    /// The ledger ConfigMap's record, as JSON.
+    pub fn ledger_record(&self) -> Option<Value> {
+        let cm = self.standin.get("v1", "configmaps", Some(NS), "helm-safe-upgrade.bsr")?;
+        Some(serde_json::from_str(cm["data"]["ledger"].as_str().expect("data.ledger")).expect("the ledger is JSON"))
+    }
+
+    /// The stored pods in the release's namespace carrying `app.kubernetes.io/version=V`.
+    pub fn pods_of_version(&self, version: &str) -> Vec<Value> {
+        self.standin
+            .list("v1", "pods", Some(NS))
+            .into_iter()
+            .filter(|p| p["metadata"]["labels"]["app.kubernetes.io/version"] == version)
+            .collect()
+    }
+
+    /// `helm get values bsr --revision N -o json`.
+    pub fn user_values_at(&self, revision: u64) -> Value {
+        let out = self.env.helm_ok(&["get", "values", "bsr", "--namespace", NS, "--revision", &revision.to_string(), "-o", "json"]);
+        serde_json::from_str(&out).unwrap()
+    }
+}
