@@ -178,12 +178,23 @@ impl Runner {
             eprintln!("debug: {} ({})", inv.display(), inv.purpose);
         }
         let started = Instant::now();
+        // Output goes to unlinked temporary files, not pipes: if this tool is killed, a
+        // helm mid-upgrade keeps writing to its files and finishes, where a pipe with no
+        // reader would kill it with SIGPIPE and leave the release `pending-upgrade`.
+        let spawn_error = |source: std::io::Error| ExecError::Spawn {
+            purpose: inv.purpose.clone(),
+            program: inv.program.display().to_string(),
+            hint: "cannot create a temporary file for its output; check TMPDIR".to_string(),
+            source,
+        };
+        let mut out_file = tempfile::tempfile().map_err(spawn_error)?;
+        let mut err_file = tempfile::tempfile().map_err(spawn_error)?;
         let mut cmd = Command::new(&inv.program);
         cmd.args(&inv.args)
             .envs(inv.env.iter().map(|(k, v)| (k, v)))
             .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stdout(out_file.try_clone().map_err(spawn_error)?)
+            .stderr(err_file.try_clone().map_err(spawn_error)?)
             .process_group(0);
         let mut child = cmd.spawn().map_err(|source| ExecError::Spawn {
             purpose: inv.purpose.clone(),
@@ -199,9 +210,6 @@ impl Runner {
             use std::io::Write;
             let _ = pipe.write_all(input);
         }
-        // Drain both pipes while waiting, so a chatty child never blocks on a full pipe.
-        let out_reader = drain(child.stdout.take());
-        let err_reader = drain(child.stderr.take());
         // Only a stop request that arrives while this child runs is passed on to it: the
         // bookkeeping after an insisted stop (reading the release, releasing the lock)
         // must still run.
@@ -227,8 +235,8 @@ impl Runner {
             }
             std::thread::sleep(Duration::from_millis(20));
         };
-        let stdout = out_reader.join().unwrap_or_default();
-        let stderr = err_reader.join().unwrap_or_default();
+        let stdout = read_all(&mut out_file);
+        let stderr = read_all(&mut err_file);
         let finished = Finished { stdout, stderr, status, duration: started.elapsed() };
         if finished.status.success() {
             Ok(finished)
@@ -259,16 +267,11 @@ impl Runner {
     }
 }
 
-fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut text = String::new();
-        if let Some(mut p) = pipe {
-            let mut bytes = Vec::new();
-            let _ = p.read_to_end(&mut bytes);
-            text = String::from_utf8_lossy(&bytes).into_owned();
-        }
-        text
-    })
+fn read_all(file: &mut std::fs::File) -> String {
+    use std::io::Seek;
+    let mut bytes = Vec::new();
+    let _ = file.rewind().and_then(|_| file.read_to_end(&mut bytes));
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 fn describe(status: &ExitStatus) -> String {

@@ -510,7 +510,7 @@ fn execute(common: &Common, situation: Situation, plan: Plan) -> Result<Box<RunR
             warnings: vec![],
         }));
     }
-    let progress = progress_line;
+    let progress = crate::ui::progress::Progress::for_stderr();
     let (outcome, steps) = {
         let mut recorder = Recorder { held: &mut held, values_backup: backup.values.clone() };
         let mut walk = Walk::new(&helm, &kubectl, &policy, release.name.clone(), chart, backup.values.clone(), backup.dir.clone(), interaction.as_ref(), &mut recorder, &progress);

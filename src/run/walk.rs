@@ -18,6 +18,7 @@ use crate::plan::{self, Available, Context, Hop, Plan, PlanError, RollbackReques
 use crate::plan::text::{step_text, steps_text};
 use crate::policy::Policy;
 use crate::release::{Release, ReleaseStatus};
+use crate::ui::progress::Progress;
 use crate::version::ChartVersion;
 
 /// How helm is told which chart to deploy.
@@ -113,7 +114,7 @@ pub struct Walk<'a> {
     pub available: Vec<Available>,
     pub context: Context,
     pub reports: Vec<StepReport>,
-    pub progress: &'a dyn Fn(&str),
+    pub progress: &'a Progress,
     override_files: usize,
     /// The version the release runs now, as far as this walk has moved it.
     deployed: Option<ChartVersion>,
@@ -131,7 +132,7 @@ impl<'a> Walk<'a> {
         private_dir: PathBuf,
         interaction: &'a dyn Interaction,
         journal: &'a mut dyn Journal,
-        progress: &'a dyn Fn(&str),
+        progress: &'a Progress,
     ) -> Self {
         Walk {
             helm,
@@ -174,7 +175,7 @@ impl<'a> Walk<'a> {
                     reason: "interrupted: stopped at the first safe point; run the same command again to continue".into(),
                 };
             }
-            (self.progress)(&format!("hop {}/{total}: {} → {} ({})", i + 1, hop.from, hop.to, hop.procedure));
+            self.progress.line(&format!("hop {}/{total}: {} → {} ({})", i + 1, hop.from, hop.to, hop.procedure));
             self.journal.hop_started(plan, i, hop);
             let mut deployed_override = false;
             for step in &hop.steps {
@@ -226,7 +227,8 @@ impl<'a> Walk<'a> {
     fn step(&mut self, hop: Option<usize>, hop_target: &ChartVersion, step: &Step) -> Result<(), StepError> {
         let started = Instant::now();
         let detail = step_text(step);
-        (self.progress)(&format!("  {detail} ..."));
+        let asks = matches!(step, Step::Confirm { .. } | Step::Snapshot { argv: None, .. });
+        self.progress.step_started(&format!("  {detail}"), asks);
         let result = self.execute(hop_target, step);
         let elapsed = started.elapsed();
         let action = serde_json::to_value(step).ok().and_then(|v| v["action"].as_str().map(String::from)).unwrap_or_default();
@@ -235,7 +237,7 @@ impl<'a> Walk<'a> {
             Err(StepError::Declined(m)) => ("declined", Some(m.clone())),
             Err(StepError::Failed(m)) => ("failed", Some(m.clone())),
         };
-        (self.progress)(&format!("  {detail}: {outcome} ({})", seconds(elapsed)));
+        self.progress.step_finished(&format!("  {detail}"), outcome, elapsed);
         self.reports.push(StepReport { hop, action, detail, outcome, duration_ms: elapsed.as_millis(), message });
         result
     }
@@ -273,7 +275,7 @@ impl<'a> Walk<'a> {
                 let inv = policy_command(name.clone(), &unfilled_ok(argv)?, vec![]);
                 let out = self.helm.runner.run(&inv)?;
                 if !out.stdout.trim().is_empty() {
-                    (self.progress)(&format!("    {}", out.stdout.trim_end().replace('\n', "\n    ")));
+                    self.progress.line(&format!("    {}", out.stdout.trim_end().replace('\n', "\n    ")));
                 }
                 Ok(())
             }
@@ -372,7 +374,7 @@ impl<'a> Walk<'a> {
     /// Bring the release from wherever the failed hop left it back to `hop.from`.
     fn recover(&mut self, index: usize, hop: &Hop, error: StepError, deployed_override: bool) -> Outcome {
         let error_text = error.message().to_string();
-        (self.progress)(&format!("hop {} failed: {error_text}", index + 1));
+        self.progress.line(&format!("hop {} failed: {error_text}", index + 1));
         if self.helm.runner.signals.stop_now() {
             let live = self.read_live();
             return Outcome::Failed {
@@ -405,7 +407,7 @@ impl<'a> Walk<'a> {
                 return Outcome::Failed { error: format!("{error_text}\nno safe way back: {why}"), next_steps: self.by_hand(&live, hop) };
             }
         };
-        (self.progress)(&format!("bringing {} back to {}: {}", self.release, hop.from, steps_text(&steps)));
+        self.progress.line(&format!("bringing {} back to {}: {}", self.release, hop.from, steps_text(&steps)));
         for step in &steps {
             if let Err(e) = self.step(Some(index), &hop.from, step) {
                 return Outcome::Failed {
@@ -502,10 +504,6 @@ fn unfilled_ok(argv: &[String]) -> Result<Vec<String>, StepError> {
         }
     }
     Ok(argv.to_vec())
-}
-
-fn seconds(d: Duration) -> String {
-    format!("{:.1}s", d.as_secs_f64())
 }
 
 /// helm's duration syntax (`5m0s`, `90s`, `1h`), for the tool's own waits.

@@ -2,4 +2,5 @@
 //!
 //! stdout carries data (a plan, a JSON document); stderr carries messages for people.
 
+pub mod progress;
 pub mod render;
