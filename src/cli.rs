@@ -149,6 +149,11 @@ pub struct RollbackCli {
     /// The newest version ever deployed (offline planning). Default: --from.
     #[arg(long, value_name = "VERSION")]
     pub newest_ever: Option<String>,
+
+    /// With --yes: accept the data loss the policy warns of (a minor downgrade or a
+    /// restore). On a terminal the operator types the release name instead.
+    #[arg(long)]
+    pub accept_data_loss: bool,
 }
 
 #[cfg(test)]

@@ -149,11 +149,12 @@ fn execute(parsed: &Parsed, out: &mut dyn std::io::Write) -> Result<(), AppError
                 Either::Report(report) => return report_run(&report, common.output, out),
             }
         }
-        (Parsed::Rollback(_), Some(release)) => {
-            return Err(usage(
-                format!("rolling back the live release {release:?} is not supported by this build yet"),
-                "plan the rollback offline with --from VERSION --policy NAME",
-            ));
+        (Parsed::Rollback(cli), Some(release)) => {
+            let target = cli.to.as_deref().map(|t| parse_version("--to", t)).transpose()?;
+            match session::rollback(common, &release, target.as_ref(), cli.accept_data_loss)? {
+                Either::Plan(plan) => *plan,
+                Either::Report(report) => return report_run(&report, common.output, out),
+            }
         }
         (Parsed::Upgrade(cli), None) => plan_upgrade_offline(cli)?,
         (Parsed::Rollback(cli), None) => plan_rollback_offline(cli)?,

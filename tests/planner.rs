@@ -67,14 +67,14 @@ mod bsr {
         assert_eq!(hop.kind, HopKind::FastPath);
         assert_eq!(actions(&hop.steps), ["deploy", "verify", "snapshot", "deploy", "verify"]);
         match &hop.steps[0] {
-            Step::Deploy { version, set } => {
+            Step::Deploy { version, set, .. } => {
                 assert_eq!(version.to_string(), "1.0.4", "maintenance goes on with the deployed version");
                 assert_eq!(set.get("maintenance"), Some(&serde_json::Value::Bool(true)));
             }
             other => panic!("{other:?}"),
         }
         match &hop.steps[3] {
-            Step::Deploy { version, set } => {
+            Step::Deploy { version, set, .. } => {
                 assert_eq!(version.to_string(), "1.9.3");
                 assert!(set.is_empty(), "the target runs with maintenance omitted (off)");
             }

@@ -141,11 +141,14 @@ pub struct Hop {
 pub enum Step {
     /// Preflight: save user values, manifest and metadata before anything changes.
     Backup { items: Vec<String> },
-    /// `helm upgrade` to `version` with the carried values plus `set`.
+    /// `helm upgrade` to `version` with the carried values plus `set`; or, with
+    /// `revision`, `helm rollback` to that revision (its own chart and values).
     Deploy {
         version: ChartVersion,
         #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
         set: serde_json::Map<String, serde_json::Value>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        revision: Option<u64>,
     },
     /// The release is deployed at `version` and the policy's checks pass.
     Verify { version: ChartVersion, checks: Vec<Check> },
@@ -277,7 +280,7 @@ impl StepBuilder<'_> {
         let mut steps = Vec::new();
         for spec in &self.policy.procedure(procedure).steps {
             steps.push(match spec {
-                StepSpec::Deploy { version, set } => Step::Deploy { version: pick(*version), set: set.clone() },
+                StepSpec::Deploy { version, set } => Step::Deploy { version: pick(*version), set: set.clone(), revision: None },
                 StepSpec::Verify => Step::Verify {
                     // A verify checks the version the last deploy step installed.
                     version: last_deployed(&steps).unwrap_or_else(|| to.clone()),

@@ -61,7 +61,11 @@ pub fn plan_rollback(
     };
 
     let mut warnings = Vec::new();
-    if let Some(warning) = &policy.downgrade.data_loss_warning {
+    // Within a minor the schema does not move (BSR: "no downtime or data loss"); below
+    // it, or by a restore, data written since can be lost.
+    if matches!(hop.kind, HopKind::MinorDowngrade | HopKind::Restore)
+        && let Some(warning) = &policy.downgrade.data_loss_warning
+    {
         warnings.push(warning.clone());
     }
     if strategy == Strategy::Restore {

@@ -21,8 +21,9 @@ pub fn steps_text(steps: &[Step]) -> String {
 pub fn step_text(step: &Step) -> String {
     match step {
         Step::Backup { items } => format!("backup {}", items.join(", ")),
-        Step::Deploy { version, set } if set.is_empty() => format!("deploy {version}"),
-        Step::Deploy { version, set } => {
+        Step::Deploy { version, revision: Some(rev), .. } => format!("helm rollback to revision {rev} ({version})"),
+        Step::Deploy { version, set, .. } if set.is_empty() => format!("deploy {version}"),
+        Step::Deploy { version, set, .. } => {
             let sets: Vec<String> = set.iter().map(|(k, v)| format!("{k}={v}")).collect();
             format!("deploy {version} with {}", sets.join(", "))
         }

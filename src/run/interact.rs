@@ -28,6 +28,9 @@ pub trait Interaction {
     fn pause(&self, summary: &str) -> PauseChoice;
     /// Whether a person answers (so steps such as a manual restore may be asked for).
     fn attended(&self) -> bool;
+    /// A confirmation that costs more than `y`: the operator types `expected` (the
+    /// release name) before something that may lose data.
+    fn confirm_typed(&self, prompt: &str, expected: &str) -> bool;
 }
 
 /// `--yes`: every question answered yes, no pauses.
@@ -43,6 +46,10 @@ impl Interaction for Unattended {
     }
     fn attended(&self) -> bool {
         false
+    }
+    fn confirm_typed(&self, _prompt: &str, expected: &str) -> bool {
+        eprintln!("confirmed for {expected} by --yes --accept-data-loss");
+        true
     }
 }
 
@@ -122,6 +129,13 @@ impl Interaction for Terminal {
 
     fn attended(&self) -> bool {
         true
+    }
+
+    fn confirm_typed(&self, prompt: &str, expected: &str) -> bool {
+        eprint!("{prompt}\nType the release name ({expected}) to go on, anything else to stop: ");
+        let _ = std::io::stderr().flush();
+        // Compared as typed (read_answer lowercases; release names are lowercase DNS labels).
+        self.read_answer().as_deref() == Some(expected.to_lowercase().as_str())
     }
 }
 

@@ -17,7 +17,9 @@ use super::walk::{ChartArg, Outcome, StepReport, Walk};
 use crate::catalog::{self, ChartSource};
 use crate::cli::Common;
 use crate::helm::{Helm, Kubectl, Runner, Signals};
-use crate::plan::{self, Available, Context, Plan, Step, UpgradeRequest};
+use crate::plan::{
+    self, Available, Context, Direction, HopKind, Plan, PlanError, RollbackRequest, SnapshotKnowledge, Step, UpgradeRequest,
+};
 use crate::policy::{self, Policy, presets};
 use crate::release::{Release, ReleaseStatus};
 use crate::version::ChartVersion;
@@ -99,8 +101,9 @@ pub fn progress_line(line: &str) {
     }
 }
 
-/// Read everything and refuse what cannot go on. Changes nothing.
-pub fn survey(common: &Common, release_name: &str) -> Result<Situation, SessionError> {
+/// Read everything and refuse what cannot go on. Changes nothing. A rollback may start
+/// from a `failed` release (it is the way out of one); an upgrade may not.
+pub fn survey(common: &Common, release_name: &str, direction: Direction) -> Result<Situation, SessionError> {
     let signals = Signals::install().map_err(|e| SessionError::Other(format!("cannot install signal handlers: {e}")))?;
     let runner = Runner::new(signals, common.debug);
     let namespace = common.namespace.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| "default".into());
@@ -116,7 +119,9 @@ pub fn survey(common: &Common, release_name: &str) -> Result<Situation, SessionE
         other => SessionError::Other(other.to_string()),
     })?;
     let release = if common.resume && release.status.is_pending() { wait_while_pending(&helm, release, &common.timeout)? } else { release };
-    refuse_unless_deployed(&release)?;
+    if !(direction == Direction::Rollback && release.status == ReleaseStatus::Failed) {
+        refuse_unless_deployed(&release)?;
+    }
 
     let opened = ledger::open_store(&kubectl, release_name, &namespace, helm.kube_context.as_deref())
         .map_err(|e| SessionError::Other(e.to_string()))?;
@@ -365,7 +370,7 @@ pub fn upgrade(
     fast_path: bool,
     devel: bool,
 ) -> Result<Either, SessionError> {
-    let mut situation = survey(common, release_name)?;
+    let mut situation = survey(common, release_name, Direction::Upgrade)?;
     let resumed = if common.resume { Some(resumable(situation.ledger_view.as_ref())?) } else { None };
     let target = match (target, &resumed) {
         (Some(t), _) => t.clone(),
@@ -390,7 +395,142 @@ pub fn upgrade(
     if common.plan {
         return Ok(Either::Plan(Box::new(plan)));
     }
-    execute(common, situation, plan).map(Either::Report)
+    execute(common, situation, plan, Consent::StartConfirmation).map(Either::Report)
+}
+
+/// The live rollback: the newest earlier safe version (or `--to`), within the policy's
+/// window from the newest version ever deployed, by the policy's procedure.
+pub fn rollback(
+    common: &Common,
+    release_name: &str,
+    target: Option<&ChartVersion>,
+    accept_data_loss: bool,
+) -> Result<Either, SessionError> {
+    let mut situation = survey(common, release_name, Direction::Rollback)?;
+    let release = &situation.release;
+    let ledger = situation.ledger_view.as_ref();
+    // The newest version the database has seen: the ledger's record, and every revision
+    // helm still keeps, failed ones included (their pre-upgrade hooks may have migrated).
+    let newest_ever = release
+        .history
+        .iter()
+        .filter_map(|r| r.version.clone())
+        .chain(ledger.and_then(|l| l.newest_ever().cloned()))
+        .chain(std::iter::once(release.version.clone()))
+        .max()
+        .expect("at least the current version");
+    let mut request = RollbackRequest {
+        current: release.version.clone(),
+        target: target.cloned(),
+        newest_ever,
+        deployed_before: release.deployed_versions(),
+        snapshot: SnapshotKnowledge::Unknown,
+    };
+    let to_refusal = |e: PlanError| match e {
+        PlanError::Refused(r) => SessionError::Refused { rule: r.rule, message: r.message, supported: r.supported },
+        PlanError::BadRequest { message, hint } => bad(message, hint),
+    };
+    // What is known of a snapshot depends on the target, which the planner picks when
+    // --to is absent: plan once to learn it, then with what the ledger says of it.
+    let first = plan::plan_rollback(&situation.policy, &situation.available, &request, &situation.context).map_err(to_refusal)?;
+    request.target = Some(first.to.clone());
+    request.snapshot = match ledger {
+        None => SnapshotKnowledge::Unknown,
+        Some(l) if l.snapshots.iter().any(|s| s.version == first.to) => SnapshotKnowledge::TakenAt(first.to.clone()),
+        Some(_) => SnapshotKnowledge::None,
+    };
+    let mut plan = plan::plan_rollback(&situation.policy, &situation.available, &request, &situation.context).map_err(to_refusal)?;
+    if plan.hops.first().is_some_and(|h| h.kind == HopKind::PatchDowngrade) {
+        choose_patch_method(&situation.helm, release, &mut plan);
+    }
+    plan.warnings.append(&mut situation.warnings);
+    if common.plan {
+        return Ok(Either::Plan(Box::new(plan)));
+    }
+    let loses_data = plan.hops.iter().any(|h| matches!(h.kind, HopKind::MinorDowngrade | HopKind::Restore));
+    if loses_data && common.yes && !accept_data_loss {
+        return Err(bad(
+            format!(
+                "rolling {release_name} back from {} to {} may lose data: {}",
+                plan.from,
+                plan.to,
+                plan.warnings.first().cloned().unwrap_or_default()
+            ),
+            "run it on a terminal to confirm by typing the release name, or pass --accept-data-loss with --yes",
+        ));
+    }
+    // A restore whose procedure asks the operator to restore by hand cannot be answered
+    // by --yes: nobody would have restored anything.
+    if common.yes
+        && plan.strategy == plan::Strategy::Restore
+        && plan.hops.iter().flat_map(|h| &h.steps).any(|s| matches!(s, Step::Confirm { .. }))
+    {
+        return Err(SessionError::Refused {
+            rule: "restore-needs-a-person".into(),
+            message: format!(
+                "policy {} goes back to {} by restoring a snapshot by hand, which --yes cannot do",
+                situation.policy.name, plan.to
+            ),
+            supported: "run it on a terminal and restore when asked, or give the policy a `run` step with your restore command".into(),
+        });
+    }
+    let consent = if loses_data { Consent::TypeReleaseName } else { Consent::StartConfirmation };
+    execute(common, situation, plan, consent).map(Either::Report)
+}
+
+/// A patch rollback can be helm's own rollback to a revision that ran the target, or a
+/// redeploy of the target with the current values. The plan says which and why.
+fn choose_patch_method(helm: &Helm, release: &Release, plan: &mut Plan) {
+    let target = plan.to.clone();
+    let revision = release
+        .history
+        .iter()
+        .rev()
+        .filter(|r| r.revision < release.revision)
+        .find(|r| r.version.as_ref() == Some(&target) && matches!(r.status, ReleaseStatus::Deployed | ReleaseStatus::Superseded));
+    let Some(revision) = revision else {
+        plan.warnings.push(format!(
+            "no revision of {target} is left in helm's history: redeploying {target} from the chart source with the current values"
+        ));
+        return;
+    };
+    let then: Option<serde_json::Value> = helm
+        .json(
+            format!("read the values of {} at revision {}", release.name, revision.revision),
+            vec!["get".into(), "values".into(), release.name.clone(), "--revision".into(), revision.revision.to_string(), "-o".into(), "json".into()],
+        )
+        .ok()
+        .map(|v: serde_json::Value| if v.is_null() { serde_json::json!({}) } else { v });
+    if then.as_ref() == Some(&release.user_values) {
+        for hop in &mut plan.hops {
+            for step in &mut hop.steps {
+                if let Step::Deploy { version, set, revision: method } = step
+                    && *version == target
+                    && set.is_empty()
+                {
+                    *method = Some(revision.revision);
+                }
+            }
+        }
+        plan.warnings.push(format!(
+            "revision {} ran {target} with the same values: `helm rollback` to it restores exactly what ran, without fetching the chart",
+            revision.revision
+        ));
+    } else {
+        plan.warnings.push(format!(
+            "revision {} ran {target} with other values: redeploying {target} with the current values keeps the changes made since (`helm rollback {} {}` would restore that revision's values instead)",
+            revision.revision, release.name, revision.revision
+        ));
+    }
+}
+
+/// What the operator must do before the first change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Consent {
+    /// `Start the N hop(s)? [y/N]`.
+    StartConfirmation,
+    /// The policy warns of data loss: type the release name (or --accept-data-loss).
+    TypeReleaseName,
 }
 
 /// Either a plan to print (`--plan`) or the report of a run.
@@ -445,7 +585,7 @@ fn needs_a_person(plan: &Plan, snapshot_taken: bool) -> Option<String> {
     None
 }
 
-fn execute(common: &Common, situation: Situation, plan: Plan) -> Result<Box<RunReport>, SessionError> {
+fn execute(common: &Common, situation: Situation, plan: Plan, consent: Consent) -> Result<Box<RunReport>, SessionError> {
     let Situation {
         helm, kubectl, mut release, policy, chart, chart_reference, available, context, store_note, store, ledger_view, values_backup, ..
     } = situation;
@@ -498,7 +638,15 @@ fn execute(common: &Common, situation: Situation, plan: Plan) -> Result<Box<RunR
     };
     progress_line(&format!("backup of {} (values, manifest, metadata): {}", release.name, backup.dir.display()));
     eprint!("{}", crate::ui::render::plan_table(&plan));
-    if interaction.attended() && !plan.hops.is_empty() && !interaction.confirm(&format!("Start the {} hop(s)?", plan.hops.len())) {
+    let agreed = match consent {
+        _ if !interaction.attended() || plan.hops.is_empty() => true,
+        Consent::StartConfirmation => interaction.confirm(&format!("Start the {} hop(s)?", plan.hops.len())),
+        Consent::TypeReleaseName => interaction.confirm_typed(
+            &format!("This rollback may lose data:\n  {}", plan.warnings.join("\n  ")),
+            &release.name,
+        ),
+    };
+    if !agreed {
         let _ = held.release_lock();
         return Ok(Box::new(RunReport {
             outcome: Outcome::Stopped { at: release.version.clone(), reason: "not started: the operator declined".into() },
@@ -520,6 +668,7 @@ fn execute(common: &Common, situation: Situation, plan: Plan) -> Result<Box<RunR
         walk.snapshot_taken = common.snapshot_taken;
         walk.available = available;
         walk.context = context;
+        walk.recover = plan.direction == Direction::Upgrade;
         let outcome = walk.run(&plan);
         (outcome, std::mem::take(&mut walk.reports))
     };

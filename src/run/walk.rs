@@ -118,6 +118,9 @@ pub struct Walk<'a> {
     override_files: usize,
     /// The version the release runs now, as far as this walk has moved it.
     deployed: Option<ChartVersion>,
+    /// Upgrades bring a failed hop back; a failed rollback is left for a person (going
+    /// "back" from a rollback would mean upgrading again).
+    pub recover: bool,
 }
 
 impl<'a> Walk<'a> {
@@ -154,6 +157,7 @@ impl<'a> Walk<'a> {
             progress,
             override_files: 0,
             deployed: None,
+            recover: true,
         }
     }
 
@@ -245,7 +249,8 @@ impl<'a> Walk<'a> {
     fn execute(&mut self, hop_target: &ChartVersion, step: &Step) -> Result<(), StepError> {
         match step {
             Step::Backup { .. } => Ok(()),
-            Step::Deploy { version, set } => self.deploy(version, set),
+            Step::Deploy { version, revision: Some(revision), .. } => self.rollback_to(version, *revision),
+            Step::Deploy { version, set, .. } => self.deploy(version, set),
             Step::Verify { version, checks } => {
                 self.verify_deployed(version)?;
                 for check in checks {
@@ -319,6 +324,21 @@ impl<'a> Walk<'a> {
         Ok(())
     }
 
+    /// `helm rollback RELEASE REV`: that revision's chart and values, as they ran then.
+    fn rollback_to(&mut self, version: &ChartVersion, revision: u64) -> Result<(), StepError> {
+        let args = vec![
+            "rollback".to_string(),
+            self.release.clone(),
+            revision.to_string(),
+            self.helm.wait_flag().to_string(),
+            "--timeout".into(),
+            self.timeout.clone(),
+        ];
+        self.helm.run(format!("roll {} back to revision {revision} ({version})", self.release), args)?;
+        self.deployed = Some(version.clone());
+        Ok(())
+    }
+
     fn verify_deployed(&self, version: &ChartVersion) -> Result<(), StepError> {
         #[derive(serde::Deserialize)]
         struct Meta {
@@ -375,6 +395,19 @@ impl<'a> Walk<'a> {
     fn recover(&mut self, index: usize, hop: &Hop, error: StepError, deployed_override: bool) -> Outcome {
         let error_text = error.message().to_string();
         self.progress.line(&format!("hop {} failed: {error_text}", index + 1));
+        if !self.recover {
+            let live = self.read_live();
+            return Outcome::Failed {
+                error: error_text,
+                next_steps: match live {
+                    Ok(live) => format!(
+                        "release {} is {} at {} (revision {}); the rollback from {} to {} did not finish. Fix the cause, then run `helm safe-rollback {} --to {}` again; the backup printed above holds the values and manifest from before",
+                        self.release, live.status.as_str(), live.version, live.revision, hop.from, hop.to, self.release, hop.to
+                    ),
+                    Err(e) => format!("check `helm status {}` ({e})", self.release),
+                },
+            };
+        }
         if self.helm.runner.signals.stop_now() {
             let live = self.read_live();
             return Outcome::Failed {
@@ -446,7 +479,7 @@ impl<'a> Walk<'a> {
         if live.version == hop.from {
             // Only value overrides (maintenance mode) changed: redeploy without them.
             return Ok(vec![
-                Step::Deploy { version: hop.from.clone(), set: Default::default() },
+                Step::Deploy { version: hop.from.clone(), set: Default::default(), revision: None },
                 Step::Verify { version: hop.from.clone(), checks: self.policy.checks.clone() },
             ]);
         }
