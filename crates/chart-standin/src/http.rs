@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -84,6 +85,15 @@ pub struct LoggedRequest {
 }
 
 pub(crate) type Handler = dyn Fn(&Request) -> Response + Send + Sync;
+
+/// What both servers check before serving a directory of packaged charts: that it is
+/// one, and where to listen (a free loopback port unless told otherwise).
+pub(crate) fn served_dir(dir: PathBuf, listen: Option<SocketAddr>) -> io::Result<(PathBuf, SocketAddr)> {
+    if !dir.is_dir() {
+        return Err(io::Error::new(io::ErrorKind::NotFound, format!("{} is not a directory", dir.display())));
+    }
+    Ok((dir, listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)))))
+}
 
 /// A running server; dropping it stops accepting and lets idle connections close.
 pub(crate) struct Server {

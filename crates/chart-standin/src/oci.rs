@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::json;
 
 use crate::archive::{ChartArchive, rfc3339, sha256_digest, sha256_hex};
-use crate::http::{LoggedRequest, Request, Response, Server, parse_form, percent_encode};
+use crate::http::{LoggedRequest, Request, Response, Server, parse_form, percent_encode, served_dir};
 use crate::repo::{Credentials, parse_basic};
 
 /// OCI image manifest media type.
@@ -63,6 +63,13 @@ pub struct OciOptions {
     pub page_size: Option<usize>,
 }
 
+impl OciOptions {
+    /// Defaults with the given authentication.
+    pub fn with_auth(auth: OciAuth) -> OciOptions {
+        OciOptions { auth, ..OciOptions::default() }
+    }
+}
+
 impl Default for OciOptions {
     fn default() -> OciOptions {
         OciOptions {
@@ -92,16 +99,7 @@ struct State {
 impl OciRegistry {
     /// Serves the `*.tgz` files of `dir` as an OCI registry on its own threads.
     pub fn start(dir: impl Into<PathBuf>, options: OciOptions) -> io::Result<OciRegistry> {
-        let dir = dir.into();
-        if !dir.is_dir() {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("{} is not a directory", dir.display()),
-            ));
-        }
-        let listen = options
-            .listen
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let (dir, listen) = served_dir(dir.into(), options.listen)?;
         let namespace = options.namespace.clone();
         let state = Arc::new(State {
             dir: dir.clone(),

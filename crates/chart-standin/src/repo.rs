@@ -13,7 +13,7 @@ use std::sync::Arc;
 use base64::Engine;
 
 use crate::archive::{ChartArchive, rfc3339};
-use crate::http::{LoggedRequest, Request, Response, Server};
+use crate::http::{LoggedRequest, Request, Response, Server, served_dir};
 
 /// A user name and password.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,16 +71,7 @@ pub struct ChartRepo {
 impl ChartRepo {
     /// Serves the `*.tgz` files of `dir` (read per request) on its own threads.
     pub fn start(dir: impl Into<PathBuf>, options: RepoOptions) -> io::Result<ChartRepo> {
-        let dir = dir.into();
-        if !dir.is_dir() {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("{} is not a directory", dir.display()),
-            ));
-        }
-        let listen = options
-            .listen
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let (dir, listen) = served_dir(dir.into(), options.listen)?;
         let d = dir.clone();
         let auth = options.basic_auth.clone();
         let server = Server::start(

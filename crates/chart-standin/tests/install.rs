@@ -200,93 +200,33 @@ fn install_and_upgrade_from_oci_without_auth() {
     }
 }
 
-#[test]
-fn install_and_upgrade_from_oci_with_basic_auth() {
+/// A registry that wants credentials: installing before `helm registry login` fails and
+/// creates nothing; after it, every fixture installs and upgrades.
+fn install_after_login(auth: OciAuth, user: &str, password: &str, label: &str) -> OciRegistry {
     let dir = packaged();
-    let creds = Credentials::new("alice", "s3cret");
-    let reg = OciRegistry::start(
-        dir.path(),
-        OciOptions {
-            auth: OciAuth::Basic(creds),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let reg = OciRegistry::start(dir.path(), OciOptions::with_auth(auth)).unwrap();
     for version in HelmVersion::TESTED {
         let kube = standin();
         let env = HelmEnv::new(&kube, version);
-        let out = env.helm(&[
-            "install",
-            "bsr",
-            &reg.reference("bsr"),
-            "--version",
-            "1.0.4",
-            "--plain-http",
-        ]);
-        assert!(
-            !out.status.success(),
-            "helm {}: install without login succeeded",
-            version.as_str()
-        );
-        assert!(
-            kube.get("apps/v1", "deployments", Some("default"), "bsr-server")
-                .is_none()
-        );
-        login(&env, &reg.host(), "alice", "s3cret");
-        install_and_upgrade_all(
-            &kube,
-            &env,
-            &|c| reg.reference(c),
-            &["--plain-http"],
-            "oci+basic",
-        );
+        let out = env.helm(&["install", "bsr", &reg.reference("bsr"), "--version", "1.0.4", "--plain-http"]);
+        assert!(!out.status.success(), "helm {}: install without login succeeded", version.as_str());
+        assert!(kube.get("apps/v1", "deployments", Some("default"), "bsr-server").is_none());
+        login(&env, &reg.host(), user, password);
+        install_and_upgrade_all(&kube, &env, &|c| reg.reference(c), &["--plain-http"], label);
     }
+    reg
+}
+
+#[test]
+fn install_and_upgrade_from_oci_with_basic_auth() {
+    install_after_login(OciAuth::Basic(Credentials::new("alice", "s3cret")), "alice", "s3cret", "oci+basic");
 }
 
 #[test]
 fn install_and_upgrade_from_oci_with_bearer_tokens() {
-    let dir = packaged();
-    let creds = Credentials::new("bob", "t0ken-pass");
-    let reg = OciRegistry::start(
-        dir.path(),
-        OciOptions {
-            auth: OciAuth::Bearer(creds),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    for version in HelmVersion::TESTED {
-        let kube = standin();
-        let env = HelmEnv::new(&kube, version);
-        let out = env.helm(&[
-            "install",
-            "bsr",
-            &reg.reference("bsr"),
-            "--version",
-            "1.0.4",
-            "--plain-http",
-        ]);
-        assert!(
-            !out.status.success(),
-            "helm {}: install without login succeeded",
-            version.as_str()
-        );
-        login(&env, &reg.host(), "bob", "t0ken-pass");
-        install_and_upgrade_all(
-            &kube,
-            &env,
-            &|c| reg.reference(c),
-            &["--plain-http"],
-            "oci+bearer",
-        );
-    }
-    assert!(
-        reg.requests()
-            .iter()
-            .any(|r| r.target.starts_with("/token") && r.status == 200)
-    );
+    let reg = install_after_login(OciAuth::Bearer(Credentials::new("bob", "t0ken-pass")), "bob", "t0ken-pass", "oci+bearer");
+    assert!(reg.requests().iter().any(|r| r.target.starts_with("/token") && r.status == 200));
 }
-
 #[test]
 fn bsr_maintenance_and_value_carry_over_on_the_cluster() {
     let dir = packaged();

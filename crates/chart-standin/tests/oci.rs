@@ -277,14 +277,7 @@ fn build_metadata_tags_use_underscore() {
 fn basic_auth_needs_registry_login() {
     let dir = packaged();
     let creds = Credentials::new("alice", "s3cret");
-    let reg = OciRegistry::start(
-        dir.path(),
-        OciOptions {
-            auth: OciAuth::Basic(creds),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let reg = OciRegistry::start(dir.path(), OciOptions::with_auth(OciAuth::Basic(creds))).unwrap();
     assert_eq!(http_get(&reg.host(), "/v2/", None).0, 401);
     for helm in helms() {
         let ctx = format!("helm {}", helm.version);
@@ -348,14 +341,7 @@ fn basic_auth_needs_registry_login() {
 fn bearer_token_flow() {
     let dir = packaged();
     let creds = Credentials::new("bob", "t0ken-pass");
-    let reg = OciRegistry::start(
-        dir.path(),
-        OciOptions {
-            auth: OciAuth::Bearer(creds),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let reg = OciRegistry::start(dir.path(), OciOptions::with_auth(OciAuth::Bearer(creds))).unwrap();
     let host = reg.host();
     let (status, headers, _) = http_get(&host, "/v2/charts/bsr/tags/list", None);
     assert_eq!(status, 401);
