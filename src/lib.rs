@@ -6,6 +6,7 @@
 pub mod catalog;
 pub mod cli;
 pub mod commands;
+pub mod complete;
 pub mod exit;
 pub mod helm;
 pub mod plan;
