@@ -394,7 +394,6 @@ mod sourcegraph {
         super::sourcegraph_migrator_downgrade(kube_standin::testing::HelmVersion::V3_19_0)
     }
     #[test]
-    #[ignore = "product bug: with helm 4 (server-side apply) the redeploy after the policy's `kubectl scale --replicas=0` fails: conflict with \"kubectl\": spec.replicas (Walk::deploy passes no --force-conflicts)"]
     fn helm_4_1_4() {
         super::sourcegraph_migrator_downgrade(kube_standin::testing::HelmVersion::V4_1_4)
     }
@@ -472,7 +471,6 @@ mod coder {
         super::coder_restores_the_snapshot(kube_standin::testing::HelmVersion::V3_19_0)
     }
     #[test]
-    #[ignore = "product bug: with helm 4 (server-side apply) the redeploy after the policy's `kubectl scale --replicas=0` fails: conflict with \"kubectl\": spec.replicas (Walk::deploy passes no --force-conflicts)"]
     fn helm_4_1_4() {
         super::coder_restores_the_snapshot(kube_standin::testing::HelmVersion::V4_1_4)
     }
@@ -518,12 +516,10 @@ fn failed_rollback_can_be_run_again(version: HelmVersion) {
 }
 mod failed_rollback_again {
     #[test]
-    #[ignore = "product bug: after a failed rollback the advised `helm safe-rollback bsr --to 1.1.9` is refused (exit 2): 1.1.9 is not older than the deployed 1.1.9 (plan/rollback.rs compares --to with the failed revision's version)"]
     fn helm_3_19_0() {
         super::failed_rollback_can_be_run_again(kube_standin::testing::HelmVersion::V3_19_0)
     }
     #[test]
-    #[ignore = "product bug: after a failed rollback the advised `helm safe-rollback bsr --to 1.1.9` is refused (exit 2): 1.1.9 is not older than the deployed 1.1.9 (plan/rollback.rs compares --to with the failed revision's version)"]
     fn helm_4_1_4() {
         super::failed_rollback_can_be_run_again(kube_standin::testing::HelmVersion::V4_1_4)
     }
@@ -548,12 +544,10 @@ fn patch_rollback_keeps_the_operators_set(version: HelmVersion) {
 }
 mod patch_rollback_with_set {
     #[test]
-    #[ignore = "product bug: `safe-rollback --set K=V` on a patch rollback plans `helm rollback REV` (revision 1), which drops the operator's --set/-f (session.rs choose_patch_method ignores common.set/common.values)"]
     fn helm_3_19_0() {
         super::patch_rollback_keeps_the_operators_set(kube_standin::testing::HelmVersion::V3_19_0)
     }
     #[test]
-    #[ignore = "product bug: `safe-rollback --set K=V` on a patch rollback plans `helm rollback REV` (revision 1), which drops the operator's --set/-f (session.rs choose_patch_method ignores common.set/common.values)"]
     fn helm_4_1_4() {
         super::patch_rollback_keeps_the_operators_set(kube_standin::testing::HelmVersion::V4_1_4)
     }

@@ -133,7 +133,7 @@ fn choose_procedure(
                 return Ok((Strategy::Restore, HopKind::Restore, p.clone()));
             }
             (Some(_), SnapshotKnowledge::None) => format!(
-                "no snapshot was recorded for this release: restore a database backup taken while {target} ran, by hand, then redeploy {target}"
+                "no snapshot was recorded while {target} ran: restore a database backup taken while {target} ran, by hand, then redeploy {target}"
             ),
             (None, _) => "restore a backup taken before the upgrade, following the vendor's documentation".to_string(),
         };

@@ -407,6 +407,9 @@ pub fn rollback(
     accept_data_loss: bool,
 ) -> Result<Either, SessionError> {
     let mut situation = survey(common, release_name, Direction::Rollback)?;
+    if situation.release.status == ReleaseStatus::Failed {
+        carry_last_good_values(&mut situation)?;
+    }
     let release = &situation.release;
     let ledger = situation.ledger_view.as_ref();
     // The newest version the database has seen: the ledger's record, and every revision
@@ -419,8 +422,15 @@ pub fn rollback(
         .chain(std::iter::once(release.version.clone()))
         .max()
         .expect("at least the current version");
+    // A failed release is judged from the newer of the failed version and the last good
+    // one: after a failed upgrade (1.1.9 → 1.2.6) going back means leaving 1.2.6; after a
+    // failed rollback (1.2.6 → 1.1.9) running it again means leaving 1.2.6 again.
+    let current = match (release.status, release.last_good_revision().and_then(|r| r.version.clone())) {
+        (ReleaseStatus::Failed, Some(good)) => good.max(release.version.clone()),
+        _ => release.version.clone(),
+    };
     let mut request = RollbackRequest {
-        current: release.version.clone(),
+        current,
         target: target.cloned(),
         newest_ever,
         deployed_before: release.deployed_versions(),
@@ -441,7 +451,8 @@ pub fn rollback(
     };
     let mut plan = plan::plan_rollback(&situation.policy, &situation.available, &request, &situation.context).map_err(to_refusal)?;
     if plan.hops.first().is_some_and(|h| h.kind == HopKind::PatchDowngrade) {
-        choose_patch_method(&situation.helm, release, &mut plan);
+        let operator_values = !common.set.is_empty() || !common.values.is_empty();
+        choose_patch_method(&situation.helm, release, operator_values, &mut plan);
     }
     plan.warnings.append(&mut situation.warnings);
     if common.plan {
@@ -478,10 +489,36 @@ pub fn rollback(
     execute(common, situation, plan, consent).map(Either::Report)
 }
 
+/// A failed revision's values are the ones that failed (often an operator's `--set` that
+/// broke the rollout): going back carries the values of the last good revision instead.
+fn carry_last_good_values(situation: &mut Situation) -> Result<(), SessionError> {
+    let release = &situation.release;
+    let Some(good) = release.last_good_revision() else { return Ok(()) };
+    let values: serde_json::Value = situation
+        .helm
+        .json(
+            format!("read the values of {} at revision {}", release.name, good.revision),
+            vec!["get".into(), "values".into(), release.name.clone(), "--revision".into(), good.revision.to_string(), "-o".into(), "json".into()],
+        )
+        .map_err(|e| SessionError::Other(e.to_string()))?;
+    situation.warnings.push(format!(
+        "{} failed at revision {}: carrying the values of revision {}, the last good one",
+        release.name, release.revision, good.revision
+    ));
+    situation.release.user_values = if values.is_null() { serde_json::json!({}) } else { values };
+    Ok(())
+}
+
 /// A patch rollback can be helm's own rollback to a revision that ran the target, or a
 /// redeploy of the target with the current values. The plan says which and why.
-fn choose_patch_method(helm: &Helm, release: &Release, plan: &mut Plan) {
+fn choose_patch_method(helm: &Helm, release: &Release, operator_values: bool, plan: &mut Plan) {
     let target = plan.to.clone();
+    if operator_values {
+        plan.warnings.push(format!(
+            "redeploying {target} with the current values and the -f/--set given (`helm rollback` would ignore them)"
+        ));
+        return;
+    }
     let revision = release
         .history
         .iter()

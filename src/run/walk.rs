@@ -118,6 +118,9 @@ pub struct Walk<'a> {
     override_files: usize,
     /// The version the release runs now, as far as this walk has moved it.
     deployed: Option<ChartVersion>,
+    /// A policy command ran in this hop (e.g. `kubectl scale --replicas=0`): it now owns
+    /// fields helm's server-side apply would refuse to take back.
+    commands_ran: bool,
     /// Upgrades bring a failed hop back; a failed rollback is left for a person (going
     /// "back" from a rollback would mean upgrading again).
     pub recover: bool,
@@ -157,6 +160,7 @@ impl<'a> Walk<'a> {
             progress,
             override_files: 0,
             deployed: None,
+            commands_ran: false,
             recover: true,
         }
     }
@@ -181,6 +185,7 @@ impl<'a> Walk<'a> {
             }
             self.progress.line(&format!("hop {}/{total}: {} → {} ({})", i + 1, hop.from, hop.to, hop.procedure));
             self.journal.hop_started(plan, i, hop);
+            self.commands_ran = false;
             let mut deployed_override = false;
             for step in &hop.steps {
                 if let Step::Deploy { set, .. } = step {
@@ -278,6 +283,7 @@ impl<'a> Walk<'a> {
             }
             Step::Run { name, argv } => {
                 let inv = policy_command(name.clone(), &unfilled_ok(argv)?, vec![]);
+                self.commands_ran = true;
                 let out = self.helm.runner.run(&inv)?;
                 if !out.stdout.trim().is_empty() {
                     self.progress.line(&format!("    {}", out.stdout.trim_end().replace('\n', "\n    ")));
@@ -316,6 +322,12 @@ impl<'a> Walk<'a> {
             args.extend(["--set".into(), s.clone()]);
         }
         args.extend([self.helm.wait_flag().to_string(), "--timeout".into(), self.timeout.clone()]);
+        if self.helm.major >= 4 && self.commands_ran {
+            // The procedure's own commands changed fields helm manages (Sourcegraph and
+            // Coder scale the services to 0); helm 4's server-side apply would refuse to
+            // take them back ("conflict with kubectl"). Helm 3's three-way merge does.
+            args.push("--force-conflicts".into());
+        }
         // The newest version ever deployed is raised before helm runs: its pre-upgrade
         // hooks may migrate the database even if the upgrade then fails.
         self.journal.deploying(version);
