@@ -14,7 +14,9 @@
 #
 # helm keeps a plugin whose install hook failed (helm-facts §2.4), so every failure says
 # so and gives the commands that uninstall and install again. A binary is only moved into
-# place once it is verified and runs, so a failed update keeps the previous one.
+# place once it is verified and runs. `helm plugin update` leaves no binary behind before
+# it runs this hook (the plugin's ignored files are gone), so a failed update is a broken
+# install too.
 #
 # Names shared with .github/workflows/release.yml (a test checks they agree):
 #   helm-safe-upgrade-<version>-<os>-<arch>.tar.gz   (.zip for windows)
@@ -72,16 +74,12 @@ on_exit() {
   rc=$?
   rm -rf "$work"
   [ "$rc" -eq 0 ] && return 0
-  if [ "$mode" = update ] && [ -x "$bin" ]; then
-    printf '%s\n' "The update did not replace helm-safe-upgrade: the previous binary is kept and still works." >&2
-  else
-    cat >&2 <<EOF
-helm keeps a plugin whose install hook failed: safe-upgrade is installed but cannot run.
+  cat >&2 <<EOF
+helm keeps a plugin whose $mode hook failed: safe-upgrade is installed but cannot run.
 Fix the cause above, then install again:
   helm plugin uninstall safe-upgrade
   helm plugin install $source_hint
 EOF
-  fi
 }
 trap on_exit EXIT
 trap 'exit 130' INT

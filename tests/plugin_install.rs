@@ -408,3 +408,221 @@ fn install_from_git_helm_3_19_0() {
 fn install_from_git_helm_4_1_4() {
     install_from_git(HelmVersion::V4_1_4);
 }
+
+/// Install from a directory copy with `env`, no cargo on PATH; returns the output.
+fn install_dir_with(home: &Home, src: &Path, env: &[(&str, &str)]) -> Output {
+    let path = path_without_cargo();
+    let mut env = env.to_vec();
+    env.push(("PATH", &path));
+    home.run(&["plugin", "install", src.to_str().unwrap()], &env)
+}
+
+fn download(version: HelmVersion) {
+    let served = tempfile::tempdir().unwrap();
+    release_files(&served.path().join(format!("v{VERSION}")));
+    let server = HttpServer::serve(served.path().to_path_buf());
+    let home = Home::new(version);
+    let src = checkout_copy(home.dir.path());
+    let url = format!("{}/v{VERSION}", server.base);
+    let out = install_dir_with(&home, &src, &[("HELM_SAFE_UPGRADE_DOWNLOAD_URL", &url)]);
+    let text = both(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains(&format!("downloading {url}/{}", archive_name())), "{text}");
+    assert!(text.contains(&format!("sha256 of {} verified", archive_name())), "{text}");
+    assert!(text.contains(&format!("(downloaded release v{VERSION})")), "{text}");
+    check_installed_and_uninstall(&home, &src);
+}
+
+#[test]
+fn download_with_sha256_check_helm_3_19_0() {
+    download(HelmVersion::V3_19_0);
+}
+
+#[test]
+fn download_with_sha256_check_helm_4_1_4() {
+    download(HelmVersion::V4_1_4);
+}
+
+/// A checksum mismatch stops the install, says the plugin is installed but unusable, and
+/// the commands it gives (uninstall, install again) work once the file is right.
+#[test]
+fn checksum_mismatch_fails_cleanly_and_the_given_commands_recover() {
+    let served = tempfile::tempdir().unwrap();
+    let release = served.path().join(format!("v{VERSION}"));
+    release_files(&release);
+    let sums = release.join(checksums_name());
+    let good = std::fs::read_to_string(&sums).unwrap();
+    std::fs::write(&sums, format!("{}  {}\n", "0".repeat(64), archive_name())).unwrap();
+    let server = HttpServer::serve(served.path().to_path_buf());
+    let url = format!("{}/v{VERSION}", server.base);
+    for version in [HelmVersion::V3_19_0, HelmVersion::V4_1_4] {
+        std::fs::write(&sums, format!("{}  {}\n", "0".repeat(64), archive_name())).unwrap();
+        let home = Home::new(version);
+        let src = checkout_copy(home.dir.path());
+        let out = install_dir_with(&home, &src, &[("HELM_SAFE_UPGRADE_DOWNLOAD_URL", &url)]);
+        let text = both(&out);
+        assert!(!out.status.success(), "{text}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(&format!("error: checksum mismatch for {}", archive_name())), "{stderr}");
+        assert!(stderr.contains("nothing was installed"), "{stderr}");
+        assert!(stderr.contains("safe-upgrade is installed but cannot run"), "{stderr}");
+        let reinstall = format!("  helm plugin uninstall safe-upgrade\n  helm plugin install {}\n", src.canonicalize().unwrap().display());
+        assert!(stderr.contains(&reinstall), "{stderr}");
+        assert!(!src.join("bin/helm-safe-upgrade").exists(), "no unverified binary left in place");
+        assert!(!home.plugins().join("safe-rollback").exists(), "no companion without a binary");
+        assert!(!home.run(&["safe-upgrade", "--help"], &[]).status.success());
+
+        // Follow the message.
+        std::fs::write(&sums, &good).unwrap();
+        home.ok(&["plugin", "uninstall", "safe-upgrade"], &[]);
+        let out = install_dir_with(&home, &src, &[("HELM_SAFE_UPGRADE_DOWNLOAD_URL", &url)]);
+        assert!(out.status.success(), "{}", both(&out));
+        home.ok(&["safe-upgrade", "--version"], &[]);
+    }
+}
+
+/// No download possible and no cargo: exit non-zero with every offline way spelled out.
+#[test]
+fn unreachable_download_without_cargo_says_what_to_do() {
+    let home = Home::new(HelmVersion::V3_17_3);
+    let src = checkout_copy(home.dir.path());
+    let url = format!("http://127.0.0.1:{}/v{VERSION}", free_port());
+    let out = install_dir_with(&home, &src, &[("HELM_SAFE_UPGRADE_DOWNLOAD_URL", &url)]);
+    let text = both(&out);
+    assert!(!out.status.success(), "{text}");
+    for expected in [
+        &format!("the download from {url} failed") as &str,
+        "cargo is not installed, so it cannot be built from source",
+        "error: no helm-safe-upgrade binary: the download failed and it cannot be built here",
+        &format!("HELM_SAFE_UPGRADE_ARCHIVE=/path/to/{}", archive_name()),
+        "HELM_SAFE_UPGRADE_BIN=/path/to/helm-safe-upgrade",
+        "safe-upgrade is installed but cannot run",
+        "helm plugin uninstall safe-upgrade",
+    ] {
+        assert!(text.contains(expected), "{expected:?} missing:\n{text}");
+    }
+}
+
+/// Air-gapped: a release archive on disk, checked against the checksums file next to it;
+/// without one it installs with a warning; with a wrong one it refuses.
+#[test]
+fn local_archive_checked_against_the_checksums_next_to_it() {
+    let release = tempfile::tempdir().unwrap();
+    release_files(release.path());
+    let archive = release.path().join(archive_name());
+
+    let home = Home::new(HelmVersion::V4_1_4);
+    let src = checkout_copy(home.dir.path());
+    let out = install_dir_with(&home, &src, &[("HELM_SAFE_UPGRADE_ARCHIVE", archive.to_str().unwrap())]);
+    let text = both(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains(&format!("sha256 of {} verified", archive_name())) && text.contains("(from HELM_SAFE_UPGRADE_ARCHIVE)"), "{text}");
+    check_installed_and_uninstall(&home, &src);
+
+    let alone = tempfile::tempdir().unwrap();
+    let lone = alone.path().join(archive_name());
+    std::fs::copy(&archive, &lone).unwrap();
+    let home = Home::new(HelmVersion::V3_17_3);
+    let src = checkout_copy(home.dir.path());
+    let out = install_dir_with(&home, &src, &[("HELM_SAFE_UPGRADE_ARCHIVE", lone.to_str().unwrap())]);
+    let text = both(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("warning: {} is NOT verified", archive_name())), "{text}");
+    home.ok(&["safe-rollback", "--version"], &[]);
+
+    std::fs::write(alone.path().join(checksums_name()), format!("{}  {}\n", "f".repeat(64), archive_name())).unwrap();
+    let home = Home::new(HelmVersion::V3_19_0);
+    let src = checkout_copy(home.dir.path());
+    let out = install_dir_with(&home, &src, &[("HELM_SAFE_UPGRADE_ARCHIVE", lone.to_str().unwrap())]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("checksum mismatch"), "{}", both(&out));
+}
+
+/// An extracted release archive installs with no network and no variables: it ships the
+/// binary.
+#[test]
+fn extracted_release_archive_installs_offline() {
+    let release = tempfile::tempdir().unwrap();
+    release_files(release.path());
+    let dir = release.path().join("helm-safe-upgrade");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = Command::new("tar").arg("-xzf").arg(release.path().join(archive_name())).arg("-C").arg(&dir).output().unwrap();
+    assert!(out.status.success(), "{}", both(&out));
+    for version in [HelmVersion::V3_17_3, HelmVersion::V4_1_4] {
+        let home = Home::new(version);
+        let out = install_dir_with(&home, &dir, &[]);
+        let text = both(&out);
+        assert!(out.status.success() && text.contains("using the binary shipped in this release archive"), "{text}");
+        check_installed_and_uninstall(&home, &dir);
+    }
+}
+
+/// The release workflow publishes what install-binary.sh downloads: the same archive and
+/// checksum names (both through package-release.sh, which the tests above use) and the
+/// same platforms.
+#[test]
+fn release_workflow_and_install_script_agree() {
+    let read = |p: &str| std::fs::read_to_string(Path::new(ROOT).join(p)).unwrap();
+    let script = read("install-binary.sh");
+    let package = read(".github/scripts/package-release.sh");
+    let workflow = read(".github/workflows/release.yml");
+    assert!(script.contains(r#"asset="helm-safe-upgrade-$version-$os-$arch.$ext""#));
+    assert!(package.contains(r#"name="helm-safe-upgrade-$version-$platform.$ext""#));
+    assert!(script.contains(r#"sums="helm-safe-upgrade-$version-checksums.txt""#));
+    assert!(package.contains(r#"sums="helm-safe-upgrade-$version-checksums.txt""#));
+    assert!(script.contains("releases/download/v$version") && workflow.contains(r#"tags: ["v*"]"#));
+    // Windows archives are zips on both sides.
+    assert!(script.contains("if [ \"$os\" = windows ]; then exe=.exe; ext=zip; fi"));
+    assert!(package.contains("windows-*) exe=.exe ext=zip"));
+
+    let supported: Vec<&str> = script
+        .lines()
+        .find(|l| l.trim_start().starts_with("linux-amd64 |"))
+        .expect("the supported platforms in install-binary.sh")
+        .trim()
+        .trim_end_matches(") ;;")
+        .split(" | ")
+        .collect();
+    let built: Vec<&str> = workflow.lines().filter_map(|l| l.trim().strip_prefix("- platform: ")).collect();
+    assert_eq!(built, supported, "workflow matrix vs install-binary.sh");
+    let checked = workflow.lines().find(|l| l.contains("for f in linux-amd64.tar.gz")).unwrap();
+    for platform in &supported {
+        assert!(checked.contains(&format!("{platform}.")), "publish job does not check {platform}");
+    }
+    assert!(workflow.contains("package-release.sh archive") && workflow.contains("package-release.sh checksums"));
+    for target in ["x86_64-unknown-linux-musl", "aarch64-unknown-linux-musl", "x86_64-apple-darwin", "aarch64-apple-darwin", "x86_64-pc-windows-msvc"] {
+        assert!(workflow.contains(&format!("target: {target}")), "{target}");
+    }
+}
+
+/// `helm plugin update` (git installs) runs the hook again. helm removes the binary (an
+/// ignored file) before the hook runs, so a failed update says the plugin cannot run and
+/// how to install it again; those commands work.
+#[test]
+fn update_of_a_git_install_and_recovery_from_a_failed_update() {
+    let server = GitServer::start();
+    for version in [HelmVersion::V3_19_0, HelmVersion::V4_1_4] {
+        let home = Home::new(version);
+        let mut args = vec!["plugin", "install", server.url.as_str()];
+        if version.major() == 4 {
+            args.push("--verify=false");
+        }
+        home.ok(&args, &[("HELM_SAFE_UPGRADE_BIN", BIN)]);
+        let out = home.run(&["plugin", "update", "safe-upgrade"], &[("HELM_SAFE_UPGRADE_BIN", BIN)]);
+        let text = both(&out);
+        assert!(out.status.success() && text.contains("update: installed safe-upgrade"), "{text}");
+        let out = home.run(&["plugin", "update", "safe-upgrade"], &[("HELM_SAFE_UPGRADE_BIN", "/no/such/binary")]);
+        let text = both(&out);
+        assert!(!out.status.success(), "{text}");
+        assert!(text.contains("HELM_SAFE_UPGRADE_BIN=/no/such/binary is not a file"), "{text}");
+        assert!(text.contains("helm keeps a plugin whose update hook failed: safe-upgrade is installed but cannot run"), "{version}: {text}");
+        let reinstall = format!("  helm plugin uninstall safe-upgrade\n  helm plugin install {}   # Helm 4: add --verify=false\n", server.url);
+        assert!(text.contains(&reinstall), "{version}: {text}");
+        assert!(!home.run(&["safe-upgrade", "--version"], &[]).status.success(), "{version}: helm removed the binary before the hook");
+        home.ok(&["plugin", "uninstall", "safe-upgrade"], &[]);
+        home.ok(&args, &[("HELM_SAFE_UPGRADE_BIN", BIN)]);
+        home.ok(&["safe-upgrade", "--version"], &[]);
+        home.ok(&["safe-rollback", "--version"], &[]);
+        home.ok(&["plugin", "uninstall", "safe-upgrade"], &[]);
+        assert!(!home.plugins().join("safe-rollback").exists());
+    }
+}
