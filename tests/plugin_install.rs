@@ -337,6 +337,16 @@ fn check_installed_and_uninstall(home: &Home, plugin_dir: &Path) {
     assert_eq!((releases, directive.as_str()), (vec!["bsr".to_string(), "coder".to_string()], ":4"));
     let (releases, _) = completions(home, &["-n", "team-a", "safe-rollback", "c"], &memory);
     assert_eq!(releases, ["coder"]);
+    // --to from the --chart source: a directory of charts packaged by helm itself.
+    let charts = home.dir.path().join("charts");
+    for v in ["1.0.4", "1.1.9", "1.2.0"] {
+        let chart = home.dir.path().join(format!("src-{v}/bsr"));
+        std::fs::create_dir_all(&chart).unwrap();
+        std::fs::write(chart.join("Chart.yaml"), format!("apiVersion: v2\nname: bsr\nversion: {v}\n")).unwrap();
+        home.ok(&["package", chart.to_str().unwrap(), "-d", charts.to_str().unwrap()], &[]);
+    }
+    let (versions, directive) = completions(home, &["safe-upgrade", "bsr", "--chart", charts.to_str().unwrap(), "--to", ""], &[]);
+    assert_eq!((versions, directive.as_str()), (vec!["1.2.0".to_string(), "1.1.9".into(), "1.0.4".into()], ":36"));
     // No cluster at all: no candidates, and still an answer.
     let (releases, directive) = completions(home, &["safe-upgrade", ""], &[]);
     assert_eq!((releases.len(), directive.as_str()), (0, ":4"));
