@@ -123,10 +123,14 @@ impl GitServer {
         let base = dir.path().join("served");
         std::fs::create_dir_all(&base).unwrap();
         git(&base, &["clone", "-q", "--bare", work.to_str().unwrap(), "helm-safe-upgrade"]);
+        // git-daemon itself, not `git daemon`: `git` may stay a parent process, and
+        // killing it would leave the daemon running.
+        let exec_path = Command::new("git").arg("--exec-path").output().expect("git --exec-path");
+        let daemon = PathBuf::from(String::from_utf8_lossy(&exec_path.stdout).trim()).join("git-daemon");
         for _ in 0..20 {
             let port = free_port();
-            let mut child = Command::new("git")
-                .args(["daemon", "--export-all", "--reuseaddr", "--listen=127.0.0.1"])
+            let mut child = Command::new(&daemon)
+                .args(["--export-all", "--reuseaddr", "--listen=127.0.0.1"])
                 .arg(format!("--port={port}"))
                 .arg(format!("--base-path={}", base.display()))
                 .arg(&base)
