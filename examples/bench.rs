@@ -4,11 +4,13 @@
 //!
 //! Run with `scripts/bench` (provisions helm, builds in release mode). Each round installs
 //! the BSR-like chart at 1.0.4 and walks 1.0.4 → 1.1.9 → 1.2.6 → 1.3.0:
-//!   - bare:  three `helm upgrade --version V -f values --wait` in a row (what an operator
-//!            following the vendor's page types), then nothing else;
-//!   - tool:  `helm-safe-upgrade bsr --to 1.3.0 --yes` (reads, plans, locks, backs up,
-//!            verifies every hop, keeps the ledger).
-//! and, read-only, `--plan` against the three reads an operator would do by hand
+//!
+//! - bare: three `helm upgrade --version V -f values --wait` in a row (what an operator
+//!   following the vendor's page types), then nothing else;
+//! - tool: `helm-safe-upgrade bsr --to 1.3.0 --yes` (reads, plans, locks, backs up,
+//!   verifies every hop, keeps the ledger).
+//!
+//! And, read-only, `--plan` against the three reads an operator would do by hand
 //! (`helm get metadata`, `helm history`, `helm search repo --versions`).
 
 use std::path::{Path, PathBuf};

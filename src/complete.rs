@@ -24,7 +24,7 @@ use clap::{Arg, ArgAction, CommandFactory};
 use crate::catalog::{self, ChartSource};
 use crate::cli::{RollbackCli, UpgradeCli};
 use crate::commands::Mode;
-use crate::helm::{Helm, Invocation, Runner, Signals};
+use crate::helm::{Helm, Runner, Signals};
 use crate::policy::{self, presets};
 use crate::version::ChartVersion;
 
@@ -296,18 +296,6 @@ pub fn parse_release_list(json: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// `helm search repo REF --versions -o json`, narrowed to exactly `repo/name` (search
-/// matches substrings, helm-facts §3.6).
-pub fn parse_search_versions(json: &str, repo: &str, name: &str) -> Vec<ChartVersion> {
-    #[derive(serde::Deserialize)]
-    struct Entry {
-        name: String,
-        version: String,
-    }
-    let entries: Vec<Entry> = serde_json::from_str(json).unwrap_or_default();
-    let full = format!("{repo}/{name}");
-    entries.into_iter().filter(|e| e.name == full).filter_map(|e| ChartVersion::parse(&e.version).ok()).collect()
-}
 
 /// The real lookups: helm from `HELM_BIN` with helm's namespace and context, the chart
 /// source through the catalog; each under a deadline.
@@ -387,12 +375,7 @@ fn source_versions(helm: &Helm, reference: &str, plain_http: bool) -> Vec<ChartV
     let Ok(source) = ChartSource::parse(reference) else { return vec![] };
     match &source {
         ChartSource::Repo { repo, name } => {
-            let inv = Invocation::new(
-                format!("list the versions of {reference} for completion"),
-                &helm.bin,
-                ["search", "repo", reference, "--versions", "--devel", "-o", "json"].map(String::from).to_vec(),
-            );
-            helm.runner.run(&inv).map(|f| parse_search_versions(&f.stdout, repo, name)).unwrap_or_default()
+            helm.search_repo(repo, name).map(|found| found.into_iter().map(|a| a.version).collect()).unwrap_or_default()
         }
         ChartSource::Dir { path } => {
             // Every chart in the directory: completion does not know the release's chart.
@@ -400,16 +383,7 @@ fn source_versions(helm: &Helm, reference: &str, plain_http: bool) -> Vec<ChartV
             listing.entries.into_iter().map(|e| e.available.version).collect::<BTreeSet<_>>().into_iter().collect()
         }
         ChartSource::Oci { name, .. } => {
-            let runner = helm.runner.clone();
-            let helper = move |helper: &str, server: &str| {
-                let (program, args) = catalog::credentials::helper_invocation(helper);
-                let inv = Invocation::new(format!("ask docker-credential-{helper} for {server}"), program, args);
-                match runner.run_with_input(&inv, Some(server.as_bytes())) {
-                    Ok(out) => catalog::credentials::parse_helper_output(true, &out.stdout),
-                    Err(crate::helm::ExecError::Failed { stdout, .. }) => catalog::credentials::parse_helper_output(false, &stdout),
-                    Err(e) => Err(e.to_string()),
-                }
-            };
+            let helper = |helper: &str, server: &str| helm.credential_helper(helper, server);
             let ctx = catalog::OciContext {
                 options: catalog::oci::OciOptions { plain_http, ..Default::default() },
                 files: catalog::credentials::CredentialFiles::from_process_env(),
@@ -531,13 +505,10 @@ mod tests {
     }
 
     #[test]
-    fn helm_list_and_search_json_are_read() {
+    fn helm_list_json_is_read() {
         let list = r#"[{"name":"bsr","namespace":"bsr","revision":"3","updated":"2026-11-22 05:00:00 +0000 UTC","status":"deployed","chart":"bsr-1.0.4","app_version":"1.0.4"}]"#;
         assert_eq!(parse_release_list(list), [("bsr".to_string(), "bsr-1.0.4, deployed".to_string())]);
         assert!(parse_release_list("not json").is_empty());
-        let search = r#"[{"name":"bufbuild/bsr","version":"1.1.0","app_version":"1.1.0","description":""},{"name":"bufbuild/bsr-agent","version":"9.0.0","app_version":"","description":""},{"name":"bufbuild/bsr","version":"1.0.4","app_version":"","description":""}]"#;
-        let versions: Vec<String> = parse_search_versions(search, "bufbuild", "bsr").iter().map(|v| v.to_string()).collect();
-        assert_eq!(versions, ["1.1.0", "1.0.4"]);
     }
 
     #[test]

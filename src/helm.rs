@@ -337,6 +337,34 @@ impl Helm {
         self.runner.run(&Invocation::new(purpose, &self.bin, args))
     }
 
+    /// The versions of `repo/name` in helm's cached repository index.
+    pub fn search_repo(&self, repo: &str, name: &str) -> Result<Vec<crate::plan::Available>, ExecError> {
+        let reference = format!("{repo}/{name}");
+        let inv = Invocation::new(
+            format!("list the versions of {reference}"),
+            &self.bin,
+            ["search", "repo", reference.as_str(), "--versions", "--devel", "-o", "json"].map(String::from).to_vec(),
+        );
+        let out = self.runner.run(&inv)?;
+        crate::catalog::repo::parse_search(&out.stdout, repo, name).map_err(|e| ExecError::Parse {
+            purpose: inv.purpose.clone(),
+            argv: inv.display(),
+            error: e.to_string(),
+        })
+    }
+
+    /// `docker-credential-<helper> get` for `server` (registry credentials kept by a
+    /// credential store), in the shape the catalog's credential lookup expects.
+    pub fn credential_helper(&self, helper: &str, server: &str) -> Result<Option<(String, String)>, String> {
+        let (program, args) = crate::catalog::credentials::helper_invocation(helper);
+        let inv = Invocation::new(format!("ask docker-credential-{helper} for {server}"), program, args);
+        match self.runner.run_with_input(&inv, Some(server.as_bytes())) {
+            Ok(out) => crate::catalog::credentials::parse_helper_output(true, &out.stdout),
+            Err(ExecError::Failed { stdout, .. }) => crate::catalog::credentials::parse_helper_output(false, &stdout),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     /// The flag that makes helm wait for readiness: bare `--wait` means the same on both
     /// majors (helm 4: the kstatus watcher), while `--wait=true` warns on 4 and
     /// `--wait=watcher` fails on 3 (helm-facts §3.9).

@@ -13,6 +13,7 @@
 pub mod credentials;
 pub mod dir;
 pub mod oci;
+pub mod repo;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -243,32 +243,7 @@ fn list_versions(
             if let Err(e) = helm.run_global(format!("refresh the {repo} repository index"), vec!["repo".into(), "update".into(), repo.clone()]) {
                 warnings.push(format!("could not refresh repository {repo}; using the cached index ({})", e.to_string().lines().next().unwrap_or_default()));
             }
-            #[derive(serde::Deserialize)]
-            struct Entry {
-                name: String,
-                version: String,
-                #[serde(default)]
-                app_version: String,
-            }
-            let entries: Vec<Entry> = helm
-                .runner
-                .json(&crate::helm::Invocation::new(
-                    format!("list the versions of {reference}"),
-                    &helm.bin,
-                    vec!["search".into(), "repo".into(), reference.to_string(), "--versions".into(), "--devel".into(), "-o".into(), "json".into()],
-                ))
-                .map_err(|e| SessionError::Other(e.to_string()))?;
-            // `search repo` matches substrings (helm-facts §3.6): keep the exact chart.
-            let available: Vec<Available> = entries
-                .into_iter()
-                .filter(|e| e.name == format!("{repo}/{name}"))
-                .filter_map(|e| {
-                    ChartVersion::parse(&e.version).ok().map(|version| Available {
-                        version,
-                        app_version: (!e.app_version.is_empty()).then_some(e.app_version),
-                    })
-                })
-                .collect();
+            let available = helm.search_repo(repo, name).map_err(|e| SessionError::Other(e.to_string()))?;
             if available.is_empty() {
                 return Err(bad(
                     format!("helm finds no chart {reference}"),
@@ -278,7 +253,7 @@ fn list_versions(
             Ok((available, ChartArg::Reference { reference: reference.to_string(), plain_http: false }))
         }
         ChartSource::Oci { .. } => {
-            let helper = |helper: &str, server: &str| credential_helper(helm, helper, server);
+            let helper = |helper: &str, server: &str| helm.credential_helper(helper, server);
             let ctx = catalog::OciContext {
                 options: catalog::oci::OciOptions { plain_http, ..Default::default() },
                 files: catalog::credentials::CredentialFiles::from_process_env(),
@@ -310,17 +285,6 @@ fn catalog_error(e: catalog::CatalogError) -> SessionError {
         bad(message, hint)
     } else {
         SessionError::Other(e.to_string())
-    }
-}
-
-/// `docker-credential-<helper> get`, through the one process runner.
-fn credential_helper(helm: &Helm, helper: &str, server: &str) -> Result<Option<(String, String)>, String> {
-    let (program, args) = catalog::credentials::helper_invocation(helper);
-    let inv = crate::helm::Invocation::new(format!("ask docker-credential-{helper} for {server}"), program, args);
-    match helm.runner.run_with_input(&inv, Some(server.as_bytes())) {
-        Ok(out) => catalog::credentials::parse_helper_output(true, &out.stdout),
-        Err(crate::helm::ExecError::Failed { stdout, .. }) => catalog::credentials::parse_helper_output(false, &stdout),
-        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -715,7 +679,7 @@ fn execute(common: &Common, situation: Situation, plan: Plan, consent: Consent) 
         let plan_json = serde_json::to_value(&plan).unwrap_or_default();
         held.ledger_mut().set_in_progress(plan_json, 0, None);
     }
-    held.save_or_warn();
+    // release_lock writes the whole record: one write for both.
     if let Err(e) = held.release_lock() {
         progress_line(&format!("warning: could not release the lock: {e}"));
     }
@@ -758,6 +722,14 @@ impl Journal for Recorder<'_> {
         let l = self.held.ledger_mut();
         l.set_in_progress(plan_json, index, None);
         l.record_hop_start(&hop.from, &hop.to, &format!("{:?}", hop.kind).to_lowercase());
+        // Raised with the hop's record, in the same write: every version the hop deploys
+        // counts as deployed before helm runs (its hooks may migrate), and one write per
+        // hop is saved (each kubectl call costs about 0.1 s; see scripts/bench).
+        for step in &hop.steps {
+            if let Step::Deploy { version, .. } = step {
+                l.note_deployed(version);
+            }
+        }
         self.held.save_or_warn();
     }
     fn hop_ended(&mut self, _index: usize, outcome: &str, message: Option<&str>) {
@@ -768,8 +740,11 @@ impl Journal for Recorder<'_> {
         self.held.save_or_warn();
     }
     fn deploying(&mut self, version: &ChartVersion) {
-        self.held.ledger_mut().note_deployed(version);
-        self.held.save_or_warn();
+        // Usually already on record from hop_started; write only if this raised it
+        // (a recovery deploy is never newer).
+        if self.held.ledger_mut().note_deployed(version) {
+            self.held.save_or_warn();
+        }
     }
     fn snapshot_taken(&mut self, at: &ChartVersion, how: &str) {
         self.held.ledger_mut().record_snapshot(at, how);
