@@ -34,7 +34,12 @@ struct Pty {
 
 impl Pty {
     fn spawn(bed: &Bed, args: &[&str]) -> Pty {
+        Pty::spawn_with_env(bed, args, &[])
+    }
+
+    fn spawn_with_env(bed: &Bed, args: &[&str], env: &[(&str, &str)]) -> Pty {
         let mut cmd: Command = bed.tool();
+        cmd.envs(env.iter().copied());
         let kubectl_dir = kubectl_path().parent().unwrap().to_path_buf();
         let path = std::env::join_paths(std::iter::once(kubectl_dir).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())))
             .unwrap();
@@ -246,3 +251,36 @@ fn status_at_the_pause_then_stop(version: HelmVersion) {
     assert_eq!(bed.charts_deployed(), ["bsr-1.0.4", "bsr-1.1.9"], "{version}");
 }
 both_helms!(pause_status, super::status_at_the_pause_then_stop);
+
+/// A rollback that may lose data asks for the release name, typed: a wrong name stops
+/// with nothing changed; the right one goes back by the policy's procedure.
+fn rollback_asks_for_the_release_name(version: HelmVersion) {
+    let bed = Bed::new(version);
+    bed.install("bsr", "1.0.4", VALUES);
+    let policy = policy();
+    bed.run_expect(&["bsr", "--to", "1.1.9", "--chart", "demo/bsr", "--policy", &policy, "--yes"], 0);
+    let rollback = |bed: &Bed| {
+        let mut cmd_args = vec!["bsr", "--chart", "demo/bsr"];
+        cmd_args.extend(["--policy", policy.as_str()]);
+        let mut pty = Pty::spawn_with_env(bed, &cmd_args, &[("HELM_PLUGIN_NAME", "safe-rollback")]);
+        let before = pty.expect("Type the release name (bsr) to go on, anything else to stop:");
+        assert!(before.contains("rollback bsr 1.1.9 → 1.0.4"), "{}: the plan comes first:\n{before}", bed.version);
+        assert!(before.contains("This rollback may lose data"), "{}: the warning is shown:\n{before}", bed.version);
+        pty
+    };
+    // The wrong name: stopped, nothing changed.
+    let mut pty = rollback(&bed);
+    pty.answer("y");
+    let (rest, code) = pty.finish();
+    assert_eq!(code, 5, "{}: {rest}", bed.version);
+    assert_eq!(bed.charts_deployed(), ["bsr-1.0.4", "bsr-1.1.9"], "{}: a wrong name changes nothing", bed.version);
+    // The release name: rolled back, down-migrated to 1.0.4's schema.
+    let mut pty = rollback(&bed);
+    pty.answer("bsr");
+    let (rest, code) = pty.finish();
+    assert_eq!(code, 0, "{}: {rest}", bed.version);
+    assert_eq!(bed.charts_deployed().last().unwrap(), "bsr-1.0.4");
+    assert!(bed.standin.get("v1", "configmaps", Some(NS), "bsr-migratedownto-210").is_some(), "{}: the down-migration ran", bed.version);
+    assert_eq!(bed.user_values(), yaml_to_json(VALUES));
+}
+both_helms!(typed_confirmation, super::rollback_asks_for_the_release_name);
