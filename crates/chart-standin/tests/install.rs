@@ -96,6 +96,16 @@ fn login(env: &HelmEnv, host: &str, user: &str, password: &str) {
     );
 }
 
+/// The stored workload runs `version` of `chart`: pods labelled with the chart version,
+/// the image of its app version.
+fn workload_runs(kube: &StandIn, plural: &str, name: &str, chart: &str, version: &str, ctx: &str) {
+    let obj = kube
+        .get("apps/v1", plural, Some("default"), name)
+        .unwrap_or_else(|| panic!("{ctx}: no {plural} {name}"));
+    assert_eq!(pod_version(&obj), version, "{ctx}: pod version label");
+    assert!(image(&obj).contains(&app_version(chart, version)), "{ctx}: image {}", image(&obj));
+}
+
 /// Installs `from`, upgrades to `to`, checking the stored workload and hooks each time.
 /// `reference(chart)` is what helm installs (`fx/bsr` or `oci://…`); `extra` are flags
 /// every install/upgrade gets (`--plain-http` for OCI).
@@ -114,19 +124,7 @@ fn install_and_upgrade_all(
         let mut args = vec!["install", chart, r.as_str(), "--version", from];
         args.extend(extra);
         env.helm_ok(&args);
-        let obj = kube
-            .get("apps/v1", plural, Some("default"), &name)
-            .unwrap_or_else(|| panic!("{ctx}: no {plural} {name}"));
-        assert_eq!(
-            pod_version(&obj),
-            from,
-            "{ctx}: pod version label after install"
-        );
-        assert!(
-            image(&obj).contains(&app_version(chart, from)),
-            "{ctx}: image {}",
-            image(&obj)
-        );
+        workload_runs(kube, plural, &name, chart, from, &format!("{ctx}: after install"));
 
         let mut args = vec![
             "upgrade",
@@ -138,17 +136,7 @@ fn install_and_upgrade_all(
         ];
         args.extend(extra);
         env.helm_ok(&args);
-        let obj = kube.get("apps/v1", plural, Some("default"), &name).unwrap();
-        assert_eq!(
-            pod_version(&obj),
-            to,
-            "{ctx}: pod version label after upgrade"
-        );
-        assert!(
-            image(&obj).contains(&app_version(chart, to)),
-            "{ctx}: image {}",
-            image(&obj)
-        );
+        workload_runs(kube, plural, &name, chart, to, &format!("{ctx}: after upgrade"));
 
         let list: Vec<Value> = serde_json::from_str(&env.helm_ok(&["list", "-o", "json"])).unwrap();
         let rel = list
