@@ -284,3 +284,19 @@ fn rollback_asks_for_the_release_name(version: HelmVersion) {
     assert_eq!(bed.user_values(), yaml_to_json(VALUES));
 }
 both_helms!(typed_confirmation, super::rollback_asks_for_the_release_name);
+
+/// Ctrl-C at the pause between hops is "stop here": the release stays at the verified
+/// version, nothing is left pending.
+fn ctrl_c_at_the_pause_stops_there(version: HelmVersion) {
+    let bed = Bed::new(version);
+    bed.install("bsr", "1.0.4", VALUES);
+    let mut pty = start_two_hops(&bed);
+    expect_pause(&mut pty);
+    pty.session.send_control('c').expect("send Ctrl-C to the pty");
+    let (rest, code) = pty.finish();
+    assert_eq!(code, 5, "{}: {rest}", bed.version);
+    assert!(rest.contains("bsr stopped at 1.1.9"), "{}: {rest}", bed.version);
+    assert_eq!(bed.charts_deployed(), ["bsr-1.0.4", "bsr-1.1.9"]);
+    assert_eq!(bed.history().last().unwrap().1, "deployed");
+}
+both_helms!(pause_ctrl_c, super::ctrl_c_at_the_pause_stops_there);
