@@ -41,15 +41,32 @@ pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), BackupError> {
     file.write_all(contents).map_err(io)
 }
 
+/// A new folder (0700) named `base`, or `base-2`, `base-3`…: two runs within the same
+/// second (a declined start, then the real one) must not share or clobber a backup.
+fn new_private_dir(root: &Path, base: &str) -> Result<PathBuf, BackupError> {
+    for n in 1..1000 {
+        let dir = if n == 1 { root.join(base) } else { root.join(format!("{base}-{n}")) };
+        match DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(source) => return Err(BackupError::Io { path: dir.display().to_string(), source }),
+        }
+    }
+    Err(BackupError::Io {
+        path: root.join(base).display().to_string(),
+        source: std::io::Error::new(std::io::ErrorKind::AlreadyExists, "999 backups with this name already exist"),
+    })
+}
+
 /// Save user values, manifest and metadata of `release` into a new private folder.
 pub fn take(helm: &Helm, release: &Release, stamp: &str) -> Result<Backup, BackupError> {
     let root = backups_root();
-    let dir = root.join(format!("{}-{}-rev{}-{stamp}", release.namespace, release.name, release.revision));
     DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(&dir)
-        .map_err(|source| BackupError::Io { path: dir.display().to_string(), source })?;
+        .create(&root)
+        .map_err(|source| BackupError::Io { path: root.display().to_string(), source })?;
+    let dir = new_private_dir(&root, &format!("{}-{}-rev{}-{stamp}", release.namespace, release.name, release.revision))?;
     let manifest = helm
         .run(
             format!("read the manifest of {}", release.name),
@@ -70,4 +87,21 @@ pub fn take(helm: &Helm, release: &Release, stamp: &str) -> Result<Backup, Backu
     });
     write_private(&dir.join("metadata.json"), serde_json::to_string_pretty(&metadata).expect("json").as_bytes())?;
     Ok(Backup { dir, values })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn backups_in_the_same_second_get_their_own_private_folders() {
+        let root = tempfile::tempdir().unwrap();
+        let first = super::new_private_dir(root.path(), "ns-bsr-rev2-T").unwrap();
+        let second = super::new_private_dir(root.path(), "ns-bsr-rev2-T").unwrap();
+        assert_ne!(first, second);
+        assert!(second.ends_with("ns-bsr-rev2-T-2"));
+        for dir in [first, second] {
+            assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        }
+    }
 }
