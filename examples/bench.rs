@@ -33,7 +33,12 @@ fn tool_path() -> PathBuf {
 fn run(mut cmd: Command, what: &str) -> Duration {
     let started = Instant::now();
     let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(out.status.success(), "{what} failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     started.elapsed()
 }
 
@@ -54,7 +59,8 @@ struct Bed {
 impl Bed {
     fn new(version: HelmVersion) -> Bed {
         // The same readiness delay for both sides: helm waits for it either way.
-        let standin = StandIn::start(Options { ready_delay: Duration::from_millis(100), ..Options::default() }).expect("stand-in");
+        let standin = StandIn::start(Options { ready_delay: Duration::from_millis(100), ..Options::default() })
+            .expect("stand-in");
         let env = HelmEnv::new(&standin, version);
         let charts = tempfile::tempdir().unwrap();
         chart_standin::fixtures::package("bsr", charts.path()).expect("package bsr");
@@ -84,9 +90,26 @@ impl Bed {
 
     fn fresh_install(&self) {
         let _ = self.helm(&["uninstall", "bsr", "--wait"]).output();
-        let _ = self.env.command(&kubectl_path()).args(["--namespace", "bsr", "delete", "configmap", "helm-safe-upgrade.bsr"]).output();
+        let _ = self
+            .env
+            .command(&kubectl_path())
+            .args(["--namespace", "bsr", "delete", "configmap", "helm-safe-upgrade.bsr"])
+            .output();
         let values = self.values.to_str().unwrap();
-        run(self.helm(&["install", "bsr", "demo/bsr", "--version", "1.0.4", "--create-namespace", "-f", values, "--wait"]), "install");
+        run(
+            self.helm(&[
+                "install",
+                "bsr",
+                "demo/bsr",
+                "--version",
+                "1.0.4",
+                "--create-namespace",
+                "-f",
+                values,
+                "--wait",
+            ]),
+            "install",
+        );
     }
 }
 
@@ -112,7 +135,8 @@ fn main() {
             run(bed.helm(&["history", "bsr", "-o", "json"]), "helm history");
             run(bed.helm(&["search", "repo", "demo/bsr", "--versions", "-o", "json"]), "helm search repo");
             bare_reads.push(started.elapsed());
-            tool_plan.push(run(bed.tool(&["bsr", "--to", "1.3.0", "--chart", "demo/bsr", "--plan"]), "safe-upgrade --plan"));
+            tool_plan
+                .push(run(bed.tool(&["bsr", "--to", "1.3.0", "--chart", "demo/bsr", "--plan"]), "safe-upgrade --plan"));
             tool.push(run(bed.tool(&["bsr", "--to", "1.3.0", "--chart", "demo/bsr", "--yes"]), "safe-upgrade"));
         }
         for (scenario, bare, tool) in [

@@ -208,7 +208,8 @@ fn offline_from(common: &Common) -> Result<ChartVersion, AppError> {
 /// `--versions`, else the policy's catalog.
 fn offline_versions(common: &Common, policy: &Policy) -> Result<Vec<Available>, AppError> {
     let versions = match &common.versions {
-        Some(list) => version::parse_list(list).map_err(|e| usage(format!("--versions: {e}"), "list versions separated by commas: 1.0.4,1.1.0"))?,
+        Some(list) => version::parse_list(list)
+            .map_err(|e| usage(format!("--versions: {e}"), "list versions separated by commas: 1.0.4,1.1.0"))?,
         None => policy.catalog.keys().cloned().collect(),
     };
     if versions.is_empty() {
@@ -260,13 +261,8 @@ fn plan_rollback_offline(cli: &RollbackCli) -> Result<Plan, AppError> {
         ));
     }
     let available = offline_versions(common, &policy)?;
-    let request = RollbackRequest {
-        current,
-        target,
-        newest_ever,
-        deployed_before: vec![],
-        snapshot: SnapshotKnowledge::Unknown,
-    };
+    let request =
+        RollbackRequest { current, target, newest_ever, deployed_before: vec![], snapshot: SnapshotKnowledge::Unknown };
     Ok(plan::plan_rollback(&policy, &available, &request, &offline_context(common, &policy))?)
 }
 

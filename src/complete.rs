@@ -248,7 +248,9 @@ fn values(flag: &Flag, current: &str, prefix: &str, typed: &Typed, lookups: &dyn
     match flag.long.as_deref() {
         // A preset name, or else a file: with no matching preset the shell completes files.
         Some("policy") => Completions { candidates: matching(preset_candidates()), directive: directive::DEFAULT },
-        Some("show-policy") => Completions { candidates: matching(preset_candidates()), directive: directive::NO_FILE_COMP },
+        Some("show-policy") => {
+            Completions { candidates: matching(preset_candidates()), directive: directive::NO_FILE_COMP }
+        }
         Some("to" | "from" | "newest-ever") => {
             let query = VersionQuery {
                 versions: typed.value_of("versions"),
@@ -295,7 +297,6 @@ pub fn parse_release_list(json: &str) -> Vec<(String, String)> {
         })
         .collect()
 }
-
 
 /// The real lookups: helm from `HELM_BIN` with helm's namespace and context, the chart
 /// source through the catalog; each under a deadline.
@@ -358,7 +359,8 @@ impl Lookups for Live {
         let reference = query.chart.clone().or_else(|| policy.as_ref().and_then(|p| p.chart.clone()));
         if let Some(reference) = reference {
             let plain_http = query.plain_http;
-            let listed = self.within_deadline(move |helm| source_versions(&helm, &reference, plain_http)).unwrap_or_default();
+            let listed =
+                self.within_deadline(move |helm| source_versions(&helm, &reference, plain_http)).unwrap_or_default();
             if !listed.is_empty() {
                 return listed;
             }
@@ -389,7 +391,9 @@ fn source_versions(helm: &Helm, reference: &str, plain_http: bool) -> Vec<ChartV
                 files: catalog::credentials::CredentialFiles::from_process_env(),
                 helper: &helper,
             };
-            catalog::list(&source, name, &ctx).map(|l| l.available.into_iter().map(|a| a.version).collect()).unwrap_or_default()
+            catalog::list(&source, name, &ctx)
+                .map(|l| l.available.into_iter().map(|a| a.version).collect())
+                .unwrap_or_default()
         }
     }
 }
@@ -435,7 +439,10 @@ mod tests {
         assert!(!up_values.iter().any(|v| v == "--accept-data-loss"), "a rollback flag offered for upgrade");
         assert_eq!(up.directive, directive::NO_FILE_COMP);
         let down = values(&complete(Mode::Rollback, &words("--"), &Fake)).join(" ");
-        assert!(down.contains("--accept-data-loss") && down.contains("--newest-ever") && !down.contains("--fast-path"), "{down}");
+        assert!(
+            down.contains("--accept-data-loss") && down.contains("--newest-ever") && !down.contains("--fast-path"),
+            "{down}"
+        );
         // Descriptions are the flags' help.
         let to = up.candidates.iter().find(|(v, _)| v == "--to").unwrap();
         assert!(to.1.starts_with("The version to upgrade to"), "{to:?}");
@@ -500,7 +507,8 @@ mod tests {
 
     #[test]
     fn the_answer_is_lines_then_a_directive() {
-        let c = Completions { candidates: vec![("a".into(), "x\ty".into()), ("b".into(), String::new())], directive: 4 };
+        let c =
+            Completions { candidates: vec![("a".into(), "x\ty".into()), ("b".into(), String::new())], directive: 4 };
         assert_eq!(c.render(), "a\tx y\nb\n:4\n");
     }
 

@@ -27,7 +27,14 @@ Exit codes:
 mod tests {
     #[test]
     fn help_table_lists_every_code() {
-        for code in [super::SUCCESS, super::FAILURE, super::BAD_INPUT, super::REFUSED, super::HOP_FAILED_RECOVERED, super::STOPPED_BY_OPERATOR] {
+        for code in [
+            super::SUCCESS,
+            super::FAILURE,
+            super::BAD_INPUT,
+            super::REFUSED,
+            super::HOP_FAILED_RECOVERED,
+            super::STOPPED_BY_OPERATOR,
+        ] {
             assert!(super::HELP_TABLE.contains(&format!("\n  {code}  ")), "exit code {code} missing from --help");
         }
     }

@@ -219,7 +219,11 @@ impl Runner {
                 Ok(Some(status)) => break status,
                 Ok(None) => {}
                 Err(e) => {
-                    return Err(ExecError::Parse { purpose: inv.purpose.clone(), argv: inv.display(), error: e.to_string() });
+                    return Err(ExecError::Parse {
+                        purpose: inv.purpose.clone(),
+                        argv: inv.display(),
+                        error: e.to_string(),
+                    });
                 }
             }
             if !forwarded_term && self.signals.stop_now() {
@@ -304,9 +308,18 @@ pub struct Helm {
 
 impl Helm {
     /// `$HELM_BIN`, else `helm` on PATH; asks it for its version.
-    pub fn detect(runner: Runner, helm_bin: Option<PathBuf>, namespace: String, kube_context: Option<String>) -> Result<Helm, ExecError> {
+    pub fn detect(
+        runner: Runner,
+        helm_bin: Option<PathBuf>,
+        namespace: String,
+        kube_context: Option<String>,
+    ) -> Result<Helm, ExecError> {
         let bin = helm_bin.unwrap_or_else(|| PathBuf::from("helm"));
-        let inv = Invocation::new("ask helm for its version", &bin, vec!["version".into(), "--template".into(), "{{.Version}}".into()]);
+        let inv = Invocation::new(
+            "ask helm for its version",
+            &bin,
+            vec!["version".into(), "--template".into(), "{{.Version}}".into()],
+        );
         let version = runner.run(&inv)?.stdout.trim().to_string();
         let major = version.trim_start_matches('v').split('.').next().and_then(|m| m.parse().ok()).unwrap_or(3);
         Ok(Helm { runner, bin, major, version, namespace, kube_context })
@@ -401,7 +414,12 @@ impl Kubectl {
         self.runner.run(&self.invocation(purpose.into(), args))
     }
 
-    pub fn run_with_input(&self, purpose: impl Into<String>, args: Vec<String>, input: &[u8]) -> Result<Finished, ExecError> {
+    pub fn run_with_input(
+        &self,
+        purpose: impl Into<String>,
+        args: Vec<String>,
+        input: &[u8],
+    ) -> Result<Finished, ExecError> {
         self.runner.run_with_input(&self.invocation(purpose.into(), args), Some(input))
     }
 
@@ -427,9 +445,28 @@ mod tests {
 
     #[test]
     fn set_values_are_redacted_in_every_spelling() {
-        let args = s(&["upgrade", "bsr", "--set", "postgres.password=hunter2,replicas=3", "--set-string=token=abc", "-f", "values.yaml"]);
+        let args = s(&[
+            "upgrade",
+            "bsr",
+            "--set",
+            "postgres.password=hunter2,replicas=3",
+            "--set-string=token=abc",
+            "-f",
+            "values.yaml",
+        ]);
         let shown = redact(&args);
-        assert_eq!(shown, s(&["upgrade", "bsr", "--set", "postgres.password=***,replicas=***", "--set-string=token=***", "-f", "values.yaml"]));
+        assert_eq!(
+            shown,
+            s(&[
+                "upgrade",
+                "bsr",
+                "--set",
+                "postgres.password=***,replicas=***",
+                "--set-string=token=***",
+                "-f",
+                "values.yaml"
+            ])
+        );
         assert!(!shown.join(" ").contains("hunter2"));
     }
 
@@ -438,7 +475,10 @@ mod tests {
         let runner = Runner::new(Signals::default(), false);
         let inv = Invocation::new("list a missing directory", "ls", s(&["/definitely/not/here", "--set", "a=secret"]));
         let err = runner.run(&inv).unwrap_err().to_string();
-        assert!(err.starts_with("list a missing directory failed (exit 2): ls /definitely/not/here --set 'a=***'"), "{err}");
+        assert!(
+            err.starts_with("list a missing directory failed (exit 2): ls /definitely/not/here --set 'a=***'"),
+            "{err}"
+        );
         assert!(err.contains("unrecognized option"), "helm's stderr is shown verbatim: {err}");
         assert!(!err.contains("secret"));
     }
@@ -453,7 +493,8 @@ mod tests {
     #[test]
     fn children_run_in_their_own_process_group() {
         let runner = Runner::new(Signals::default(), false);
-        let out = runner.run(&Invocation::new("read the process group", "sh", s(&["-c", "ps -o pgid= -p $$"]))).unwrap();
+        let out =
+            runner.run(&Invocation::new("read the process group", "sh", s(&["-c", "ps -o pgid= -p $$"]))).unwrap();
         let child_group: u32 = out.stdout.trim().parse().unwrap();
         let own_group = unsafe { libc::getpgrp() } as u32;
         assert_ne!(child_group, own_group);

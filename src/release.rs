@@ -112,11 +112,15 @@ pub struct Release {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    #[error("release {release:?} not found in namespace {namespace:?}\nhint: check the name and namespace with `helm list --namespace {namespace}` (helm's -n reaches this plugin as HELM_NAMESPACE)")]
+    #[error(
+        "release {release:?} not found in namespace {namespace:?}\nhint: check the name and namespace with `helm list --namespace {namespace}` (helm's -n reaches this plugin as HELM_NAMESPACE)"
+    )]
     NotFound { release: String, namespace: String },
     #[error(transparent)]
     Helm(#[from] ExecError),
-    #[error("release {release:?} reports chart version {version:?}, which is not a version this tool can order: {reason}")]
+    #[error(
+        "release {release:?} reports chart version {version:?}, which is not a version this tool can order: {reason}"
+    )]
     BadVersion { release: String, version: String, reason: String },
 }
 
@@ -130,13 +134,20 @@ impl Release {
             a
         };
         let (metadata, history, values, status) = std::thread::scope(|s| {
-            let m = s.spawn(|| helm.json::<Metadata>(format!("read the metadata of {release}"), args(&["get", "metadata"])));
-            let h = s.spawn(|| {
-                helm.json::<Vec<HistoryEntry>>(format!("read the history of {release}"), args(&["history"]))
+            let m = s
+                .spawn(|| helm.json::<Metadata>(format!("read the metadata of {release}"), args(&["get", "metadata"])));
+            let h = s
+                .spawn(|| helm.json::<Vec<HistoryEntry>>(format!("read the history of {release}"), args(&["history"])));
+            let v = s.spawn(|| {
+                helm.json::<serde_json::Value>(format!("read the values of {release}"), args(&["get", "values"]))
             });
-            let v = s.spawn(|| helm.json::<serde_json::Value>(format!("read the values of {release}"), args(&["get", "values"])));
             let st = s.spawn(|| helm.json::<StatusDoc>(format!("read the status of {release}"), args(&["status"])));
-            (m.join().expect("reader thread"), h.join().expect("reader thread"), v.join().expect("reader thread"), st.join().expect("reader thread"))
+            (
+                m.join().expect("reader thread"),
+                h.join().expect("reader thread"),
+                v.join().expect("reader thread"),
+                st.join().expect("reader thread"),
+            )
         });
         let not_found = |e: &ExecError| e.stderr().contains("release: not found");
         let metadata = metadata.map_err(|e| {
@@ -203,10 +214,7 @@ impl Release {
 /// `bsr-1.2.0` → 1.2.0, knowing the chart's name. Splitting on the last `-` breaks on
 /// pre-releases (`bsr-1.5.0-rc.1`), and on the first breaks on `ingress-nginx-4.1.0`.
 pub fn version_from_chart_field(field: &str, chart_name: &str) -> Option<ChartVersion> {
-    field
-        .strip_prefix(chart_name)
-        .and_then(|rest| rest.strip_prefix('-'))
-        .and_then(|v| ChartVersion::parse(v).ok())
+    field.strip_prefix(chart_name).and_then(|rest| rest.strip_prefix('-')).and_then(|v| ChartVersion::parse(v).ok())
 }
 
 #[cfg(test)]

@@ -55,7 +55,20 @@ fn bsr_offline_plan_as_a_table() {
 #[test]
 fn bsr_offline_plan_as_json_has_the_documented_shape() {
     let out = stdout_of(
-        upgrade().args(["bsr", "--from", "1.0.4", "--to", "1.3.0", "--policy", "bsr", "--versions", BSR_VERSIONS, "--plan", "-o", "json"]),
+        upgrade().args([
+            "bsr",
+            "--from",
+            "1.0.4",
+            "--to",
+            "1.3.0",
+            "--policy",
+            "bsr",
+            "--versions",
+            BSR_VERSIONS,
+            "--plan",
+            "-o",
+            "json",
+        ]),
         0,
     );
     let doc = json(&out);
@@ -70,7 +83,8 @@ fn bsr_offline_plan_as_json_has_the_documented_shape() {
     assert_eq!(path, ["1.1.9", "1.2.6", "1.3.0"]);
     for hop in hops {
         assert_eq!(hop["kind"], "minor");
-        let actions: Vec<&str> = hop["steps"].as_array().unwrap().iter().map(|s| s["action"].as_str().unwrap()).collect();
+        let actions: Vec<&str> =
+            hop["steps"].as_array().unwrap().iter().map(|s| s["action"].as_str().unwrap()).collect();
         assert_eq!(actions, ["deploy", "verify"]);
     }
     assert_eq!(doc["alternatives"][0]["strategy"], "fast-path");
@@ -81,19 +95,46 @@ fn bsr_offline_plan_as_json_has_the_documented_shape() {
 #[test]
 fn fast_path_plan_as_json() {
     let out = stdout_of(
-        upgrade().args(["--from", "1.0.4", "--to", "1.9.3", "--fast-path", "--policy", "bsr", "--versions", BSR_TRAIN, "-o", "json"]),
+        upgrade().args([
+            "--from",
+            "1.0.4",
+            "--to",
+            "1.9.3",
+            "--fast-path",
+            "--policy",
+            "bsr",
+            "--versions",
+            BSR_TRAIN,
+            "-o",
+            "json",
+        ]),
         0,
     );
     let doc = json(&out);
     assert_eq!(doc["strategy"], "fast-path");
     assert_eq!(doc["downtime"], true);
-    assert_eq!(doc["hops"][0]["steps"][0], serde_json::json!({"action": "deploy", "version": "1.0.4", "set": {"maintenance": true}}));
+    assert_eq!(
+        doc["hops"][0]["steps"][0],
+        serde_json::json!({"action": "deploy", "version": "1.0.4", "set": {"maintenance": true}})
+    );
 }
 
 #[test]
 fn major_jump_is_refused_with_exit_3_and_a_json_refusal() {
     let out = stdout_of(
-        upgrade().args(["--from", "1.0.4", "--to", "2.1.0", "--policy", "bsr", "--versions", BSR_TRAIN, "--plan", "-o", "json"]),
+        upgrade().args([
+            "--from",
+            "1.0.4",
+            "--to",
+            "2.1.0",
+            "--policy",
+            "bsr",
+            "--versions",
+            BSR_TRAIN,
+            "--plan",
+            "-o",
+            "json",
+        ]),
         3,
     );
     assert_eq!(
@@ -104,7 +145,8 @@ fn major_jump_is_refused_with_exit_3_and_a_json_refusal() {
             "supported": "upgrade to 1.9.3, the newest 1.x"
         }})
     );
-    let err = stderr_of(upgrade().args(["--from", "1.0.4", "--to", "2.1.0", "--policy", "bsr", "--versions", BSR_TRAIN]), 3);
+    let err =
+        stderr_of(upgrade().args(["--from", "1.0.4", "--to", "2.1.0", "--policy", "bsr", "--versions", BSR_TRAIN]), 3);
     insta::assert_snapshot!(err);
 }
 
@@ -118,13 +160,34 @@ fn rollback_mode_from_the_plugin_name_plans_the_bsr_down_migration() {
         .write_all(format!("{preset}  - version: 1.2.6\n    schema: 240\n    app_version: 2.2.6\n  - version: 1.3.0\n    app_version: 2.3.0\n").as_bytes())
         .unwrap();
     let out = stdout_of(
-        rollback().args(["bsr", "-n", "bsr", "--from", "1.3.0", "--to", "1.2.6", "--policy", policy.to_str().unwrap(), "--versions", BSR_VERSIONS]),
+        rollback().args([
+            "bsr",
+            "-n",
+            "bsr",
+            "--from",
+            "1.3.0",
+            "--to",
+            "1.2.6",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--versions",
+            BSR_VERSIONS,
+        ]),
         0,
     );
     insta::assert_snapshot!(out);
     // Refused beyond the window, even for a default target from an older minor.
     let err = stderr_of(
-        rollback().args(["--from", "1.3.0", "--to", "1.1.9", "--policy", policy.to_str().unwrap(), "--versions", BSR_VERSIONS]),
+        rollback().args([
+            "--from",
+            "1.3.0",
+            "--to",
+            "1.1.9",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--versions",
+            BSR_VERSIONS,
+        ]),
         3,
     );
     assert!(err.contains("rule:      downgrade-window"), "{err}");
@@ -155,7 +218,10 @@ fn every_preset_plans_offline_from_its_catalog_or_a_version_list() {
         ("coder", "2.14.3", "2.16.0", "2.14.3,2.15.1,2.16.0", 2),
         ("sequential-minor", "1.5.2", "2.0.0", "1.5.2,1.6.0,1.7.1,2.0.0", 3),
     ] {
-        let out = stdout_of(upgrade().args(["--from", from, "--to", to, "--policy", policy, "--versions", versions, "-o", "json"]), 0);
+        let out = stdout_of(
+            upgrade().args(["--from", from, "--to", to, "--policy", policy, "--versions", versions, "-o", "json"]),
+            0,
+        );
         assert_eq!(json(&out)["hops"].as_array().unwrap().len(), hops, "{policy}: {out}");
     }
 }
@@ -164,19 +230,41 @@ fn every_preset_plans_offline_from_its_catalog_or_a_version_list() {
 fn bad_input_exits_2_naming_what_is_wrong() {
     let err = stderr_of(upgrade().args(["--from", "1.0.4", "--to", "1.3.0", "--versions", BSR_VERSIONS]), 2);
     assert!(err.contains("needs --policy or --chart"), "{err}");
-    let err = stderr_of(upgrade().args(["--from", "1.0.4", "--to", "1.3", "--policy", "bsr", "--versions", BSR_VERSIONS]), 2);
+    let err =
+        stderr_of(upgrade().args(["--from", "1.0.4", "--to", "1.3", "--policy", "bsr", "--versions", BSR_VERSIONS]), 2);
     assert!(err.contains("--to: \"1.3\" is not a chart version"), "{err}");
-    let err = stderr_of(upgrade().args(["--from", "1.0.4", "--to", "1.2.9", "--policy", "bsr", "--versions", BSR_VERSIONS]), 2);
+    let err = stderr_of(
+        upgrade().args(["--from", "1.0.4", "--to", "1.2.9", "--policy", "bsr", "--versions", BSR_VERSIONS]),
+        2,
+    );
     assert!(err.contains("1.2.9 is not available") && err.contains("available in 1.2: 1.2.0, 1.2.6"), "{err}");
     let err = stderr_of(upgrade().args(["--from", "1.0.4", "--to", "1.3.0", "--policy", "nope"]), 2);
-    assert!(err.contains("no policy named \"nope\"") && err.contains("bsr, sourcegraph, coder, sequential-minor"), "{err}");
+    assert!(
+        err.contains("no policy named \"nope\"") && err.contains("bsr, sourcegraph, coder, sequential-minor"),
+        "{err}"
+    );
     // A live release needs helm: a missing one is named, with the way to point at it.
-    let err = stderr_of(upgrade().env("HELM_BIN", "/no/such/helm").args(["bsr", "--to", "1.3.0", "--policy", "bsr"]), 2);
+    let err =
+        stderr_of(upgrade().env("HELM_BIN", "/no/such/helm").args(["bsr", "--to", "1.3.0", "--policy", "bsr"]), 2);
     assert!(err.contains("/no/such/helm is not installed or not on PATH") && err.contains("HELM_BIN"), "{err}");
     let err = stderr_of(upgrade().args(["--from", "1.0.4", "--policy", "bsr"]), 2);
     assert!(err.contains("--to"), "{err}");
     // -o json gets one JSON document even for bad input.
-    let out = stdout_of(upgrade().args(["--from", "1.0.4", "--to", "1.2.9", "--policy", "bsr", "--versions", BSR_VERSIONS, "-o", "json"]), 2);
+    let out = stdout_of(
+        upgrade().args([
+            "--from",
+            "1.0.4",
+            "--to",
+            "1.2.9",
+            "--policy",
+            "bsr",
+            "--versions",
+            BSR_VERSIONS,
+            "-o",
+            "json",
+        ]),
+        2,
+    );
     assert_eq!(json(&out)["error"]["exit_code"], 2);
 }
 
@@ -205,7 +293,16 @@ fn policy_error(yaml: &str) -> String {
     let path = dir.path().join("policy.yaml");
     std::fs::write(&path, yaml).unwrap();
     let err = stderr_of(
-        upgrade().args(["--from", "1.0.0", "--to", "1.1.0", "--versions", "1.0.0,1.1.0", "--policy", path.to_str().unwrap()]),
+        upgrade().args([
+            "--from",
+            "1.0.0",
+            "--to",
+            "1.1.0",
+            "--versions",
+            "1.0.0,1.1.0",
+            "--policy",
+            path.to_str().unwrap(),
+        ]),
         2,
     );
     err.replace(path.to_str().unwrap(), "policy.yaml")
@@ -237,7 +334,21 @@ fn the_chart_name_picks_the_preset() {
         ("coder-v2/coder", "coder"),
         ("myrepo/unknown-app", "sequential-minor"),
     ] {
-        let out = stdout_of(upgrade().args(["--from", "1.0.4", "--to", "1.1.9", "--chart", chart, "--versions", BSR_VERSIONS, "-o", "json"]), 0);
+        let out = stdout_of(
+            upgrade().args([
+                "--from",
+                "1.0.4",
+                "--to",
+                "1.1.9",
+                "--chart",
+                chart,
+                "--versions",
+                BSR_VERSIONS,
+                "-o",
+                "json",
+            ]),
+            0,
+        );
         assert_eq!(json(&out)["policy"], policy, "{chart}");
     }
 }

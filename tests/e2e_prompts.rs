@@ -10,8 +10,8 @@ use std::process::{Command, Stdio};
 use bed::{Bed, NS, VALUES, yaml_to_json};
 use kube_standin::testing::{HelmVersion, kubectl_path};
 use rexpect::process::WaitStatus;
-use rexpect::session::{PtySession, spawn_with_options};
 use rexpect::session::Options;
+use rexpect::session::{PtySession, spawn_with_options};
 use serde_json::Value;
 
 /// Every expectation waits this long at most (a hop is a `helm upgrade --wait`).
@@ -41,8 +41,10 @@ impl Pty {
         let mut cmd: Command = bed.tool();
         cmd.envs(env.iter().copied());
         let kubectl_dir = kubectl_path().parent().unwrap().to_path_buf();
-        let path = std::env::join_paths(std::iter::once(kubectl_dir).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())))
-            .unwrap();
+        let path = std::env::join_paths(
+            std::iter::once(kubectl_dir).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
+        )
+        .unwrap();
         cmd.args(args)
             .env_remove("CI")
             .env("PATH", path)
@@ -103,7 +105,11 @@ fn start_two_hops(bed: &Bed) -> Pty {
     let mut pty = Pty::spawn(bed, &["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--policy", &policy]);
     let plan = pty.expect("Start the 2 hop(s)? [y/N]");
     assert!(plan.contains("upgrade bsr 1.0.4 → 1.2.6"), "{}: the plan is shown first:\n{plan}", bed.version);
-    assert!(plan.contains("1.0.4  1.1.9") && plan.contains("1.1.9  1.2.6"), "{}: both hops in the plan:\n{plan}", bed.version);
+    assert!(
+        plan.contains("1.0.4  1.1.9") && plan.contains("1.1.9  1.2.6"),
+        "{}: both hops in the plan:\n{plan}",
+        bed.version
+    );
     assert_eq!(bed.history().len(), 1, "{}: nothing deployed before the answer", bed.version);
     pty.answer("y");
     pty
@@ -154,13 +160,17 @@ fn stop_here_then_run_again(version: HelmVersion) {
     pty.answer("s");
     let (rest, code) = pty.finish();
     assert_eq!(code, 5, "{version}: stopped by the operator: {rest}");
-    assert!(rest.contains("bsr stopped at 1.1.9: stopped by the operator; run the same command again to continue"), "{version}: {rest}");
+    assert!(
+        rest.contains("bsr stopped at 1.1.9: stopped by the operator; run the same command again to continue"),
+        "{version}: {rest}"
+    );
     assert_eq!(bed.charts_deployed(), ["bsr-1.0.4", "bsr-1.1.9"], "{version}");
     assert_eq!(bed.history().last().unwrap().1, "deployed", "{version}");
     assert_eq!(bed.server_version_label(), "1.1.9", "{version}");
     // The same command again (unattended) goes on from 1.1.9: one hop, not two.
     let policy = policy();
-    let (stdout, _) = bed.run_expect(&["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--policy", &policy, "--yes", "-o", "json"], 0);
+    let (stdout, _) =
+        bed.run_expect(&["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--policy", &policy, "--yes", "-o", "json"], 0);
     let report: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["result"], "completed", "{version}: {stdout}");
     assert_eq!(report["plan"]["hops"].as_array().unwrap().len(), 1, "{version}: {stdout}");
@@ -181,10 +191,11 @@ fn roll_back_this_hop(version: HelmVersion) {
     assert_eq!(code, 5, "{version}: a rolled-back hop ends the run as stopped: {rest}");
     assert!(rest.contains("bsr stopped at 1.0.4: hop 1 rolled back by the operator"), "{version}: {rest}");
     // The policy's minor downgrade (migrate-down), step by step, in order.
-    let steps: Vec<usize> = ["deploy 1.0.4: ok", "wait until no 1.1.9 pod remains: ok", "run bufd migratedownto: ok", "verify 1.0.4: ok"]
-        .iter()
-        .map(|s| rest.find(s).unwrap_or_else(|| panic!("{version}: no step {s:?} in:\n{rest}")))
-        .collect();
+    let steps: Vec<usize> =
+        ["deploy 1.0.4: ok", "wait until no 1.1.9 pod remains: ok", "run bufd migratedownto: ok", "verify 1.0.4: ok"]
+            .iter()
+            .map(|s| rest.find(s).unwrap_or_else(|| panic!("{version}: no step {s:?} in:\n{rest}")))
+            .collect();
     assert!(steps.windows(2).all(|w| w[0] < w[1]), "{version}: steps out of order ({steps:?}):\n{rest}");
     // Deployed 1.0.4, no 1.1.9 pod left, the down-migration to 1.0.4's schema ran once.
     assert_eq!(bed.charts_deployed(), ["bsr-1.0.4", "bsr-1.1.9", "bsr-1.0.4"], "{version}");
@@ -280,7 +291,11 @@ fn rollback_asks_for_the_release_name(version: HelmVersion) {
     let (rest, code) = pty.finish();
     assert_eq!(code, 0, "{}: {rest}", bed.version);
     assert_eq!(bed.charts_deployed().last().unwrap(), "bsr-1.0.4");
-    assert!(bed.standin.get("v1", "configmaps", Some(NS), "bsr-migratedownto-210").is_some(), "{}: the down-migration ran", bed.version);
+    assert!(
+        bed.standin.get("v1", "configmaps", Some(NS), "bsr-migratedownto-210").is_some(),
+        "{}: the down-migration ran",
+        bed.version
+    );
     assert_eq!(bed.user_values(), yaml_to_json(VALUES));
 }
 both_helms!(typed_confirmation, super::rollback_asks_for_the_release_name);

@@ -34,7 +34,8 @@ fn rollback(bed: &Bed, envs: &[(&str, &str)], args: &[&str]) -> Output {
 /// [`rollback`] with a checked exit code; returns (stdout, stderr).
 fn rb(bed: &Bed, envs: &[(&str, &str)], args: &[&str], code: i32) -> (String, String) {
     let out = rollback(bed, envs, args);
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
     assert_eq!(
         out.status.code(),
         Some(code),
@@ -67,15 +68,29 @@ struct Untouched {
 
 fn state(bed: &Bed) -> Untouched {
     let m = bed.metadata();
-    Untouched { history: full_history(bed), values: bed.user_values(), metadata: (m["version"].clone(), m["status"].clone()) }
+    Untouched {
+        history: full_history(bed),
+        values: bed.user_values(),
+        metadata: (m["version"].clone(), m["status"].clone()),
+    }
 }
 
 fn assert_untouched(bed: &Bed, before: &Untouched, what: &str) {
     assert_eq!(full_history(bed), before.history, "{}: {what} changed helm's history", bed.version);
     assert_eq!(bed.user_values(), before.values, "{}: {what} changed the values", bed.version);
     let m = bed.metadata();
-    assert_eq!((m["version"].clone(), m["status"].clone()), before.metadata, "{}: {what} changed the release", bed.version);
-    assert!(bed.ledger_record().is_none_or(|l| l["lock"].is_null()), "{}: {what} left a lock: {:?}", bed.version, bed.ledger_record());
+    assert_eq!(
+        (m["version"].clone(), m["status"].clone()),
+        before.metadata,
+        "{}: {what} changed the release",
+        bed.version
+    );
+    assert!(
+        bed.ledger_record().is_none_or(|l| l["lock"].is_null()),
+        "{}: {what} left a lock: {:?}",
+        bed.version,
+        bed.ledger_record()
+    );
 }
 
 /// (action, outcome) of every step the run reports, in order.
@@ -103,14 +118,18 @@ fn configmaps_containing(bed: &Bed, infix: &str) -> Vec<String> {
 }
 
 fn configmap_data(bed: &Bed, name: &str) -> Value {
-    bed.standin.get("v1", "configmaps", Some(NS), name).unwrap_or_else(|| panic!("{}: ConfigMap {name} exists", bed.version))["data"].clone()
+    bed.standin
+        .get("v1", "configmaps", Some(NS), name)
+        .unwrap_or_else(|| panic!("{}: ConfigMap {name} exists", bed.version))["data"]
+        .clone()
 }
 
 /// The plan's one deploy step (a rollback has one hop).
 fn deploy_step(plan: &Value) -> Value {
     let hops = plan["hops"].as_array().unwrap_or_else(|| panic!("no hops: {plan}"));
     assert_eq!(hops.len(), 1, "{plan}");
-    let deploys: Vec<&Value> = hops[0]["steps"].as_array().unwrap().iter().filter(|s| s["action"] == "deploy").collect();
+    let deploys: Vec<&Value> =
+        hops[0]["steps"].as_array().unwrap().iter().filter(|s| s["action"] == "deploy").collect();
     assert_eq!(deploys.len(), 1, "{plan}");
     deploys[0].clone()
 }
@@ -145,7 +164,12 @@ fn bsr_back_one_minor_after_three_hops(version: HelmVersion) {
     assert!(configmaps_containing(&bed, "-migratedownto-").is_empty());
 
     let started = std::time::Instant::now();
-    let (stdout, stderr) = rb(&bed, &[], &["bsr", "--chart", "demo/bsr", "--policy", &policy, "--yes", "--accept-data-loss", "-o", "json"], 0);
+    let (stdout, stderr) = rb(
+        &bed,
+        &[],
+        &["bsr", "--chart", "demo/bsr", "--policy", &policy, "--yes", "--accept-data-loss", "-o", "json"],
+        0,
+    );
     eprintln!("{version}: rollback 1.3.0 → 1.2.6 took {:.1}s", started.elapsed().as_secs_f64());
     let report = json(&stdout);
     assert_eq!(report["result"], "completed", "{stdout}\n{stderr}");
@@ -197,7 +221,12 @@ fn window_holds_when_helm_forgot(version: HelmVersion) {
     bed.run_env_expect(env, &["bsr", "--to", "1.3.0", "--chart", "demo/bsr", "--policy", &policy, "--yes"], 0);
     assert_eq!(bed.charts_deployed(), ["bsr-1.2.6", "bsr-1.3.0"], "helm keeps two revisions");
 
-    let (stdout, _) = rb(&bed, env, &["bsr", "--chart", "demo/bsr", "--policy", &policy, "--yes", "--accept-data-loss", "-o", "json"], 0);
+    let (stdout, _) = rb(
+        &bed,
+        env,
+        &["bsr", "--chart", "demo/bsr", "--policy", &policy, "--yes", "--accept-data-loss", "-o", "json"],
+        0,
+    );
     let report = json(&stdout);
     assert_eq!(report["at"], "1.2.6", "{stdout}");
     assert_eq!(configmaps_containing(&bed, "-migratedownto-"), ["bsr-migratedownto-240"]);
@@ -205,13 +234,17 @@ fn window_holds_when_helm_forgot(version: HelmVersion) {
 
     // A patch rollback within 1.2 needs no --accept-data-loss. No revision of 1.2.0 is in
     // helm's history, so it is a redeploy.
-    let (stdout, _) = rb(&bed, env, &["bsr", "--to", "1.2.0", "--chart", "demo/bsr", "--policy", &policy, "--yes", "-o", "json"], 0);
+    let (stdout, _) =
+        rb(&bed, env, &["bsr", "--to", "1.2.0", "--chart", "demo/bsr", "--policy", &policy, "--yes", "-o", "json"], 0);
     let report = json(&stdout);
     assert_eq!(report["result"], "completed", "{stdout}");
     assert_eq!(report["at"], "1.2.0", "{stdout}");
     assert_eq!(report["plan"]["hops"][0]["kind"], "patch-downgrade", "{stdout}");
     assert!(deploy_step(&report["plan"])["revision"].is_null(), "{stdout}");
-    assert!(warnings(&report["plan"]).iter().any(|w| w.contains("no revision of 1.2.0 is left in helm's history")), "{stdout}");
+    assert!(
+        warnings(&report["plan"]).iter().any(|w| w.contains("no revision of 1.2.0 is left in helm's history")),
+        "{stdout}"
+    );
     deployed_at(&bed, "1.2.0");
     let charts = bed.charts_deployed();
     assert!(!charts.iter().any(|c| c == "bsr-1.3.0"), "helm has forgotten 1.3.0: {charts:?}");
@@ -223,7 +256,19 @@ fn window_holds_when_helm_forgot(version: HelmVersion) {
     let (stdout, _) = rb(
         &bed,
         env,
-        &["bsr", "--to", "1.1.9", "--chart", "demo/bsr", "--policy", &policy, "--yes", "--accept-data-loss", "-o", "json"],
+        &[
+            "bsr",
+            "--to",
+            "1.1.9",
+            "--chart",
+            "demo/bsr",
+            "--policy",
+            &policy,
+            "--yes",
+            "--accept-data-loss",
+            "-o",
+            "json",
+        ],
         3,
     );
     let refusal = json(&stdout);
@@ -250,20 +295,24 @@ fn patch_rollback_by_revision_or_redeploy(version: HelmVersion) {
 
     // --plan: helm rollback to revision 1, and it says why. Nothing changes.
     let before = state(&bed);
-    let (stdout, _) = rb(&bed, &[], &["bsr", "--chart", "demo/bsr", "--policy", &policy, "--yes", "-o", "json", "--plan"], 0);
+    let (stdout, _) =
+        rb(&bed, &[], &["bsr", "--chart", "demo/bsr", "--policy", &policy, "--yes", "-o", "json", "--plan"], 0);
     let plan = json(&stdout);
     assert_eq!(plan["to"], "1.2.0", "{stdout}");
     assert_eq!(plan["hops"][0]["kind"], "patch-downgrade", "{stdout}");
     assert_eq!(deploy_step(&plan)["revision"], 1, "{stdout}");
     assert!(
-        warnings(&plan).iter().any(|w| w.contains("revision 1 ran 1.2.0 with the same values") && w.contains("helm rollback")),
+        warnings(&plan)
+            .iter()
+            .any(|w| w.contains("revision 1 ran 1.2.0 with the same values") && w.contains("helm rollback")),
         "{stdout}"
     );
     assert!(!warnings(&plan).iter().any(|w| w.contains("data loss")), "a patch rollback loses no data: {stdout}");
     assert_untouched(&bed, &before, "--plan");
 
     // For real: no --accept-data-loss needed.
-    let (stdout, stderr) = rb(&bed, &[], &["bsr", "--chart", "demo/bsr", "--policy", &policy, "--yes", "-o", "json"], 0);
+    let (stdout, stderr) =
+        rb(&bed, &[], &["bsr", "--chart", "demo/bsr", "--policy", &policy, "--yes", "-o", "json"], 0);
     let report = json(&stdout);
     assert_eq!(report["result"], "completed", "{stdout}\n{stderr}");
     assert_eq!(report["at"], "1.2.0");
@@ -276,9 +325,24 @@ fn patch_rollback_by_revision_or_redeploy(version: HelmVersion) {
     assert!(configmaps_containing(&bed, "-migratedownto-").is_empty(), "no down-migration within a minor");
 
     // The values changed since: a redeploy that keeps the change.
-    bed.run_expect(&["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--policy", &policy, "--set", "config.logLevel=debug", "--yes"], 0);
+    bed.run_expect(
+        &[
+            "bsr",
+            "--to",
+            "1.2.6",
+            "--chart",
+            "demo/bsr",
+            "--policy",
+            &policy,
+            "--set",
+            "config.logLevel=debug",
+            "--yes",
+        ],
+        0,
+    );
     assert_eq!(bed.user_values()["config"]["logLevel"], "debug");
-    let (stdout, _) = rb(&bed, &[], &["bsr", "--chart", "demo/bsr", "--policy", &policy, "--yes", "-o", "json", "--plan"], 0);
+    let (stdout, _) =
+        rb(&bed, &[], &["bsr", "--chart", "demo/bsr", "--policy", &policy, "--yes", "-o", "json", "--plan"], 0);
     let plan = json(&stdout);
     assert_eq!(plan["to"], "1.2.0", "{stdout}");
     assert!(deploy_step(&plan)["revision"].is_null(), "a redeploy, not helm rollback: {stdout}");
@@ -309,13 +373,44 @@ fn failed_revision_is_never_the_target(version: HelmVersion) {
     let failed = bed.helm_with(
         &[],
         &[
-            "upgrade", "bsr", "demo/bsr", "--version", "1.1.0", "--namespace", NS, "-f", values, "--set", "image.tag=broken",
-            "--set", "migration.imageTag=1.1.0", "--wait", "--timeout", "3s",
+            "upgrade",
+            "bsr",
+            "demo/bsr",
+            "--version",
+            "1.1.0",
+            "--namespace",
+            NS,
+            "-f",
+            values,
+            "--set",
+            "image.tag=broken",
+            "--set",
+            "migration.imageTag=1.1.0",
+            "--wait",
+            "--timeout",
+            "3s",
         ],
         None,
     );
     assert!(!failed.status.success(), "the broken upgrade was meant to fail");
-    bed.helm_with_ok(&[], &["upgrade", "bsr", "demo/bsr", "--version", "1.1.9", "--namespace", NS, "-f", values, "--wait", "--timeout", "60s"], None);
+    bed.helm_with_ok(
+        &[],
+        &[
+            "upgrade",
+            "bsr",
+            "demo/bsr",
+            "--version",
+            "1.1.9",
+            "--namespace",
+            NS,
+            "-f",
+            values,
+            "--wait",
+            "--timeout",
+            "60s",
+        ],
+        None,
+    );
     let history = bed.history();
     assert_eq!(history[1], (2, "failed".to_string(), "bsr-1.1.0".to_string()), "{history:?}");
     assert_eq!(history[2], (3, "deployed".to_string(), "bsr-1.1.9".to_string()), "{history:?}");
@@ -327,14 +422,23 @@ fn failed_revision_is_never_the_target(version: HelmVersion) {
     assert_eq!(plan["hops"][0]["procedure"], "migrate-down", "{stdout}");
     assert_untouched(&bed, &before, "--plan");
 
-    let (stdout, stderr) = rb(&bed, &[], &["bsr", "--policy", &policy, "--chart", "demo/bsr", "--yes", "--accept-data-loss", "-o", "json"], 0);
+    let (stdout, stderr) = rb(
+        &bed,
+        &[],
+        &["bsr", "--policy", &policy, "--chart", "demo/bsr", "--yes", "--accept-data-loss", "-o", "json"],
+        0,
+    );
     let report = json(&stdout);
     assert_eq!(report["result"], "completed", "{stdout}\n{stderr}");
     assert_eq!(report["at"], "1.0.4");
     deployed_at(&bed, "1.0.4");
     assert_eq!(configmaps_containing(&bed, "-migratedownto-"), ["bsr-migratedownto-210"]);
     let data = configmap_data(&bed, "bsr-migratedownto-210");
-    assert_eq!((data["from"].as_str(), data["to"].as_str(), data["schema"].as_str()), (Some("1.1.9"), Some("1.0.4"), Some("210")), "{data}");
+    assert_eq!(
+        (data["from"].as_str(), data["to"].as_str(), data["schema"].as_str()),
+        (Some("1.1.9"), Some("1.0.4"), Some("210")),
+        "{data}"
+    );
     assert!(bed.pods_of_version("1.1.9").is_empty() && bed.pods_of_version("1.1.0").is_empty());
     assert_eq!(bed.user_values(), yaml_to_json(VALUES));
 }
@@ -350,7 +454,10 @@ fn sourcegraph_migrator_downgrade(version: HelmVersion) {
     let policy = sourcegraph_policy();
     // The bed installs every chart as release `bsr` in namespace `bsr`.
     bed.install("sourcegraph", "5.2.7", SG_VALUES);
-    bed.run_expect(&["bsr", "--to", "5.3.0", "--chart", "demo/sourcegraph", "--policy", &policy, "--snapshot-taken", "--yes"], 0);
+    bed.run_expect(
+        &["bsr", "--to", "5.3.0", "--chart", "demo/sourcegraph", "--policy", &policy, "--snapshot-taken", "--yes"],
+        0,
+    );
     deployed_at(&bed, "5.3.0");
 
     let (stdout, stderr) = rb(
@@ -364,9 +471,15 @@ fn sourcegraph_migrator_downgrade(version: HelmVersion) {
     assert_eq!(report["at"], "5.2.7", "{stdout}");
     assert_eq!(report["plan"]["hops"][0]["procedure"], "migrator-downgrade", "{stdout}");
     let steps = report["steps"].as_array().unwrap();
-    let order: Vec<(&str, &str, &str)> =
-        steps.iter().map(|s| (s["action"].as_str().unwrap(), s["detail"].as_str().unwrap(), s["outcome"].as_str().unwrap())).collect();
-    assert_eq!(order.iter().map(|(a, _, o)| (*a, *o)).collect::<Vec<_>>(), [("run", "ok"), ("run", "ok"), ("deploy", "ok"), ("run", "ok"), ("verify", "ok")], "{stdout}");
+    let order: Vec<(&str, &str, &str)> = steps
+        .iter()
+        .map(|s| (s["action"].as_str().unwrap(), s["detail"].as_str().unwrap(), s["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        order.iter().map(|(a, _, o)| (*a, *o)).collect::<Vec<_>>(),
+        [("run", "ok"), ("run", "ok"), ("deploy", "ok"), ("run", "ok"), ("verify", "ok")],
+        "{stdout}"
+    );
     assert!(order[0].1.contains("stop services"), "{stdout}");
     assert!(order[1].1.contains("migrator downgrade"), "{stdout}");
     assert!(order[3].1.contains("migrator drift"), "{stdout}");
@@ -382,7 +495,8 @@ fn sourcegraph_migrator_downgrade(version: HelmVersion) {
     assert_eq!(configmap_data(&bed, "bsr-migrator-drift")["version"], "5.2.7");
 
     deployed_at(&bed, "5.2.7");
-    let frontend = bed.standin.get("apps/v1", "deployments", Some(NS), "bsr-frontend").expect("the frontend Deployment");
+    let frontend =
+        bed.standin.get("apps/v1", "deployments", Some(NS), "bsr-frontend").expect("the frontend Deployment");
     assert_eq!(frontend["spec"]["replicas"], 2, "the redeploy restores the replicas: {}", frontend["spec"]);
     assert_eq!(frontend["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/version"], "5.2.7");
     assert_eq!(bed.user_values(), yaml_to_json(SG_VALUES));
@@ -408,10 +522,14 @@ fn coder_restores_the_snapshot(version: HelmVersion) {
     let bed = Bed::new(version);
     let policy = coder_policy();
     bed.install("coder", "2.15.1", CODER_VALUES);
-    bed.run_expect(&["bsr", "--to", "2.16.0", "--chart", "demo/coder", "--policy", &policy, "--snapshot-taken", "--yes"], 0);
+    bed.run_expect(
+        &["bsr", "--to", "2.16.0", "--chart", "demo/coder", "--policy", &policy, "--snapshot-taken", "--yes"],
+        0,
+    );
     deployed_at(&bed, "2.16.0");
     let ledger = bed.ledger_record().expect("a ledger");
-    let snapshots: Vec<&str> = ledger["snapshots"].as_array().unwrap().iter().map(|s| s["version"].as_str().unwrap()).collect();
+    let snapshots: Vec<&str> =
+        ledger["snapshots"].as_array().unwrap().iter().map(|s| s["version"].as_str().unwrap()).collect();
     assert_eq!(snapshots, ["2.15.1"], "{ledger}");
 
     // The built-in preset restores by hand: unattended, refused.
@@ -432,7 +550,19 @@ fn coder_restores_the_snapshot(version: HelmVersion) {
     let (stdout, stderr) = rb(
         &bed,
         &[],
-        &["bsr", "--to", "2.15.1", "--chart", "demo/coder", "--policy", &policy, "--yes", "--accept-data-loss", "-o", "json"],
+        &[
+            "bsr",
+            "--to",
+            "2.15.1",
+            "--chart",
+            "demo/coder",
+            "--policy",
+            &policy,
+            "--yes",
+            "--accept-data-loss",
+            "-o",
+            "json",
+        ],
         0,
     );
     let report = json(&stdout);
@@ -440,8 +570,15 @@ fn coder_restores_the_snapshot(version: HelmVersion) {
     assert_eq!(report["at"], "2.15.1");
     assert_eq!(report["plan"]["strategy"], "restore", "{stdout}");
     assert_eq!(report["plan"]["hops"][0]["kind"], "restore", "{stdout}");
-    assert!(warnings(&report["plan"]).iter().any(|w| w.contains("restores the snapshot taken while 2.15.1 was deployed")), "{stdout}");
-    assert_eq!(pairs(&step_outcomes(&report)), [("run", "ok"), ("run", "ok"), ("deploy", "ok"), ("verify", "ok")], "{stdout}");
+    assert!(
+        warnings(&report["plan"]).iter().any(|w| w.contains("restores the snapshot taken while 2.15.1 was deployed")),
+        "{stdout}"
+    );
+    assert_eq!(
+        pairs(&step_outcomes(&report)),
+        [("run", "ok"), ("run", "ok"), ("deploy", "ok"), ("verify", "ok")],
+        "{stdout}"
+    );
     assert_eq!(configmaps_containing(&bed, "-restored-"), ["bsr-restored-2.15.1"]);
     let data = configmap_data(&bed, "bsr-restored-2.15.1");
     assert_eq!((data["from"].as_str(), data["to"].as_str()), (Some("2.16.0"), Some("2.15.1")), "{data}");
@@ -455,7 +592,19 @@ fn coder_restores_the_snapshot(version: HelmVersion) {
     let (stdout, _) = rb(
         &bed,
         &[],
-        &["bsr", "--to", "2.14.3", "--chart", "demo/coder", "--policy", &policy, "--yes", "--accept-data-loss", "-o", "json"],
+        &[
+            "bsr",
+            "--to",
+            "2.14.3",
+            "--chart",
+            "demo/coder",
+            "--policy",
+            &policy,
+            "--yes",
+            "--accept-data-loss",
+            "-o",
+            "json",
+        ],
         3,
     );
     let refusal = json(&stdout);
@@ -490,8 +639,19 @@ fn failed_rollback_can_be_run_again(version: HelmVersion) {
         &bed,
         &[],
         &[
-            "bsr", "--chart", "demo/bsr", "--policy", &policy, "--set", "image.tag=broken", "--timeout", "3s", "--yes",
-            "--accept-data-loss", "-o", "json",
+            "bsr",
+            "--chart",
+            "demo/bsr",
+            "--policy",
+            &policy,
+            "--set",
+            "image.tag=broken",
+            "--timeout",
+            "3s",
+            "--yes",
+            "--accept-data-loss",
+            "-o",
+            "json",
         ],
         1,
     );
@@ -505,8 +665,24 @@ fn failed_rollback_can_be_run_again(version: HelmVersion) {
     assert!(bed.ledger_record().unwrap()["lock"].is_null(), "a failed run gives the lock back");
 
     // The advice, followed: the release comes back deployed at 1.1.9, down-migrated once.
-    let (stdout, stderr) =
-        rb(&bed, &[], &["bsr", "--to", "1.1.9", "--chart", "demo/bsr", "--policy", &policy, "--yes", "--accept-data-loss", "-o", "json"], 0);
+    let (stdout, stderr) = rb(
+        &bed,
+        &[],
+        &[
+            "bsr",
+            "--to",
+            "1.1.9",
+            "--chart",
+            "demo/bsr",
+            "--policy",
+            &policy,
+            "--yes",
+            "--accept-data-loss",
+            "-o",
+            "json",
+        ],
+        0,
+    );
     let report = json(&stdout);
     assert_eq!(report["result"], "completed", "{stdout}\n{stderr}");
     deployed_at(&bed, "1.1.9");
@@ -534,7 +710,8 @@ fn patch_rollback_keeps_the_operators_set(version: HelmVersion) {
     let policy = bed_policy();
     bed.install("bsr", "1.2.0", VALUES);
     bed.run_expect(&["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--policy", &policy, "--yes"], 0);
-    let args = ["bsr", "--chart", "demo/bsr", "--policy", &policy, "--set", "config.logLevel=debug", "--yes", "-o", "json"];
+    let args =
+        ["bsr", "--chart", "demo/bsr", "--policy", &policy, "--set", "config.logLevel=debug", "--yes", "-o", "json"];
     let (stdout, _) = rb(&bed, &[], &[&args[..], &["--plan"]].concat(), 0);
     assert!(deploy_step(&json(&stdout))["revision"].is_null(), "helm rollback cannot apply --set: {stdout}");
     let (stdout, _) = rb(&bed, &[], &args, 0);

@@ -68,7 +68,20 @@ fn a_second_ctrl_c_stops_helm_without_leaving_it_pending(version: HelmVersion) {
     // A broken image never becomes ready: helm would wait the whole minute.
     let child = bed
         .tool()
-        .args(["bsr", "--to", "1.1.9", "--chart", "demo/bsr", "--yes", "--timeout", "60s", "--set", "image.tag=broken", "--set", "migration.imageTag=1.1.9"])
+        .args([
+            "bsr",
+            "--to",
+            "1.1.9",
+            "--chart",
+            "demo/bsr",
+            "--yes",
+            "--timeout",
+            "60s",
+            "--set",
+            "image.tag=broken",
+            "--set",
+            "migration.imageTag=1.1.9",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -30,10 +30,15 @@ fn chart_dir_with_broken_126(bed: &Bed) -> tempfile::TempDir {
     let root = chart_standin::fixtures::write_chart_dir("bsr", "1.2.6", src.path()).unwrap();
     let values_path = root.join("values.yaml");
     let values = std::fs::read_to_string(&values_path).unwrap();
-    let broken = values
-        .replacen("  tag: \"\"\n  pullPolicy", "  tag: \"broken\"\n  pullPolicy", 1)
-        .replacen("  imageTag: \"\"", "  imageTag: \"1.2.6\"", 1);
-    assert!(broken.contains("tag: \"broken\"") && broken.contains("imageTag: \"1.2.6\""), "the fixture's values.yaml changed:\n{values}");
+    let broken = values.replacen("  tag: \"\"\n  pullPolicy", "  tag: \"broken\"\n  pullPolicy", 1).replacen(
+        "  imageTag: \"\"",
+        "  imageTag: \"1.2.6\"",
+        1,
+    );
+    assert!(
+        broken.contains("tag: \"broken\"") && broken.contains("imageTag: \"1.2.6\""),
+        "the fixture's values.yaml changed:\n{values}"
+    );
     std::fs::write(&values_path, broken).unwrap();
     bed.env.helm_ok(&["package", root.to_str().unwrap(), "-d", dir.path().to_str().unwrap()]);
     assert!(good.exists(), "helm package wrote bsr-1.2.6.tgz");
@@ -49,7 +54,20 @@ fn failing_middle_hop_is_brought_back_by_the_policy(version: HelmVersion) {
 
     let started = std::time::Instant::now();
     let (stdout, stderr) = bed.run_expect(
-        &["bsr", "--to", "1.3.0", "--chart", charts_path, "--policy", &policy, "--timeout", "6s", "--yes", "-o", "json"],
+        &[
+            "bsr",
+            "--to",
+            "1.3.0",
+            "--chart",
+            charts_path,
+            "--policy",
+            &policy,
+            "--timeout",
+            "6s",
+            "--yes",
+            "-o",
+            "json",
+        ],
         4,
     );
     eprintln!("{version}: failing run took {:.1}s", started.elapsed().as_secs_f64());
@@ -57,7 +75,8 @@ fn failing_middle_hop_is_brought_back_by_the_policy(version: HelmVersion) {
     assert_eq!(report["result"], "recovered", "{stdout}\n{stderr}");
     assert_eq!(report["failed_hop"], 2, "{stdout}");
     assert_eq!(report["at"], "1.1.9", "{stdout}");
-    let path: Vec<&str> = report["plan"]["hops"].as_array().unwrap().iter().map(|h| h["to"].as_str().unwrap()).collect();
+    let path: Vec<&str> =
+        report["plan"]["hops"].as_array().unwrap().iter().map(|h| h["to"].as_str().unwrap()).collect();
     assert_eq!(path, ["1.1.9", "1.2.6", "1.3.0"]);
 
     // The steps of hop 2: the deploy failed, then the policy's migrate-down, in order:
@@ -134,7 +153,8 @@ both_helms!(directory_source_recovery, super::failing_middle_hop_is_brought_back
 /// Log in, install 1.0.4 from the registry, show that without credentials the tool stops
 /// before changing anything and says how to log in, then upgrade to 1.2.6 from it.
 fn oci_scenario(bed: &Bed, auth: OciAuth, explicit_registry_config: bool) {
-    let registry = OciRegistry::start(bed.charts.path(), OciOptions { auth, ..OciOptions::default() }).expect("start the OCI registry");
+    let registry = OciRegistry::start(bed.charts.path(), OciOptions { auth, ..OciOptions::default() })
+        .expect("start the OCI registry");
     let host = registry.host();
     let reference = registry.reference("bsr");
     // Hermetic: no docker config of the machine's user, and helm's registry config either
@@ -148,7 +168,11 @@ fn oci_scenario(bed: &Bed, auth: OciAuth, explicit_registry_config: bool) {
         envs.push(("HELM_REGISTRY_CONFIG", registry_config.to_str().unwrap()));
     }
 
-    bed.helm_with_ok(&envs, &["registry", "login", &host, "-u", "alice", "--password-stdin", "--plain-http"], Some("s3cret"));
+    bed.helm_with_ok(
+        &envs,
+        &["registry", "login", &host, "-u", "alice", "--password-stdin", "--plain-http"],
+        Some("s3cret"),
+    );
     let written = if explicit_registry_config { &registry_config } else { &default_registry_config };
     assert!(written.exists(), "helm registry login wrote {}", written.display());
     bed.install_from(&envs, &reference, &["--version", "1.0.4", "--plain-http"], VALUES);
@@ -156,16 +180,24 @@ fn oci_scenario(bed: &Bed, auth: OciAuth, explicit_registry_config: bool) {
 
     // Logged out: refused before any change, naming the way to log in.
     bed.helm_with_ok(&envs, &["registry", "logout", &host], None);
-    let (_, stderr) = bed.run_env_expect(&envs, &["bsr", "--to", "1.2.6", "--chart", &reference, "--plain-http", "--yes"], 1);
+    let (_, stderr) =
+        bed.run_env_expect(&envs, &["bsr", "--to", "1.2.6", "--chart", &reference, "--plain-http", "--yes"], 1);
     assert!(stderr.contains(&format!("run `helm registry login {host}`")), "{stderr}");
     assert!(stderr.contains(&format!("registry {host}")), "the message names the registry: {stderr}");
     assert_eq!(bed.charts_deployed(), ["bsr-1.0.4"], "a refused run changed the release");
     assert!(bed.ledger_record().is_none_or(|l| l["lock"].is_null()), "a refused run left a lock");
 
     // Logged in again: 1.0.4 → 1.1.9 → 1.2.6 from the registry.
-    bed.helm_with_ok(&envs, &["registry", "login", &host, "-u", "alice", "--password-stdin", "--plain-http"], Some("s3cret"));
-    let (stdout, stderr) =
-        bed.run_env_expect(&envs, &["bsr", "--to", "1.2.6", "--chart", &reference, "--plain-http", "--yes", "-o", "json"], 0);
+    bed.helm_with_ok(
+        &envs,
+        &["registry", "login", &host, "-u", "alice", "--password-stdin", "--plain-http"],
+        Some("s3cret"),
+    );
+    let (stdout, stderr) = bed.run_env_expect(
+        &envs,
+        &["bsr", "--to", "1.2.6", "--chart", &reference, "--plain-http", "--yes", "-o", "json"],
+        0,
+    );
     let report: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["result"], "completed", "{stdout}\n{stderr}");
     assert_eq!(bed.charts_deployed(), ["bsr-1.0.4", "bsr-1.1.9", "bsr-1.2.6"]);
@@ -208,7 +240,9 @@ fn the_lock_stops_a_second_run(version: HelmVersion) {
     let opened = open_store(&kubectl_for(&bed), "bsr", NS, None).expect("open the ledger store");
     assert!(opened.warning.is_none(), "the shared ConfigMap store, not a local file: {:?}", opened.warning);
     let store: Arc<dyn LedgerStore> = opened.store;
-    let mut held = Ledger::acquire(store.clone(), "ana@ci-runner-7 pid 4242", "helm safe-upgrade bsr --to 1.3.0", false).expect("take the lock");
+    let mut held =
+        Ledger::acquire(store.clone(), "ana@ci-runner-7 pid 4242", "helm safe-upgrade bsr --to 1.3.0", false)
+            .expect("take the lock");
     let since = held.ledger().lock.as_ref().unwrap().since.clone();
 
     let (stdout, stderr) = bed.run_expect(&["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--yes"], 1);
@@ -279,21 +313,44 @@ fn operator_values_apply_to_every_hop(version: HelmVersion) {
     merge(&mut expected, &serde_json::json!({"config": {"logLevel": "debug"}}));
 
     let (stdout, _) = bed.run_expect(
-        &["bsr", "--to", "1.3.0", "--chart", "demo/bsr", "-f", extra.to_str().unwrap(), "--set", "config.logLevel=debug", "--yes", "-o", "json"],
+        &[
+            "bsr",
+            "--to",
+            "1.3.0",
+            "--chart",
+            "demo/bsr",
+            "-f",
+            extra.to_str().unwrap(),
+            "--set",
+            "config.logLevel=debug",
+            "--yes",
+            "-o",
+            "json",
+        ],
         0,
     );
     assert_eq!(serde_json::from_str::<Value>(&stdout).unwrap()["result"], "completed", "{stdout}");
     assert_eq!(bed.charts_deployed(), ["bsr-1.0.4", "bsr-1.1.9", "bsr-1.2.6", "bsr-1.3.0"]);
     assert_eq!(bed.user_values_at(1), yaml_to_json(VALUES), "the install is untouched");
     for revision in 2..=4 {
-        assert_eq!(bed.user_values_at(revision), expected, "revision {revision} carries the values and exactly the operator's changes");
+        assert_eq!(
+            bed.user_values_at(revision),
+            expected,
+            "revision {revision} carries the values and exactly the operator's changes"
+        );
     }
     assert_eq!(bed.user_values(), expected);
     // And the chart rendered them.
     let config = bed.standin.get("v1", "configmaps", Some(NS), "bsr-config").unwrap();
     let rendered = config["data"]["config.yaml"].as_str().unwrap();
-    assert!(rendered.contains("logLevel: debug") && rendered.contains("port: 6543") && rendered.contains("webhooks: false"), "{rendered}");
-    assert!(rendered.contains("remotePlugins: true") && rendered.contains("host: db.prod.internal"), "the original values stay: {rendered}");
+    assert!(
+        rendered.contains("logLevel: debug") && rendered.contains("port: 6543") && rendered.contains("webhooks: false"),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains("remotePlugins: true") && rendered.contains("host: db.prod.internal"),
+        "the original values stay: {rendered}"
+    );
     assert!(Path::new(&extra).exists(), "the operator's file is left alone");
 }
 both_helms!(operator_values, super::operator_values_apply_to_every_hop);

@@ -15,7 +15,8 @@ fn three_hops_carry_values_exactly(version: HelmVersion) {
     let report: Value = serde_json::from_str(&stdout).expect("one JSON document on stdout");
     assert_eq!(report["result"], "completed", "{stdout}");
     assert_eq!(report["at"], "1.3.0");
-    let path: Vec<&str> = report["plan"]["hops"].as_array().unwrap().iter().map(|h| h["to"].as_str().unwrap()).collect();
+    let path: Vec<&str> =
+        report["plan"]["hops"].as_array().unwrap().iter().map(|h| h["to"].as_str().unwrap()).collect();
     assert_eq!(path, ["1.1.9", "1.2.6", "1.3.0"]);
     assert_eq!(bed.charts_deployed(), ["bsr-1.0.4", "bsr-1.1.9", "bsr-1.2.6", "bsr-1.3.0"]);
     let statuses: Vec<String> = bed.history().into_iter().map(|(_, s, _)| s).collect();
@@ -78,17 +79,30 @@ fn fast_path_uses_maintenance_mode_and_leaves_no_override(version: HelmVersion) 
     let bed = Bed::new(version);
     bed.install("bsr", "1.0.4", VALUES);
     // The policy needs a snapshot and has no command: unattended, that is refused up front.
-    let (stdout, _) = bed.run_expect(&["bsr", "--to", "1.4.1", "--fast-path", "--chart", "demo/bsr", "--yes", "-o", "json"], 3);
+    let (stdout, _) =
+        bed.run_expect(&["bsr", "--to", "1.4.1", "--fast-path", "--chart", "demo/bsr", "--yes", "-o", "json"], 3);
     assert_eq!(serde_json::from_str::<Value>(&stdout).unwrap()["refused"]["rule"], "snapshot");
     assert_eq!(bed.history().len(), 1);
 
     bed.run_expect(&["bsr", "--to", "1.4.1", "--fast-path", "--snapshot-taken", "--chart", "demo/bsr", "--yes"], 0);
     assert_eq!(bed.charts_deployed(), ["bsr-1.0.4", "bsr-1.0.4", "bsr-1.4.1"]);
-    let during: Value = serde_json::from_str(&bed.env.helm_ok(&["get", "values", "bsr", "--namespace", NS, "--revision", "2", "-o", "json"])).unwrap();
+    let during: Value = serde_json::from_str(&bed.env.helm_ok(&[
+        "get",
+        "values",
+        "bsr",
+        "--namespace",
+        NS,
+        "--revision",
+        "2",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
     assert_eq!(during["maintenance"], true, "revision 2 ran in maintenance mode");
     assert_eq!(bed.user_values(), yaml_to_json(VALUES), "maintenance is gone at the end");
     let env = bed.server()["spec"]["template"]["spec"]["containers"][0]["env"].clone();
-    let maintenance = env.as_array().unwrap().iter().find(|e| e["name"] == "BSR_MAINTENANCE").map(|e| e["value"].clone());
+    let maintenance =
+        env.as_array().unwrap().iter().find(|e| e["name"] == "BSR_MAINTENANCE").map(|e| e["value"].clone());
     assert_eq!(maintenance, Some(Value::from("false")), "the server left maintenance mode: {env}");
     assert_eq!(bed.server_version_label(), "1.4.1");
 }

@@ -46,7 +46,12 @@ impl Bed {
     }
 
     fn kubectl(&self, namespace: &str) -> Kubectl {
-        Kubectl::new(Runner::new(Signals::default(), false), Some(self.kubectl_bin.clone()), namespace.to_string(), None)
+        Kubectl::new(
+            Runner::new(Signals::default(), false),
+            Some(self.kubectl_bin.clone()),
+            namespace.to_string(),
+            None,
+        )
     }
 
     fn store(&self, release: &str) -> Arc<dyn LedgerStore> {
@@ -56,11 +61,15 @@ impl Bed {
     fn create_namespace(&self, name: &str) {
         // The stand-in reads protobuf only for a few types, so send the Namespace as JSON.
         let body = format!(r#"{{"apiVersion":"v1","kind":"Namespace","metadata":{{"name":"{name}"}}}}"#);
-        self.kubectl("default").run_with_input("create a namespace", vec!["create".into(), "-f".into(), "-".into()], body.as_bytes()).unwrap();
+        self.kubectl("default")
+            .run_with_input("create a namespace", vec!["create".into(), "-f".into(), "-".into()], body.as_bytes())
+            .unwrap();
     }
 
     fn configmap(&self, release: &str) -> serde_json::Value {
-        self.standin.get("v1", "configmaps", Some("bsr"), &configmap_name(release)).expect("the ledger ConfigMap exists")
+        self.standin
+            .get("v1", "configmaps", Some("bsr"), &configmap_name(release))
+            .expect("the ledger ConfigMap exists")
     }
 }
 
@@ -127,7 +136,8 @@ fn two_handles_cannot_both_win() {
 fn a_held_lock_names_its_holder_and_survives_a_dropped_held() {
     let bed = Bed::new();
     let store = bed.store("registry");
-    let mut held = Ledger::acquire(store.clone(), "ana@box pid 7", "helm safe-upgrade registry --to 1.3.0", false).unwrap();
+    let mut held =
+        Ledger::acquire(store.clone(), "ana@box pid 7", "helm safe-upgrade registry --to 1.3.0", false).unwrap();
     held.set_in_progress(serde_json::json!({"to": "1.3.0"}), 0, None).unwrap();
     held.record_hop_start(&v("1.1.2"), &v("1.2.6"), "minor-upgrade").unwrap();
     held.note_deployed(&v("1.2.6")).unwrap();
@@ -147,7 +157,8 @@ fn a_held_lock_names_its_holder_and_survives_a_dropped_held() {
     assert!(text.contains(&format!("locked by ana@box pid 7 since {since}")), "{text}");
     assert!(text.contains("--force-unlock") && text.contains("--resume"), "{text}");
 
-    let mut forced = Ledger::acquire(bed.store("registry"), "bo@ci pid 9", "helm safe-upgrade registry --resume", true).unwrap();
+    let mut forced =
+        Ledger::acquire(bed.store("registry"), "bo@ci pid 9", "helm safe-upgrade registry --resume", true).unwrap();
     assert_eq!(forced.ledger().lock.as_ref().unwrap().holder, "bo@ci pid 9");
     assert_eq!(forced.newest_ever(), Some(&v("1.2.6")));
     assert_eq!(forced.ledger().in_progress.as_ref().unwrap().plan["to"], "1.3.0");
@@ -208,7 +219,9 @@ fn a_foreign_configmap_of_the_same_name_is_not_overwritten() {
         r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{}","namespace":"bsr"}},"data":{{"x":"y"}}}}"#,
         configmap_name("registry")
     );
-    bed.kubectl("bsr").run_with_input("create a foreign ConfigMap", vec!["create".into(), "-f".into(), "-".into()], body.as_bytes()).unwrap();
+    bed.kubectl("bsr")
+        .run_with_input("create a foreign ConfigMap", vec!["create".into(), "-f".into(), "-".into()], body.as_bytes())
+        .unwrap();
     let err = Ledger::acquire(bed.store("registry"), "ana pid 7", "cmd", true).unwrap_err();
     assert!(matches!(err, LedgerError::NotOurs { .. }), "{err}");
     assert_eq!(bed.configmap("registry")["data"]["x"], "y");
@@ -222,6 +235,9 @@ fn open_store_uses_the_configmap_when_the_cluster_allows_it() {
     assert_eq!(opened.store.location(), "ConfigMap helm-safe-upgrade.registry in namespace bsr");
     let held = Ledger::acquire(opened.store, "ana pid 7", "cmd", false).unwrap();
     held.release_lock().unwrap();
-    assert!(bed.standin.get("v1", "configmaps", Some("bsr"), "helm-safe-upgrade.registry").is_some(), "written in the release's namespace");
+    assert!(
+        bed.standin.get("v1", "configmaps", Some("bsr"), "helm-safe-upgrade.registry").is_some(),
+        "written in the release's namespace"
+    );
     assert!(!Path::new(&bed.dir.path().join("default")).exists(), "no local file");
 }

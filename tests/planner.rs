@@ -7,7 +7,8 @@ use common::*;
 use helm_safe_upgrade::plan::{HopKind, SnapshotKnowledge, Step, Strategy};
 
 /// BSR-like release train: every minor of 1.x has several patches, plus a 2.x.
-const BSR: &str = "1.0.0,1.0.4,1.1.0,1.1.9,1.2.0,1.2.3,1.2.6,1.3.0,1.3.2,1.4.0,1.4.2,1.5.0,1.6.1,1.7.0,1.8.3,1.9.0,1.9.3,2.0.0,2.1.0";
+const BSR: &str =
+    "1.0.0,1.0.4,1.1.0,1.1.9,1.2.0,1.2.3,1.2.6,1.3.0,1.3.2,1.4.0,1.4.2,1.5.0,1.6.1,1.7.0,1.8.3,1.9.0,1.9.3,2.0.0,2.1.0";
 
 /// A BSR policy as an operator would copy it: the preset plus schema versions.
 fn bsr_with_schemas() -> helm_safe_upgrade::policy::Policy {
@@ -222,7 +223,10 @@ mod sourcegraph {
         let stop = run_argv(&hop.steps, "stop services that use the databases");
         assert!(stop.contains(&"--replicas=0".to_string()));
         let downgrade = run_argv(&hop.steps, "migrator downgrade");
-        assert!(downgrade.ends_with(&["downgrade".into(), "--from=v5.3.2".into(), "--to=v5.1.8".into()]), "{downgrade:?}");
+        assert!(
+            downgrade.ends_with(&["downgrade".into(), "--from=v5.3.2".into(), "--to=v5.1.8".into()]),
+            "{downgrade:?}"
+        );
         let drift = run_argv(&hop.steps, "migrator drift");
         assert!(drift.contains(&"--version=v5.1.8".to_string()));
         assert!(plan.warnings.iter().any(|w| w.contains("irreversible")));
@@ -274,7 +278,8 @@ mod coder {
             deployed_before: vec![],
             snapshot: SnapshotKnowledge::None,
         };
-        let r = refusal(helm_safe_upgrade::plan::plan_rollback(&preset("coder"), &versions(CODER), &request, &context()));
+        let r =
+            refusal(helm_safe_upgrade::plan::plan_rollback(&preset("coder"), &versions(CODER), &request, &context()));
         assert!(r.supported.contains("no snapshot was recorded"), "{}", r.supported);
     }
 }
@@ -349,7 +354,8 @@ mod inputs {
             fast_path: false,
             devel: true,
         };
-        let plan = helm_safe_upgrade::plan::plan_upgrade(&preset("bsr"), &versions(&list), &request, &context()).unwrap();
+        let plan =
+            helm_safe_upgrade::plan::plan_upgrade(&preset("bsr"), &versions(&list), &request, &context()).unwrap();
         assert_eq!(path(&plan), ["1.2.6", "1.3.2", "1.4.0-rc.1"]);
         // Without --devel, a pre-release in the list is never a stop.
         let plan = upgrade(&preset("bsr"), &list, "1.1.9", "1.3.0").unwrap();
@@ -391,7 +397,9 @@ mod custom_rules {
     #[test]
     fn an_exact_stop_satisfies_a_minor_stop_of_the_same_minor() {
         // Found by the property test: the two must not become two waypoints.
-        let p = policy("  max_minor_step: 1\n  major: refuse\n  stop_at: earliest-patch\n  required_stops: [\"1.2.3\", \"1.2\"]");
+        let p = policy(
+            "  max_minor_step: 1\n  major: refuse\n  stop_at: earliest-patch\n  required_stops: [\"1.2.3\", \"1.2\"]",
+        );
         let plan = upgrade(&p, LIST, "1.1.5", "1.3.0").unwrap();
         assert_eq!(path(&plan), ["1.2.3", "1.3.0"]);
     }

@@ -69,7 +69,11 @@ impl Home {
 }
 
 fn both(out: &Output) -> String {
-    format!("--- stdout\n{}\n--- stderr\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// A copy of the checkout's files (what `git ls-files` would give a clone, plus new files)
@@ -293,7 +297,10 @@ fn check_installed_and_uninstall(home: &Home, plugin_dir: &Path) {
     // helm plugin list: both, with the plugin version (Helm 3 also shows the description).
     let list = home.ok(&["plugin", "list"], &[]);
     for name in ["safe-upgrade", "safe-rollback"] {
-        let row = list.lines().find(|l| l.split_whitespace().next() == Some(name)).unwrap_or_else(|| panic!("{name} not in:\n{list}"));
+        let row = list
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("{name} not in:\n{list}"));
         assert!(row.contains(VERSION), "{row}");
         if home.version.major() == 3 {
             assert!(row.contains(&format!("Usage and flags: helm {name} --help")), "{row}");
@@ -311,28 +318,54 @@ fn check_installed_and_uninstall(home: &Home, plugin_dir: &Path) {
 
     // Both commands run: an offline plan each; helm's -n arrives as HELM_NAMESPACE.
     let plan = home.ok(
-        &["-n", "team-a", "safe-upgrade", "--from", "1.0.4", "--to", "1.1.9", "--policy", "bsr", "--versions", "1.0.4,1.1.9", "--plan", "-o", "json"],
+        &[
+            "-n",
+            "team-a",
+            "safe-upgrade",
+            "--from",
+            "1.0.4",
+            "--to",
+            "1.1.9",
+            "--policy",
+            "bsr",
+            "--versions",
+            "1.0.4,1.1.9",
+            "--plan",
+            "-o",
+            "json",
+        ],
         &[],
     );
     let plan: serde_json::Value = serde_json::from_str(&plan).unwrap();
-    assert_eq!((plan["direction"].as_str(), plan["namespace"].as_str(), plan["to"].as_str()), (Some("upgrade"), Some("team-a"), Some("1.1.9")));
-    let table = home.ok(&["safe-upgrade", "--from", "1.0.4", "--to", "1.1.9", "--policy", "bsr", "--versions", "1.0.4,1.1.9", "--plan"], &[]);
+    assert_eq!(
+        (plan["direction"].as_str(), plan["namespace"].as_str(), plan["to"].as_str()),
+        (Some("upgrade"), Some("team-a"), Some("1.1.9"))
+    );
+    let table = home.ok(
+        &["safe-upgrade", "--from", "1.0.4", "--to", "1.1.9", "--policy", "bsr", "--versions", "1.0.4,1.1.9", "--plan"],
+        &[],
+    );
     assert!(table.starts_with("upgrade 1.0.4 → 1.1.9"), "{table}");
-    let back = home.ok(&["safe-rollback", "--from", "1.1.9", "--policy", "bsr", "--versions", "1.0.4,1.1.0,1.1.9", "--plan"], &[]);
+    let back = home
+        .ok(&["safe-rollback", "--from", "1.1.9", "--policy", "bsr", "--versions", "1.0.4,1.1.0,1.1.9", "--plan"], &[]);
     assert!(back.starts_with("rollback 1.1.9 → 1.1.0"), "{back}");
 
     // Completion: flags, policy names, -o values, release names from `helm list`.
     let (flags, directive) = completions(home, &["safe-upgrade", "--po"], &[]);
     assert_eq!((flags, directive.as_str()), (vec!["--policy".to_string()], ":4"));
     let (flags, _) = completions(home, &["safe-rollback", "bsr", "--"], &[]);
-    assert!(flags.contains(&"--accept-data-loss".to_string()) && !flags.contains(&"--fast-path".to_string()), "{flags:?}");
+    assert!(
+        flags.contains(&"--accept-data-loss".to_string()) && !flags.contains(&"--fast-path".to_string()),
+        "{flags:?}"
+    );
     let (policies, _) = completions(home, &["safe-upgrade", "bsr", "--policy", ""], &[]);
     for preset in ["bsr", "coder", "sourcegraph"] {
         assert!(policies.contains(&preset.to_string()), "{policies:?}");
     }
     let (outputs, _) = completions(home, &["safe-rollback", "-o", ""], &[]);
     assert_eq!(outputs, ["table", "json"]);
-    let (versions, _) = completions(home, &["safe-upgrade", "bsr", "--versions", "1.0.4,1.1.9,1.2.0", "--to", "1.1"], &[]);
+    let (versions, _) =
+        completions(home, &["safe-upgrade", "bsr", "--versions", "1.0.4,1.1.9,1.2.0", "--to", "1.1"], &[]);
     assert_eq!(versions, ["1.1.9"]);
     let data = home.dir.path().join("releases.yaml");
     std::fs::write(&data, RELEASES).unwrap();
@@ -349,7 +382,8 @@ fn check_installed_and_uninstall(home: &Home, plugin_dir: &Path) {
         std::fs::write(chart.join("Chart.yaml"), format!("apiVersion: v2\nname: bsr\nversion: {v}\n")).unwrap();
         home.ok(&["package", chart.to_str().unwrap(), "-d", charts.to_str().unwrap()], &[]);
     }
-    let (versions, directive) = completions(home, &["safe-upgrade", "bsr", "--chart", charts.to_str().unwrap(), "--to", ""], &[]);
+    let (versions, directive) =
+        completions(home, &["safe-upgrade", "bsr", "--chart", charts.to_str().unwrap(), "--to", ""], &[]);
     assert_eq!((versions, directive.as_str()), (vec!["1.2.0".to_string(), "1.1.9".into(), "1.0.4".into()], ":36"));
     // No cluster at all: no candidates, and still an answer.
     let (releases, directive) = completions(home, &["safe-upgrade", ""], &[]);
@@ -360,7 +394,8 @@ fn check_installed_and_uninstall(home: &Home, plugin_dir: &Path) {
     assert!(out.contains("removed companion plugin safe-rollback"), "{out}");
     let list = home.ok(&["plugin", "list"], &[]);
     assert!(!list.contains("safe-upgrade") && !list.contains("safe-rollback"), "{list}");
-    let left: Vec<_> = std::fs::read_dir(&plugins).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+    let left: Vec<_> =
+        std::fs::read_dir(&plugins).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
     assert!(left.is_empty(), "left in {}: {left:?}", plugins.display());
     assert!(plugin_dir.join("plugin.yaml").is_file(), "the source directory itself is untouched");
 }
@@ -383,7 +418,11 @@ fn install_from_git(version: HelmVersion) {
     if version.major() == 4 {
         // Helm 4 verifies plugin sources and a git URL has no provenance.
         let out = home.run(&args, &[("HELM_SAFE_UPGRADE_BIN", BIN)]);
-        assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--verify=false"), "{}", both(&out));
+        assert!(
+            !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--verify=false"),
+            "{}",
+            both(&out)
+        );
         args.push("--verify=false");
     }
     let out = home.ok(&args, &[("HELM_SAFE_UPGRADE_BIN", BIN)]);
@@ -480,7 +519,10 @@ fn checksum_mismatch_fails_cleanly_and_the_given_commands_recover() {
         assert!(stderr.contains(&format!("error: checksum mismatch for {}", archive_name())), "{stderr}");
         assert!(stderr.contains("nothing was installed"), "{stderr}");
         assert!(stderr.contains("safe-upgrade is installed but cannot run"), "{stderr}");
-        let reinstall = format!("  helm plugin uninstall safe-upgrade\n  helm plugin install {}\n", src.canonicalize().unwrap().display());
+        let reinstall = format!(
+            "  helm plugin uninstall safe-upgrade\n  helm plugin install {}\n",
+            src.canonicalize().unwrap().display()
+        );
         assert!(stderr.contains(&reinstall), "{stderr}");
         assert!(!src.join("bin/helm-safe-upgrade").exists(), "no unverified binary left in place");
         assert!(!home.plugins().join("safe-rollback").exists(), "no companion without a binary");
@@ -530,7 +572,11 @@ fn local_archive_checked_against_the_checksums_next_to_it() {
     let out = install_dir_with(&home, &src, &[("HELM_SAFE_UPGRADE_ARCHIVE", archive.to_str().unwrap())]);
     let text = both(&out);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains(&format!("sha256 of {} verified", archive_name())) && text.contains("(from HELM_SAFE_UPGRADE_ARCHIVE)"), "{text}");
+    assert!(
+        text.contains(&format!("sha256 of {} verified", archive_name()))
+            && text.contains("(from HELM_SAFE_UPGRADE_ARCHIVE)"),
+        "{text}"
+    );
     check_installed_and_uninstall(&home, &src);
 
     let alone = tempfile::tempdir().unwrap();
@@ -541,14 +587,21 @@ fn local_archive_checked_against_the_checksums_next_to_it() {
     let out = install_dir_with(&home, &src, &[("HELM_SAFE_UPGRADE_ARCHIVE", lone.to_str().unwrap())]);
     let text = both(&out);
     assert!(out.status.success(), "{text}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("warning: {} is NOT verified", archive_name())), "{text}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("warning: {} is NOT verified", archive_name())),
+        "{text}"
+    );
     home.ok(&["safe-rollback", "--version"], &[]);
 
     std::fs::write(alone.path().join(checksums_name()), format!("{}  {}\n", "f".repeat(64), archive_name())).unwrap();
     let home = Home::new(HelmVersion::V3_19_0);
     let src = checkout_copy(home.dir.path());
     let out = install_dir_with(&home, &src, &[("HELM_SAFE_UPGRADE_ARCHIVE", lone.to_str().unwrap())]);
-    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("checksum mismatch"), "{}", both(&out));
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("checksum mismatch"),
+        "{}",
+        both(&out)
+    );
 }
 
 /// An extracted release archive installs with no network and no variables: it ships the
@@ -559,7 +612,8 @@ fn extracted_release_archive_installs_offline() {
     release_files(release.path());
     let dir = release.path().join("helm-safe-upgrade");
     std::fs::create_dir_all(&dir).unwrap();
-    let out = Command::new("tar").arg("-xzf").arg(release.path().join(archive_name())).arg("-C").arg(&dir).output().unwrap();
+    let out =
+        Command::new("tar").arg("-xzf").arg(release.path().join(archive_name())).arg("-C").arg(&dir).output().unwrap();
     assert!(out.status.success(), "{}", both(&out));
     for version in [HelmVersion::V3_17_3, HelmVersion::V4_1_4] {
         let home = Home::new(version);
@@ -603,7 +657,13 @@ fn release_workflow_and_install_script_agree() {
         assert!(checked.contains(&format!("{platform}.")), "publish job does not check {platform}");
     }
     assert!(workflow.contains("package-release.sh archive") && workflow.contains("package-release.sh checksums"));
-    for target in ["x86_64-unknown-linux-musl", "aarch64-unknown-linux-musl", "x86_64-apple-darwin", "aarch64-apple-darwin", "x86_64-pc-windows-msvc"] {
+    for target in [
+        "x86_64-unknown-linux-musl",
+        "aarch64-unknown-linux-musl",
+        "x86_64-apple-darwin",
+        "aarch64-apple-darwin",
+        "x86_64-pc-windows-msvc",
+    ] {
         assert!(workflow.contains(&format!("target: {target}")), "{target}");
     }
 }
@@ -628,10 +688,19 @@ fn update_of_a_git_install_and_recovery_from_a_failed_update() {
         let text = both(&out);
         assert!(!out.status.success(), "{text}");
         assert!(text.contains("HELM_SAFE_UPGRADE_BIN=/no/such/binary is not a file"), "{text}");
-        assert!(text.contains("helm keeps a plugin whose update hook failed: safe-upgrade is installed but cannot run"), "{version}: {text}");
-        let reinstall = format!("  helm plugin uninstall safe-upgrade\n  helm plugin install {}   # Helm 4: add --verify=false\n", server.url);
+        assert!(
+            text.contains("helm keeps a plugin whose update hook failed: safe-upgrade is installed but cannot run"),
+            "{version}: {text}"
+        );
+        let reinstall = format!(
+            "  helm plugin uninstall safe-upgrade\n  helm plugin install {}   # Helm 4: add --verify=false\n",
+            server.url
+        );
         assert!(text.contains(&reinstall), "{version}: {text}");
-        assert!(!home.run(&["safe-upgrade", "--version"], &[]).status.success(), "{version}: helm removed the binary before the hook");
+        assert!(
+            !home.run(&["safe-upgrade", "--version"], &[]).status.success(),
+            "{version}: helm removed the binary before the hook"
+        );
         home.ok(&["plugin", "uninstall", "safe-upgrade"], &[]);
         home.ok(&args, &[("HELM_SAFE_UPGRADE_BIN", BIN)]);
         home.ok(&["safe-upgrade", "--version"], &[]);

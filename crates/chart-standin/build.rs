@@ -12,11 +12,7 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> io::Result<()> {
             walk(root, &path, out)?;
         } else {
             let rel = path.strip_prefix(root).expect("walk stays under root");
-            out.push(
-                rel.to_str()
-                    .expect("UTF-8 file names under charts/")
-                    .replace('\\', "/"),
-            );
+            out.push(rel.to_str().expect("UTF-8 file names under charts/").replace('\\', "/"));
         }
     }
     Ok(())
@@ -34,14 +30,8 @@ fn main() -> io::Result<()> {
     );
     for rel in &files {
         let abs = root.join(rel);
-        src.push_str(&format!(
-            "    ({rel:?}, include_bytes!({:?})),\n",
-            abs.to_str().expect("UTF-8 path")
-        ));
+        src.push_str(&format!("    ({rel:?}, include_bytes!({:?})),\n", abs.to_str().expect("UTF-8 path")));
     }
     src.push_str("];\n");
-    fs::write(
-        Path::new(&env::var("OUT_DIR").expect("set by cargo")).join("fixture_files.rs"),
-        src,
-    )
+    fs::write(Path::new(&env::var("OUT_DIR").expect("set by cargo")).join("fixture_files.rs"), src)
 }

@@ -140,7 +140,9 @@ pub struct Hop {
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Step {
     /// Preflight: save user values, manifest and metadata before anything changes.
-    Backup { items: Vec<String> },
+    Backup {
+        items: Vec<String>,
+    },
     /// `helm upgrade` to `version` with the carried values plus `set`; or, with
     /// `revision`, `helm rollback` to that revision (its own chart and values).
     Deploy {
@@ -151,17 +153,28 @@ pub enum Step {
         revision: Option<u64>,
     },
     /// The release is deployed at `version` and the policy's checks pass.
-    Verify { version: ChartVersion, checks: Vec<Check> },
+    Verify {
+        version: ChartVersion,
+        checks: Vec<Check>,
+    },
     /// Run the snapshot command, or have the operator confirm one was taken.
     Snapshot {
         message: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         argv: Option<Vec<String>>,
     },
-    Run { name: String, argv: Vec<String> },
+    Run {
+        name: String,
+        argv: Vec<String>,
+    },
     /// Wait until no pod of `version` remains.
-    WaitGone { version: ChartVersion, selector: String },
-    Confirm { message: String },
+    WaitGone {
+        version: ChartVersion,
+        selector: String,
+    },
+    Confirm {
+        message: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -216,11 +229,8 @@ pub(crate) fn candidate_versions(available: &[Available], devel: bool, named: &[
 
 /// A nearby-versions hint for "not available" errors.
 pub(crate) fn nearest_listing(available: &[Available], around: &ChartVersion) -> String {
-    let same_minor: Vec<String> = available
-        .iter()
-        .filter(|a| a.version.minor() == around.minor())
-        .map(|a| a.version.to_string())
-        .collect();
+    let same_minor: Vec<String> =
+        available.iter().filter(|a| a.version.minor() == around.minor()).map(|a| a.version.to_string()).collect();
     if !same_minor.is_empty() {
         return format!("available in {}: {}", around.minor(), same_minor.join(", "));
     }

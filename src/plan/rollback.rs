@@ -3,12 +3,11 @@
 //! The window is measured from the *newest version ever deployed*, not from the current
 //! one: after 1.3 → 1.2, going on to 1.1 is two minors below what the database has seen.
 
+use super::text::steps_text;
 use super::{
     Alternative, Available, Context, Direction, Hop, HopKind, Plan, PlanError, RollbackRequest, SnapshotKnowledge,
-    StepBuilder, Strategy, backup_step, bad_request, candidate_versions, minor_distance, nearest_listing,
-    refuse,
+    StepBuilder, Strategy, backup_step, bad_request, candidate_versions, minor_distance, nearest_listing, refuse,
 };
-use super::text::steps_text;
 use crate::policy::Policy;
 use crate::version::ChartVersion;
 
@@ -191,4 +190,3 @@ fn choose_procedure(
     }
     Ok((Strategy::Sequential, HopKind::MinorDowngrade, minor.procedure.clone()))
 }
-

@@ -7,11 +7,11 @@
 
 use std::collections::BTreeSet;
 
+use super::text::{path_text, steps_text};
 use super::{
     Alternative, Available, Context, Direction, Hop, HopKind, Plan, PlanError, Step, StepBuilder, Strategy,
     UpgradeRequest, backup_step, bad_request, candidate_versions, minor_distance, nearest_listing, refuse,
 };
-use super::text::{path_text, steps_text};
 use crate::policy::{MajorRule, Policy, RequiredStop, StopAt};
 use crate::version::{ChartVersion, Minor};
 
@@ -70,14 +70,14 @@ pub fn plan_upgrade(
         let newest_in_major = stops.iter().rfind(|v| v.minor().major == current.minor().major);
         let supported = match newest_in_major {
             Some(v) => format!("upgrade to {v}, the newest {}.x", current.minor().major),
-            None => format!("{current} is already the newest {}.x available; the vendor documents no major upgrade", current.minor().major),
+            None => format!(
+                "{current} is already the newest {}.x available; the vendor documents no major upgrade",
+                current.minor().major
+            ),
         };
         return Err(refuse(
             "major",
-            format!(
-                "{current} → {target} crosses a major version; policy {} refuses major upgrades",
-                policy.name
-            ),
+            format!("{current} → {target} crosses a major version; policy {} refuses major upgrades", policy.name),
             supported,
         ));
     }
@@ -92,10 +92,7 @@ pub fn plan_upgrade(
         pairs.extend(train.segment(&from, waypoint, policy.upgrade.max_minor_step));
         from = waypoint.clone();
     }
-    let sequential_hops = pairs
-        .iter()
-        .map(|(a, b)| sequential_hop(&builder, a, b))
-        .collect::<Result<Vec<_>, _>>()?;
+    let sequential_hops = pairs.iter().map(|(a, b)| sequential_hop(&builder, a, b)).collect::<Result<Vec<_>, _>>()?;
 
     let mut warnings = train.gap_warnings(current, target);
     let fast_path = fast_path_hop(&builder, current, target, &waypoints)?;
@@ -249,7 +246,10 @@ fn required_waypoints(
                 if !train.versions.contains(v) {
                     return Err(refuse(
                         "required-stop",
-                        format!("policy {} requires every path to pass through {v}, which the chart source does not offer", policy.name),
+                        format!(
+                            "policy {} requires every path to pass through {v}, which the chart source does not offer",
+                            policy.name
+                        ),
                         format!("make {v} available in the chart source (e.g. `helm repo update`), then plan again"),
                     ));
                 }
@@ -263,7 +263,10 @@ fn required_waypoints(
                 None => {
                     return Err(refuse(
                         "required-stop",
-                        format!("policy {} requires every path to pass through {m}.x, and the chart source offers no {m}.x release", policy.name),
+                        format!(
+                            "policy {} requires every path to pass through {m}.x, and the chart source offers no {m}.x release",
+                            policy.name
+                        ),
                         format!("make a {m}.x release available in the chart source, then plan again"),
                     ));
                 }
@@ -325,13 +328,9 @@ impl Train {
         let next_minor = if cur.minor().major == to.minor().major {
             self.minors[(here + max_step).min(goal)]
         } else {
-            let last_of_major =
-                self.position(*self.minors.iter().rfind(|m| m.major == cur.minor().major).expect("current major on train"));
-            if here < last_of_major {
-                self.minors[(here + max_step).min(last_of_major)]
-            } else {
-                self.minors[here + 1]
-            }
+            let last_of_major = self
+                .position(*self.minors.iter().rfind(|m| m.major == cur.minor().major).expect("current major on train"));
+            if here < last_of_major { self.minors[(here + max_step).min(last_of_major)] } else { self.minors[here + 1] }
         };
         if next_minor == to.minor() {
             to.clone()
@@ -345,8 +344,7 @@ impl Train {
         for pair in self.minors.windows(2) {
             let (a, b) = (pair[0], pair[1]);
             if a.major == b.major && b.minor > a.minor + 1 {
-                let missing: Vec<String> =
-                    (a.minor + 1..b.minor).map(|m| format!("{}.{m}.x", a.major)).collect();
+                let missing: Vec<String> = (a.minor + 1..b.minor).map(|m| format!("{}.{m}.x", a.major)).collect();
                 warnings.push(format!(
                     "the chart source offers no {} between {current} and {target}: the path treats {a} → {b} as one minor step; if the vendor did release it, make it available and plan again",
                     missing.join(", ")
@@ -361,4 +359,3 @@ impl Train {
         warnings
     }
 }
-

@@ -11,8 +11,8 @@ use serde_saphyr::{Location, Spanned};
 
 use super::raw::{RawPolicy, RawStep, RawStepKind};
 use super::{
-    CatalogEntry, Check, DowngradeRules, FastPath, MinorDowngrade, PLACEHOLDERS, Policy, Procedure,
-    RequiredStop, SnapshotConfig, StepSpec, UpgradeRules, presets,
+    CatalogEntry, Check, DowngradeRules, FastPath, MinorDowngrade, PLACEHOLDERS, Policy, Procedure, RequiredStop,
+    SnapshotConfig, StepSpec, UpgradeRules, presets,
 };
 use crate::version::{ChartVersion, Minor};
 
@@ -248,7 +248,11 @@ impl Validator<'_> {
 
     fn argv(&self, argv: &Spanned<Vec<String>>, extra: &[&str]) -> Result<(), PolicyError> {
         if argv.value.is_empty() {
-            return Err(self.ctx.at(argv.referenced, "empty command", Some("write the command as a list: [kubectl, ...]".into())));
+            return Err(self.ctx.at(
+                argv.referenced,
+                "empty command",
+                Some("write the command as a list: [kubectl, ...]".into()),
+            ));
         }
         for arg in &argv.value {
             self.placeholders_in(arg, argv.referenced, extra)?;
@@ -319,7 +323,11 @@ impl Validator<'_> {
                     ));
                 }
                 let procedure = self.procedure_ref(&fp.procedure, procedures)?;
-                if !procedures[&procedure].steps.iter().any(|s| matches!(s, StepSpec::Deploy { version: super::VersionRef::To, .. })) {
+                if !procedures[&procedure]
+                    .steps
+                    .iter()
+                    .any(|s| matches!(s, StepSpec::Deploy { version: super::VersionRef::To, .. }))
+                {
                     return Err(self.ctx.at(
                         fp.procedure.referenced,
                         format!("fast-path procedure {procedure:?} never deploys the target version"),

@@ -25,7 +25,8 @@ pub fn all() -> Vec<super::Policy> {
     PRESETS
         .iter()
         .map(|(name, text)| {
-            super::parse(text, &format!("preset {name}")).unwrap_or_else(|e| panic!("built-in preset {name} is invalid: {e}"))
+            super::parse(text, &format!("preset {name}"))
+                .unwrap_or_else(|e| panic!("built-in preset {name} is invalid: {e}"))
         })
         .collect()
 }

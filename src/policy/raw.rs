@@ -139,11 +139,20 @@ impl<'de> Deserialize<'de> for RawStep {
             fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<RawStep, E> {
                 match name {
                     "verify" => Ok(RawStep(RawStepKind::Verify(RawEmpty {}))),
-                    "deploy" => Ok(RawStep(RawStepKind::Deploy(RawDeploy { version: VersionRef::To, set: Default::default() }))),
+                    "deploy" => {
+                        Ok(RawStep(RawStepKind::Deploy(RawDeploy { version: VersionRef::To, set: Default::default() })))
+                    }
                     "snapshot" => Ok(RawStep(RawStepKind::Snapshot(RawSnapshotStep { message: None }))),
-                    "wait-gone" => Ok(RawStep(RawStepKind::WaitGone(RawWaitGone { version: VersionRef::From, selector: default_selector() }))),
-                    "run" | "confirm" => Err(E::custom(format!("step `{name}` needs settings: write `{name}: {{...}}`"))),
-                    other => Err(E::unknown_variant(other, &["deploy", "verify", "snapshot", "run", "wait-gone", "confirm"])),
+                    "wait-gone" => Ok(RawStep(RawStepKind::WaitGone(RawWaitGone {
+                        version: VersionRef::From,
+                        selector: default_selector(),
+                    }))),
+                    "run" | "confirm" => {
+                        Err(E::custom(format!("step `{name}` needs settings: write `{name}: {{...}}`")))
+                    }
+                    other => {
+                        Err(E::unknown_variant(other, &["deploy", "verify", "snapshot", "run", "wait-gone", "confirm"]))
+                    }
                 }
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawStep, A::Error> {

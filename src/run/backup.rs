@@ -66,7 +66,8 @@ pub fn take(helm: &Helm, release: &Release, stamp: &str) -> Result<Backup, Backu
         .mode(0o700)
         .create(&root)
         .map_err(|source| BackupError::Io { path: root.display().to_string(), source })?;
-    let dir = new_private_dir(&root, &format!("{}-{}-rev{}-{stamp}", release.namespace, release.name, release.revision))?;
+    let dir =
+        new_private_dir(&root, &format!("{}-{}-rev{}-{stamp}", release.namespace, release.name, release.revision))?;
     let manifest = helm
         .run(
             format!("read the manifest of {}", release.name),

@@ -88,7 +88,9 @@ impl Terminal {
             match rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(answer) => return answer,
                 Err(RecvTimeoutError::Disconnected) => return None,
-                Err(RecvTimeoutError::Timeout) if self.signals.interrupts() > interrupts || self.signals.terminated() => {
+                Err(RecvTimeoutError::Timeout)
+                    if self.signals.interrupts() > interrupts || self.signals.terminated() =>
+                {
                     eprintln!();
                     return None;
                 }

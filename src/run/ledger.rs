@@ -273,7 +273,11 @@ impl Ledger {
     /// Read a stored record, refusing one written by a newer schema before serde could
     /// silently drop what it does not know.
     pub fn from_json(text: &str, location: &str, inspect: &str) -> Result<Ledger, LedgerError> {
-        let corrupt = |error: String| LedgerError::Corrupt { location: location.to_string(), error, inspect: inspect.to_string() };
+        let corrupt = |error: String| LedgerError::Corrupt {
+            location: location.to_string(),
+            error,
+            inspect: inspect.to_string(),
+        };
         let value: serde_json::Value = serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
         match value.get("schema").and_then(serde_json::Value::as_u64) {
             Some(found) if found > u64::from(SCHEMA) => {
@@ -295,7 +299,12 @@ impl Ledger {
     /// `force_unlock` breaks a lock left by a run that is gone. Two acquirers racing both
     /// write with the revision they read; the store lets only one win, and the loser
     /// re-reads and reports the winner as the holder.
-    pub fn acquire(store: Arc<dyn LedgerStore>, holder: &str, command: &str, force_unlock: bool) -> Result<Held, LedgerError> {
+    pub fn acquire(
+        store: Arc<dyn LedgerStore>,
+        holder: &str,
+        command: &str,
+        force_unlock: bool,
+    ) -> Result<Held, LedgerError> {
         // A conflict that is not another lock (a run releasing its lock just now) is
         // retried; a few rounds are plenty, since each one means someone else progressed.
         for _ in 0..5 {
@@ -356,7 +365,8 @@ impl Ledger {
 
     /// End the latest running hop.
     pub fn record_hop_end(&mut self, outcome: HopOutcome, message: Option<String>) -> Result<(), LedgerError> {
-        let hop = self.hops.iter_mut().rev().find(|h| h.outcome == HopOutcome::Running).ok_or(LedgerError::NoHopRunning)?;
+        let hop =
+            self.hops.iter_mut().rev().find(|h| h.outcome == HopOutcome::Running).ok_or(LedgerError::NoHopRunning)?;
         hop.outcome = outcome;
         hop.ended_at = Some(now());
         hop.message = message;
@@ -426,7 +436,12 @@ pub struct Held {
 
 impl Held {
     /// The same as [`Ledger::acquire`], for callers that think of it from this side.
-    pub fn acquire(store: Arc<dyn LedgerStore>, holder: &str, command: &str, force_unlock: bool) -> Result<Held, LedgerError> {
+    pub fn acquire(
+        store: Arc<dyn LedgerStore>,
+        holder: &str,
+        command: &str,
+        force_unlock: bool,
+    ) -> Result<Held, LedgerError> {
         Ledger::acquire(store, holder, command, force_unlock)
     }
 
@@ -487,7 +502,12 @@ impl Held {
         self.save()
     }
 
-    pub fn set_in_progress(&mut self, plan: serde_json::Value, next_hop: usize, step: Option<usize>) -> Result<(), LedgerError> {
+    pub fn set_in_progress(
+        &mut self,
+        plan: serde_json::Value,
+        next_hop: usize,
+        step: Option<usize>,
+    ) -> Result<(), LedgerError> {
         self.ledger.set_in_progress(plan, next_hop, step);
         self.save()
     }
@@ -618,7 +638,11 @@ impl ConfigMapStore {
             return Err(LedgerError::NotOurs { name: self.name(), namespace: self.namespace.clone() });
         }
         let rv = object["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string();
-        let corrupt = |error: &str| LedgerError::Corrupt { location: location.clone(), error: error.to_string(), inspect: self.inspect_hint() };
+        let corrupt = |error: &str| LedgerError::Corrupt {
+            location: location.clone(),
+            error: error.to_string(),
+            inspect: self.inspect_hint(),
+        };
         let text = object["data"][DATA_KEY].as_str().ok_or_else(|| corrupt("no data.ledger key"))?;
         if rv.is_empty() {
             return Err(corrupt("the API server returned no metadata.resourceVersion"));
@@ -630,11 +654,12 @@ impl ConfigMapStore {
     fn written(&self, verb: &str, result: Result<crate::helm::Finished, ExecError>) -> Result<Revision, LedgerError> {
         match result {
             Ok(done) => {
-                let object: serde_json::Value = serde_json::from_str(&done.stdout).map_err(|e| LedgerError::Corrupt {
-                    location: self.location(),
-                    error: format!("kubectl {verb} printed no object: {e}"),
-                    inspect: self.inspect_hint(),
-                })?;
+                let object: serde_json::Value =
+                    serde_json::from_str(&done.stdout).map_err(|e| LedgerError::Corrupt {
+                        location: self.location(),
+                        error: format!("kubectl {verb} printed no object: {e}"),
+                        inspect: self.inspect_hint(),
+                    })?;
                 match object["metadata"]["resourceVersion"].as_str() {
                     Some(rv) if !rv.is_empty() => Ok(Revision(rv.to_string())),
                     _ => Err(LedgerError::Corrupt {
@@ -648,7 +673,9 @@ impl ConfigMapStore {
                 // AlreadyExists on create: another run created it first. NotFound on
                 // replace: it was deleted under us. Either way the record is not the one
                 // this writer read, which is what a conflict means.
-                ServerError::Conflict | ServerError::AlreadyExists => LedgerError::Conflict { location: self.location() },
+                ServerError::Conflict | ServerError::AlreadyExists => {
+                    LedgerError::Conflict { location: self.location() }
+                }
                 ServerError::NotFound if verb == "update" && !err.stderr().contains("namespaces") => {
                     LedgerError::Conflict { location: self.location() }
                 }
@@ -678,13 +705,15 @@ impl LedgerStore for ConfigMapStore {
 
     fn load(&self) -> Result<Option<Stored>, LedgerError> {
         let purpose = format!("read the ledger of {}", self.release);
-        match self.kubectl.run(purpose, vec!["get".into(), "configmap".into(), self.name(), "-o".into(), "json".into()]) {
+        match self.kubectl.run(purpose, vec!["get".into(), "configmap".into(), self.name(), "-o".into(), "json".into()])
+        {
             Ok(done) => {
-                let object: serde_json::Value = serde_json::from_str(&done.stdout).map_err(|e| LedgerError::Corrupt {
-                    location: self.location(),
-                    error: format!("kubectl printed no JSON: {e}"),
-                    inspect: self.inspect_hint(),
-                })?;
+                let object: serde_json::Value =
+                    serde_json::from_str(&done.stdout).map_err(|e| LedgerError::Corrupt {
+                        location: self.location(),
+                        error: format!("kubectl printed no JSON: {e}"),
+                        inspect: self.inspect_hint(),
+                    })?;
                 self.parse_object(&object).map(Some)
             }
             Err(err) => match classify_kubectl_error(err.stderr()) {
@@ -760,7 +789,8 @@ impl FileStore {
         for level in [dir, dir.parent().unwrap_or(dir), dir.parent().and_then(Path::parent).unwrap_or(dir)] {
             let mode = std::fs::metadata(level).map_err(|e| io_error("cannot inspect", level, e))?.permissions().mode();
             if mode & 0o777 != 0o700 {
-                std::fs::set_permissions(level, std::fs::Permissions::from_mode(0o700)).map_err(|e| io_error("cannot restrict", level, e))?;
+                std::fs::set_permissions(level, std::fs::Permissions::from_mode(0o700))
+                    .map_err(|e| io_error("cannot restrict", level, e))?;
             }
         }
         Ok(())
@@ -811,7 +841,12 @@ impl FileStore {
             TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
         let result = (|| {
-            let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(|e| io_error("cannot create", &tmp, e))?;
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(|e| io_error("cannot create", &tmp, e))?;
             file.write_all(bytes).map_err(|e| io_error("cannot write", &tmp, e))?;
             // Data on disk before the rename, or a power cut could leave an empty file.
             file.sync_all().map_err(|e| io_error("cannot sync", &tmp, e))?;
@@ -908,7 +943,12 @@ pub struct OpenedStore {
 
 /// The ConfigMap store, unless the cluster forbids reading ConfigMaps or kubectl is not
 /// installed: then a local file under [`state_root`], with a warning to print.
-pub fn open_store(kubectl: &Kubectl, release: &str, namespace: &str, context: Option<&str>) -> Result<OpenedStore, LedgerError> {
+pub fn open_store(
+    kubectl: &Kubectl,
+    release: &str,
+    namespace: &str,
+    context: Option<&str>,
+) -> Result<OpenedStore, LedgerError> {
     open_store_at(kubectl, release, namespace, context, None)
 }
 
@@ -930,9 +970,14 @@ pub fn open_store_at(
     let why = match configmaps.load() {
         Ok(_) => return Ok(OpenedStore { store: Arc::new(configmaps), warning: None }),
         Err(LedgerError::Forbidden { stderr, .. }) => {
-            format!("the cluster forbids reading ConfigMaps in namespace {namespace} ({})", stderr.lines().next().unwrap_or_default())
+            format!(
+                "the cluster forbids reading ConfigMaps in namespace {namespace} ({})",
+                stderr.lines().next().unwrap_or_default()
+            )
         }
-        Err(LedgerError::Kubectl(ExecError::Spawn { program, source, .. })) if source.kind() == std::io::ErrorKind::NotFound => {
+        Err(LedgerError::Kubectl(ExecError::Spawn { program, source, .. }))
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
             format!("kubectl ({program}) is not installed")
         }
         Err(e) => return Err(e),
@@ -962,7 +1007,10 @@ mod tests {
         let (who, _) = ours.rsplit_once(" pid ").unwrap();
         assert!(super::holder_is_gone(&format!("{who} pid {dead_pid}")));
         assert!(!super::holder_is_gone(&ours), "this very process is alive");
-        assert!(!super::holder_is_gone(&format!("someone@elsewhere pid {dead_pid}")), "another machine's pid says nothing");
+        assert!(
+            !super::holder_is_gone(&format!("someone@elsewhere pid {dead_pid}")),
+            "another machine's pid says nothing"
+        );
         assert!(!super::holder_is_gone("garbage"));
     }
 
@@ -986,7 +1034,11 @@ mod tests {
         l.record_hop_end(HopOutcome::RolledBack, Some("verify failed".into())).unwrap();
         l.record_snapshot(&v("1.1.2"), "--snapshot-taken");
         l.set_in_progress(serde_json::json!({"hops": [{"to": "1.2.6"}]}), 1, Some(2));
-        l.lock = Some(Lock { holder: "ana@box pid 7".into(), since: now(), command: "helm safe-upgrade registry --to 1.3.0".into() });
+        l.lock = Some(Lock {
+            holder: "ana@box pid 7".into(),
+            since: now(),
+            command: "helm safe-upgrade registry --to 1.3.0".into(),
+        });
         l
     }
 
@@ -1129,8 +1181,10 @@ mod tests {
             assert_eq!(std::fs::metadata(&d).unwrap().mode() & 0o777, 0o700, "{}", d.display());
         }
         // Nothing but the record and its lock file is left behind.
-        let mut names: Vec<_> =
-            std::fs::read_dir(root.join("kind-prod/bsr")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        let mut names: Vec<_> = std::fs::read_dir(root.join("kind-prod/bsr"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
         names.sort();
         assert_eq!(names, ["registry.json", "registry.json.lock"]);
     }
@@ -1150,7 +1204,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (store(dir.path()), store(dir.path()));
         let rev = a.write(&Ledger::new("registry", "bsr"), None).unwrap();
-        assert!(matches!(b.write(&Ledger::new("registry", "bsr"), None), Err(LedgerError::Conflict { .. })), "create over an existing record");
+        assert!(
+            matches!(b.write(&Ledger::new("registry", "bsr"), None), Err(LedgerError::Conflict { .. })),
+            "create over an existing record"
+        );
         let read_by_b = b.load().unwrap().unwrap();
         a.write(&Ledger::new("registry", "bsr"), Some(&rev)).unwrap();
         let err = b.write(&read_by_b.ledger, Some(&read_by_b.revision)).unwrap_err();
@@ -1228,7 +1285,8 @@ mod tests {
     fn acquire_locks_and_a_second_acquire_names_the_holder() {
         let dir = tempfile::tempdir().unwrap();
         let s: Arc<dyn LedgerStore> = store(dir.path());
-        let mut held = Ledger::acquire(s.clone(), "ana@box pid 7", "helm safe-upgrade registry --to 1.3.0", false).unwrap();
+        let mut held =
+            Ledger::acquire(s.clone(), "ana@box pid 7", "helm safe-upgrade registry --to 1.3.0", false).unwrap();
         held.set_in_progress(serde_json::json!({"to": "1.3.0"}), 0, None).unwrap();
         let err = Ledger::acquire(s.clone(), "bo@ci pid 9", "helm safe-rollback registry", false).unwrap_err();
         let LedgerError::Locked { holder, command, .. } = &err else { panic!("{err}") };
@@ -1282,7 +1340,8 @@ mod tests {
                 let (root, barrier) = (root.clone(), barrier.clone());
                 std::thread::spawn(move || {
                     barrier.wait();
-                    Ledger::acquire(store(&root), &format!("run {i}"), "cmd", false).map(|h| h.ledger().lock.clone().unwrap().holder)
+                    Ledger::acquire(store(&root), &format!("run {i}"), "cmd", false)
+                        .map(|h| h.ledger().lock.clone().unwrap().holder)
                 })
             })
             .collect::<Vec<_>>()
@@ -1317,7 +1376,9 @@ mod tests {
             ServerError::Conflict
         );
         assert_eq!(
-            classify_kubectl_error("Error from server (AlreadyExists): error when creating \"STDIN\": configmaps \"helm-safe-upgrade.x\" already exists"),
+            classify_kubectl_error(
+                "Error from server (AlreadyExists): error when creating \"STDIN\": configmaps \"helm-safe-upgrade.x\" already exists"
+            ),
             ServerError::AlreadyExists
         );
         assert_eq!(
@@ -1325,7 +1386,9 @@ mod tests {
             ServerError::Other
         );
         assert_eq!(
-            classify_kubectl_error("Unable to connect to the server: dial tcp 127.0.0.1:1: connect: connection refused"),
+            classify_kubectl_error(
+                "Unable to connect to the server: dial tcp 127.0.0.1:1: connect: connection refused"
+            ),
             ServerError::Other
         );
     }
@@ -1350,7 +1413,12 @@ mod tests {
     fn open_store_does_not_fall_back_on_other_failures() {
         // A cluster that cannot be reached must not quietly split the lock in two.
         let dir = tempfile::tempdir().unwrap();
-        let kubectl = Kubectl::new(crate::helm::Runner::new(crate::helm::Signals::default(), false), Some(PathBuf::from("false")), "bsr".into(), None);
+        let kubectl = Kubectl::new(
+            crate::helm::Runner::new(crate::helm::Signals::default(), false),
+            Some(PathBuf::from("false")),
+            "bsr".into(),
+            None,
+        );
         let err = open_store_at(&kubectl, "registry", "bsr", None, Some(dir.path())).unwrap_err();
         assert!(matches!(err, LedgerError::Kubectl(_)), "{err}");
     }

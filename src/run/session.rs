@@ -18,7 +18,8 @@ use crate::catalog::{self, ChartSource};
 use crate::cli::Common;
 use crate::helm::{Helm, Kubectl, Runner, Signals};
 use crate::plan::{
-    self, Available, Context, Direction, HopKind, Plan, PlanError, RollbackRequest, SnapshotKnowledge, Step, UpgradeRequest,
+    self, Available, Context, Direction, HopKind, Plan, PlanError, RollbackRequest, SnapshotKnowledge, Step,
+    UpgradeRequest,
 };
 use crate::policy::{self, Policy, presets};
 use crate::release::{Release, ReleaseStatus};
@@ -104,7 +105,8 @@ pub fn progress_line(line: &str) {
 /// Read everything and refuse what cannot go on. Changes nothing. A rollback may start
 /// from a `failed` release (it is the way out of one); an upgrade may not.
 pub fn survey(common: &Common, release_name: &str, direction: Direction) -> Result<Situation, SessionError> {
-    let signals = Signals::install().map_err(|e| SessionError::Other(format!("cannot install signal handlers: {e}")))?;
+    let signals =
+        Signals::install().map_err(|e| SessionError::Other(format!("cannot install signal handlers: {e}")))?;
     let runner = Runner::new(signals, common.debug);
     let namespace = common.namespace.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| "default".into());
     let kube_context = common.kube_context.clone().filter(|c| !c.is_empty());
@@ -115,10 +117,17 @@ pub fn survey(common: &Common, release_name: &str, direction: Direction) -> Resu
     let kubectl = Kubectl::new(runner, kubectl_bin, namespace.clone(), kube_context);
 
     let release = Release::read(&helm, release_name).map_err(|e| match e {
-        crate::release::ReadError::NotFound { .. } => bad(e.to_string().lines().next().unwrap_or_default().to_string(), format!("check the name and namespace with `helm list --namespace {namespace}`")),
+        crate::release::ReadError::NotFound { .. } => bad(
+            e.to_string().lines().next().unwrap_or_default().to_string(),
+            format!("check the name and namespace with `helm list --namespace {namespace}`"),
+        ),
         other => SessionError::Other(other.to_string()),
     })?;
-    let release = if common.resume && release.status.is_pending() { wait_while_pending(&helm, release, &common.timeout)? } else { release };
+    let release = if common.resume && release.status.is_pending() {
+        wait_while_pending(&helm, release, &common.timeout)?
+    } else {
+        release
+    };
     if !(direction == Direction::Rollback && release.status == ReleaseStatus::Failed) {
         refuse_unless_deployed(&release)?;
     }
@@ -129,8 +138,11 @@ pub fn survey(common: &Common, release_name: &str, direction: Direction) -> Resu
     let ledger_view = opened.store.load().map_err(|e| SessionError::Other(e.to_string()))?.map(|s| s.ledger);
 
     let policy = match (&common.policy, ledger_view.as_ref().and_then(|l| l.policy.clone())) {
-        (Some(name), _) => policy::load_named_or_path(name).map_err(|e| bad(e.to_string(), "fix the policy or pass another with --policy"))?,
-        (None, Some(recorded)) if presets::text(&recorded).is_some() => policy::load_named_or_path(&recorded).map_err(|e| SessionError::Other(e.to_string()))?,
+        (Some(name), _) => policy::load_named_or_path(name)
+            .map_err(|e| bad(e.to_string(), "fix the policy or pass another with --policy"))?,
+        (None, Some(recorded)) if presets::text(&recorded).is_some() => {
+            policy::load_named_or_path(&recorded).map_err(|e| SessionError::Other(e.to_string()))?
+        }
         _ => presets::for_chart(&release.chart_name),
     };
     let chart_reference = common
@@ -149,12 +161,16 @@ pub fn survey(common: &Common, release_name: &str, direction: Direction) -> Resu
         && name != release.chart_name
     {
         return Err(bad(
-            format!("--chart {chart_reference} is chart {name:?}, but release {release_name} runs chart {:?}", release.chart_name),
+            format!(
+                "--chart {chart_reference} is chart {name:?}, but release {release_name} runs chart {:?}",
+                release.chart_name
+            ),
             format!("pass the reference of the {} chart; switching charts is not an upgrade", release.chart_name),
         ));
     }
     let mut warnings = Vec::new();
-    let (available, chart) = list_versions(&helm, &source, &chart_reference, &release.chart_name, common.plain_http, &mut warnings)?;
+    let (available, chart) =
+        list_versions(&helm, &source, &chart_reference, &release.chart_name, common.plain_http, &mut warnings)?;
     let available = with_catalog(available, &policy);
     if let Some(pin) = pinned_image_tag(&release) {
         warnings.push(pin);
@@ -184,9 +200,14 @@ pub fn survey(common: &Common, release_name: &str, direction: Direction) -> Resu
 /// After a run was killed, the helm it started goes on alone (it has its own process
 /// group); give it the time a rollout may take before judging the release.
 fn wait_while_pending(helm: &Helm, mut release: Release, timeout: &str) -> Result<Release, SessionError> {
-    let deadline = std::time::Instant::now() + super::walk::parse_duration(timeout).unwrap_or(std::time::Duration::from_secs(300));
+    let deadline =
+        std::time::Instant::now() + super::walk::parse_duration(timeout).unwrap_or(std::time::Duration::from_secs(300));
     while release.status.is_pending() && std::time::Instant::now() < deadline {
-        progress_line(&format!("{} is {}: waiting for the helm operation under way to finish", release.name, release.status.as_str()));
+        progress_line(&format!(
+            "{} is {}: waiting for the helm operation under way to finish",
+            release.name,
+            release.status.as_str()
+        ));
         std::thread::sleep(std::time::Duration::from_secs(2));
         release = Release::read(helm, &release.name).map_err(|e| SessionError::Other(e.to_string()))?;
     }
@@ -206,21 +227,32 @@ fn refuse_unless_deployed(release: &Release) -> Result<(), SessionError> {
                     r.revision,
                     r.version.as_ref().map(|v| v.to_string()).unwrap_or_default()
                 ),
-                None => format!("no earlier good revision exists; `helm uninstall {name} --namespace {ns}` and install again"),
+                None => format!(
+                    "no earlier good revision exists; `helm uninstall {name} --namespace {ns}` and install again"
+                ),
             };
             Err(bad(
-                format!("release {name} is {} (revision {}): an interrupted helm left it mid-operation", s.as_str(), release.revision),
+                format!(
+                    "release {name} is {} (revision {}): an interrupted helm left it mid-operation",
+                    s.as_str(),
+                    release.revision
+                ),
                 way_out,
             ))
         }
         ReleaseStatus::Failed => Err(bad(
-            format!("release {name} is failed at {} (revision {}): {}", release.version, release.revision, release.description),
+            format!(
+                "release {name} is failed at {} (revision {}): {}",
+                release.version, release.revision, release.description
+            ),
             match release.last_good_revision() {
                 Some(r) => format!(
                     "bring it back to a deployed state first: `helm safe-rollback {name}` (the policy's way back), or `helm rollback {name} {} --namespace {ns}` if no migration ran",
                     r.revision
                 ),
-                None => "fix the failure and upgrade the release to the same version with helm, then run this again".into(),
+                None => {
+                    "fix the failure and upgrade the release to the same version with helm, then run this again".into()
+                }
             },
         )),
         s => Err(bad(format!("release {name} is {}", s.as_str()), "only a deployed release can be upgraded")),
@@ -240,8 +272,14 @@ fn list_versions(
         ChartSource::Repo { repo, name } => {
             // helm searches its cached index; refresh that one repository first, as the
             // vendors' pages say (`helm repo update`). A failed refresh is not fatal.
-            if let Err(e) = helm.run_global(format!("refresh the {repo} repository index"), vec!["repo".into(), "update".into(), repo.clone()]) {
-                warnings.push(format!("could not refresh repository {repo}; using the cached index ({})", e.to_string().lines().next().unwrap_or_default()));
+            if let Err(e) = helm.run_global(
+                format!("refresh the {repo} repository index"),
+                vec!["repo".into(), "update".into(), repo.clone()],
+            ) {
+                warnings.push(format!(
+                    "could not refresh repository {repo}; using the cached index ({})",
+                    e.to_string().lines().next().unwrap_or_default()
+                ));
             }
             let available = helm.search_repo(repo, name).map_err(|e| SessionError::Other(e.to_string()))?;
             if available.is_empty() {
@@ -318,7 +356,8 @@ fn pinned_image_tag(release: &Release) -> Option<String> {
     }
     let mut hits = Vec::new();
     walk(&release.user_values, "", &mut hits);
-    let current: Vec<String> = [release.app_version.clone(), Some(release.version.to_string())].into_iter().flatten().collect();
+    let current: Vec<String> =
+        [release.app_version.clone(), Some(release.version.to_string())].into_iter().flatten().collect();
     hits.into_iter()
         .find(|(_, tag)| current.iter().any(|c| tag.trim_start_matches('v') == c.trim_start_matches('v')))
         .map(|(path, tag)| {
@@ -350,10 +389,14 @@ pub fn upgrade(
         situation.values_backup = r.values_backup.clone().filter(|p| p.is_file());
     }
     let request = UpgradeRequest { current: situation.release.version.clone(), target, fast_path, devel };
-    let plan = plan::plan_upgrade(&situation.policy, &situation.available, &request, &situation.context).map_err(|e| match e {
-        plan::PlanError::Refused(r) => SessionError::Refused { rule: r.rule, message: r.message, supported: r.supported },
-        plan::PlanError::BadRequest { message, hint } => bad(message, hint),
-    })?;
+    let plan = plan::plan_upgrade(&situation.policy, &situation.available, &request, &situation.context).map_err(
+        |e| match e {
+            plan::PlanError::Refused(r) => {
+                SessionError::Refused { rule: r.rule, message: r.message, supported: r.supported }
+            }
+            plan::PlanError::BadRequest { message, hint } => bad(message, hint),
+        },
+    )?;
     let mut plan = plan;
     plan.warnings.append(&mut situation.warnings);
     if common.plan {
@@ -406,14 +449,16 @@ pub fn rollback(
     };
     // What is known of a snapshot depends on the target, which the planner picks when
     // --to is absent: plan once to learn it, then with what the ledger says of it.
-    let first = plan::plan_rollback(&situation.policy, &situation.available, &request, &situation.context).map_err(to_refusal)?;
+    let first = plan::plan_rollback(&situation.policy, &situation.available, &request, &situation.context)
+        .map_err(to_refusal)?;
     request.target = Some(first.to.clone());
     request.snapshot = match ledger {
         None => SnapshotKnowledge::Unknown,
         Some(l) if l.snapshots.iter().any(|s| s.version == first.to) => SnapshotKnowledge::TakenAt(first.to.clone()),
         Some(_) => SnapshotKnowledge::None,
     };
-    let mut plan = plan::plan_rollback(&situation.policy, &situation.available, &request, &situation.context).map_err(to_refusal)?;
+    let mut plan = plan::plan_rollback(&situation.policy, &situation.available, &request, &situation.context)
+        .map_err(to_refusal)?;
     if plan.hops.first().is_some_and(|h| h.kind == HopKind::PatchDowngrade) {
         let operator_values = !common.set.is_empty() || !common.values.is_empty();
         choose_patch_method(&situation.helm, release, operator_values, &mut plan);
@@ -446,7 +491,9 @@ pub fn rollback(
                 "policy {} goes back to {} by restoring a snapshot by hand, which --yes cannot do",
                 situation.policy.name, plan.to
             ),
-            supported: "run it on a terminal and restore when asked, or give the policy a `run` step with your restore command".into(),
+            supported:
+                "run it on a terminal and restore when asked, or give the policy a `run` step with your restore command"
+                    .into(),
         });
     }
     let consent = if loses_data { Consent::TypeReleaseName } else { Consent::StartConfirmation };
@@ -462,7 +509,15 @@ fn carry_last_good_values(situation: &mut Situation) -> Result<(), SessionError>
         .helm
         .json(
             format!("read the values of {} at revision {}", release.name, good.revision),
-            vec!["get".into(), "values".into(), release.name.clone(), "--revision".into(), good.revision.to_string(), "-o".into(), "json".into()],
+            vec![
+                "get".into(),
+                "values".into(),
+                release.name.clone(),
+                "--revision".into(),
+                good.revision.to_string(),
+                "-o".into(),
+                "json".into(),
+            ],
         )
         .map_err(|e| SessionError::Other(e.to_string()))?;
     situation.warnings.push(format!(
@@ -483,12 +538,9 @@ fn choose_patch_method(helm: &Helm, release: &Release, operator_values: bool, pl
         ));
         return;
     }
-    let revision = release
-        .history
-        .iter()
-        .rev()
-        .filter(|r| r.revision < release.revision)
-        .find(|r| r.version.as_ref() == Some(&target) && matches!(r.status, ReleaseStatus::Deployed | ReleaseStatus::Superseded));
+    let revision = release.history.iter().rev().filter(|r| r.revision < release.revision).find(|r| {
+        r.version.as_ref() == Some(&target) && matches!(r.status, ReleaseStatus::Deployed | ReleaseStatus::Superseded)
+    });
     let Some(revision) = revision else {
         plan.warnings.push(format!(
             "no revision of {target} is left in helm's history: redeploying {target} from the chart source with the current values"
@@ -498,7 +550,15 @@ fn choose_patch_method(helm: &Helm, release: &Release, operator_values: bool, pl
     let then: Option<serde_json::Value> = helm
         .json(
             format!("read the values of {} at revision {}", release.name, revision.revision),
-            vec!["get".into(), "values".into(), release.name.clone(), "--revision".into(), revision.revision.to_string(), "-o".into(), "json".into()],
+            vec![
+                "get".into(),
+                "values".into(),
+                release.name.clone(),
+                "--revision".into(),
+                revision.revision.to_string(),
+                "-o".into(),
+                "json".into(),
+            ],
         )
         .ok()
         .map(|v: serde_json::Value| if v.is_null() { serde_json::json!({}) } else { v });
@@ -586,9 +646,26 @@ fn needs_a_person(plan: &Plan, snapshot_taken: bool) -> Option<String> {
     None
 }
 
-fn execute(common: &Common, situation: Situation, plan: Plan, consent: Consent) -> Result<Box<RunReport>, SessionError> {
+fn execute(
+    common: &Common,
+    situation: Situation,
+    plan: Plan,
+    consent: Consent,
+) -> Result<Box<RunReport>, SessionError> {
     let Situation {
-        helm, kubectl, mut release, policy, chart, chart_reference, available, context, store_note, store, ledger_view, values_backup, ..
+        helm,
+        kubectl,
+        mut release,
+        policy,
+        chart,
+        chart_reference,
+        available,
+        context,
+        store_note,
+        store,
+        ledger_view,
+        values_backup,
+        ..
     } = situation;
     if let Some(path) = &values_backup {
         match std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok()) {
@@ -596,13 +673,21 @@ fn execute(common: &Common, situation: Situation, plan: Plan, consent: Consent) 
                 progress_line(&format!("carrying the values the interrupted run started with ({})", path.display()));
                 release.user_values = values;
             }
-            None => progress_line(&format!("warning: cannot read {}; carrying the release's current values", path.display())),
+            None => progress_line(&format!(
+                "warning: cannot read {}; carrying the release's current values",
+                path.display()
+            )),
         }
     }
     let force_unlock = common.force_unlock
-        || (common.resume && ledger_view.as_ref().and_then(|l| l.lock.as_ref()).is_some_and(|lock| ledger::holder_is_gone(&lock.holder)));
+        || (common.resume
+            && ledger_view
+                .as_ref()
+                .and_then(|l| l.lock.as_ref())
+                .is_some_and(|lock| ledger::holder_is_gone(&lock.holder)));
     let interaction = interact::for_this_process(common.yes, &helm.runner.signals).map_err(|m| {
-        let (message, hint) = m.split_once("\nhint: ").map(|(a, b)| (a.to_string(), b.to_string())).unwrap_or((m.clone(), String::new()));
+        let (message, hint) =
+            m.split_once("\nhint: ").map(|(a, b)| (a.to_string(), b.to_string())).unwrap_or((m.clone(), String::new()));
         bad(message, hint)
     })?;
     if !interaction.attended()
@@ -611,14 +696,17 @@ fn execute(common: &Common, situation: Situation, plan: Plan, consent: Consent) 
         return Err(SessionError::Refused {
             rule: "snapshot".into(),
             message: format!("{why}; an unattended run cannot confirm one"),
-            supported: "take the snapshot, then run again with --snapshot-taken; or set `snapshot.command` in the policy".into(),
+            supported:
+                "take the snapshot, then run again with --snapshot-taken; or set `snapshot.command` in the policy"
+                    .into(),
         });
     }
     if let Some(note) = &store_note {
         progress_line(note);
     }
     let command = std::env::args().collect::<Vec<_>>().join(" ");
-    let mut held = Held::acquire(store, &ledger::holder(), &command, force_unlock).map_err(|e| SessionError::Other(e.to_string()))?;
+    let mut held = Held::acquire(store, &ledger::holder(), &command, force_unlock)
+        .map_err(|e| SessionError::Other(e.to_string()))?;
     {
         let l = held.ledger_mut();
         l.chart = Some(chart_reference.clone());
@@ -642,15 +730,16 @@ fn execute(common: &Common, situation: Situation, plan: Plan, consent: Consent) 
     let agreed = match consent {
         _ if !interaction.attended() || plan.hops.is_empty() => true,
         Consent::StartConfirmation => interaction.confirm(&format!("Start the {} hop(s)?", plan.hops.len())),
-        Consent::TypeReleaseName => interaction.confirm_typed(
-            &format!("This rollback may lose data:\n  {}", plan.warnings.join("\n  ")),
-            &release.name,
-        ),
+        Consent::TypeReleaseName => interaction
+            .confirm_typed(&format!("This rollback may lose data:\n  {}", plan.warnings.join("\n  ")), &release.name),
     };
     if !agreed {
         let _ = held.release_lock();
         return Ok(Box::new(RunReport {
-            outcome: Outcome::Stopped { at: release.version.clone(), reason: "not started: the operator declined".into() },
+            outcome: Outcome::Stopped {
+                at: release.version.clone(),
+                reason: "not started: the operator declined".into(),
+            },
             release: release.name.clone(),
             namespace: release.namespace.clone(),
             backup: Some(backup.dir),
@@ -662,7 +751,18 @@ fn execute(common: &Common, situation: Situation, plan: Plan, consent: Consent) 
     let progress = crate::ui::progress::Progress::for_stderr();
     let (outcome, steps) = {
         let mut recorder = Recorder { held: &mut held, values_backup: backup.values.clone() };
-        let mut walk = Walk::new(&helm, &kubectl, &policy, release.name.clone(), chart, backup.values.clone(), backup.dir.clone(), interaction.as_ref(), &mut recorder, &progress);
+        let mut walk = Walk::new(
+            &helm,
+            &kubectl,
+            &policy,
+            release.name.clone(),
+            chart,
+            backup.values.clone(),
+            backup.dir.clone(),
+            interaction.as_ref(),
+            &mut recorder,
+            &progress,
+        );
         walk.extra_values = common.values.clone();
         walk.extra_sets = common.set.clone();
         walk.timeout = common.timeout.clone();
@@ -693,7 +793,6 @@ fn execute(common: &Common, situation: Situation, plan: Plan, consent: Consent) 
         warnings: vec![],
     }))
 }
-
 
 /// The ledger records what the walk reports. A failed write is a warning: stopping a
 /// hop under way to report bookkeeping would be worse than the gap in the record.

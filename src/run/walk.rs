@@ -14,8 +14,8 @@ use serde::Serialize;
 use super::interact::{Interaction, PauseChoice};
 use super::journal::Journal;
 use crate::helm::{ExecError, Helm, Kubectl, policy_command};
-use crate::plan::{self, Available, Context, Hop, Plan, PlanError, RollbackRequest, SnapshotKnowledge, Step, Strategy};
 use crate::plan::text::{step_text, steps_text};
+use crate::plan::{self, Available, Context, Hop, Plan, PlanError, RollbackRequest, SnapshotKnowledge, Step, Strategy};
 use crate::policy::Policy;
 use crate::release::{Release, ReleaseStatus};
 use crate::ui::progress::Progress;
@@ -65,13 +65,25 @@ pub struct StepReport {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "result", rename_all = "kebab-case")]
 pub enum Outcome {
-    Completed { at: ChartVersion },
+    Completed {
+        at: ChartVersion,
+    },
     /// Stopped at a good version by the operator (or a signal) between hops.
-    Stopped { at: ChartVersion, reason: String },
+    Stopped {
+        at: ChartVersion,
+        reason: String,
+    },
     /// A hop failed; the release was brought back to the last good version.
-    Recovered { failed_hop: usize, error: String, at: ChartVersion },
+    Recovered {
+        failed_hop: usize,
+        error: String,
+        at: ChartVersion,
+    },
     /// A hop failed and so did the way back: a human must act.
-    Failed { error: String, next_steps: String },
+    Failed {
+        error: String,
+        next_steps: String,
+    },
 }
 
 #[derive(Debug)]
@@ -180,7 +192,8 @@ impl<'a> Walk<'a> {
             if self.helm.runner.signals.stop_requested() {
                 return Outcome::Stopped {
                     at: hop.from.clone(),
-                    reason: "interrupted: stopped at the first safe point; run the same command again to continue".into(),
+                    reason: "interrupted: stopped at the first safe point; run the same command again to continue"
+                        .into(),
                 };
             }
             self.progress.line(&format!("hop {}/{total}: {} → {} ({})", i + 1, hop.from, hop.to, hop.procedure));
@@ -227,7 +240,8 @@ impl<'a> Walk<'a> {
     }
 
     fn show_status(&self) {
-        match self.helm.run(format!("show the status of {}", self.release), vec!["status".into(), self.release.clone()]) {
+        match self.helm.run(format!("show the status of {}", self.release), vec!["status".into(), self.release.clone()])
+        {
             Ok(out) => eprintln!("{}", out.stdout.trim_end()),
             Err(e) => eprintln!("{e}"),
         }
@@ -240,7 +254,8 @@ impl<'a> Walk<'a> {
         self.progress.step_started(&format!("  {detail}"), asks);
         let result = self.execute(hop_target, step);
         let elapsed = started.elapsed();
-        let action = serde_json::to_value(step).ok().and_then(|v| v["action"].as_str().map(String::from)).unwrap_or_default();
+        let action =
+            serde_json::to_value(step).ok().and_then(|v| v["action"].as_str().map(String::from)).unwrap_or_default();
         let (outcome, message) = match &result {
             Ok(()) => ("ok", None),
             Err(StepError::Declined(m)) => ("declined", Some(m.clone())),
@@ -272,10 +287,18 @@ impl<'a> Walk<'a> {
             }
             Step::Snapshot { message, argv: None } => {
                 if self.snapshot_taken {
-                    self.journal.snapshot_taken(&self.deployed.clone().unwrap_or_else(|| hop_target.clone()), "--snapshot-taken");
+                    self.journal.snapshot_taken(
+                        &self.deployed.clone().unwrap_or_else(|| hop_target.clone()),
+                        "--snapshot-taken",
+                    );
                     Ok(())
-                } else if self.interaction.attended() && self.interaction.confirm(&format!("{message} Has the snapshot been taken?")) {
-                    self.journal.snapshot_taken(&self.deployed.clone().unwrap_or_else(|| hop_target.clone()), "confirmed by the operator");
+                } else if self.interaction.attended()
+                    && self.interaction.confirm(&format!("{message} Has the snapshot been taken?"))
+                {
+                    self.journal.snapshot_taken(
+                        &self.deployed.clone().unwrap_or_else(|| hop_target.clone()),
+                        "confirmed by the operator",
+                    );
                     Ok(())
                 } else {
                     Err(StepError::Declined(format!("no snapshot was taken ({message})")))
@@ -301,7 +324,11 @@ impl<'a> Walk<'a> {
         }
     }
 
-    fn deploy(&mut self, version: &ChartVersion, set: &serde_json::Map<String, serde_json::Value>) -> Result<(), StepError> {
+    fn deploy(
+        &mut self,
+        version: &ChartVersion,
+        set: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), StepError> {
         let mut args = vec!["upgrade".to_string(), self.release.clone()];
         args.extend(self.chart.args(version).map_err(StepError::Failed)?);
         // The user values read at the start, every hop: never --reuse-values, which would
@@ -414,7 +441,14 @@ impl<'a> Walk<'a> {
                 next_steps: match live {
                     Ok(live) => format!(
                         "release {} is {} at {} (revision {}); the rollback from {} to {} did not finish. Fix the cause, then run `helm safe-rollback {} --to {}` again; the backup printed above holds the values and manifest from before",
-                        self.release, live.status.as_str(), live.version, live.revision, hop.from, hop.to, self.release, hop.to
+                        self.release,
+                        live.status.as_str(),
+                        live.version,
+                        live.revision,
+                        hop.from,
+                        hop.to,
+                        self.release,
+                        hop.to
                     ),
                     Err(e) => format!("check `helm status {}` ({e})", self.release),
                 },
@@ -443,13 +477,18 @@ impl<'a> Walk<'a> {
             // Nothing moved (a declined confirmation, a failed check before the deploy).
             return match error {
                 StepError::Declined(reason) => Outcome::Stopped { at: hop.from.clone(), reason },
-                StepError::Failed(_) => Outcome::Recovered { failed_hop: index + 1, error: error_text, at: hop.from.clone() },
+                StepError::Failed(_) => {
+                    Outcome::Recovered { failed_hop: index + 1, error: error_text, at: hop.from.clone() }
+                }
             };
         }
         let steps = match self.recovery_steps(&live, hop) {
             Ok(steps) => steps,
             Err(why) => {
-                return Outcome::Failed { error: format!("{error_text}\nno safe way back: {why}"), next_steps: self.by_hand(&live, hop) };
+                return Outcome::Failed {
+                    error: format!("{error_text}\nno safe way back: {why}"),
+                    next_steps: self.by_hand(&live, hop),
+                };
             }
         };
         self.progress.line(&format!("bringing {} back to {}: {}", self.release, hop.from, steps_text(&steps)));
@@ -474,12 +513,18 @@ impl<'a> Walk<'a> {
             Ok(s) => s,
             Err(why) => {
                 eprintln!("cannot roll this hop back: {why}");
-                return Outcome::Stopped { at: hop.to.clone(), reason: format!("stopped; the hop could not be rolled back: {why}") };
+                return Outcome::Stopped {
+                    at: hop.to.clone(),
+                    reason: format!("stopped; the hop could not be rolled back: {why}"),
+                };
             }
         };
         for step in &steps {
             if let Err(e) = self.step(Some(index), &hop.from, step) {
-                return Outcome::Failed { error: format!("rolling the hop back failed: {}", e.message()), next_steps: self.by_hand(&live, hop) };
+                return Outcome::Failed {
+                    error: format!("rolling the hop back failed: {}", e.message()),
+                    next_steps: self.by_hand(&live, hop),
+                };
             }
         }
         Outcome::Stopped { at: hop.from.clone(), reason: format!("hop {} rolled back by the operator", index + 1) }
@@ -501,7 +546,11 @@ impl<'a> Walk<'a> {
             target: Some(hop.from.clone()),
             newest_ever: newest,
             deployed_before: vec![],
-            snapshot: if self.journal.has_snapshot() { SnapshotKnowledge::TakenAt(hop.from.clone()) } else { SnapshotKnowledge::Unknown },
+            snapshot: if self.journal.has_snapshot() {
+                SnapshotKnowledge::TakenAt(hop.from.clone())
+            } else {
+                SnapshotKnowledge::Unknown
+            },
         };
         let plan = plan::plan_rollback(self.policy, &self.available, &request, &self.context).map_err(|e| match e {
             PlanError::Refused(r) => format!("{} ({})", r.message, r.supported),
@@ -520,7 +569,16 @@ impl<'a> Walk<'a> {
     fn by_hand(&self, live: &Release, hop: &Hop) -> String {
         let rollback = live
             .last_good_revision()
-            .map(|r| format!("`helm rollback {} {} --namespace {}` returns to revision {} ({})", self.release, r.revision, self.helm.namespace, r.revision, r.version.as_ref().map(|v| v.to_string()).unwrap_or_default()))
+            .map(|r| {
+                format!(
+                    "`helm rollback {} {} --namespace {}` returns to revision {} ({})",
+                    self.release,
+                    r.revision,
+                    self.helm.namespace,
+                    r.revision,
+                    r.version.as_ref().map(|v| v.to_string()).unwrap_or_default()
+                )
+            })
             .unwrap_or_else(|| "no earlier good revision is in helm's history".into());
         format!(
             "release {} is {} at {} (revision {}). To bring it back to {} by the policy's procedure, run `helm safe-rollback {} --to {}`; {}. Migrations may have run: follow the vendor's downgrade procedure rather than a bare helm rollback.",

@@ -65,10 +65,7 @@ pub fn bad_request(result: Result<Plan, PlanError>) -> (String, String) {
 
 /// Step actions of a hop, as JSON names ("deploy", "verify", ...).
 pub fn actions(steps: &[Step]) -> Vec<String> {
-    steps
-        .iter()
-        .map(|s| serde_json::to_value(s).unwrap()["action"].as_str().unwrap().to_string())
-        .collect()
+    steps.iter().map(|s| serde_json::to_value(s).unwrap()["action"].as_str().unwrap().to_string()).collect()
 }
 
 pub fn run_argv<'a>(steps: &'a [Step], name: &str) -> &'a [String] {

@@ -52,8 +52,19 @@ impl Bed {
     pub fn install(&self, chart: &str, version: &str, values: &str) {
         let file = self.values_file(values);
         self.env.helm_ok(&[
-            "install", "bsr", &format!("demo/{chart}"), "--version", version, "--namespace", NS, "--create-namespace",
-            "-f", file.to_str().unwrap(), "--wait", "--timeout", "60s",
+            "install",
+            "bsr",
+            &format!("demo/{chart}"),
+            "--version",
+            version,
+            "--namespace",
+            NS,
+            "--create-namespace",
+            "-f",
+            file.to_str().unwrap(),
+            "--wait",
+            "--timeout",
+            "60s",
         ]);
     }
 
@@ -77,7 +88,8 @@ impl Bed {
     /// Run and check the exit code; returns (stdout, stderr).
     pub fn run_expect(&self, args: &[&str], code: i32) -> (String, String) {
         let out = self.run(args);
-        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+        let (stdout, stderr) =
+            (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
         assert_eq!(
             out.status.code(),
             Some(code),
@@ -94,7 +106,13 @@ impl Bed {
         v.as_array()
             .unwrap()
             .iter()
-            .map(|h| (h["revision"].as_u64().unwrap(), h["status"].as_str().unwrap().to_string(), h["chart"].as_str().unwrap().to_string()))
+            .map(|h| {
+                (
+                    h["revision"].as_u64().unwrap(),
+                    h["status"].as_str().unwrap().to_string(),
+                    h["chart"].as_str().unwrap().to_string(),
+                )
+            })
             .collect()
     }
 
@@ -117,7 +135,10 @@ impl Bed {
     }
 
     pub fn server_version_label(&self) -> String {
-        self.server()["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/version"].as_str().unwrap().to_string()
+        self.server()["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/version"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 }
 
@@ -186,14 +207,24 @@ impl Bed {
         let file = self.values_file(values);
         let mut args = vec!["install", "bsr", chart];
         args.extend_from_slice(extra);
-        args.extend_from_slice(&["--namespace", NS, "--create-namespace", "-f", file.to_str().unwrap(), "--wait", "--timeout", "60s"]);
+        args.extend_from_slice(&[
+            "--namespace",
+            NS,
+            "--create-namespace",
+            "-f",
+            file.to_str().unwrap(),
+            "--wait",
+            "--timeout",
+            "60s",
+        ]);
         self.helm_with_ok(envs, &args, None);
     }
 
     /// Run the tool with extra environment variables and check the exit code.
     pub fn run_env_expect(&self, envs: &[(&str, &str)], args: &[&str], code: i32) -> (String, String) {
         let out = self.tool().envs(envs.iter().copied()).args(args).output().expect("run helm-safe-upgrade");
-        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+        let (stdout, stderr) =
+            (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
         assert_eq!(
             out.status.code(),
             Some(code),
@@ -210,7 +241,11 @@ impl Bed {
         let path = self.env.dir().join("kubectl-bed");
         std::fs::write(
             &path,
-            format!("#!/bin/sh\nexec '{}' --kubeconfig '{}' \"$@\"\n", kubectl_path().display(), self.env.kubeconfig().display()),
+            format!(
+                "#!/bin/sh\nexec '{}' --kubeconfig '{}' \"$@\"\n",
+                kubectl_path().display(),
+                self.env.kubeconfig().display()
+            ),
         )
         .unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -234,7 +269,17 @@ impl Bed {
 
     /// `helm get values bsr --revision N -o json`.
     pub fn user_values_at(&self, revision: u64) -> Value {
-        let out = self.env.helm_ok(&["get", "values", "bsr", "--namespace", NS, "--revision", &revision.to_string(), "-o", "json"]);
+        let out = self.env.helm_ok(&[
+            "get",
+            "values",
+            "bsr",
+            "--namespace",
+            NS,
+            "--revision",
+            &revision.to_string(),
+            "-o",
+            "json",
+        ]);
         serde_json::from_str(&out).unwrap()
     }
 }

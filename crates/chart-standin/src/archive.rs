@@ -33,32 +33,20 @@ pub struct ChartArchive {
 impl ChartArchive {
     /// The chart name from `Chart.yaml`.
     pub fn name(&self) -> &str {
-        self.metadata
-            .get("name")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
+        self.metadata.get("name").and_then(|v| v.as_str()).unwrap_or_default()
     }
 
     /// The chart version from `Chart.yaml`.
     pub fn version(&self) -> &str {
-        self.metadata
-            .get("version")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
+        self.metadata.get("version").and_then(|v| v.as_str()).unwrap_or_default()
     }
 
     /// Reads a `.tgz` and its `Chart.yaml`.
     pub fn read(path: &Path) -> io::Result<ChartArchive> {
         let bytes = std::fs::read(path)?;
-        let (metadata, mtime) = read_chart_yaml(&bytes)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-        Ok(ChartArchive {
-            path: path.to_owned(),
-            digest: sha256_digest(&bytes),
-            bytes,
-            metadata,
-            mtime,
-        })
+        let (metadata, mtime) =
+            read_chart_yaml(&bytes).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        Ok(ChartArchive { path: path.to_owned(), digest: sha256_digest(&bytes), bytes, metadata, mtime })
     }
 
     /// Every `*.tgz` in `dir` that holds a readable chart, sorted by file name. Files
@@ -69,10 +57,7 @@ impl ChartArchive {
             .filter(|p| p.extension().is_some_and(|x| x == "tgz") && p.is_file())
             .collect();
         paths.sort();
-        Ok(paths
-            .iter()
-            .filter_map(|p| ChartArchive::read(p).ok())
-            .collect())
+        Ok(paths.iter().filter_map(|p| ChartArchive::read(p).ok()).collect())
     }
 }
 
@@ -83,19 +68,14 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
 
 /// Lower-case hex sha256.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Writes a chart archive: `files` are paths relative to the chart root (they are put
 /// under `<name>/`), written in sorted order, mode 0644, uid/gid 0, every mtime `mtime`,
 /// gzip header mtime 0. The same input always gives the same bytes.
 pub fn write_tgz(name: &str, files: &BTreeMap<String, Vec<u8>>, mtime: u64) -> io::Result<Vec<u8>> {
-    let gz = GzBuilder::new()
-        .mtime(0)
-        .write(Vec::new(), Compression::default());
+    let gz = GzBuilder::new().mtime(0).write(Vec::new(), Compression::default());
     let mut builder = tar::Builder::new(gz);
     builder.mode(tar::HeaderMode::Deterministic);
     for (rel, data) in files {
@@ -124,22 +104,15 @@ fn read_chart_yaml(tgz: &[u8]) -> io::Result<(serde_json::Map<String, serde_json
             let mtime = entry.header().mtime().unwrap_or(0);
             let mut text = String::new();
             entry.read_to_string(&mut text)?;
-            let value: serde_json::Value = yaml_serde::from_str(&text).map_err(|e| {
-                io::Error::new(io::ErrorKind::InvalidData, format!("Chart.yaml: {e}"))
-            })?;
+            let value: serde_json::Value = yaml_serde::from_str(&text)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("Chart.yaml: {e}")))?;
             return match value {
                 serde_json::Value::Object(map) => Ok((map, mtime)),
-                _ => Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "Chart.yaml is not a mapping",
-                )),
+                _ => Err(io::Error::new(io::ErrorKind::InvalidData, "Chart.yaml is not a mapping")),
             };
         }
     }
-    Err(io::Error::new(
-        io::ErrorKind::InvalidData,
-        "no <chart>/Chart.yaml in the archive",
-    ))
+    Err(io::Error::new(io::ErrorKind::InvalidData, "no <chart>/Chart.yaml in the archive"))
 }
 
 /// RFC 3339 UTC time (`2024-01-01T00:00:00Z`) for seconds since the epoch.
@@ -156,12 +129,7 @@ pub fn rfc3339(secs: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 #[cfg(test)]
@@ -178,10 +146,7 @@ mod tests {
     #[test]
     fn tgz_is_deterministic_and_readable() {
         let mut files = BTreeMap::new();
-        files.insert(
-            "Chart.yaml".to_owned(),
-            b"apiVersion: v2\nname: x\nversion: 1.2.3\n".to_vec(),
-        );
+        files.insert("Chart.yaml".to_owned(), b"apiVersion: v2\nname: x\nversion: 1.2.3\n".to_vec());
         files.insert("templates/a.yaml".to_owned(), b"a: 1\n".to_vec());
         let a = write_tgz("x", &files, 1_704_067_200).unwrap();
         let b = write_tgz("x", &files, 1_704_067_200).unwrap();

@@ -50,14 +50,11 @@ fn not_found(what: String) -> io::Error {
 
 fn versions_file(chart: &str) -> io::Result<VersionsFile> {
     let key = format!("{chart}/versions.yaml");
-    let (_, bytes) = FILES.iter().find(|(p, _)| *p == key).ok_or_else(|| {
-        not_found(format!(
-            "no fixture chart {chart:?} (known: {})",
-            CHARTS.join(", ")
-        ))
-    })?;
-    yaml_serde::from_slice(bytes)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{key}: {e}")))
+    let (_, bytes) = FILES
+        .iter()
+        .find(|(p, _)| *p == key)
+        .ok_or_else(|| not_found(format!("no fixture chart {chart:?} (known: {})", CHARTS.join(", "))))?;
+    yaml_serde::from_slice(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{key}: {e}")))
 }
 
 /// The versions of a fixture chart, in the order versions.yaml lists them (oldest first).
@@ -76,13 +73,8 @@ fn files(chart: &str, version: &str) -> io::Result<(BTreeMap<String, Vec<u8>>, u
         .find(|(_, v)| v.version == version)
         .ok_or_else(|| not_found(format!("fixture chart {chart} has no version {version}")))?;
     let prefix = format!("{chart}/chart/");
-    let mut files: BTreeMap<String, Vec<u8>> = FILES
-        .iter()
-        .filter_map(|(p, b)| {
-            p.strip_prefix(&prefix)
-                .map(|rel| (rel.to_owned(), b.to_vec()))
-        })
-        .collect();
+    let mut files: BTreeMap<String, Vec<u8>> =
+        FILES.iter().filter_map(|(p, b)| p.strip_prefix(&prefix).map(|rel| (rel.to_owned(), b.to_vec()))).collect();
     let chart_yaml = ChartYaml {
         api_version: "v2",
         name: chart,
@@ -127,10 +119,7 @@ pub fn package_version(chart: &str, version: &str, out_dir: &Path) -> io::Result
 
 /// Packages every version of one fixture chart into `out_dir`.
 pub fn package(chart: &str, out_dir: &Path) -> io::Result<Vec<PathBuf>> {
-    versions(chart)?
-        .iter()
-        .map(|v| package_version(chart, &v.version, out_dir))
-        .collect()
+    versions(chart)?.iter().map(|v| package_version(chart, &v.version, out_dir)).collect()
 }
 
 /// Packages every version of every fixture chart into `out_dir`.
@@ -167,18 +156,9 @@ mod tests {
             let vs = versions(chart).unwrap();
             assert!(vs.len() >= 6, "{chart} has {} versions", vs.len());
             for v in &vs {
-                assert!(
-                    semver::Version::parse(&v.version).is_ok(),
-                    "{chart} {}",
-                    v.version
-                );
+                assert!(semver::Version::parse(&v.version).is_ok(), "{chart} {}", v.version);
             }
-            assert!(
-                FILES
-                    .iter()
-                    .any(|(p, _)| *p == format!("{chart}/chart/values.yaml")),
-                "{chart}"
-            );
+            assert!(FILES.iter().any(|(p, _)| *p == format!("{chart}/chart/values.yaml")), "{chart}");
         }
         assert!(versions("nope").is_err());
     }
@@ -193,10 +173,7 @@ mod tests {
         assert_eq!(archive.name(), "bsr");
         assert_eq!(archive.version(), "1.1.0");
         assert_eq!(archive.metadata["apiVersion"], "v2");
-        assert_eq!(
-            archive.metadata["annotations"]["bsr.example/schema-version"],
-            "222"
-        );
+        assert_eq!(archive.metadata["annotations"]["bsr.example/schema-version"], "222");
         assert_eq!(archive.mtime, EPOCH + 2 * 86_400);
     }
 }

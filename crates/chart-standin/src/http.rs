@@ -36,10 +36,7 @@ impl Request {
 
     /// The first query parameter with this name.
     pub fn query(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -57,11 +54,7 @@ pub struct Response {
 impl Response {
     /// A response with a body and Content-Type.
     pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Response {
-        Response {
-            status,
-            headers: vec![("Content-Type".into(), content_type.into())],
-            body: body.into(),
-        }
+        Response { status, headers: vec![("Content-Type".into(), content_type.into())], body: body.into() }
     }
 
     /// Adds a header.
@@ -110,28 +103,19 @@ impl Server {
         let shutdown = Arc::new(AtomicBool::new(false));
         let log = Arc::new(Mutex::new(Vec::new()));
         let (sd, lg) = (shutdown.clone(), log.clone());
-        let accept = std::thread::Builder::new()
-            .name(format!("http-accept-{}", addr.port()))
-            .spawn(move || {
-                for stream in listener.incoming() {
-                    if sd.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Ok(stream) = stream else { continue };
-                    let (h, sd, lg) = (handler.clone(), sd.clone(), lg.clone());
-                    let _ = std::thread::Builder::new()
-                        .name("http-conn".into())
-                        .spawn(move || {
-                            let _ = serve_connection(stream, &*h, &sd, &lg);
-                        });
+        let accept = std::thread::Builder::new().name(format!("http-accept-{}", addr.port())).spawn(move || {
+            for stream in listener.incoming() {
+                if sd.load(Ordering::SeqCst) {
+                    break;
                 }
-            })?;
-        Ok(Server {
-            addr,
-            shutdown,
-            log,
-            accept: Some(accept),
-        })
+                let Ok(stream) = stream else { continue };
+                let (h, sd, lg) = (handler.clone(), sd.clone(), lg.clone());
+                let _ = std::thread::Builder::new().name("http-conn".into()).spawn(move || {
+                    let _ = serve_connection(stream, &*h, &sd, &lg);
+                });
+            }
+        })?;
+        Ok(Server { addr, shutdown, log, accept: Some(accept) })
     }
 
     pub(crate) fn addr(&self) -> SocketAddr {
@@ -155,10 +139,7 @@ impl Drop for Server {
 }
 
 fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
+    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
 }
 
 /// Reads one line (through `\n`), retrying on read timeouts until shutdown. `Ok(None)`
@@ -178,11 +159,7 @@ fn read_line(r: &mut BufReader<TcpStream>, shutdown: &AtomicBool) -> io::Result<
             Err(e) => return Err(e),
         }
     }
-    Ok(Some(
-        String::from_utf8_lossy(&buf)
-            .trim_end_matches(['\r', '\n'])
-            .to_owned(),
-    ))
+    Ok(Some(String::from_utf8_lossy(&buf).trim_end_matches(['\r', '\n']).to_owned()))
 }
 
 fn serve_connection(
@@ -219,10 +196,7 @@ fn serve_connection(
                 headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
             }
         }
-        let len: usize = headers
-            .get("content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+        let len: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
         let mut body = vec![0; len];
         let mut got = 0;
         while got < len {
@@ -234,28 +208,15 @@ fn serve_connection(
             }
         }
         let (path, query) = split_target(&target);
-        let close = headers
-            .get("connection")
-            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
-        let req = Request {
-            method,
-            path,
-            query,
-            headers,
-            body,
-        };
+        let close = headers.get("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        let req = Request { method, path, query, headers, body };
         let resp = handler(&req);
-        log.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(LoggedRequest {
-                method: req.method.clone(),
-                target,
-                auth_scheme: req
-                    .header("authorization")
-                    .and_then(|a| a.split_whitespace().next())
-                    .map(str::to_owned),
-                status: resp.status,
-            });
+        log.lock().unwrap_or_else(|e| e.into_inner()).push(LoggedRequest {
+            method: req.method.clone(),
+            target,
+            auth_scheme: req.header("authorization").and_then(|a| a.split_whitespace().next()).map(str::to_owned),
+            status: resp.status,
+        });
         let mut out = format!("HTTP/1.1 {} {}\r\n", resp.status, reason(resp.status));
         for (k, v) in &resp.headers {
             out.push_str(&format!("{k}: {v}\r\n"));
@@ -313,8 +274,7 @@ fn percent_decode(s: &str, plus_is_space: bool) -> String {
     while i < b.len() {
         match b[i] {
             b'%' if i + 2 < b.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
-                {
+                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16) {
                     Ok(v) => {
                         out.push(v);
                         i += 3;
@@ -335,9 +295,7 @@ fn percent_decode(s: &str, plus_is_space: bool) -> String {
 pub(crate) fn percent_encode(s: &str) -> String {
     s.bytes()
         .map(|c| match c {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (c as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (c as char).to_string(),
             _ => format!("%{c:02X}"),
         })
         .collect()
@@ -351,10 +309,7 @@ mod tests {
     fn targets_and_forms_decode() {
         let (p, q) = split_target("/v2/charts/bsr/tags/list?n=2&last=1.0.4");
         assert_eq!(p, "/v2/charts/bsr/tags/list");
-        assert_eq!(
-            q,
-            vec![("n".into(), "2".into()), ("last".into(), "1.0.4".into())]
-        );
+        assert_eq!(q, vec![("n".into(), "2".into()), ("last".into(), "1.0.4".into())]);
         let q = parse_form("scope=repository%3Acharts%2Fbsr%3Apull&x=a+b&y=%");
         assert_eq!(q[0].1, "repository:charts/bsr:pull");
         assert_eq!(q[1].1, "a b");

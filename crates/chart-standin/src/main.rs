@@ -7,9 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use chart_standin::{
-    ChartRepo, Credentials, OciAuth, OciOptions, OciRegistry, RepoOptions, fixtures,
-};
+use chart_standin::{ChartRepo, Credentials, OciAuth, OciOptions, OciRegistry, RepoOptions, fixtures};
 use clap::{Parser, ValueEnum};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -57,11 +55,7 @@ fn run(cli: Cli) -> std::io::Result<()> {
     std::fs::create_dir_all(&cli.charts_dir)?;
     if cli.package_fixtures {
         let written = fixtures::package_all(&cli.charts_dir)?;
-        eprintln!(
-            "chart-standin: packaged {} fixture charts into {}",
-            written.len(),
-            cli.charts_dir.display()
-        );
+        eprintln!("chart-standin: packaged {} fixture charts into {}", written.len(), cli.charts_dir.display());
     }
     let both = cli.repo_listen.is_none() && cli.oci_listen.is_none();
     let ephemeral = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -71,16 +65,9 @@ fn run(cli: Cli) -> std::io::Result<()> {
             let basic_auth = cli.repo_auth.then(|| creds.clone());
             let repo = ChartRepo::start(
                 &cli.charts_dir,
-                RepoOptions {
-                    listen: cli.repo_listen.or(Some(ephemeral)),
-                    basic_auth,
-                },
+                RepoOptions { listen: cli.repo_listen.or(Some(ephemeral)), basic_auth },
             )?;
-            eprintln!(
-                "chart-standin: repository {}{}",
-                repo.url(),
-                if cli.repo_auth { " (basic auth)" } else { "" }
-            );
+            eprintln!("chart-standin: repository {}{}", repo.url(), if cli.repo_auth { " (basic auth)" } else { "" });
             Some(repo)
         }
         _ => None,
@@ -99,19 +86,12 @@ fn run(cli: Cli) -> std::io::Result<()> {
                 ..OciOptions::default()
             };
             let oci = OciRegistry::start(&cli.charts_dir, options)?;
-            eprintln!(
-                "chart-standin: oci {} (auth: {:?})",
-                oci.reference("<chart>"),
-                cli.oci_auth
-            );
+            eprintln!("chart-standin: oci {} (auth: {:?})", oci.reference("<chart>"), cli.oci_auth);
             Some(oci)
         }
         _ => None,
     };
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ])?;
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])?;
     if let Some(sig) = signals.forever().next() {
         eprintln!("chart-standin: stopping on signal {sig}");
     }

@@ -72,12 +72,7 @@ impl OciOptions {
 
 impl Default for OciOptions {
     fn default() -> OciOptions {
-        OciOptions {
-            listen: None,
-            auth: OciAuth::None,
-            namespace: "charts".into(),
-            page_size: None,
-        }
+        OciOptions { listen: None, auth: OciAuth::None, namespace: "charts".into(), page_size: None }
     }
 }
 
@@ -108,11 +103,7 @@ impl OciRegistry {
             next_token: AtomicU64::new(1),
         });
         let server = Server::start(listen, Arc::new(move |req: &Request| state.handle(req)))?;
-        Ok(OciRegistry {
-            server,
-            dir,
-            namespace,
-        })
+        Ok(OciRegistry { server, dir, namespace })
     }
 
     /// `127.0.0.1:PORT`, as given to `helm registry login`.
@@ -154,15 +145,9 @@ impl Artifact {
     fn new(a: ChartArchive) -> Artifact {
         let config = serde_json::to_vec(&a.metadata).expect("JSON map serialises");
         let mut annotations = serde_json::Map::new();
-        annotations.insert(
-            "org.opencontainers.image.created".into(),
-            rfc3339(a.mtime).into(),
-        );
+        annotations.insert("org.opencontainers.image.created".into(), rfc3339(a.mtime).into());
         annotations.insert("org.opencontainers.image.title".into(), a.name().into());
-        annotations.insert(
-            "org.opencontainers.image.version".into(),
-            a.version().into(),
-        );
+        annotations.insert("org.opencontainers.image.version".into(), a.version().into());
         if let Some(d) = a.metadata.get("description") {
             annotations.insert("org.opencontainers.image.description".into(), d.clone());
         }
@@ -229,11 +214,7 @@ impl State {
         }
         let artifacts = self.artifacts(repo);
         if artifacts.is_empty() {
-            return error(
-                404,
-                "NAME_UNKNOWN",
-                &format!("repository {repo} not known to registry"),
-            );
+            return error(404, "NAME_UNKNOWN", &format!("repository {repo} not known to registry"));
         }
         match kind {
             "tags" => self.tags(req, repo, artifacts),
@@ -249,11 +230,7 @@ impl State {
                     Some(a) => Response::new(200, MANIFEST_MEDIA_TYPE, a.manifest.clone())
                         .header("Docker-Content-Digest", sha256_digest(&a.manifest))
                         .header("ETag", format!("\"{}\"", sha256_digest(&a.manifest))),
-                    None => error(
-                        404,
-                        "MANIFEST_UNKNOWN",
-                        &format!("manifest unknown: {repo}:{reference}"),
-                    ),
+                    None => error(404, "MANIFEST_UNKNOWN", &format!("manifest unknown: {repo}:{reference}")),
                 }
             }
             _ => {
@@ -299,10 +276,7 @@ impl State {
         {
             resp_tags.truncate(n);
             if let Some(last) = resp_tags.last() {
-                link = Some(format!(
-                    "</v2/{repo}/tags/list?n={n}&last={}>; rel=\"next\"",
-                    percent_encode(last)
-                ));
+                link = Some(format!("</v2/{repo}/tags/list?n={n}&last={}>; rel=\"next\"", percent_encode(last)));
             }
         }
         let body = json!({"name": repo, "tags": resp_tags});
@@ -323,22 +297,17 @@ impl State {
                     .header("WWW-Authenticate", "Basic realm=\"chart-standin registry\"")
             }),
             OciAuth::Bearer(_) => {
-                let token = header
-                    .and_then(|h| h.strip_prefix("Bearer "))
-                    .map(str::trim);
+                let token = header.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim);
                 let tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
-                let ok = token
-                    .and_then(|t| tokens.get(t))
-                    .is_some_and(|granted| match repo {
-                        None => true,
-                        Some(r) => granted.iter().any(|g| g == r),
-                    });
+                let ok = token.and_then(|t| tokens.get(t)).is_some_and(|granted| match repo {
+                    None => true,
+                    Some(r) => granted.iter().any(|g| g == r),
+                });
                 if ok {
                     return None;
                 }
                 let host = req.header("host").unwrap_or("127.0.0.1");
-                let mut challenge =
-                    format!("Bearer realm=\"http://{host}/token\",service=\"{TOKEN_SERVICE}\"");
+                let mut challenge = format!("Bearer realm=\"http://{host}/token\",service=\"{TOKEN_SERVICE}\"");
                 if let Some(r) = repo {
                     challenge.push_str(&format!(",scope=\"repository:{r}:pull\""));
                 }
@@ -358,11 +327,7 @@ impl State {
     /// credentials get a token without access (as real registries do); wrong ones 401.
     fn token(&self, req: &Request) -> Response {
         let OciAuth::Bearer(creds) = &self.options.auth else {
-            return error(
-                404,
-                "NOT_FOUND",
-                "no token service (auth mode is not bearer)",
-            );
+            return error(404, "NOT_FOUND", "no token service (auth mode is not bearer)");
         };
         let (params, given) = match req.method.as_str() {
             "GET" => (req.query.clone(), parse_basic(req.header("authorization"))),
@@ -370,11 +335,7 @@ impl State {
                 let form = parse_form(&String::from_utf8_lossy(&req.body));
                 let get = |k: &str| form.iter().find(|(fk, _)| fk == k).map(|(_, v)| v.clone());
                 if get("grant_type").as_deref() != Some("password") {
-                    return Response::new(
-                        400,
-                        "application/json",
-                        r#"{"error":"unsupported_grant_type"}"#,
-                    );
+                    return Response::new(400, "application/json", r#"{"error":"unsupported_grant_type"}"#);
                 }
                 let given = get("username").zip(get("password"));
                 (form, given)
@@ -403,22 +364,14 @@ impl State {
                 }
             }
             Some(_) => {
-                return error(401, "UNAUTHORIZED", "invalid username or password").header(
-                    "WWW-Authenticate",
-                    "Basic realm=\"chart-standin token service\"",
-                );
+                return error(401, "UNAUTHORIZED", "invalid username or password")
+                    .header("WWW-Authenticate", "Basic realm=\"chart-standin token service\"");
             }
             None => {}
         }
         let n = self.next_token.fetch_add(1, Ordering::SeqCst);
-        let token = format!(
-            "cs-{n}-{}",
-            &sha256_hex(format!("{n}:{granted:?}").as_bytes())[..16]
-        );
-        self.tokens
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(token.clone(), granted);
+        let token = format!("cs-{n}-{}", &sha256_hex(format!("{n}:{granted:?}").as_bytes())[..16]);
+        self.tokens.lock().unwrap_or_else(|e| e.into_inner()).insert(token.clone(), granted);
         let body = json!({"token": token, "access_token": token, "expires_in": 300, "issued_at": rfc3339(0)});
         Response::new(200, "application/json", body.to_string())
     }

@@ -27,10 +27,7 @@ pub struct Credentials {
 impl Credentials {
     /// Credentials from anything string-like.
     pub fn new(user: impl Into<String>, password: impl Into<String>) -> Credentials {
-        Credentials {
-            user: user.into(),
-            password: password.into(),
-        }
+        Credentials { user: user.into(), password: password.into() }
     }
 
     /// Whether an `Authorization` header carries exactly these credentials as Basic.
@@ -45,9 +42,7 @@ pub(crate) fn parse_basic(header: Option<&str>) -> Option<(String, String)> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(value.trim())
-        .ok()?;
+    let raw = base64::engine::general_purpose::STANDARD.decode(value.trim()).ok()?;
     let text = String::from_utf8(raw).ok()?;
     let (u, p) = text.split_once(':')?;
     Some((u.to_owned(), p.to_owned()))
@@ -74,10 +69,7 @@ impl ChartRepo {
         let (dir, listen) = served_dir(dir.into(), options.listen)?;
         let d = dir.clone();
         let auth = options.basic_auth.clone();
-        let server = Server::start(
-            listen,
-            Arc::new(move |req: &Request| handle(&d, auth.as_ref(), req)),
-        )?;
+        let server = Server::start(listen, Arc::new(move |req: &Request| handle(&d, auth.as_ref(), req)))?;
         Ok(ChartRepo { server, dir })
     }
 
@@ -106,10 +98,8 @@ fn handle(dir: &Path, auth: Option<&Credentials>, req: &Request) -> Response {
     if let Some(creds) = auth
         && !creds.matches_basic(req.header("authorization"))
     {
-        return Response::new(401, "text/plain; charset=utf-8", "unauthorized\n").header(
-            "WWW-Authenticate",
-            "Basic realm=\"chart-standin repository\"",
-        );
+        return Response::new(401, "text/plain; charset=utf-8", "unauthorized\n")
+            .header("WWW-Authenticate", "Basic realm=\"chart-standin repository\"");
     }
     if req.method != "GET" && req.method != "HEAD" {
         return Response::new(405, "text/plain; charset=utf-8", "read-only repository\n");
@@ -121,10 +111,7 @@ fn handle(dir: &Path, auth: Option<&Credentials>, req: &Request) -> Response {
             Err(e) => Response::new(500, "text/plain; charset=utf-8", format!("{e}\n")),
         };
     }
-    let file_ok = name.ends_with(".tgz")
-        && !name.contains('/')
-        && !name.contains("..")
-        && !name.starts_with('.');
+    let file_ok = name.ends_with(".tgz") && !name.contains('/') && !name.contains("..") && !name.starts_with('.');
     if file_ok && let Ok(bytes) = std::fs::read(dir.join(name)) {
         return Response::new(200, "application/gzip", bytes);
     }
@@ -141,23 +128,12 @@ pub fn index_yaml(dir: &Path) -> io::Result<String> {
     let mut newest = 0;
     for a in &archives {
         let mut entry = a.metadata.clone();
-        let file = a
-            .path
-            .file_name()
-            .and_then(|f| f.to_str())
-            .unwrap_or_default()
-            .to_owned();
+        let file = a.path.file_name().and_then(|f| f.to_str()).unwrap_or_default().to_owned();
         entry.insert("urls".into(), serde_json::json!([file]));
         entry.insert("created".into(), rfc3339(a.mtime).into());
-        entry.insert(
-            "digest".into(),
-            a.digest.trim_start_matches("sha256:").into(),
-        );
+        entry.insert("digest".into(), a.digest.trim_start_matches("sha256:").into());
         newest = newest.max(a.mtime);
-        entries
-            .entry(a.name().to_owned())
-            .or_default()
-            .push((semver_key::Key::new(a.version()), entry.into()));
+        entries.entry(a.name().to_owned()).or_default().push((semver_key::Key::new(a.version()), entry.into()));
     }
     let entries: serde_json::Map<String, serde_json::Value> = entries
         .into_iter()
@@ -187,9 +163,7 @@ pub(crate) mod semver_key {
 
     impl Key {
         pub(crate) fn new(v: &str) -> Key {
-            semver::Version::parse(v)
-                .map(Key::Semver)
-                .unwrap_or_else(|_| Key::Other(v.to_owned()))
+            semver::Version::parse(v).map(Key::Semver).unwrap_or_else(|_| Key::Other(v.to_owned()))
         }
     }
 }
@@ -200,14 +174,8 @@ mod tests {
 
     #[test]
     fn basic_header_parses() {
-        let h = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode("alice:s3:cret")
-        );
-        assert_eq!(
-            parse_basic(Some(&h)),
-            Some(("alice".into(), "s3:cret".into()))
-        );
+        let h = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("alice:s3:cret"));
+        assert_eq!(parse_basic(Some(&h)), Some(("alice".into(), "s3:cret".into())));
         assert!(Credentials::new("alice", "s3:cret").matches_basic(Some(&h)));
         assert!(!Credentials::new("alice", "other").matches_basic(Some(&h)));
         assert_eq!(parse_basic(Some("Bearer abc")), None);
@@ -219,20 +187,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         crate::fixtures::package("coder", dir.path()).unwrap();
         std::fs::write(dir.path().join("junk.tgz"), b"not a chart").unwrap();
-        let index: serde_json::Value =
-            yaml_serde::from_str(&index_yaml(dir.path()).unwrap()).unwrap();
+        let index: serde_json::Value = yaml_serde::from_str(&index_yaml(dir.path()).unwrap()).unwrap();
         assert_eq!(index["apiVersion"], "v1");
         let list = index["entries"]["coder"].as_array().unwrap();
-        let versions: Vec<_> = list
-            .iter()
-            .map(|e| e["version"].as_str().unwrap())
-            .collect();
-        assert_eq!(
-            versions,
-            [
-                "3.0.0", "2.17.2", "2.16.0", "2.15.1", "2.15.0", "2.14.3", "2.14.0"
-            ]
-        );
+        let versions: Vec<_> = list.iter().map(|e| e["version"].as_str().unwrap()).collect();
+        assert_eq!(versions, ["3.0.0", "2.17.2", "2.16.0", "2.15.1", "2.15.0", "2.14.3", "2.14.0"]);
         assert_eq!(list[0]["urls"][0], "coder-3.0.0.tgz");
         assert_eq!(list[0]["digest"].as_str().unwrap().len(), 64);
         assert_eq!(index["entries"].as_object().unwrap().len(), 1);

@@ -6,9 +6,7 @@ use std::io::Write;
 use std::process::Stdio;
 use std::time::Duration;
 
-use chart_standin::{
-    ChartRepo, Credentials, OciAuth, OciOptions, OciRegistry, RepoOptions, fixtures,
-};
+use chart_standin::{ChartRepo, Credentials, OciAuth, OciOptions, OciRegistry, RepoOptions, fixtures};
 use kube_standin::testing::{HelmEnv, HelmVersion};
 use kube_standin::{Options, StandIn};
 use serde_json::Value;
@@ -28,80 +26,44 @@ fn packaged() -> tempfile::TempDir {
 }
 
 fn standin() -> StandIn {
-    StandIn::start(Options {
-        ready_delay: Duration::ZERO,
-        ..Options::default()
-    })
-    .unwrap()
+    StandIn::start(Options { ready_delay: Duration::ZERO, ..Options::default() }).unwrap()
 }
 
 fn app_version(chart: &str, version: &str) -> String {
-    fixtures::versions(chart)
-        .unwrap()
-        .into_iter()
-        .find(|v| v.version == version)
-        .unwrap()
-        .app_version
+    fixtures::versions(chart).unwrap().into_iter().find(|v| v.version == version).unwrap().app_version
 }
 
 fn pod_version(obj: &Value) -> &str {
-    obj["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/version"]
-        .as_str()
-        .unwrap_or_default()
+    obj["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/version"].as_str().unwrap_or_default()
 }
 
 fn image(obj: &Value) -> &str {
-    obj["spec"]["template"]["spec"]["containers"][0]["image"]
-        .as_str()
-        .unwrap_or_default()
+    obj["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap_or_default()
 }
 
 fn env_value<'a>(obj: &'a Value, name: &str) -> Option<&'a str> {
-    obj["spec"]["template"]["spec"]["containers"][0]["env"]
-        .as_array()?
-        .iter()
-        .find(|e| e["name"] == name)?["value"]
+    obj["spec"]["template"]["spec"]["containers"][0]["env"].as_array()?.iter().find(|e| e["name"] == name)?["value"]
         .as_str()
 }
 
 fn login(env: &HelmEnv, host: &str, user: &str, password: &str) {
     let mut child = env
         .command(env.helm_bin())
-        .args([
-            "registry",
-            "login",
-            host,
-            "-u",
-            user,
-            "--password-stdin",
-            "--plain-http",
-        ])
+        .args(["registry", "login", host, "-u", user, "--password-stdin", "--plain-http"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(password.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(password.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{} registry login: {}",
-        env.version.as_str(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{} registry login: {}", env.version.as_str(), String::from_utf8_lossy(&out.stderr));
 }
 
 /// The stored workload runs `version` of `chart`: pods labelled with the chart version,
 /// the image of its app version.
 fn workload_runs(kube: &StandIn, plural: &str, name: &str, chart: &str, version: &str, ctx: &str) {
-    let obj = kube
-        .get("apps/v1", plural, Some("default"), name)
-        .unwrap_or_else(|| panic!("{ctx}: no {plural} {name}"));
+    let obj = kube.get("apps/v1", plural, Some("default"), name).unwrap_or_else(|| panic!("{ctx}: no {plural} {name}"));
     assert_eq!(pod_version(&obj), version, "{ctx}: pod version label");
     assert!(image(&obj).contains(&app_version(chart, version)), "{ctx}: image {}", image(&obj));
 }
@@ -126,43 +88,22 @@ fn install_and_upgrade_all(
         env.helm_ok(&args);
         workload_runs(kube, plural, &name, chart, from, &format!("{ctx}: after install"));
 
-        let mut args = vec![
-            "upgrade",
-            chart,
-            r.as_str(),
-            "--version",
-            to,
-            "--reuse-values",
-        ];
+        let mut args = vec!["upgrade", chart, r.as_str(), "--version", to, "--reuse-values"];
         args.extend(extra);
         env.helm_ok(&args);
         workload_runs(kube, plural, &name, chart, to, &format!("{ctx}: after upgrade"));
 
         let list: Vec<Value> = serde_json::from_str(&env.helm_ok(&["list", "-o", "json"])).unwrap();
-        let rel = list
-            .iter()
-            .find(|r| r["name"] == chart)
-            .unwrap_or_else(|| panic!("{ctx}: not in {list:?}"));
+        let rel = list.iter().find(|r| r["name"] == chart).unwrap_or_else(|| panic!("{ctx}: not in {list:?}"));
         assert_eq!(rel["chart"], format!("{chart}-{to}"), "{ctx}");
         assert_eq!(rel["revision"], "2", "{ctx}");
         assert_eq!(rel["status"], "deployed", "{ctx}");
     }
     // Hooks ran: the bsr migration Job for the new schema, the sourcegraph migrator.
-    let job = kube
-        .get("batch/v1", "jobs", Some("default"), "bsr-migrate")
-        .expect("bsr-migrate Job");
-    assert_eq!(
-        job["spec"]["template"]["spec"]["containers"][0]["args"][2], "222",
-        "helm {v} {how}"
-    );
-    let job = kube
-        .get("batch/v1", "jobs", Some("default"), "sourcegraph-migrator")
-        .expect("sourcegraph-migrator Job");
-    assert!(
-        image(&job).ends_with("migrator:5.1.8"),
-        "helm {v} {how}: {}",
-        image(&job)
-    );
+    let job = kube.get("batch/v1", "jobs", Some("default"), "bsr-migrate").expect("bsr-migrate Job");
+    assert_eq!(job["spec"]["template"]["spec"]["containers"][0]["args"][2], "222", "helm {v} {how}");
+    let job = kube.get("batch/v1", "jobs", Some("default"), "sourcegraph-migrator").expect("sourcegraph-migrator Job");
+    assert!(image(&job).ends_with("migrator:5.1.8"), "helm {v} {how}: {}", image(&job));
 }
 
 #[test]
@@ -212,7 +153,8 @@ fn install_and_upgrade_from_oci_with_basic_auth() {
 
 #[test]
 fn install_and_upgrade_from_oci_with_bearer_tokens() {
-    let reg = install_after_login(OciAuth::Bearer(Credentials::new("bob", "t0ken-pass")), "bob", "t0ken-pass", "oci+bearer");
+    let reg =
+        install_after_login(OciAuth::Bearer(Credentials::new("bob", "t0ken-pass")), "bob", "t0ken-pass", "oci+bearer");
     assert!(reg.requests().iter().any(|r| r.target.starts_with("/token") && r.status == 200));
 }
 #[test]
@@ -225,40 +167,23 @@ fn bsr_maintenance_and_value_carry_over_on_the_cluster() {
         let env = HelmEnv::new(&kube, version);
         env.helm_ok(&["repo", "add", "fx", &repo.url()]);
         env.helm_ok(&[
-            "install", "bsr", "fx/bsr", "--version", "1.0.4",
-            "--set", "extraEnv[0].name=FOO,extraEnv[0].value=bar,postgres.password=hunter2,config.features.remotePlugins=true",
-        ]);
-        let get = || {
-            kube.get("apps/v1", "deployments", Some("default"), "bsr-server")
-                .unwrap()
-        };
-        assert_eq!(
-            env_value(&get(), "BSR_MAINTENANCE"),
-            Some("false"),
-            "helm {v}"
-        );
-
-        // Maintenance on, same version (the BSR multi-minor upgrade procedure, step 1).
-        env.helm_ok(&[
-            "upgrade",
+            "install",
             "bsr",
             "fx/bsr",
             "--version",
             "1.0.4",
-            "--reuse-values",
             "--set",
-            "maintenance=true",
+            "extraEnv[0].name=FOO,extraEnv[0].value=bar,postgres.password=hunter2,config.features.remotePlugins=true",
         ]);
+        let get = || kube.get("apps/v1", "deployments", Some("default"), "bsr-server").unwrap();
+        assert_eq!(env_value(&get(), "BSR_MAINTENANCE"), Some("false"), "helm {v}");
+
+        // Maintenance on, same version (the BSR multi-minor upgrade procedure, step 1).
+        env.helm_ok(&["upgrade", "bsr", "fx/bsr", "--version", "1.0.4", "--reuse-values", "--set", "maintenance=true"]);
         let d = get();
         assert_eq!(env_value(&d, "BSR_MAINTENANCE"), Some("true"), "helm {v}");
-        assert_eq!(
-            d["spec"]["template"]["metadata"]["labels"]["bsr.example/maintenance"], "true",
-            "helm {v}"
-        );
-        assert_eq!(
-            d["metadata"]["annotations"]["bsr.example/maintenance"], "true",
-            "helm {v}"
-        );
+        assert_eq!(d["spec"]["template"]["metadata"]["labels"]["bsr.example/maintenance"], "true", "helm {v}");
+        assert_eq!(d["metadata"]["annotations"]["bsr.example/maintenance"], "true", "helm {v}");
 
         // Jump to 1.3.2 with maintenance off; user values carried over.
         env.helm_ok(&[
@@ -274,41 +199,14 @@ fn bsr_maintenance_and_value_carry_over_on_the_cluster() {
         let d = get();
         assert_eq!(pod_version(&d), "1.3.2", "helm {v}");
         assert_eq!(env_value(&d, "BSR_MAINTENANCE"), Some("false"), "helm {v}");
-        assert!(
-            d["spec"]["template"]["metadata"]["labels"]
-                .get("bsr.example/maintenance")
-                .is_none(),
-            "helm {v}"
-        );
-        assert_eq!(
-            env_value(&d, "FOO"),
-            Some("bar"),
-            "helm {v}: extraEnv list carried over"
-        );
-        let secret = kube
-            .get("v1", "secrets", Some("default"), "bsr-postgres")
-            .unwrap();
-        assert_eq!(
-            secret["data"]["password"], "aHVudGVyMg==",
-            "helm {v}: base64(hunter2)"
-        );
-        let cm = kube
-            .get("v1", "configmaps", Some("default"), "bsr-config")
-            .unwrap();
-        assert!(
-            cm["data"]["config.yaml"]
-                .as_str()
-                .unwrap()
-                .contains("remotePlugins: true"),
-            "helm {v}: {cm}"
-        );
-        let job = kube
-            .get("batch/v1", "jobs", Some("default"), "bsr-migrate")
-            .unwrap();
-        assert_eq!(
-            job["spec"]["template"]["spec"]["containers"][0]["args"][2], "255",
-            "helm {v}"
-        );
+        assert!(d["spec"]["template"]["metadata"]["labels"].get("bsr.example/maintenance").is_none(), "helm {v}");
+        assert_eq!(env_value(&d, "FOO"), Some("bar"), "helm {v}: extraEnv list carried over");
+        let secret = kube.get("v1", "secrets", Some("default"), "bsr-postgres").unwrap();
+        assert_eq!(secret["data"]["password"], "aHVudGVyMg==", "helm {v}: base64(hunter2)");
+        let cm = kube.get("v1", "configmaps", Some("default"), "bsr-config").unwrap();
+        assert!(cm["data"]["config.yaml"].as_str().unwrap().contains("remotePlugins: true"), "helm {v}: {cm}");
+        let job = kube.get("batch/v1", "jobs", Some("default"), "bsr-migrate").unwrap();
+        assert_eq!(job["spec"]["template"]["spec"]["containers"][0]["args"][2], "255", "helm {v}");
 
         // A failing migration hook (failure injection from values) stops the upgrade
         // before the server Deployment changes.
@@ -322,22 +220,9 @@ fn bsr_maintenance_and_value_carry_over_on_the_cluster() {
             "--set",
             "migration.imageTag=broken",
         ]);
-        assert!(
-            !out.status.success(),
-            "helm {v}: upgrade with a broken migration hook succeeded"
-        );
-        assert_eq!(
-            pod_version(&get()),
-            "1.3.2",
-            "helm {v}: server changed despite the failed hook"
-        );
-        let job = kube
-            .get("batch/v1", "jobs", Some("default"), "bsr-migrate")
-            .unwrap();
-        assert!(
-            image(&job).ends_with(":broken"),
-            "helm {v}: {}",
-            image(&job)
-        );
+        assert!(!out.status.success(), "helm {v}: upgrade with a broken migration hook succeeded");
+        assert_eq!(pod_version(&get()), "1.3.2", "helm {v}: server changed despite the failed hook");
+        let job = kube.get("batch/v1", "jobs", Some("default"), "bsr-migrate").unwrap();
+        assert!(image(&job).ends_with(":broken"), "helm {v}: {}", image(&job));
     }
 }

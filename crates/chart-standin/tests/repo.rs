@@ -21,10 +21,7 @@ fn search_versions(helm: &Helm, chart: &str, devel: bool) -> Vec<String> {
     let out = helm.ok(&args);
     let rows: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
     // search is a substring match; keep exact names only (helm-facts §3.6).
-    rows.iter()
-        .filter(|r| r["name"] == name)
-        .map(|r| r["version"].as_str().unwrap().to_owned())
-        .collect()
+    rows.iter().filter(|r| r["name"] == name).map(|r| r["version"].as_str().unwrap().to_owned()).collect()
 }
 
 #[test]
@@ -49,15 +46,10 @@ fn search_lists_every_version_newest_first_prereleases_only_with_devel() {
         }
         let devel = search_versions(&helm, "bsr", true);
         assert_eq!(devel[..2], ["2.0.0", "1.5.0-rc.1"], "helm {}", helm.version);
-        assert!(
-            !search_versions(&helm, "bsr", false).contains(&"1.5.0-rc.1".to_owned()),
-            "helm {}",
-            helm.version
-        );
+        assert!(!search_versions(&helm, "bsr", false).contains(&"1.5.0-rc.1".to_owned()), "helm {}", helm.version);
         // app_version comes through the index.
         let rows: Vec<serde_json::Value> =
-            serde_json::from_str(&helm.ok(&["search", "repo", "fx/generic-app", "-o", "json"]))
-                .unwrap();
+            serde_json::from_str(&helm.ok(&["search", "repo", "fx/generic-app", "-o", "json"])).unwrap();
         assert_eq!(rows[0]["version"], "2.0.0", "helm {}", helm.version);
         assert_eq!(rows[0]["app_version"], "4.0.0", "helm {}", helm.version);
     }
@@ -70,53 +62,28 @@ fn pull_and_show_chart_from_the_repository() {
     for helm in helms() {
         helm.ok(&["repo", "add", "fx", &repo.url()]);
         let out = helm.scratch("pull");
-        helm.ok(&[
-            "pull",
-            "fx/bsr",
-            "--version",
-            "1.1.9",
-            "-d",
-            out.to_str().unwrap(),
-        ]);
+        helm.ok(&["pull", "fx/bsr", "--version", "1.1.9", "-d", out.to_str().unwrap()]);
         let pulled = std::fs::read(out.join("bsr-1.1.9.tgz")).unwrap();
-        assert_eq!(
-            pulled,
-            fixtures::chart_tgz("bsr", "1.1.9").unwrap(),
-            "helm {}: pulled bytes",
-            helm.version
-        );
+        assert_eq!(pulled, fixtures::chart_tgz("bsr", "1.1.9").unwrap(), "helm {}: pulled bytes", helm.version);
 
         let shown: serde_json::Value =
-            yaml_serde::from_str(&helm.ok(&["show", "chart", "fx/bsr", "--version", "1.1.9"]))
-                .unwrap();
+            yaml_serde::from_str(&helm.ok(&["show", "chart", "fx/bsr", "--version", "1.1.9"])).unwrap();
         assert_eq!(shown["version"], "1.1.9", "helm {}", helm.version);
         assert_eq!(shown["apiVersion"], "v2", "helm {}", helm.version);
-        assert_eq!(
-            shown["annotations"]["bsr.example/schema-version"], "222",
-            "helm {}",
-            helm.version
-        );
+        assert_eq!(shown["annotations"]["bsr.example/schema-version"], "222", "helm {}", helm.version);
 
         // No version: the newest stable one.
-        let shown: serde_json::Value =
-            yaml_serde::from_str(&helm.ok(&["show", "chart", "fx/sourcegraph"])).unwrap();
+        let shown: serde_json::Value = yaml_serde::from_str(&helm.ok(&["show", "chart", "fx/sourcegraph"])).unwrap();
         assert_eq!(shown["version"], "6.0.0", "helm {}", helm.version);
-        let shown: serde_json::Value =
-            yaml_serde::from_str(&helm.ok(&["show", "chart", "fx/bsr", "--devel"])).unwrap();
+        let shown: serde_json::Value = yaml_serde::from_str(&helm.ok(&["show", "chart", "fx/bsr", "--devel"])).unwrap();
         assert_eq!(shown["version"], "2.0.0", "helm {}", helm.version);
 
         let err = helm.fails(&["show", "chart", "fx/bsr", "--version", "9.9.9"]);
         assert!(err.contains("9.9.9"), "helm {}: {err}", helm.version);
     }
     let reqs = repo.requests();
-    assert!(
-        reqs.iter()
-            .any(|r| r.target == "/index.yaml" && r.status == 200)
-    );
-    assert!(
-        reqs.iter()
-            .any(|r| r.target == "/bsr-1.1.9.tgz" && r.status == 200)
-    );
+    assert!(reqs.iter().any(|r| r.target == "/index.yaml" && r.status == 200));
+    assert!(reqs.iter().any(|r| r.target == "/bsr-1.1.9.tgz" && r.status == 200));
 }
 
 #[test]
@@ -126,23 +93,13 @@ fn new_packages_show_up_after_repo_update() {
     let repo = ChartRepo::start(dir.path(), RepoOptions::default()).unwrap();
     for helm in helms() {
         helm.ok(&["repo", "add", "fx", &repo.url()]);
-        assert_eq!(
-            search_versions(&helm, "coder", false),
-            ["2.14.0"],
-            "helm {}",
-            helm.version
-        );
+        assert_eq!(search_versions(&helm, "coder", false), ["2.14.0"], "helm {}", helm.version);
     }
     fixtures::package_version("coder", "2.15.1", dir.path()).unwrap();
     for helm in helms() {
         helm.ok(&["repo", "add", "fx", &repo.url()]);
         helm.ok(&["repo", "update", "fx"]);
-        assert_eq!(
-            search_versions(&helm, "coder", false),
-            ["2.15.1", "2.14.0"],
-            "helm {}",
-            helm.version
-        );
+        assert_eq!(search_versions(&helm, "coder", false), ["2.15.1", "2.14.0"], "helm {}", helm.version);
     }
 }
 
@@ -150,60 +107,15 @@ fn new_packages_show_up_after_repo_update() {
 fn basic_auth_is_required_when_configured() {
     let dir = packaged();
     let creds = Credentials::new("alice", "s3cret");
-    let repo = ChartRepo::start(
-        dir.path(),
-        RepoOptions {
-            basic_auth: Some(creds),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let repo = ChartRepo::start(dir.path(), RepoOptions { basic_auth: Some(creds), ..Default::default() }).unwrap();
     for helm in helms() {
         let err = helm.fails(&["repo", "add", "fx", &repo.url()]);
-        assert!(
-            err.contains("401") || err.to_lowercase().contains("unauthorized"),
-            "helm {}: {err}",
-            helm.version
-        );
-        helm.fails(&[
-            "repo",
-            "add",
-            "fx",
-            &repo.url(),
-            "--username",
-            "alice",
-            "--password",
-            "wrong",
-        ]);
-        helm.ok(&[
-            "repo",
-            "add",
-            "fx",
-            &repo.url(),
-            "--username",
-            "alice",
-            "--password",
-            "s3cret",
-        ]);
-        assert_eq!(
-            search_versions(&helm, "coder", false),
-            expected_versions("coder", false),
-            "helm {}",
-            helm.version
-        );
+        assert!(err.contains("401") || err.to_lowercase().contains("unauthorized"), "helm {}: {err}", helm.version);
+        helm.fails(&["repo", "add", "fx", &repo.url(), "--username", "alice", "--password", "wrong"]);
+        helm.ok(&["repo", "add", "fx", &repo.url(), "--username", "alice", "--password", "s3cret"]);
+        assert_eq!(search_versions(&helm, "coder", false), expected_versions("coder", false), "helm {}", helm.version);
         let out = helm.scratch("pull");
-        helm.ok(&[
-            "pull",
-            "fx/coder",
-            "--version",
-            "2.15.0",
-            "-d",
-            out.to_str().unwrap(),
-        ]);
-        assert!(
-            out.join("coder-2.15.0.tgz").is_file(),
-            "helm {}",
-            helm.version
-        );
+        helm.ok(&["pull", "fx/coder", "--version", "2.15.0", "-d", out.to_str().unwrap()]);
+        assert!(out.join("coder-2.15.0.tgz").is_file(), "helm {}", helm.version);
     }
 }

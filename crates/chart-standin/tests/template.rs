@@ -24,10 +24,7 @@ fn find<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
 }
 
 fn env<'a>(workload: &'a Value, var: &str) -> Option<&'a Value> {
-    workload["spec"]["template"]["spec"]["containers"][0]["env"]
-        .as_array()?
-        .iter()
-        .find(|e| e["name"] == var)
+    workload["spec"]["template"]["spec"]["containers"][0]["env"].as_array()?.iter().find(|e| e["name"] == var)
 }
 
 /// Checks every rendered object is well-formed; returns the workloads checked.
@@ -35,12 +32,8 @@ fn check_objects(docs: &[Value], chart: &str, version: &str, ctx: &str) -> usize
     let mut workloads = 0;
     assert!(docs.len() >= 3, "{ctx}: only {} objects", docs.len());
     for d in docs {
-        let kind = d["kind"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{ctx}: no kind in {d}"));
-        let api = d["apiVersion"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{ctx}: no apiVersion in {d}"));
+        let kind = d["kind"].as_str().unwrap_or_else(|| panic!("{ctx}: no kind in {d}"));
+        let api = d["apiVersion"].as_str().unwrap_or_else(|| panic!("{ctx}: no apiVersion in {d}"));
         let expected_api = match kind {
             "Deployment" | "StatefulSet" => "apps/v1",
             "Job" => "batch/v1",
@@ -51,58 +44,29 @@ fn check_objects(docs: &[Value], chart: &str, version: &str, ctx: &str) -> usize
         assert_eq!(api, expected_api, "{ctx}: {kind}");
         let name = d["metadata"]["name"].as_str().unwrap();
         assert!(name.starts_with("rel-"), "{ctx}: {kind} {name}");
-        assert_eq!(
-            d["metadata"]["labels"]["helm.sh/chart"],
-            format!("{chart}-{version}"),
-            "{ctx}: {kind} {name}"
-        );
+        assert_eq!(d["metadata"]["labels"]["helm.sh/chart"], format!("{chart}-{version}"), "{ctx}: {kind} {name}");
         if matches!(kind, "Deployment" | "StatefulSet" | "Job") {
-            let pod_labels = d["spec"]["template"]["metadata"]["labels"]
-                .as_object()
-                .unwrap();
-            assert_eq!(
-                pod_labels["app.kubernetes.io/version"], version,
-                "{ctx}: {kind} {name} pod version label"
-            );
-            assert_eq!(
-                pod_labels["helm.sh/chart"],
-                format!("{chart}-{version}"),
-                "{ctx}: {kind} {name}"
-            );
-            let containers = d["spec"]["template"]["spec"]["containers"]
-                .as_array()
-                .unwrap();
-            assert!(
-                !containers.is_empty() && containers[0]["image"].is_string(),
-                "{ctx}: {kind} {name}"
-            );
+            let pod_labels = d["spec"]["template"]["metadata"]["labels"].as_object().unwrap();
+            assert_eq!(pod_labels["app.kubernetes.io/version"], version, "{ctx}: {kind} {name} pod version label");
+            assert_eq!(pod_labels["helm.sh/chart"], format!("{chart}-{version}"), "{ctx}: {kind} {name}");
+            let containers = d["spec"]["template"]["spec"]["containers"].as_array().unwrap();
+            assert!(!containers.is_empty() && containers[0]["image"].is_string(), "{ctx}: {kind} {name}");
         }
         if matches!(kind, "Deployment" | "StatefulSet") {
             workloads += 1;
-            let pod_labels = d["spec"]["template"]["metadata"]["labels"]
-                .as_object()
-                .unwrap();
+            let pod_labels = d["spec"]["template"]["metadata"]["labels"].as_object().unwrap();
             let selector = d["spec"]["selector"]["matchLabels"].as_object().unwrap();
             assert!(!selector.is_empty(), "{ctx}: {name} empty selector");
             for (k, v) in selector {
-                assert_eq!(
-                    pod_labels.get(k),
-                    Some(v),
-                    "{ctx}: {kind} {name} selector {k} does not match pod labels"
-                );
-                assert_ne!(
-                    k, "app.kubernetes.io/version",
-                    "{ctx}: version in an immutable selector"
-                );
+                assert_eq!(pod_labels.get(k), Some(v), "{ctx}: {kind} {name} selector {k} does not match pod labels");
+                assert_ne!(k, "app.kubernetes.io/version", "{ctx}: version in an immutable selector");
             }
         }
         if kind == "Service" {
             let selector = d["spec"]["selector"].as_object().unwrap();
             let matched = docs.iter().any(|w| {
                 matches!(w["kind"].as_str(), Some("Deployment" | "StatefulSet"))
-                    && selector
-                        .iter()
-                        .all(|(k, v)| w["spec"]["template"]["metadata"]["labels"][k] == *v)
+                    && selector.iter().all(|(k, v)| w["spec"]["template"]["metadata"]["labels"][k] == *v)
             });
             assert!(matched, "{ctx}: Service {name} selects no workload");
         }
@@ -119,21 +83,12 @@ fn every_fixture_version_renders_valid_objects() {
                 let tgz = fixtures::package_version(chart, &v.version, dir.path()).unwrap();
                 let ctx = format!("helm {} {chart} {}", helm.version, v.version);
                 let docs = template(&helm, tgz.to_str().unwrap(), &[]);
-                assert_eq!(
-                    check_objects(&docs, chart, &v.version, &ctx),
-                    1,
-                    "{ctx}: one workload"
-                );
+                assert_eq!(check_objects(&docs, chart, &v.version, &ctx), 1, "{ctx}: one workload");
                 let images: Vec<&str> = docs
                     .iter()
-                    .filter_map(|d| {
-                        d["spec"]["template"]["spec"]["containers"][0]["image"].as_str()
-                    })
+                    .filter_map(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].as_str())
                     .collect();
-                assert!(
-                    images.iter().all(|i| i.contains(&v.app_version)),
-                    "{ctx}: images {images:?} lack appVersion"
-                );
+                assert!(images.iter().all(|i| i.contains(&v.app_version)), "{ctx}: images {images:?} lack appVersion");
             }
         }
     }
@@ -148,77 +103,33 @@ fn bsr_maintenance_migration_and_values() {
         let ctx = format!("helm {}", helm.version);
         let off = template(&helm, tgz, &[]);
         let on = template(&helm, tgz, &["maintenance=true"]);
-        let (d_off, d_on) = (
-            find(&off, "Deployment", "rel-server"),
-            find(&on, "Deployment", "rel-server"),
-        );
+        let (d_off, d_on) = (find(&off, "Deployment", "rel-server"), find(&on, "Deployment", "rel-server"));
         assert_ne!(d_off, d_on, "{ctx}: maintenance changes nothing");
-        assert_eq!(
-            env(d_off, "BSR_MAINTENANCE").unwrap()["value"],
-            "false",
-            "{ctx}"
-        );
-        assert_eq!(
-            env(d_on, "BSR_MAINTENANCE").unwrap()["value"],
-            "true",
-            "{ctx}"
-        );
-        assert_eq!(
-            d_on["spec"]["template"]["metadata"]["labels"]["bsr.example/maintenance"], "true",
-            "{ctx}"
-        );
-        assert!(
-            d_off["spec"]["template"]["metadata"]["labels"]
-                .get("bsr.example/maintenance")
-                .is_none(),
-            "{ctx}"
-        );
-        assert_eq!(
-            d_on["metadata"]["annotations"]["bsr.example/maintenance"], "true",
-            "{ctx}"
-        );
+        assert_eq!(env(d_off, "BSR_MAINTENANCE").unwrap()["value"], "false", "{ctx}");
+        assert_eq!(env(d_on, "BSR_MAINTENANCE").unwrap()["value"], "true", "{ctx}");
+        assert_eq!(d_on["spec"]["template"]["metadata"]["labels"]["bsr.example/maintenance"], "true", "{ctx}");
+        assert!(d_off["spec"]["template"]["metadata"]["labels"].get("bsr.example/maintenance").is_none(), "{ctx}");
+        assert_eq!(d_on["metadata"]["annotations"]["bsr.example/maintenance"], "true", "{ctx}");
 
         let job = find(&off, "Job", "rel-migrate");
-        assert_eq!(
-            job["metadata"]["annotations"]["helm.sh/hook"], "pre-install,pre-upgrade",
-            "{ctx}"
-        );
-        assert_eq!(
-            job["metadata"]["annotations"]["helm.sh/hook-delete-policy"], "before-hook-creation",
-            "{ctx}"
-        );
+        assert_eq!(job["metadata"]["annotations"]["helm.sh/hook"], "pre-install,pre-upgrade", "{ctx}");
+        assert_eq!(job["metadata"]["annotations"]["helm.sh/hook-delete-policy"], "before-hook-creation", "{ctx}");
         let c = &job["spec"]["template"]["spec"]["containers"][0];
         assert_eq!(c["image"], "registry.example/bufbuild/bufd:1.2.6", "{ctx}");
-        assert_eq!(
-            c["args"],
-            serde_json::json!(["migrate", "--to-schema", "240"]),
-            "{ctx}"
-        );
+        assert_eq!(c["args"], serde_json::json!(["migrate", "--to-schema", "240"]), "{ctx}");
 
         let secret = find(&off, "Secret", "rel-postgres");
-        assert_eq!(
-            secret["data"]["password"], "Y2hhbmdlbWU=",
-            "{ctx}: base64(changeme)"
-        );
+        assert_eq!(secret["data"]["password"], "Y2hhbmdlbWU=", "{ctx}: base64(changeme)");
 
         // Lists and nested maps from values come through.
         let custom = template(
             &helm,
             tgz,
-            &[
-                "extraEnv[0].name=FOO",
-                "extraEnv[0].value=bar",
-                "postgres.host=db.internal",
-                "ingress.enabled=true",
-            ],
+            &["extraEnv[0].name=FOO", "extraEnv[0].value=bar", "postgres.host=db.internal", "ingress.enabled=true"],
         );
         let d = find(&custom, "Deployment", "rel-server");
         assert_eq!(env(d, "FOO").unwrap()["value"], "bar", "{ctx}");
-        assert_eq!(
-            env(d, "BSR_POSTGRES_HOST").unwrap()["value"],
-            "db.internal",
-            "{ctx}"
-        );
+        assert_eq!(env(d, "BSR_POSTGRES_HOST").unwrap()["value"], "db.internal", "{ctx}");
         let ing = find(&custom, "Ingress", "rel-server");
         assert_eq!(ing["spec"]["rules"][0]["host"], "bsr.example.com", "{ctx}");
     }
@@ -229,31 +140,11 @@ fn broken_images_can_be_injected_from_values() {
     let dir = tempfile::tempdir().unwrap();
     // (chart, version, --set, names of the objects whose image must contain "broken")
     let cases: [(&str, &str, &str, &[&str]); 6] = [
-        (
-            "bsr",
-            "1.0.4",
-            "image.tag=broken",
-            &["rel-server", "rel-migrate"],
-        ),
+        ("bsr", "1.0.4", "image.tag=broken", &["rel-server", "rel-migrate"]),
         // Only the bsr migration Job; the server keeps its image.
-        (
-            "bsr",
-            "1.0.4",
-            "migration.imageTag=broken",
-            &["rel-migrate"],
-        ),
-        (
-            "sourcegraph",
-            "5.0.6",
-            "sourcegraph.image.defaultTag=broken",
-            &["rel-frontend", "rel-migrator"],
-        ),
-        (
-            "sourcegraph",
-            "5.0.6",
-            "migrator.image.tag=broken",
-            &["rel-migrator"],
-        ),
+        ("bsr", "1.0.4", "migration.imageTag=broken", &["rel-migrate"]),
+        ("sourcegraph", "5.0.6", "sourcegraph.image.defaultTag=broken", &["rel-frontend", "rel-migrator"]),
+        ("sourcegraph", "5.0.6", "migrator.image.tag=broken", &["rel-migrator"]),
         ("coder", "2.14.3", "coder.image.tag=broken", &["rel-coder"]),
         ("generic-app", "1.5.2", "image.tag=broken", &["rel-app"]),
     ];
@@ -263,8 +154,7 @@ fn broken_images_can_be_injected_from_values() {
             let docs = template(&helm, tgz.to_str().unwrap(), &[set]);
             let mut seen = Vec::new();
             for d in &docs {
-                let Some(image) = d["spec"]["template"]["spec"]["containers"][0]["image"].as_str()
-                else {
+                let Some(image) = d["spec"]["template"]["spec"]["containers"][0]["image"].as_str() else {
                     continue;
                 };
                 let name = d["metadata"]["name"].as_str().unwrap();

@@ -162,9 +162,10 @@ fn commit(
             m.remove("deletionTimestamp");
         }
         if rt.status
-            && let Some(m) = new.as_object_mut() {
-                m.remove("status");
-            }
+            && let Some(m) = new.as_object_mut()
+        {
+            m.remove("status");
+        }
         defaults::apply_defaults(rt, &mut new, &mut st.alloc);
         if new.get("spec").is_some() {
             new["metadata"]["generation"] = 1.into();
@@ -181,8 +182,10 @@ fn commit(
     };
     let key = ObjKey::new(rt, ns, &name);
     if let Some(rv) = new.pointer("/metadata/resourceVersion").and_then(Value::as_str)
-        && !rv.is_empty() && Some(rv) != old.pointer("/metadata/resourceVersion").and_then(Value::as_str) {
-            return Err(ApiError::new(
+        && !rv.is_empty()
+        && Some(rv) != old.pointer("/metadata/resourceVersion").and_then(Value::as_str)
+    {
+        return Err(ApiError::new(
                 409,
                 "Conflict",
                 format!(
@@ -191,7 +194,7 @@ fn commit(
                 ),
             )
             .about(rt, &name));
-        }
+    }
     for field in ["uid", "creationTimestamp", "generation", "resourceVersion"] {
         match old["metadata"].get(field) {
             Some(v) => new["metadata"][field] = v.clone(),
@@ -230,13 +233,20 @@ fn commit(
 }
 
 /// POST to a collection.
-pub fn create(st: &mut State, rt: &ResourceType, ns: &str, mut body: Value, ctx: &WriteCtx) -> Result<(u16, Value), ApiError> {
+pub fn create(
+    st: &mut State,
+    rt: &ResourceType,
+    ns: &str,
+    mut body: Value,
+    ctx: &WriteCtx,
+) -> Result<(u16, Value), ApiError> {
     let name = body.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
     if name.is_empty()
-        && let Some(prefix) = body.pointer("/metadata/generateName").and_then(Value::as_str) {
-            let suffix = st.new_uid();
-            body["metadata"]["name"] = format!("{prefix}{}", &suffix[suffix.len() - 5..]).into();
-        }
+        && let Some(prefix) = body.pointer("/metadata/generateName").and_then(Value::as_str)
+    {
+        let suffix = st.new_uid();
+        body["metadata"]["name"] = format!("{prefix}{}", &suffix[suffix.len() - 5..]).into();
+    }
     commit(st, rt, ns, body, None, Some(&ctx.manager))
 }
 
@@ -286,11 +296,22 @@ pub fn update(
 }
 
 /// Writes a new status, bypassing the status preservation of main-resource writes.
-fn write_status(st: &mut State, rt: &ResourceType, ns: &str, old: &Value, new: Value) -> Result<(u16, Value), ApiError> {
+fn write_status(
+    st: &mut State,
+    rt: &ResourceType,
+    ns: &str,
+    old: &Value,
+    new: Value,
+) -> Result<(u16, Value), ApiError> {
     if let Some(rv) = new.pointer("/metadata/resourceVersion").and_then(Value::as_str)
-        && Some(rv) != old.pointer("/metadata/resourceVersion").and_then(Value::as_str) {
-            return Err(ApiError::new(409, "Conflict", "the object has been modified; please apply your changes to the latest version and try again"));
-        }
+        && Some(rv) != old.pointer("/metadata/resourceVersion").and_then(Value::as_str)
+    {
+        return Err(ApiError::new(
+            409,
+            "Conflict",
+            "the object has been modified; please apply your changes to the latest version and try again",
+        ));
+    }
     if new == *old {
         return Ok((200, new));
     }
@@ -390,7 +411,13 @@ pub fn patch(
 }
 
 /// DELETE of one object; dependents go too unless `propagationPolicy` is Orphan.
-pub fn delete(st: &mut State, rt: &ResourceType, ns: &str, name: &str, options: &Value) -> Result<(u16, Value), ApiError> {
+pub fn delete(
+    st: &mut State,
+    rt: &ResourceType,
+    ns: &str,
+    name: &str,
+    options: &Value,
+) -> Result<(u16, Value), ApiError> {
     let key = ObjKey::new(rt, ns, name);
     if st.get(&key).is_none() {
         return Err(ApiError::not_found(rt, name));
@@ -421,10 +448,12 @@ mod tests {
         assert_eq!(create(&mut st, rt, "default", d.clone(), &ctx("helm")).unwrap_err().code, 409);
         assert_eq!(create(&mut st, rt, "nope", d.clone(), &ctx("helm")).unwrap_err().code, 404);
         let p = json!({"spec": {"replicas": 3}});
-        let (_, obj) = patch(&mut st, rt, "default", "d", PatchType::Strategic, &p, None, &ctx("kubectl-patch")).unwrap();
+        let (_, obj) =
+            patch(&mut st, rt, "default", "d", PatchType::Strategic, &p, None, &ctx("kubectl-patch")).unwrap();
         assert_eq!(obj["metadata"]["generation"], 2);
         // Same patch again: no-op, same resourceVersion.
-        let (_, again) = patch(&mut st, rt, "default", "d", PatchType::Strategic, &p, None, &ctx("kubectl-patch")).unwrap();
+        let (_, again) =
+            patch(&mut st, rt, "default", "d", PatchType::Strategic, &p, None, &ctx("kubectl-patch")).unwrap();
         assert_eq!(again["metadata"]["resourceVersion"], obj["metadata"]["resourceVersion"]);
         // Stale resourceVersion.
         let mut stale = obj.clone();
@@ -451,7 +480,9 @@ mod tests {
         let j = json!({"metadata": {"name": "j"}, "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "x"}]}}}, "status": {"succeeded": 9}});
         let (_, obj) = create(&mut st, rt, "default", j, &ctx("helm")).unwrap();
         assert!(obj.get("status").is_none(), "status is not taken from a create");
-        let (_, obj) = update(&mut st, rt, "default", "j", json!({"status": {"succeeded": 1}}), Some("status"), &ctx("c")).unwrap();
+        let (_, obj) =
+            update(&mut st, rt, "default", "j", json!({"status": {"succeeded": 1}}), Some("status"), &ctx("c"))
+                .unwrap();
         assert_eq!(obj["status"]["succeeded"], 1);
         let mut body = obj.clone();
         body["status"] = json!({});

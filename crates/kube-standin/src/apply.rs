@@ -54,8 +54,15 @@ fn skipped(path: &[String], field: &str) -> bool {
         [] => matches!(field, "apiVersion" | "kind" | "status"),
         [m] if m == "f:metadata" => matches!(
             field,
-            "name" | "namespace" | "uid" | "resourceVersion" | "generation" | "creationTimestamp"
-                | "managedFields" | "selfLink" | "deletionTimestamp"
+            "name"
+                | "namespace"
+                | "uid"
+                | "resourceVersion"
+                | "generation"
+                | "creationTimestamp"
+                | "managedFields"
+                | "selfLink"
+                | "deletionTimestamp"
         ),
         _ => false,
     }
@@ -105,10 +112,7 @@ pub fn get_path<'a>(v: &'a Value, path: &[String]) -> Option<&'a Value> {
             cur = cur.as_object()?.get(f)?;
         } else {
             let names = names_of(&path[..i]);
-            cur = cur
-                .as_array()?
-                .iter()
-                .find(|e| elem_key(&names, e).as_deref() == Some(seg.as_str()))?;
+            cur = cur.as_array()?.iter().find(|e| elem_key(&names, e).as_deref() == Some(seg.as_str()))?;
         }
     }
     Some(cur)
@@ -124,8 +128,7 @@ fn remove_path(v: &mut Value, path: &[String]) {
             cur.as_object_mut().and_then(|m| m.get_mut(f))
         } else {
             let names = names_of(&parent_path[..i]);
-            cur.as_array_mut()
-                .and_then(|a| a.iter_mut().find(|e| elem_key(&names, e).as_deref() == Some(seg.as_str())))
+            cur.as_array_mut().and_then(|a| a.iter_mut().find(|e| elem_key(&names, e).as_deref() == Some(seg.as_str())))
         };
         match next {
             Some(n) => cur = n,
@@ -229,12 +232,8 @@ pub fn apply(
             set.retain(|p| render(p) != c.path);
         }
     }
-    let others: FieldSet = managers
-        .0
-        .iter()
-        .filter(|(m, _)| *m != manager)
-        .flat_map(|(_, s)| s.iter().cloned())
-        .collect();
+    let others: FieldSet =
+        managers.0.iter().filter(|(m, _)| *m != manager).flat_map(|(_, s)| s.iter().cloned()).collect();
     let mut result = live.cloned().unwrap_or_else(|| Value::Object(Map::new()));
     if let Some(prev) = managers.0.get(manager) {
         for p in prev.difference(&new_set) {
@@ -304,7 +303,14 @@ mod tests {
                 {"name": "web", "image": "nginx", "env": env, "ports": [{"containerPort": port}]}]}}}})
         };
         let mut m = Managers::default();
-        let mut live = apply(None, &dep(json!([{"name": "A", "value": "1"}, {"name": "EXTRA", "value": "2"}]), 80), "helm", &mut m, false).unwrap();
+        let mut live = apply(
+            None,
+            &dep(json!([{"name": "A", "value": "1"}, {"name": "EXTRA", "value": "2"}]), 80),
+            "helm",
+            &mut m,
+            false,
+        )
+        .unwrap();
         // The server defaults a field nobody applied; apply must keep it.
         live["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = "Always".into();
         let v2 = apply(Some(&live), &dep(json!([{"name": "A", "value": "1"}]), 8080), "helm", &mut m, false).unwrap();
@@ -337,16 +343,22 @@ mod tests {
         // Forcing takes ownership.
         let v = apply(Some(&scaled), &dep(2, false), "helm", &mut m, true).unwrap();
         assert_eq!(v["spec"]["replicas"], 2);
-        assert!(!m.0.get("kubectl-patch").is_some_and(|s| s.contains(&vec!["f:spec".to_string(), "f:replicas".to_string()])));
+        assert!(
+            !m.0.get("kubectl-patch")
+                .is_some_and(|s| s.contains(&vec!["f:spec".to_string(), "f:replicas".to_string()]))
+        );
     }
 
     #[test]
     fn service_ports_are_keyed_by_port_and_protocol() {
         let svc = |ports: Value| json!({"spec": {"ports": ports}});
         let mut m = Managers::default();
-        let live = apply(None, &svc(json!([{"port": 53, "protocol": "UDP"}, {"port": 53}])), "helm", &mut m, false).unwrap();
+        let live =
+            apply(None, &svc(json!([{"port": 53, "protocol": "UDP"}, {"port": 53}])), "helm", &mut m, false).unwrap();
         assert_eq!(live["spec"]["ports"].as_array().unwrap().len(), 2);
-        let v = apply(Some(&live), &svc(json!([{"port": 53, "protocol": "TCP", "name": "tcp"}])), "helm", &mut m, false).unwrap();
+        let v =
+            apply(Some(&live), &svc(json!([{"port": 53, "protocol": "TCP", "name": "tcp"}])), "helm", &mut m, false)
+                .unwrap();
         assert_eq!(v["spec"]["ports"], json!([{"port": 53, "protocol": "TCP", "name": "tcp"}]));
     }
 }

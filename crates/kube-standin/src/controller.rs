@@ -23,11 +23,7 @@ fn rt(api_version: &str, plural: &str) -> &'static ResourceType {
 /// Whether any container of a pod template/spec runs an image containing `broken`.
 fn broken(pod_spec: &Value) -> bool {
     ["containers", "initContainers"].iter().any(|k| {
-        pod_spec[*k]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|c| c["image"].as_str().is_some_and(|i| i.contains("broken")))
+        pod_spec[*k].as_array().into_iter().flatten().any(|c| c["image"].as_str().is_some_and(|i| i.contains("broken")))
     })
 }
 
@@ -38,9 +34,7 @@ fn hash(v: &Value) -> String {
         h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
     }
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    (0..10)
-        .map(|i| ALPHABET[((h >> (i * 6)) % ALPHABET.len() as u64) as usize] as char)
-        .collect()
+    (0..10).map(|i| ALPHABET[((h >> (i * 6)) % ALPHABET.len() as u64) as usize] as char).collect()
 }
 
 fn owner_ref(owner: &Value) -> Value {
@@ -328,11 +322,8 @@ fn statefulset(st: &mut State, ns: &str, mut sts: Value) {
     }
     sync_pods(st, ns, &sts, &tpl, &names, ("controller-revision-hash", &revision));
     let ready = if is_broken { 0 } else { replicas };
-    let current = if is_broken {
-        sts["status"]["currentRevision"].as_str().unwrap_or("").to_string()
-    } else {
-        revision.clone()
-    };
+    let current =
+        if is_broken { sts["status"]["currentRevision"].as_str().unwrap_or("").to_string() } else { revision.clone() };
     sts["status"] = json!({"observedGeneration": sts["metadata"]["generation"], "replicas": replicas,
         "readyReplicas": ready, "currentReplicas": ready, "updatedReplicas": ready, "availableReplicas": ready,
         "currentRevision": current, "updateRevision": revision, "collisionCount": 0});
@@ -367,9 +358,7 @@ fn job(st: &mut State, ns: &str, mut job: Value) {
         return;
     }
     let t = now();
-    let cond = |ty: &str, reason: &str, message: &str| {
-        json!({"type": ty, "status": "True", "lastProbeTime": t, "lastTransitionTime": t, "reason": reason, "message": message})
-    };
+    let cond = |ty: &str, reason: &str, message: &str| json!({"type": ty, "status": "True", "lastProbeTime": t, "lastTransitionTime": t, "reason": reason, "message": message});
     job["status"] = if broken(&job["spec"]["template"]["spec"]) {
         json!({"startTime": t, "failed": 1, "active": 0, "ready": 0, "terminating": 0, "uncountedTerminatedPods": {},
             "conditions": [cond("FailureTarget", "BackoffLimitExceeded", "Job has reached the specified backoff limit"),
@@ -388,8 +377,7 @@ fn bare_pod(st: &mut State, ns: &str, mut pod: Value) {
         return;
     }
     let spec = &pod["spec"];
-    let run_once = spec["restartPolicy"] != "Always"
-        || pod.pointer("/metadata/annotations/helm.sh~1hook").is_some();
+    let run_once = spec["restartPolicy"] != "Always" || pod.pointer("/metadata/annotations/helm.sh~1hook").is_some();
     let phase = match (run_once, broken(spec)) {
         (true, false) => "Succeeded",
         (true, true) => "Failed",

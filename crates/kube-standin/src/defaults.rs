@@ -318,7 +318,9 @@ pub fn validate(rt: &ResourceType, obj: &Value) -> Result<(), String> {
         return Err("metadata.name: Required value: name or generateName is required".into());
     }
     if name.len() > 253 || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.') {
-        return Err(format!("metadata.name: Invalid value: {name:?}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'"));
+        return Err(format!(
+            "metadata.name: Invalid value: {name:?}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'"
+        ));
     }
     if matches!(rt.kind, "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet") {
         let sel = crate::selectors::LabelSelector::from_object(&obj["spec"]["selector"]);
@@ -326,7 +328,9 @@ pub fn validate(rt: &ResourceType, obj: &Value) -> Result<(), String> {
         match sel {
             None => return Err("spec.selector: Required value".into()),
             Some(s) if !s.matches(&labels) => {
-                return Err("spec.template.metadata.labels: Invalid value: `selector` does not match template `labels`".into());
+                return Err(
+                    "spec.template.metadata.labels: Invalid value: `selector` does not match template `labels`".into(),
+                );
             }
             Some(_) => {}
         }
@@ -371,7 +375,10 @@ mod tests {
         let mut alloc = Allocator::default();
         let mut s = json!({"metadata": {"name": "s"}, "stringData": {"a": "hi"}});
         apply_defaults(lookup("v1", "secrets").unwrap(), &mut s, &mut alloc);
-        assert_eq!(s, json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "type": "Opaque", "data": {"a": "aGk="}}));
+        assert_eq!(
+            s,
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "type": "Opaque", "data": {"a": "aGk="}})
+        );
         let mut j = json!({"metadata": {"name": "j", "uid": "u1"}, "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "busybox"}], "restartPolicy": "Never"}}}});
         apply_defaults(lookup("batch/v1", "jobs").unwrap(), &mut j, &mut alloc);
         assert_eq!(j["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"], "u1");

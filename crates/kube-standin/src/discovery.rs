@@ -32,8 +32,10 @@ fn aggregated_resource(r: &ResourceType) -> Value {
         subs.push(json!({"subresource": "status", "responseKind": kind, "verbs": ["get", "patch", "update"]}));
     }
     if r.scale {
-        subs.push(json!({"subresource": "scale", "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"},
-            "verbs": ["get", "patch", "update"]}));
+        subs.push(
+            json!({"subresource": "scale", "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"},
+            "verbs": ["get", "patch", "update"]}),
+        );
     }
     let mut v = json!({"resource": r.plural, "responseKind": kind,
         "scope": if r.namespaced { "Namespaced" } else { "Cluster" }, "singularResource": r.singular, "verbs": VERBS});
@@ -43,7 +45,10 @@ fn aggregated_resource(r: &ResourceType) -> Value {
     if !subs.is_empty() {
         v["subresources"] = subs.into();
     }
-    if matches!(r.kind, "Pod" | "Service" | "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" | "CronJob") {
+    if matches!(
+        r.kind,
+        "Pod" | "Service" | "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" | "CronJob"
+    ) {
         v["categories"] = json!(["all"]);
     }
     v
@@ -144,7 +149,8 @@ pub fn openapi_doc(group: &str, version: &str) -> Option<Value> {
     ]);
     for r in resources_of(group, version) {
         let gvk = json!({"group": r.group, "version": r.version, "kind": r.kind});
-        let schema_name = format!("io.k8s.standin.{}.{}.{}", if r.group.is_empty() { "core" } else { r.group }, r.version, r.kind);
+        let schema_name =
+            format!("io.k8s.standin.{}.{}.{}", if r.group.is_empty() { "core" } else { r.group }, r.version, r.kind);
         schemas.insert(
             schema_name.clone(),
             json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true, "x-kubernetes-group-version-kind": [gvk]}),
@@ -165,9 +171,11 @@ pub fn openapi_doc(group: &str, version: &str) -> Option<Value> {
         if r.namespaced {
             let ns = json!([{"name": "namespace", "in": "path", "required": true, "schema": {"type": "string"}}]);
             coll["parameters"] = ns.clone();
-            item["parameters"] = json!([ns[0], {"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}]);
+            item["parameters"] =
+                json!([ns[0], {"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}]);
         } else {
-            item["parameters"] = json!([{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}]);
+            item["parameters"] =
+                json!([{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}]);
         }
         paths.insert(format!("{base}/{{name}}"), item);
         paths.insert(base, coll);
@@ -214,7 +222,12 @@ mod tests {
         assert_eq!(patch["x-kubernetes-group-version-kind"]["kind"], "Deployment");
         assert!(patch["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "fieldValidation"));
         let root = openapi_root();
-        assert!(root["paths"]["apis/apps/v1"]["serverRelativeURL"].as_str().unwrap().starts_with("/openapi/v3/apis/apps/v1?hash="));
+        assert!(
+            root["paths"]["apis/apps/v1"]["serverRelativeURL"]
+                .as_str()
+                .unwrap()
+                .starts_with("/openapi/v3/apis/apps/v1?hash=")
+        );
         assert!(openapi_doc("nope", "v1").is_none());
     }
 
@@ -222,7 +235,13 @@ mod tests {
     fn aggregated_discovery_lists_core_and_groups_apart() {
         let core = aggregated(true);
         assert_eq!(core["items"].as_array().unwrap().len(), 1);
-        let pods = core["items"][0]["versions"][0]["resources"].as_array().unwrap().iter().find(|r| r["resource"] == "pods").unwrap().clone();
+        let pods = core["items"][0]["versions"][0]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["resource"] == "pods")
+            .unwrap()
+            .clone();
         assert_eq!(pods["scope"], "Namespaced");
         let groups = aggregated(false);
         assert!(groups["items"].as_array().unwrap().iter().any(|g| g["metadata"]["name"] == "apps"));

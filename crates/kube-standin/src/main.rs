@@ -27,7 +27,11 @@ struct Cli {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let opts = Options { listen: cli.listen, ready_delay: Duration::from_millis(cli.ready_delay), log_requests: cli.log_requests };
+    let opts = Options {
+        listen: cli.listen,
+        ready_delay: Duration::from_millis(cli.ready_delay),
+        log_requests: cli.log_requests,
+    };
     let standin = match StandIn::start(opts) {
         Ok(s) => s,
         Err(e) => {

@@ -22,8 +22,9 @@ pub fn merge_key(path: &[String]) -> Option<&'static str> {
     let parent = path.len().checked_sub(2).map(|i| path[i].as_str()).unwrap_or("");
     let in_container = matches!(parent, "containers" | "initContainers" | "ephemeralContainers");
     Some(match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "volumes" | "imagePullSecrets"
-        | "resourceClaims" => "name",
+        "containers" | "initContainers" | "ephemeralContainers" | "volumes" | "imagePullSecrets" | "resourceClaims" => {
+            "name"
+        }
         "env" if in_container => "name",
         "ports" if in_container => "containerPort",
         // Service ports; NetworkPolicy and Ingress ports are atomic.
@@ -47,10 +48,7 @@ fn is_directive(k: &str) -> bool {
 fn clean(v: &Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
-            m.iter()
-                .filter(|(k, v)| !is_directive(k) && !v.is_null())
-                .map(|(k, v)| (k.clone(), clean(v)))
-                .collect(),
+            m.iter().filter(|(k, v)| !is_directive(k) && !v.is_null()).map(|(k, v)| (k.clone(), clean(v))).collect(),
         ),
         Value::Array(a) => Value::Array(a.iter().map(clean).collect()),
         other => other.clone(),
@@ -159,11 +157,7 @@ fn key_of<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
 fn merge_list(target: &mut Value, patch: &[Value], key: &str, path: &mut Vec<String>) {
     let items = target.as_array_mut().expect("target is a list");
     if patch.iter().any(|p| key_of(p, "$patch").and_then(Value::as_str) == Some("replace")) {
-        *items = patch
-            .iter()
-            .filter(|p| key_of(p, "$patch").is_none())
-            .map(clean)
-            .collect();
+        *items = patch.iter().filter(|p| key_of(p, "$patch").is_none()).map(clean).collect();
         return;
     }
     for p in patch {

@@ -21,11 +21,7 @@ pub struct ResourceType {
 impl ResourceType {
     /// `v1` for the core group, `group/version` otherwise.
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() {
-            self.version.to_string()
-        } else {
-            format!("{}/{}", self.group, self.version)
-        }
+        if self.group.is_empty() { self.version.to_string() } else { format!("{}/{}", self.group, self.version) }
     }
 
     /// The store's key for this type, e.g. `apps/v1/deployments`.
@@ -35,11 +31,7 @@ impl ResourceType {
 
     /// `deployments.apps`, as used in Status messages.
     pub fn qualified(&self) -> String {
-        if self.group.is_empty() {
-            self.plural.to_string()
-        } else {
-            format!("{}.{}", self.plural, self.group)
-        }
+        if self.group.is_empty() { self.plural.to_string() } else { format!("{}.{}", self.plural, self.group) }
     }
 }
 
@@ -67,7 +59,17 @@ pub static RESOURCES: &[ResourceType] = &[
     rt!("", "v1", "configmaps", "configmap", "ConfigMap", true, &["cm"], false, false),
     rt!("", "v1", "secrets", "secret", "Secret", true, &[], false, false),
     rt!("", "v1", "namespaces", "namespace", "Namespace", false, &["ns"], true, false),
-    rt!("", "v1", "persistentvolumeclaims", "persistentvolumeclaim", "PersistentVolumeClaim", true, &["pvc"], true, false),
+    rt!(
+        "",
+        "v1",
+        "persistentvolumeclaims",
+        "persistentvolumeclaim",
+        "PersistentVolumeClaim",
+        true,
+        &["pvc"],
+        true,
+        false
+    ),
     rt!("", "v1", "persistentvolumes", "persistentvolume", "PersistentVolume", false, &["pv"], true, false),
     rt!("", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", true, &["sa"], false, false),
     rt!("", "v1", "endpoints", "endpoints", "Endpoints", true, &["ep"], false, false),
@@ -82,23 +84,71 @@ pub static RESOURCES: &[ResourceType] = &[
     rt!("apps", "v1", "controllerrevisions", "controllerrevision", "ControllerRevision", true, &[], false, false),
     rt!("batch", "v1", "jobs", "job", "Job", true, &[], true, false),
     rt!("batch", "v1", "cronjobs", "cronjob", "CronJob", true, &["cj"], true, false),
-    rt!("autoscaling", "v2", "horizontalpodautoscalers", "horizontalpodautoscaler", "HorizontalPodAutoscaler", true, &["hpa"], true, false),
-    rt!("policy", "v1", "poddisruptionbudgets", "poddisruptionbudget", "PodDisruptionBudget", true, &["pdb"], true, false),
+    rt!(
+        "autoscaling",
+        "v2",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        "HorizontalPodAutoscaler",
+        true,
+        &["hpa"],
+        true,
+        false
+    ),
+    rt!(
+        "policy",
+        "v1",
+        "poddisruptionbudgets",
+        "poddisruptionbudget",
+        "PodDisruptionBudget",
+        true,
+        &["pdb"],
+        true,
+        false
+    ),
     rt!("networking.k8s.io", "v1", "ingresses", "ingress", "Ingress", true, &["ing"], true, false),
-    rt!("networking.k8s.io", "v1", "networkpolicies", "networkpolicy", "NetworkPolicy", true, &["netpol"], false, false),
+    rt!(
+        "networking.k8s.io",
+        "v1",
+        "networkpolicies",
+        "networkpolicy",
+        "NetworkPolicy",
+        true,
+        &["netpol"],
+        false,
+        false
+    ),
     rt!("rbac.authorization.k8s.io", "v1", "roles", "role", "Role", true, &[], false, false),
     rt!("rbac.authorization.k8s.io", "v1", "rolebindings", "rolebinding", "RoleBinding", true, &[], false, false),
     rt!("rbac.authorization.k8s.io", "v1", "clusterroles", "clusterrole", "ClusterRole", false, &[], false, false),
-    rt!("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "clusterrolebinding", "ClusterRoleBinding", false, &[], false, false),
+    rt!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterrolebindings",
+        "clusterrolebinding",
+        "ClusterRoleBinding",
+        false,
+        &[],
+        false,
+        false
+    ),
     rt!("storage.k8s.io", "v1", "storageclasses", "storageclass", "StorageClass", false, &["sc"], false, false),
-    rt!("apiextensions.k8s.io", "v1", "customresourcedefinitions", "customresourcedefinition", "CustomResourceDefinition", false, &["crd", "crds"], true, false),
+    rt!(
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        "customresourcedefinition",
+        "CustomResourceDefinition",
+        false,
+        &["crd", "crds"],
+        true,
+        false
+    ),
 ];
 
 /// The type served at `api_version` (`v1`, `apps/v1`) under `plural`.
 pub fn lookup(api_version: &str, plural: &str) -> Option<&'static ResourceType> {
-    RESOURCES
-        .iter()
-        .find(|r| r.plural == plural && r.api_version() == api_version)
+    RESOURCES.iter().find(|r| r.plural == plural && r.api_version() == api_version)
 }
 
 /// Every group/version served, core first, in a stable order.

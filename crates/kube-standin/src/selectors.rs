@@ -89,12 +89,8 @@ impl LabelSelector {
         }
         for e in obj.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
             let key = e["key"].as_str().unwrap_or_default().to_string();
-            let values: Vec<String> = e["values"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect();
+            let values: Vec<String> =
+                e["values"].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(String::from)).collect();
             reqs.push(match e["operator"].as_str().unwrap_or_default() {
                 "In" => Req::In(key, values),
                 "NotIn" => Req::NotIn(key, values),

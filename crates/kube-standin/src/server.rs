@@ -47,7 +47,11 @@ impl Shared {
 type Body = BoxBody<Bytes, Infallible>;
 
 /// Serves connections from `listener` until `shutdown` fires.
-pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>, shutdown: tokio::sync::oneshot::Receiver<()>) {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    shutdown: tokio::sync::oneshot::Receiver<()>,
+) {
     tokio::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {
@@ -93,14 +97,16 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         match b[i] {
-            b'%' if i + 2 < b.len() => match std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                Some(v) => {
-                    out.push(v);
-                    i += 3;
-                    continue;
+            b'%' if i + 2 < b.len() => {
+                match std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(v) => {
+                        out.push(v);
+                        i += 3;
+                        continue;
+                    }
+                    None => out.push(b'%'),
                 }
-                None => out.push(b'%'),
-            },
+            }
             b'+' => out.push(b' '),
             c => out.push(c),
         }
@@ -194,8 +200,12 @@ async fn route(shared: &Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
     let (api_version, rest): (String, &[&str]) = match segs.as_slice() {
         ["version"] => return json_response(200, &discovery::version()),
         ["healthz" | "readyz" | "livez"] => return full(200, "text/plain", "ok"),
-        ["api"] if aggregated => return full(200, discovery::AGGREGATED_CONTENT_TYPE, discovery::aggregated(true).to_string()),
-        ["apis"] if aggregated => return full(200, discovery::AGGREGATED_CONTENT_TYPE, discovery::aggregated(false).to_string()),
+        ["api"] if aggregated => {
+            return full(200, discovery::AGGREGATED_CONTENT_TYPE, discovery::aggregated(true).to_string());
+        }
+        ["apis"] if aggregated => {
+            return full(200, discovery::AGGREGATED_CONTENT_TYPE, discovery::aggregated(false).to_string());
+        }
         ["api"] => return json_response(200, &discovery::api_versions()),
         ["apis"] => return json_response(200, &discovery::api_group_list()),
         ["openapi", "v3"] => return json_response(200, &discovery::openapi_root()),
@@ -221,8 +231,7 @@ async fn route(shared: &Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
         .unwrap_or("unknown")
         .to_string();
     let method = req.method().clone();
-    let content_type =
-        req.headers().get("content-type").and_then(|c| c.to_str().ok()).unwrap_or_default().to_string();
+    let content_type = req.headers().get("content-type").and_then(|c| c.to_str().ok()).unwrap_or_default().to_string();
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => return error(&ApiError::bad_request(format!("reading the body: {e}"))),
@@ -377,7 +386,10 @@ fn resource(
                 let ons = o.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default().to_string();
                 deleted.push(api::delete(&mut st, rt, &ons, &name, &options)?.1);
             }
-            Ok((200, json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(), "metadata": {}, "items": deleted})))
+            Ok((
+                200,
+                json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(), "metadata": {}, "items": deleted}),
+            ))
         }
         _ => Err(ApiError::new(405, "MethodNotAllowed", format!("{method} is not supported here"))),
     };

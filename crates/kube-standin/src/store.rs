@@ -143,11 +143,7 @@ impl State {
 
     /// Objects of type `rid`, in namespace `ns` (None: all namespaces), by key order.
     pub fn list(&self, rid: &str, ns: Option<&str>) -> Vec<&Value> {
-        self.objects
-            .iter()
-            .filter(|(k, _)| k.rid == rid && ns.is_none_or(|n| k.ns == n))
-            .map(|(_, v)| v)
-            .collect()
+        self.objects.iter().filter(|(k, _)| k.rid == rid && ns.is_none_or(|n| k.ns == n)).map(|(_, v)| v).collect()
     }
 
     /// Keys of every object in a namespace, any type.

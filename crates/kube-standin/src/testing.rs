@@ -116,8 +116,14 @@ impl HelmEnv {
     }
 
     /// Variables from the caller's environment that would change what helm does.
-    const CLEARED: [&'static str; 6] =
-        ["HELM_DRIVER", "HELM_NAMESPACE", "HELM_KUBECONTEXT", "HELM_PLUGINS", "HELM_REGISTRY_CONFIG", "HELM_REPOSITORY_CONFIG"];
+    const CLEARED: [&'static str; 6] = [
+        "HELM_DRIVER",
+        "HELM_NAMESPACE",
+        "HELM_KUBECONTEXT",
+        "HELM_PLUGINS",
+        "HELM_REGISTRY_CONFIG",
+        "HELM_REPOSITORY_CONFIG",
+    ];
 
     /// A `Command` for `program` with this environment.
     pub fn command(&self, program: &Path) -> Command {

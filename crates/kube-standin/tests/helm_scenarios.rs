@@ -40,7 +40,11 @@ fn install_upgrade_rollback_uninstall(v: HelmVersion) {
 
     // v2 without --wait: the pre-upgrade hook Job runs (and helm waits for it) first.
     bed.helm_ok(&["upgrade", "demo", &v2]);
-    assert_eq!(bed.configmap_data("demo-config"), json!({"message": "hello-v2", "added": "since-v2"}), "{v}: legacy key removed");
+    assert_eq!(
+        bed.configmap_data("demo-config"),
+        json!({"message": "hello-v2", "added": "since-v2"}),
+        "{v}: legacy key removed"
+    );
     assert_eq!(bed.env_names("demo-web"), ["MESSAGE", "EXTRA"], "{v}");
     assert_eq!(bed.container("demo-web")["image"], "nginx:1.26", "{v}");
     let hook = bed.must("batch/v1", "jobs", "demo-migrate");
@@ -76,7 +80,9 @@ fn install_upgrade_rollback_uninstall(v: HelmVersion) {
     assert_eq!(history.last().unwrap(), &(4, "deployed".to_string(), "Rollback to 2".to_string()), "{v}");
 
     bed.helm_ok(&["uninstall", "demo", "--wait", "--timeout", "30s"]);
-    for (av, plural, name) in [("v1", "configmaps", "demo-config"), ("v1", "services", "demo-web"), ("apps/v1", "deployments", "demo-web")] {
+    for (av, plural, name) in
+        [("v1", "configmaps", "demo-config"), ("v1", "services", "demo-web"), ("apps/v1", "deployments", "demo-web")]
+    {
         assert!(bed.get(av, plural, name).is_none(), "{v}: {plural}/{name} survived uninstall");
     }
     assert!(bed.pods_labelled("app.kubernetes.io/instance", "demo").is_empty(), "{v}: pods not collected");
@@ -111,10 +117,24 @@ fn failing_wait_and_rollback_on_failure(v: HelmVersion) {
     let dep = bed.must("apps/v1", "deployments", "demo-web");
     assert_eq!(dep["spec"]["template"]["spec"]["containers"][0]["image"], "nginx:broken", "{v}");
     // A stuck rollout: the old ReplicaSet's pod keeps serving, the new one is not ready.
-    assert_eq!((dep["status"]["updatedReplicas"].clone(), dep["status"]["readyReplicas"].clone()), (json!(1), json!(1)), "{v}");
+    assert_eq!(
+        (dep["status"]["updatedReplicas"].clone(), dep["status"]["readyReplicas"].clone()),
+        (json!(1), json!(1)),
+        "{v}"
+    );
     assert_eq!(condition(&dep, "Progressing").unwrap()["reason"], "ReplicaSetUpdated", "{v}");
 
-    let err = bed.helm_err(&["upgrade", "demo", &v1, "--set", "image.tag=broken", rollback_on_failure(v), "--wait", "--timeout", "3s"]);
+    let err = bed.helm_err(&[
+        "upgrade",
+        "demo",
+        &v1,
+        "--set",
+        "image.tag=broken",
+        rollback_on_failure(v),
+        "--wait",
+        "--timeout",
+        "3s",
+    ]);
     assert!(err.contains("has been rolled back"), "{v}: {err}");
     let statuses = bed.statuses("demo");
     assert_eq!(statuses[2..], ["failed", "deployed"], "{v}");
@@ -139,7 +159,11 @@ fn pre_upgrade_hooks(v: HelmVersion) {
     let job = bed.must("batch/v1", "jobs", "demo-migrate");
     assert_eq!(condition(&job, "Failed").unwrap()["status"], "True", "{v}");
     assert_eq!(bed.statuses("demo"), ["deployed", "failed"], "{v}");
-    assert_eq!(bed.configmap_data("demo-config")["legacy"], "only-in-v1", "{v}: objects changed despite the failed hook");
+    assert_eq!(
+        bed.configmap_data("demo-config")["legacy"],
+        "only-in-v1",
+        "{v}: objects changed despite the failed hook"
+    );
     assert_eq!(bed.container("demo-web")["image"], "nginx:1.25", "{v}");
 
     // before-hook-creation replaces the failed Job; this one succeeds.
@@ -184,7 +208,11 @@ fn ordinary_chart(v: HelmVersion) {
     assert_eq!(bed.must("v1", "persistentvolumeclaims", "data-shop-db-0")["status"]["phase"], "Bound", "{v}");
     assert_eq!(bed.must("v1", "persistentvolumeclaims", "shop-uploads")["status"]["phase"], "Bound", "{v}");
     let secret = bed.must("v1", "secrets", "shop-db");
-    assert_eq!(secret["data"], json!({"password": "czNjcmV0", "user": "c2hvcA=="}), "{v}: stringData not folded into data");
+    assert_eq!(
+        secret["data"],
+        json!({"password": "czNjcmV0", "user": "c2hvcA=="}),
+        "{v}: stringData not folded into data"
+    );
     assert_eq!(bed.must("v1", "services", "shop-db")["spec"]["clusterIP"], "None", "{v}");
     let node_port = bed.must("v1", "services", "shop-api")["spec"]["ports"][0]["nodePort"].as_i64().unwrap();
     assert!((30000..=32767).contains(&node_port), "{v}");
@@ -194,9 +222,22 @@ fn ordinary_chart(v: HelmVersion) {
     assert!(bed.get("batch/v1", "cronjobs", "shop-cleanup").is_some(), "{v}");
     assert_eq!(bed.must("apps/v1", "deployments", "shop-api")["status"]["readyReplicas"], 1, "{v}");
 
-    bed.helm_ok(&["upgrade", "shop", &shop, "--wait", "--timeout", "30s", "--set", "db.replicas=2,db.tag=17.0,password=n3w,agent.enabled=false"]);
+    bed.helm_ok(&[
+        "upgrade",
+        "shop",
+        &shop,
+        "--wait",
+        "--timeout",
+        "30s",
+        "--set",
+        "db.replicas=2,db.tag=17.0,password=n3w,agent.enabled=false",
+    ]);
     let sts = bed.must("apps/v1", "statefulsets", "shop-db");
-    assert_eq!((sts["status"]["readyReplicas"].clone(), sts["status"]["currentRevision"].clone()), (json!(2), sts["status"]["updateRevision"].clone()), "{v}");
+    assert_eq!(
+        (sts["status"]["readyReplicas"].clone(), sts["status"]["currentRevision"].clone()),
+        (json!(2), sts["status"]["updateRevision"].clone()),
+        "{v}"
+    );
     assert_eq!(bed.must("v1", "pods", "shop-db-0")["spec"]["containers"][0]["image"], "postgres:17.0", "{v}");
     assert!(bed.get("v1", "persistentvolumeclaims", "data-shop-db-1").is_some(), "{v}");
     assert_eq!(bed.must("v1", "secrets", "shop-db")["data"]["password"], "bjN3", "{v}");

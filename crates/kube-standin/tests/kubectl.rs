@@ -87,9 +87,22 @@ fn kubectl_get_apply_patch_scale_rollout_delete() {
     let pods: Value = serde_json::from_str(&pods).unwrap();
     assert_eq!(pods["items"].as_array().unwrap().len(), 3);
 
-    k.ok(&["patch", "deployment", "web", "-p", r#"{"spec":{"template":{"spec":{"containers":[{"name":"web","image":"nginx:1.27"}]}}}}"#]);
+    k.ok(&[
+        "patch",
+        "deployment",
+        "web",
+        "-p",
+        r#"{"spec":{"template":{"spec":{"containers":[{"name":"web","image":"nginx:1.27"}]}}}}"#,
+    ]);
     k.ok(&["patch", "deployment", "web", "--type=merge", "-p", r#"{"metadata":{"labels":{"x":"y"}}}"#]);
-    k.ok(&["patch", "deployment", "web", "--type=json", "-p", r#"[{"op":"add","path":"/metadata/labels/z","value":"w"}]"#]);
+    k.ok(&[
+        "patch",
+        "deployment",
+        "web",
+        "--type=json",
+        "-p",
+        r#"[{"op":"add","path":"/metadata/labels/z","value":"w"}]"#,
+    ]);
     let d = k.deployment();
     assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["image"], "nginx:1.27");
     assert_eq!((d["metadata"]["labels"]["x"].as_str(), d["metadata"]["labels"]["z"].as_str()), (Some("y"), Some("w")));
@@ -99,7 +112,11 @@ fn kubectl_get_apply_patch_scale_rollout_delete() {
     // Server-side apply conflicts with the fields kubectl patch and scale took over.
     let out = k.run(&["apply", "--server-side", "-f", &changed]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("conflict with \"kubectl"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("conflict with \"kubectl"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     k.ok(&["apply", "--server-side", "--force-conflicts", "-f", &changed]);
     assert_eq!(k.deployment()["spec"]["replicas"], 1);
 

@@ -13,11 +13,7 @@ pub const HELM_VERSIONS: [&str; 2] = ["v3.19.0", "v4.1.4"];
 pub fn tools_dir() -> PathBuf {
     std::env::var_os("HSU_TOOLS_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../..")
-                .join(".cache/tools")
-        })
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(".cache/tools"))
 }
 
 /// Path of `helm-<version>/helm`, panicking with a hint when it is missing.
@@ -40,11 +36,7 @@ pub struct Helm {
 
 impl Helm {
     pub fn new(version: &'static str) -> Helm {
-        Helm {
-            version,
-            bin: helm_path(version),
-            home: tempfile::tempdir().expect("tempdir"),
-        }
+        Helm { version, bin: helm_path(version), home: tempfile::tempdir().expect("tempdir") }
     }
 
     /// A scratch directory inside this helm's home.
@@ -86,12 +78,7 @@ impl Helm {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn helm");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
         child.wait_with_output().unwrap()
     }
 
@@ -141,8 +128,8 @@ pub fn yaml_docs(text: &str) -> Vec<serde_json::Value> {
     for line in text.lines().chain(std::iter::once("---")) {
         if line == "---" || line.starts_with("--- ") {
             if !cur.trim().is_empty() {
-                let v: serde_json::Value = yaml_serde::from_str(&cur)
-                    .unwrap_or_else(|e| panic!("bad YAML document: {e}\n{cur}"));
+                let v: serde_json::Value =
+                    yaml_serde::from_str(&cur).unwrap_or_else(|e| panic!("bad YAML document: {e}\n{cur}"));
                 if !v.is_null() {
                     docs.push(v);
                 }
@@ -172,11 +159,7 @@ pub fn expected_versions(chart: &str, devel: bool) -> Vec<String> {
 
 /// A minimal HTTP/1.1 GET (Connection: close) for checking the servers directly:
 /// returns the status, lower-cased headers and body.
-pub fn http_get(
-    host: &str,
-    target: &str,
-    auth: Option<&str>,
-) -> (u16, Vec<(String, String)>, Vec<u8>) {
+pub fn http_get(host: &str, target: &str, auth: Option<&str>) -> (u16, Vec<(String, String)>, Vec<u8>) {
     use std::io::Read;
     let mut s = std::net::TcpStream::connect(host).unwrap();
     let mut req = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
@@ -187,20 +170,10 @@ pub fn http_get(
     s.write_all(req.as_bytes()).unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).unwrap();
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("end of headers");
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("end of headers");
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let status = lines.next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
@@ -210,8 +183,5 @@ pub fn http_get(
 
 /// The value of a header.
 pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
+    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }

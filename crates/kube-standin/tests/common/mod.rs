@@ -49,7 +49,8 @@ impl Bed {
 
     /// `helm history -o json`, as (revision, status, description).
     pub fn history(&self, release: &str) -> Vec<(i64, String, String)> {
-        let out: Value = serde_json::from_str(&self.helm_ok(&["history", release, "-o", "json"])).expect("history JSON");
+        let out: Value =
+            serde_json::from_str(&self.helm_ok(&["history", release, "-o", "json"])).expect("history JSON");
         out.as_array()
             .expect("history is a list")
             .iter()
