@@ -6,4 +6,5 @@ pub mod interact;
 pub mod journal;
 pub mod ledger;
 pub mod session;
+pub mod unready;
 pub mod walk;
