@@ -201,6 +201,26 @@ impl Release {
             .find(|r| matches!(r.status, ReleaseStatus::Deployed | ReleaseStatus::Superseded))
     }
 
+    /// The version to leave when going back: for a failed release, the newest of the last
+    /// good revision and every revision after it, failed ones included, since each of those
+    /// may have run its chart's migrations (pre-upgrade hooks). After a failed 1.3.2 → 1.4.1
+    /// upgrade and then a failed redeploy of 1.3.2, the database may hold 1.4.1's schema:
+    /// the way back is 1.4.1 → 1.3.2 with its down-migration, not "nothing to do". A
+    /// release in any other state is simply at its version.
+    pub fn leaving_version(&self) -> ChartVersion {
+        if self.status != ReleaseStatus::Failed {
+            return self.version.clone();
+        }
+        let since = self.last_good_revision().map_or(0, |good| good.revision);
+        self.history
+            .iter()
+            .filter(|r| r.revision >= since)
+            .filter_map(|r| r.version.clone())
+            .chain(std::iter::once(self.version.clone()))
+            .max()
+            .expect("at least the current version")
+    }
+
     /// Versions deployed successfully, oldest first.
     pub fn deployed_versions(&self) -> Vec<ChartVersion> {
         self.history
@@ -238,6 +258,52 @@ mod tests {
         let history: Vec<HistoryEntry> = serde_json::from_str(json).unwrap();
         assert_eq!(history[1].status, ReleaseStatus::Failed);
         assert!(history[2].status.is_pending());
+    }
+
+    fn release_with(status: ReleaseStatus, history: &[(u64, ReleaseStatus, &str)]) -> Release {
+        let last = history.last().unwrap();
+        Release {
+            name: "bsr".into(),
+            namespace: "bsr".into(),
+            chart_name: "bsr".into(),
+            version: ChartVersion::parse(last.2).unwrap(),
+            app_version: None,
+            revision: last.0,
+            status,
+            description: String::new(),
+            history: history
+                .iter()
+                .map(|(revision, status, version)| Revision {
+                    revision: *revision,
+                    status: *status,
+                    version: Some(ChartVersion::parse(version).unwrap()),
+                    description: String::new(),
+                })
+                .collect(),
+            user_values: serde_json::json!({}),
+        }
+    }
+
+    #[test]
+    fn a_failed_release_is_left_from_the_newest_version_tried_since_the_last_good_one() {
+        use ReleaseStatus::{Deployed, Failed, Superseded};
+        let v = |s: &str| ChartVersion::parse(s).unwrap();
+        // A failed upgrade 1.1.9 → 1.2.6: leave 1.2.6.
+        let r = release_with(Failed, &[(1, Superseded, "1.1.9"), (2, Failed, "1.2.6")]);
+        assert_eq!(r.leaving_version(), v("1.2.6"));
+        // A failed rollback 1.2.6 → 1.1.9: still leaving 1.2.6.
+        let r = release_with(Failed, &[(1, Superseded, "1.1.9"), (2, Superseded, "1.2.6"), (3, Failed, "1.1.9")]);
+        assert_eq!(r.leaving_version(), v("1.2.6"));
+        // A failed upgrade to 1.4.1, then a failed way back to 1.3.2: 1.4.1 may have migrated.
+        let r = release_with(Failed, &[(4, Superseded, "1.3.2"), (5, Failed, "1.4.1"), (6, Failed, "1.3.2")]);
+        assert_eq!(r.leaving_version(), v("1.4.1"));
+        // Revisions before the last good one do not count: 2.0.0 failed long ago and was
+        // brought back by 3 (its way back ran then).
+        let r = release_with(Failed, &[(2, Failed, "2.0.0"), (3, Superseded, "1.3.2"), (4, Failed, "1.3.2")]);
+        assert_eq!(r.leaving_version(), v("1.3.2"));
+        // A deployed release is at its version.
+        let r = release_with(Deployed, &[(1, Superseded, "1.4.1"), (2, Deployed, "1.3.2")]);
+        assert_eq!(r.leaving_version(), v("1.3.2"));
     }
 
     #[test]

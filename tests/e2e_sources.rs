@@ -64,6 +64,9 @@ fn failing_middle_hop_is_brought_back_by_the_policy(version: HelmVersion) {
             &policy,
             "--timeout",
             "6s",
+            // The operator's change was in effect when hop 2 started: the way back keeps it.
+            "--set",
+            "config.logLevel=debug",
             "--yes",
             "-o",
             "json",
@@ -101,6 +104,21 @@ fn failing_middle_hop_is_brought_back_by_the_policy(version: HelmVersion) {
     // (helm 4 names the Deployment that is not ready; helm 3 says only "context deadline exceeded".)
     assert!(error.contains("upgrade bsr to 1.2.6 failed") && error.contains("UPGRADE FAILED"), "{error}");
     assert!(version.major() == 3 || error.contains("Deployment/bsr/bsr-server not ready"), "{error}");
+    // With either helm the tool says which workload is short and what its new pods say.
+    let explained = error.split_once("\nnot ready:\n").map(|(_, e)| e).unwrap_or_else(|| panic!("{error}"));
+    let lines: Vec<&str> = explained.lines().collect();
+    assert!(
+        lines[0].starts_with("  Deployment bsr-server: ") && lines[0].contains("of 2 pods on the new version"),
+        "{error}"
+    );
+    assert!(
+        lines[1].starts_with("    ")
+            && lines[1].contains("pod")
+            && lines[1].contains("container bufd ImagePullBackOff"),
+        "{error}"
+    );
+    assert!(lines[1].contains("registry.example/bufbuild/bufd:broken"), "{error}");
+    assert!(!error.contains("password") && !error.contains("s3cret-value"), "no secret in the error: {error}");
     assert!(!error.contains("hook"), "the hook was meant to succeed: {error}");
 
     // The release is deployed at 1.1.9.
@@ -126,8 +144,11 @@ fn failing_middle_hop_is_brought_back_by_the_policy(version: HelmVersion) {
     assert!(bed.pods_of_version("1.2.6").is_empty(), "1.2.6 pods remain: {:?}", bed.pods_of_version("1.2.6"));
     assert_eq!(bed.pods_of_version("1.1.9").len(), 2, "two replicas of 1.1.9");
 
-    // The values are exactly the user's, and helm's history has no pending revision.
-    assert_eq!(bed.user_values(), yaml_to_json(VALUES));
+    // The values are exactly the user's plus the operator's change (in effect since hop
+    // 1), and helm's history has no pending revision.
+    let mut expected = yaml_to_json(VALUES);
+    merge(&mut expected, &serde_json::json!({"config": {"logLevel": "debug"}}));
+    assert_eq!(bed.user_values(), expected);
     let history = bed.history();
     assert!(history.iter().all(|(_, s, _)| !s.starts_with("pending")), "{history:?}");
     assert_eq!(bed.charts_deployed(), ["bsr-1.0.4", "bsr-1.1.9", "bsr-1.2.6", "bsr-1.1.9"], "{history:?}");
@@ -354,3 +375,110 @@ fn operator_values_apply_to_every_hop(version: HelmVersion) {
     assert!(Path::new(&extra).exists(), "the operator's file is left alone");
 }
 both_helms!(operator_values, super::operator_values_apply_to_every_hop);
+
+/// The operator's own `--set` breaks the first hop (an image tag that never pulls): the way
+/// back deploys the old version with the values it ran with, without that `--set`, so it
+/// succeeds; and the failure says which workload is not ready and why.
+fn a_breaking_set_is_left_out_of_the_way_back(version: HelmVersion) {
+    let bed = Bed::new(version);
+    bed.install("bsr", "1.0.4", VALUES);
+    let policy = bed_policy();
+    let (stdout, stderr) = bed.run_expect(
+        &[
+            "bsr",
+            "--to",
+            "1.1.9",
+            "--chart",
+            "demo/bsr",
+            "--policy",
+            &policy,
+            "--set",
+            "image.tag=broken-typo",
+            "--set",
+            "migration.imageTag=1.1.9",
+            "--timeout",
+            "5s",
+            "--yes",
+            "-o",
+            "json",
+        ],
+        4,
+    );
+    let report: Value = serde_json::from_str(&stdout).expect("one JSON document on stdout");
+    assert_eq!(report["result"], "recovered", "{stdout}\n{stderr}");
+    assert_eq!(report["at"], "1.0.4", "{stdout}");
+    assert!(
+        stderr.contains("bringing bsr back to 1.0.4 (without this run's -f/--set: the release ran without them"),
+        "{stderr}"
+    );
+    let error = report["error"].as_str().unwrap();
+    assert!(error.contains("\nnot ready:\n  Deployment bsr-server: "), "{error}");
+    assert!(error.contains("container bufd ImagePullBackOff") && error.contains("bufd:broken-typo"), "{error}");
+
+    // Back at 1.0.4 with exactly the values it had: the bad tag is not in them.
+    let meta = bed.metadata();
+    assert_eq!((meta["version"].as_str(), meta["status"].as_str()), (Some("1.0.4"), Some("deployed")), "{meta}");
+    assert_eq!(bed.user_values(), yaml_to_json(VALUES));
+    assert_eq!(bed.charts_deployed(), ["bsr-1.0.4", "bsr-1.1.9", "bsr-1.0.4"]);
+    assert!(bed.pods_of_version("1.1.9").is_empty(), "{:?}", bed.pods_of_version("1.1.9"));
+    assert_eq!(bed.pods_of_version("1.0.4").len(), 2);
+    let ledger = bed.ledger_record().expect("a ledger ConfigMap");
+    assert!(ledger["lock"].is_null(), "{ledger}");
+}
+both_helms!(breaking_set_recovery, super::a_breaking_set_is_left_out_of_the_way_back);
+
+/// The way back itself stops half-way: the older chart is deployed again, but the
+/// down-migration cannot run (here its record already exists, so `kubectl create` fails).
+/// The advice must be the rest of the procedure, in order, with the full command: another
+/// safe-rollback would find nothing older than the deployed 1.1.9 to go to.
+fn a_way_back_stopped_half_way_says_what_is_left(version: HelmVersion) {
+    let bed = Bed::new(version);
+    let charts = chart_dir_with_broken_126(&bed);
+    let charts_path = charts.path().to_str().unwrap();
+    bed.install_from(&[], &format!("{charts_path}/bsr-1.1.9.tgz"), &[], VALUES);
+    let kubectl = bed
+        .env
+        .command(&kube_standin::testing::kubectl_path())
+        .args(["--namespace", NS, "create", "configmap", "bsr-migratedownto-222", "--from-literal=by=someone-else"])
+        .output()
+        .unwrap();
+    assert!(kubectl.status.success(), "{}", String::from_utf8_lossy(&kubectl.stderr));
+    let policy = bed_policy();
+    let (stdout, stderr) = bed.run_expect(
+        &[
+            "bsr",
+            "--to",
+            "1.2.6",
+            "--chart",
+            charts_path,
+            "--policy",
+            &policy,
+            "--timeout",
+            "5s",
+            "--yes",
+            "-o",
+            "json",
+        ],
+        1,
+    );
+    let report: Value = serde_json::from_str(&stdout).expect("one JSON document on stdout");
+    assert_eq!(report["result"], "failed", "{stdout}\n{stderr}");
+    let error = report["error"].as_str().unwrap();
+    assert!(error.contains("the way back failed too") && error.contains("already exists"), "{error}");
+    let next = report["next_steps"].as_str().unwrap();
+    assert!(
+        next.starts_with("release bsr is deployed at 1.1.9 (revision 3), but the policy's way back stopped"),
+        "{next}"
+    );
+    assert!(
+        next.contains(
+            "1. run bufd migratedownto: kubectl --namespace bsr create configmap bsr-migratedownto-222 --from-literal=from=1.2.6 --from-literal=to=1.1.9 --from-literal=schema=222; 2. verify 1.1.9"
+        ),
+        "{next}"
+    );
+    assert!(!next.contains("safe-rollback"), "nothing older to roll back to: {next}");
+    let meta = bed.metadata();
+    assert_eq!((meta["version"].as_str(), meta["status"].as_str()), (Some("1.1.9"), Some("deployed")), "{meta}");
+    assert!(bed.ledger_record().unwrap()["lock"].is_null(), "a failed run gives the lock back");
+}
+both_helms!(half_way_back, super::a_way_back_stopped_half_way_says_what_is_left);

@@ -429,15 +429,11 @@ pub fn rollback(
         .chain(std::iter::once(release.version.clone()))
         .max()
         .expect("at least the current version");
-    // A failed release is judged from the newer of the failed version and the last good
-    // one: after a failed upgrade (1.1.9 → 1.2.6) going back means leaving 1.2.6; after a
-    // failed rollback (1.2.6 → 1.1.9) running it again means leaving 1.2.6 again.
-    let current = match (release.status, release.last_good_revision().and_then(|r| r.version.clone())) {
-        (ReleaseStatus::Failed, Some(good)) => good.max(release.version.clone()),
-        _ => release.version.clone(),
-    };
+    // A failed release is left from the newest version tried since its last good revision:
+    // after a failed upgrade (1.1.9 → 1.2.6) going back means leaving 1.2.6; after a failed
+    // rollback (1.2.6 → 1.1.9) running it again means leaving 1.2.6 again.
     let mut request = RollbackRequest {
-        current,
+        current: release.leaving_version(),
         target: target.cloned(),
         newest_ever,
         deployed_before: release.deployed_versions(),
@@ -765,6 +761,9 @@ fn execute(
         );
         walk.extra_values = common.values.clone();
         walk.extra_sets = common.set.clone();
+        // The interrupted run deployed with the same -f/--set (a resumed run must be given
+        // them again), so they are already in the release.
+        walk.extras_in_effect = common.resume;
         walk.timeout = common.timeout.clone();
         walk.snapshot_taken = common.snapshot_taken;
         walk.available = available;

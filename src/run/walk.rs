@@ -13,12 +13,14 @@ use serde::Serialize;
 
 use super::interact::{Interaction, PauseChoice};
 use super::journal::Journal;
+use super::unready;
 use crate::helm::{ExecError, Helm, Kubectl, policy_command};
 use crate::plan::text::{step_text, steps_text};
 use crate::plan::{self, Available, Context, Hop, Plan, PlanError, RollbackRequest, SnapshotKnowledge, Step, Strategy};
 use crate::policy::Policy;
 use crate::release::{Release, ReleaseStatus};
 use crate::ui::progress::Progress;
+use crate::ui::render::step_detail;
 use crate::version::ChartVersion;
 
 /// How helm is told which chart to deploy.
@@ -133,6 +135,13 @@ pub struct Walk<'a> {
     /// A policy command ran in this hop (e.g. `kubectl scale --replicas=0`): it now owns
     /// fields helm's server-side apply would refuse to take back.
     commands_ran: bool,
+    /// The operator's `-f`/`--set` are in the release as deployed now. A resumed run
+    /// starts with this set: the interrupted run deployed with them.
+    pub extras_in_effect: bool,
+    /// ... and were in it when the current hop started: the way back restores that.
+    extras_at_hop_start: bool,
+    /// Deploys now bring the release back (a failed hop, or "roll this hop back").
+    going_back: bool,
     /// Upgrades bring a failed hop back; a failed rollback is left for a person (going
     /// "back" from a rollback would mean upgrading again).
     pub recover: bool,
@@ -173,6 +182,9 @@ impl<'a> Walk<'a> {
             override_files: 0,
             deployed: None,
             commands_ran: false,
+            extras_in_effect: false,
+            extras_at_hop_start: false,
+            going_back: false,
             recover: true,
         }
     }
@@ -199,6 +211,7 @@ impl<'a> Walk<'a> {
             self.progress.line(&format!("hop {}/{total}: {} → {} ({})", i + 1, hop.from, hop.to, hop.procedure));
             self.journal.hop_started(plan, i, hop);
             self.commands_ran = false;
+            self.extras_at_hop_start = self.extras_in_effect;
             let mut deployed_override = false;
             for step in &hop.steps {
                 if let Step::Deploy { set, .. } = step {
@@ -334,7 +347,11 @@ impl<'a> Walk<'a> {
         // The user values read at the start, every hop: never --reuse-values, which would
         // freeze the old chart's defaults (helm-facts §3.9).
         args.extend(["-f".into(), self.carried_values.display().to_string()]);
-        for file in &self.extra_values {
+        // Going back restores the values the release ran with at the hop's start: an
+        // operator's bad --set that broke the hop must not break the way back too.
+        let with_extras = !self.going_back || self.extras_at_hop_start;
+        let extra_values: &[PathBuf] = if with_extras { &self.extra_values } else { &[] };
+        for file in extra_values {
             args.extend(["-f".into(), file.display().to_string()]);
         }
         if !set.is_empty() {
@@ -345,7 +362,8 @@ impl<'a> Walk<'a> {
                 .map_err(|e| StepError::Failed(e.to_string()))?;
             args.extend(["-f".into(), path.display().to_string()]);
         }
-        for s in &self.extra_sets {
+        let extra_sets: &[String] = if with_extras { &self.extra_sets } else { &[] };
+        for s in extra_sets {
             args.extend(["--set".into(), s.clone()]);
         }
         args.extend([self.helm.wait_flag().to_string(), "--timeout".into(), self.timeout.clone()]);
@@ -358,9 +376,72 @@ impl<'a> Walk<'a> {
         // The newest version ever deployed is raised before helm runs: its pre-upgrade
         // hooks may migrate the database even if the upgrade then fails.
         self.journal.deploying(version);
-        self.helm.run(format!("upgrade {} to {version}", self.release), args)?;
+        self.helm.run(format!("upgrade {} to {version}", self.release), args).map_err(|e| self.wait_failed(e))?;
         self.deployed = Some(version.clone());
+        self.extras_in_effect = with_extras && self.has_extras();
         Ok(())
+    }
+
+    fn has_extras(&self) -> bool {
+        !self.extra_values.is_empty() || !self.extra_sets.is_empty()
+    }
+
+    /// What the way back says about the operator's `-f`/`--set`, when there are any.
+    fn extras_note(&self) -> &'static str {
+        match (self.has_extras(), self.extras_at_hop_start) {
+            (false, _) => "",
+            (true, true) => " (with this run's -f/--set, as the release ran before the hop)",
+            (true, false) => " (without this run's -f/--set: the release ran without them before the hop)",
+        }
+    }
+
+    /// A helm command that waited for readiness failed: its error, plus which of the
+    /// release's workloads are not ready and what their pods say.
+    fn wait_failed(&self, error: ExecError) -> StepError {
+        let mut message = error.to_string().trim_end().to_string();
+        // A second Ctrl-C means "leave now": no more cluster reads.
+        if matches!(error, ExecError::Failed { .. }) && !self.helm.runner.signals.stop_now() {
+            let lines = self.explain_unready();
+            if !lines.is_empty() {
+                message.push_str("\nnot ready:");
+                for line in lines {
+                    message.push_str("\n  ");
+                    message.push_str(&line);
+                }
+            }
+        }
+        StepError::Failed(message)
+    }
+
+    /// The release's workloads that are short of ready pods (from the manifest helm just
+    /// tried to apply), each followed by what its unready pods say. Best effort: a read
+    /// that fails here loses the explanation, never the failure being explained.
+    fn explain_unready(&self) -> Vec<String> {
+        let Ok(manifest) = self.helm.run(
+            format!("read the manifest of {}", self.release),
+            vec!["get".into(), "manifest".into(), self.release.clone()],
+        ) else {
+            return vec![];
+        };
+        let mut by_namespace: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for workload in unready::workloads(&manifest.stdout) {
+            let namespace = workload.namespace.clone().unwrap_or_else(|| self.kubectl.namespace.clone());
+            by_namespace.entry(namespace).or_default().push(workload.kubectl_ref());
+        }
+        let mut lines = vec![];
+        for (namespace, refs) in by_namespace {
+            let mut kubectl = self.kubectl.clone();
+            kubectl.namespace = namespace;
+            for object in kubectl_objects(&kubectl, "read the release's workloads", refs) {
+                let Some(summary) = unready::not_ready(&object) else { continue };
+                lines.push(summary);
+                let Some(selector) = unready::pod_selector(&object) else { continue };
+                let args = vec!["pods".into(), "--selector".into(), selector];
+                let pods = serde_json::json!({ "items": kubectl_objects(&kubectl, "list the workload's pods", args) });
+                lines.extend(unready::pod_problems(&pods).into_iter().map(|p| format!("  {p}")));
+            }
+        }
+        lines
     }
 
     /// `helm rollback RELEASE REV`: that revision's chart and values, as they ran then.
@@ -373,7 +454,9 @@ impl<'a> Walk<'a> {
             "--timeout".into(),
             self.timeout.clone(),
         ];
-        self.helm.run(format!("roll {} back to revision {revision} ({version})", self.release), args)?;
+        self.helm
+            .run(format!("roll {} back to revision {revision} ({version})", self.release), args)
+            .map_err(|e| self.wait_failed(e))?;
         self.deployed = Some(version.clone());
         Ok(())
     }
@@ -459,7 +542,7 @@ impl<'a> Walk<'a> {
             return Outcome::Failed {
                 error: format!("{error_text}\nstopped at the operator's request before bringing the release back"),
                 next_steps: match live {
-                    Ok(live) => self.by_hand(&live, hop),
+                    Ok(live) => self.by_hand(&live, hop, &[]),
                     Err(e) => format!("check `helm status {}` ({e})", self.release),
                 },
             };
@@ -487,16 +570,24 @@ impl<'a> Walk<'a> {
             Err(why) => {
                 return Outcome::Failed {
                     error: format!("{error_text}\nno safe way back: {why}"),
-                    next_steps: self.by_hand(&live, hop),
+                    next_steps: self.by_hand(&live, hop, &[]),
                 };
             }
         };
-        self.progress.line(&format!("bringing {} back to {}: {}", self.release, hop.from, steps_text(&steps)));
-        for step in &steps {
+        self.progress.line(&format!(
+            "bringing {} back to {}{}: {}",
+            self.release,
+            hop.from,
+            self.extras_note(),
+            steps_text(&steps)
+        ));
+        self.going_back = true;
+        for (done, step) in steps.iter().enumerate() {
             if let Err(e) = self.step(Some(index), &hop.from, step) {
                 return Outcome::Failed {
                     error: format!("{error_text}\nthe way back failed too: {}", e.message()),
-                    next_steps: self.by_hand(&live, hop),
+                    // The failed way back may have made a revision of its own: advise from there.
+                    next_steps: self.by_hand(&self.read_live().unwrap_or(live), hop, &steps[done..]),
                 };
             }
         }
@@ -519,11 +610,15 @@ impl<'a> Walk<'a> {
                 };
             }
         };
-        for step in &steps {
+        if self.has_extras() {
+            self.progress.line(&format!("rolling hop {} back to {}{}", index + 1, hop.from, self.extras_note()));
+        }
+        self.going_back = true;
+        for (done, step) in steps.iter().enumerate() {
             if let Err(e) = self.step(Some(index), &hop.from, step) {
                 return Outcome::Failed {
                     error: format!("rolling the hop back failed: {}", e.message()),
-                    next_steps: self.by_hand(&live, hop),
+                    next_steps: self.by_hand(&self.read_live().unwrap_or(live), hop, &steps[done..]),
                 };
             }
         }
@@ -566,7 +661,24 @@ impl<'a> Walk<'a> {
         Ok(plan.hops.into_iter().next().map(|h| h.steps).unwrap_or_default())
     }
 
-    fn by_hand(&self, live: &Release, hop: &Hop) -> String {
+    /// What a person must do after the way back failed. `unfinished` are the way back's
+    /// steps from the one that failed on.
+    fn by_hand(&self, live: &Release, hop: &Hop, unfinished: &[Step]) -> String {
+        let redeployed = !matches!(unfinished.first(), None | Some(Step::Deploy { .. }));
+        if redeployed && live.status == ReleaseStatus::Deployed && live.version == hop.from {
+            // The older chart is running; what is missing is the rest of the procedure
+            // (say, the down-migration). Another safe-rollback would find nothing older to
+            // go to, and a helm rollback would not run it either.
+            let rest: Vec<String> =
+                unfinished.iter().enumerate().map(|(i, s)| format!("{}. {}", i + 1, step_detail(s))).collect();
+            return format!(
+                "release {} is deployed at {} (revision {}), but the policy's way back stopped before it finished. Fix the cause shown above, then finish these steps by hand, in order: {}",
+                self.release,
+                live.version,
+                live.revision,
+                rest.join("; ")
+            );
+        }
         let rollback = live
             .last_good_revision()
             .map(|r| {
@@ -591,6 +703,31 @@ impl<'a> Walk<'a> {
             hop.from,
             rollback
         )
+    }
+}
+
+/// `kubectl get ARGS -o json` as a list of objects: a List's items, or the one object.
+/// Whatever kubectl printed counts even when it also failed (one of several names not
+/// found still lists the others); anything else gives nothing.
+fn kubectl_objects(kubectl: &Kubectl, purpose: &str, what: Vec<String>) -> Vec<serde_json::Value> {
+    let mut args = vec!["get".to_string()];
+    args.extend(what);
+    // A cluster that stopped answering must not hold up the report of a failure.
+    args.extend(["-o".into(), "json".into(), "--request-timeout".into(), "10s".into()]);
+    let stdout = match kubectl.run(purpose, args) {
+        Ok(out) => out.stdout,
+        Err(ExecError::Failed { stdout, .. }) => stdout,
+        Err(_) => return vec![],
+    };
+    match serde_json::from_str::<serde_json::Value>(&stdout) {
+        Ok(serde_json::Value::Object(mut list)) if list.get("kind").and_then(|k| k.as_str()) == Some("List") => {
+            match list.remove("items") {
+                Some(serde_json::Value::Array(items)) => items,
+                _ => vec![],
+            }
+        }
+        Ok(object @ serde_json::Value::Object(_)) => vec![object],
+        _ => vec![],
     }
 }
 

@@ -157,7 +157,7 @@ fn is_plain(hop: &Hop) -> bool {
 }
 
 /// One step with everything an operator needs to judge it (full argv, messages).
-fn step_detail(step: &Step) -> String {
+pub fn step_detail(step: &Step) -> String {
     match step {
         Step::Run { name, argv } => format!("run {name}: {}", display_argv(argv)),
         Step::Snapshot { message, argv: Some(argv) } => format!("snapshot: {message} ({})", display_argv(argv)),
