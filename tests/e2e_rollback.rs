@@ -502,16 +502,7 @@ fn sourcegraph_migrator_downgrade(version: HelmVersion) {
     assert_eq!(bed.user_values(), yaml_to_json(SG_VALUES));
     assert!(bed.ledger_record().unwrap()["lock"].is_null());
 }
-mod sourcegraph {
-    #[test]
-    fn helm_3_19_0() {
-        super::sourcegraph_migrator_downgrade(kube_standin::testing::HelmVersion::V3_19_0)
-    }
-    #[test]
-    fn helm_4_1_4() {
-        super::sourcegraph_migrator_downgrade(kube_standin::testing::HelmVersion::V4_1_4)
-    }
-}
+both_helms!(sourcegraph, super::sourcegraph_migrator_downgrade);
 
 // ---------------------------------------------------------------------------------------
 // 6. Coder: going back is restoring the snapshot recorded while the target ran.
@@ -614,16 +605,7 @@ fn coder_restores_the_snapshot(version: HelmVersion) {
     assert_untouched(&bed, &before, "the no-snapshot refusal");
     assert_eq!(configmaps_containing(&bed, "-restored-"), ["bsr-restored-2.15.1"], "no second restore");
 }
-mod coder {
-    #[test]
-    fn helm_3_19_0() {
-        super::coder_restores_the_snapshot(kube_standin::testing::HelmVersion::V3_19_0)
-    }
-    #[test]
-    fn helm_4_1_4() {
-        super::coder_restores_the_snapshot(kube_standin::testing::HelmVersion::V4_1_4)
-    }
-}
+both_helms!(coder, super::coder_restores_the_snapshot);
 
 // ---------------------------------------------------------------------------------------
 // 7. A rollback whose deploy fails is left for a person, who follows the printed advice:
@@ -690,16 +672,7 @@ fn failed_rollback_can_be_run_again(version: HelmVersion) {
     assert!(bed.pods_of_version("1.2.6").is_empty());
     assert_eq!(bed.user_values(), yaml_to_json(VALUES));
 }
-mod failed_rollback_again {
-    #[test]
-    fn helm_3_19_0() {
-        super::failed_rollback_can_be_run_again(kube_standin::testing::HelmVersion::V3_19_0)
-    }
-    #[test]
-    fn helm_4_1_4() {
-        super::failed_rollback_can_be_run_again(kube_standin::testing::HelmVersion::V4_1_4)
-    }
-}
+both_helms!(failed_rollback_again, super::failed_rollback_can_be_run_again);
 
 // ---------------------------------------------------------------------------------------
 // 8. An operator's --set on a patch rollback: `helm rollback REV` would drop it, so the
@@ -719,13 +692,4 @@ fn patch_rollback_keeps_the_operators_set(version: HelmVersion) {
     deployed_at(&bed, "1.2.0");
     assert_eq!(bed.user_values()["config"]["logLevel"], "debug", "the operator's --set was applied");
 }
-mod patch_rollback_with_set {
-    #[test]
-    fn helm_3_19_0() {
-        super::patch_rollback_keeps_the_operators_set(kube_standin::testing::HelmVersion::V3_19_0)
-    }
-    #[test]
-    fn helm_4_1_4() {
-        super::patch_rollback_keeps_the_operators_set(kube_standin::testing::HelmVersion::V4_1_4)
-    }
-}
+both_helms!(patch_rollback_with_set, super::patch_rollback_keeps_the_operators_set);

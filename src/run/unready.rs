@@ -148,10 +148,10 @@ pub fn pod_selector(object: &Value) -> Option<String> {
 }
 
 /// What the pods that are not ready say, grouped: `3 pods: ImagePullBackOff: Back-off
-/// pulling image "…:broken"`. `pods` is a `kubectl get pods -o json` list.
-pub fn pod_problems(pods: &Value) -> Vec<String> {
+/// pulling image "…:broken"`. `pods` are the items of `kubectl get pods -o json`.
+pub fn pod_problems(pods: &[Value]) -> Vec<String> {
     let mut groups: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-    for (order, pod) in pods["items"].as_array().into_iter().flatten().enumerate() {
+    for (order, pod) in pods.iter().enumerate() {
         if pod["metadata"]["deletionTimestamp"].is_string() || condition_true(pod, "Ready") {
             continue;
         }
@@ -359,8 +359,8 @@ metadata:
             "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"bufd:broken\""}}}]});
         let crash = json!({"phase": "Running", "containerStatuses": [{"name": "bufd", "ready": false,
             "state": {"terminated": {"exitCode": 2, "reason": "Error"}}}]});
-        let pods = json!({"items": [pod(true, json!({"phase": "Running"})), pod(false, pull.clone()),
-                                    pod(false, crash), pod(false, pull)]});
+        let pods =
+            [pod(true, json!({"phase": "Running"})), pod(false, pull.clone()), pod(false, crash), pod(false, pull)];
         assert_eq!(
             pod_problems(&pods),
             [
@@ -368,7 +368,7 @@ metadata:
                 "1 pod: container bufd exited 2 (Error)"
             ]
         );
-        assert!(pod_problems(&json!({"items": [pod(true, json!({}))]})).is_empty());
+        assert!(pod_problems(&[pod(true, json!({}))]).is_empty());
     }
 
     #[test]
@@ -385,7 +385,7 @@ metadata:
             json!({"containerStatuses": [{"name": "c",
             "state": {"waiting": {"reason": "ErrImagePull", "message": "x".repeat(500)}}}]}),
         );
-        let lines = pod_problems(&json!({"items": [unscheduled, probing, long]}));
+        let lines = pod_problems(&[unscheduled, probing, long]);
         assert_eq!(lines[0], "1 pod: not scheduled (Unschedulable): 0/3 nodes are available");
         assert_eq!(lines[1], "1 pod: container web running, readiness probe not passing");
         assert!(lines[2].ends_with('…') && lines[2].chars().count() < 260, "{}", lines[2]);
@@ -401,7 +401,7 @@ metadata:
                 )
             })
             .collect();
-        let lines = pod_problems(&json!({ "items": items }));
+        let lines = pod_problems(&items);
         assert_eq!(lines.len(), MAX_PROBLEMS + 1);
         assert_eq!(lines.last().unwrap(), "and 3 other problem(s)");
     }

@@ -437,7 +437,7 @@ impl<'a> Walk<'a> {
                 lines.push(summary);
                 let Some(selector) = unready::pod_selector(&object) else { continue };
                 let args = vec!["pods".into(), "--selector".into(), selector];
-                let pods = serde_json::json!({ "items": kubectl_objects(&kubectl, "list the workload's pods", args) });
+                let pods = kubectl_objects(&kubectl, "list the workload's pods", args);
                 lines.extend(unready::pod_problems(&pods).into_iter().map(|p| format!("  {p}")));
             }
         }

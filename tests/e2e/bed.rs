@@ -50,22 +50,7 @@ impl Bed {
 
     /// `helm install bsr demo/bsr --version V -f VALUES`.
     pub fn install(&self, chart: &str, version: &str, values: &str) {
-        let file = self.values_file(values);
-        self.env.helm_ok(&[
-            "install",
-            "bsr",
-            &format!("demo/{chart}"),
-            "--version",
-            version,
-            "--namespace",
-            NS,
-            "--create-namespace",
-            "-f",
-            file.to_str().unwrap(),
-            "--wait",
-            "--timeout",
-            "60s",
-        ]);
+        self.install_from(&[], &format!("demo/{chart}"), &["--version", version], values);
     }
 
     /// The plugin binary as helm would start it.
