@@ -693,3 +693,60 @@ fn patch_rollback_keeps_the_operators_set(version: HelmVersion) {
     assert_eq!(bed.user_values()["config"]["logLevel"], "debug", "the operator's --set was applied");
 }
 both_helms!(patch_rollback_with_set, super::patch_rollback_keeps_the_operators_set);
+
+// ---------------------------------------------------------------------------------------
+// 9. Two failures in a row: an upgrade to 1.3.0 fails after its migration hook ran, then a
+// redeploy of 1.2.6 fails too. The release is failed at 1.2.6, but the database may hold
+// 1.3.0's schema: safe-rollback leaves from 1.3.0 (the newest version tried since the last
+// good revision), back to 1.2.6 with 1.2.6's schema, not "nothing older" or two minors down.
+
+fn failed_twice_is_left_from_the_newest_version_tried(version: HelmVersion) {
+    let bed = Bed::new(version);
+    let policy = bed_policy();
+    bed.install("bsr", "1.2.6", VALUES);
+    for target in ["1.3.0", "1.2.6"] {
+        let tag = format!("migration.imageTag={target}");
+        let args = [
+            "upgrade",
+            "bsr",
+            "demo/bsr",
+            "--version",
+            target,
+            "--namespace",
+            NS,
+            "--reuse-values",
+            "--set",
+            "image.tag=broken",
+            "--set",
+            &tag,
+            "--wait",
+            "--timeout",
+            "3s",
+        ];
+        let out = bed.helm_with(&[], &args, None);
+        assert!(!out.status.success(), "the broken upgrade to {target} was meant to fail");
+    }
+    let history: Vec<String> = bed.history().iter().map(|(_, status, _)| status.clone()).collect();
+    // helm leaves the install marked deployed after failed upgrades; the release is failed.
+    assert_eq!(history, ["deployed", "failed", "failed"]);
+    assert_eq!(bed.metadata()["status"], "failed");
+    assert_eq!(bed.charts_deployed(), ["bsr-1.2.6", "bsr-1.3.0", "bsr-1.2.6"]);
+
+    let args = ["bsr", "--chart", "demo/bsr", "--policy", &policy, "--yes", "--accept-data-loss", "-o", "json"];
+    let (stdout, _) = rb(&bed, &[], &[&args[..], &["--plan"]].concat(), 0);
+    let plan = json(&stdout);
+    assert_eq!((plan["from"].as_str(), plan["to"].as_str()), (Some("1.3.0"), Some("1.2.6")), "{stdout}");
+    let (stdout, stderr) = rb(&bed, &[], &args, 0);
+    let report = json(&stdout);
+    assert_eq!(report["result"], "completed", "{stdout}\n{stderr}");
+    assert_eq!(
+        pairs(&step_outcomes(&report)),
+        [("deploy", "ok"), ("wait-gone", "ok"), ("run", "ok"), ("verify", "ok")],
+        "{stdout}"
+    );
+    deployed_at(&bed, "1.2.6");
+    assert_eq!(configmaps_containing(&bed, "-migratedownto-"), ["bsr-migratedownto-240"]);
+    assert!(bed.pods_of_version("1.3.0").is_empty());
+    assert_eq!(bed.user_values(), yaml_to_json(VALUES), "the last good revision's values, without the broken tag");
+}
+both_helms!(failed_twice, super::failed_twice_is_left_from_the_newest_version_tried);
