@@ -65,6 +65,22 @@ pub struct Common {
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
 
+    /// Extra string value for every hop, as helm's --set-string (repeatable).
+    #[arg(long = "set-string", value_name = "KEY=VALUE")]
+    pub set_string: Vec<String>,
+
+    /// Extra JSON value for every hop, as helm's --set-json (repeatable).
+    #[arg(long = "set-json", value_name = "KEY=JSON")]
+    pub set_json: Vec<String>,
+
+    /// A value read from a file for every hop, as helm's --set-file (repeatable).
+    #[arg(long = "set-file", value_name = "KEY=PATH")]
+    pub set_file: Vec<String>,
+
+    /// Extra literal string value for every hop, as helm's --set-literal (repeatable).
+    #[arg(long = "set-literal", value_name = "KEY=VALUE")]
+    pub set_literal: Vec<String>,
+
     /// Answer yes to every question and run unattended (CI).
     #[arg(short = 'y', long)]
     pub yes: bool,
@@ -77,9 +93,16 @@ pub struct Common {
     #[arg(long)]
     pub snapshot_taken: bool,
 
-    /// Take over a lock left by a run that is gone.
+    /// Take over the lock of a run that is gone. Alone: a run of this machine whose
+    /// process no longer exists. `=HOLDER` (exactly as printed, `user@host pid N`): a run
+    /// of another machine. A live run's lock is never taken.
+    #[arg(long, value_name = "HOLDER", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    pub force_unlock: Option<String>,
+
+    /// Keep the ledger (and its lock) in a local file instead of the shared ConfigMap:
+    /// other machines do not see it. For clusters where the ConfigMap cannot be read.
     #[arg(long)]
-    pub force_unlock: bool,
+    pub local_ledger: bool,
 
     /// Continue the plan a killed run left in the ledger, after checking the live release.
     #[arg(long)]

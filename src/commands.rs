@@ -10,9 +10,15 @@ use serde::Serialize;
 
 use crate::cli::{Common, OutputFormat, RollbackCli, UpgradeCli};
 use crate::exit;
-use crate::plan::{self, Available, Context, Plan, PlanError, RollbackRequest, SnapshotKnowledge, UpgradeRequest};
+use crate::plan::{
+    self, Available, Context, Plan, PlanError, RollbackRequest, SnapshotKnowledge, Sources, UpgradeRequest,
+};
 use crate::policy::{self, Policy, PolicyError, presets};
+use crate::run::ledger::Takeover;
+use crate::run::options::{RollbackOptions, RunOptions, UpgradeOptions};
 use crate::run::session::{self, Either, SessionError};
+use crate::run::values::Overrides;
+use crate::setvalues::{SetArg, SetKind};
 use crate::ui::render;
 use crate::version::{self, ChartVersion};
 
@@ -90,7 +96,8 @@ pub fn run(mode: Mode, args: Vec<OsString>, out: &mut dyn std::io::Write, err: &
         }
     };
     let format = parsed.common().output;
-    match execute(&parsed, out) {
+    let shape = command_shape(mode, &args);
+    match execute(&parsed, &shape, out) {
         Ok(()) => exit::SUCCESS,
         Err(e) => {
             report(&e, format, out, err);
@@ -120,7 +127,8 @@ fn report_run(report: &session::RunReport, format: OutputFormat, out: &mut dyn s
             let _ = writeln!(out, "{}", serde_json::to_string_pretty(report).expect("a report serialises"));
         }
         OutputFormat::Table => {
-            let _ = writeln!(out, "{}", render::outcome_text(&report.outcome, &report.release));
+            let text = render::outcome_text(&report.outcome, &report.release);
+            let _ = writeln!(out, "{}", crate::text::for_terminal(&text));
         }
     }
     match report.exit_code() {
@@ -129,7 +137,7 @@ fn report_run(report: &session::RunReport, format: OutputFormat, out: &mut dyn s
     }
 }
 
-fn execute(parsed: &Parsed, out: &mut dyn std::io::Write) -> Result<(), AppError> {
+fn execute(parsed: &Parsed, shape: &str, out: &mut dyn std::io::Write) -> Result<(), AppError> {
     let common = parsed.common();
     if common.list_policies {
         let _ = write!(out, "{}", render::policy_list(&presets::all()));
@@ -142,16 +150,20 @@ fn execute(parsed: &Parsed, out: &mut dyn std::io::Write) -> Result<(), AppError
     }
     let live_release = common.release.clone().filter(|_| common.from.is_none());
     let plan = match (parsed, live_release) {
-        (Parsed::Upgrade(cli), Some(release)) => {
+        (Parsed::Upgrade(cli), Some(_)) => {
+            let opts = run_options(common, shape)?;
             let target = cli.to.as_deref().map(|t| parse_version("--to", t)).transpose()?;
-            match session::upgrade(common, &release, target.as_ref(), cli.fast_path, cli.devel)? {
+            let up = UpgradeOptions { target, fast_path: cli.fast_path, devel: cli.devel };
+            match session::upgrade(&opts, &up)? {
                 Either::Plan(plan) => *plan,
                 Either::Report(report) => return report_run(&report, common.output, out),
             }
         }
-        (Parsed::Rollback(cli), Some(release)) => {
+        (Parsed::Rollback(cli), Some(_)) => {
+            let opts = run_options(common, shape)?;
             let target = cli.to.as_deref().map(|t| parse_version("--to", t)).transpose()?;
-            match session::rollback(common, &release, target.as_ref(), cli.accept_data_loss)? {
+            let down = RollbackOptions { target, accept_data_loss: cli.accept_data_loss };
+            match session::rollback(&opts, &down)? {
                 Either::Plan(plan) => *plan,
                 Either::Report(report) => return report_run(&report, common.output, out),
             }
@@ -164,6 +176,128 @@ fn execute(parsed: &Parsed, out: &mut dyn std::io::Write) -> Result<(), AppError
         OutputFormat::Table => write!(out, "{}", render::plan_table(&plan)),
     };
     Ok(())
+}
+
+/// Every flag of a live run, checked before anything is read or changed: a value helm
+/// would reject later (after the lock was taken, or between two hops) is bad input now.
+fn run_options(common: &Common, shape: &str) -> Result<RunOptions, AppError> {
+    let release = common.release.clone().unwrap_or_default();
+    crate::names::check_release_name(&release).map_err(|e| {
+        let text = e.to_string();
+        let (message, hint) = text.split_once("\nhint: ").unwrap_or((&text, ""));
+        usage(message, hint)
+    })?;
+    crate::duration::parse(&common.timeout)
+        .map_err(|e| usage(format!("--timeout {e}"), "the time helm waits for each rollout, e.g. --timeout 10m"))?;
+    let mut sets = Vec::new();
+    for (kind, lines) in [
+        (SetKind::SetJson, &common.set_json),
+        (SetKind::Set, &common.set),
+        (SetKind::SetString, &common.set_string),
+        (SetKind::SetFile, &common.set_file),
+        (SetKind::SetLiteral, &common.set_literal),
+    ] {
+        for line in lines {
+            let arg = SetArg::new(kind, line.as_str());
+            let assignments = arg.parse().map_err(|e| {
+                usage(
+                    e.to_string(),
+                    "write KEY=VALUE as for helm (a backslash escapes `,` and `.`); see `helm upgrade --help`",
+                )
+            })?;
+            if kind == SetKind::SetFile {
+                for a in &assignments {
+                    readable_file(kind.flag(), std::path::Path::new(&a.value))?;
+                }
+            }
+            sets.push(arg);
+        }
+    }
+    for file in &common.values {
+        readable_file("-f/--values", file)?;
+    }
+    let takeover = match common.force_unlock.as_deref() {
+        None => Takeover::No,
+        Some("") => Takeover::IfGone,
+        Some(holder) => Takeover::Named(holder.to_string()),
+    };
+    Ok(RunOptions {
+        release,
+        namespace: common.namespace.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| "default".into()),
+        kube_context: common.kube_context.clone().filter(|c| !c.is_empty()),
+        policy: common.policy.clone(),
+        chart: common.chart.clone(),
+        plan_only: common.plan,
+        yes: common.yes,
+        timeout: common.timeout.clone(),
+        overrides: Overrides { files: common.values.clone(), sets },
+        plain_http: common.plain_http,
+        snapshot_taken: common.snapshot_taken,
+        takeover,
+        resume: common.resume,
+        local_ledger: common.local_ledger,
+        debug: common.debug,
+        command_shape: shape.to_string(),
+    })
+}
+
+/// A values file must be a regular file the tool can read, checked now rather than by
+/// helm at the first hop.
+fn readable_file(flag: &str, path: &std::path::Path) -> Result<(), AppError> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => std::fs::File::open(path)
+            .map(|_| ())
+            .map_err(|e| usage(format!("{flag} {}: {e}", path.display()), "pass a readable file")),
+        Ok(_) => Err(usage(format!("{flag} {}: not a regular file", path.display()), "pass a YAML file")),
+        Err(e) => Err(usage(format!("{flag} {}: {e}", path.display()), "check the path")),
+    }
+}
+
+/// The command line with every value replaced by `***`: the flags and the release name
+/// only, which is what the lock and the run record may show to anyone who can read the
+/// ledger. Which flags take a value comes from clap's own definitions.
+pub fn command_shape(mode: Mode, args: &[OsString]) -> String {
+    use clap::CommandFactory;
+    let command = match mode {
+        Mode::Upgrade => UpgradeCli::command(),
+        Mode::Rollback => RollbackCli::command(),
+    };
+    let takes_value = |flag: &str| -> bool {
+        command.get_arguments().any(|a| {
+            let named = flag.strip_prefix("--").map(|long| a.get_long() == Some(long)).unwrap_or(false)
+                || (flag.len() == 2 && flag.starts_with('-') && a.get_short() == flag.chars().nth(1));
+            named && a.get_action().takes_values() && a.get_num_args().is_none_or(|n| n.min_values() > 0)
+        })
+    };
+    let mut shown = vec![match mode {
+        Mode::Upgrade => "helm safe-upgrade".to_string(),
+        Mode::Rollback => "helm safe-rollback".to_string(),
+    }];
+    let mut hide_next = false;
+    let mut positional_only = false;
+    for arg in args.iter().skip(1).map(|a| a.to_string_lossy()) {
+        if hide_next {
+            shown.push("***".into());
+            hide_next = false;
+        } else if positional_only || !arg.starts_with('-') || arg == "-" {
+            // The release name (positional): it names the ledger ConfigMap itself. Anything
+            // else positional is not expected; hidden to be safe.
+            let is_name = crate::names::check_release_name(&arg).is_ok();
+            shown.push(if is_name { arg.into_owned() } else { "***".into() });
+        } else if arg == "--" {
+            positional_only = true;
+            shown.push(arg.into_owned());
+        } else if let Some((flag, _)) = arg.split_once('=') {
+            shown.push(format!("{flag}=***"));
+        } else if arg.len() > 2 && !arg.starts_with("--") && takes_value(&arg[..2]) {
+            // `-fvalues.yaml`: a short flag with its value attached.
+            shown.push(format!("{}***", &arg[..2]));
+        } else {
+            hide_next = takes_value(&arg);
+            shown.push(arg.into_owned());
+        }
+    }
+    crate::ui::render::display_argv(&shown)
 }
 
 /// The chart's name from a reference: the last path segment of `repo/name`,
@@ -232,6 +366,11 @@ fn offline_context(common: &Common, policy: &Policy) -> Context {
         release: common.release.clone(),
         namespace: common.namespace.clone(),
         chart_name: common.chart.as_deref().and_then(chart_name).or_else(|| policy.charts.first().cloned()),
+        sources: Some(Sources {
+            policy: policy.origin.to_string(),
+            policy_digest: policy.digest.clone(),
+            chart: common.chart.clone().map(|c| format!("{c} (--chart)")),
+        }),
     }
 }
 
@@ -261,8 +400,14 @@ fn plan_rollback_offline(cli: &RollbackCli) -> Result<Plan, AppError> {
         ));
     }
     let available = offline_versions(common, &policy)?;
-    let request =
-        RollbackRequest { current, target, newest_ever, deployed_before: vec![], snapshot: SnapshotKnowledge::Unknown };
+    let request = RollbackRequest {
+        current,
+        target,
+        newest_ever,
+        deployed_before: vec![],
+        snapshot: SnapshotKnowledge::Unknown,
+        by_revision: None,
+    };
     Ok(plan::plan_rollback(&policy, &available, &request, &offline_context(common, &policy))?)
 }
 
@@ -294,10 +439,11 @@ fn report(e: &AppError, format: OutputFormat, out: &mut dyn std::io::Write, err:
             }
             let doc = Doc { error: Body { message: other.to_string(), exit_code: other.exit_code() } };
             let _ = writeln!(out, "{}", serde_json::to_string_pretty(&doc).expect("serialises"));
-            let _ = writeln!(err, "error: {other}");
+            let _ = writeln!(err, "error: {}", crate::text::for_terminal(&other.to_string()));
         }
         (other, OutputFormat::Table) => {
-            let _ = writeln!(err, "error: {other}");
+            // Messages quote helm, registries and the ledger: shown, never obeyed.
+            let _ = writeln!(err, "error: {}", crate::text::for_terminal(&other.to_string()));
         }
     }
 }

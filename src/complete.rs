@@ -344,9 +344,7 @@ impl Live {
 impl Lookups for Live {
     fn releases(&self) -> Vec<(String, String)> {
         self.within_deadline(|helm| {
-            helm.run("list releases for completion", vec!["list".into(), "-o".into(), "json".into()])
-                .map(|f| parse_release_list(&f.stdout))
-                .unwrap_or_default()
+            helm.list_json("list releases for completion").map(|f| parse_release_list(&f.stdout)).unwrap_or_default()
         })
         .unwrap_or_default()
     }
@@ -455,7 +453,7 @@ mod tests {
         assert!(!after.iter().any(|v| v == "--plan") && after.iter().any(|v| v == "--policy"), "{after:?}");
         // Repeatable flags stay.
         let repeat = values(&complete(Mode::Upgrade, &words("bsr --set a=1 --se"), &Fake));
-        assert_eq!(repeat, ["--set"]);
+        assert_eq!(repeat, ["--set", "--set-string", "--set-json", "--set-file", "--set-literal"]);
     }
 
     #[test]

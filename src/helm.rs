@@ -22,26 +22,31 @@ use serde::de::DeserializeOwned;
 pub struct Signals {
     interrupts: Arc<AtomicUsize>,
     terminates: Arc<AtomicUsize>,
+    hangups: Arc<AtomicUsize>,
 }
 
 impl Signals {
-    /// Count SIGINT and SIGTERM instead of dying on the spot, which is what must not
-    /// happen while helm writes a release. A background thread receives them.
+    /// Count SIGINT, SIGTERM and SIGHUP instead of dying on the spot, which is what must
+    /// not happen while helm writes a release or this run holds the lock. A background
+    /// thread receives them.
     pub fn install() -> std::io::Result<Signals> {
-        use signal_hook::consts::{SIGINT, SIGTERM};
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
         let signals = Signals::default();
-        let mut incoming = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
-        let (interrupts, terminates) = (signals.interrupts.clone(), signals.terminates.clone());
+        let mut incoming = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+        let seen = signals.clone();
         std::thread::spawn(move || {
             for signal in incoming.forever() {
-                let counter = if signal == SIGINT { &interrupts } else { &terminates };
+                let (counter, what, again) = match signal {
+                    SIGINT => (&seen.interrupts, "interrupted", " (Ctrl-C again stops the step now)"),
+                    SIGTERM => (&seen.terminates, "terminating", ""),
+                    // The SSH session dropped: like a first Ctrl-C, with nobody left to ask.
+                    _ => (&seen.hangups, "the terminal hung up", ""),
+                };
                 if counter.fetch_add(1, Ordering::SeqCst) == 0 {
                     // Said at once, because the step under way may take minutes.
-                    eprintln!(
-                        "\n{}: the step under way finishes, then the run stops at the next safe point{}",
-                        if signal == SIGINT { "interrupted" } else { "terminating" },
-                        if signal == SIGINT { " (Ctrl-C again stops the step now)" } else { "" }
-                    );
+                    crate::term::err_line(&format!(
+                        "\n{what}: the step under way finishes, then the run stops at the next safe point{again}"
+                    ));
                 }
             }
         });
@@ -56,14 +61,39 @@ impl Signals {
         self.terminates.load(Ordering::SeqCst) > 0
     }
 
-    /// Any signal asking the run to stop at the next safe point.
+    /// The terminal is gone (SIGHUP): no prompt can be answered any more.
+    pub fn hung_up(&self) -> bool {
+        self.hangups.load(Ordering::SeqCst) > 0
+    }
+
+    /// Any reason to stop at the next safe point: a signal, or output that can no longer
+    /// be written (a closed pipe, a dropped terminal), since a run nobody can follow
+    /// should not go on changing things.
     pub fn stop_requested(&self) -> bool {
-        self.interrupts() > 0 || self.terminated()
+        self.interrupts() > 0 || self.terminated() || self.hung_up() || crate::term::output_lost()
+    }
+
+    /// Why the run stops, in words, for the report.
+    pub fn stop_reason(&self) -> &'static str {
+        if self.terminated() {
+            "terminated (SIGTERM)"
+        } else if self.interrupts() > 0 {
+            "interrupted"
+        } else if self.hung_up() {
+            "the terminal hung up (SIGHUP)"
+        } else {
+            "the output was closed"
+        }
     }
 
     /// A second Ctrl-C or a SIGTERM: stop now, do not start a way back.
     pub fn stop_now(&self) -> bool {
         self.interrupts() >= 2 || self.terminated()
+    }
+
+    /// For tests of the executor: a signal as if it had been received.
+    pub fn simulate_interrupt(&self) {
+        self.interrupts.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -90,39 +120,30 @@ impl Invocation {
     }
 }
 
-/// Replace the value part of `--set k=v` (and its variants) with `***`.
+/// The argv for display: the value of every `--set`, `--set-string`, `--set-json`,
+/// `--set-file` and `--set-literal` replaced by `***`, parsed the way helm parses it (so
+/// an escaped comma does not end a value early), keys kept.
 pub fn redact(args: &[String]) -> Vec<String> {
+    use crate::setvalues::{SetArg, SetKind};
     let mut out = Vec::with_capacity(args.len());
-    let mut hide_next = false;
+    let mut pending: Option<SetKind> = None;
     for arg in args {
-        if hide_next {
-            out.push(redact_assignments(arg));
-            hide_next = false;
+        if let Some(kind) = pending.take() {
+            out.push(SetArg::new(kind, arg.as_str()).redacted_line());
             continue;
         }
-        let set_flag = ["--set", "--set-string", "--set-json", "--set-file", "--set-literal"]
-            .iter()
-            .find(|f| arg == *f || arg.starts_with(&format!("{f}=")));
-        match set_flag {
-            Some(flag) if arg == *flag => {
-                hide_next = true;
-                out.push(arg.clone());
-            }
-            Some(flag) => out.push(format!("{flag}={}", redact_assignments(&arg[flag.len() + 1..]))),
-            None => out.push(arg.clone()),
+        if let Some(kind) = SetKind::from_flag(arg) {
+            pending = Some(kind);
+            out.push(arg.clone());
+        } else if let Some((flag, value)) = arg.split_once('=')
+            && let Some(kind) = SetKind::from_flag(flag)
+        {
+            out.push(format!("{flag}={}", SetArg::new(kind, value).redacted_line()));
+        } else {
+            out.push(arg.clone());
         }
     }
     out
-}
-
-fn redact_assignments(list: &str) -> String {
-    list.split(',')
-        .map(|kv| match kv.split_once('=') {
-            Some((k, _)) => format!("{k}=***"),
-            None => kv.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 #[derive(Debug)]
@@ -175,7 +196,7 @@ impl Runner {
     pub fn run_with_input(&self, inv: &Invocation, stdin: Option<&[u8]>) -> Result<Finished, ExecError> {
         use std::os::unix::process::CommandExt;
         if self.debug {
-            eprintln!("debug: {} ({})", inv.display(), inv.purpose);
+            crate::term::err_line(&format!("debug: {} ({})", inv.display(), inv.purpose));
         }
         let started = Instant::now();
         // Output goes to unlinked temporary files, not pipes: if this tool is killed, a
@@ -230,10 +251,10 @@ impl Runner {
                 // SIGTERM (an orchestrator's request) or a second Ctrl-C (the operator
                 // insists): helm handles SIGTERM by marking the operation failed, which
                 // leaves no `pending-*` release behind. Say so before doing it.
-                eprintln!(
+                crate::term::err_line(&format!(
                     "stopping now: `{}` is told to stop; helm marks what it was doing as failed, and this run ends without bringing the release back (the message below says what to do)",
                     inv.purpose
-                );
+                ));
                 let _ = nix_kill(child.id(), signal_hook::consts::SIGTERM);
                 forwarded_term = true;
             }
@@ -249,7 +270,8 @@ impl Runner {
                 purpose: inv.purpose.clone(),
                 argv: inv.display(),
                 status: describe(&finished.status),
-                stderr: finished.stderr.trim_end().to_string(),
+                // helm's stderr may quote a chart's or the cluster's text: shown, not obeyed.
+                stderr: crate::text::for_terminal(finished.stderr.trim_end()).into_owned(),
                 stdout: finished.stdout,
             })
         }
@@ -263,11 +285,6 @@ impl Runner {
             argv: inv.display(),
             error: e.to_string(),
         })
-    }
-
-    /// The child's pid group gets a signal; used when the operator insists on stopping.
-    pub fn terminate(pid: u32) {
-        let _ = nix_kill(pid, signal_hook::consts::SIGTERM);
     }
 }
 
@@ -325,7 +342,9 @@ impl Helm {
         Ok(Helm { runner, bin, major, version, namespace, kube_context })
     }
 
-    fn invocation(&self, purpose: String, mut args: Vec<String>) -> Invocation {
+    /// `helm ARGS --namespace NS [--kube-context CTX] -- POSITIONAL`: every flag before
+    /// the `--`, so a release or chart name can never be read as a flag.
+    fn invocation(&self, purpose: String, mut args: Vec<String>, positional: &[&str]) -> Invocation {
         // Explicit -n and --kube-context even though helm exported them to us: a nested
         // helm would inherit HELM_NAMESPACE too, but explicit flags are what the logs show.
         args.push("--namespace".into());
@@ -334,30 +353,113 @@ impl Helm {
             args.push("--kube-context".into());
             args.push(ctx.clone());
         }
+        push_positional(&mut args, positional);
         Invocation::new(purpose, &self.bin, args)
     }
 
-    pub fn run(&self, purpose: impl Into<String>, args: Vec<String>) -> Result<Finished, ExecError> {
-        self.runner.run(&self.invocation(purpose.into(), args))
+    pub fn run(
+        &self,
+        purpose: impl Into<String>,
+        args: Vec<String>,
+        positional: &[&str],
+    ) -> Result<Finished, ExecError> {
+        self.runner.run(&self.invocation(purpose.into(), args, positional))
     }
 
-    pub fn json<T: DeserializeOwned>(&self, purpose: impl Into<String>, args: Vec<String>) -> Result<T, ExecError> {
-        self.runner.json(&self.invocation(purpose.into(), args))
+    pub fn json<T: DeserializeOwned>(
+        &self,
+        purpose: impl Into<String>,
+        args: Vec<String>,
+        positional: &[&str],
+    ) -> Result<T, ExecError> {
+        self.runner.json(&self.invocation(purpose.into(), args, positional))
     }
 
-    /// Run without the release's namespace flags (repo and registry commands).
-    pub fn run_global(&self, purpose: impl Into<String>, args: Vec<String>) -> Result<Finished, ExecError> {
-        self.runner.run(&Invocation::new(purpose, &self.bin, args))
+    /// `helm upgrade RELEASE CHART FLAGS -o json`: the release as helm reports it after
+    /// the upgrade (revision, status, chart version), so the caller knows exactly which
+    /// revision it made without another read.
+    pub fn upgrade(
+        &self,
+        purpose: impl Into<String>,
+        release: &str,
+        chart: &str,
+        mut flags: Vec<String>,
+    ) -> Result<Deployed, ExecError> {
+        flags.extend(["-o".into(), "json".into()]);
+        let inv = self.invocation(
+            purpose.into(),
+            {
+                let mut a = vec!["upgrade".to_string()];
+                a.extend(flags);
+                a
+            },
+            &[release, chart],
+        );
+        let done: UpgradeJson = self.runner.json(&inv)?;
+        Ok(Deployed {
+            revision: done.version,
+            status: done.info.status,
+            chart_version: done.chart.map(|c| c.metadata.version),
+        })
+    }
+
+    /// `helm rollback RELEASE REVISION --wait --timeout T` (helm has no `-o json` for it).
+    pub fn rollback(
+        &self,
+        purpose: impl Into<String>,
+        release: &str,
+        revision: u64,
+        timeout: &str,
+    ) -> Result<Finished, ExecError> {
+        let args = vec!["rollback".into(), "--wait".into(), "--timeout".into(), timeout.to_string()];
+        self.run(purpose, args, &[release, &revision.to_string()])
+    }
+
+    /// `helm get metadata RELEASE -o json`.
+    pub fn metadata<T: DeserializeOwned>(&self, purpose: impl Into<String>, release: &str) -> Result<T, ExecError> {
+        self.json(purpose, vec!["get".into(), "metadata".into(), "-o".into(), "json".into()], &[release])
+    }
+
+    /// `helm get manifest RELEASE`.
+    pub fn manifest(&self, release: &str) -> Result<String, ExecError> {
+        Ok(self
+            .run(format!("read the manifest of {release}"), vec!["get".into(), "manifest".into()], &[release])?
+            .stdout)
+    }
+
+    /// The user-supplied values of a revision (`helm get values --revision N -o json`);
+    /// `{}` where helm prints `null` (no values were given).
+    pub fn values_at(&self, release: &str, revision: u64) -> Result<serde_json::Value, ExecError> {
+        let args =
+            vec!["get".into(), "values".into(), "--revision".into(), revision.to_string(), "-o".into(), "json".into()];
+        let values: serde_json::Value =
+            self.json(format!("read the values of {release} at revision {revision}"), args, &[release])?;
+        Ok(if values.is_null() { serde_json::json!({}) } else { values })
+    }
+
+    /// `helm status RELEASE` as helm prints it, for people.
+    pub fn status_text(&self, release: &str) -> Result<String, ExecError> {
+        Ok(self.run(format!("show the status of {release}"), vec!["status".into()], &[release])?.stdout)
+    }
+
+    /// `helm repo update REPO`: refresh one repository's cached index.
+    pub fn repo_update(&self, repo: &str) -> Result<Finished, ExecError> {
+        let mut args = vec!["repo".to_string(), "update".to_string()];
+        push_positional(&mut args, &[repo]);
+        self.runner.run(&Invocation::new(format!("refresh the {repo} repository index"), &self.bin, args))
+    }
+
+    /// `helm list -o json` in the release namespace (completion).
+    pub fn list_json(&self, purpose: impl Into<String>) -> Result<Finished, ExecError> {
+        self.run(purpose, vec!["list".into(), "-o".into(), "json".into()], &[])
     }
 
     /// The versions of `repo/name` in helm's cached repository index.
     pub fn search_repo(&self, repo: &str, name: &str) -> Result<Vec<crate::plan::Available>, ExecError> {
         let reference = format!("{repo}/{name}");
-        let inv = Invocation::new(
-            format!("list the versions of {reference}"),
-            &self.bin,
-            ["search", "repo", reference.as_str(), "--versions", "--devel", "-o", "json"].map(String::from).to_vec(),
-        );
+        let mut args = ["search", "repo", "--versions", "--devel", "-o", "json"].map(String::from).to_vec();
+        push_positional(&mut args, &[&reference]);
+        let inv = Invocation::new(format!("list the versions of {reference}"), &self.bin, args);
         let out = self.runner.run(&inv)?;
         crate::catalog::repo::parse_search(&out.stdout, repo, name).map_err(|e| ExecError::Parse {
             purpose: inv.purpose.clone(),
@@ -377,13 +479,6 @@ impl Helm {
             Err(e) => Err(e.to_string()),
         }
     }
-
-    /// The flag that makes helm wait for readiness: bare `--wait` means the same on both
-    /// majors (helm 4: the kstatus watcher), while `--wait=true` warns on 4 and
-    /// `--wait=watcher` fails on 3 (helm-facts §3.9).
-    pub fn wait_flag(&self) -> &'static str {
-        "--wait"
-    }
 }
 
 /// kubectl, for the ledger ConfigMap and pod checks, addressed like helm.
@@ -400,18 +495,25 @@ impl Kubectl {
         Kubectl { runner, bin: bin.unwrap_or_else(|| PathBuf::from("kubectl")), namespace, kube_context }
     }
 
-    fn invocation(&self, purpose: String, args: Vec<String>) -> Invocation {
+    /// `kubectl --namespace NS [--context CTX] ARGS -- POSITIONAL`.
+    fn invocation(&self, purpose: String, args: Vec<String>, positional: &[&str]) -> Invocation {
         let mut full = vec!["--namespace".to_string(), self.namespace.clone()];
         if let Some(ctx) = &self.kube_context {
             full.push("--context".into());
             full.push(ctx.clone());
         }
         full.extend(args);
+        push_positional(&mut full, positional);
         Invocation::new(purpose, &self.bin, full)
     }
 
-    pub fn run(&self, purpose: impl Into<String>, args: Vec<String>) -> Result<Finished, ExecError> {
-        self.runner.run(&self.invocation(purpose.into(), args))
+    pub fn run(
+        &self,
+        purpose: impl Into<String>,
+        args: Vec<String>,
+        positional: &[&str],
+    ) -> Result<Finished, ExecError> {
+        self.runner.run(&self.invocation(purpose.into(), args, positional))
     }
 
     pub fn run_with_input(
@@ -420,12 +522,57 @@ impl Kubectl {
         args: Vec<String>,
         input: &[u8],
     ) -> Result<Finished, ExecError> {
-        self.runner.run_with_input(&self.invocation(purpose.into(), args), Some(input))
+        self.runner.run_with_input(&self.invocation(purpose.into(), args, &[]), Some(input))
     }
 
-    pub fn json<T: DeserializeOwned>(&self, purpose: impl Into<String>, args: Vec<String>) -> Result<T, ExecError> {
-        self.runner.json(&self.invocation(purpose.into(), args))
+    pub fn json<T: DeserializeOwned>(
+        &self,
+        purpose: impl Into<String>,
+        args: Vec<String>,
+        positional: &[&str],
+    ) -> Result<T, ExecError> {
+        self.runner.json(&self.invocation(purpose.into(), args, positional))
     }
+}
+
+/// `--` and then the positional arguments (names the tool did not write itself); nothing
+/// when there are none.
+fn push_positional(args: &mut Vec<String>, positional: &[&str]) {
+    if !positional.is_empty() {
+        args.push("--".into());
+        args.extend(positional.iter().map(|p| p.to_string()));
+    }
+}
+
+/// What `helm upgrade -o json` says of the revision it made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deployed {
+    pub revision: u64,
+    pub status: String,
+    pub chart_version: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct UpgradeJson {
+    version: u64,
+    info: UpgradeInfo,
+    #[serde(default)]
+    chart: Option<UpgradeChart>,
+}
+
+#[derive(serde::Deserialize)]
+struct UpgradeInfo {
+    status: String,
+}
+
+#[derive(serde::Deserialize)]
+struct UpgradeChart {
+    metadata: UpgradeChartMeta,
+}
+
+#[derive(serde::Deserialize)]
+struct UpgradeChartMeta {
+    version: String,
 }
 
 /// A program named in the user's own policy (snapshot command, `run` step, check).
@@ -468,6 +615,58 @@ mod tests {
             ])
         );
         assert!(!shown.join(" ").contains("hunter2"));
+    }
+
+    #[test]
+    fn redaction_parses_set_lines_as_helm_does() {
+        let args = s(&[
+            "--set",
+            r"postgres.password=hunter2\,tail9",
+            "--set-json",
+            r#"db={"password":"p,w"}"#,
+            "--set-literal=token=a,b",
+            "--set-file",
+            "cert=/tmp/c.pem",
+            "--set",
+            "unparsable",
+        ]);
+        let shown = redact(&args).join(" ");
+        for secret in ["hunter2", "tail9", "p,w", "a,b", "/tmp/c.pem", "unparsable"] {
+            assert!(!shown.contains(secret), "{secret} leaked: {shown}");
+        }
+        assert_eq!(
+            shown,
+            "--set postgres.password=*** --set-json db=*** --set-literal=token=*** --set-file cert=*** --set ***"
+        );
+    }
+
+    #[test]
+    fn a_childs_stderr_is_shown_without_escape_sequences() {
+        let runner = Runner::new(Signals::default(), false);
+        let inv = Invocation::new("print hostile text", "sh", s(&["-c", "printf 'bad\\033[31mred\\rX' >&2; exit 3"]));
+        let err = runner.run(&inv).unwrap_err().to_string();
+        assert!(err.contains("bad\\x1b[31mred\\rX"), "{err}");
+        assert!(!err.contains('\x1b') && !err.contains('\r'), "{err:?}");
+    }
+
+    #[test]
+    fn positional_arguments_come_after_a_double_dash() {
+        let helm = Helm {
+            runner: Runner::new(Signals::default(), false),
+            bin: PathBuf::from("helm"),
+            major: 4,
+            version: "v4.1.4".into(),
+            namespace: "ns".into(),
+            kube_context: Some("ctx".into()),
+        };
+        let inv = helm.invocation("x".into(), s(&["get", "metadata", "-o", "json"]), &["--all"]);
+        assert_eq!(
+            inv.args,
+            s(&["get", "metadata", "-o", "json", "--namespace", "ns", "--kube-context", "ctx", "--", "--all"])
+        );
+        let kubectl = Kubectl::new(Runner::new(Signals::default(), false), None, "ns".into(), None);
+        let inv = kubectl.invocation("x".into(), s(&["get", "configmap", "-o", "json"]), &["helm-safe-upgrade.a"]);
+        assert_eq!(inv.args, s(&["--namespace", "ns", "get", "configmap", "-o", "json", "--", "helm-safe-upgrade.a"]));
     }
 
     #[test]

@@ -129,19 +129,24 @@ impl Release {
     pub fn read(helm: &Helm, release: &str) -> Result<Release, ReadError> {
         let args = |cmd: &[&str]| -> Vec<String> {
             let mut a: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
-            a.push(release.to_string());
             a.extend(["-o".to_string(), "json".to_string()]);
             a
         };
         let (metadata, history, values, status) = std::thread::scope(|s| {
-            let m = s
-                .spawn(|| helm.json::<Metadata>(format!("read the metadata of {release}"), args(&["get", "metadata"])));
-            let h = s
-                .spawn(|| helm.json::<Vec<HistoryEntry>>(format!("read the history of {release}"), args(&["history"])));
-            let v = s.spawn(|| {
-                helm.json::<serde_json::Value>(format!("read the values of {release}"), args(&["get", "values"]))
+            let m = s.spawn(|| helm.metadata::<Metadata>(format!("read the metadata of {release}"), release));
+            let h = s.spawn(|| {
+                helm.json::<Vec<HistoryEntry>>(format!("read the history of {release}"), args(&["history"]), &[release])
             });
-            let st = s.spawn(|| helm.json::<StatusDoc>(format!("read the status of {release}"), args(&["status"])));
+            let v = s.spawn(|| {
+                helm.json::<serde_json::Value>(
+                    format!("read the values of {release}"),
+                    args(&["get", "values"]),
+                    &[release],
+                )
+            });
+            let st = s.spawn(|| {
+                helm.json::<StatusDoc>(format!("read the status of {release}"), args(&["status"]), &[release])
+            });
             (
                 m.join().expect("reader thread"),
                 h.join().expect("reader thread"),
@@ -208,7 +213,9 @@ impl Release {
     /// the way back is 1.4.1 → 1.3.2 with its down-migration, not "nothing to do". A
     /// release in any other state is simply at its version.
     pub fn leaving_version(&self) -> ChartVersion {
-        if self.status != ReleaseStatus::Failed {
+        // A pending revision is one helm started and did not finish: its hooks may have
+        // run too.
+        if self.status != ReleaseStatus::Failed && !self.status.is_pending() {
             return self.version.clone();
         }
         let since = self.last_good_revision().map_or(0, |good| good.revision);

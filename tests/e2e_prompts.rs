@@ -103,7 +103,7 @@ fn utf8(latin1: &str) -> String {
 fn start_two_hops(bed: &Bed) -> Pty {
     let policy = policy();
     let mut pty = Pty::spawn(bed, &["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--policy", &policy]);
-    let plan = pty.expect("Start the 2 hop(s)? [y/N]");
+    let plan = pty.expect("Start the 2 hops? [y/N]");
     assert!(plan.contains("upgrade bsr 1.0.4 → 1.2.6"), "{}: the plan is shown first:\n{plan}", bed.version);
     assert!(
         plan.contains("1.0.4  1.1.9") && plan.contains("1.1.9  1.2.6"),
@@ -224,7 +224,7 @@ fn declining_to_start_changes_nothing(version: HelmVersion) {
     let before = bed.history();
     let policy = policy();
     let mut pty = Pty::spawn(&bed, &["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--policy", &policy]);
-    pty.expect("Start the 2 hop(s)? [y/N]");
+    pty.expect("Start the 2 hops? [y/N]");
     pty.answer("n");
     let (rest, code) = pty.finish();
     assert_eq!(code, 5, "{version}: {rest}");

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use bed::{Bed, NS, VALUES, bed_policy, yaml_to_json};
 use chart_standin::{Credentials, OciAuth, OciOptions, OciRegistry};
 use helm_safe_upgrade::helm::{Kubectl, Runner, Signals};
-use helm_safe_upgrade::run::ledger::{Ledger, LedgerError, LedgerStore, open_store};
+use helm_safe_upgrade::run::holder::{Me, Process};
+use helm_safe_upgrade::run::ledger::lock::Claim;
+use helm_safe_upgrade::run::ledger::{Held, LedgerError, LedgerStore, Takeover, open_store};
 use kube_standin::testing::HelmVersion;
 use serde_json::Value;
 
@@ -258,12 +260,16 @@ fn the_lock_stops_a_second_run(version: HelmVersion) {
     bed.install("bsr", "1.0.4", VALUES);
 
     // Another run (on another machine) holds the lock.
-    let opened = open_store(&kubectl_for(&bed), "bsr", NS, None).expect("open the ledger store");
+    let opened = open_store(&kubectl_for(&bed), "bsr", NS, None, false).expect("open the ledger store");
     assert!(opened.warning.is_none(), "the shared ConfigMap store, not a local file: {:?}", opened.warning);
     let store: Arc<dyn LedgerStore> = opened.store;
-    let mut held =
-        Ledger::acquire(store.clone(), "ana@ci-runner-7 pid 4242", "helm safe-upgrade bsr --to 1.3.0", false)
-            .expect("take the lock");
+    let ana = Me { user: "ana".into(), process: Process { host: "ci-runner-7".into(), pid: 4242, started: None } };
+    let claim = Claim {
+        me: ana,
+        command: "helm safe-upgrade bsr --to *** --set ***".into(),
+        plan: "upgrade 1.0.4 → 1.3.0 (3 hops)".into(),
+    };
+    let mut held = Held::acquire(store.clone(), &claim, &Takeover::No).expect("take the lock");
     let since = held.ledger().lock.as_ref().unwrap().since.clone();
 
     let (stdout, stderr) = bed.run_expect(&["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--yes"], 1);
@@ -271,16 +277,32 @@ fn the_lock_stops_a_second_run(version: HelmVersion) {
         stderr.contains(&format!("release bsr is locked by ana@ci-runner-7 pid 4242 since {since}")),
         "names the holder and since when:\n{stderr}"
     );
-    assert!(stderr.contains("helm safe-upgrade bsr --to 1.3.0"), "names what the holder runs:\n{stderr}");
-    assert!(stderr.contains("--force-unlock"), "says how to break a stale lock:\n{stderr}");
+    assert!(stderr.contains("helm safe-upgrade bsr --to *** --set ***"), "names what the holder runs:\n{stderr}");
+    assert!(stderr.contains("(upgrade 1.0.4 → 1.3.0 (3 hops))"), "and its plan:\n{stderr}");
+    assert!(
+        stderr.contains("--force-unlock='ana@ci-runner-7 pid 4242'"),
+        "says how to break the lock of a run elsewhere, by naming it:\n{stderr}"
+    );
     assert!(stdout.is_empty(), "{stdout}");
     assert_eq!(bed.charts_deployed(), ["bsr-1.0.4"], "a locked-out run changed the release");
     let record = bed.ledger_record().unwrap();
     assert_eq!(record["lock"]["holder"], "ana@ci-runner-7 pid 4242", "the holder keeps its lock: {record}");
     assert!(record["hops"].as_array().unwrap().is_empty(), "{record}");
 
-    // --force-unlock breaks it and the run completes.
-    bed.run_expect(&["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--yes", "--force-unlock"], 0);
+    // A bare --force-unlock cannot judge a run on another machine, and a wrong name is refused.
+    let (_, stderr) = bed.run_expect(&["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--yes", "--force-unlock"], 1);
+    assert!(stderr.contains("runs on another machine"), "{stderr}");
+    let (_, stderr) = bed.run_expect(
+        &["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--yes", "--force-unlock=ana@ci-runner-7 pid 1"],
+        1,
+    );
+    assert!(stderr.contains("name the holder exactly"), "{stderr}");
+    assert_eq!(bed.charts_deployed(), ["bsr-1.0.4"]);
+    // Naming the holder exactly breaks it and the run completes.
+    bed.run_expect(
+        &["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--yes", "--force-unlock=ana@ci-runner-7 pid 4242"],
+        0,
+    );
     assert_eq!(bed.charts_deployed(), ["bsr-1.0.4", "bsr-1.1.9", "bsr-1.2.6"]);
     let record = bed.ledger_record().unwrap();
     assert!(record["lock"].is_null(), "a completed run gives the lock back: {record}");

@@ -11,8 +11,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use helm_safe_upgrade::helm::{Kubectl, Runner, Signals};
+use helm_safe_upgrade::plan::{Direction, Plan, Strategy};
+use helm_safe_upgrade::run::holder::{Me, Process};
+use helm_safe_upgrade::run::ledger::lock::Claim;
 use helm_safe_upgrade::run::ledger::{
-    ConfigMapStore, HopOutcome, Ledger, LedgerError, LedgerStore, Revision, Stored, configmap_name, open_store_at,
+    ConfigMapStore, Held, HopOutcome, Ledger, LedgerError, LedgerStore, Revision, Stored, Takeover, configmap_name,
+    open_store_at,
 };
 use helm_safe_upgrade::version::ChartVersion;
 use kube_standin::{Options, StandIn};
@@ -73,6 +77,33 @@ impl Bed {
     }
 }
 
+/// A run on another machine (this one cannot judge whether it is alive).
+fn run_elsewhere(user: &str, pid: u32, command: &str) -> Claim {
+    Claim {
+        me: Me { user: user.into(), process: Process { host: "ci-runner-7".into(), pid, started: None } },
+        command: command.into(),
+        plan: "upgrade 1.1.2 → 1.3.0 (2 hops)".into(),
+    }
+}
+
+fn plan_to(to: &str) -> Plan {
+    Plan {
+        direction: Direction::Upgrade,
+        policy: "bsr".into(),
+        sources: None,
+        release: Some("registry".into()),
+        namespace: Some("bsr".into()),
+        from: v("1.1.2"),
+        to: v(to),
+        strategy: Strategy::Sequential,
+        downtime: false,
+        preflight: vec![],
+        hops: vec![],
+        alternatives: vec![],
+        warnings: vec![],
+    }
+}
+
 fn v(s: &str) -> ChartVersion {
     ChartVersion::parse(s).unwrap()
 }
@@ -93,7 +124,7 @@ fn create_load_update_and_labels() {
     assert_eq!(cm["metadata"]["labels"]["helm-safe-upgrade/release"], "registry");
     assert_eq!(cm["metadata"]["resourceVersion"].as_str().unwrap(), rev.0);
     let stored: serde_json::Value = serde_json::from_str(cm["data"]["ledger"].as_str().unwrap()).unwrap();
-    assert_eq!(stored["schema"], 1);
+    assert_eq!(stored["schema"], 2);
     assert_eq!(stored["newest_ever"], "1.1.2");
     assert_eq!(stored["chart"], "bufbuild/bsr");
 
@@ -136,34 +167,37 @@ fn two_handles_cannot_both_win() {
 fn a_held_lock_names_its_holder_and_survives_a_dropped_held() {
     let bed = Bed::new();
     let store = bed.store("registry");
-    let mut held =
-        Ledger::acquire(store.clone(), "ana@box pid 7", "helm safe-upgrade registry --to 1.3.0", false).unwrap();
-    held.set_in_progress(serde_json::json!({"to": "1.3.0"}), 0, None).unwrap();
-    held.record_hop_start(&v("1.1.2"), &v("1.2.6"), "minor-upgrade").unwrap();
-    held.note_deployed(&v("1.2.6")).unwrap();
+    let ana = run_elsewhere("ana", 7, "helm safe-upgrade registry --to ***");
+    let mut held = Held::acquire(store.clone(), &ana, &Takeover::No).unwrap();
+    held.ledger_mut().set_in_progress(plan_to("1.3.0"), 0, None, None);
+    held.ledger_mut().record_hop_start(&v("1.1.2"), &v("1.2.6"), "minor");
+    held.ledger_mut().note_deployed(&v("1.2.6"));
+    held.save().unwrap();
     // The run dies here without releasing: the lock and the journal stay.
     drop(held);
 
     let cm = bed.configmap("registry");
     let stored: serde_json::Value = serde_json::from_str(cm["data"]["ledger"].as_str().unwrap()).unwrap();
-    assert_eq!(stored["lock"]["holder"], "ana@box pid 7");
+    assert_eq!(stored["lock"]["holder"], "ana@ci-runner-7 pid 7");
     assert_eq!(stored["hops"][0]["outcome"], "running");
 
-    let err = Ledger::acquire(bed.store("registry"), "bo@ci pid 9", "helm safe-rollback registry", false).unwrap_err();
+    let bo = run_elsewhere("bo", 9, "helm safe-rollback registry");
+    let err = Held::acquire(bed.store("registry"), &bo, &Takeover::No).unwrap_err();
     let text = err.to_string();
-    let LedgerError::Locked { holder, since, command, .. } = &err else { panic!("{err}") };
-    assert_eq!(holder, "ana@box pid 7");
-    assert_eq!(command, "helm safe-upgrade registry --to 1.3.0");
-    assert!(text.contains(&format!("locked by ana@box pid 7 since {since}")), "{text}");
-    assert!(text.contains("--force-unlock") && text.contains("--resume"), "{text}");
+    let LedgerError::Locked(locked) = &err else { panic!("{err}") };
+    let (holder, since, command) = (&locked.holder, &locked.since, &locked.command);
+    assert_eq!(holder, "ana@ci-runner-7 pid 7");
+    assert_eq!(command, "helm safe-upgrade registry --to ***");
+    assert!(text.contains(&format!("locked by ana@ci-runner-7 pid 7 since {since}")), "{text}");
+    assert!(text.contains("--force-unlock='ana@ci-runner-7 pid 7'") && text.contains("--resume"), "{text}");
 
     let mut forced =
-        Ledger::acquire(bed.store("registry"), "bo@ci pid 9", "helm safe-upgrade registry --resume", true).unwrap();
-    assert_eq!(forced.ledger().lock.as_ref().unwrap().holder, "bo@ci pid 9");
-    assert_eq!(forced.newest_ever(), Some(&v("1.2.6")));
-    assert_eq!(forced.ledger().in_progress.as_ref().unwrap().plan["to"], "1.3.0");
-    forced.record_hop_end(HopOutcome::Succeeded, None).unwrap();
-    forced.clear_in_progress().unwrap();
+        Held::acquire(bed.store("registry"), &bo, &Takeover::Named("ana@ci-runner-7 pid 7".into())).unwrap();
+    assert_eq!(forced.ledger().lock.as_ref().unwrap().holder, "bo@ci-runner-7 pid 9");
+    assert_eq!(forced.ledger().newest_ever(), Some(&v("1.2.6")));
+    assert_eq!(forced.ledger().in_progress.as_ref().unwrap().plan.to, v("1.3.0"));
+    forced.ledger_mut().record_hop_end(HopOutcome::Succeeded, None).unwrap();
+    forced.ledger_mut().clear_in_progress();
     let final_record = forced.release_lock().unwrap();
     assert!(final_record.lock.is_none());
 
@@ -175,13 +209,31 @@ fn a_held_lock_names_its_holder_and_survives_a_dropped_held() {
 #[test]
 fn a_run_whose_lock_was_forced_away_cannot_write() {
     let bed = Bed::new();
-    let mut stale = Ledger::acquire(bed.store("registry"), "ana pid 7", "first", false).unwrap();
-    let _taker = Ledger::acquire(bed.store("registry"), "bo pid 9", "second", true).unwrap();
-    let err = stale.record_snapshot(&v("1.1.2"), "command").unwrap_err();
+    let mut stale = Held::acquire(bed.store("registry"), &run_elsewhere("ana", 7, "first"), &Takeover::No).unwrap();
+    let _taker = Held::acquire(
+        bed.store("registry"),
+        &run_elsewhere("bo", 9, "second"),
+        &Takeover::Named("ana@ci-runner-7 pid 7".into()),
+    )
+    .unwrap();
+    stale.ledger_mut().record_snapshot(&v("1.1.2"), "command");
+    let err = stale.save().unwrap_err();
     assert!(matches!(err, LedgerError::LockLost { .. }), "{err}");
     let stored = bed.store("registry").load().unwrap().unwrap().ledger;
-    assert_eq!(stored.lock.unwrap().holder, "bo pid 9");
+    assert_eq!(stored.lock.unwrap().holder, "bo@ci-runner-7 pid 9");
     assert!(stored.snapshots.is_empty());
+}
+
+#[test]
+fn a_deleted_ledger_configmap_means_the_lock_is_lost() {
+    let bed = Bed::new();
+    let mut held = Held::acquire(bed.store("registry"), &run_elsewhere("ana", 7, "first"), &Takeover::No).unwrap();
+    bed.kubectl("bsr")
+        .run("delete the ledger", vec!["delete".into(), "configmap".into()], &[&configmap_name("registry")])
+        .unwrap();
+    held.ledger_mut().record_hop_start(&v("1.1.2"), &v("1.2.6"), "minor");
+    let err = held.save().unwrap_err();
+    assert!(matches!(err, LedgerError::LockLost { .. }), "{err}");
 }
 
 #[test]
@@ -194,7 +246,7 @@ fn racing_acquirers_on_the_cluster_one_wins() {
                 let (store, barrier) = (bed.store("registry"), barrier.clone());
                 scope.spawn(move || {
                     barrier.wait();
-                    Ledger::acquire(store, &format!("run {i}"), "cmd", false)
+                    Held::acquire(store, &run_elsewhere(&format!("run{i}"), i, "cmd"), &Takeover::No)
                         .map(|h| h.ledger().lock.clone().unwrap().holder)
                         .map_err(Box::new)
                 })
@@ -206,7 +258,8 @@ fn racing_acquirers_on_the_cluster_one_wins() {
     assert_eq!(winners.len(), 1, "{results:?}");
     for r in &results {
         if let Err(e) = r {
-            let LedgerError::Locked { holder, .. } = e.as_ref() else { panic!("{e}") };
+            let LedgerError::Locked(locked) = e.as_ref() else { panic!("{e}") };
+            let holder = &locked.holder;
             assert_eq!(holder, winners[0]);
         }
     }
@@ -222,7 +275,7 @@ fn a_foreign_configmap_of_the_same_name_is_not_overwritten() {
     bed.kubectl("bsr")
         .run_with_input("create a foreign ConfigMap", vec!["create".into(), "-f".into(), "-".into()], body.as_bytes())
         .unwrap();
-    let err = Ledger::acquire(bed.store("registry"), "ana pid 7", "cmd", true).unwrap_err();
+    let err = Held::acquire(bed.store("registry"), &run_elsewhere("ana", 7, "cmd"), &Takeover::IfGone).unwrap_err();
     assert!(matches!(err, LedgerError::NotOurs { .. }), "{err}");
     assert_eq!(bed.configmap("registry")["data"]["x"], "y");
 }
@@ -230,10 +283,10 @@ fn a_foreign_configmap_of_the_same_name_is_not_overwritten() {
 #[test]
 fn open_store_uses_the_configmap_when_the_cluster_allows_it() {
     let bed = Bed::new();
-    let opened = open_store_at(&bed.kubectl("default"), "registry", "bsr", None, Some(bed.dir.path())).unwrap();
+    let opened = open_store_at(&bed.kubectl("default"), "registry", "bsr", None, false, Some(bed.dir.path())).unwrap();
     assert!(opened.warning.is_none(), "{:?}", opened.warning);
     assert_eq!(opened.store.location(), "ConfigMap helm-safe-upgrade.registry in namespace bsr");
-    let held = Ledger::acquire(opened.store, "ana pid 7", "cmd", false).unwrap();
+    let held = Held::acquire(opened.store, &run_elsewhere("ana", 7, "cmd"), &Takeover::No).unwrap();
     held.release_lock().unwrap();
     assert!(
         bed.standin.get("v1", "configmaps", Some("bsr"), "helm-safe-upgrade.registry").is_some(),

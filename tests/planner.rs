@@ -175,6 +175,7 @@ mod bsr {
             newest_ever: v("1.3.0"),
             deployed_before: vec![v("1.0.4"), v("1.1.9"), v("1.2.6")],
             snapshot: SnapshotKnowledge::Unknown,
+            by_revision: None,
         };
         let plan = helm_safe_upgrade::plan::plan_rollback(&policy, &versions(BSR), &request, &context()).unwrap();
         assert_eq!(plan.to.to_string(), "1.2.6");
@@ -277,6 +278,7 @@ mod coder {
             newest_ever: v("2.16.0"),
             deployed_before: vec![],
             snapshot: SnapshotKnowledge::None,
+            by_revision: None,
         };
         let r =
             refusal(helm_safe_upgrade::plan::plan_rollback(&preset("coder"), &versions(CODER), &request, &context()));

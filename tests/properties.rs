@@ -252,6 +252,7 @@ proptest! {
             newest_ever: newest.clone(),
             deployed_before: vec![],
             snapshot: SnapshotKnowledge::Unknown,
+            by_revision: None,
         };
         match plan::plan_rollback(&policy, &available, &request, &context()) {
             Ok(plan) => {

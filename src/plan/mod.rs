@@ -11,12 +11,12 @@ mod upgrade;
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::policy::{Check, Policy, StepSpec, VersionRef};
 use crate::version::{ChartVersion, Minor};
 
-pub use rollback::plan_rollback;
+pub use rollback::{plan_rollback, rollback_target};
 pub use upgrade::plan_upgrade;
 
 /// A version a chart source offers, with what the source says about it.
@@ -38,6 +38,22 @@ pub struct Context {
     pub release: Option<String>,
     pub namespace: Option<String>,
     pub chart_name: Option<String>,
+    /// Where the policy and the chart source came from, copied into the plan so that
+    /// every printed plan says it.
+    pub sources: Option<Sources>,
+}
+
+/// Where a plan's inputs came from: the operator sees, before confirming, which policy
+/// (and which copy of it) decides and which chart source is deployed from, including
+/// anything taken from the ledger (a record others can edit).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sources {
+    /// "preset bsr", "file ./my-bsr.yaml", "the ledger's copy of ./my-bsr.yaml".
+    pub policy: String,
+    pub policy_digest: String,
+    /// "demo/bsr (--chart)", "demo/bsr (from the ledger)".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chart: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -69,16 +85,21 @@ pub struct RollbackRequest {
     /// Versions that were deployed successfully before, oldest first.
     pub deployed_before: Vec<ChartVersion>,
     pub snapshot: SnapshotKnowledge,
+    /// A revision of helm's history that ran the target, to deploy it by
+    /// `helm rollback REVISION` rather than `helm upgrade`: the only way to clear a
+    /// `pending-*` release, and for a patch rollback whose values still match, exactly
+    /// what ran. The caller decides (it needs the release's history); the plan says it.
+    pub by_revision: Option<u64>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Direction {
     Upgrade,
     Rollback,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
     Sequential,
@@ -86,7 +107,7 @@ pub enum Strategy {
     Restore,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum HopKind {
     /// Within one minor.
@@ -105,13 +126,15 @@ pub enum HopKind {
     Restore,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     pub direction: Direction,
     pub policy: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sources: Option<Sources>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     pub from: ChartVersion,
     pub to: ChartVersion,
@@ -123,20 +146,20 @@ pub struct Plan {
     pub warnings: Vec<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Hop {
     pub from: ChartVersion,
     pub to: ChartVersion,
     pub kind: HopKind,
     pub downtime: bool,
     pub procedure: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release_notes: Option<String>,
     pub steps: Vec<Step>,
 }
 
 /// One action of a plan. `action` names it in JSON.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Step {
     /// Preflight: save user values, manifest and metadata before anything changes.
@@ -147,9 +170,9 @@ pub enum Step {
     /// `revision`, `helm rollback` to that revision (its own chart and values).
     Deploy {
         version: ChartVersion,
-        #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+        #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
         set: serde_json::Map<String, serde_json::Value>,
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         revision: Option<u64>,
     },
     /// The release is deployed at `version` and the policy's checks pass.
@@ -160,7 +183,7 @@ pub enum Step {
     /// Run the snapshot command, or have the operator confirm one was taken.
     Snapshot {
         message: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         argv: Option<Vec<String>>,
     },
     Run {
@@ -177,19 +200,58 @@ pub enum Step {
     },
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+impl Step {
+    /// The action as the plan's JSON names it.
+    pub fn action(&self) -> &'static str {
+        match self {
+            Step::Backup { .. } => "backup",
+            Step::Deploy { .. } => "deploy",
+            Step::Verify { .. } => "verify",
+            Step::Snapshot { .. } => "snapshot",
+            Step::Run { .. } => "run",
+            Step::WaitGone { .. } => "wait-gone",
+            Step::Confirm { .. } => "confirm",
+        }
+    }
+
+    /// Whether the step changes the release or the cluster: the executor records each
+    /// such step in the ledger (proving it still holds the lock) before it starts.
+    pub fn changes_something(&self) -> bool {
+        match self {
+            Step::Deploy { .. } | Step::Run { .. } => true,
+            Step::Snapshot { argv, .. } => argv.is_some(),
+            Step::Backup { .. } | Step::Verify { .. } | Step::WaitGone { .. } | Step::Confirm { .. } => false,
+        }
+    }
+
+    /// Whether the step waits for the operator (a confirmation, a snapshot nobody can
+    /// take by command): on a terminal it asks; unattended it needs a flag or is refused.
+    pub fn asks_operator(&self) -> bool {
+        match self {
+            Step::Confirm { .. } => true,
+            Step::Snapshot { argv, .. } => argv.is_none(),
+            Step::Backup { .. }
+            | Step::Deploy { .. }
+            | Step::Verify { .. }
+            | Step::Run { .. }
+            | Step::WaitGone { .. } => false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Alternative {
     pub strategy: Strategy,
     pub hops: usize,
     pub downtime: bool,
     /// The flag that selects it, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flag: Option<String>,
     pub summary: String,
 }
 
 /// Why a request was refused: the rule, what was asked, and what is supported instead.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refusal {
     pub rule: String,
     pub message: String,

@@ -6,24 +6,20 @@
 use super::text::steps_text;
 use super::{
     Alternative, Available, Context, Direction, Hop, HopKind, Plan, PlanError, RollbackRequest, SnapshotKnowledge,
-    StepBuilder, Strategy, backup_step, bad_request, candidate_versions, minor_distance, nearest_listing, refuse,
+    Step, StepBuilder, Strategy, backup_step, bad_request, candidate_versions, minor_distance, nearest_listing, refuse,
 };
 use crate::policy::Policy;
 use crate::version::ChartVersion;
 
-pub fn plan_rollback(
-    policy: &Policy,
-    available: &[Available],
-    request: &RollbackRequest,
-    context: &Context,
-) -> Result<Plan, PlanError> {
+/// The version a rollback goes to: `--to` if it is older and offered, else the newest
+/// earlier version deployed successfully (offline: the newest earlier version offered).
+/// The executor asks this first when it must read something about the target (the values
+/// a revision of it ran with) before planning.
+pub fn rollback_target(available: &[Available], request: &RollbackRequest) -> Result<ChartVersion, PlanError> {
     let current = &request.current;
-    let newest = if request.newest_ever > *current { &request.newest_ever } else { current };
     let named: Vec<&ChartVersion> = request.target.iter().collect();
     let candidates = candidate_versions(available, false, &named);
-    let builder = StepBuilder { policy, context, available: &candidates };
-
-    let target = match &request.target {
+    match &request.target {
         Some(t) => {
             if t >= current {
                 return Err(bad_request(
@@ -37,18 +33,39 @@ pub fn plan_rollback(
                     nearest_listing(&candidates, t),
                 ));
             }
-            t.clone()
+            Ok(t.clone())
         }
         None => default_target(request, &candidates).ok_or_else(|| {
             bad_request(
                 format!("no version older than {current} is known to roll back to"),
                 "name one with --to VERSION",
             )
-        })?,
-    };
+        }),
+    }
+}
 
+pub fn plan_rollback(
+    policy: &Policy,
+    available: &[Available],
+    request: &RollbackRequest,
+    context: &Context,
+) -> Result<Plan, PlanError> {
+    let current = &request.current;
+    let newest = if request.newest_ever > *current { &request.newest_ever } else { current };
+    let named: Vec<&ChartVersion> = request.target.iter().collect();
+    let candidates = candidate_versions(available, false, &named);
+    let builder = StepBuilder { policy, context, available: &candidates };
+
+    let target = rollback_target(available, request)?;
     let (strategy, kind, procedure) = choose_procedure(policy, current, newest, &target, request)?;
-    let steps = builder.steps(&procedure, current, &target)?;
+    let mut steps = builder.steps(&procedure, current, &target)?;
+    if let Some(revision) = request.by_revision
+        && let Some(Step::Deploy { revision: by, .. }) = steps
+            .iter_mut()
+            .find(|s| matches!(s, Step::Deploy { version, set, .. } if *version == target && set.is_empty()))
+    {
+        *by = Some(revision);
+    }
     let hop = Hop {
         from: current.clone(),
         to: target.clone(),
@@ -90,6 +107,7 @@ pub fn plan_rollback(
     Ok(Plan {
         direction: Direction::Rollback,
         policy: policy.name.clone(),
+        sources: context.sources.clone(),
         release: context.release.clone(),
         namespace: context.namespace.clone(),
         from: current.clone(),

@@ -25,6 +25,7 @@ pub fn plan_upgrade(
     let empty_plan = |warnings| Plan {
         direction: Direction::Upgrade,
         policy: policy.name.clone(),
+        sources: context.sources.clone(),
         release: context.release.clone(),
         namespace: context.namespace.clone(),
         from: current.clone(),

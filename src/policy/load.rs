@@ -16,10 +16,22 @@ use super::{
 };
 use crate::version::{ChartVersion, Minor};
 
+/// The largest policy file read: presets are a few KiB, and a file is read whole into
+/// memory and, up to a smaller size, kept in the ledger.
+pub const MAX_POLICY_BYTES: u64 = 1024 * 1024;
+
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
     #[error("cannot read policy file {path}: {source}")]
     Read { path: String, source: std::io::Error },
+    #[error(
+        "policy file {path} is {what}, not a regular file\nhint: pass the path of a YAML file (`--show-policy bsr > my-policy.yaml` makes one)"
+    )]
+    NotAFile { path: String, what: &'static str },
+    #[error(
+        "policy file {path} is larger than 1 MiB ({size} bytes)\nhint: a policy is a few KiB of YAML; check that --policy names the right file"
+    )]
+    TooLarge { path: String, size: u64 },
     #[error("{0}")]
     Invalid(Box<Invalid>),
     #[error(
@@ -57,27 +69,76 @@ impl fmt::Display for Invalid {
 /// Load `--policy NAME|FILE`: a preset name, else a path.
 pub fn load_named_or_path(name_or_path: &str) -> Result<Policy, PolicyError> {
     if let Some(text) = presets::text(name_or_path) {
-        return parse(text, &format!("preset {name_or_path}"));
+        return parse_from(text, super::Origin::Preset { name: name_or_path.to_string() });
     }
     let path = Path::new(name_or_path);
-    if path.exists() {
+    if std::fs::symlink_metadata(path).is_ok() {
         return load_from_path(path);
     }
     Err(PolicyError::Unknown { name: name_or_path.to_string() })
 }
 
+/// Read a policy file: a regular file (after symlinks) of at most [`MAX_POLICY_BYTES`].
+/// `/dev/zero` would be read until memory runs out, and a FIFO would block for ever.
 fn load_from_path(path: &Path) -> Result<Policy, PolicyError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| PolicyError::Read { path: path.display().to_string(), source })?;
-    parse(&text, &path.display().to_string())
+    use std::io::Read;
+    let shown = path.display().to_string();
+    let read_error = |source| PolicyError::Read { path: shown.clone(), source };
+    let meta = std::fs::metadata(path).map_err(read_error)?;
+    if !meta.is_file() {
+        use std::os::unix::fs::FileTypeExt;
+        let kind = meta.file_type();
+        let what = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_fifo() {
+            "a named pipe"
+        } else if kind.is_char_device() || kind.is_block_device() {
+            "a device"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "not a regular file"
+        };
+        return Err(PolicyError::NotAFile { path: shown, what });
+    }
+    if meta.len() > MAX_POLICY_BYTES {
+        return Err(PolicyError::TooLarge { path: shown, size: meta.len() });
+    }
+    // Opened without blocking, then read with a cap: the file may be swapped for a FIFO
+    // or grow between the check above and the read.
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(read_error)?;
+    if !file.metadata().map_err(read_error)?.is_file() {
+        return Err(PolicyError::NotAFile { path: shown, what: "not a regular file" });
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_POLICY_BYTES + 1).read_to_end(&mut bytes).map_err(read_error)?;
+    if bytes.len() as u64 > MAX_POLICY_BYTES {
+        return Err(PolicyError::TooLarge { path: shown, size: bytes.len() as u64 });
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|e| read_error(std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error())))?;
+    parse_from(&text, super::Origin::File { path: shown })
 }
 
 /// Parse and validate a policy document. `origin` names it in errors.
 pub fn parse(text: &str, origin: &str) -> Result<Policy, PolicyError> {
-    let ctx = Ctx { text, origin };
+    parse_from(text, super::Origin::Text { label: origin.to_string() })
+}
+
+/// Parse and validate a policy document that came from `origin`.
+pub fn parse_from(text: &str, origin: super::Origin) -> Result<Policy, PolicyError> {
+    let label = match &origin {
+        super::Origin::Preset { name } => format!("preset {name}"),
+        super::Origin::File { path } | super::Origin::Recorded { path } => path.clone(),
+        super::Origin::Text { label } => label.clone(),
+    };
+    let ctx = Ctx { text, origin: &label };
     let raw: RawPolicy = serde_saphyr::from_str(text).map_err(|e| ctx.yaml_error(&e))?;
     Validator { ctx, raw: &raw }.validate().map(|mut policy| {
         policy.text = text.to_string();
+        policy.digest = crate::digest::sha256(text.as_bytes());
+        policy.origin = origin;
         policy
     })
 }
@@ -191,6 +252,8 @@ impl Validator<'_> {
             procedures,
             catalog: self.catalog()?,
             text: String::new(),
+            digest: String::new(),
+            origin: super::Origin::Text { label: String::new() },
         })
     }
 

@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::version::{ChartVersion, Minor};
 
-pub use load::{PolicyError, load_named_or_path, parse, placeholder_names};
+pub use load::{MAX_POLICY_BYTES, PolicyError, load_named_or_path, parse, parse_from, placeholder_names};
 
 /// A validated policy.
 #[derive(Clone, Debug)]
@@ -42,8 +42,38 @@ pub struct Policy {
     pub vars: BTreeMap<String, String>,
     pub procedures: BTreeMap<String, Procedure>,
     pub catalog: BTreeMap<ChartVersion, CatalogEntry>,
-    /// The policy's YAML exactly as written, for `--show-policy`.
+    /// The policy's YAML exactly as written, for `--show-policy` and the ledger.
     pub text: String,
+    /// `sha256:…` of `text`: what a later run compares to know it has the same policy.
+    pub digest: String,
+    pub origin: Origin,
+}
+
+/// Where a policy came from. Every plan says it, and the ledger records it, so that a
+/// resumed or repeated run uses the policy the operator chose, not whatever a chart name
+/// would pick.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Origin {
+    /// A built-in preset, by name.
+    Preset { name: String },
+    /// A file the operator named with `--policy`.
+    File { path: String },
+    /// The copy the ledger kept of a file an earlier run used.
+    Recorded { path: String },
+    /// Text from elsewhere (tests, a label).
+    Text { label: String },
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Preset { name } => write!(f, "preset {name}"),
+            Origin::File { path } => write!(f, "file {path}"),
+            Origin::Recorded { path } => write!(f, "the ledger's copy of {path}"),
+            Origin::Text { label } => f.write_str(label),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -123,7 +153,7 @@ pub struct SnapshotConfig {
     pub message: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Check {
     pub name: String,
     pub argv: Vec<String>,

@@ -25,7 +25,7 @@ pub fn all() -> Vec<super::Policy> {
     PRESETS
         .iter()
         .map(|(name, text)| {
-            super::parse(text, &format!("preset {name}"))
+            super::parse_from(text, super::Origin::Preset { name: name.to_string() })
                 .unwrap_or_else(|e| panic!("built-in preset {name} is invalid: {e}"))
         })
         .collect()

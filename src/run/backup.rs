@@ -8,6 +8,7 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use super::values::{Overrides, RunValues};
 use crate::helm::{ExecError, Helm};
 use crate::release::Release;
 
@@ -19,20 +20,21 @@ pub enum BackupError {
     Helm(#[from] ExecError),
 }
 
-/// A written backup; `values` is also the file every hop passes with `-f`.
+/// A written backup: the release's manifest and metadata, and the values the run
+/// deploys (see [`RunValues`]).
 #[derive(Clone, Debug)]
 pub struct Backup {
     pub dir: PathBuf,
-    pub values: PathBuf,
+    pub values: RunValues,
 }
 
-/// `$XDG_STATE_HOME/helm-safe-upgrade/backups`, default `~/.local/state/...`.
+/// `<state root>/backups`: `$XDG_STATE_HOME/helm-safe-upgrade/backups`, default
+/// `~/.local/state/helm-safe-upgrade/backups`.
 pub fn backups_root() -> PathBuf {
-    let state = std::env::var_os("XDG_STATE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".local/state"));
-    state.join("helm-safe-upgrade").join("backups")
+    super::ledger::state_root()
+        .map(|root| root.join("backups"))
+        // No HOME and no XDG_STATE_HOME: a relative folder, which fails visibly when written.
+        .unwrap_or_else(|_| PathBuf::from("helm-safe-upgrade-backups"))
 }
 
 pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), BackupError> {
@@ -43,7 +45,7 @@ pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), BackupError> {
 
 /// A new folder (0700) named `base`, or `base-2`, `base-3`…: two runs within the same
 /// second (a declined start, then the real one) must not share or clobber a backup.
-fn new_private_dir(root: &Path, base: &str) -> Result<PathBuf, BackupError> {
+pub(crate) fn new_private_dir(root: &Path, base: &str) -> Result<PathBuf, BackupError> {
     for n in 1..1000 {
         let dir = if n == 1 { root.join(base) } else { root.join(format!("{base}-{n}")) };
         match DirBuilder::new().mode(0o700).create(&dir) {
@@ -58,24 +60,21 @@ fn new_private_dir(root: &Path, base: &str) -> Result<PathBuf, BackupError> {
     })
 }
 
-/// Save user values, manifest and metadata of `release` into a new private folder.
-pub fn take(helm: &Helm, release: &Release, stamp: &str) -> Result<Backup, BackupError> {
-    let root = backups_root();
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&root)
-        .map_err(|source| BackupError::Io { path: root.display().to_string(), source })?;
-    let dir =
-        new_private_dir(&root, &format!("{}-{}-rev{}-{stamp}", release.namespace, release.name, release.revision))?;
-    let manifest = helm
-        .run(
-            format!("read the manifest of {}", release.name),
-            vec!["get".into(), "manifest".into(), release.name.clone()],
-        )?
-        .stdout;
-    let values = dir.join("values.json");
-    write_private(&values, serde_json::to_string_pretty(&release.user_values).expect("json").as_bytes())?;
+/// Save the release's manifest and metadata, and the values this run deploys (`carried`
+/// and the operator's `overrides`), into a new private folder.
+pub fn take(
+    helm: &Helm,
+    release: &Release,
+    carried: &serde_json::Value,
+    overrides: &Overrides,
+    host: &str,
+    stamp: &str,
+) -> Result<Backup, BackupError> {
+    let dir = super::values::private_dir(
+        &backups_root(),
+        &format!("{}-{}-rev{}-{stamp}", release.namespace, release.name, release.revision),
+    )?;
+    let manifest = helm.manifest(&release.name)?;
     write_private(&dir.join("manifest.yaml"), manifest.as_bytes())?;
     let metadata = serde_json::json!({
         "release": release.name,
@@ -87,6 +86,7 @@ pub fn take(helm: &Helm, release: &Release, stamp: &str) -> Result<Backup, Backu
         "status": release.status,
     });
     write_private(&dir.join("metadata.json"), serde_json::to_string_pretty(&metadata).expect("json").as_bytes())?;
+    let values = RunValues::save(&dir, host, carried, overrides)?;
     Ok(Backup { dir, values })
 }
 

@@ -5,7 +5,7 @@
 //! decision is a pure function so it is tested without a terminal; the prompts are plain
 //! lines on stderr read from stdin, so they work over ssh, in tmux, and in pty tests.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
@@ -38,7 +38,7 @@ pub struct Unattended;
 
 impl Interaction for Unattended {
     fn confirm(&self, question: &str) -> bool {
-        eprintln!("{question} yes (--yes)");
+        crate::term::err_line(&format!("{question} yes (--yes)"));
         true
     }
     fn pause(&self, _summary: &str) -> PauseChoice {
@@ -48,7 +48,7 @@ impl Interaction for Unattended {
         false
     }
     fn confirm_typed(&self, _prompt: &str, expected: &str) -> bool {
-        eprintln!("confirmed for {expected} by --yes --accept-data-loss");
+        crate::term::err_line(&format!("confirmed for {expected} by --yes --accept-data-loss"));
         true
     }
 }
@@ -88,10 +88,13 @@ impl Terminal {
             match rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(answer) => return answer,
                 Err(RecvTimeoutError::Disconnected) => return None,
+                // The terminal hung up: nobody will answer.
                 Err(RecvTimeoutError::Timeout)
-                    if self.signals.interrupts() > interrupts || self.signals.terminated() =>
+                    if self.signals.interrupts() > interrupts
+                        || self.signals.terminated()
+                        || self.signals.hung_up() =>
                 {
-                    eprintln!();
+                    crate::term::err_line("");
                     return None;
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -103,20 +106,18 @@ impl Terminal {
 impl Interaction for Terminal {
     fn confirm(&self, question: &str) -> bool {
         loop {
-            eprint!("{question} [y/N] ");
-            let _ = std::io::stderr().flush();
+            crate::term::err(&format!("{question} [y/N] "));
             match self.read_answer().as_deref() {
                 Some("y" | "yes") => return true,
                 Some("n" | "no" | "") | None => return false,
-                Some(_) => eprintln!("please answer y or n"),
+                Some(_) => crate::term::err_line("please answer y or n"),
             }
         }
     }
 
     fn pause(&self, summary: &str) -> PauseChoice {
         loop {
-            eprint!("{summary}\n[c]ontinue, [s]top here, [r]oll back this hop, show s[t]atus? ");
-            let _ = std::io::stderr().flush();
+            crate::term::err(&format!("{summary}\n[c]ontinue, [s]top here, [r]oll back this hop, show s[t]atus? "));
             match self.read_answer().as_deref() {
                 Some("c" | "continue") => return PauseChoice::Continue,
                 // End of input means nobody is there to continue: stopping keeps the
@@ -124,7 +125,7 @@ impl Interaction for Terminal {
                 Some("s" | "stop") | None => return PauseChoice::Stop,
                 Some("r" | "rollback" | "roll back") => return PauseChoice::RollBack,
                 Some("t" | "status") => return PauseChoice::Status,
-                Some(_) => eprintln!("please answer c, s, r or t"),
+                Some(_) => crate::term::err_line("please answer c, s, r or t"),
             }
         }
     }
@@ -134,8 +135,7 @@ impl Interaction for Terminal {
     }
 
     fn confirm_typed(&self, prompt: &str, expected: &str) -> bool {
-        eprint!("{prompt}\nType the release name ({expected}) to go on, anything else to stop: ");
-        let _ = std::io::stderr().flush();
+        crate::term::err(&format!("{prompt}\nType the release name ({expected}) to go on, anything else to stop: "));
         // Compared as typed (read_answer lowercases; release names are lowercase DNS labels).
         self.read_answer().as_deref() == Some(expected.to_lowercase().as_str())
     }

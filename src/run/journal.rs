@@ -1,20 +1,37 @@
 //! What the walk records as it goes: the seam between the executor and the ledger.
 //!
-//! The walk only says what happened; the ledger decides how it is stored (a ConfigMap
-//! beside the release, or a local file). A failure to record is reported, never fatal to
-//! a hop already under way: stopping mid-hop to report a bookkeeping error would be worse.
+//! The walk says what happens; the journal records it in the ledger, whose every write
+//! also proves that this run still holds the lock. So the calls made *before* a change
+//! ([`Journal::hop_starting`], [`Journal::change_starting`]) may refuse: then the change
+//! must not happen, because either it could not be recorded (a hop that starts without
+//! its start on record leaves no trace for `--resume`) or another run holds the lock now.
 
-use crate::plan::{Hop, Plan};
+use crate::plan::Plan;
+use crate::run::ledger::HopOutcome;
 use crate::version::ChartVersion;
 
+/// A write the walk needed did not happen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JournalError {
+    /// The lock is gone (someone forced it away, or edited or deleted the record).
+    pub lost_lock: bool,
+    pub message: String,
+}
+
 pub trait Journal {
-    /// Hop `index` of `plan` starts: the plan in progress and the hop go on record.
-    fn hop_started(&mut self, plan: &Plan, index: usize, hop: &Hop);
-    /// `outcome`: "succeeded", "failed", "rolled-back" or "stopped".
-    fn hop_ended(&mut self, index: usize, outcome: &str, message: Option<&str>);
-    /// helm is about to deploy `version` (its hooks may migrate the database).
-    fn deploying(&mut self, version: &ChartVersion);
-    /// A snapshot was taken (or confirmed) while `at` was deployed.
+    /// Hop `index` of `plan` is about to start; `first_change` is the index of its first
+    /// step that changes something, which this write covers.
+    fn hop_starting(&mut self, plan: &Plan, index: usize, first_change: Option<usize>) -> Result<(), JournalError>;
+    /// A further step that changes something is about to run: step `step` of hop `hop`,
+    /// or (None) a step of a way back.
+    fn change_starting(&mut self, hop: usize, step: Option<usize>) -> Result<(), JournalError>;
+    /// Hop `index` ended. A lost lock is reported; the walk then changes nothing more.
+    fn hop_ended(&mut self, index: usize, outcome: HopOutcome, message: Option<&str>) -> Result<(), JournalError>;
+    /// helm ran `version` for the release (deployed, or failed after it started): noted
+    /// now, stored with the next write.
+    fn helm_ran(&mut self, version: &ChartVersion);
+    /// A snapshot was taken (or confirmed) while `at` was deployed; stored with the next
+    /// write.
     fn snapshot_taken(&mut self, at: &ChartVersion, how: &str);
     fn newest_ever(&self) -> Option<ChartVersion>;
     fn has_snapshot(&self) -> bool;

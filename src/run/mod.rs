@@ -2,9 +2,12 @@
 //! planner did) and spawns nothing itself (everything goes through `crate::helm`).
 
 pub mod backup;
+pub mod holder;
 pub mod interact;
 pub mod journal;
 pub mod ledger;
+pub mod options;
 pub mod session;
 pub mod unready;
+pub mod values;
 pub mod walk;

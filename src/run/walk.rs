@@ -5,6 +5,14 @@
 //! recovery, which is itself planned by the pure planner (the policy's one-step downgrade:
 //! a failed 1.1 → 1.2 hop after migrations ran needs BSR's `migratedownto`, not a blind
 //! `helm rollback`). Every process goes through [`crate::helm`].
+//!
+//! Safety rules it keeps:
+//! - Before each hop, the release is read again; if it is not at the revision this walk
+//!   left it at (someone ran `helm upgrade` meanwhile), the walk stops and says so.
+//! - Before each step that changes something, the journal writes to the ledger; that
+//!   write proves the lock is still this run's. If it fails, nothing more is changed, not
+//!   even a way back.
+//! - The newest version ever deployed is raised only for versions helm actually ran.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -12,13 +20,16 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::interact::{Interaction, PauseChoice};
-use super::journal::Journal;
+use super::journal::{Journal, JournalError};
+use super::ledger::HopOutcome;
 use super::unready;
+use super::values::RunValues;
 use crate::helm::{ExecError, Helm, Kubectl, policy_command};
 use crate::plan::text::{step_text, steps_text};
 use crate::plan::{self, Available, Context, Hop, Plan, PlanError, RollbackRequest, SnapshotKnowledge, Step, Strategy};
 use crate::policy::Policy;
 use crate::release::{Release, ReleaseStatus};
+use crate::text::for_terminal;
 use crate::ui::progress::Progress;
 use crate::ui::render::step_detail;
 use crate::version::ChartVersion;
@@ -33,18 +44,19 @@ pub enum ChartArg {
 }
 
 impl ChartArg {
-    fn args(&self, version: &ChartVersion) -> Result<Vec<String>, String> {
+    /// The chart as helm's positional argument, and the flags that go with it.
+    fn helm_args(&self, version: &ChartVersion) -> Result<(String, Vec<String>), String> {
         match self {
             ChartArg::Reference { reference, plain_http } => {
-                let mut a = vec![reference.clone(), "--version".into(), version.original().to_string()];
+                let mut flags = vec!["--version".to_string(), version.original().to_string()];
                 if *plain_http {
-                    a.push("--plain-http".into());
+                    flags.push("--plain-http".into());
                 }
-                Ok(a)
+                Ok((reference.clone(), flags))
             }
             ChartArg::Files(files) => files
                 .get(version)
-                .map(|p| vec![p.display().to_string()])
+                .map(|p| (p.display().to_string(), vec![]))
                 .ok_or_else(|| format!("no packaged chart for {version} in the chart directory")),
         }
     }
@@ -81,7 +93,8 @@ pub enum Outcome {
         error: String,
         at: ChartVersion,
     },
-    /// A hop failed and so did the way back: a human must act.
+    /// A hop failed and so did the way back, or the run could not go on safely (the lock
+    /// was lost, the release changed under it): a human must act.
     Failed {
         error: String,
         next_steps: String,
@@ -93,12 +106,16 @@ enum StepError {
     /// The operator said no at a confirmation: nothing of this step happened.
     Declined(String),
     Failed(String),
+    /// The ledger could not record the step (or the lock is gone): nothing of it happened,
+    /// and nothing more may be changed.
+    Halted(JournalError),
 }
 
 impl StepError {
     fn message(&self) -> &str {
         match self {
             StepError::Declined(m) | StepError::Failed(m) => m,
+            StepError::Halted(e) => &e.message,
         }
     }
 }
@@ -109,90 +126,99 @@ impl From<ExecError> for StepError {
     }
 }
 
-pub struct Walk<'a> {
+/// What a walk needs, fixed for its whole length.
+pub struct Setup<'a> {
     pub helm: &'a Helm,
     pub kubectl: &'a Kubectl,
     pub policy: &'a Policy,
     pub release: String,
     pub chart: ChartArg,
-    /// The user values read at the start: passed with `-f` to every hop.
-    pub carried_values: PathBuf,
-    pub extra_values: Vec<PathBuf>,
-    pub extra_sets: Vec<String>,
+    /// The values deployed at every hop (carried values and the operator's overrides).
+    pub values: RunValues,
     pub timeout: String,
-    /// Private folder (0700) for override values files.
-    pub private_dir: PathBuf,
-    pub interaction: &'a dyn Interaction,
-    pub journal: &'a mut dyn Journal,
     pub snapshot_taken: bool,
     pub available: Vec<Available>,
     pub context: Context,
+    /// The release as the walk starts (revision, version, status): before the first hop
+    /// the walk checks it is still there. A rollback may start from a failed or pending
+    /// release; every later hop starts from a deployed one.
+    pub start: (u64, ChartVersion, ReleaseStatus),
+    /// The operator's overrides are in the release already (a resumed run: the
+    /// interrupted run deployed with them).
+    pub overrides_in_effect: bool,
+    /// Upgrades bring a failed hop back; a failed rollback is left for a person (going
+    /// "back" from a rollback would mean upgrading again).
+    pub bring_back_failed_hops: bool,
+}
+
+/// The revision this walk last left the release at, its version and status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Left {
+    /// None after a `helm rollback`, which reports no revision.
+    revision: Option<u64>,
+    version: ChartVersion,
+    status: ReleaseStatus,
+}
+
+pub struct Walk<'a> {
+    setup: Setup<'a>,
+    interaction: &'a dyn Interaction,
+    journal: &'a mut dyn Journal,
+    progress: &'a Progress,
     pub reports: Vec<StepReport>,
-    pub progress: &'a Progress,
     override_files: usize,
-    /// The version the release runs now, as far as this walk has moved it.
-    deployed: Option<ChartVersion>,
+    left: Left,
+    /// A version helm was asked to deploy and that failed: noted once the release shows
+    /// a revision of it (helm ran it, its hooks may have migrated).
+    attempted: Option<ChartVersion>,
     /// A policy command ran in this hop (e.g. `kubectl scale --replicas=0`): it now owns
     /// fields helm's server-side apply would refuse to take back.
     commands_ran: bool,
-    /// The operator's `-f`/`--set` are in the release as deployed now. A resumed run
-    /// starts with this set: the interrupted run deployed with them.
-    pub extras_in_effect: bool,
+    overrides_in_effect: bool,
     /// ... and were in it when the current hop started: the way back restores that.
-    extras_at_hop_start: bool,
+    overrides_at_hop_start: bool,
     /// Deploys now bring the release back (a failed hop, or "roll this hop back").
     going_back: bool,
-    /// Upgrades bring a failed hop back; a failed rollback is left for a person (going
-    /// "back" from a rollback would mean upgrading again).
-    pub recover: bool,
 }
 
 impl<'a> Walk<'a> {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
-        helm: &'a Helm,
-        kubectl: &'a Kubectl,
-        policy: &'a Policy,
-        release: String,
-        chart: ChartArg,
-        carried_values: PathBuf,
-        private_dir: PathBuf,
+        setup: Setup<'a>,
         interaction: &'a dyn Interaction,
         journal: &'a mut dyn Journal,
         progress: &'a Progress,
     ) -> Self {
+        let overrides_in_effect = setup.overrides_in_effect;
+        let (revision, version, status) = setup.start.clone();
         Walk {
-            helm,
-            kubectl,
-            policy,
-            release,
-            chart,
-            carried_values,
-            extra_values: vec![],
-            extra_sets: vec![],
-            timeout: "5m0s".into(),
-            private_dir,
+            left: Left { revision: Some(revision), version, status },
+            setup,
             interaction,
             journal,
-            snapshot_taken: false,
-            available: vec![],
-            context: Context::default(),
-            reports: vec![],
             progress,
+            reports: vec![],
             override_files: 0,
-            deployed: None,
+            attempted: None,
             commands_ran: false,
-            extras_in_effect: false,
-            extras_at_hop_start: false,
+            overrides_in_effect,
+            overrides_at_hop_start: false,
             going_back: false,
-            recover: true,
         }
+    }
+
+    fn release(&self) -> &str {
+        &self.setup.release
     }
 
     /// Walk every hop of `plan` (its preflight backup is the caller's, done before).
     pub fn run(&mut self, plan: &Plan) -> Outcome {
-        self.deployed = Some(plan.from.clone());
-        for step in plan.preflight.iter().filter(|s| !matches!(s, Step::Backup { .. })) {
+        let preflight: Vec<&Step> = plan.preflight.iter().filter(|s| !matches!(s, Step::Backup { .. })).collect();
+        if preflight.iter().any(|s| s.changes_something())
+            && let Err(e) = self.journal.hop_starting(plan, 0, None)
+        {
+            return self.halted(e, &plan.from, "before the preflight");
+        }
+        for step in preflight {
             if let Err(e) = self.step(None, &plan.from, step) {
                 // Nothing has changed yet: a preflight snapshot that fails stops the run.
                 return Outcome::Stopped { at: plan.from.clone(), reason: format!("preflight: {}", e.message()) };
@@ -201,29 +227,59 @@ impl<'a> Walk<'a> {
         let total = plan.hops.len();
         for (i, hop) in plan.hops.iter().enumerate() {
             // A safe point: the previous hop (if any) is deployed and verified.
-            if self.helm.runner.signals.stop_requested() {
+            let signals = &self.setup.helm.runner.signals;
+            if signals.stop_requested() {
                 return Outcome::Stopped {
                     at: hop.from.clone(),
-                    reason: "interrupted: stopped at the first safe point; run the same command again to continue"
-                        .into(),
+                    reason: format!(
+                        "{}: stopped at the first safe point; run the same command again to continue",
+                        signals.stop_reason()
+                    ),
                 };
             }
+            if let Err(outcome) = self.check_unchanged(i, plan) {
+                return outcome;
+            }
             self.progress.line(&format!("hop {}/{total}: {} → {} ({})", i + 1, hop.from, hop.to, hop.procedure));
-            self.journal.hop_started(plan, i, hop);
+            let first_change = hop.steps.iter().position(Step::changes_something);
+            if let Err(e) = self.journal.hop_starting(plan, i, first_change) {
+                return self.halted(e, &hop.from, &format!("before hop {}", i + 1));
+            }
             self.commands_ran = false;
-            self.extras_at_hop_start = self.extras_in_effect;
+            self.overrides_at_hop_start = self.overrides_in_effect;
             let mut deployed_override = false;
-            for step in &hop.steps {
+            for (n, step) in hop.steps.iter().enumerate() {
                 if let Step::Deploy { set, .. } = step {
                     deployed_override = !set.is_empty();
                 }
+                if step.changes_something()
+                    && Some(n) != first_change
+                    && let Err(e) = self.journal.change_starting(i, Some(n))
+                {
+                    return self.halted(e, &self.left.version.clone(), &format!("during hop {}", i + 1));
+                }
                 if let Err(e) = self.step(Some(i), &hop.to, step) {
-                    self.journal.hop_ended(i, "failed", Some(e.message()));
+                    if let StepError::Halted(e) = e {
+                        return self.halted(e, &self.left.version.clone(), &format!("during hop {}", i + 1));
+                    }
+                    let recorded = self.journal.hop_ended(i, HopOutcome::Failed, Some(e.message()));
+                    if let Err(lost) = recorded.as_ref().map_err(|e| e.clone())
+                        && lost.lost_lock
+                    {
+                        return self.halted(lost, &self.left.version.clone(), &format!("after hop {} failed", i + 1));
+                    }
                     return self.recover(i, hop, e, deployed_override);
                 }
             }
-            self.journal.hop_ended(i, "succeeded", None);
-            if i + 1 == total || self.helm.runner.signals.stop_requested() {
+            if let Err(outcome) = self.ensure_left_known(&hop.to) {
+                return outcome;
+            }
+            if let Err(e) = self.journal.hop_ended(i, HopOutcome::Succeeded, None)
+                && e.lost_lock
+            {
+                return self.halted(e, &hop.to, &format!("after hop {}", i + 1));
+            }
+            if i + 1 == total || self.setup.helm.runner.signals.stop_requested() {
                 continue;
             }
             loop {
@@ -239,10 +295,16 @@ impl<'a> Walk<'a> {
                 match self.interaction.pause(&summary) {
                     PauseChoice::Continue => break,
                     PauseChoice::Stop => {
-                        return Outcome::Stopped {
-                            at: hop.to.clone(),
-                            reason: "stopped by the operator; run the same command again to continue".into(),
+                        let signals = &self.setup.helm.runner.signals;
+                        let reason = if signals.stop_requested() {
+                            format!(
+                                "{}: stopped at a pause; run the same command again to continue",
+                                signals.stop_reason()
+                            )
+                        } else {
+                            "stopped by the operator; run the same command again to continue".to_string()
                         };
+                        return Outcome::Stopped { at: hop.to.clone(), reason };
                     }
                     PauseChoice::RollBack => return self.roll_back_hop(i, hop),
                     PauseChoice::Status => self.show_status(),
@@ -252,34 +314,124 @@ impl<'a> Walk<'a> {
         Outcome::Completed { at: plan.to.clone() }
     }
 
+    /// The run cannot go on safely: say where the release stands and what to do.
+    fn halted(&self, e: JournalError, at: &ChartVersion, when: &str) -> Outcome {
+        let release = self.release();
+        let (error, next_steps) = if e.lost_lock {
+            (
+                format!("this run lost the lock of {release} {when}: {}", e.message),
+                format!(
+                    "{release} is at {at}, as this run left it; this run changed nothing after losing the lock. Another run (or a person) has taken over: see `kubectl get configmap helm-safe-upgrade.{release} -o jsonpath='{{.data.ledger}}'` and `helm history {release}` before doing anything"
+                ),
+            )
+        } else {
+            (
+                format!("the ledger could not record the next step {when}, so it was not started: {}", e.message),
+                format!(
+                    "{release} is at {at}, deployed and verified; nothing of the next step ran. When the cluster answers again, run `helm safe-upgrade {release} --resume` (this run's lock stays until then)"
+                ),
+            )
+        };
+        Outcome::Failed { error, next_steps }
+    }
+
+    /// Before a hop: the release must still be where this walk left it. A `helm upgrade`
+    /// run by someone else meanwhile would otherwise be "continued" from the wrong
+    /// version (deploying the next hop over a newer release is a downgrade without the
+    /// policy's down-migration).
+    fn check_unchanged(&mut self, index: usize, plan: &Plan) -> Result<(), Outcome> {
+        #[derive(serde::Deserialize)]
+        struct Meta {
+            version: String,
+            revision: u64,
+            status: ReleaseStatus,
+        }
+        let release = self.release().to_string();
+        let meta: Meta = self
+            .setup
+            .helm
+            .metadata(format!("check that {release} is still where this run left it"), &release)
+            .map_err(|e| Outcome::Failed {
+                error: format!("cannot read {release} before hop {}: {e}", index + 1),
+                next_steps: format!(
+                    "{release} was at {} when this run last saw it; nothing of hop {} was started. When the cluster answers again, run the same command again",
+                    self.left.version,
+                    index + 1
+                ),
+            })?;
+        let version = ChartVersion::parse(&meta.version).ok();
+        let same = meta.status == self.left.status
+            && version.as_ref() == Some(&self.left.version)
+            && self.left.revision.is_none_or(|r| r == meta.revision);
+        if same {
+            self.left.revision = Some(meta.revision);
+            return Ok(());
+        }
+        let was = match self.left.revision {
+            Some(r) => format!("revision {r} ({}, {})", self.left.version, self.left.status.as_str()),
+            None => format!("{} ({})", self.left.version, self.left.status.as_str()),
+        };
+        Err(Outcome::Failed {
+            error: format!(
+                "{release} changed outside this run before hop {}: this run left it at {was}, it is now at revision {} ({}, {})",
+                index + 1,
+                meta.revision,
+                for_terminal(&meta.version),
+                meta.status.as_str()
+            ),
+            next_steps: format!(
+                "this run changed nothing after that. Find out who changed it (`helm history {release}`), then plan again from where it is: `helm safe-upgrade {release} --to {} --plan`",
+                plan.to
+            ),
+        })
+    }
+
+    /// After a hop: know the revision it made (a hop without a verify step after its
+    /// last deploy, or one that deployed by `helm rollback`, which reports no revision).
+    fn ensure_left_known(&mut self, version: &ChartVersion) -> Result<(), Outcome> {
+        if self.left.revision.is_some() && self.left.version == *version {
+            return Ok(());
+        }
+        self.verify_deployed(version).map(|_| ()).map_err(|e| Outcome::Failed {
+            error: e.message().to_string(),
+            next_steps: format!("check `helm status {}`", self.release()),
+        })
+    }
+
     fn show_status(&self) {
-        match self.helm.run(format!("show the status of {}", self.release), vec!["status".into(), self.release.clone()])
-        {
-            Ok(out) => eprintln!("{}", out.stdout.trim_end()),
-            Err(e) => eprintln!("{e}"),
+        match self.setup.helm.status_text(self.release()) {
+            // A chart's NOTES are the chart author's text: shown, not obeyed.
+            Ok(text) => self.progress.line(&for_terminal(text.trim_end())),
+            Err(e) => self.progress.line(&e.to_string()),
         }
     }
 
     fn step(&mut self, hop: Option<usize>, hop_target: &ChartVersion, step: &Step) -> Result<(), StepError> {
         let started = Instant::now();
         let detail = step_text(step);
-        let asks = matches!(step, Step::Confirm { .. } | Step::Snapshot { argv: None, .. });
-        self.progress.step_started(&format!("  {detail}"), asks);
+        self.progress.step_started(&format!("  {detail}"), step.asks_operator());
         let result = self.execute(hop_target, step);
         let elapsed = started.elapsed();
-        let action =
-            serde_json::to_value(step).ok().and_then(|v| v["action"].as_str().map(String::from)).unwrap_or_default();
         let (outcome, message) = match &result {
             Ok(()) => ("ok", None),
             Err(StepError::Declined(m)) => ("declined", Some(m.clone())),
             Err(StepError::Failed(m)) => ("failed", Some(m.clone())),
+            Err(StepError::Halted(e)) => ("not started", Some(e.message.clone())),
         };
         self.progress.step_finished(&format!("  {detail}"), outcome, elapsed);
-        self.reports.push(StepReport { hop, action, detail, outcome, duration_ms: elapsed.as_millis(), message });
+        self.reports.push(StepReport {
+            hop,
+            action: step.action().to_string(),
+            detail,
+            outcome,
+            duration_ms: elapsed.as_millis(),
+            message,
+        });
         result
     }
 
     fn execute(&mut self, hop_target: &ChartVersion, step: &Step) -> Result<(), StepError> {
+        let runner = &self.setup.helm.runner;
         match step {
             Step::Backup { .. } => Ok(()),
             Step::Deploy { version, revision: Some(revision), .. } => self.rollback_to(version, *revision),
@@ -288,41 +440,37 @@ impl<'a> Walk<'a> {
                 self.verify_deployed(version)?;
                 for check in checks {
                     let inv = policy_command(format!("check {}", check.name), &unfilled_ok(&check.argv)?, vec![]);
-                    self.helm.runner.run(&inv)?;
+                    runner.run(&inv)?;
                 }
                 Ok(())
             }
             Step::Snapshot { message, argv: Some(argv) } => {
                 let inv = policy_command(format!("take a snapshot ({message})"), &unfilled_ok(argv)?, vec![]);
-                self.helm.runner.run(&inv)?;
-                self.journal.snapshot_taken(&self.deployed.clone().unwrap_or_else(|| hop_target.clone()), "command");
+                runner.run(&inv)?;
+                self.journal.snapshot_taken(&self.left.version.clone(), "command");
                 Ok(())
             }
             Step::Snapshot { message, argv: None } => {
-                if self.snapshot_taken {
-                    self.journal.snapshot_taken(
-                        &self.deployed.clone().unwrap_or_else(|| hop_target.clone()),
-                        "--snapshot-taken",
-                    );
+                let at = self.left.version.clone();
+                if self.setup.snapshot_taken {
+                    self.journal.snapshot_taken(&at, "--snapshot-taken");
                     Ok(())
                 } else if self.interaction.attended()
                     && self.interaction.confirm(&format!("{message} Has the snapshot been taken?"))
                 {
-                    self.journal.snapshot_taken(
-                        &self.deployed.clone().unwrap_or_else(|| hop_target.clone()),
-                        "confirmed by the operator",
-                    );
+                    self.journal.snapshot_taken(&at, "confirmed by the operator");
                     Ok(())
                 } else {
+                    let _ = hop_target;
                     Err(StepError::Declined(format!("no snapshot was taken ({message})")))
                 }
             }
             Step::Run { name, argv } => {
                 let inv = policy_command(name.clone(), &unfilled_ok(argv)?, vec![]);
                 self.commands_ran = true;
-                let out = self.helm.runner.run(&inv)?;
+                let out = runner.run(&inv)?;
                 if !out.stdout.trim().is_empty() {
-                    self.progress.line(&format!("    {}", out.stdout.trim_end().replace('\n', "\n    ")));
+                    self.progress.line(&format!("    {}", for_terminal(out.stdout.trim_end()).replace('\n', "\n    ")));
                 }
                 Ok(())
             }
@@ -342,53 +490,47 @@ impl<'a> Walk<'a> {
         version: &ChartVersion,
         set: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<(), StepError> {
-        let mut args = vec!["upgrade".to_string(), self.release.clone()];
-        args.extend(self.chart.args(version).map_err(StepError::Failed)?);
-        // The user values read at the start, every hop: never --reuse-values, which would
-        // freeze the old chart's defaults (helm-facts §3.9).
-        args.extend(["-f".into(), self.carried_values.display().to_string()]);
+        let (chart, mut flags) = self.setup.chart.helm_args(version).map_err(StepError::Failed)?;
         // Going back restores the values the release ran with at the hop's start: an
         // operator's bad --set that broke the hop must not break the way back too.
-        let with_extras = !self.going_back || self.extras_at_hop_start;
-        let extra_values: &[PathBuf] = if with_extras { &self.extra_values } else { &[] };
-        for file in extra_values {
-            args.extend(["-f".into(), file.display().to_string()]);
-        }
+        let with_overrides = !self.going_back || self.overrides_at_hop_start;
+        // The user values read at the start, every hop: never --reuse-values, which would
+        // freeze the old chart's defaults.
+        flags.extend(self.setup.values.helm_args(with_overrides));
         if !set.is_empty() {
+            // The procedure's own values (maintenance mode) go in a file of their own for
+            // this deploy only: they are never carried to the next hop.
             self.override_files += 1;
-            let path = self.private_dir.join(format!("override-{}.json", self.override_files));
+            let path = self.setup.values.dir.join(format!("procedure-{}.json", self.override_files));
             let _ = std::fs::remove_file(&path);
             super::backup::write_private(&path, serde_json::to_string(set).expect("json").as_bytes())
                 .map_err(|e| StepError::Failed(e.to_string()))?;
-            args.extend(["-f".into(), path.display().to_string()]);
+            flags.extend(["-f".into(), path.display().to_string()]);
         }
-        let extra_sets: &[String] = if with_extras { &self.extra_sets } else { &[] };
-        for s in extra_sets {
-            args.extend(["--set".into(), s.clone()]);
-        }
-        args.extend([self.helm.wait_flag().to_string(), "--timeout".into(), self.timeout.clone()]);
-        if self.helm.major >= 4 && self.commands_ran {
+        // Bare `--wait` means the same on helm 3 and 4 (helm 4: the kstatus watcher),
+        // while `--wait=true` warns on 4 and `--wait=watcher` fails on 3.
+        flags.extend(["--wait".into(), "--timeout".into(), self.setup.timeout.clone()]);
+        if self.setup.helm.major >= 4 && self.commands_ran {
             // The procedure's own commands changed fields helm manages (Sourcegraph and
             // Coder scale the services to 0); helm 4's server-side apply would refuse to
             // take them back ("conflict with kubectl"). Helm 3's three-way merge does.
-            args.push("--force-conflicts".into());
+            flags.push("--force-conflicts".into());
         }
-        // The newest version ever deployed is raised before helm runs: its pre-upgrade
-        // hooks may migrate the database even if the upgrade then fails.
-        self.journal.deploying(version);
-        self.helm.run(format!("upgrade {} to {version}", self.release), args).map_err(|e| self.wait_failed(e))?;
-        self.deployed = Some(version.clone());
-        self.extras_in_effect = with_extras && self.has_extras();
+        let purpose = format!("upgrade {} to {version}", self.release());
+        self.attempted = Some(version.clone());
+        let deployed =
+            self.setup.helm.upgrade(purpose, &self.setup.release, &chart, flags).map_err(|e| self.wait_failed(e))?;
+        self.attempted = None;
+        self.journal.helm_ran(version);
+        self.left =
+            Left { revision: Some(deployed.revision), version: version.clone(), status: ReleaseStatus::Deployed };
+        self.overrides_in_effect = with_overrides && self.setup.values.has_overrides();
         Ok(())
     }
 
-    fn has_extras(&self) -> bool {
-        !self.extra_values.is_empty() || !self.extra_sets.is_empty()
-    }
-
     /// What the way back says about the operator's `-f`/`--set`, when there are any.
-    fn extras_note(&self) -> &'static str {
-        match (self.has_extras(), self.extras_at_hop_start) {
+    fn overrides_note(&self) -> &'static str {
+        match (self.setup.values.has_overrides(), self.overrides_at_hop_start) {
             (false, _) => "",
             (true, true) => " (with this run's -f/--set, as the release ran before the hop)",
             (true, false) => " (without this run's -f/--set: the release ran without them before the hop)",
@@ -400,7 +542,7 @@ impl<'a> Walk<'a> {
     fn wait_failed(&self, error: ExecError) -> StepError {
         let mut message = error.to_string().trim_end().to_string();
         // A second Ctrl-C means "leave now": no more cluster reads.
-        if matches!(error, ExecError::Failed { .. }) && !self.helm.runner.signals.stop_now() {
+        if matches!(error, ExecError::Failed { .. }) && !self.setup.helm.runner.signals.stop_now() {
             let lines = self.explain_unready();
             if !lines.is_empty() {
                 message.push_str("\nnot ready:");
@@ -417,69 +559,64 @@ impl<'a> Walk<'a> {
     /// tried to apply), each followed by what its unready pods say. Best effort: a read
     /// that fails here loses the explanation, never the failure being explained.
     fn explain_unready(&self) -> Vec<String> {
-        let Ok(manifest) = self.helm.run(
-            format!("read the manifest of {}", self.release),
-            vec!["get".into(), "manifest".into(), self.release.clone()],
-        ) else {
+        let Ok(manifest) = self.setup.helm.manifest(self.release()) else {
             return vec![];
         };
         let mut by_namespace: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-        for workload in unready::workloads(&manifest.stdout) {
-            let namespace = workload.namespace.clone().unwrap_or_else(|| self.kubectl.namespace.clone());
+        for workload in unready::workloads(&manifest) {
+            let namespace = workload.namespace.clone().unwrap_or_else(|| self.setup.kubectl.namespace.clone());
             by_namespace.entry(namespace).or_default().push(workload.kubectl_ref());
         }
         let mut lines = vec![];
         for (namespace, refs) in by_namespace {
-            let mut kubectl = self.kubectl.clone();
+            let mut kubectl = self.setup.kubectl.clone();
             kubectl.namespace = namespace;
-            for object in kubectl_objects(&kubectl, "read the release's workloads", refs) {
+            let refs: Vec<&str> = refs.iter().map(String::as_str).collect();
+            for object in kubectl_objects(&kubectl, "read the release's workloads", vec![], &refs) {
                 let Some(summary) = unready::not_ready(&object) else { continue };
                 lines.push(summary);
                 let Some(selector) = unready::pod_selector(&object) else { continue };
-                let args = vec!["pods".into(), "--selector".into(), selector];
-                let pods = kubectl_objects(&kubectl, "list the workload's pods", args);
+                let flags = vec!["pods".into(), "--selector".into(), selector];
+                let pods = kubectl_objects(&kubectl, "list the workload's pods", flags, &[]);
                 lines.extend(unready::pod_problems(&pods).into_iter().map(|p| format!("  {p}")));
             }
         }
-        lines
+        lines.into_iter().map(|l| for_terminal(&l).into_owned()).collect()
     }
 
     /// `helm rollback RELEASE REV`: that revision's chart and values, as they ran then.
     fn rollback_to(&mut self, version: &ChartVersion, revision: u64) -> Result<(), StepError> {
-        let args = vec![
-            "rollback".to_string(),
-            self.release.clone(),
-            revision.to_string(),
-            self.helm.wait_flag().to_string(),
-            "--timeout".into(),
-            self.timeout.clone(),
-        ];
-        self.helm
-            .run(format!("roll {} back to revision {revision} ({version})", self.release), args)
+        let purpose = format!("roll {} back to revision {revision} ({version})", self.release());
+        self.attempted = Some(version.clone());
+        self.setup
+            .helm
+            .rollback(purpose, &self.setup.release, revision, &self.setup.timeout)
             .map_err(|e| self.wait_failed(e))?;
-        self.deployed = Some(version.clone());
+        self.attempted = None;
+        self.journal.helm_ran(version);
+        // helm prints no revision for a rollback: the next verify reads it.
+        self.left = Left { revision: None, version: version.clone(), status: ReleaseStatus::Deployed };
         Ok(())
     }
 
-    fn verify_deployed(&self, version: &ChartVersion) -> Result<(), StepError> {
+    fn verify_deployed(&mut self, version: &ChartVersion) -> Result<(), StepError> {
         #[derive(serde::Deserialize)]
         struct Meta {
             version: String,
+            revision: u64,
             status: ReleaseStatus,
         }
-        let meta: Meta = self.helm.json(
-            format!("verify {} is deployed at {version}", self.release),
-            vec!["get".into(), "metadata".into(), self.release.clone(), "-o".into(), "json".into()],
-        )?;
+        let release = self.release().to_string();
+        let meta: Meta = self.setup.helm.metadata(format!("verify {release} is deployed at {version}"), &release)?;
         let live = ChartVersion::parse(&meta.version).ok();
         if meta.status != ReleaseStatus::Deployed || live.as_ref() != Some(version) {
             return Err(StepError::Failed(format!(
-                "{} is {} at {}, expected deployed at {version}",
-                self.release,
+                "{release} is {} at {}, expected deployed at {version}",
                 meta.status.as_str(),
-                meta.version
+                for_terminal(&meta.version)
             )));
         }
+        self.left = Left { revision: Some(meta.revision), version: version.clone(), status: ReleaseStatus::Deployed };
         Ok(())
     }
 
@@ -489,11 +626,13 @@ impl<'a> Walk<'a> {
             items: Vec<serde_json::Value>,
         }
         let selector = unfilled_ok(&[selector.to_string()])?.remove(0);
-        let deadline = Instant::now() + parse_duration(&self.timeout).unwrap_or(Duration::from_secs(300));
+        let limit = crate::duration::parse(&self.setup.timeout).unwrap_or(Duration::from_secs(300));
+        let deadline = Instant::now() + limit;
         loop {
-            let list: List = self.kubectl.json(
+            let list: List = self.setup.kubectl.json(
                 format!("list the pods of {version}"),
                 vec!["get".into(), "pods".into(), "--selector".into(), selector.clone(), "-o".into(), "json".into()],
+                &[],
             )?;
             if list.items.is_empty() {
                 return Ok(());
@@ -502,65 +641,76 @@ impl<'a> Walk<'a> {
                 return Err(StepError::Failed(format!(
                     "{} pod(s) of {version} still running after {} ({selector})",
                     list.items.len(),
-                    self.timeout
+                    self.setup.timeout
                 )));
             }
             std::thread::sleep(Duration::from_millis(500));
         }
     }
 
-    fn read_live(&self) -> Result<Release, String> {
-        Release::read(self.helm, &self.release).map_err(|e| e.to_string())
+    /// The live release, noting a version helm ran although the command failed (its
+    /// revision is in the history): its hooks may have migrated the database.
+    fn read_live(&mut self) -> Result<Release, String> {
+        let live = Release::read(self.setup.helm, self.release()).map_err(|e| e.to_string())?;
+        if let Some(tried) = self.attempted.take() {
+            let since = self.left.revision.unwrap_or(0);
+            if live.history.iter().any(|r| r.revision > since && r.version.as_ref() == Some(&tried)) {
+                self.journal.helm_ran(&tried);
+            }
+        }
+        Ok(live)
     }
 
     /// Bring the release from wherever the failed hop left it back to `hop.from`.
     fn recover(&mut self, index: usize, hop: &Hop, error: StepError, deployed_override: bool) -> Outcome {
         let error_text = error.message().to_string();
         self.progress.line(&format!("hop {} failed: {error_text}", index + 1));
-        if !self.recover {
-            let live = self.read_live();
+        let live = self.read_live();
+        if !self.setup.bring_back_failed_hops {
             return Outcome::Failed {
                 error: error_text,
                 next_steps: match live {
                     Ok(live) => format!(
                         "release {} is {} at {} (revision {}); the rollback from {} to {} did not finish. Fix the cause, then run `helm safe-rollback {} --to {}` again; the backup printed above holds the values and manifest from before",
-                        self.release,
+                        self.release(),
                         live.status.as_str(),
                         live.version,
                         live.revision,
                         hop.from,
                         hop.to,
-                        self.release,
+                        self.release(),
                         hop.to
                     ),
-                    Err(e) => format!("check `helm status {}` ({e})", self.release),
+                    Err(e) => format!("check `helm status {}` ({e})", self.release()),
                 },
             };
         }
-        if self.helm.runner.signals.stop_now() {
-            let live = self.read_live();
-            return Outcome::Failed {
-                error: format!("{error_text}\nstopped at the operator's request before bringing the release back"),
-                next_steps: match live {
-                    Ok(live) => self.by_hand(&live, hop, &[]),
-                    Err(e) => format!("check `helm status {}` ({e})", self.release),
-                },
-            };
-        }
-        let live = match self.read_live() {
+        let live = match live {
             Ok(live) => live,
             Err(e) => {
                 return Outcome::Failed {
                     error: format!("{error_text}\nthen reading the release failed: {e}"),
-                    next_steps: format!("check `helm status {}` and `helm history {}`", self.release, self.release),
+                    next_steps: format!(
+                        "check `helm status {}` and `helm history {}`; if the release is pending-*, `helm safe-rollback {} --to {}` brings it back the policy's way once no helm works on it",
+                        self.release(),
+                        self.release(),
+                        self.release(),
+                        hop.from
+                    ),
                 };
             }
         };
+        if self.setup.helm.runner.signals.stop_now() {
+            return Outcome::Failed {
+                error: format!("{error_text}\nstopped at the operator's request before bringing the release back"),
+                next_steps: self.by_hand(&live, hop, &[]),
+            };
+        }
         if live.status == ReleaseStatus::Deployed && live.version == hop.from && !deployed_override {
             // Nothing moved (a declined confirmation, a failed check before the deploy).
             return match error {
                 StepError::Declined(reason) => Outcome::Stopped { at: hop.from.clone(), reason },
-                StepError::Failed(_) => {
+                StepError::Failed(_) | StepError::Halted(_) => {
                     Outcome::Recovered { failed_hop: index + 1, error: error_text, at: hop.from.clone() }
                 }
             };
@@ -576,68 +726,97 @@ impl<'a> Walk<'a> {
         };
         self.progress.line(&format!(
             "bringing {} back to {}{}: {}",
-            self.release,
+            self.release(),
             hop.from,
-            self.extras_note(),
+            self.overrides_note(),
             steps_text(&steps)
         ));
-        self.going_back = true;
-        for (done, step) in steps.iter().enumerate() {
-            if let Err(e) = self.step(Some(index), &hop.from, step) {
-                return Outcome::Failed {
-                    error: format!("{error_text}\nthe way back failed too: {}", e.message()),
-                    // The failed way back may have made a revision of its own: advise from there.
-                    next_steps: self.by_hand(&self.read_live().unwrap_or(live), hop, &steps[done..]),
-                };
+        match self.walk_back(index, hop, &steps, &live) {
+            Ok(()) => Outcome::Recovered { failed_hop: index + 1, error: error_text, at: hop.from.clone() },
+            Err((e, next_steps)) => {
+                Outcome::Failed { error: format!("{error_text}\nthe way back failed too: {}", e.message()), next_steps }
             }
         }
-        Outcome::Recovered { failed_hop: index + 1, error: error_text, at: hop.from.clone() }
+    }
+
+    /// Run the steps of a way back, each change recorded first. On failure: the error and
+    /// what a person must do from where the release is then.
+    fn walk_back(
+        &mut self,
+        index: usize,
+        hop: &Hop,
+        steps: &[Step],
+        live: &Release,
+    ) -> Result<(), (StepError, String)> {
+        self.going_back = true;
+        for (done, step) in steps.iter().enumerate() {
+            if step.changes_something()
+                && let Err(e) = self.journal.change_starting(index, None)
+            {
+                let Outcome::Failed { next_steps, .. } = self.halted(e.clone(), &live.version, "on the way back")
+                else {
+                    unreachable!("halted always fails")
+                };
+                return Err((StepError::Halted(e), next_steps));
+            }
+            if let Err(e) = self.step(Some(index), &hop.from, step) {
+                // The failed way back may have made a revision of its own: advise from there.
+                let now = self.read_live().unwrap_or_else(|_| live.clone());
+                return Err((e, self.by_hand(&now, hop, &steps[done..])));
+            }
+        }
+        Ok(())
     }
 
     /// The operator's "roll back this hop" at a pause: the same way back, on purpose.
     fn roll_back_hop(&mut self, index: usize, hop: &Hop) -> Outcome {
         let live = match self.read_live() {
             Ok(l) => l,
-            Err(e) => return Outcome::Failed { error: e, next_steps: format!("check `helm status {}`", self.release) },
+            Err(e) => {
+                return Outcome::Failed { error: e, next_steps: format!("check `helm status {}`", self.release()) };
+            }
         };
         let steps = match self.recovery_steps(&live, hop) {
             Ok(s) => s,
             Err(why) => {
-                eprintln!("cannot roll this hop back: {why}");
+                self.progress.line(&format!("cannot roll this hop back: {why}"));
                 return Outcome::Stopped {
                     at: hop.to.clone(),
                     reason: format!("stopped; the hop could not be rolled back: {why}"),
                 };
             }
         };
-        if self.has_extras() {
-            self.progress.line(&format!("rolling hop {} back to {}{}", index + 1, hop.from, self.extras_note()));
+        if self.setup.values.has_overrides() {
+            self.progress.line(&format!("rolling hop {} back to {}{}", index + 1, hop.from, self.overrides_note()));
         }
-        self.going_back = true;
-        for (done, step) in steps.iter().enumerate() {
-            if let Err(e) = self.step(Some(index), &hop.from, step) {
-                return Outcome::Failed {
-                    error: format!("rolling the hop back failed: {}", e.message()),
-                    next_steps: self.by_hand(&self.read_live().unwrap_or(live), hop, &steps[done..]),
-                };
+        match self.walk_back(index, hop, &steps, &live) {
+            Ok(()) => {
+                let _ = self.journal.hop_ended(index, HopOutcome::RolledBack, Some("rolled back by the operator"));
+                Outcome::Stopped {
+                    at: hop.from.clone(),
+                    reason: format!("hop {} rolled back by the operator", index + 1),
+                }
+            }
+            Err((e, next_steps)) => {
+                Outcome::Failed { error: format!("rolling the hop back failed: {}", e.message()), next_steps }
             }
         }
-        Outcome::Stopped { at: hop.from.clone(), reason: format!("hop {} rolled back by the operator", index + 1) }
     }
 
     /// The policy's one-step downgrade from where the release is to `hop.from`, planned by
     /// the pure planner. A restore needs a person, so an unattended run does not attempt it.
     fn recovery_steps(&self, live: &Release, hop: &Hop) -> Result<Vec<Step>, String> {
-        if live.version == hop.from {
+        let policy = self.setup.policy;
+        if live.version == hop.from && !live.status.is_pending() {
             // Only value overrides (maintenance mode) changed: redeploy without them.
             return Ok(vec![
                 Step::Deploy { version: hop.from.clone(), set: Default::default(), revision: None },
-                Step::Verify { version: hop.from.clone(), checks: self.policy.checks.clone() },
+                Step::Verify { version: hop.from.clone(), checks: policy.checks.clone() },
             ]);
         }
         let newest = self.journal.newest_ever().filter(|n| *n > live.version).unwrap_or_else(|| live.version.clone());
         let request = RollbackRequest {
-            current: live.version.clone(),
+            current: live.leaving_version(),
             target: Some(hop.from.clone()),
             newest_ever: newest,
             deployed_before: vec![],
@@ -646,15 +825,25 @@ impl<'a> Walk<'a> {
             } else {
                 SnapshotKnowledge::Unknown
             },
+            // helm upgrade refuses a pending release: the way back starts by `helm
+            // rollback` to the last good revision, which clears it.
+            by_revision: live
+                .status
+                .is_pending()
+                .then(|| {
+                    live.last_good_revision().filter(|r| r.version.as_ref() == Some(&hop.from)).map(|r| r.revision)
+                })
+                .flatten(),
         };
-        let plan = plan::plan_rollback(self.policy, &self.available, &request, &self.context).map_err(|e| match e {
-            PlanError::Refused(r) => format!("{} ({})", r.message, r.supported),
-            PlanError::BadRequest { message, .. } => message,
-        })?;
+        let plan =
+            plan::plan_rollback(policy, &self.setup.available, &request, &self.setup.context).map_err(|e| match e {
+                PlanError::Refused(r) => format!("{} ({})", r.message, r.supported),
+                PlanError::BadRequest { message, .. } => message,
+            })?;
         if plan.strategy == Strategy::Restore && !self.interaction.attended() {
             return Err(format!(
                 "policy {} goes back only by restoring a snapshot, which needs a person: {}",
-                self.policy.name,
+                policy.name,
                 steps_text(&plan.hops[0].steps)
             ));
         }
@@ -664,6 +853,7 @@ impl<'a> Walk<'a> {
     /// What a person must do after the way back failed. `unfinished` are the way back's
     /// steps from the one that failed on.
     fn by_hand(&self, live: &Release, hop: &Hop, unfinished: &[Step]) -> String {
+        let release = self.release();
         let redeployed = !matches!(unfinished.first(), None | Some(Step::Deploy { .. }));
         if redeployed && live.status == ReleaseStatus::Deployed && live.version == hop.from {
             // The older chart is running; what is missing is the rest of the procedure
@@ -672,49 +862,49 @@ impl<'a> Walk<'a> {
             let rest: Vec<String> =
                 unfinished.iter().enumerate().map(|(i, s)| format!("{}. {}", i + 1, step_detail(s))).collect();
             return format!(
-                "release {} is deployed at {} (revision {}), but the policy's way back stopped before it finished. Fix the cause shown above, then finish these steps by hand, in order: {}",
-                self.release,
+                "release {release} is deployed at {} (revision {}), but the policy's way back stopped before it finished. Fix the cause shown above, then finish these steps by hand, in order: {}",
                 live.version,
                 live.revision,
                 rest.join("; ")
             );
         }
-        let rollback = live
-            .last_good_revision()
-            .map(|r| {
-                format!(
-                    "`helm rollback {} {} --namespace {}` returns to revision {} ({})",
-                    self.release,
-                    r.revision,
-                    self.helm.namespace,
-                    r.revision,
-                    r.version.as_ref().map(|v| v.to_string()).unwrap_or_default()
-                )
-            })
-            .unwrap_or_else(|| "no earlier good revision is in helm's history".into());
+        let warning = self
+            .setup
+            .policy
+            .downgrade
+            .data_loss_warning
+            .as_deref()
+            .map(|w| format!(" Policy {}: {w}", self.setup.policy.name))
+            .unwrap_or_default();
+        let pending = if live.status.is_pending() {
+            format!(
+                " It is {}: helm did not finish (the cluster may have been unreachable); safe-rollback clears that with `helm rollback` to the last good revision as the first step of the policy's way back, so first make sure no helm process still works on it.",
+                live.status.as_str()
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "release {} is {} at {} (revision {}). To bring it back to {} by the policy's procedure, run `helm safe-rollback {} --to {}`; {}. Migrations may have run: follow the vendor's downgrade procedure rather than a bare helm rollback.",
-            self.release,
+            "release {release} is {} at {} (revision {}).{pending} To bring it back to {} by the policy's procedure, run `helm safe-rollback {release} --to {}`. {} may have run its migrations (its hooks), so follow the policy's way back rather than a bare `helm rollback`.{warning}",
             live.status.as_str(),
             live.version,
             live.revision,
             hop.from,
-            self.release,
             hop.from,
-            rollback
+            live.leaving_version(),
         )
     }
 }
 
-/// `kubectl get ARGS -o json` as a list of objects: a List's items, or the one object.
-/// Whatever kubectl printed counts even when it also failed (one of several names not
-/// found still lists the others); anything else gives nothing.
-fn kubectl_objects(kubectl: &Kubectl, purpose: &str, what: Vec<String>) -> Vec<serde_json::Value> {
+/// `kubectl get FLAGS -o json -- NAMES` as a list of objects: a List's items, or the one
+/// object. Whatever kubectl printed counts even when it also failed (one of several names
+/// not found still lists the others); anything else gives nothing.
+fn kubectl_objects(kubectl: &Kubectl, purpose: &str, flags: Vec<String>, names: &[&str]) -> Vec<serde_json::Value> {
     let mut args = vec!["get".to_string()];
-    args.extend(what);
+    args.extend(flags);
     // A cluster that stopped answering must not hold up the report of a failure.
     args.extend(["-o".into(), "json".into(), "--request-timeout".into(), "10s".into()]);
-    let stdout = match kubectl.run(purpose, args) {
+    let stdout = match kubectl.run(purpose, args, names) {
         Ok(out) => out.stdout,
         Err(ExecError::Failed { stdout, .. }) => stdout,
         Err(_) => return vec![],
@@ -746,52 +936,9 @@ fn unfilled_ok(argv: &[String]) -> Result<Vec<String>, StepError> {
     Ok(argv.to_vec())
 }
 
-/// helm's duration syntax (`5m0s`, `90s`, `1h`), for the tool's own waits.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let mut total = 0f64;
-    let mut number = String::new();
-    let mut chars = text.chars().peekable();
-    let mut any = false;
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() || c == '.' {
-            number.push(c);
-            continue;
-        }
-        let unit = if c == 'm' && chars.peek() == Some(&'s') {
-            chars.next();
-            0.001
-        } else {
-            match c {
-                'h' => 3600.0,
-                'm' => 60.0,
-                's' => 1.0,
-                _ => return None,
-            }
-        };
-        total += number.parse::<f64>().ok()? * unit;
-        number.clear();
-        any = true;
-    }
-    if !number.is_empty() {
-        return None;
-    }
-    any.then(|| Duration::from_secs_f64(total))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_in_helms_syntax() {
-        assert_eq!(parse_duration("5m0s"), Some(Duration::from_secs(300)));
-        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_duration("5"), None);
-        assert_eq!(parse_duration("5x"), None);
-        assert_eq!(parse_duration(""), None);
-    }
 
     #[test]
     fn half_filled_commands_are_refused() {

@@ -36,9 +36,12 @@ impl Progress {
     pub fn line(&self, text: &str) {
         let current = self.current.lock().unwrap_or_else(|e| e.into_inner());
         match current.as_ref() {
-            Some(bar) => bar.suspend(|| eprintln!("{text}")),
-            None if self.spinners => eprintln!("{text}"),
-            None => eprintln!("[{}] {text}", humantime::format_rfc3339_seconds(std::time::SystemTime::now())),
+            Some(bar) => bar.suspend(|| crate::term::err_line(text)),
+            None if self.spinners => crate::term::err_line(text),
+            None => crate::term::err_line(&format!(
+                "[{}] {text}",
+                humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+            )),
         }
     }
 

@@ -65,6 +65,12 @@ pub fn plan_table(plan: &Plan) -> String {
         strategy_text(plan.strategy),
         yes_no(plan.downtime)
     );
+    if let Some(sources) = &plan.sources {
+        let _ = writeln!(out, "  policy: {} ({})", sources.policy, crate::digest::short(&sources.policy_digest));
+        if let Some(chart) = &sources.chart {
+            let _ = writeln!(out, "  chart:  {chart}");
+        }
+    }
     if plan.hops.is_empty() {
         for w in &plan.warnings {
             let _ = writeln!(out, "{w}");

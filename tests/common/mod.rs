@@ -20,7 +20,12 @@ pub fn preset(name: &str) -> Policy {
 }
 
 pub fn context() -> Context {
-    Context { release: Some("rel".into()), namespace: Some("ns".into()), chart_name: Some("chart".into()) }
+    Context {
+        release: Some("rel".into()),
+        namespace: Some("ns".into()),
+        chart_name: Some("chart".into()),
+        ..Context::default()
+    }
 }
 
 pub fn upgrade(policy: &Policy, list: &str, from: &str, to: &str) -> Result<Plan, PlanError> {
@@ -40,6 +45,7 @@ pub fn rollback(policy: &Policy, list: &str, from: &str, to: Option<&str>, newes
         newest_ever: v(newest),
         deployed_before: vec![],
         snapshot: SnapshotKnowledge::Unknown,
+        by_revision: None,
     };
     plan::plan_rollback(policy, &versions(list), &request, &context())
 }

@@ -1,0 +1,46 @@
+//! What the operator asked of a live run, as plain values: `commands` builds these from
+//! clap's structs after checking every flag, so nothing below it sees the command line
+//! and nothing can fail on a flag after the first change.
+
+use super::ledger::Takeover;
+use super::values::Overrides;
+use crate::version::ChartVersion;
+
+/// Flags both live commands share.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub release: String,
+    pub namespace: String,
+    pub kube_context: Option<String>,
+    /// `--policy`: a preset name or a file.
+    pub policy: Option<String>,
+    /// `--chart`: `repo/name`, `oci://…` or a directory.
+    pub chart: Option<String>,
+    /// `--plan`: print and change nothing.
+    pub plan_only: bool,
+    pub yes: bool,
+    /// helm's duration syntax, already checked (`crate::duration`).
+    pub timeout: String,
+    pub overrides: Overrides,
+    pub plain_http: bool,
+    pub snapshot_taken: bool,
+    pub takeover: Takeover,
+    pub resume: bool,
+    pub local_ledger: bool,
+    pub debug: bool,
+    /// The command line with every value redacted, for the lock and the run record.
+    pub command_shape: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct UpgradeOptions {
+    pub target: Option<ChartVersion>,
+    pub fast_path: bool,
+    pub devel: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct RollbackOptions {
+    pub target: Option<ChartVersion>,
+    pub accept_data_loss: bool,
+}
