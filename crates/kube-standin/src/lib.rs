@@ -6,15 +6,19 @@
 //!
 //! [`StandIn`] is the blocking API tests use: it serves on its own thread and tokio
 //! runtime, and [`testing`] holds the helpers every crate's tests share (provisioned
-//! tool paths and an isolated helm environment).
+//! tool paths and an isolated helm environment). For fault-injection tests,
+//! [`fault::FaultProxy`] sits between the clients and the API to hold, cut, swallow,
+//! slow or answer their requests.
 
 mod api;
 mod apply;
 mod controller;
 mod defaults;
 mod discovery;
+pub mod fault;
 mod patch;
 mod protobuf;
+mod request_stream;
 mod resources;
 mod selectors;
 mod server;
@@ -104,10 +108,7 @@ impl StandIn {
     /// dummy bearer token (plain HTTP; any token is accepted). The file appears whole
     /// (written aside, then renamed), so a process polling for it never reads half of it.
     pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        std::fs::write(&tmp, kubeconfig(&self.url()))?;
-        std::fs::rename(&tmp, path)
+        write_kubeconfig_file(path, &self.url())
     }
 
     /// A stored object, as the API would return it.
@@ -132,6 +133,15 @@ impl Drop for StandIn {
             let _ = t.join();
         }
     }
+}
+
+/// Writes [`kubeconfig`]`(url)` to `path` aside, then renames it into place, so a process
+/// polling for the file never reads half of it.
+pub(crate) fn write_kubeconfig_file(path: &Path, url: &str) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, kubeconfig(url))?;
+    std::fs::rename(&tmp, path)
 }
 
 /// The kubeconfig text for a stand-in at `url`.
