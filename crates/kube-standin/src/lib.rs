@@ -7,11 +7,13 @@
 //! [`StandIn`] is the blocking API tests use: it serves on its own thread and tokio
 //! runtime, and [`testing`] holds the helpers every crate's tests share (provisioned
 //! tool paths and an isolated helm environment). For fault-injection tests,
-//! [`fault::FaultProxy`] sits between the clients and the API to hold, cut, swallow,
+//! [`StandIn::deny`] makes chosen requests fail with `403 Forbidden` (an RBAC stand-in),
+//! and [`fault::FaultProxy`] sits between the clients and the API to hold, cut, swallow,
 //! slow or answer their requests.
 
 mod api;
 mod apply;
+mod authz;
 mod controller;
 mod defaults;
 mod discovery;
@@ -34,6 +36,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub use crate::authz::{DenyId, DenyRule, ParseDenyRuleError, Verb};
 use crate::server::Shared;
 use crate::store::ObjKey;
 
@@ -109,6 +112,23 @@ impl StandIn {
     /// (written aside, then renamed), so a process polling for it never reads half of it.
     pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
         write_kubeconfig_file(path, &self.url())
+    }
+
+    /// Denies the requests `rule` names from now on, with the `403 Forbidden` a
+    /// kube-apiserver gives a user lacking that permission; `kubectl auth can-i` answers
+    /// from the same rules. Watches already open are not cut.
+    pub fn deny(&self, rule: DenyRule) -> DenyId {
+        self.shared.denials().add(rule)
+    }
+
+    /// Lifts a rule [`deny`](Self::deny) returned; false if it was no longer in force.
+    pub fn allow(&self, id: DenyId) -> bool {
+        self.shared.denials().remove(id)
+    }
+
+    /// Lifts every deny rule.
+    pub fn clear_denials(&self) {
+        self.shared.denials().clear();
     }
 
     /// A stored object, as the API would return it.
