@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use crate::resources::{RESOURCES, ResourceType, group_versions};
+use crate::resources::{RESOURCES, REVIEW_GROUP, ResourceType, group_versions};
 
 /// The Kubernetes version reported. `gitVersion` carries build metadata, not a
 /// pre-release suffix: `v1.33.0-standin` would fail charts' `kubeVersion: >=1.25.0`.
@@ -17,8 +17,6 @@ pub fn version() -> Value {
 
 /// Content-Type of aggregated discovery documents.
 pub const AGGREGATED_CONTENT_TYPE: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
-
-const VERBS: [&str; 8] = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
 
 fn resources_of(group: &str, version: &str) -> impl Iterator<Item = &'static ResourceType> {
     let (group, version) = (group.to_string(), version.to_string());
@@ -38,7 +36,7 @@ fn aggregated_resource(r: &ResourceType) -> Value {
         );
     }
     let mut v = json!({"resource": r.plural, "responseKind": kind,
-        "scope": if r.namespaced { "Namespaced" } else { "Cluster" }, "singularResource": r.singular, "verbs": VERBS});
+        "scope": if r.namespaced { "Namespaced" } else { "Cluster" }, "singularResource": r.singular, "verbs": r.verbs()});
     if !r.short_names.is_empty() {
         v["shortNames"] = json!(r.short_names);
     }
@@ -97,7 +95,7 @@ pub fn api_group(group: &str) -> Option<Value> {
 pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     let mut list = Vec::new();
     for r in resources_of(group, version) {
-        let mut e = json!({"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced, "kind": r.kind, "verbs": VERBS});
+        let mut e = json!({"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced, "kind": r.kind, "verbs": r.verbs()});
         if !r.short_names.is_empty() {
             e["shortNames"] = json!(r.short_names);
         }
@@ -166,6 +164,10 @@ pub fn openapi_doc(group: &str, version: &str) -> Option<Value> {
         } else {
             format!("/{}/{}", prefix(group, version), r.plural)
         };
+        if r.group == REVIEW_GROUP {
+            paths.insert(base, json!({"post": op("post")}));
+            continue;
+        }
         let mut coll = json!({"get": op("list"), "post": op("post"), "delete": op("deletecollection")});
         let mut item = json!({"get": op("get"), "put": op("put"), "patch": op("patch"), "delete": op("delete")});
         if r.namespaced {

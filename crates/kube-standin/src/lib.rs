@@ -6,15 +6,21 @@
 //!
 //! [`StandIn`] is the blocking API tests use: it serves on its own thread and tokio
 //! runtime, and [`testing`] holds the helpers every crate's tests share (provisioned
-//! tool paths and an isolated helm environment).
+//! tool paths and an isolated helm environment). For fault-injection tests,
+//! [`StandIn::deny`] makes chosen requests fail with `403 Forbidden` (an RBAC stand-in),
+//! and [`fault::FaultProxy`] sits between the clients and the API to hold, cut, swallow,
+//! slow or answer their requests.
 
 mod api;
 mod apply;
+mod authz;
 mod controller;
 mod defaults;
 mod discovery;
+pub mod fault;
 mod patch;
 mod protobuf;
+mod request_stream;
 mod resources;
 mod selectors;
 mod server;
@@ -30,6 +36,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub use crate::authz::{DenyId, DenyRule, ParseDenyRuleError, Verb};
 use crate::server::Shared;
 use crate::store::ObjKey;
 
@@ -104,10 +111,24 @@ impl StandIn {
     /// dummy bearer token (plain HTTP; any token is accepted). The file appears whole
     /// (written aside, then renamed), so a process polling for it never reads half of it.
     pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        std::fs::write(&tmp, kubeconfig(&self.url()))?;
-        std::fs::rename(&tmp, path)
+        write_kubeconfig_file(path, &self.url())
+    }
+
+    /// Denies the requests `rule` names from now on, with the `403 Forbidden` a
+    /// kube-apiserver gives a user lacking that permission; `kubectl auth can-i` answers
+    /// from the same rules. Watches already open are not cut.
+    pub fn deny(&self, rule: DenyRule) -> DenyId {
+        self.shared.denials().add(rule)
+    }
+
+    /// Lifts a rule [`deny`](Self::deny) returned; false if it was no longer in force.
+    pub fn allow(&self, id: DenyId) -> bool {
+        self.shared.denials().remove(id)
+    }
+
+    /// Lifts every deny rule.
+    pub fn clear_denials(&self) {
+        self.shared.denials().clear();
     }
 
     /// A stored object, as the API would return it.
@@ -132,6 +153,15 @@ impl Drop for StandIn {
             let _ = t.join();
         }
     }
+}
+
+/// Writes [`kubeconfig`]`(url)` to `path` aside, then renames it into place, so a process
+/// polling for the file never reads half of it.
+pub(crate) fn write_kubeconfig_file(path: &Path, url: &str) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, kubeconfig(url))?;
+    std::fs::rename(&tmp, path)
 }
 
 /// The kubeconfig text for a stand-in at `url`.

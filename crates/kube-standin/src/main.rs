@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use kube_standin::{Options, StandIn};
+use kube_standin::{DenyRule, Options, StandIn};
 
 /// A Kubernetes API stand-in on 127.0.0.1 that real helm 3 and 4 can drive.
 #[derive(Debug, Parser)]
@@ -23,6 +23,12 @@ struct Cli {
     /// Print one line per request on stderr.
     #[arg(long)]
     log_requests: bool,
+    /// Answer matching requests with 403 Forbidden, as a cluster whose RBAC lacks them
+    /// (repeatable). VERBS: comma-separated get, list, watch, create, update, patch,
+    /// delete, deletecollection, or `*`; RESOURCE: plural[.group][/subresource] or `*`;
+    /// an empty or `*` namespace or name means any.
+    #[arg(long, value_name = "VERBS:RESOURCE[:NAMESPACE[:NAME]]")]
+    deny: Vec<DenyRule>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -39,6 +45,10 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    for rule in cli.deny {
+        eprintln!("kube-standin: denying {rule}");
+        standin.deny(rule);
+    }
     if let Err(e) = standin.write_kubeconfig(&cli.kubeconfig) {
         eprintln!("error: cannot write {}: {e}", cli.kubeconfig.display());
         return std::process::ExitCode::FAILURE;

@@ -1,6 +1,7 @@
-//! Decoding of the protobuf request bodies helm's typed client sends for its release
-//! storage: Secrets, ConfigMaps and DeleteOptions, wrapped in `k8s\0` + `runtime.Unknown`.
-//! Only decoding: every response is JSON, which those clients also accept.
+//! Decoding of the protobuf request bodies typed clients send: helm's release storage
+//! (Secrets, ConfigMaps and DeleteOptions) and `kubectl auth can-i`
+//! (SelfSubjectAccessReview), wrapped in `k8s\0` + `runtime.Unknown`. Only decoding:
+//! every response is JSON, which those clients also accept.
 
 use base64::Engine;
 use serde_json::{Map, Value, json};
@@ -12,7 +13,9 @@ pub enum ProtoError {
     Magic,
     #[error("truncated or malformed protobuf body")]
     Malformed,
-    #[error("protobuf bodies are only understood for Secret, ConfigMap and DeleteOptions, not {0:?}")]
+    #[error(
+        "protobuf bodies are only understood for Secret, ConfigMap, DeleteOptions and SelfSubjectAccessReview, not {0:?}"
+    )]
     Kind(String),
 }
 
@@ -199,6 +202,38 @@ fn delete_options(raw: &[u8]) -> Result<Value, ProtoError> {
     Ok(obj)
 }
 
+/// `authorization.k8s.io/v1` `SelfSubjectAccessReview`: the spec's resource attributes
+/// (namespace, verb, group, version, resource, subresource, name: fields 1–7) or
+/// non-resource attributes (path, verb). Empty strings are left out, as JSON omits them.
+fn self_subject_access_review(raw: &[u8]) -> Result<Value, ProtoError> {
+    const RESOURCE: [&str; 7] = ["namespace", "verb", "group", "version", "resource", "subresource", "name"];
+    const NON_RESOURCE: [&str; 2] = ["path", "verb"];
+    let strings = |b: &[u8], names: &[&str]| -> Result<Value, ProtoError> {
+        let mut m = Map::new();
+        for (n, f) in fields(b)? {
+            if let (Some(name), Field::Bytes(x)) = (n.checked_sub(1).and_then(|i| names.get(i as usize)), f)
+                && !x.is_empty()
+            {
+                m.insert(name.to_string(), string(x).into());
+            }
+        }
+        Ok(m.into())
+    };
+    let mut spec = Map::new();
+    for (n, f) in fields(raw)? {
+        if let (2, Field::Bytes(s)) = (n, f) {
+            for (n, f) in fields(s)? {
+                match (n, f) {
+                    (1, Field::Bytes(x)) => _ = spec.insert("resourceAttributes".into(), strings(x, &RESOURCE)?),
+                    (2, Field::Bytes(x)) => _ = spec.insert("nonResourceAttributes".into(), strings(x, &NON_RESOURCE)?),
+                    _ => {}
+                }
+            }
+        }
+    }
+    Ok(json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "spec": spec}))
+}
+
 /// Decodes a `k8s\0`-framed protobuf body into the JSON form of the object it carries.
 pub fn decode(body: &[u8]) -> Result<Value, ProtoError> {
     let rest = body.strip_prefix(b"k8s\0").ok_or(ProtoError::Magic)?;
@@ -220,6 +255,7 @@ pub fn decode(body: &[u8]) -> Result<Value, ProtoError> {
         "Secret" => secret(raw),
         "ConfigMap" => config_map(raw),
         "DeleteOptions" => delete_options(raw),
+        "SelfSubjectAccessReview" => self_subject_access_review(raw),
         other => Err(ProtoError::Kind(other.to_string())),
     }
 }
@@ -294,6 +330,20 @@ mod tests {
         let obj = decode(&unknown("DeleteOptions", &raw)).unwrap();
         assert_eq!(obj["propagationPolicy"], "Background");
         assert_eq!(obj["gracePeriodSeconds"], 30);
+    }
+
+    #[test]
+    fn decodes_self_subject_access_reviews() {
+        let attrs = [bytes(1, b"bsr"), bytes(2, b"create"), bytes(3, b""), bytes(5, b"configmaps"), bytes(6, b"")];
+        let raw = [bytes(1, b""), bytes(2, &bytes(1, &attrs.concat()))].concat();
+        let obj = decode(&unknown("SelfSubjectAccessReview", &raw)).unwrap();
+        assert_eq!(
+            obj["spec"],
+            json!({"resourceAttributes": {"namespace": "bsr", "verb": "create", "resource": "configmaps"}})
+        );
+        let raw = bytes(2, &bytes(2, &[bytes(1, b"/healthz"), bytes(2, b"get")].concat()));
+        let obj = decode(&unknown("SelfSubjectAccessReview", &raw)).unwrap();
+        assert_eq!(obj["spec"], json!({"nonResourceAttributes": {"path": "/healthz", "verb": "get"}}));
     }
 
     #[test]

@@ -29,11 +29,22 @@ impl ResourceType {
         format!("{}/{}", self.api_version(), self.plural)
     }
 
+    /// The verbs discovery advertises: reviews (`SelfSubjectAccessReview`) are only
+    /// created, answered and never stored; everything else is fully served.
+    pub fn verbs(&self) -> &'static [&'static str] {
+        if self.group == REVIEW_GROUP { &["create"] } else { &ALL_VERBS }
+    }
+
     /// `deployments.apps`, as used in Status messages.
     pub fn qualified(&self) -> String {
         if self.group.is_empty() { self.plural.to_string() } else { format!("{}.{}", self.plural, self.group) }
     }
 }
+
+/// The API group of access reviews, which the server answers instead of storing.
+pub const REVIEW_GROUP: &str = "authorization.k8s.io";
+
+const ALL_VERBS: [&str; 8] = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
 
 macro_rules! rt {
     ($g:expr, $v:expr, $p:expr, $s:expr, $k:expr, $ns:expr, $short:expr, $status:expr, $scale:expr) => {
@@ -142,6 +153,18 @@ pub static RESOURCES: &[ResourceType] = &[
         false,
         &["crd", "crds"],
         true,
+        false
+    ),
+    // Answered by `authz` (`kubectl auth can-i`); listed so discovery names it.
+    rt!(
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectaccessreviews",
+        "selfsubjectaccessreview",
+        "SelfSubjectAccessReview",
+        false,
+        &[],
+        false,
         false
     ),
 ];

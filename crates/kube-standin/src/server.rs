@@ -16,6 +16,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 
 use crate::api::{self, ApiError, PatchType, WriteCtx};
+use crate::authz::{self, Attributes, Denials};
 use crate::controller;
 use crate::discovery;
 use crate::protobuf;
@@ -28,13 +29,19 @@ use crate::watch::{self, ChannelBody, WatchRequest};
 #[derive(Debug)]
 pub struct Shared {
     state: Mutex<State>,
+    denials: Mutex<Denials>,
     pub ready_delay: Duration,
     pub log_requests: bool,
 }
 
 impl Shared {
     pub fn new(ready_delay: Duration, log_requests: bool) -> Self {
-        Shared { state: Mutex::new(State::new()), ready_delay, log_requests }
+        Shared { state: Mutex::new(State::new()), denials: Mutex::default(), ready_delay, log_requests }
+    }
+
+    /// The deny rules in force (poisoning ignored, as for the store).
+    pub fn denials(&self) -> MutexGuard<'_, Denials> {
+        self.denials.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Locks the store. A panic while holding the lock must not take every later request
@@ -214,6 +221,7 @@ async fn route(shared: &Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
         ["api", "v1"] => return opt(discovery::resource_list("", "v1")),
         ["apis", g] => return opt(discovery::api_group(g)),
         ["apis", g, v] => return opt(discovery::resource_list(g, v)),
+        ["apis", "authorization.k8s.io", "v1", "selfsubjectaccessreviews"] => return self_review(shared, req).await,
         ["api", v, rest @ ..] => (v.to_string(), rest),
         ["apis", g, v, rest @ ..] => (format!("{g}/{v}"), rest),
         _ => return error(&ApiError::new(404, "NotFound", "the server could not find the requested resource")),
@@ -221,6 +229,19 @@ async fn route(shared: &Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
     let Some(target) = parse_target(&api_version, rest) else {
         return error(&ApiError::new(404, "NotFound", "the server could not find the requested resource"));
     };
+    let attributes = Attributes::of_request(
+        req.method().as_str(),
+        target.rt,
+        target.ns.as_deref(),
+        target.name.as_deref(),
+        target.sub.as_deref(),
+        &query,
+    );
+    if let Some(a) = attributes
+        && shared.denials().denies(&a)
+    {
+        return error(&a.forbidden());
+    }
     let table = accepts_table(&req);
     let req_agent = req
         .headers()
@@ -250,6 +271,24 @@ async fn route(shared: &Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
                 .body(BodyExt::boxed(ChannelBody(rx)))
                 .expect("valid response")
         }
+        Err(e) => error(&e),
+    }
+}
+
+/// `POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews` (`kubectl auth can-i`),
+/// answered from the deny rules; reviews are not stored, so no other method is served.
+async fn self_review(shared: &Arc<Shared>, req: Request<hyper::body::Incoming>) -> Response<Body> {
+    if req.method() != Method::POST {
+        return error(&ApiError::new(405, "MethodNotAllowed", format!("{} is not supported here", req.method())));
+    }
+    let content_type = req.headers().get("content-type").and_then(|c| c.to_str().ok()).unwrap_or_default().to_string();
+    let body = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return error(&ApiError::bad_request(format!("reading the body: {e}"))),
+    };
+    let reviewed = decode_body(&content_type, &body).and_then(|b| authz::review(&shared.denials(), &b));
+    match reviewed {
+        Ok(v) => json_response(201, &v),
         Err(e) => error(&e),
     }
 }

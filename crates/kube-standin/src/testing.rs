@@ -82,9 +82,15 @@ pub struct HelmEnv {
 impl HelmEnv {
     /// A fresh environment for `version` against `standin`.
     pub fn new(standin: &StandIn, version: HelmVersion) -> Self {
+        HelmEnv::for_server(&standin.url(), version)
+    }
+
+    /// A fresh environment for `version` against the API at `url`, e.g. a
+    /// [`FaultProxy`](crate::fault::FaultProxy)'s.
+    pub fn for_server(url: &str, version: HelmVersion) -> Self {
         let helm = helm_path(version);
         let dir = tempfile::Builder::new().prefix("helm-env-").tempdir().expect("create a temporary helm home");
-        standin.write_kubeconfig(&dir.path().join("kubeconfig")).expect("write kubeconfig");
+        crate::write_kubeconfig_file(&dir.path().join("kubeconfig"), url).expect("write kubeconfig");
         HelmEnv { version, dir, helm }
     }
 

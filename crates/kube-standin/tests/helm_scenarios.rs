@@ -1,6 +1,7 @@
 //! Real helm 3.19.0 and 4.1.4 against the stand-in: every release command, with the
 //! stand-in's stored state checked after each step as a real cluster would hold it.
 
+#[macro_use]
 mod common;
 
 use std::time::{Duration, Instant};
@@ -8,22 +9,6 @@ use std::time::{Duration, Instant};
 use common::{Bed, chart, condition};
 use kube_standin::testing::HelmVersion;
 use serde_json::json;
-
-/// Runs a scenario once per tested helm version, as separate tests named after it.
-macro_rules! for_each_helm {
-    ($scenario:ident) => {
-        mod $scenario {
-            #[test]
-            fn helm_v3_19_0() {
-                super::$scenario(kube_standin::testing::HelmVersion::V3_19_0);
-            }
-            #[test]
-            fn helm_v4_1_4() {
-                super::$scenario(kube_standin::testing::HelmVersion::V4_1_4);
-            }
-        }
-    };
-}
 
 for_each_helm!(install_upgrade_rollback_uninstall);
 fn install_upgrade_rollback_uninstall(v: HelmVersion) {

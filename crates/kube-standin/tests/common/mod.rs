@@ -1,14 +1,34 @@
 //! Shared pieces of the scenario suites: a stand-in plus an isolated helm home for one
-//! helm version, the test charts, and readers for the stand-in's state.
+//! helm version (optionally behind a fault proxy), kubectl with its own home, the test
+//! charts, and readers for the stand-in's state.
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+use std::io::Write;
 use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use kube_standin::testing::{HelmEnv, HelmVersion};
+use kube_standin::fault::FaultProxy;
+use kube_standin::testing::{HelmEnv, HelmVersion, kubectl_path};
 use kube_standin::{Options, StandIn};
 use serde_json::Value;
+
+/// Runs a scenario once per tested helm version, as separate tests named after it.
+macro_rules! for_each_helm {
+    ($scenario:ident) => {
+        mod $scenario {
+            #[test]
+            fn helm_v3_19_0() {
+                super::$scenario(kube_standin::testing::HelmVersion::V3_19_0);
+            }
+            #[test]
+            fn helm_v4_1_4() {
+                super::$scenario(kube_standin::testing::HelmVersion::V4_1_4);
+            }
+        }
+    };
+}
 
 /// A stand-in and a helm environment pointed at it.
 pub struct Bed {
@@ -20,14 +40,26 @@ impl Bed {
     /// helm 3 polls every 2 s, so its beds run the controller inside the write request
     /// (delay 0); helm 4 reacts to watch events, so its beds use a real delay.
     pub fn new(version: HelmVersion) -> Self {
-        let delay = if version.major() == 3 { 0 } else { 300 };
-        Bed::with_delay(version, Duration::from_millis(delay))
+        Bed::with_delay(version, Bed::ready_delay(version))
+    }
+
+    fn ready_delay(version: HelmVersion) -> Duration {
+        Duration::from_millis(if version.major() == 3 { 0 } else { 300 })
     }
 
     pub fn with_delay(version: HelmVersion, ready_delay: Duration) -> Self {
         let standin = StandIn::start(Options { ready_delay, ..Options::default() }).expect("start the stand-in");
         let env = HelmEnv::new(&standin, version);
         Bed { standin, env }
+    }
+
+    /// A bed whose helm talks to the stand-in through a fault proxy (passing for now).
+    pub fn behind_proxy(version: HelmVersion) -> (Self, FaultProxy) {
+        let ready_delay = Bed::ready_delay(version);
+        let standin = StandIn::start(Options { ready_delay, ..Options::default() }).expect("start the stand-in");
+        let proxy = FaultProxy::start(standin.addr()).expect("start the fault proxy");
+        let env = HelmEnv::for_server(&proxy.url(), version);
+        (Bed { standin, env }, proxy)
     }
 
     pub fn helm_ok(&self, args: &[&str]) -> String {
@@ -140,4 +172,87 @@ pub fn chart(name: &str) -> String {
 /// The condition of `type` in an object's status.
 pub fn condition(obj: &Value, ty: &str) -> Option<Value> {
     obj["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == ty).cloned()
+}
+
+/// kubectl (the provisioned v1.34) with a home of its own (so its discovery cache starts
+/// empty) and a kubeconfig for the API at a URL.
+pub struct Kubectl {
+    dir: tempfile::TempDir,
+}
+
+impl Kubectl {
+    pub fn at(url: &str) -> Self {
+        let dir = tempfile::Builder::new().prefix("kubectl-").tempdir().unwrap();
+        std::fs::write(dir.path().join("kubeconfig"), kube_standin::kubeconfig(url)).unwrap();
+        Kubectl { dir }
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(kubectl_path());
+        cmd.env("KUBECONFIG", self.dir.path().join("kubeconfig")).env("HOME", self.dir.path()).args(args);
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("spawn kubectl")
+    }
+
+    /// Runs kubectl with `input` on its stdin (`create -f -`, `replace -f -`).
+    pub fn run_with_input(&self, args: &[&str], input: &str) -> Output {
+        let mut child =
+            self.command(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// Starts kubectl in the background, its output piped.
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        succeeded(args, self.run(args))
+    }
+
+    pub fn ok_with_input(&self, args: &[&str], input: &str) -> String {
+        succeeded(args, self.run_with_input(args, input))
+    }
+
+    /// Runs kubectl expecting failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        failed(args, self.run(args))
+    }
+
+    pub fn fails_with_input(&self, args: &[&str], input: &str) -> String {
+        failed(args, self.run_with_input(args, input))
+    }
+}
+
+fn succeeded(args: &[&str], out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn failed(args: &[&str], out: Output) -> String {
+    assert!(!out.status.success(), "kubectl {args:?} succeeded:\n{}", String::from_utf8_lossy(&out.stdout));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A ConfigMap manifest.
+pub fn configmap(namespace: &str, name: &str, value: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {namespace}\ndata:\n  value: {value:?}\n"
+    )
+}
+
+/// A Namespace manifest (kubectl's `create namespace` sends protobuf, which the
+/// stand-in does not read for namespaces; `create -f` sends JSON).
+pub fn namespace(name: &str) -> String {
+    format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n")
 }
