@@ -372,19 +372,19 @@ impl Train {
 
     /// One warning per gap between neighbouring minors of the train, each of constant
     /// size however many minors or majors are missing, and at most [`MAX_GAP_WARNINGS`]
-    /// of them, the rest counted in one more line.
+    /// lines in all: past that, the rest are only counted.
     fn gap_warnings(&self, current: &ChartVersion, target: &ChartVersion) -> Vec<String> {
-        let gaps: Vec<String> =
-            self.minors.windows(2).filter_map(|pair| gap_warning(pair[0], pair[1], current, target)).collect();
-        if gaps.len() <= MAX_GAP_WARNINGS {
-            return gaps;
+        let mut gaps = self.minors.windows(2).map(|pair| (pair[0], pair[1])).filter(|&(a, b)| is_gap(a, b));
+        let mut warnings: Vec<String> =
+            gaps.by_ref().take(MAX_GAP_WARNINGS).map(|(a, b)| gap_warning(a, b, current, target)).collect();
+        let unshown = gaps.count();
+        if unshown > 0 {
+            warnings.pop();
+            warnings.push(format!(
+                "and {} more gaps in the minors the chart source offers between {current} and {target}: each is crossed as one step; list the source's versions to see them",
+                thousands(unshown as u64 + 1)
+            ));
         }
-        let more = gaps.len() - (MAX_GAP_WARNINGS - 1);
-        let mut warnings: Vec<String> = gaps.into_iter().take(MAX_GAP_WARNINGS - 1).collect();
-        warnings.push(format!(
-            "and {} more gaps in the minors the chart source offers between {current} and {target}: each is crossed as one step; list the source's versions to see them",
-            thousands(more as u64)
-        ));
         warnings
     }
 }
@@ -397,26 +397,24 @@ const MAX_GAP_WARNINGS: usize = 5;
 /// range with a count.
 const NAMED_ONE_BY_ONE: u64 = 3;
 
-/// The warning for the gap between two neighbouring minors of the train, if any.
-/// Arithmetic is checked: components go up to `u64::MAX`.
-fn gap_warning(a: Minor, b: Minor, current: &ChartVersion, target: &ChartVersion) -> Option<String> {
+/// Whether a minor or a major is missing between two neighbouring minors `a < b`.
+fn is_gap(a: Minor, b: Minor) -> bool {
+    if a.major == b.major { b.minor - a.minor > 1 } else { b.major - a.major > 1 }
+}
+
+/// The warning for a gap between neighbouring minors `a < b` (see [`is_gap`]). Being a
+/// gap, `a`'s component is at least 2 below `b`'s, so neither `+ 1` nor `- 1` overflows,
+/// even at `u64::MAX`.
+fn gap_warning(a: Minor, b: Minor, current: &ChartVersion, target: &ChartVersion) -> String {
     if a.major == b.major {
-        let (first, last) = (a.minor.checked_add(1)?, b.minor.checked_sub(1)?);
-        if first > last {
-            return None;
-        }
-        let missing = missing_run(first, last, "minors", |m| format!("{}.{m}.x", a.major));
-        let it = if first == last { "it" } else { "them" };
-        Some(format!(
+        let missing = missing_run(a.minor + 1, b.minor - 1, "minors", |m| format!("{}.{m}.x", a.major));
+        let it = if b.minor - a.minor == 2 { "it" } else { "them" };
+        format!(
             "the chart source offers no {missing} between {current} and {target}: the path treats {a} → {b} as one minor step; if the vendor did release {it}, make {it} available and plan again"
-        ))
+        )
     } else {
-        let (first, last) = (a.major.checked_add(1)?, b.major.checked_sub(1)?);
-        if first > last {
-            return None;
-        }
-        let missing = missing_run(first, last, "majors", |m| format!("{m}.x"));
-        Some(format!("the chart source offers no {missing}: the path goes from {a} straight to {b}"))
+        let missing = missing_run(a.major + 1, b.major - 1, "majors", |m| format!("{m}.x"));
+        format!("the chart source offers no {missing}: the path goes from {a} straight to {b}")
     }
 }
 
