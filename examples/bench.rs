@@ -12,6 +12,10 @@
 //!
 //! And, read-only, `--plan` against the three reads an operator would do by hand
 //! (`helm get metadata`, `helm history`, `helm search repo --versions`).
+//!
+//! First, without helm, the planner itself on a hostile chart source: 20,000 offered
+//! versions with arbitrary minors (see [`planning`]). `scripts/bench planning` runs only
+//! that part, in seconds.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -114,6 +118,11 @@ impl Bed {
 }
 
 fn main() {
+    planning::report();
+    if std::env::args().skip(1).any(|a| a == "planning") {
+        return;
+    }
+    println!();
     assert!(tool_path().is_file(), "build the plugin first: cargo build --release (scripts/bench does)");
     println!("helm-safe-upgrade benchmark: {ROUNDS} rounds, medians; ratio = tool / bare helm on the same bed\n");
     println!("{:<14} {:<28} {:>10} {:>10} {:>7}", "helm", "scenario", "bare", "tool", "ratio");
@@ -154,3 +163,266 @@ fn main() {
         }
     }
 }
+
+/// Planning cost against the number of versions offered, measured in-process: wall time
+/// (median of several rounds) and peak heap, counted by [`counting::Counting`], the
+/// global allocator of this example.
+mod planning {
+    use std::time::{Duration, Instant};
+
+    use helm_safe_upgrade::catalog::{oci, repo};
+    use helm_safe_upgrade::plan::{
+        self, Available, Context, Plan, PlanError, RollbackRequest, SnapshotKnowledge, UpgradeRequest,
+    };
+    use helm_safe_upgrade::policy;
+    use helm_safe_upgrade::version::ChartVersion;
+
+    use super::counting;
+
+    const OFFERED: usize = 20_000;
+    const ROUNDS: usize = 5;
+    /// The targets per planning call, in a release build.
+    const TIME_TARGET: Duration = Duration::from_millis(100);
+    const HEAP_TARGET: usize = 50 << 20;
+
+    /// One planning call, as the scenarios run it.
+    type Planning<'a> = dyn Fn() -> Result<Plan, PlanError> + 'a;
+
+    /// splitmix64: a deterministic stream, so every run plans the same list.
+    struct Stream(u64);
+
+    impl Stream {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+    }
+
+    /// Tags as a hostile source might list them: majors 1–3, minors up to 10^10, patches
+    /// up to 20, one in twenty a pre-release, some spelled `v…` or with `_build`; plus the
+    /// two ends, `1.0.0` and `3.10000000000.0`.
+    fn offered_tags() -> Vec<String> {
+        let mut stream = Stream(2024);
+        let mut tags = vec!["1.0.0".to_string(), "3.10000000000.0".to_string()];
+        while tags.len() < OFFERED {
+            let (major, minor, patch) = (1 + stream.next() % 3, stream.next() % 10_000_000_001, stream.next() % 21);
+            let tag = match stream.next() % 20 {
+                0 => format!("{major}.{minor}.{patch}-rc.{}", stream.next() % 5),
+                1 => format!("v{major}.{minor}.{patch}"),
+                2 => format!("{major}.{minor}.{patch}_build.{}", stream.next() % 100),
+                _ => format!("{major}.{minor}.{patch}"),
+            };
+            tags.push(tag);
+        }
+        tags
+    }
+
+    struct Measured {
+        median: Duration,
+        peak_heap: usize,
+        outcome: String,
+    }
+
+    /// Runs `f` ROUNDS times: the median time, and the peak heap of one run above what was
+    /// allocated before it (the inputs).
+    fn measure(f: impl Fn() -> Result<Plan, PlanError>) -> Measured {
+        let baseline = counting::reset_peak();
+        let result = f();
+        let peak_heap = counting::peak().saturating_sub(baseline);
+        let outcome = match &result {
+            Ok(plan) => format!(
+                "{} hop(s), {} warning(s), {} KB of JSON",
+                plan.hops.len(),
+                plan.warnings.len(),
+                serde_json::to_string(plan).map(|j| j.len() / 1024).unwrap_or(0)
+            ),
+            Err(e) => format!("refused: {}", e.to_string().lines().next().unwrap_or_default()),
+        };
+        drop(result);
+        let mut times: Vec<Duration> = (0..ROUNDS)
+            .map(|_| {
+                let started = Instant::now();
+                let _ = std::hint::black_box(f());
+                started.elapsed()
+            })
+            .collect();
+        times.sort();
+        Measured { median: times[ROUNDS / 2], peak_heap, outcome }
+    }
+
+    /// Times a listing step (no peak heap: its output is the input of the next step).
+    fn time_listing<T>(f: impl Fn() -> T) -> Duration {
+        let mut times: Vec<Duration> = (0..ROUNDS)
+            .map(|_| {
+                let started = Instant::now();
+                std::hint::black_box(f());
+                started.elapsed()
+            })
+            .collect();
+        times.sort();
+        times[ROUNDS / 2]
+    }
+
+    fn verdict(ok: bool) -> &'static str {
+        if ok { "ok" } else { "MISSED" }
+    }
+
+    pub fn report() {
+        let tags = offered_tags();
+        let search_json = serde_json::to_string(
+            &tags
+                .iter()
+                .map(|t| serde_json::json!({"name": "demo/bsr", "version": t, "app_version": "", "description": "x"}))
+                .collect::<Vec<_>>(),
+        )
+        .expect("json");
+        let listed_oci = time_listing(|| oci::versions_from_tags(&tags));
+        let listed_repo = time_listing(|| repo::parse_search(&search_json, "demo", "bsr").expect("search json"));
+        let available: Vec<Available> = oci::versions_from_tags(&tags);
+        let releases: Vec<&ChartVersion> =
+            available.iter().map(|a| &a.version).filter(|v| !v.is_prerelease()).collect();
+        let (oldest, newest) = (releases[0].clone(), releases[releases.len() - 1].clone());
+        let context = Context::default();
+
+        println!(
+            "planning: {} tags offered, {} distinct versions, majors 1–3, minors up to 10^10; time: median of {ROUNDS} rounds;\n\
+             peak heap: most bytes live at once during one call, above its inputs, counted by this example's global\n\
+             allocator (exact heap bytes, not RSS)\n",
+            tags.len(),
+            available.len()
+        );
+        println!("{:<58} {:>9}", "listing", "time");
+        println!(
+            "{:<58} {:>7.1}ms",
+            format!("{} OCI tags → sorted, deduplicated versions", tags.len()),
+            ms(listed_oci)
+        );
+        println!("{:<58} {:>7.1}ms\n", "helm search repo JSON → versions", ms(listed_repo));
+
+        let sequential = policy::load_named_or_path("sequential-minor").expect("preset");
+        let bsr = policy::load_named_or_path("bsr").expect("preset");
+        let upgrade =
+            UpgradeRequest { current: oldest.clone(), target: newest.clone(), fast_path: false, devel: false };
+        let bsr_target = releases.iter().rfind(|v| v.minor().major == 1).map(|v| (*v).clone()).expect("a 1.x");
+        let fast = UpgradeRequest { current: oldest.clone(), target: bsr_target, fast_path: true, devel: false };
+        let rollback = RollbackRequest {
+            current: newest.clone(),
+            target: Some(oldest.clone()),
+            newest_ever: newest.clone(),
+            deployed_before: vec![],
+            snapshot: SnapshotKnowledge::Unknown,
+        };
+        let scenarios: [(String, Box<Planning>); 3] = [
+            (
+                format!("upgrade {oldest} → {newest} (sequential-minor)"),
+                Box::new(|| plan::plan_upgrade(&sequential, &available, &upgrade, &context)),
+            ),
+            (
+                format!("upgrade {oldest} → {} --fast-path (bsr)", fast.target),
+                Box::new(|| plan::plan_upgrade(&bsr, &available, &fast, &context)),
+            ),
+            (
+                format!("rollback {newest} → {oldest} (sequential-minor)"),
+                Box::new(|| plan::plan_rollback(&sequential, &available, &rollback, &context)),
+            ),
+        ];
+        println!("{:<58} {:>9} {:>11}   result", "scenario", "time", "peak heap");
+        let mut all_met = true;
+        for (name, f) in &scenarios {
+            let m = measure(f);
+            let met = m.median <= TIME_TARGET && m.peak_heap <= HEAP_TARGET;
+            all_met &= met;
+            println!(
+                "{name:<58} {:>7.1}ms {:>8.1}MB   {} ({})",
+                ms(m.median),
+                m.peak_heap as f64 / (1 << 20) as f64,
+                verdict(met),
+                m.outcome
+            );
+        }
+        println!(
+            "\ntargets: ≤ {}ms and ≤ {}MB per planning call: {}",
+            TIME_TARGET.as_millis(),
+            HEAP_TARGET >> 20,
+            if all_met { "met" } else { "MISSED (see above)" }
+        );
+    }
+
+    fn ms(d: Duration) -> f64 {
+        d.as_secs_f64() * 1000.0
+    }
+}
+
+/// A global allocator that counts live heap bytes and their high-water mark, so the
+/// planning figures are the heap the planner really used, not the process's RSS.
+mod counting {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    pub struct Counting;
+
+    static LIVE: AtomicUsize = AtomicUsize::new(0);
+    static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+    fn grew(bytes: usize) {
+        let live = LIVE.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        PEAK.fetch_max(live, Ordering::Relaxed);
+    }
+
+    fn shrank(bytes: usize) {
+        LIVE.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    /// Starts a new high-water mark at what is live now, and returns that.
+    pub fn reset_peak() -> usize {
+        let live = LIVE.load(Ordering::Relaxed);
+        PEAK.store(live, Ordering::Relaxed);
+        live
+    }
+
+    pub fn peak() -> usize {
+        PEAK.load(Ordering::Relaxed)
+    }
+
+    // SAFETY: every call is forwarded to `System` unchanged; only the counters are added.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            let p = unsafe { System.alloc(layout) };
+            if !p.is_null() {
+                grew(layout.size());
+            }
+            p
+        }
+
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            let p = unsafe { System.alloc_zeroed(layout) };
+            if !p.is_null() {
+                grew(layout.size());
+            }
+            p
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            unsafe { System.dealloc(ptr, layout) };
+            shrank(layout.size());
+        }
+
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            let p = unsafe { System.realloc(ptr, layout, new_size) };
+            if !p.is_null() {
+                if new_size >= layout.size() {
+                    grew(new_size - layout.size());
+                } else {
+                    shrank(layout.size() - new_size);
+                }
+            }
+            p
+        }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: counting::Counting = counting::Counting;

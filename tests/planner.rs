@@ -332,6 +332,16 @@ mod inputs {
     }
 
     #[test]
+    fn an_unavailable_target_names_only_the_newest_ten_of_its_minor() {
+        let list: Vec<String> = (0..5_000).map(|p| format!("1.2.{p}")).collect();
+        let (_, hint) = bad_request(upgrade(&preset("bsr"), &list.join(","), "1.2.0", "1.2.5000"));
+        assert_eq!(
+            hint,
+            "available in 1.2: 4,990 older, 1.2.4990, 1.2.4991, 1.2.4992, 1.2.4993, 1.2.4994, 1.2.4995, 1.2.4996, 1.2.4997, 1.2.4998, 1.2.4999"
+        );
+    }
+
+    #[test]
     fn older_target_points_to_safe_rollback() {
         let (_, hint) = bad_request(upgrade(&preset("bsr"), BSR, "1.3.0", "1.2.6"));
         assert!(hint.contains("helm safe-rollback"), "{hint}");
@@ -419,4 +429,177 @@ mod custom_rules {
         let plan = upgrade(&p, LIST, "1.0.0", "1.6.0").unwrap();
         assert_eq!(path(&plan), ["1.2.0", "1.4.0", "1.6.0"]);
     }
+}
+
+/// Chart sources are hostile input: absurd version numbers must cost what the number of
+/// versions costs, never what the numbers span (found by an adversarial probe: a minor of
+/// 20240101 took 1.6 GB and printed 272 MB of gap warnings; 99999999999 aborted on a
+/// 2.4 TB allocation; u64::MAX panicked on capacity overflow).
+mod absurd_versions {
+    use super::*;
+
+    const MAX: u64 = u64::MAX;
+
+    fn json_len(plan: &helm_safe_upgrade::plan::Plan) -> usize {
+        serde_json::to_string(plan).unwrap().len()
+    }
+
+    #[test]
+    fn a_date_like_minor_is_one_step_with_one_constant_size_gap_warning() {
+        let plan = upgrade(&preset("sequential-minor"), "1.0.0,1.20240101.0", "1.0.0", "1.20240101.0").unwrap();
+        assert_eq!(path(&plan), ["1.20240101.0"]);
+        assert_eq!(
+            plan.warnings,
+            [
+                "the chart source offers no 1.1.x–1.20240100.x (20,240,100 minors) between 1.0.0 and 1.20240101.0: the path treats 1.0 → 1.20240101 as one minor step; if the vendor did release them, make them available and plan again"
+            ]
+        );
+        assert!(json_len(&plan) < 2_000, "{}", json_len(&plan));
+    }
+
+    #[test]
+    fn huge_minors_up_to_u64_max_plan_without_aborting() {
+        for huge in ["99999999999", "18446744073709551614", "18446744073709551615"] {
+            let to = format!("1.{huge}.0");
+            for policy in ["sequential-minor", "bsr", "sourcegraph", "coder"] {
+                let plan = upgrade(&preset(policy), &format!("1.0.0,1.0.5,{to}"), "1.0.0", &to).unwrap();
+                // The huge minor is the next one offered: one hop, whatever its number.
+                assert_eq!(path(&plan), [to.as_str()], "{policy}");
+                assert_eq!(plan.warnings.len(), 1, "{policy}: {:?}", plan.warnings);
+                assert!(plan.warnings[0].contains(" minors) between 1.0.0 and "), "{}", plan.warnings[0]);
+                assert!(json_len(&plan) < 4_000, "{policy}: {}", json_len(&plan));
+            }
+        }
+        // Neighbours at the very top: no gap, no overflow.
+        let list = format!("1.{}.3,1.{MAX}.0,1.{MAX}.7", MAX - 1);
+        let plan = upgrade(&preset("bsr"), &list, &format!("1.{}.3", MAX - 1), &format!("1.{MAX}.7")).unwrap();
+        assert_eq!(path(&plan), [format!("1.{MAX}.7")]);
+        assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
+    }
+
+    #[test]
+    fn majors_at_u64_max_neither_overflow_nor_invent_a_missing_major() {
+        let top = format!("{MAX}.0.0,{MAX}.1.0");
+        let plan = upgrade(&preset("sequential-minor"), &top, &format!("{MAX}.0.0"), &format!("{MAX}.1.0")).unwrap();
+        assert_eq!(path(&plan), [format!("{MAX}.1.0")]);
+        assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
+
+        let plan =
+            upgrade(&preset("sequential-minor"), &format!("1.0.0,{MAX}.0.0"), "1.0.0", &format!("{MAX}.0.0")).unwrap();
+        assert_eq!(path(&plan), [format!("{MAX}.0.0")]);
+        assert!(
+            plan.warnings.iter().any(|w| w.starts_with(
+                "the chart source offers no 2.x–18446744073709551614.x (18,446,744,073,709,551,613 majors)"
+            )),
+            "{:?}",
+            plan.warnings
+        );
+        let r = refusal(upgrade(&preset("bsr"), &format!("1.0.0,1.{MAX}.0,{MAX}.0.0"), "1.0.0", &format!("{MAX}.0.0")));
+        assert_eq!(r.supported, format!("upgrade to 1.{MAX}.0, the newest 1.x"));
+    }
+
+    #[test]
+    fn short_gaps_keep_their_names_one_by_one() {
+        let plan = upgrade(&preset("bsr"), "1.0.4,1.3.0,1.7.0", "1.0.4", "1.7.0").unwrap();
+        assert_eq!(
+            plan.warnings,
+            [
+                "the chart source offers no 1.1.x, 1.2.x between 1.0.4 and 1.7.0: the path treats 1.0 → 1.3 as one minor step; if the vendor did release them, make them available and plan again",
+                "the chart source offers no 1.4.x, 1.5.x, 1.6.x between 1.0.4 and 1.7.0: the path treats 1.3 → 1.7 as one minor step; if the vendor did release them, make them available and plan again",
+            ]
+        );
+        let plan = upgrade(&preset("sequential-minor"), "1.0.0,3.0.0,7.0.0", "1.0.0", "7.0.0").unwrap();
+        assert!(
+            plan.warnings.contains(&"the chart source offers no 2.x: the path goes from 1.0 straight to 3.0".into())
+        );
+        assert!(
+            plan.warnings
+                .contains(&"the chart source offers no 4.x, 5.x, 6.x: the path goes from 3.0 straight to 7.0".into())
+        );
+    }
+
+    #[test]
+    fn many_scattered_gaps_are_summarised_after_the_first_few() {
+        let list: Vec<String> = (0..40u64).map(|i| format!("1.{}.0", i * i * 1_000_003)).collect();
+        let plan = upgrade(&preset("bsr"), &list.join(","), "1.0.0", list.last().unwrap()).unwrap();
+        assert_eq!(plan.hops.len(), 39);
+        assert_eq!(plan.warnings.len(), 5, "{:#?}", plan.warnings);
+        assert!(
+            plan.warnings[4].starts_with("and 35 more gaps in the minors the chart source offers between 1.0.0 and ")
+        );
+    }
+
+    #[test]
+    fn rollback_windows_hold_at_the_top_of_the_range() {
+        let (newest, below, far) = (format!("1.{MAX}.0"), format!("1.{}.3", MAX - 1), format!("1.{}.0", MAX - 2));
+        let list = format!("{far},{below},{newest}");
+        let policy = bsr_with_schemas_for(&[&below, &far]);
+        let plan = rollback(&policy, &list, &newest, Some(&below), &newest).unwrap();
+        assert_eq!(plan.hops[0].kind, HopKind::MinorDowngrade);
+        let r = refusal(rollback(&policy, &list, &newest, Some(&far), &newest));
+        assert_eq!(r.rule, "downgrade-window");
+        assert!(r.message.contains("is 2 minors below"), "{}", r.message);
+        assert!(r.supported.contains(&format!("no further than 1.{}.0", MAX - 1)), "{}", r.supported);
+        // From a date-like minor to the bottom: one refusal of constant size.
+        let r = refusal(rollback(&policy, "1.0.0,1.20240101.0", "1.20240101.0", Some("1.0.0"), "1.20240101.0"));
+        assert!(r.message.contains("is 20240101 minors below"), "{}", r.message);
+        // Across majors at the top: never planned, never overflowing.
+        let r = refusal(rollback(
+            &policy,
+            &format!("1.0.0,{MAX}.{MAX}.{MAX}"),
+            &format!("{MAX}.{MAX}.{MAX}"),
+            Some("1.0.0"),
+            &format!("{MAX}.{MAX}.{MAX}"),
+        ));
+        assert_eq!(r.rule, "downgrade-window");
+    }
+
+    #[test]
+    fn required_stops_with_huge_minors_are_found_or_refused_by_search() {
+        let policy = |stops: &str| {
+            policy_yaml(&format!(
+                "name: custom\ndescription: test\nupgrade:\n  max_minor_step: 1\n  major: refuse\n  required_stops: [{stops}]\n  procedure: p\ndowngrade: {{}}\nprocedures:\n  p:\n    steps:\n      - deploy: {{}}\n"
+            ))
+        };
+        let list = format!("1.0.0,1.99999999999.2,1.{}.0,1.{MAX}.0", MAX - 1);
+        let plan = upgrade(&policy("\"1.99999999999\""), &list, "1.0.0", &format!("1.{MAX}.0")).unwrap();
+        assert_eq!(path(&plan), ["1.99999999999.2".to_string(), format!("1.{}.0", MAX - 1), format!("1.{MAX}.0")]);
+        let r = refusal(upgrade(&policy("\"1.99999999998\""), &list, "1.0.0", &format!("1.{MAX}.0")));
+        assert!(r.message.contains("offers no 1.99999999998.x release"), "{}", r.message);
+        let r = refusal(upgrade(&policy(&format!("\"1.{}.1\"", MAX - 1)), &list, "1.0.0", &format!("1.{MAX}.0")));
+        assert!(r.message.contains("which the chart source does not offer"), "{}", r.message);
+    }
+
+    #[test]
+    fn a_pre_release_required_stop_is_refused_for_what_it_is() {
+        let p = policy_yaml(
+            "name: custom\ndescription: test\nupgrade:\n  max_minor_step: 1\n  major: refuse\n  required_stops: [\"1.1.0-rc.1\"]\n  procedure: p\ndowngrade: {}\nprocedures:\n  p:\n    steps:\n      - deploy: {}\n",
+        );
+        let r = refusal(upgrade(&p, "1.0.0,1.1.0-rc.1,1.1.0,1.2.0", "1.0.0", "1.2.0"));
+        assert_eq!(r.rule, "required-stop");
+        assert!(r.message.contains("a pre-release"), "{}", r.message);
+    }
+
+    #[test]
+    fn twenty_thousand_offered_minors_plan_in_linear_time() {
+        // Guards the per-hop lookups (the latest patch of a minor, the last minor of a
+        // major, app versions): linear scans made this quadratic, 0.7 s in a release
+        // build. The bound is loose on purpose: a debug build on a busy 2-core machine.
+        let list: Vec<String> = (0..20_000u64).map(|i| format!("1.{i}.{}", i % 3)).collect();
+        let started = std::time::Instant::now();
+        let plan = upgrade(&preset("sequential-minor"), &list.join(","), "1.0.0", list.last().unwrap()).unwrap();
+        let took = started.elapsed();
+        assert_eq!(plan.hops.len(), 19_999);
+        assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
+        assert!(took < std::time::Duration::from_secs(5), "planning 20,000 hops took {took:?}");
+    }
+}
+
+/// The BSR preset with a schema for each of `versions`, so down-migrations plan.
+fn bsr_with_schemas_for(versions: &[&str]) -> helm_safe_upgrade::policy::Policy {
+    let mut text = helm_safe_upgrade::policy::presets::text("bsr").unwrap().to_string();
+    for (i, v) in versions.iter().enumerate() {
+        text.push_str(&format!("  - version: {v}\n    schema: {}\n    app_version: 9.{i}.0\n", 300 + i));
+    }
+    policy_yaml(&text)
 }

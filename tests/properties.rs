@@ -40,8 +40,19 @@ fn policy_text(r: &Rules) -> String {
     )
 }
 
+/// A minor as the oracle tests draw it: mostly small, sometimes date-like or at the top
+/// of u64, where `+ 1` overflows and a range over the numbers never ends.
+fn minor_strategy() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        12 => 0u64..=5,
+        1 => Just(20_240_101u64),
+        1 => Just(u64::MAX - 1),
+        1 => Just(u64::MAX),
+    ]
+}
+
 fn version_strategy() -> impl Strategy<Value = String> {
-    (1u64..=3, 0u64..=5, 0u64..=3, prop::bool::weighted(0.1))
+    (1u64..=3, minor_strategy(), 0u64..=3, prop::bool::weighted(0.1))
         .prop_map(|(ma, mi, pa, pre)| if pre { format!("{ma}.{mi}.{pa}-rc.1") } else { format!("{ma}.{mi}.{pa}") })
 }
 
@@ -55,7 +66,7 @@ fn case() -> impl Strategy<Value = (Vec<String>, Rules, usize, usize, bool)> {
                     let list = list.clone();
                     move |i| list[i].clone()
                 }),
-                (1u64..=3, 0u64..=5).prop_map(|(a, b)| format!("{a}.{b}")),
+                (1u64..=3, minor_strategy()).prop_map(|(a, b)| format!("{a}.{b}")),
             ],
             0..3,
         );
@@ -243,7 +254,8 @@ proptest! {
         let policy = policy_yaml(&policy_text(&rules));
         let versions: Vec<ChartVersion> = list.iter().map(|s| v(s)).collect();
         let (current, target) = (versions[ci].clone(), versions[ti].clone());
-        let newest = v(&format!("{}.{}.0", current.minor().major, current.minor().minor + newer));
+        let newest_minor = current.minor().minor.saturating_add(newer);
+        let newest = v(&format!("{}.{newest_minor}.0", current.minor().major));
         let newest = if newest > current { newest } else { current.clone() };
         let available: Vec<Available> = versions.iter().map(|v| Available { version: v.clone(), app_version: None }).collect();
         let request = RollbackRequest {
@@ -269,6 +281,451 @@ proptest! {
                 prop_assert!(outside, "refused a rollback inside the window: {:?}", r);
             }
             Err(PlanError::BadRequest { .. }) => prop_assert!(target >= current),
+        }
+    }
+}
+
+/// Hostile inputs: whatever a chart source lists, whatever policy the loader accepts and
+/// whatever is asked, the planner answers with a plan, a refusal or a bad-request error,
+/// quickly, and with output bounded by the size of its input, never by the numeric
+/// distance between versions (a minor of 20240101 once meant 272 MB of warnings).
+mod hostile {
+    use std::time::{Duration, Instant};
+
+    use helm_safe_upgrade::plan::{HopKind, Plan, Strategy as PlanStrategy};
+    use helm_safe_upgrade::policy::{self, PolicyError};
+
+    use super::*;
+
+    // Several strategies below are boxed: deeply nested strategy types need more stack
+    // than a test thread has in a debug build.
+
+    /// Per planning call. Real calls on these inputs take microseconds; the bound is
+    /// loose for a debug build on a busy 2-core machine.
+    const PER_CASE: Duration = Duration::from_secs(1);
+
+    /// A version component: small with weight `small_weight` against 5 for the rest:
+    /// date-like, near 10^11, at the top of u64, or any.
+    fn component(small: std::ops::Range<u64>, small_weight: u32) -> BoxedStrategy<u64> {
+        prop_oneof![
+            small_weight => small,
+            1 => 20_240_101u64..20_240_104,
+            1 => 99_999_999_999u64..100_000_000_002,
+            1 => Just(u64::MAX - 1),
+            1 => Just(u64::MAX),
+            1 => any::<u64>(),
+        ]
+        .boxed()
+    }
+
+    /// How one version is written: `v` prefix, pre-release, build metadata with `+` or
+    /// OCI's `_`. The same numbers written two ways are the same version, or (build
+    /// metadata added) a version of equal precedence.
+    fn spelling() -> impl Strategy<Value = (bool, Option<u8>, Option<(u8, bool)>)> {
+        (
+            prop::bool::weighted(0.2),
+            prop::option::weighted(0.15, 0u8..3),
+            prop::option::weighted(0.2, (0u8..2, any::<bool>())),
+        )
+    }
+
+    fn spell(
+        (major, minor, patch): (u64, u64, u64),
+        (v, pre, build): (bool, Option<u8>, Option<(u8, bool)>),
+    ) -> String {
+        let mut text = format!("{}{major}.{minor}.{patch}", if v { "v" } else { "" });
+        if let Some(n) = pre {
+            text.push_str(&format!("-rc.{n}"));
+        }
+        if let Some((n, underscore)) = build {
+            text.push_str(&format!("{}b.{n}", if underscore { '_' } else { '+' }));
+        }
+        text
+    }
+
+    fn numbers() -> impl Strategy<Value = (u64, u64, u64)> {
+        // Huge majors are rarer than huge minors: most paths should stay within a major.
+        (component(1..4, 20), component(0..6, 10), component(0..4, 20))
+    }
+
+    fn any_version() -> impl Strategy<Value = String> {
+        (numbers(), spelling()).prop_map(|(n, s)| spell(n, s))
+    }
+
+    /// 1 to 48 versions: up to 16 numbers, each written 1 to 3 ways.
+    fn offered() -> impl Strategy<Value = Vec<String>> {
+        prop::collection::vec((numbers(), prop::collection::vec(spelling(), 1..=3)), 1..=16).prop_map(|entries| {
+            entries.into_iter().flat_map(|(n, ways)| ways.into_iter().map(move |s| spell(n, s))).collect()
+        })
+    }
+
+    /// A version the request names: usually one of the list, sometimes any.
+    fn named(list: &[String]) -> BoxedStrategy<String> {
+        let list = list.to_vec();
+        prop_oneof![6 => (0..list.len()).prop_map(move |i| list[i].clone()), 1 => any_version()].boxed()
+    }
+
+    #[derive(Clone, Debug)]
+    struct HostilePolicy {
+        max_step: u32,
+        majors: bool,
+        earliest: bool,
+        stops: Vec<String>,
+        snapshot_first: bool,
+        fast_from: Option<u32>,
+        patch: bool,
+        window: Option<u32>,
+        restore: bool,
+        checks: usize,
+        down_needs_schema: bool,
+        catalog: Option<String>,
+        release_notes: bool,
+    }
+
+    impl HostilePolicy {
+        /// What the loader must decide, restated from its documented rules.
+        fn valid(&self) -> bool {
+            self.max_step > 0 && self.fast_from.is_none_or(|f| f > self.max_step) && self.window != Some(0)
+        }
+
+        fn yaml(&self) -> String {
+            let quoted: Vec<String> = self.stops.iter().map(|s| format!("\"{s}\"")).collect();
+            let mut y = format!(
+                "name: hostile\ndescription: generated\n{}upgrade:\n  max_minor_step: {}\n  stop_at: {}\n  major: {}\n  required_stops: [{}]\n  snapshot_first: {}\n  procedure: up\n",
+                if self.release_notes { "release_notes: \"https://example.invalid/notes/{to}\"\n" } else { "" },
+                self.max_step,
+                if self.earliest { "earliest-patch" } else { "latest-patch" },
+                if self.majors { "one-at-a-time" } else { "refuse" },
+                quoted.join(", "),
+                self.snapshot_first,
+            );
+            if let Some(n) = self.fast_from {
+                y.push_str(&format!("  fast_path:\n    min_minors: {n}\n    procedure: jump\n"));
+            }
+            let mut downgrade = String::new();
+            if self.patch {
+                downgrade.push_str("  patch: up\n");
+            }
+            if let Some(w) = self.window {
+                downgrade.push_str(&format!("  minor:\n    max_minors_below_newest: {w}\n    procedure: down\n"));
+            }
+            if self.restore {
+                downgrade.push_str("  restore: restore\n  data_loss_warning: data written since is lost\n");
+            }
+            if downgrade.is_empty() {
+                y.push_str("downgrade: {}\n");
+            } else {
+                y.push_str(&format!("downgrade:\n{downgrade}"));
+            }
+            y.push_str("snapshot:\n  command: [snap, \"{release}\", \"{from}\"]\n  message: snapshot before {to}\n");
+            if self.checks > 0 {
+                y.push_str("checks:\n");
+                for i in 0..self.checks {
+                    y.push_str(&format!("  - name: c{i}\n    argv: [check, \"{{to}}\", \"{{to_app_version}}\"]\n"));
+                }
+            }
+            let schema = if self.down_needs_schema { ", \"{to_schema}\"" } else { "" };
+            y.push_str(&format!(
+                "procedures:\n  up:\n    steps:\n      - deploy: {{}}\n      - verify\n  jump:\n    downtime: true\n    steps:\n      - deploy: {{version: from, set: {{maintenance: true}}}}\n      - snapshot\n      - deploy: {{version: to}}\n      - verify\n  down:\n    steps:\n      - deploy: {{}}\n      - wait-gone\n      - run: {{name: migrate, argv: [tool, \"--from={{from}}\", \"--to={{to}}\"{schema}]}}\n      - verify\n  restore:\n    downtime: true\n    steps:\n      - confirm: {{message: \"restore the snapshot of {{to}} for {{release}}\"}}\n      - deploy: {{}}\n"
+            ));
+            if let Some(version) = &self.catalog {
+                y.push_str(&format!(
+                    "catalog:\n  - version: \"{version}\"\n    schema: 7\n    app_version: \"app-{version}\"\n"
+                ));
+            }
+            y
+        }
+    }
+
+    /// A fast path's `min_minors`: above the step (what the loader asks) or any number.
+    #[derive(Clone, Debug)]
+    enum FastFrom {
+        AboveStep(u32),
+        Exactly(u32),
+    }
+
+    fn rules(list: &[String]) -> BoxedStrategy<HostilePolicy> {
+        let listed = list.to_vec();
+        let stop = prop_oneof![
+            named(list),
+            (0..list.len()).prop_map({
+                let listed = listed.clone();
+                move |i| {
+                    let v = v(&listed[i]);
+                    format!("{}.{}", v.minor().major, v.minor().minor)
+                }
+            }),
+            (component(1..4, 20), component(0..6, 10)).prop_map(|(a, b)| format!("{a}.{b}")),
+        ];
+        // Mostly policies the loader accepts, and some it must refuse: a step or a window
+        // of 0, a fast path that could never save a hop.
+        let step = prop_oneof![1 => Just(0u32), 24 => 1u32..=4, 2 => Just(u32::MAX)];
+        let fast = prop::option::of(prop_oneof![
+            6 => (1u32..=3).prop_map(FastFrom::AboveStep),
+            1 => (0u32..=6).prop_map(FastFrom::Exactly),
+        ]);
+        let window = prop::option::of(prop_oneof![1 => Just(0u32), 16 => 1u32..=3, 2 => Just(u32::MAX)]);
+        (
+            (step, any::<bool>(), any::<bool>(), prop::collection::vec(stop, 0..=3), any::<bool>(), fast),
+            (
+                any::<bool>(),
+                window,
+                any::<bool>(),
+                0usize..=2,
+                any::<bool>(),
+                prop::option::of(named(list)),
+                any::<bool>(),
+            ),
+        )
+            .prop_map(
+                |(
+                    (max_step, majors, earliest, stops, snapshot_first, fast_from),
+                    (patch, window, restore, checks, down_needs_schema, catalog, release_notes),
+                )| HostilePolicy {
+                    max_step,
+                    majors,
+                    earliest,
+                    stops,
+                    snapshot_first,
+                    fast_from: fast_from.map(|f| match f {
+                        FastFrom::AboveStep(n) => max_step.saturating_add(n),
+                        FastFrom::Exactly(n) => n,
+                    }),
+                    patch,
+                    window,
+                    restore,
+                    checks,
+                    down_needs_schema,
+                    catalog,
+                    release_notes,
+                },
+            )
+            .boxed()
+    }
+
+    /// The policy, if the loader accepts it; a refusal must be the clean, located kind.
+    fn load(rules: &HostilePolicy) -> Result<Option<policy::Policy>, TestCaseError> {
+        match policy::parse(&rules.yaml(), "generated") {
+            Ok(policy) => {
+                prop_assert!(rules.valid(), "the loader accepted an invalid policy:\n{}", rules.yaml());
+                Ok(Some(policy))
+            }
+            Err(PolicyError::Invalid(invalid)) => {
+                prop_assert!(!rules.valid(), "the loader refused a valid policy: {invalid}\n{}", rules.yaml());
+                prop_assert!(!invalid.message.is_empty() && invalid.line >= 1);
+                Ok(None)
+            }
+            Err(other) => Err(TestCaseError::fail(format!("unexpected loader error: {other}"))),
+        }
+    }
+
+    struct Input {
+        available: Vec<Available>,
+        /// The longest version text anywhere in the input.
+        longest: usize,
+        policy_len: usize,
+    }
+
+    impl Input {
+        fn new(list: &[String], named: &[&String], policy_len: usize) -> Input {
+            let longest = list.iter().chain(named.iter().copied()).map(String::len).max().unwrap_or(0);
+            Input { available: versions(&list.join(",")), longest, policy_len }
+        }
+
+        fn offers(&self, version: &ChartVersion) -> bool {
+            self.available.iter().any(|a| &a.version == version)
+        }
+
+        /// What a plan or an error may cost in text: a constant times what went in, never
+        /// anything that grows with the numbers in the versions. A hop carries the
+        /// policy's steps filled with a few versions, a path lists each hop once more, and
+        /// gap warnings are at most 5, each of constant size.
+        fn text_budget(&self, hops: usize) -> usize {
+            let unit = self.policy_len + 16 * self.longest + 512;
+            8 * (hops + self.available.len() + 2) * unit
+        }
+    }
+
+    /// Times one planning call and checks the kind of answer every input must get.
+    fn timed(call: impl FnOnce() -> Result<Plan, PlanError>) -> Result<Result<Plan, PlanError>, TestCaseError> {
+        let started = Instant::now();
+        let result = call();
+        let took = started.elapsed();
+        prop_assert!(took < PER_CASE, "planning took {took:?}");
+        Ok(result)
+    }
+
+    fn check_error(error: &PlanError, input: &Input) -> Result<(), TestCaseError> {
+        let size = match error {
+            PlanError::Refused(r) => {
+                prop_assert!(!r.rule.is_empty() && !r.message.is_empty() && !r.supported.is_empty(), "{:?}", r);
+                r.message.len() + r.supported.len()
+            }
+            PlanError::BadRequest { message, hint } => {
+                prop_assert!(!message.is_empty() && !hint.is_empty());
+                message.len() + hint.len()
+            }
+        };
+        prop_assert!(size <= input.text_budget(0), "{size} bytes of error for {} versions", input.available.len());
+        Ok(())
+    }
+
+    fn check_plan_size(plan: &Plan, input: &Input) -> Result<(), TestCaseError> {
+        prop_assert!(plan.hops.len() <= input.available.len() + 1, "{} hops", plan.hops.len());
+        let json = serde_json::to_string(plan).expect("a plan serialises");
+        prop_assert!(
+            json.len() <= input.text_budget(plan.hops.len()),
+            "{} bytes of JSON for {} versions and {} hops",
+            json.len(),
+            input.available.len(),
+            plan.hops.len()
+        );
+        Ok(())
+    }
+
+    /// Two named versions, usually in the order `(lower, higher)`: a request the wrong
+    /// way round is a bad request, worth testing but not in most cases.
+    fn ordered(list: &[String], lower_first: bool) -> BoxedStrategy<(String, String)> {
+        (named(list), named(list), prop::bool::weighted(0.85))
+            .prop_map(move |(a, b, keep_order)| {
+                let a_lower = v(&a) <= v(&b);
+                if keep_order && a_lower != lower_first { (b, a) } else { (a, b) }
+            })
+            .boxed()
+    }
+
+    fn upgrade_case() -> impl Strategy<Value = (Vec<String>, HostilePolicy, (String, String), bool, bool)> {
+        offered().prop_flat_map(|list| {
+            (rules(&list), ordered(&list, true), prop::bool::weighted(0.3), any::<bool>())
+                .prop_map(move |(rules, ends, fast, devel)| (list.clone(), rules, ends, fast, devel))
+        })
+    }
+
+    type RollbackCase =
+        (Vec<String>, HostilePolicy, (String, Option<String>), Option<String>, Vec<usize>, SnapshotKnowledge);
+
+    fn rollback_case() -> impl Strategy<Value = RollbackCase> {
+        offered().prop_flat_map(|list| {
+            let n = list.len();
+            let snapshot = prop_oneof![
+                Just(SnapshotKnowledge::Unknown),
+                Just(SnapshotKnowledge::None),
+                named(&list).prop_map(|s| SnapshotKnowledge::TakenAt(v(&s))),
+            ];
+            let ends = (ordered(&list, false), prop::bool::weighted(0.8))
+                .prop_map(|((current, target), named)| (current, named.then_some(target)));
+            (rules(&list), ends, prop::option::of(named(&list)), prop::collection::vec(0..n, 0..=3), snapshot).prop_map(
+                move |(rules, ends, newest, deployed, snapshot)| {
+                    (list.clone(), rules, ends, newest, deployed, snapshot)
+                },
+            )
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn hostile_upgrades_get_a_bounded_answer((list, rules, (current, target), fast_path, devel) in upgrade_case()) {
+            let Some(policy) = load(&rules)? else { return Ok(()) };
+            let input = Input::new(&list, &[&current, &target], policy.text.len());
+            let (current, target) = (v(&current), v(&target));
+            let request = UpgradeRequest { current: current.clone(), target: target.clone(), fast_path, devel };
+            match timed(|| plan::plan_upgrade(&policy, &input.available, &request, &context()))? {
+                Ok(plan) => {
+                    check_plan_size(&plan, &input)?;
+                    prop_assert_eq!(&plan.from, &current);
+                    prop_assert_eq!(&plan.to, &target);
+                    if target == current {
+                        prop_assert!(plan.hops.is_empty());
+                        return Ok(());
+                    }
+                    prop_assert!(!plan.hops.is_empty());
+                    let mut at = current.clone();
+                    for hop in &plan.hops {
+                        prop_assert_eq!(&hop.from, &at, "hops do not chain");
+                        prop_assert!(hop.to > hop.from, "{} → {} is not upwards", hop.from, hop.to);
+                        prop_assert!(input.offers(&hop.to), "{} is not offered", hop.to);
+                        prop_assert!(hop.to == target || !hop.to.is_prerelease(), "stops at the pre-release {}", hop.to);
+                        at = hop.to.clone();
+                    }
+                    prop_assert_eq!(&at, &target, "the path does not end at the target");
+                    if plan.strategy == PlanStrategy::FastPath {
+                        prop_assert!(fast_path && plan.hops.len() == 1);
+                    }
+                    if !rules.majors {
+                        prop_assert!(plan.hops.iter().all(|h| h.kind != HopKind::Major));
+                    }
+                }
+                Err(e) => {
+                    check_error(&e, &input)?;
+                    if let PlanError::BadRequest { .. } = e {
+                        prop_assert!(
+                            target < current || (target.is_prerelease() && !devel) || !input.offers(&target),
+                            "unexpected bad request: {e}"
+                        );
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn hostile_rollbacks_get_a_bounded_answer(
+            (list, rules, (current, target), newest_hint, deployed, snapshot) in rollback_case()
+        ) {
+            let Some(policy) = load(&rules)? else { return Ok(()) };
+            let mut named: Vec<&String> = vec![&current];
+            named.extend(target.iter().chain(newest_hint.iter()));
+            let input = Input::new(&list, &named, policy.text.len());
+            let current = v(&current);
+            let target = target.as_deref().map(v);
+            // The newest version ever deployed is never below the deployed one.
+            let newest = newest_hint.as_deref().map(v).filter(|n| *n > current).unwrap_or_else(|| current.clone());
+            let deployed_before: Vec<ChartVersion> = deployed.iter().map(|&i| v(&list[i])).collect();
+            let request = RollbackRequest {
+                current: current.clone(),
+                target: target.clone(),
+                newest_ever: newest.clone(),
+                deployed_before: deployed_before.clone(),
+                snapshot: snapshot.clone(),
+            };
+            match timed(|| plan::plan_rollback(&policy, &input.available, &request, &context()))? {
+                Ok(plan) => {
+                    check_plan_size(&plan, &input)?;
+                    prop_assert_eq!(plan.hops.len(), 1);
+                    let hop = &plan.hops[0];
+                    prop_assert_eq!(&hop.from, &current);
+                    prop_assert_eq!(&hop.to, &plan.to);
+                    prop_assert!(plan.to < current, "a rollback to {} goes up", plan.to);
+                    match &target {
+                        Some(t) => prop_assert_eq!(&plan.to, t),
+                        None => prop_assert!(
+                            input.offers(&plan.to) || deployed_before.contains(&plan.to),
+                            "default target {} is neither offered nor deployed before", plan.to
+                        ),
+                    }
+                    match hop.kind {
+                        HopKind::PatchDowngrade | HopKind::MinorDowngrade => {
+                            let (to, top) = (plan.to.minor(), newest.minor());
+                            prop_assert_eq!(to.major, top.major, "crossed a major downwards");
+                            let below = top.minor - to.minor;
+                            let window = rules.window.map_or(0, u64::from);
+                            prop_assert!(below == 0 || below <= window, "{} minors below {}, window {:?}", below, newest, rules.window);
+                        }
+                        HopKind::Restore => {
+                            prop_assert!(rules.restore && snapshot != SnapshotKnowledge::None);
+                            prop_assert_eq!(plan.strategy, PlanStrategy::Restore);
+                        }
+                        other => prop_assert!(false, "a rollback hop of kind {:?}", other),
+                    }
+                }
+                Err(e) => {
+                    check_error(&e, &input)?;
+                    if let (PlanError::BadRequest { .. }, Some(t)) = (&e, &target) {
+                        prop_assert!(*t >= current || !input.offers(t), "unexpected bad request: {e}");
+                    }
+                }
+            }
         }
     }
 }

@@ -51,9 +51,14 @@ impl DirListing {
         self.entries.iter().filter(|e| e.name == chart).map(|e| e.available.clone()).collect()
     }
 
-    /// The archive holding `chart` at `version`, for `helm upgrade`.
+    /// The archive holding `chart` at `version`, for `helm upgrade`. A binary search over
+    /// the sorted entries: the run looks up every version of a listing, and a directory of
+    /// thousands of archives must not make that quadratic.
     pub fn path_of(&self, chart: &str, version: &ChartVersion) -> Option<&Path> {
-        self.entries.iter().find(|e| e.name == chart && &e.available.version == version).map(|e| e.path.as_path())
+        self.entries
+            .binary_search_by(|e| e.name.as_str().cmp(chart).then_with(|| e.available.version.cmp(version)))
+            .ok()
+            .map(|i| self.entries[i].path.as_path())
     }
 
     /// The distinct chart names, sorted.
@@ -85,10 +90,20 @@ pub fn scan(dir: &Path) -> Result<DirListing, CatalogError> {
     }
     // File-name order makes "which duplicate wins" and the warnings deterministic.
     archives.sort();
+    Ok(listing_from(archives.into_iter().map(|path| {
+        let read = read_archive(&path);
+        (path, read)
+    })))
+}
+
+/// The listing from what each archive (in file-name order) held: the first archive of a
+/// (chart, version) wins, later copies and unreadable archives become warnings. Linear
+/// in the archives apart from one sort, however absurd their versions.
+fn listing_from(read: impl IntoIterator<Item = (PathBuf, Result<(String, Available), String>)>) -> DirListing {
     let mut listing = DirListing::default();
     let mut seen = HashSet::new();
-    for path in archives {
-        match read_archive(&path) {
+    for (path, result) in read {
+        match result {
             Ok((name, available)) => {
                 if !seen.insert((name.clone(), available.version.semver().clone())) {
                     listing.warnings.push(format!(
@@ -104,7 +119,7 @@ pub fn scan(dir: &Path) -> Result<DirListing, CatalogError> {
         }
     }
     listing.entries.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.available.version.cmp(&b.available.version)));
-    Ok(listing)
+    listing
 }
 
 /// The versions of `chart` in `dir`, oldest first, with the warnings of the scan. A
@@ -284,6 +299,40 @@ mod tests {
             msg.contains("has no archive of chart \"coder\"; it holds bsr (1 unreadable archive(s) skipped)"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn twenty_thousand_absurd_archives_collect_and_look_up_in_linear_time() {
+        // What reading 20,000 archives would return, in file-name order; reading real
+        // files is not what is measured here.
+        let parsed: Vec<Result<ChartVersion, String>> = crate::catalog::absurd_tags(20_000)
+            .iter()
+            .map(|t| ChartVersion::parse(t).map_err(|e| e.to_string()))
+            .collect();
+        let chart_of = |i: usize| if i.is_multiple_of(50) { "coder" } else { "bsr" };
+        let read = parsed.iter().enumerate().map(|(i, found)| {
+            let found = found.clone().map(|v| (chart_of(i).to_string(), Available::new(v)));
+            (PathBuf::from(format!("a-{i:05}.tgz")), found)
+        });
+        let started = std::time::Instant::now();
+        let listing = listing_from(read);
+        let bsr = listing.versions_of("bsr");
+        // The run looks up the archive of every version it may deploy.
+        let paths: Vec<&Path> = bsr.iter().map(|a| listing.path_of("bsr", &a.version).expect("listed")).collect();
+        let took = started.elapsed();
+        assert!(bsr.windows(2).all(|w| w[0].version < w[1].version), "sorted, one entry per version");
+        assert!(listing.warnings.iter().any(|w| w.contains("is already in another archive")));
+        assert!(listing.warnings.iter().any(|w| w.contains("is not a chart version")));
+        // The first archive (by file name) of a version is the one deployed; a sample, as
+        // the check itself is a scan per version.
+        for (a, path) in bsr.iter().zip(&paths).step_by(97) {
+            let first = (0..parsed.len())
+                .find(|&i| chart_of(i) == "bsr" && parsed[i].as_ref().is_ok_and(|v| *v == a.version))
+                .expect("listed versions come from the tags");
+            assert_eq!(*path, Path::new(&format!("a-{first:05}.tgz")), "{}", a.version);
+        }
+        // About 0.15 s in a debug build; a scan per lookup took 3.8 s.
+        assert!(took < std::time::Duration::from_secs(2), "{took:?}");
     }
 
     #[test]

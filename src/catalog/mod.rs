@@ -270,6 +270,37 @@ impl CatalogError {
     }
 }
 
+/// What a hostile source may list: `n` tags (some unparsable) with minors up to
+/// `u64::MAX`, date-like minors, pre-releases, build metadata (`+` and OCI `_`) and `v`
+/// prefixes; the few huge minors repeat, so one version comes spelled several ways and
+/// the listings must deduplicate. Deterministic.
+#[cfg(test)]
+pub(crate) fn absurd_tags(n: usize) -> Vec<String> {
+    let mut state = 0x5eed_u64;
+    let mut next = move || {
+        // xorshift64*: cheap, deterministic, no dependency.
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    (0..n)
+        .map(|i| {
+            let huge = [u64::MAX, u64::MAX - 1, 99_999_999_999, 20_240_101, next()][(next() % 5) as usize];
+            let (major, minor, patch) =
+                (1 + next() % 3, if i % 2 == 0 { huge } else { next() % 10_000_000_000 }, next() % 30);
+            match i % 7 {
+                0 => format!("v{major}.{minor}.{patch}"),
+                1 => format!("{major}.{minor}.{patch}-rc.{}", next() % 9),
+                2 => format!("{major}.{minor}.{patch}_build.{}", next() % 9),
+                3 => format!("{major}.{minor}.{patch}+build.{}", next() % 9),
+                4 => format!("latest-{i}"),
+                _ => format!("{major}.{minor}.{patch}"),
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

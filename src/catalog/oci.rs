@@ -639,6 +639,27 @@ mod tests {
     }
 
     #[test]
+    fn twenty_thousand_absurd_tags_sort_and_dedup_in_linear_time() {
+        let tags = crate::catalog::absurd_tags(20_000);
+        let started = std::time::Instant::now();
+        let versions = versions_from_tags(&tags);
+        let took = started.elapsed();
+        assert!(versions.windows(2).all(|w| w[0].version < w[1].version), "sorted, one entry per version");
+        // The first spelling listed wins, as for two tags of one version.
+        let mut first: std::collections::HashMap<semver::Version, &str> = std::collections::HashMap::new();
+        for tag in &tags {
+            if let Ok(v) = ChartVersion::parse(tag) {
+                first.entry(v.semver().clone()).or_insert(tag.as_str());
+            }
+        }
+        assert_eq!(versions.len(), first.len());
+        assert!(versions.len() < 17_000, "the generator repeats versions: {}", versions.len());
+        assert!(versions.iter().all(|a| first[a.version.semver()] == a.version.original()));
+        // Loose on purpose (a debug build on a busy machine); quadratic would be minutes.
+        assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+    }
+
+    #[test]
     fn loopback_hosts() {
         for h in ["127.0.0.1:5000", "localhost", "LOCALHOST:80", "[::1]:5000", "127.1.2.3"] {
             assert!(is_loopback(h), "{h}");

@@ -44,4 +44,28 @@ mod tests {
         assert_eq!(found[1].app_version, None);
         assert!(super::parse_search("not json", "demo", "bsr").is_err());
     }
+
+    #[test]
+    fn twenty_thousand_absurd_versions_parse_in_linear_time() {
+        let tags = crate::catalog::absurd_tags(20_000);
+        let entries: Vec<serde_json::Value> = tags
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let name = if i % 10 == 9 { "demo/bsr-tools" } else { "demo/bsr" };
+                serde_json::json!({"name": name, "version": t, "app_version": "", "description": "x"})
+            })
+            .collect();
+        let json = serde_json::to_string(&entries).unwrap();
+        let started = std::time::Instant::now();
+        let found = super::parse_search(&json, "demo", "bsr").unwrap();
+        let took = started.elapsed();
+        let expected = tags
+            .iter()
+            .enumerate()
+            .filter(|(i, t)| i % 10 != 9 && crate::version::ChartVersion::parse(t).is_ok())
+            .count();
+        assert_eq!(found.len(), expected);
+        assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+    }
 }

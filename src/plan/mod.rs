@@ -289,12 +289,18 @@ pub(crate) fn candidate_versions(available: &[Available], devel: bool, named: &[
     out
 }
 
-/// A nearby-versions hint for "not available" errors.
+/// How many versions a "not available" hint names at most.
+const LISTED_IN_HINT: usize = 10;
+
+/// A nearby-versions hint for "not available" errors; `available` is sorted.
 pub(crate) fn nearest_listing(available: &[Available], around: &ChartVersion) -> String {
-    let same_minor: Vec<String> =
-        available.iter().filter(|a| a.version.minor() == around.minor()).map(|a| a.version.to_string()).collect();
+    let same_minor: Vec<&Available> = available.iter().filter(|a| a.version.minor() == around.minor()).collect();
     if !same_minor.is_empty() {
-        return format!("available in {}: {}", around.minor(), same_minor.join(", "));
+        // A minor can hold thousands of versions; the newest few are the useful ones.
+        let skipped = same_minor.len().saturating_sub(LISTED_IN_HINT);
+        let shown: Vec<String> = same_minor[skipped..].iter().map(|a| a.version.to_string()).collect();
+        let more = if skipped > 0 { format!("{} older, ", text::thousands(skipped as u64)) } else { String::new() };
+        return format!("available in {}: {more}{}", around.minor(), shown.join(", "));
     }
     let newest: Vec<String> = available.iter().rev().take(5).map(|a| a.version.to_string()).collect();
     if newest.is_empty() {
@@ -308,15 +314,17 @@ pub(crate) fn nearest_listing(available: &[Available], around: &ChartVersion) ->
 pub(crate) struct StepBuilder<'a> {
     pub policy: &'a Policy,
     pub context: &'a Context,
+    /// Sorted, one entry per version, as [`candidate_versions`] returns them: looked up
+    /// once per hop, so by binary search.
     pub available: &'a [Available],
 }
 
 impl StepBuilder<'_> {
     fn app_version(&self, v: &ChartVersion) -> Option<String> {
-        self.policy
-            .catalog_entry(v)
-            .and_then(|e| e.app_version.clone())
-            .or_else(|| self.available.iter().find(|a| &a.version == v).and_then(|a| a.app_version.clone()))
+        self.policy.catalog_entry(v).and_then(|e| e.app_version.clone()).or_else(|| {
+            let found = self.available.binary_search_by(|a| a.version.cmp(v)).ok()?;
+            self.available[found].app_version.clone()
+        })
     }
 
     fn values(&self, from: &ChartVersion, to: &ChartVersion) -> BTreeMap<String, String> {
@@ -344,7 +352,10 @@ impl StepBuilder<'_> {
     /// The steps of `procedure` for the hop `from → to`. Fails when a step needs a value
     /// the planner cannot know and the tool must not guess (a schema version).
     pub fn steps(&self, procedure: &str, from: &ChartVersion, to: &ChartVersion) -> Result<Vec<Step>, PlanError> {
-        let values = self.values(from, to);
+        // Built on first use: a plain deploy-and-verify hop fills nothing, and a plan over
+        // thousands of offered versions has thousands of such hops.
+        let lazy_values = std::cell::OnceCell::new();
+        let values = || lazy_values.get_or_init(|| self.values(from, to));
         let pick = |r: VersionRef| match r {
             VersionRef::From => from.clone(),
             VersionRef::To => to.clone(),
@@ -356,15 +367,20 @@ impl StepBuilder<'_> {
                 StepSpec::Verify => Step::Verify {
                     // A verify checks the version the last deploy step installed.
                     version: last_deployed(&steps).unwrap_or_else(|| to.clone()),
-                    checks: self.policy.checks.iter().map(|c| self.check(c, &values)).collect(),
+                    checks: self.policy.checks.iter().map(|c| self.check(c, values())).collect(),
                 },
                 StepSpec::Snapshot { message } => Step::Snapshot {
-                    message: fill(message.as_deref().unwrap_or(&self.policy.snapshot.message), &values),
-                    argv: self.policy.snapshot.command.as_ref().map(|argv| argv.iter().map(|a| fill(a, &values)).collect()),
+                    message: fill(message.as_deref().unwrap_or(&self.policy.snapshot.message), values()),
+                    argv: self
+                        .policy
+                        .snapshot
+                        .command
+                        .as_ref()
+                        .map(|argv| argv.iter().map(|a| fill(a, values())).collect()),
                 },
                 StepSpec::Run { name, argv } => {
                     for needed in ["to_schema", "from_schema"] {
-                        if argv.iter().any(|a| a.contains(&format!("{{{needed}}}"))) && !values.contains_key(needed) {
+                        if argv.iter().any(|a| a.contains(&format!("{{{needed}}}"))) && !values().contains_key(needed) {
                             let version = if needed == "to_schema" { to } else { from };
                             return Err(refuse(
                                 "catalog-schema",
@@ -379,15 +395,15 @@ impl StepBuilder<'_> {
                             ));
                         }
                     }
-                    Step::Run { name: name.clone(), argv: argv.iter().map(|a| fill(a, &values)).collect() }
+                    Step::Run { name: name.clone(), argv: argv.iter().map(|a| fill(a, values())).collect() }
                 }
                 StepSpec::WaitGone { version, selector } => {
                     let v = pick(*version);
-                    let mut with_version = values.clone();
+                    let mut with_version = values().clone();
                     with_version.insert("version".into(), v.to_string());
                     Step::WaitGone { selector: fill(selector, &with_version), version: v }
                 }
-                StepSpec::Confirm { message } => Step::Confirm { message: fill(message, &values) },
+                StepSpec::Confirm { message } => Step::Confirm { message: fill(message, values()) },
             });
         }
         Ok(steps)

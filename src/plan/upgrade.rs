@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use super::text::{path_text, steps_text};
+use super::text::{path_text, steps_text, thousands};
 use super::{
     Alternative, Available, Context, Direction, Hop, HopKind, Plan, PlanError, Step, StepBuilder, Strategy,
     UpgradeRequest, backup_step, bad_request, candidate_versions, minor_distance, nearest_listing, refuse,
@@ -244,7 +244,17 @@ fn required_waypoints(
     for stop in stops {
         match stop {
             RequiredStop::Version(v) if v > current && v < target => {
-                if !train.versions.contains(v) {
+                if v.is_prerelease() {
+                    return Err(refuse(
+                        "required-stop",
+                        format!(
+                            "policy {} requires every path to pass through {v}, a pre-release, and a path never stops at a pre-release on the way",
+                            policy.name
+                        ),
+                        format!("name the release the vendor requires instead of {v} in the policy's required_stops"),
+                    ));
+                }
+                if !train.offers(v) {
                     return Err(refuse(
                         "required-stop",
                         format!(
@@ -279,8 +289,14 @@ fn required_waypoints(
 }
 
 /// The minors that exist between current and target, and the versions in them.
+///
+/// Every query is a binary search or a walk over the versions offered, never over the
+/// numbers between them: a source may offer `1.0.0` and `1.20240101.0`, and planning must
+/// cost the same as for `1.0.0` and `1.1.0`.
 struct Train {
+    /// Sorted, one entry per minor.
     minors: Vec<Minor>,
+    /// Sorted oldest first (the stops, as `candidate_versions` ordered them).
     versions: Vec<ChartVersion>,
     stop_at: StopAt,
 }
@@ -296,9 +312,22 @@ impl Train {
         self.minors.binary_search(&minor).expect("minor is on the train")
     }
 
+    /// The position of the last minor of `major` on the train.
+    fn last_of_major(&self, major: u64) -> usize {
+        self.minors.partition_point(|m| m.major <= major).checked_sub(1).expect("the major is on the train")
+    }
+
+    /// Whether the source offers exactly `version` as a stop.
+    fn offers(&self, version: &ChartVersion) -> bool {
+        self.versions.binary_search(version).is_ok()
+    }
+
     /// The version to stop at in an intermediate minor (never past `bound`).
     fn pick(&self, minor: Minor, bound: &ChartVersion) -> Option<ChartVersion> {
-        let mut in_minor = self.versions.iter().filter(|v| v.minor() == minor && *v <= bound && !v.is_prerelease());
+        // Versions sort by (major, minor) first, so one minor's versions are one run.
+        let start = self.versions.partition_point(|v| v.minor() < minor);
+        let end = self.versions.partition_point(|v| v.minor() <= minor && v <= bound).max(start);
+        let mut in_minor = self.versions[start..end].iter().filter(|v| !v.is_prerelease());
         match self.stop_at {
             StopAt::LatestPatch => in_minor.next_back().cloned(),
             StopAt::EarliestPatch => in_minor.next().cloned(),
@@ -310,10 +339,12 @@ impl Train {
     /// the first minor of the next one. Greedy is optimal because every constraint is a
     /// cap on how far one hop may reach.
     fn segment(&self, from: &ChartVersion, to: &ChartVersion, max_step: u32) -> Vec<(ChartVersion, ChartVersion)> {
+        // Validation rejects 0; a step of at least 1 is what guarantees this loop ends.
+        let max_step = usize::try_from(max_step.max(1)).unwrap_or(usize::MAX);
         let mut hops = Vec::new();
         let mut cur = from.clone();
         while &cur != to {
-            let next = self.next_stop(&cur, to, max_step as usize);
+            let next = self.next_stop(&cur, to, max_step);
             hops.push((cur, next.clone()));
             cur = next;
         }
@@ -326,12 +357,12 @@ impl Train {
         }
         let here = self.position(cur.minor());
         let goal = self.position(to.minor());
+        let reach = here.saturating_add(max_step);
         let next_minor = if cur.minor().major == to.minor().major {
-            self.minors[(here + max_step).min(goal)]
+            self.minors[reach.min(goal)]
         } else {
-            let last_of_major = self
-                .position(*self.minors.iter().rfind(|m| m.major == cur.minor().major).expect("current major on train"));
-            if here < last_of_major { self.minors[(here + max_step).min(last_of_major)] } else { self.minors[here + 1] }
+            let last_of_major = self.last_of_major(cur.minor().major);
+            if here < last_of_major { self.minors[reach.min(last_of_major)] } else { self.minors[here + 1] }
         };
         if next_minor == to.minor() {
             to.clone()
@@ -340,23 +371,63 @@ impl Train {
         }
     }
 
+    /// One warning per gap between neighbouring minors of the train, each of constant
+    /// size however many minors or majors are missing, and at most [`MAX_GAP_WARNINGS`]
+    /// lines in all: past that, the rest are only counted.
     fn gap_warnings(&self, current: &ChartVersion, target: &ChartVersion) -> Vec<String> {
-        let mut warnings = Vec::new();
-        for pair in self.minors.windows(2) {
-            let (a, b) = (pair[0], pair[1]);
-            if a.major == b.major && b.minor > a.minor + 1 {
-                let missing: Vec<String> = (a.minor + 1..b.minor).map(|m| format!("{}.{m}.x", a.major)).collect();
-                warnings.push(format!(
-                    "the chart source offers no {} between {current} and {target}: the path treats {a} → {b} as one minor step; if the vendor did release it, make it available and plan again",
-                    missing.join(", ")
-                ));
-            } else if b.major > a.major + 1 {
-                warnings.push(format!(
-                    "the chart source offers no {}.x: the path goes from {a} straight to {b}",
-                    a.major + 1
-                ));
-            }
+        let mut gaps = self.minors.windows(2).map(|pair| (pair[0], pair[1])).filter(|&(a, b)| is_gap(a, b));
+        let mut warnings: Vec<String> =
+            gaps.by_ref().take(MAX_GAP_WARNINGS).map(|(a, b)| gap_warning(a, b, current, target)).collect();
+        let unshown = gaps.count();
+        if unshown > 0 {
+            warnings.pop();
+            warnings.push(format!(
+                "and {} more gaps in the minors the chart source offers between {current} and {target}: each is crossed as one step; list the source's versions to see them",
+                thousands(unshown as u64 + 1)
+            ));
         }
         warnings
+    }
+}
+
+/// More gap warnings than this are summarised: a source with thousands of scattered
+/// minors would otherwise bury the plan under them.
+const MAX_GAP_WARNINGS: usize = 5;
+
+/// Missing runs up to this long are named one by one (`1.1.x, 1.2.x`); longer ones as a
+/// range with a count.
+const NAMED_ONE_BY_ONE: u64 = 3;
+
+/// Whether a minor or a major is missing between two neighbouring minors `a < b`.
+fn is_gap(a: Minor, b: Minor) -> bool {
+    if a.major == b.major { b.minor - a.minor > 1 } else { b.major - a.major > 1 }
+}
+
+/// The warning for a gap between neighbouring minors `a < b` (see [`is_gap`]). Being a
+/// gap, `a`'s component is at least 2 below `b`'s, so neither `+ 1` nor `- 1` overflows,
+/// even at `u64::MAX`.
+fn gap_warning(a: Minor, b: Minor, current: &ChartVersion, target: &ChartVersion) -> String {
+    if a.major == b.major {
+        let missing = missing_run(a.minor + 1, b.minor - 1, "minors", |m| format!("{}.{m}.x", a.major));
+        let it = if b.minor - a.minor == 2 { "it" } else { "them" };
+        format!(
+            "the chart source offers no {missing} between {current} and {target}: the path treats {a} → {b} as one minor step; if the vendor did release {it}, make {it} available and plan again"
+        )
+    } else {
+        let missing = missing_run(a.major + 1, b.major - 1, "majors", |m| format!("{m}.x"));
+        format!("the chart source offers no {missing}: the path goes from {a} straight to {b}")
+    }
+}
+
+/// `first..=last` as text: one by one when the run is short (`1.1.x, 1.2.x`), else as a
+/// range with a count (`1.1.x–1.20240100.x (20,240,100 minors)`), so its size does not
+/// depend on the numbers.
+fn missing_run(first: u64, last: u64, unit: &str, name: impl Fn(u64) -> String) -> String {
+    // first ≥ 1 (one past a component), so the count cannot overflow.
+    let count = last - first + 1;
+    if count <= NAMED_ONE_BY_ONE {
+        (first..=last).map(name).collect::<Vec<_>>().join(", ")
+    } else {
+        format!("{}–{} ({} {unit})", name(first), name(last), thousands(count))
     }
 }
