@@ -688,6 +688,9 @@ mod hostile {
                 newest_ever: newest.clone(),
                 deployed_before: deployed_before.clone(),
                 snapshot: snapshot.clone(),
+                // Deploying the target by a revision of helm's history changes one step's
+                // method, never the path: exercised whenever there is a history.
+                by_revision: (!deployed.is_empty()).then_some(deployed.len() as u64),
             };
             match timed(|| plan::plan_rollback(&policy, &input.available, &request, &context()))? {
                 Ok(plan) => {

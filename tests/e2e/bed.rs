@@ -8,6 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use chart_standin::{ChartRepo, RepoOptions};
+use kube_standin::fault::FaultProxy;
 use kube_standin::testing::{HelmEnv, HelmVersion, kubectl_path};
 use kube_standin::{Options, StandIn};
 use serde_json::Value;
@@ -25,21 +26,42 @@ pub struct Bed {
     pub charts: tempfile::TempDir,
     pub repo: ChartRepo,
     pub state: tempfile::TempDir,
+    /// A fault proxy between helm/kubectl (and the tool) and the stand-in, when the bed
+    /// was made with [`Bed::behind_proxy`].
+    pub proxy: Option<FaultProxy>,
 }
 
 impl Bed {
     pub fn new(version: HelmVersion) -> Bed {
+        Bed::make(version, false)
+    }
+
+    /// A bed whose every API request (helm's, kubectl's, the tool's) goes through a
+    /// loopback fault proxy, so a test can cut, pause or refuse the API mid-run.
+    pub fn behind_proxy(version: HelmVersion) -> Bed {
+        Bed::make(version, true)
+    }
+
+    pub fn proxy(&self) -> &FaultProxy {
+        self.proxy.as_ref().expect("a bed made with Bed::behind_proxy")
+    }
+
+    fn make(version: HelmVersion, with_proxy: bool) -> Bed {
         // helm 3 polls readiness every 2 s, so its stand-in reconciles synchronously;
         // helm 4 watches, and gets a real delay.
         let ready_delay = if version.major() == 3 { Duration::ZERO } else { Duration::from_millis(100) };
         let standin = StandIn::start(Options { ready_delay, ..Options::default() }).expect("start the stand-in");
-        let env = HelmEnv::new(&standin, version);
+        let proxy = with_proxy.then(|| FaultProxy::start(standin.addr()).expect("start the fault proxy"));
+        let env = match &proxy {
+            Some(p) => HelmEnv::for_server(&p.url(), version),
+            None => HelmEnv::new(&standin, version),
+        };
         let charts = tempfile::tempdir().unwrap();
         chart_standin::fixtures::package_all(charts.path()).expect("package the fixture charts");
         let repo = ChartRepo::start(charts.path(), RepoOptions::default()).expect("start the chart repository");
         env.helm_ok(&["repo", "add", "demo", &repo.url()]);
         let state = tempfile::tempdir().unwrap();
-        Bed { version, standin, env, charts, repo, state }
+        Bed { version, standin, env, charts, repo, state, proxy }
     }
 
     pub fn values_file(&self, yaml: &str) -> PathBuf {
@@ -56,7 +78,14 @@ impl Bed {
     /// The plugin binary as helm would start it.
     pub fn tool(&self) -> Command {
         let mut cmd = self.env.command(Path::new(BIN));
-        cmd.env("HELM_BIN", self.env.helm_bin())
+        // The policies' own commands call `kubectl` by name: the provisioned one first.
+        let kubectl_dir = kubectl_path().parent().unwrap().to_path_buf();
+        let path = std::env::join_paths(
+            std::iter::once(kubectl_dir).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
+        )
+        .unwrap();
+        cmd.env("PATH", path)
+            .env("HELM_BIN", self.env.helm_bin())
             .env("KUBECTL", kubectl_path())
             .env("XDG_STATE_HOME", self.state.path())
             .env("HELM_NAMESPACE", NS)
@@ -267,4 +296,91 @@ impl Bed {
         ]);
         serde_json::from_str(&out).unwrap()
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Helpers for tests/e2e_faults.rs (the fault suite).
+
+impl Bed {
+    /// The tool started in the background with stdout and stderr captured.
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        self.tool().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn helm-safe-upgrade")
+    }
+
+    /// Poll helm's history until `ready` holds (or fail after 60 s).
+    pub fn wait_history(&self, what: &str, ready: impl Fn(&[(u64, String, String)]) -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let history = self.history();
+            if ready(&history) {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "{}: timed out waiting for {what}; history {history:?}", self.version);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Poll the ledger record until `ready` holds (or fail after 60 s).
+    pub fn wait_ledger(&self, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(record) = self.ledger_record()
+                && ready(&record)
+            {
+                return record;
+            }
+            assert!(std::time::Instant::now() < deadline, "{}: timed out waiting for {what}; ledger {:?}", self.version, self.ledger_record());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// kubectl against this bed, with optional stdin; returns the raw output.
+    pub fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        use std::io::Write;
+        let mut cmd = Command::new(kubectl_path());
+        cmd.arg("--kubeconfig").arg(self.env.kubeconfig()).args(args);
+        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn kubectl");
+        if let Some(input) = stdin {
+            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        }
+        child.wait_with_output().expect("wait for kubectl")
+    }
+
+    /// Change the ledger ConfigMap as someone with write access to the namespace could.
+    pub fn edit_ledger(&self, edit: impl FnOnce(&mut Value)) {
+        let out = self.kubectl(&["get", "configmap", "helm-safe-upgrade.bsr", "-n", NS, "-o", "json"], None);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let mut cm: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut record: Value = serde_json::from_str(cm["data"]["ledger"].as_str().unwrap()).unwrap();
+        edit(&mut record);
+        cm["data"]["ledger"] = Value::String(serde_json::to_string_pretty(&record).unwrap());
+        let out = self.kubectl(&["replace", "-n", NS, "-f", "-"], Some(&cm.to_string()));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// A copy of the bed's BSR policy whose `rolling` procedure has `steps` (YAML list
+    /// items, indented for the procedure), e.g. a `run` step that sleeps, to hold a run
+    /// at a known point.
+    pub fn policy_with_rolling_steps(&self, steps: &str) -> PathBuf {
+        let text = std::fs::read_to_string(bed_policy()).unwrap();
+        let old = "  rolling:\n    downtime: false\n    steps:\n      - deploy: {}\n      - verify: {}\n";
+        assert!(text.contains(old), "the bed policy's rolling procedure changed");
+        let new = format!("  rolling:\n    downtime: false\n    steps:\n{steps}");
+        let path = self.env.dir().join("policy-with-steps.yaml");
+        std::fs::write(&path, text.replace(old, &new)).unwrap();
+        path
+    }
+}
+
+/// Send `sig` to a child.
+pub fn signal(child: &std::process::Child, sig: i32) {
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+}
+
+/// A child's exit code and its output as text.
+pub fn finish(child: std::process::Child) -> (Option<i32>, String, String) {
+    let out = child.wait_with_output().unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }

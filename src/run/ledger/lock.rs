@@ -160,13 +160,22 @@ impl Held {
     /// A write that failed otherwise (a timeout, a reset connection) may still have been
     /// applied: the record is read back, and if it is what this run wrote, the write
     /// counts; if it is still what this run wrote before, the write is tried once more.
+    /// The same read-back tells a refused retry of our own applied write from a lost lock.
     pub fn save(&mut self) -> Result<(), LedgerError> {
         match self.store.write(&self.ledger, Some(&self.revision)) {
             Ok(revision) => {
                 self.revision = revision;
                 Ok(())
             }
-            Err(LedgerError::Conflict { location }) => Err(LedgerError::LockLost { location }),
+            // Refused: someone else wrote since. Or our own write landed and the client's
+            // retry of it was the one refused: then the stored record is ours.
+            Err(LedgerError::Conflict { location }) => match self.store.load() {
+                Ok(Some(stored)) if stored.ledger == self.ledger => {
+                    self.revision = stored.revision;
+                    Ok(())
+                }
+                _ => Err(LedgerError::LockLost { location }),
+            },
             Err(first) => match self.store.load() {
                 Ok(Some(stored)) if stored.ledger == self.ledger => {
                     self.revision = stored.revision;
