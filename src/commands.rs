@@ -297,7 +297,8 @@ pub fn command_shape(mode: Mode, args: &[OsString]) -> String {
             shown.push(arg.into_owned());
         }
     }
-    crate::ui::render::display_argv(&shown)
+    // Every word is a flag name, `***` or a checked release name: nothing to quote.
+    shown.join(" ")
 }
 
 /// The chart's name from a reference: the last path segment of `repo/name`,

@@ -27,10 +27,7 @@ fn hold_after_verify(seconds: u32) -> String {
 }
 
 fn ledger_text(bed: &Bed) -> String {
-    bed.standin
-        .get("v1", "configmaps", Some(NS), "helm-safe-upgrade.bsr")
-        .map(|cm| cm.to_string())
-        .unwrap_or_default()
+    bed.standin.get("v1", "configmaps", Some(NS), "helm-safe-upgrade.bsr").map(|cm| cm.to_string()).unwrap_or_default()
 }
 
 fn revision_count(bed: &Bed) -> usize {
@@ -43,7 +40,7 @@ fn revision_count(bed: &Bed) -> usize {
 fn no_operator_value_reaches_the_ledger_or_a_refused_run(version: HelmVersion) {
     let bed = Bed::new(version);
     bed.install("bsr", "1.0.4", VALUES);
-    let policy = bed.policy_with_rolling_steps(&hold_before_deploy(30));
+    let policy = bed.policy_with_rolling_steps(&hold_before_deploy(5));
     let cert = bed.env.dir().join("cert.pem");
     std::fs::write(&cert, "f1le-content").unwrap();
     let set_file = format!("tls.cert={}", cert.display());
@@ -73,7 +70,12 @@ fn no_operator_value_reaches_the_ledger_or_a_refused_run(version: HelmVersion) {
     let command = record["lock"]["command"].as_str().unwrap().to_string();
     assert!(command.contains("--set ***") && command.contains("--set-file ***"), "the command's shape: {command}");
     for secret in secrets {
-        assert!(!ledger_text(&bed).contains(secret), "{}: {secret} is in the ledger: {}", bed.version, ledger_text(&bed));
+        assert!(
+            !ledger_text(&bed).contains(secret),
+            "{}: {secret} is in the ledger: {}",
+            bed.version,
+            ledger_text(&bed)
+        );
     }
     // A second run is refused by the lock and shows its holder's command without values.
     let (stdout, stderr) = bed.run_expect(&["bsr", "--to", "1.1.9", "--chart", "demo/bsr", "--yes", "-o", "json"], 1);
@@ -111,6 +113,8 @@ fn an_escaped_comma_does_not_end_a_redacted_value(version: HelmVersion) {
             "1.1.9",
             "--chart",
             "demo/bsr",
+            "--policy",
+            &bed_policy(),
             "--yes",
             "--debug",
             "-o",
@@ -140,11 +144,10 @@ fn text_from_outside_is_shown_not_obeyed(version: HelmVersion) {
     let bed = Bed::new(version);
     bed.install("bsr", "1.0.4", VALUES);
     // A command's stderr with a screen clear, a title change and a bell.
-    let noisy =
-        "      - deploy: {}\n      - verify: {}\n      - run: {name: noisy, argv: [sh, -c, \"printf 'before\\\\033[2J\\\\033]0;pwned\\\\007after' >&2; exit 3\"]}\n";
+    let noisy = "      - deploy: {}\n      - verify: {}\n      - run: {name: noisy, argv: [sh, -c, \"printf 'before\\\\033[2J\\\\033]0;pwned\\\\007after' >&2; exit 3\"]}\n";
     let policy = bed.policy_with_rolling_steps(noisy);
-    let (stdout, stderr) =
-        bed.run_expect(&["bsr", "--to", "1.1.9", "--chart", "demo/bsr", "--policy", policy.to_str().unwrap(), "--yes"], 4);
+    let (stdout, stderr) = bed
+        .run_expect(&["bsr", "--to", "1.1.9", "--chart", "demo/bsr", "--policy", policy.to_str().unwrap(), "--yes"], 4);
     for text in [&stdout, &stderr] {
         assert!(!text.contains('\x1b') && !text.contains('\x07'), "{}: raw control characters:\n{text:?}", bed.version);
     }
@@ -168,7 +171,8 @@ fn a_live_run_keeps_its_lock_whatever_the_flags(version: HelmVersion) {
     let bed = Bed::new(version);
     bed.install("bsr", "1.0.4", VALUES);
     let policy = bed.policy_with_rolling_steps(&hold_before_deploy(4));
-    let run = bed.spawn(&["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--policy", policy.to_str().unwrap(), "--yes"]);
+    let run =
+        bed.spawn(&["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--policy", policy.to_str().unwrap(), "--yes"]);
     let record = bed.wait_ledger("the run to hold the lock", |r| r["lock"].is_object());
     let holder = record["lock"]["holder"].as_str().unwrap().to_string();
     let (_, stderr) = bed.run_expect(&["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--yes", "--force-unlock"], 1);
@@ -210,7 +214,11 @@ fn a_run_that_lost_its_lock_changes_nothing_more(version: HelmVersion) {
         assert!(stdout.contains("bsr is at 1.0.4"), "where the release stands: {stdout}");
         assert_eq!(bed.charts_deployed(), ["bsr-1.0.4"], "{how}: nothing deployed after the lock was lost");
         if how == "taken" {
-            assert_eq!(bed.ledger_record().unwrap()["lock"]["holder"], "ana@elsewhere pid 7", "the new holder keeps it");
+            assert_eq!(
+                bed.ledger_record().unwrap()["lock"]["holder"],
+                "ana@elsewhere pid 7",
+                "the new holder keeps it"
+            );
         }
     }
 }
@@ -223,8 +231,9 @@ fn the_cluster_lock_is_never_bypassed_for_a_local_file(version: HelmVersion) {
     // kubectl missing: the shared lock cannot be checked.
     let (_, stderr) = bed.run_env_expect(&[("KUBECTL", "/no/such/kubectl")], &args, 1);
     assert!(stderr.contains("cannot be checked") && stderr.contains("--local-ledger"), "{stderr}");
-    // Reading ConfigMaps forbidden: the same.
-    let denied = bed.standin.deny(DenyRule::new(&[Verb::Get], "configmaps").in_namespace(NS));
+    // Reading the ledger's ConfigMap forbidden: the same.
+    let denied =
+        bed.standin.deny(DenyRule::new(&[Verb::Get], "configmaps").in_namespace(NS).named("helm-safe-upgrade.bsr"));
     let (_, stderr) = bed.run_expect(&args, 1);
     assert!(stderr.contains("forbids this user to read ConfigMap helm-safe-upgrade.bsr"), "{stderr}");
     assert_eq!(bed.charts_deployed(), ["bsr-1.0.4"], "nothing deployed without a checked lock");
@@ -275,7 +284,10 @@ fn a_ledger_write_whose_answer_was_lost_is_not_mistaken_for_a_lost_lock(version:
     assert_eq!(bed.charts_deployed(), ["bsr-1.0.4", "bsr-1.1.9", "bsr-1.2.6", "bsr-1.3.0"]);
     assert!(bed.ledger_record().unwrap()["lock"].is_null());
 }
-both_helms!(ambiguous_writes_are_read_back, super::a_ledger_write_whose_answer_was_lost_is_not_mistaken_for_a_lost_lock);
+both_helms!(
+    ambiguous_writes_are_read_back,
+    super::a_ledger_write_whose_answer_was_lost_is_not_mistaken_for_a_lost_lock
+);
 
 fn concurrent_runs_under_api_delays_deploy_each_version_once(version: HelmVersion) {
     let bed = Bed::behind_proxy(version);
@@ -320,7 +332,10 @@ fn resume_uses_the_policy_the_run_started_with(version: HelmVersion) {
     assert!(stderr.contains("policy bsr-bed,") && stderr.contains("has changed since the last run"), "{stderr}");
     // A different --policy is a change the plan shows (and the start confirmation asks).
     let (plan, _) = bed.run_expect(&["bsr", "--to", "1.4.1", "--policy", "bsr", "--plan"], 0);
-    assert!(plan.contains("the policy changes: the last run used the ledger's copy of"), "{plan}");
+    assert!(
+        plan.contains("the policy changes: the last run used file") && plan.contains("policy-with-steps.yaml"),
+        "{plan}"
+    );
     assert!(plan.contains("this one uses preset bsr"), "{plan}");
 }
 both_helms!(resume_keeps_the_policy, super::resume_uses_the_policy_the_run_started_with);
@@ -352,7 +367,18 @@ fn resume_deploys_the_operators_overrides(version: HelmVersion) {
     assert_eq!(bed.charts_deployed().last().unwrap(), "bsr-1.3.0");
 
     // Without the backup on this machine, --resume refuses and says what to do.
-    let mut run = bed.spawn(&["bsr", "--to", "1.4.1", "--chart", "demo/bsr", "--policy", policy, "--yes", "--set", "replicaCount=4"]);
+    let mut run = bed.spawn(&[
+        "bsr",
+        "--to",
+        "1.4.1",
+        "--chart",
+        "demo/bsr",
+        "--policy",
+        policy,
+        "--yes",
+        "--set",
+        "replicaCount=4",
+    ]);
     bed.wait_history("the second run's hop", |h| h.len() >= 5);
     run.kill().unwrap();
     run.wait().unwrap();
@@ -407,12 +433,23 @@ fn an_upgrade_made_outside_the_run_stops_it_before_the_next_hop(version: HelmVer
     let bed = Bed::new(version);
     bed.install("bsr", "1.0.4", VALUES);
     let policy = bed.policy_with_rolling_steps(&hold_after_verify(4));
-    let run = bed.spawn(&["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--policy", policy.to_str().unwrap(), "--yes"]);
+    let run =
+        bed.spawn(&["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--policy", policy.to_str().unwrap(), "--yes"]);
     bed.wait_history("hop 1 to be deployed", |h| h.len() >= 2 && h[1].1 == "deployed");
     let values = bed.values_file(VALUES);
     bed.env.helm_ok(&[
-        "upgrade", "bsr", "demo/bsr", "--version", "1.3.2", "--namespace", NS, "-f", values.to_str().unwrap(), "--wait",
-        "--timeout", "60s",
+        "upgrade",
+        "bsr",
+        "demo/bsr",
+        "--version",
+        "1.3.2",
+        "--namespace",
+        NS,
+        "-f",
+        values.to_str().unwrap(),
+        "--wait",
+        "--timeout",
+        "60s",
     ]);
     let (code, stdout, stderr) = finish(run);
     assert_eq!(code, Some(1), "{}: {stdout}\n{stderr}", bed.version);
@@ -426,19 +463,33 @@ fn only_versions_helm_ran_count_as_deployed(version: HelmVersion) {
     let bed = Bed::new(version);
     bed.install("bsr", "1.0.4", VALUES);
     // A value that makes the chart fail to render: helm stops before it makes a revision.
-    let (_, stderr) =
-        bed.run_expect(&["bsr", "--to", "1.1.9", "--chart", "demo/bsr", "--yes", "--set-json", r#"extraEnv="oops""#], 4);
+    let (_, stderr) = bed
+        .run_expect(&["bsr", "--to", "1.1.9", "--chart", "demo/bsr", "--yes", "--set-json", r#"extraEnv="oops""#], 4);
     assert!(stderr.contains("hop 1 failed"), "{stderr}");
     assert_eq!(bed.charts_deployed(), ["bsr-1.0.4"]);
     assert_eq!(bed.ledger_record().unwrap()["newest_ever"], "1.0.4", "1.1.9 never ran");
     // A bad flag is bad input, found before anything changes.
-    let (_, stderr) = bed.run_expect(&["bsr", "--to", "1.1.9", "--chart", "demo/bsr", "--yes", "--timeout", "bogus"], 2);
+    let (_, stderr) =
+        bed.run_expect(&["bsr", "--to", "1.1.9", "--chart", "demo/bsr", "--yes", "--timeout", "bogus"], 2);
     assert!(stderr.contains("--timeout \"bogus\" is not a duration"), "{stderr}");
     assert_eq!(bed.ledger_record().unwrap()["runs"].as_array().unwrap().len(), 1, "no run was recorded");
     // A version helm did run, and that failed after its hook, counts.
+    let policy = bed_policy();
     let (_, _) = bed.run_expect(
         &[
-            "bsr", "--to", "1.1.9", "--chart", "demo/bsr", "--yes", "--timeout", "4s", "--set", "image.tag=broken", "--set",
+            "bsr",
+            "--to",
+            "1.1.9",
+            "--chart",
+            "demo/bsr",
+            "--policy",
+            &policy,
+            "--yes",
+            "--timeout",
+            "4s",
+            "--set",
+            "image.tag=broken",
+            "--set",
             "migration.imageTag=1.1.9",
         ],
         4,
@@ -457,7 +508,8 @@ fn the_ledger_is_shown_and_checked_not_trusted(version: HelmVersion) {
     assert!(stdout.contains(&format!("chart:  {} (from the ledger)", bed.charts.path().display())), "{stdout}");
     // A values folder the ledger names outside the tool's own backups is refused.
     let policy = bed.policy_with_rolling_steps(&hold_before_deploy(30));
-    let mut run = bed.spawn(&["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--policy", policy.to_str().unwrap(), "--yes"]);
+    let mut run =
+        bed.spawn(&["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--policy", policy.to_str().unwrap(), "--yes"]);
     bed.wait_ledger("the run's values on record", |r| r["in_progress"]["values"].is_object());
     run.kill().unwrap();
     run.wait().unwrap();
@@ -484,8 +536,22 @@ fn a_pending_release_follows_the_advice_it_is_given(version: HelmVersion) {
         .env
         .command(bed.env.helm_bin())
         .args([
-            "upgrade", "bsr", "demo/bsr", "--version", "1.2.6", "--namespace", NS, "-f", values.to_str().unwrap(), "--set",
-            "image.tag=broken", "--set", "migration.imageTag=1.2.6", "--wait", "--timeout", "60s",
+            "upgrade",
+            "bsr",
+            "demo/bsr",
+            "--version",
+            "1.2.6",
+            "--namespace",
+            NS,
+            "-f",
+            values.to_str().unwrap(),
+            "--set",
+            "image.tag=broken",
+            "--set",
+            "migration.imageTag=1.2.6",
+            "--wait",
+            "--timeout",
+            "60s",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -315,7 +315,11 @@ impl Bed {
             if ready(&history) {
                 return;
             }
-            assert!(std::time::Instant::now() < deadline, "{}: timed out waiting for {what}; history {history:?}", self.version);
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}: timed out waiting for {what}; history {history:?}",
+                self.version
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -329,7 +333,12 @@ impl Bed {
             {
                 return record;
             }
-            assert!(std::time::Instant::now() < deadline, "{}: timed out waiting for {what}; ledger {:?}", self.version, self.ledger_record());
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}: timed out waiting for {what}; ledger {:?}",
+                self.version,
+                self.ledger_record()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -339,7 +348,9 @@ impl Bed {
         use std::io::Write;
         let mut cmd = Command::new(kubectl_path());
         cmd.arg("--kubeconfig").arg(self.env.kubeconfig()).args(args);
-        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn kubectl");
         if let Some(input) = stdin {
             child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
@@ -382,5 +393,9 @@ pub fn signal(child: &std::process::Child, sig: i32) {
 /// A child's exit code and its output as text.
 pub fn finish(child: std::process::Child) -> (Option<i32>, String, String) {
     let out = child.wait_with_output().unwrap();
-    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
