@@ -314,6 +314,7 @@ mod planning {
             newest_ever: newest.clone(),
             deployed_before: vec![],
             snapshot: SnapshotKnowledge::Unknown,
+            by_revision: None,
         };
         let scenarios: [(String, Box<Planning>); 3] = [
             (
