@@ -354,3 +354,93 @@ fn the_chart_name_picks_the_preset() {
         assert_eq!(json(&out)["policy"], policy, "{chart}");
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Bad input found before anything is read or changed (no cluster is needed: these runs
+// fail before the first helm call, with exit 2).
+
+/// A live run that must be refused as bad input, without reaching helm (HELM_BIN points
+/// nowhere, so a run that got that far would exit 2 for another reason and say so).
+fn refused_before_helm(args: &[&str]) -> String {
+    let out = upgrade().env("HELM_BIN", "/no/such/helm").args(args).timeout(std::time::Duration::from_secs(10)).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    assert!(!stderr.contains("/no/such/helm"), "helm was asked before the flags were checked: {stderr}");
+    stderr
+}
+
+#[test]
+fn durations_are_checked_before_anything_runs() {
+    let stderr = refused_before_helm(&["bsr", "--resume", "--timeout", "99999999999999999999h"]);
+    assert!(stderr.contains("longer than the maximum of 24h"), "{stderr}");
+    let stderr = refused_before_helm(&["bsr", "--to", "1.1.0", "--timeout", "bogus"]);
+    assert!(stderr.contains("\"bogus\" is not a duration"), "{stderr}");
+    let stderr = refused_before_helm(&["bsr", "--to", "1.1.0", "--timeout=-5m"]);
+    assert!(stderr.contains("negative"), "{stderr}");
+}
+
+#[test]
+fn release_names_are_checked_as_helm_does() {
+    for name in ["--all", "a b", "UPPER", "x.", &"a".repeat(54)] {
+        let stderr = refused_before_helm(&["--to", "1.1.0", "--", name]);
+        assert!(stderr.contains("is not a valid release name"), "{name}: {stderr}");
+    }
+}
+
+#[test]
+fn set_lines_and_values_files_are_checked_before_anything_runs() {
+    let stderr = refused_before_helm(&["bsr", "--to", "1.1.0", "--set", "password"]);
+    assert!(stderr.contains("--set: key \"password\" has no value"), "{stderr}");
+    let stderr = refused_before_helm(&["bsr", "--to", "1.1.0", "--set-json", "a={secret-value"]);
+    assert!(stderr.contains("is not valid JSON") && !stderr.contains("secret-value"), "{stderr}");
+    let stderr = refused_before_helm(&["bsr", "--to", "1.1.0", "-f", "/no/such/values.yaml"]);
+    assert!(stderr.contains("-f/--values /no/such/values.yaml"), "{stderr}");
+    let stderr = refused_before_helm(&["bsr", "--to", "1.1.0", "--set-file", "cert=/no/such/cert.pem"]);
+    assert!(stderr.contains("--set-file /no/such/cert.pem"), "{stderr}");
+}
+
+#[test]
+fn policy_files_are_regular_files_of_bounded_size() {
+    let plan = |policy: &str| {
+        upgrade()
+            .args(["--from", "1.0.4", "--to", "1.1.0", "--policy", policy, "--versions", "1.0.4,1.1.0"])
+            .timeout(std::time::Duration::from_secs(10))
+            .output()
+            .unwrap()
+    };
+    let out = plan("/dev/zero");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is a device, not a regular file"));
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("policy.fifo");
+    let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    let out = plan(fifo.to_str().unwrap());
+    assert_eq!(out.status.code(), Some(2), "a FIFO must not block the run");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is a named pipe"));
+    let big = dir.path().join("big.yaml");
+    std::fs::write(&big, "#".repeat(1024 * 1024 + 1)).unwrap();
+    let out = plan(big.to_str().unwrap());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("larger than 1 MiB"));
+    let out = plan(dir.path().to_str().unwrap());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is a directory"));
+}
+
+#[test]
+fn the_lock_shows_the_command_shape_without_values() {
+    use std::ffi::OsString;
+    let args: Vec<OsString> = [
+        "helm-safe-upgrade", "bsr", "--to", "1.3.0", "--set", "password=hunter2", "--set-json=db={\"p\":1}", "-fvalues.yaml",
+        "-n", "prod", "--force-unlock=ana@box pid 7", "--yes", "--", "extra",
+    ]
+    .iter()
+    .map(OsString::from)
+    .collect();
+    let shape = helm_safe_upgrade::commands::command_shape(helm_safe_upgrade::commands::Mode::Upgrade, &args);
+    assert_eq!(
+        shape,
+        "helm safe-upgrade bsr --to *** --set *** --set-json=*** -f*** -n *** --force-unlock=*** --yes -- extra"
+    );
+}
