@@ -362,7 +362,12 @@ fn the_chart_name_picks_the_preset() {
 /// A live run that must be refused as bad input, without reaching helm (HELM_BIN points
 /// nowhere, so a run that got that far would exit 2 for another reason and say so).
 fn refused_before_helm(args: &[&str]) -> String {
-    let out = upgrade().env("HELM_BIN", "/no/such/helm").args(args).timeout(std::time::Duration::from_secs(10)).output().unwrap();
+    let out = upgrade()
+        .env("HELM_BIN", "/no/such/helm")
+        .args(args)
+        .timeout(std::time::Duration::from_secs(10))
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
     assert!(!stderr.contains("/no/such/helm"), "helm was asked before the flags were checked: {stderr}");
@@ -432,8 +437,20 @@ fn policy_files_are_regular_files_of_bounded_size() {
 fn the_lock_shows_the_command_shape_without_values() {
     use std::ffi::OsString;
     let args: Vec<OsString> = [
-        "helm-safe-upgrade", "bsr", "--to", "1.3.0", "--set", "password=hunter2", "--set-json=db={\"p\":1}", "-fvalues.yaml",
-        "-n", "prod", "--force-unlock=ana@box pid 7", "--yes", "--", "extra",
+        "helm-safe-upgrade",
+        "bsr",
+        "--to",
+        "1.3.0",
+        "--set",
+        "password=hunter2",
+        "--set-json=db={\"p\":1}",
+        "-fvalues.yaml",
+        "-n",
+        "prod",
+        "--force-unlock=ana@box pid 7",
+        "--yes",
+        "--",
+        "extra",
     ]
     .iter()
     .map(OsString::from)
