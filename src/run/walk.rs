@@ -28,7 +28,7 @@ use crate::helm::{ExecError, Helm, Kubectl, policy_command};
 use crate::plan::text::{step_text, steps_text};
 use crate::plan::{self, Available, Context, Hop, Plan, PlanError, RollbackRequest, SnapshotKnowledge, Step, Strategy};
 use crate::policy::Policy;
-use crate::release::{Release, ReleaseStatus};
+use crate::release::{Metadata, Release, ReleaseStatus};
 use crate::text::for_terminal;
 use crate::ui::progress::Progress;
 use crate::ui::render::step_detail;
@@ -340,14 +340,8 @@ impl<'a> Walk<'a> {
     /// version (deploying the next hop over a newer release is a downgrade without the
     /// policy's down-migration).
     fn check_unchanged(&mut self, index: usize, plan: &Plan) -> Result<(), Outcome> {
-        #[derive(serde::Deserialize)]
-        struct Meta {
-            version: String,
-            revision: u64,
-            status: ReleaseStatus,
-        }
         let release = self.release().to_string();
-        let meta: Meta = self
+        let meta: Metadata = self
             .setup
             .helm
             .metadata(format!("check that {release} is still where this run left it"), &release)
@@ -600,14 +594,8 @@ impl<'a> Walk<'a> {
     }
 
     fn verify_deployed(&mut self, version: &ChartVersion) -> Result<(), StepError> {
-        #[derive(serde::Deserialize)]
-        struct Meta {
-            version: String,
-            revision: u64,
-            status: ReleaseStatus,
-        }
         let release = self.release().to_string();
-        let meta: Meta = self.setup.helm.metadata(format!("verify {release} is deployed at {version}"), &release)?;
+        let meta: Metadata = self.setup.helm.metadata(format!("verify {release} is deployed at {version}"), &release)?;
         let live = ChartVersion::parse(&meta.version).ok();
         if meta.status != ReleaseStatus::Deployed || live.as_ref() != Some(version) {
             return Err(StepError::Failed(format!(
