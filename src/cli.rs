@@ -1,7 +1,8 @@
 //! Command-line definitions of both commands. clap only: no logic lives here.
 //!
 //! One binary serves `helm safe-upgrade` and `helm safe-rollback`; helm tells it which by
-//! `HELM_PLUGIN_NAME` (helm-facts §2.5), and a direct call by the binary's name.
+//! `HELM_PLUGIN_NAME` (helm sets it to the plugin's name for every plugin it starts), and
+//! a direct call by the binary's name.
 
 use clap::{Args, Parser, ValueEnum};
 

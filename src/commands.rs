@@ -14,10 +14,12 @@ use crate::plan::{
     self, Available, Context, Plan, PlanError, RollbackRequest, SnapshotKnowledge, Sources, UpgradeRequest,
 };
 use crate::policy::{self, Policy, PolicyError, presets};
+use crate::printer::Printer;
+use crate::report::RunReport;
 use crate::run::ledger::Takeover;
 use crate::run::options::{RollbackOptions, RunOptions, UpgradeOptions};
-use crate::run::session::{self, Either, SessionError};
 use crate::run::values::Overrides;
+use crate::run::{self, Either, RunError};
 use crate::setvalues::{SetArg, SetKind};
 use crate::ui::render;
 use crate::version::{self, ChartVersion};
@@ -53,7 +55,7 @@ pub enum AppError {
     #[error(transparent)]
     Plan(#[from] PlanError),
     #[error(transparent)]
-    Session(#[from] SessionError),
+    Run(#[from] RunError),
     /// A run that ended with a non-zero code after reporting itself.
     #[error("exit {0}")]
     Finished(i32),
@@ -65,7 +67,7 @@ impl AppError {
             AppError::Usage { .. } | AppError::Policy(_) => exit::BAD_INPUT,
             AppError::Plan(PlanError::BadRequest { .. }) => exit::BAD_INPUT,
             AppError::Plan(PlanError::Refused(_)) => exit::REFUSED,
-            AppError::Session(e) => e.exit_code(),
+            AppError::Run(e) => e.exit_code(),
             AppError::Finished(code) => *code,
         }
     }
@@ -75,9 +77,9 @@ fn usage(message: impl Into<String>, hint: impl Into<String>) -> AppError {
     AppError::Usage { message: message.into(), hint: hint.into() }
 }
 
-/// Run one command; returns the process exit code. Output goes to the given writers so
-/// the whole CLI can be tested in-process.
-pub fn run(mode: Mode, args: Vec<OsString>, out: &mut dyn std::io::Write, err: &mut dyn std::io::Write) -> i32 {
+/// Run one command; returns the process exit code. Output goes through `printer`, so the
+/// whole CLI can be tested in-process with a captured one.
+pub fn run(mode: Mode, args: Vec<OsString>, printer: &Printer) -> i32 {
     let parsed = match mode {
         Mode::Upgrade => UpgradeCli::try_parse_from(&args).map(Parsed::Upgrade),
         Mode::Rollback => RollbackCli::try_parse_from(&args).map(Parsed::Rollback),
@@ -87,20 +89,20 @@ pub fn run(mode: Mode, args: Vec<OsString>, out: &mut dyn std::io::Write, err: &
         Err(e) => {
             // Help and version are data (stdout, exit 0); usage errors are bad input.
             return if e.use_stderr() {
-                let _ = write!(err, "{}", e.render());
+                printer.text(&e.render().to_string());
                 exit::BAD_INPUT
             } else {
-                let _ = write!(out, "{}", e.render());
+                printer.data(&e.render().to_string());
                 exit::SUCCESS
             };
         }
     };
     let format = parsed.common().output;
     let shape = command_shape(mode, &args);
-    match execute(&parsed, &shape, out) {
+    match execute(&parsed, &shape, printer) {
         Ok(()) => exit::SUCCESS,
         Err(e) => {
-            report(&e, format, out, err);
+            report(&e, format, printer);
             e.exit_code()
         }
     }
@@ -121,14 +123,14 @@ impl Parsed {
 }
 
 /// The end of a live run: the JSON document, or a summary line, and the exit code.
-fn report_run(report: &session::RunReport, format: OutputFormat, out: &mut dyn std::io::Write) -> Result<(), AppError> {
+fn report_run(report: &RunReport, format: OutputFormat, printer: &Printer) -> Result<(), AppError> {
     match format {
         OutputFormat::Json => {
-            let _ = writeln!(out, "{}", serde_json::to_string_pretty(report).expect("a report serialises"));
+            printer.data(&format!("{}\n", serde_json::to_string_pretty(report).expect("a report serialises")));
         }
         OutputFormat::Table => {
             let text = render::outcome_text(&report.outcome, &report.release);
-            let _ = writeln!(out, "{}", crate::text::for_terminal(&text));
+            printer.data(&format!("{}\n", crate::text::for_terminal(&text)));
         }
     }
     match report.exit_code() {
@@ -137,15 +139,15 @@ fn report_run(report: &session::RunReport, format: OutputFormat, out: &mut dyn s
     }
 }
 
-fn execute(parsed: &Parsed, shape: &str, out: &mut dyn std::io::Write) -> Result<(), AppError> {
+fn execute(parsed: &Parsed, shape: &str, printer: &Printer) -> Result<(), AppError> {
     let common = parsed.common();
     if common.list_policies {
-        let _ = write!(out, "{}", render::policy_list(&presets::all()));
+        printer.data(&render::policy_list(&presets::all()));
         return Ok(());
     }
     if let Some(name) = &common.show_policy {
         let text = presets::text(name).ok_or_else(|| PolicyError::Unknown { name: name.clone() })?;
-        let _ = write!(out, "{text}");
+        printer.data(text);
         return Ok(());
     }
     let live_release = common.release.clone().filter(|_| common.from.is_none());
@@ -154,27 +156,27 @@ fn execute(parsed: &Parsed, shape: &str, out: &mut dyn std::io::Write) -> Result
             let opts = run_options(common, shape)?;
             let target = cli.to.as_deref().map(|t| parse_version("--to", t)).transpose()?;
             let up = UpgradeOptions { target, fast_path: cli.fast_path, devel: cli.devel };
-            match session::upgrade(&opts, &up)? {
+            match run::upgrade(&opts, &up, printer)? {
                 Either::Plan(plan) => *plan,
-                Either::Report(report) => return report_run(&report, common.output, out),
+                Either::Report(report) => return report_run(&report, common.output, printer),
             }
         }
         (Parsed::Rollback(cli), Some(_)) => {
             let opts = run_options(common, shape)?;
             let target = cli.to.as_deref().map(|t| parse_version("--to", t)).transpose()?;
             let down = RollbackOptions { target, accept_data_loss: cli.accept_data_loss };
-            match session::rollback(&opts, &down)? {
+            match run::rollback(&opts, &down, printer)? {
                 Either::Plan(plan) => *plan,
-                Either::Report(report) => return report_run(&report, common.output, out),
+                Either::Report(report) => return report_run(&report, common.output, printer),
             }
         }
         (Parsed::Upgrade(cli), None) => plan_upgrade_offline(cli)?,
         (Parsed::Rollback(cli), None) => plan_rollback_offline(cli)?,
     };
-    let _ = match common.output {
-        OutputFormat::Json => writeln!(out, "{}", render::plan_json(&plan)),
-        OutputFormat::Table => write!(out, "{}", render::plan_table(&plan)),
-    };
+    match common.output {
+        OutputFormat::Json => printer.data(&format!("{}\n", render::plan_json(&plan))),
+        OutputFormat::Table => printer.data(&render::plan_table(&plan)),
+    }
     Ok(())
 }
 
@@ -414,19 +416,19 @@ fn plan_rollback_offline(cli: &RollbackCli) -> Result<Plan, AppError> {
 
 /// Print an error once: JSON on stdout under `-o json` (so CI gets one document), text on
 /// stderr otherwise.
-fn report(e: &AppError, format: OutputFormat, out: &mut dyn std::io::Write, err: &mut dyn std::io::Write) {
+fn report(e: &AppError, format: OutputFormat, printer: &Printer) {
     match (e, format) {
         // Already reported by the run itself.
         (AppError::Finished(_), _) => {}
-        (AppError::Session(SessionError::Refused { rule, message, supported }), OutputFormat::Json) => {
+        (AppError::Run(RunError::Refused { rule, message, supported }), OutputFormat::Json) => {
             let refusal = plan::Refusal { rule: rule.clone(), message: message.clone(), supported: supported.clone() };
-            let _ = writeln!(out, "{}", render::refusal_json(&refusal));
+            printer.data(&format!("{}\n", render::refusal_json(&refusal)));
         }
         (AppError::Plan(PlanError::Refused(r)), OutputFormat::Json) => {
-            let _ = writeln!(out, "{}", render::refusal_json(r));
+            printer.data(&format!("{}\n", render::refusal_json(r)));
         }
         (AppError::Plan(PlanError::Refused(r)), OutputFormat::Table) => {
-            let _ = writeln!(err, "error: {}", render::refusal_text(r));
+            printer.text(&format!("error: {}\n", render::refusal_text(r)));
         }
         (other, OutputFormat::Json) => {
             #[derive(Serialize)]
@@ -439,12 +441,12 @@ fn report(e: &AppError, format: OutputFormat, out: &mut dyn std::io::Write, err:
                 exit_code: i32,
             }
             let doc = Doc { error: Body { message: other.to_string(), exit_code: other.exit_code() } };
-            let _ = writeln!(out, "{}", serde_json::to_string_pretty(&doc).expect("serialises"));
-            let _ = writeln!(err, "error: {}", crate::text::for_terminal(&other.to_string()));
+            printer.data(&format!("{}\n", serde_json::to_string_pretty(&doc).expect("serialises")));
+            printer.text(&format!("error: {}\n", crate::text::for_terminal(&other.to_string())));
         }
         (other, OutputFormat::Table) => {
             // Messages quote helm, registries and the ledger: shown, never obeyed.
-            let _ = writeln!(err, "error: {}", crate::text::for_terminal(&other.to_string()));
+            printer.text(&format!("error: {}\n", crate::text::for_terminal(&other.to_string())));
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Dynamic shell completion: what `plugin.complete` answers for `helm safe-upgrade` and
-//! `helm safe-rollback` (helm-facts §2.8).
+//! `helm safe-rollback` (helm runs the plugin's executable `plugin.complete` with the words
+//! typed so far, known global flags removed, and reads one candidate per line).
 //!
 //! helm runs `plugin.complete` with the words typed after the plugin's name (its own
 //! global flags removed) and then the word being completed, often `''`; the script runs
@@ -14,16 +15,16 @@
 //! stderr (helm passes it through to the user's terminal mid-completion) and stdout
 //! carries only the answer.
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Duration;
 
 use clap::{Arg, ArgAction, CommandFactory};
 
-use crate::catalog::{self, ChartSource};
+use crate::catalog::{self, ChartSource, OfferOptions};
 use crate::cli::{RollbackCli, UpgradeCli};
 use crate::commands::Mode;
+use crate::env;
 use crate::helm::{Helm, Runner, Signals};
 use crate::policy::{self, presets};
 use crate::version::ChartVersion;
@@ -307,25 +308,17 @@ pub struct Live {
 
 impl Live {
     pub fn from_env(deadline: Duration) -> Live {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         Live::new(
-            var("HELM_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("helm")),
-            var("HELM_NAMESPACE").unwrap_or_else(|| "default".to_string()),
-            var("HELM_KUBECONTEXT"),
+            env::path(env::HELM_BIN).unwrap_or_else(|| PathBuf::from("helm")),
+            env::get(env::HELM_NAMESPACE).unwrap_or_else(|| "default".to_string()),
+            env::get(env::HELM_KUBECONTEXT),
             deadline,
         )
     }
 
     pub fn new(helm_bin: PathBuf, namespace: String, kube_context: Option<String>, deadline: Duration) -> Live {
-        let helm = Helm {
-            // No signal handling and no echo: completion is short and silent.
-            runner: Runner::new(Signals::default(), false),
-            bin: helm_bin,
-            major: 0,
-            version: String::new(),
-            namespace,
-            kube_context,
-        };
+        // No signal handling and no echo: completion is short and silent.
+        let helm = Helm::new(Runner::new(Signals::default(), false), helm_bin, namespace, kube_context);
         Live { helm, deadline }
     }
 
@@ -367,33 +360,16 @@ impl Lookups for Live {
     }
 }
 
-/// The versions a chart source offers; empty on any error.
+/// The versions a chart source offers (every chart of a directory: completion does not
+/// know the release's chart); empty on any error.
 ///
 /// Repository charts are searched in helm's cached index without `helm repo update`
 /// first (the live run refreshes it; completion must stay fast).
 fn source_versions(helm: &Helm, reference: &str, plain_http: bool) -> Vec<ChartVersion> {
     let Ok(source) = ChartSource::parse(reference) else { return vec![] };
-    match &source {
-        ChartSource::Repo { repo, name } => {
-            helm.search_repo(repo, name).map(|found| found.into_iter().map(|a| a.version).collect()).unwrap_or_default()
-        }
-        ChartSource::Dir { path } => {
-            // Every chart in the directory: completion does not know the release's chart.
-            let Ok(listing) = catalog::dir::scan(path) else { return vec![] };
-            listing.entries.into_iter().map(|e| e.available.version).collect::<BTreeSet<_>>().into_iter().collect()
-        }
-        ChartSource::Oci { name, .. } => {
-            let helper = |helper: &str, server: &str| helm.credential_helper(helper, server);
-            let ctx = catalog::OciContext {
-                options: catalog::oci::OciOptions { plain_http, ..Default::default() },
-                files: catalog::credentials::CredentialFiles::from_process_env(),
-                helper: &helper,
-            };
-            catalog::list(&source, name, &ctx)
-                .map(|l| l.available.into_iter().map(|a| a.version).collect())
-                .unwrap_or_default()
-        }
-    }
+    catalog::offered(&source, None, helm, OfferOptions { plain_http, refresh: false })
+        .map(|offer| offer.available.into_iter().map(|a| a.version).collect())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -2,100 +2,23 @@
 //! policy (snapshot, `run` steps, checks).
 //!
 //! Every child gets an argv (never a shell), a human purpose that ends up in its error, and
-//! its own process group: a Ctrl-C at the terminal reaches only this tool, which lets a
-//! running `helm upgrade` finish instead of dying half-way and leaving the release
-//! `pending-upgrade` (helm-facts §2.5: helm itself neither forwards nor waits on signals).
-//! SIGTERM sent to this tool is passed on to the child. `--set` values are redacted in
-//! every message, because values may hold secrets.
+//! its own process group. helm itself neither forwards nor waits on signals, and when the
+//! operator presses Ctrl-C at a terminal the whole foreground group gets SIGINT: in a
+//! group of its own, a running `helm upgrade` is not killed half-way (which would leave
+//! the release `pending-upgrade`) but finishes. SIGTERM sent to this tool, or a second
+//! Ctrl-C, is passed on to the child. The values of `--set` and its variants are redacted
+//! in every message, because values may hold secrets. Positional arguments the tool adds
+//! (release and chart names) always come after `--`, so none can be read as a flag.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 
-/// Signals received so far; shared with the executor, which decides what they mean.
-#[derive(Clone, Debug, Default)]
-pub struct Signals {
-    interrupts: Arc<AtomicUsize>,
-    terminates: Arc<AtomicUsize>,
-    hangups: Arc<AtomicUsize>,
-}
-
-impl Signals {
-    /// Count SIGINT, SIGTERM and SIGHUP instead of dying on the spot, which is what must
-    /// not happen while helm writes a release or this run holds the lock. A background
-    /// thread receives them.
-    pub fn install() -> std::io::Result<Signals> {
-        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-        let signals = Signals::default();
-        let mut incoming = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
-        let seen = signals.clone();
-        std::thread::spawn(move || {
-            for signal in incoming.forever() {
-                let (counter, what, again) = match signal {
-                    SIGINT => (&seen.interrupts, "interrupted", " (Ctrl-C again stops the step now)"),
-                    SIGTERM => (&seen.terminates, "terminating", ""),
-                    // The SSH session dropped: like a first Ctrl-C, with nobody left to ask.
-                    _ => (&seen.hangups, "the terminal hung up", ""),
-                };
-                if counter.fetch_add(1, Ordering::SeqCst) == 0 {
-                    // Said at once, because the step under way may take minutes.
-                    crate::term::err_line(&format!(
-                        "\n{what}: the step under way finishes, then the run stops at the next safe point{again}"
-                    ));
-                }
-            }
-        });
-        Ok(signals)
-    }
-
-    pub fn interrupts(&self) -> usize {
-        self.interrupts.load(Ordering::SeqCst)
-    }
-
-    pub fn terminated(&self) -> bool {
-        self.terminates.load(Ordering::SeqCst) > 0
-    }
-
-    /// The terminal is gone (SIGHUP): no prompt can be answered any more.
-    pub fn hung_up(&self) -> bool {
-        self.hangups.load(Ordering::SeqCst) > 0
-    }
-
-    /// Any reason to stop at the next safe point: a signal, or output that can no longer
-    /// be written (a closed pipe, a dropped terminal), since a run nobody can follow
-    /// should not go on changing things.
-    pub fn stop_requested(&self) -> bool {
-        self.interrupts() > 0 || self.terminated() || self.hung_up() || crate::term::output_lost()
-    }
-
-    /// Why the run stops, in words, for the report.
-    pub fn stop_reason(&self) -> &'static str {
-        if self.terminated() {
-            "terminated (SIGTERM)"
-        } else if self.interrupts() > 0 {
-            "interrupted"
-        } else if self.hung_up() {
-            "the terminal hung up (SIGHUP)"
-        } else {
-            "the output was closed"
-        }
-    }
-
-    /// A second Ctrl-C or a SIGTERM: stop now, do not start a way back.
-    pub fn stop_now(&self) -> bool {
-        self.interrupts() >= 2 || self.terminated()
-    }
-
-    /// For tests of the executor: a signal as if it had been received.
-    pub fn simulate_interrupt(&self) {
-        self.interrupts.fetch_add(1, Ordering::SeqCst);
-    }
-}
+use crate::printer::Printer;
+pub use crate::signals::Signals;
 
 /// One command to run.
 #[derive(Clone, Debug)]
@@ -116,7 +39,7 @@ impl Invocation {
     pub fn display(&self) -> String {
         let mut shown = vec![self.program.display().to_string()];
         shown.extend(redact(&self.args));
-        crate::ui::render::display_argv(&shown)
+        crate::text::display_argv(&shown)
     }
 }
 
@@ -180,11 +103,24 @@ pub struct Runner {
     pub signals: Signals,
     /// `--debug`: echo each argv (redacted) on stderr.
     pub debug: bool,
+    printer: Option<Printer>,
 }
 
 impl Runner {
+    /// A runner that prints nothing (completion, tests).
     pub fn new(signals: Signals, debug: bool) -> Self {
-        Runner { signals, debug }
+        Runner { signals, debug, printer: None }
+    }
+
+    /// A runner that says through `printer` what it runs (`--debug`) and when it stops helm.
+    pub fn printing(signals: Signals, debug: bool, printer: Printer) -> Self {
+        Runner { signals, debug, printer: Some(printer) }
+    }
+
+    fn say(&self, text: &str) {
+        if let Some(p) = &self.printer {
+            p.line(text);
+        }
     }
 
     /// Run to completion, capturing output. The child is in its own process group, so
@@ -194,9 +130,8 @@ impl Runner {
     }
 
     pub fn run_with_input(&self, inv: &Invocation, stdin: Option<&[u8]>) -> Result<Finished, ExecError> {
-        use std::os::unix::process::CommandExt;
         if self.debug {
-            crate::term::err_line(&format!("debug: {} ({})", inv.display(), inv.purpose));
+            self.say(&format!("debug: {} ({})", inv.display(), inv.purpose));
         }
         let started = Instant::now();
         // Output goes to unlinked temporary files, not pipes: if this tool is killed, a
@@ -210,56 +145,12 @@ impl Runner {
         };
         let mut out_file = tempfile::tempfile().map_err(spawn_error)?;
         let mut err_file = tempfile::tempfile().map_err(spawn_error)?;
-        let mut cmd = Command::new(&inv.program);
-        cmd.args(&inv.args)
-            .envs(inv.env.iter().map(|(k, v)| (k, v)))
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(out_file.try_clone().map_err(spawn_error)?)
-            .stderr(err_file.try_clone().map_err(spawn_error)?)
-            .process_group(0);
-        let mut child = cmd.spawn().map_err(|source| ExecError::Spawn {
-            purpose: inv.purpose.clone(),
-            program: inv.program.display().to_string(),
-            hint: if source.kind() == std::io::ErrorKind::NotFound {
-                format!("{} is not installed or not on PATH", inv.program.display())
-            } else {
-                "check the program's permissions".to_string()
-            },
-            source,
-        })?;
+        let mut child = spawn(inv, stdin.is_some(), &out_file, &err_file)?;
         if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
             use std::io::Write;
             let _ = pipe.write_all(input);
         }
-        // Only a stop request that arrives while this child runs is passed on to it: the
-        // bookkeeping after an insisted stop (reading the release, releasing the lock)
-        // must still run.
-        let mut forwarded_term = self.signals.stop_now();
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) => {}
-                Err(e) => {
-                    return Err(ExecError::Parse {
-                        purpose: inv.purpose.clone(),
-                        argv: inv.display(),
-                        error: e.to_string(),
-                    });
-                }
-            }
-            if !forwarded_term && self.signals.stop_now() {
-                // SIGTERM (an orchestrator's request) or a second Ctrl-C (the operator
-                // insists): helm handles SIGTERM by marking the operation failed, which
-                // leaves no `pending-*` release behind. Say so before doing it.
-                crate::term::err_line(&format!(
-                    "stopping now: `{}` is told to stop; helm marks what it was doing as failed, and this run ends without bringing the release back (the message below says what to do)",
-                    inv.purpose
-                ));
-                let _ = nix_kill(child.id(), signal_hook::consts::SIGTERM);
-                forwarded_term = true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let status = self.wait(inv, &mut child)?;
         let stdout = read_all(&mut out_file);
         let stderr = read_all(&mut err_file);
         let finished = Finished { stdout, stderr, status, duration: started.elapsed() };
@@ -277,6 +168,38 @@ impl Runner {
         }
     }
 
+    /// Wait for the child, passing on a request to stop now. Only a stop request that
+    /// arrives while this child runs is passed on to it: the bookkeeping after an insisted
+    /// stop (reading the release, releasing the lock) must still run.
+    fn wait(&self, inv: &Invocation, child: &mut std::process::Child) -> Result<ExitStatus, ExecError> {
+        let mut forwarded_term = self.signals.stop_now();
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => return Ok(status),
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(ExecError::Parse {
+                        purpose: inv.purpose.clone(),
+                        argv: inv.display(),
+                        error: e.to_string(),
+                    });
+                }
+            }
+            if !forwarded_term && self.signals.stop_now() {
+                // SIGTERM (an orchestrator's request) or a second Ctrl-C (the operator
+                // insists): helm handles SIGTERM by marking the operation failed, which
+                // leaves no `pending-*` release behind. Say so before doing it.
+                self.say(&format!(
+                    "stopping now: `{}` is told to stop; helm marks what it was doing as failed, and this run ends without bringing the release back (the message below says what to do)",
+                    inv.purpose
+                ));
+                let _ = nix_kill(child.id(), signal_hook::consts::SIGTERM);
+                forwarded_term = true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Run and parse stdout as JSON.
     pub fn json<T: DeserializeOwned>(&self, inv: &Invocation) -> Result<T, ExecError> {
         let finished = self.run(inv)?;
@@ -286,6 +209,38 @@ impl Runner {
             error: e.to_string(),
         })
     }
+}
+
+/// Start `inv` in a process group of its own, its output into the given files.
+fn spawn(
+    inv: &Invocation,
+    piped_stdin: bool,
+    out_file: &std::fs::File,
+    err_file: &std::fs::File,
+) -> Result<std::process::Child, ExecError> {
+    use std::os::unix::process::CommandExt;
+    let spawn_error = |source: std::io::Error, hint: String| ExecError::Spawn {
+        purpose: inv.purpose.clone(),
+        program: inv.program.display().to_string(),
+        hint,
+        source,
+    };
+    let file_error = |source| spawn_error(source, "cannot share a temporary file with it; check TMPDIR".into());
+    let mut cmd = Command::new(&inv.program);
+    cmd.args(&inv.args)
+        .envs(inv.env.iter().map(|(k, v)| (k, v)))
+        .stdin(if piped_stdin { Stdio::piped() } else { Stdio::null() })
+        .stdout(out_file.try_clone().map_err(file_error)?)
+        .stderr(err_file.try_clone().map_err(file_error)?)
+        .process_group(0);
+    cmd.spawn().map_err(|source| {
+        let hint = if source.kind() == std::io::ErrorKind::NotFound {
+            format!("{} is not installed or not on PATH", inv.program.display())
+        } else {
+            "check the program's permissions".to_string()
+        };
+        spawn_error(source, hint)
+    })
 }
 
 fn read_all(file: &mut std::fs::File) -> String {
@@ -316,30 +271,26 @@ fn nix_kill(pid: u32, signal: i32) -> std::io::Result<()> {
 pub struct Helm {
     pub runner: Runner,
     pub bin: PathBuf,
-    /// 3 or 4: some flags differ (helm-facts §3.9).
-    pub major: u32,
-    pub version: String,
     pub namespace: String,
     pub kube_context: Option<String>,
 }
 
 impl Helm {
-    /// `$HELM_BIN`, else `helm` on PATH; asks it for its version.
-    pub fn detect(
-        runner: Runner,
-        helm_bin: Option<PathBuf>,
-        namespace: String,
-        kube_context: Option<String>,
-    ) -> Result<Helm, ExecError> {
-        let bin = helm_bin.unwrap_or_else(|| PathBuf::from("helm"));
+    /// helm at `bin` (`$HELM_BIN`, else `helm` on PATH), addressing `namespace`.
+    pub fn new(runner: Runner, bin: PathBuf, namespace: String, kube_context: Option<String>) -> Helm {
+        Helm { runner, bin, namespace, kube_context }
+    }
+
+    /// helm's major version (3 or 4): some flags differ between them. Asked with
+    /// `helm version --template {{.Version}}`, which both answer with `vX.Y.Z`.
+    pub fn major_version(&self) -> Result<u32, ExecError> {
         let inv = Invocation::new(
             "ask helm for its version",
-            &bin,
+            &self.bin,
             vec!["version".into(), "--template".into(), "{{.Version}}".into()],
         );
-        let version = runner.run(&inv)?.stdout.trim().to_string();
-        let major = version.trim_start_matches('v').split('.').next().and_then(|m| m.parse().ok()).unwrap_or(3);
-        Ok(Helm { runner, bin, major, version, namespace, kube_context })
+        let version = self.runner.run(&inv)?.stdout;
+        Ok(version.trim().trim_start_matches('v').split('.').next().and_then(|m| m.parse().ok()).unwrap_or(3))
     }
 
     /// `helm ARGS --namespace NS [--kube-context CTX] -- POSITIONAL`: every flag before
@@ -454,30 +405,13 @@ impl Helm {
         self.run(purpose, vec!["list".into(), "-o".into(), "json".into()], &[])
     }
 
-    /// The versions of `repo/name` in helm's cached repository index.
-    pub fn search_repo(&self, repo: &str, name: &str) -> Result<Vec<crate::plan::Available>, ExecError> {
-        let reference = format!("{repo}/{name}");
+    /// `helm search repo --versions --devel -o json REFERENCE`: what helm's cached index
+    /// says of a repository chart, as helm prints it (the catalog reads it).
+    pub fn search_repo_json(&self, reference: &str) -> Result<String, ExecError> {
         let mut args = ["search", "repo", "--versions", "--devel", "-o", "json"].map(String::from).to_vec();
-        push_positional(&mut args, &[&reference]);
+        push_positional(&mut args, &[reference]);
         let inv = Invocation::new(format!("list the versions of {reference}"), &self.bin, args);
-        let out = self.runner.run(&inv)?;
-        crate::catalog::repo::parse_search(&out.stdout, repo, name).map_err(|e| ExecError::Parse {
-            purpose: inv.purpose.clone(),
-            argv: inv.display(),
-            error: e.to_string(),
-        })
-    }
-
-    /// `docker-credential-<helper> get` for `server` (registry credentials kept by a
-    /// credential store), in the shape the catalog's credential lookup expects.
-    pub fn credential_helper(&self, helper: &str, server: &str) -> Result<Option<(String, String)>, String> {
-        let (program, args) = crate::catalog::credentials::helper_invocation(helper);
-        let inv = Invocation::new(format!("ask docker-credential-{helper} for {server}"), program, args);
-        match self.runner.run_with_input(&inv, Some(server.as_bytes())) {
-            Ok(out) => crate::catalog::credentials::parse_helper_output(true, &out.stdout),
-            Err(ExecError::Failed { stdout, .. }) => crate::catalog::credentials::parse_helper_output(false, &stdout),
-            Err(e) => Err(e.to_string()),
-        }
+        Ok(self.runner.run(&inv)?.stdout)
     }
 }
 
@@ -654,8 +588,6 @@ mod tests {
         let helm = Helm {
             runner: Runner::new(Signals::default(), false),
             bin: PathBuf::from("helm"),
-            major: 4,
-            version: "v4.1.4".into(),
             namespace: "ns".into(),
             kube_context: Some("ctx".into()),
         };

@@ -1,7 +1,9 @@
 //! helm-safe-upgrade: vendors' upgrade policies made executable.
 //!
-//! Layers point down only: `cli` (clap) → `commands` (what to do) → `plan` and `policy`
-//! (pure) and `ui` (rendering). The planner does no I/O.
+//! Layers point down only (the README's Layout shows them; `tests/layers.rs` checks them):
+//! `commands` (flags → what to do) → `run` (the live pipeline) → `ui`, `release`,
+//! `catalog` → `helm` (the one place that spawns processes) → `report` → `plan` (pure) →
+//! `policy` → `version`, with small leaves (`printer`, `signals`, `env`, `text`, …) below.
 
 pub mod catalog;
 pub mod cli;
@@ -9,15 +11,18 @@ pub mod commands;
 pub mod complete;
 pub mod digest;
 pub mod duration;
+pub mod env;
 pub mod exit;
 pub mod helm;
 pub mod names;
 pub mod plan;
 pub mod policy;
+pub mod printer;
 pub mod release;
+pub mod report;
 pub mod run;
 pub mod setvalues;
-pub mod term;
+pub mod signals;
 pub mod text;
 pub mod ui;
 pub mod version;

@@ -6,17 +6,16 @@ use helm_safe_upgrade::{commands, complete};
 
 fn main() {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let plugin_name = std::env::var("HELM_PLUGIN_NAME").ok();
+    let plugin_name = helm_safe_upgrade::env::get(helm_safe_upgrade::env::HELM_PLUGIN_NAME);
     let mode = commands::mode(args.first(), plugin_name.as_deref());
-    // `plugin.complete` runs `helm-safe-upgrade __complete WORDS...` (helm-facts §2.8):
+    // `plugin.complete` runs `helm-safe-upgrade __complete WORDS...` (helm's dynamic
+    // completion for plugins):
     // answered before clap parses anything, and never with an error.
     if args.get(1).is_some_and(|a| a == "__complete") {
         let words: Vec<String> = args[2..].iter().map(|a| a.to_string_lossy().into_owned()).collect();
         complete::main(mode, &words, &mut std::io::stdout());
         std::process::exit(0);
     }
-    // Unlocked handles: other threads (the signal watcher, progress) write to stderr
-    // too, and a lock held for the whole run would block them.
-    let code = commands::run(mode, args, &mut std::io::stdout(), &mut std::io::stderr());
+    let code = commands::run(mode, args, &helm_safe_upgrade::printer::Printer::stdio());
     std::process::exit(code);
 }

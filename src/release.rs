@@ -1,16 +1,19 @@
 //! The live release, read through helm and parsed from `-o json` into typed state.
 //!
-//! Four questions are asked in parallel (helm-facts §3): `get metadata` (chart name and
-//! version; the cleanest source, since `status -o json` drops the chart), `history`
-//! (revisions and their outcomes), `get values` (user-supplied values only: exactly what
-//! must be carried to every hop) and `status` (description of the last operation).
+//! Three questions are asked in parallel: `helm get metadata -o json` (the chart's name
+//! and version: the cleanest source, since `status -o json` drops the chart, and splitting
+//! the `name-version` of `history` breaks on names with dashes), `helm history -o json`
+//! (every revision, its chart and its outcome) and `helm status -o json` (the last
+//! operation's description, the user-supplied values in `config` — exactly what must be
+//! carried to every hop — and the manifest, which the backup keeps).
 
 use serde::Deserialize;
 
 use crate::helm::{ExecError, Helm};
 use crate::version::ChartVersion;
 
-/// helm's release statuses (helm-facts §3.11).
+/// helm's release statuses. Only the three `pending-*` count as "pending": a helm
+/// operation started and did not finish.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ReleaseStatus {
@@ -45,7 +48,8 @@ impl ReleaseStatus {
     }
 }
 
-/// `helm get metadata -o json` (helm ≥ 3.13).
+/// `helm get metadata -o json` (helm ≥ 3.13), e.g. `{"name":"bsr","chart":"bsr",
+/// "version":"1.2.0","appVersion":"2.1.0","namespace":"foo","revision":4,"status":"deployed"}`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Metadata {
@@ -74,9 +78,15 @@ pub struct HistoryEntry {
     pub description: String,
 }
 
+/// `helm status -o json`: helm drops the chart from it, but keeps the user-supplied
+/// values (`config`) and the manifest.
 #[derive(Clone, Debug, Deserialize)]
 struct StatusDoc {
     info: StatusInfo,
+    #[serde(default)]
+    config: Option<serde_json::Value>,
+    #[serde(default)]
+    manifest: String,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -108,6 +118,8 @@ pub struct Release {
     pub history: Vec<Revision>,
     /// User-supplied values (`{}` when there were none; helm prints `null`).
     pub user_values: serde_json::Value,
+    /// The rendered manifest of the current revision, for the backup.
+    pub manifest: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -132,27 +144,15 @@ impl Release {
             a.extend(["-o".to_string(), "json".to_string()]);
             a
         };
-        let (metadata, history, values, status) = std::thread::scope(|s| {
+        let (metadata, history, status) = std::thread::scope(|s| {
             let m = s.spawn(|| helm.metadata::<Metadata>(format!("read the metadata of {release}"), release));
             let h = s.spawn(|| {
                 helm.json::<Vec<HistoryEntry>>(format!("read the history of {release}"), args(&["history"]), &[release])
             });
-            let v = s.spawn(|| {
-                helm.json::<serde_json::Value>(
-                    format!("read the values of {release}"),
-                    args(&["get", "values"]),
-                    &[release],
-                )
-            });
             let st = s.spawn(|| {
                 helm.json::<StatusDoc>(format!("read the status of {release}"), args(&["status"]), &[release])
             });
-            (
-                m.join().expect("reader thread"),
-                h.join().expect("reader thread"),
-                v.join().expect("reader thread"),
-                st.join().expect("reader thread"),
-            )
+            (m.join().expect("reader thread"), h.join().expect("reader thread"), st.join().expect("reader thread"))
         });
         let not_found = |e: &ExecError| e.stderr().contains("release: not found");
         let metadata = metadata.map_err(|e| {
@@ -163,11 +163,11 @@ impl Release {
             }
         })?;
         let history = history?;
-        let values = match values? {
-            serde_json::Value::Null => serde_json::Value::Object(Default::default()),
-            v => v,
+        let status = status?;
+        let values = match status.config {
+            None | Some(serde_json::Value::Null) => serde_json::Value::Object(Default::default()),
+            Some(v) => v,
         };
-        let description = status.map(|s| s.info.description).unwrap_or_default();
         let version = ChartVersion::parse(&metadata.version).map_err(|e| ReadError::BadVersion {
             release: release.to_string(),
             version: metadata.version.clone(),
@@ -190,14 +190,15 @@ impl Release {
             app_version: metadata.app_version,
             revision: metadata.revision,
             status: metadata.status,
-            description,
+            description: status.info.description,
             user_values: values,
+            manifest: status.manifest,
         })
     }
 
     /// The newest revision before the current one that is `deployed` or `superseded`:
     /// the rule helm's own `--atomic` uses, and never a failed revision (a bare
-    /// `helm rollback` picks revision − 1 whatever its status, helm-facts §3.10).
+    /// `helm rollback` picks revision − 1 whatever its status).
     pub fn last_good_revision(&self) -> Option<&Revision> {
         self.history
             .iter()
@@ -258,7 +259,7 @@ mod tests {
 
     #[test]
     fn parses_helm_history_json() {
-        // helm-facts §3.1, verified on helm 3.19.0 and 4.1.4.
+        // As helm 3.19.0 and 4.1.4 print it.
         let json = r#"[{"revision":1,"updated":"2026-01-01T10:00:00Z","status":"superseded","chart":"bsr-1.1.0","app_version":"2.0.0","description":"Install complete"},
  {"revision":3,"updated":"2026-01-03T10:00:00Z","status":"failed","chart":"bsr-1.3.0","app_version":"2.2.0","description":"Upgrade \"bsr\" failed: context deadline exceeded"},
  {"revision":4,"updated":"2026-01-03T10:05:00Z","status":"pending-upgrade","chart":"bsr-1.2.0","app_version":"2.1.0","description":"Rollback to 2"}]"#;
@@ -288,6 +289,7 @@ mod tests {
                 })
                 .collect(),
             user_values: serde_json::json!({}),
+            manifest: String::new(),
         }
     }
 

@@ -1,7 +1,7 @@
 //! Chart versions as helm and registries spell them.
 //!
 //! `semver` rejects a leading `v`, and OCI tags cannot hold `+`, so registries store
-//! `1.2.3+build` as `1.2.3_build` (helm reads `_` back as `+`, helm-facts §3.13). This
+//! `1.2.3+build` as `1.2.3_build` (helm reads `_` back as `+` when it lists tags). This
 //! wrapper accepts both spellings, orders by semver precedence, and remembers the spelling
 //! it was given: `helm upgrade --version` must be handed the tag the source really has.
 

@@ -8,7 +8,7 @@
 //! authentication at all — the platform's default credential helper if it is installed,
 //! and otherwise the file's own `auths` entry (`auth` = base64 `user:password`, or
 //! `username`/`password`, plus `identitytoken` and `registrytoken`). The first file that
-//! yields a credential wins (helm-facts §3.13).
+//! yields a credential wins (helm's own lookup order).
 //!
 //! This module owns that lookup and nothing else. It never spawns a credential helper:
 //! the caller passes a [`HelperFn`] that runs `docker-credential-<helper> get` (see
@@ -139,7 +139,7 @@ impl CredentialFiles {
 
     /// [`CredentialFiles::from_env`] with this process's environment.
     pub fn from_process_env() -> CredentialFiles {
-        CredentialFiles::from_env(|k| std::env::var(k).ok(), std::env::home_dir().as_deref())
+        CredentialFiles::from_env(crate::env::get, std::env::home_dir().as_deref())
     }
 }
 
@@ -349,6 +349,22 @@ impl AuthEntry {
 
 /// How to run a helper for [`HelperFn`]: the program and its arguments; the server
 /// address goes on stdin (the docker-credential-helpers protocol).
+/// `docker-credential-<helper> get` for `server` (registry credentials kept by a
+/// credential store), through the process layer.
+pub fn ask_helper(
+    runner: &crate::helm::Runner,
+    helper: &str,
+    server: &str,
+) -> Result<Option<(String, String)>, String> {
+    let (program, args) = helper_invocation(helper);
+    let inv = crate::helm::Invocation::new(format!("ask docker-credential-{helper} for {server}"), program, args);
+    match runner.run_with_input(&inv, Some(server.as_bytes())) {
+        Ok(out) => parse_helper_output(true, &out.stdout),
+        Err(crate::helm::ExecError::Failed { stdout, .. }) => parse_helper_output(false, &stdout),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 pub fn helper_invocation(helper: &str) -> (String, Vec<String>) {
     (format!("docker-credential-{helper}"), vec!["get".to_string()])
 }

@@ -125,7 +125,11 @@ fn listing_from(read: impl IntoIterator<Item = (PathBuf, Result<(String, Availab
 /// The versions of `chart` in `dir`, oldest first, with the warnings of the scan. A
 /// directory that holds no archive of `chart` is an error naming what it does hold.
 pub fn versions_for(dir: &Path, chart: &str) -> Result<Listing, CatalogError> {
-    let listing = scan(dir)?;
+    listing_for(&scan(dir)?, dir, chart)
+}
+
+/// The versions of `chart` in a directory already scanned.
+pub fn listing_for(listing: &DirListing, dir: &Path, chart: &str) -> Result<Listing, CatalogError> {
     let available = listing.versions_of(chart);
     if available.is_empty() {
         return Err(CatalogError::ChartNotInDir {
@@ -135,7 +139,7 @@ pub fn versions_for(dir: &Path, chart: &str) -> Result<Listing, CatalogError> {
             unreadable: listing.warnings.iter().filter(|w| !w.contains("already in another archive")).count(),
         });
     }
-    Ok(Listing { available, warnings: listing.warnings })
+    Ok(Listing { available, warnings: listing.warnings.clone() })
 }
 
 /// The names of the charts packaged in `dir`, sorted: what a `Dir` source offers before

@@ -5,15 +5,18 @@
 //! registries through the distribution API ([`oci`], with helm's registry credentials
 //! found by [`credentials`]) and directories of `*.tgz` ([`dir`]).
 //!
-//! It must not spawn processes: repository sources are listed by `helm search repo` in
-//! `crate::helm`, and docker credential helpers are run by the caller through a closure
-//! (see [`credentials::HelperFn`]). It must not print either: warnings are returned as
-//! data. No error message it builds contains a password or token.
+//! [`offer::offered`] is the one dispatch over sources, for the live run and completion.
+//! It spawns nothing itself: repository charts are listed by `helm search repo` and
+//! docker credential helpers run through `crate::helm`. It must not print either:
+//! warnings are returned as data. No error message it builds contains a password or token.
 
 pub mod credentials;
 pub mod dir;
 pub mod oci;
+pub mod offer;
 pub mod repo;
+
+pub use offer::{ChartArg, Offer, OfferOptions, offered};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -194,6 +197,12 @@ pub enum CatalogError {
     )]
     ListedByHelm { reference: String },
 
+    #[error("{0}")]
+    Helm(String),
+
+    #[error("helm finds no chart {reference}\nhint: check `helm repo list` and `helm search repo {name} --versions`")]
+    NotInRepo { reference: String, name: String },
+
     #[error("registry {registry} refused the credentials from {origin}\nhint: run `helm registry login {registry}`")]
     CredentialsRefused { registry: String, origin: String },
 
@@ -260,6 +269,7 @@ impl CatalogError {
     pub fn exit_code(&self) -> i32 {
         match self {
             CatalogError::BadReference { .. }
+            | CatalogError::NotInRepo { .. }
             | CatalogError::RepositoryNotFound { .. }
             | CatalogError::DirMissing { .. }
             | CatalogError::NotADir { .. }

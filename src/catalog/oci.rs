@@ -1,6 +1,7 @@
 //! Chart versions from an OCI registry: the distribution API's tag list.
 //!
-//! helm has no command that prints an OCI chart's tags (helm-facts §3.13), so this module
+//! helm has no command that prints an OCI chart's tags (`helm search repo oci://…` finds
+//! nothing; it lists tags only internally, to resolve a version constraint), so this module
 //! asks the registry itself: `GET /v2/<repository>/tags/list`, following `Link: <…>;
 //! rel="next"` pages, authenticating as oras-go does for helm — anonymously first, then on
 //! `401` by the `WWW-Authenticate` challenge: `Basic` with the stored user and password,
@@ -284,29 +285,16 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// A bearer token from the realm, as oras-go asks for one: a stored registry token is
-    /// used as it is; an identity token is exchanged by an OAuth2 refresh-token grant;
-    /// otherwise `GET realm?service=…&scope=…` with Basic credentials if there are any
-    /// (anonymous tokens are how public repositories are pulled).
-    fn token(
-        &self,
-        realm: &str,
-        service: Option<&str>,
-        scope: &str,
-        creds: Option<&Credentials>,
-    ) -> Result<String, CatalogError> {
-        if let Some(c) = creds.filter(|c| !c.registry_token.is_empty()) {
-            return Ok(c.registry_token.clone());
-        }
+    /// A token realm must be http(s), and an https registry must not send credentials to a
+    /// plain-text token service (they would travel in the clear).
+    fn check_realm(&self, realm: &str, with_credentials: bool) -> Result<(), CatalogError> {
         if !(realm.starts_with("https://") || realm.starts_with("http://")) {
             return Err(CatalogError::BadResponse {
                 url: self.origin.clone(),
                 reason: format!("the token realm {realm:?} is not an http(s) URL"),
             });
         }
-        if realm.starts_with("http://") && !self.plain_http && creds.is_some() {
-            // An https registry pointing credentials at a plain-text token service would
-            // send them in the clear.
+        if realm.starts_with("http://") && !self.plain_http && with_credentials {
             return Err(CatalogError::BadResponse {
                 url: self.origin.clone(),
                 reason: format!(
@@ -314,7 +302,19 @@ impl Session<'_> {
                 ),
             });
         }
-        let result = match creds {
+        Ok(())
+    }
+
+    /// The token request: an OAuth2 refresh-token grant for an identity token, else a GET
+    /// with Basic credentials when there are any.
+    fn ask_token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+        creds: Option<&Credentials>,
+    ) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+        match creds {
             Some(c) if !c.identity_token.is_empty() => {
                 let mut form = vec![
                     ("grant_type", "refresh_token"),
@@ -339,7 +339,25 @@ impl Session<'_> {
                 }
                 req.call()
             }
-        };
+        }
+    }
+
+    /// A bearer token from the realm, as oras-go asks for one: a stored registry token is
+    /// used as it is; an identity token is exchanged by an OAuth2 refresh-token grant;
+    /// otherwise `GET realm?service=…&scope=…` with Basic credentials if there are any
+    /// (anonymous tokens are how public repositories are pulled).
+    fn token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+        creds: Option<&Credentials>,
+    ) -> Result<String, CatalogError> {
+        if let Some(c) = creds.filter(|c| !c.registry_token.is_empty()) {
+            return Ok(c.registry_token.clone());
+        }
+        self.check_realm(realm, creds.is_some())?;
+        let result = self.ask_token(realm, service, scope, creds);
         let mut resp = result.map_err(|e| self.transport(realm, e))?;
         let status = resp.status().as_u16();
         let body = resp.body_mut().read_to_string().map_err(|e| self.transport(realm, e))?;

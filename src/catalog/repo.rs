@@ -7,7 +7,7 @@ use crate::plan::Available;
 use crate::version::ChartVersion;
 
 /// The versions of exactly `repo/name`. `search repo` matches substrings of names and
-/// descriptions (helm-facts §3.6), so other charts are filtered out here.
+/// descriptions (`bsr` also finds `bsr-tools`), so other charts are filtered out here.
 pub fn parse_search(json: &str, repo: &str, name: &str) -> Result<Vec<Available>, serde_json::Error> {
     #[derive(serde::Deserialize)]
     struct Entry {
@@ -33,7 +33,7 @@ pub fn parse_search(json: &str, repo: &str, name: &str) -> Result<Vec<Available>
 mod tests {
     #[test]
     fn keeps_only_the_exact_chart_with_app_versions() {
-        // helm-facts §3.6 shape, plus a substring match helm also returns.
+        // As helm 3.19.0 and 4.1.4 print it, with a substring match helm also returns.
         let json = r#"[{"name":"demo/bsr","version":"1.3.0","app_version":"2.2.0","description":"x"},
                       {"name":"demo/bsr-tools","version":"9.9.9","app_version":"","description":"x"},
                       {"name":"demo/bsr","version":"v1.2.0","app_version":"","description":"x"}]"#;

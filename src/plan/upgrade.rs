@@ -40,6 +40,47 @@ pub fn plan_upgrade(
     if target == current {
         return Ok(empty_plan(vec![format!("already at {target}: nothing to do")]));
     }
+    let candidates = checked_candidates(available, request)?;
+    // Intermediate stops are always releases: `--devel` lets the operator *target* a
+    // pre-release, it never makes the tool pick one on the way.
+    let stops: Vec<ChartVersion> = candidates
+        .iter()
+        .map(|a| a.version.clone())
+        .filter(|v| v > current && v <= target && (v == target || !v.is_prerelease()))
+        .collect();
+    refuse_a_refused_major(policy, current, target, &stops)?;
+
+    let train = Train::new(current, &stops, policy.upgrade.stop_at);
+    let waypoints = required_waypoints(policy, current, target, &train)?;
+    let builder = StepBuilder { policy, context, available: &candidates };
+    let mut pairs = Vec::new();
+    let mut from = current.clone();
+    for waypoint in waypoints.iter().chain(std::iter::once(target)) {
+        pairs.extend(train.segment(&from, waypoint, policy.upgrade.max_minor_step));
+        from = waypoint.clone();
+    }
+    let sequential = pairs.iter().map(|(a, b)| sequential_hop(&builder, a, b)).collect::<Result<Vec<_>, _>>()?;
+    let fast_path = fast_path_hop(&builder, current, target, &waypoints)?;
+    let (strategy, hops, alternatives) = choose_strategy(request, sequential, fast_path)?;
+    let mut warnings = train.gap_warnings(current, target);
+    if hops.iter().any(|h| h.kind == HopKind::Major) {
+        warnings.push("the path crosses a major version: read the release notes before confirming that hop".into());
+    }
+    Ok(Plan {
+        downtime: hops.iter().any(|h| h.downtime),
+        strategy,
+        hops,
+        alternatives,
+        warnings,
+        preflight: preflight(policy),
+        ..empty_plan(vec![])
+    })
+}
+
+/// The versions the plan may use, once the request itself is sound: the target is newer,
+/// a pre-release only with `--devel`, and offered by the source.
+fn checked_candidates(available: &[Available], request: &UpgradeRequest) -> Result<Vec<Available>, PlanError> {
+    let (current, target) = (&request.current, &request.target);
     if target < current {
         return Err(bad_request(
             format!("{target} is older than the deployed {current}"),
@@ -59,96 +100,78 @@ pub fn plan_upgrade(
             nearest_listing(&candidates, target),
         ));
     }
-    // Intermediate stops are always releases: `--devel` lets the operator *target* a
-    // pre-release, it never makes the tool pick one on the way.
-    let stops: Vec<ChartVersion> = candidates
-        .iter()
-        .map(|a| a.version.clone())
-        .filter(|v| v > current && v <= target && (v == target || !v.is_prerelease()))
-        .collect();
+    Ok(candidates)
+}
 
-    if target.minor().major > current.minor().major && policy.upgrade.major == MajorRule::Refuse {
-        let newest_in_major = stops.iter().rfind(|v| v.minor().major == current.minor().major);
-        let supported = match newest_in_major {
-            Some(v) => format!("upgrade to {v}, the newest {}.x", current.minor().major),
-            None => format!(
-                "{current} is already the newest {}.x available; the vendor documents no major upgrade",
-                current.minor().major
-            ),
-        };
-        return Err(refuse(
-            "major",
-            format!("{current} → {target} crosses a major version; policy {} refuses major upgrades", policy.name),
-            supported,
-        ));
+/// A major upgrade under a policy that refuses them, with the newest version of the
+/// current major as the supported alternative.
+fn refuse_a_refused_major(
+    policy: &Policy,
+    current: &ChartVersion,
+    target: &ChartVersion,
+    stops: &[ChartVersion],
+) -> Result<(), PlanError> {
+    if target.minor().major <= current.minor().major || policy.upgrade.major != MajorRule::Refuse {
+        return Ok(());
     }
+    let newest_in_major = stops.iter().rfind(|v| v.minor().major == current.minor().major);
+    let supported = match newest_in_major {
+        Some(v) => format!("upgrade to {v}, the newest {}.x", current.minor().major),
+        None => format!(
+            "{current} is already the newest {}.x available; the vendor documents no major upgrade",
+            current.minor().major
+        ),
+    };
+    Err(refuse(
+        "major",
+        format!("{current} → {target} crosses a major version; policy {} refuses major upgrades", policy.name),
+        supported,
+    ))
+}
 
-    let train = Train::new(current, &stops, policy.upgrade.stop_at);
-    let waypoints = required_waypoints(policy, current, target, &train)?;
-    let builder = StepBuilder { policy, context, available: &candidates };
-
-    let mut pairs = Vec::new();
-    let mut from = current.clone();
-    for waypoint in waypoints.iter().chain(std::iter::once(target)) {
-        pairs.extend(train.segment(&from, waypoint, policy.upgrade.max_minor_step));
-        from = waypoint.clone();
-    }
-    let sequential_hops = pairs.iter().map(|(a, b)| sequential_hop(&builder, a, b)).collect::<Result<Vec<_>, _>>()?;
-
-    let mut warnings = train.gap_warnings(current, target);
-    let fast_path = fast_path_hop(&builder, current, target, &waypoints)?;
-    let preflight = preflight(policy);
-
-    let (strategy, hops, alternatives) = if request.fast_path {
-        match fast_path {
+/// The hops to walk and the alternative to mention: the fast path when asked for (or a
+/// refusal saying why it is not offered), else the sequential path with the fast path as
+/// its alternative.
+fn choose_strategy(
+    request: &UpgradeRequest,
+    sequential: Vec<Hop>,
+    fast_path: Result<Hop, String>,
+) -> Result<(Strategy, Vec<Hop>, Vec<Alternative>), PlanError> {
+    let (current, target) = (&request.current, &request.target);
+    if request.fast_path {
+        return match fast_path {
             Ok(hop) => {
                 let alternative = Alternative {
                     strategy: Strategy::Sequential,
-                    hops: sequential_hops.len(),
-                    downtime: sequential_hops.iter().any(|h| h.downtime),
+                    hops: sequential.len(),
+                    downtime: sequential.iter().any(|h| h.downtime),
                     flag: None,
-                    summary: format!("hop by hop: {}", path_text(current, &sequential_hops)),
+                    summary: format!("hop by hop: {}", path_text(current, &sequential)),
                 };
-                (Strategy::FastPath, vec![hop], vec![alternative])
+                Ok((Strategy::FastPath, vec![hop], vec![alternative]))
             }
-            Err(why) => {
-                return Err(refuse(
-                    "fast-path",
-                    why,
-                    format!(
-                        "the sequential path {} ({} hop{})",
-                        path_text(current, &sequential_hops),
-                        sequential_hops.len(),
-                        if sequential_hops.len() == 1 { "" } else { "s" }
-                    ),
-                ));
-            }
-        }
-    } else {
-        let alternatives = match fast_path {
-            Ok(hop) => vec![Alternative {
-                strategy: Strategy::FastPath,
-                hops: 1,
-                downtime: hop.downtime,
-                flag: Some("--fast-path".into()),
-                summary: format!("{current} → {target} in one hop: {}", steps_text(&hop.steps)),
-            }],
-            Err(_) => vec![],
+            Err(why) => Err(refuse(
+                "fast-path",
+                why,
+                format!(
+                    "the sequential path {} ({})",
+                    path_text(current, &sequential),
+                    crate::text::count(sequential.len(), "hop", "hops")
+                ),
+            )),
         };
-        (Strategy::Sequential, sequential_hops, alternatives)
-    };
-    if hops.iter().any(|h| h.kind == HopKind::Major) {
-        warnings.push("the path crosses a major version: read the release notes before confirming that hop".into());
     }
-    Ok(Plan {
-        downtime: hops.iter().any(|h| h.downtime),
-        strategy,
-        hops,
-        alternatives,
-        warnings,
-        preflight,
-        ..empty_plan(vec![])
-    })
+    let alternatives = match fast_path {
+        Ok(hop) => vec![Alternative {
+            strategy: Strategy::FastPath,
+            hops: 1,
+            downtime: hop.downtime,
+            flag: Some("--fast-path".into()),
+            summary: format!("{current} → {target} in one hop: {}", steps_text(&hop.steps)),
+        }],
+        Err(_) => vec![],
+    };
+    Ok((Strategy::Sequential, sequential, alternatives))
 }
 
 fn preflight(policy: &Policy) -> Vec<Step> {

@@ -136,24 +136,19 @@ impl<'de> Deserialize<'de> for RawStep {
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a step such as `deploy: {}` or `verify`")
             }
+            /// A bare name is the step with no settings (`verify` is `verify: {}`): read
+            /// through the same derive as the map form, so a new step kind is known here
+            /// without being listed, and one that needs settings says so.
             fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<RawStep, E> {
-                match name {
-                    "verify" => Ok(RawStep(RawStepKind::Verify(RawEmpty {}))),
-                    "deploy" => {
-                        Ok(RawStep(RawStepKind::Deploy(RawDeploy { version: VersionRef::To, set: Default::default() })))
+                let as_map = serde_json::json!({ name: {} });
+                serde_json::from_value::<RawStepKind>(as_map).map(RawStep).map_err(|e| {
+                    let text = e.to_string();
+                    if text.starts_with("missing field") {
+                        E::custom(format!("step `{name}` needs settings: write `{name}: {{...}}`"))
+                    } else {
+                        E::custom(text.split(" at line ").next().unwrap_or(&text))
                     }
-                    "snapshot" => Ok(RawStep(RawStepKind::Snapshot(RawSnapshotStep { message: None }))),
-                    "wait-gone" => Ok(RawStep(RawStepKind::WaitGone(RawWaitGone {
-                        version: VersionRef::From,
-                        selector: default_selector(),
-                    }))),
-                    "run" | "confirm" => {
-                        Err(E::custom(format!("step `{name}` needs settings: write `{name}: {{...}}`")))
-                    }
-                    other => {
-                        Err(E::unknown_variant(other, &["deploy", "verify", "snapshot", "run", "wait-gone", "confirm"]))
-                    }
-                }
+                })
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawStep, A::Error> {
                 RawStepKind::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(RawStep)

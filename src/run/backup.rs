@@ -9,15 +9,12 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::values::{Overrides, RunValues};
-use crate::helm::{ExecError, Helm};
 use crate::release::Release;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
     #[error("cannot write the backup in {path}: {source}\nhint: set XDG_STATE_HOME to a writable folder")]
     Io { path: String, source: std::io::Error },
-    #[error(transparent)]
-    Helm(#[from] ExecError),
 }
 
 /// A written backup: the release's manifest and metadata, and the values the run
@@ -60,10 +57,9 @@ pub(crate) fn new_private_dir(root: &Path, base: &str) -> Result<PathBuf, Backup
     })
 }
 
-/// Save the release's manifest and metadata, and the values this run deploys (`carried`
-/// and the operator's `overrides`), into a new private folder.
+/// Save the release's manifest and metadata (as read at the start), and the values this
+/// run deploys (`carried` and the operator's `overrides`), into a new private folder.
 pub fn take(
-    helm: &Helm,
     release: &Release,
     carried: &serde_json::Value,
     overrides: &Overrides,
@@ -74,8 +70,7 @@ pub fn take(
         &backups_root(),
         &format!("{}-{}-rev{}-{stamp}", release.namespace, release.name, release.revision),
     )?;
-    let manifest = helm.manifest(&release.name)?;
-    write_private(&dir.join("manifest.yaml"), manifest.as_bytes())?;
+    write_private(&dir.join("manifest.yaml"), release.manifest.as_bytes())?;
     let metadata = serde_json::json!({
         "release": release.name,
         "namespace": release.namespace,

@@ -33,7 +33,7 @@ impl Me {
         let pid = std::process::id();
         // `$USER` may be unset in CI containers, hence `unknown`; the host comes from
         // gethostname(2) because `$HOSTNAME` is a shell variable, not exported to us.
-        let user = std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "unknown".to_string());
+        let user = crate::env::get(crate::env::USER).unwrap_or_else(|| "unknown".to_string());
         Me { user, process: Process { host: hostname(), pid, started: start_identity(pid) } }
     }
 

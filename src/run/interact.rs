@@ -10,7 +10,8 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use crate::helm::Signals;
+use crate::printer::Printer;
+use crate::signals::Signals;
 
 /// What the operator chose at a pause between hops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,11 +35,13 @@ pub trait Interaction {
 }
 
 /// `--yes`: every question answered yes, no pauses.
-pub struct Unattended;
+pub struct Unattended {
+    pub printer: Printer,
+}
 
 impl Interaction for Unattended {
     fn confirm(&self, question: &str) -> bool {
-        crate::term::err_line(&format!("{question} yes (--yes)"));
+        self.printer.line(&format!("{question} yes (--yes)"));
         true
     }
     fn pause(&self, _summary: &str) -> PauseChoice {
@@ -48,7 +51,7 @@ impl Interaction for Unattended {
         false
     }
     fn confirm_typed(&self, _prompt: &str, expected: &str) -> bool {
-        crate::term::err_line(&format!("confirmed for {expected} by --yes --accept-data-loss"));
+        self.printer.line(&format!("confirmed for {expected} by --yes --accept-data-loss"));
         true
     }
 }
@@ -56,6 +59,7 @@ impl Interaction for Unattended {
 /// Line prompts on stderr, answers from stdin.
 pub struct Terminal {
     pub signals: Signals,
+    pub printer: Printer,
 }
 
 /// Lines of stdin, read by one background thread, so that a prompt can also give way to
@@ -94,7 +98,7 @@ impl Terminal {
                         || self.signals.terminated()
                         || self.signals.hung_up() =>
                 {
-                    crate::term::err_line("");
+                    self.printer.text("\n");
                     return None;
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -106,18 +110,18 @@ impl Terminal {
 impl Interaction for Terminal {
     fn confirm(&self, question: &str) -> bool {
         loop {
-            crate::term::err(&format!("{question} [y/N] "));
+            self.printer.text(&format!("{question} [y/N] "));
             match self.read_answer().as_deref() {
                 Some("y" | "yes") => return true,
                 Some("n" | "no" | "") | None => return false,
-                Some(_) => crate::term::err_line("please answer y or n"),
+                Some(_) => self.printer.text("please answer y or n\n"),
             }
         }
     }
 
     fn pause(&self, summary: &str) -> PauseChoice {
         loop {
-            crate::term::err(&format!("{summary}\n[c]ontinue, [s]top here, [r]oll back this hop, show s[t]atus? "));
+            self.printer.text(&format!("{summary}\n[c]ontinue, [s]top here, [r]oll back this hop, show s[t]atus? "));
             match self.read_answer().as_deref() {
                 Some("c" | "continue") => return PauseChoice::Continue,
                 // End of input means nobody is there to continue: stopping keeps the
@@ -125,7 +129,7 @@ impl Interaction for Terminal {
                 Some("s" | "stop") | None => return PauseChoice::Stop,
                 Some("r" | "rollback" | "roll back") => return PauseChoice::RollBack,
                 Some("t" | "status") => return PauseChoice::Status,
-                Some(_) => crate::term::err_line("please answer c, s, r or t"),
+                Some(_) => self.printer.text("please answer c, s, r or t\n"),
             }
         }
     }
@@ -135,7 +139,7 @@ impl Interaction for Terminal {
     }
 
     fn confirm_typed(&self, prompt: &str, expected: &str) -> bool {
-        crate::term::err(&format!("{prompt}\nType the release name ({expected}) to go on, anything else to stop: "));
+        self.printer.text(&format!("{prompt}\nType the release name ({expected}) to go on, anything else to stop: "));
         // Compared as typed (read_answer lowercases; release names are lowercase DNS labels).
         self.read_answer().as_deref() == Some(expected.to_lowercase().as_str())
     }
@@ -161,11 +165,10 @@ pub fn decide(yes: bool, stdin_is_terminal: bool, ci: bool) -> Result<Mode, Stri
     }
 }
 
-pub fn for_this_process(yes: bool, signals: &Signals) -> Result<Box<dyn Interaction>, String> {
-    let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
-    Ok(match decide(yes, std::io::stdin().is_terminal(), ci)? {
-        Mode::Unattended => Box::new(Unattended),
-        Mode::Terminal => Box::new(Terminal { signals: signals.clone() }),
+pub fn for_this_process(yes: bool, signals: &Signals, printer: &Printer) -> Result<Box<dyn Interaction>, String> {
+    Ok(match decide(yes, std::io::stdin().is_terminal(), crate::env::in_ci())? {
+        Mode::Unattended => Box::new(Unattended { printer: printer.clone() }),
+        Mode::Terminal => Box::new(Terminal { signals: signals.clone(), printer: printer.clone() }),
     })
 }
 

@@ -25,8 +25,10 @@ pub trait Journal {
     /// A further step that changes something is about to run: step `step` of hop `hop`,
     /// or (None) a step of a way back.
     fn change_starting(&mut self, hop: usize, step: Option<usize>) -> Result<(), JournalError>;
-    /// Hop `index` ended. A lost lock is reported; the walk then changes nothing more.
-    fn hop_ended(&mut self, index: usize, outcome: HopOutcome, message: Option<&str>) -> Result<(), JournalError>;
+    /// Hop `index` ended: noted now, stored with the next write (the next hop's start, or
+    /// the end of the run), which saves a write per hop. A lost lock is found by that
+    /// next write, before anything else changes.
+    fn hop_ended(&mut self, index: usize, outcome: HopOutcome, message: Option<&str>);
     /// helm ran `version` for the release (deployed, or failed after it started): noted
     /// now, stored with the next write.
     fn helm_ran(&mut self, version: &ChartVersion);

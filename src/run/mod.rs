@@ -1,13 +1,60 @@
-//! The executor: walks a plan on a live release. It decides nothing about the path (the
-//! planner did) and spawns nothing itself (everything goes through `crate::helm`).
+//! A live run, as a pipeline of values with one owner each:
+//!
+//! ```text
+//! RunOptions ─ gather ─▶ (Tools, Facts) ─ decide ─▶ Decision { Plan, Consent } ─ execute ─▶ RunReport
+//!                  │                          │                                     │
+//!           helm, kubectl,             the pure planner                 lock, ask, back up, walk,
+//!           ledger, catalog           (crate::plan)                     record (walk, ledger)
+//! ```
+//!
+//! `gather` reads everything and changes nothing; `decide` turns what was read into the
+//! plan (by the pure planner) and the consent it needs; `execute` runs it. The walk talks
+//! to the cluster only through [`cluster::Cluster`], so it is tested with fakes.
 
 pub mod backup;
+pub mod cluster;
+pub mod decide;
+pub mod error;
+pub mod execute;
+pub mod gather;
 pub mod holder;
 pub mod interact;
 pub mod journal;
 pub mod ledger;
 pub mod options;
-pub mod session;
+pub mod policy_choice;
 pub mod unready;
 pub mod values;
 pub mod walk;
+
+use crate::plan::{Direction, Plan};
+use crate::printer::Printer;
+use crate::report::RunReport;
+pub use error::RunError;
+use options::{RollbackOptions, RunOptions, UpgradeOptions};
+
+/// Either a plan to print (`--plan`) or the report of a run.
+pub enum Either {
+    Plan(Box<Plan>),
+    Report(Box<RunReport>),
+}
+
+/// `helm safe-upgrade RELEASE …`.
+pub fn upgrade(opts: &RunOptions, up: &UpgradeOptions, printer: &Printer) -> Result<Either, RunError> {
+    let (tools, mut facts) = gather::gather(opts, Direction::Upgrade, printer)?;
+    let decision = decide::upgrade(&mut facts, opts, up, printer)?;
+    if opts.plan_only {
+        return Ok(Either::Plan(Box::new(decision.plan)));
+    }
+    execute::execute(decision, facts, &tools, opts).map(|r| Either::Report(Box::new(r)))
+}
+
+/// `helm safe-rollback RELEASE …`.
+pub fn rollback(opts: &RunOptions, down: &RollbackOptions, printer: &Printer) -> Result<Either, RunError> {
+    let (tools, mut facts) = gather::gather(opts, Direction::Rollback, printer)?;
+    let decision = decide::rollback(&mut facts, &tools, opts, down)?;
+    if opts.plan_only {
+        return Ok(Either::Plan(Box::new(decision.plan)));
+    }
+    execute::execute(decision, facts, &tools, opts).map(|r| Either::Report(Box::new(r)))
+}

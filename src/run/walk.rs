@@ -4,7 +4,7 @@
 //! The walk executes the very [`Plan`] that was printed; it adds nothing to it except the
 //! recovery, which is itself planned by the pure planner (the policy's one-step downgrade:
 //! a failed 1.1 → 1.2 hop after migrations ran needs BSR's `migratedownto`, not a blind
-//! `helm rollback`). Every process goes through [`crate::helm`].
+//! `helm rollback`). It talks to the cluster only through [`Cluster`].
 //!
 //! Safety rules it keeps:
 //! - Before each hop, the release is read again; if it is not at the revision this walk
@@ -14,92 +14,24 @@
 //!   even a way back.
 //! - The newest version ever deployed is raised only for versions helm actually ran.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
+use super::cluster::Cluster;
 use super::interact::{Interaction, PauseChoice};
 use super::journal::{Journal, JournalError};
 use super::ledger::HopOutcome;
-use super::unready;
 use super::values::RunValues;
-use crate::helm::{ExecError, Helm, Kubectl, policy_command};
+use crate::catalog::ChartArg;
+use crate::helm::ExecError;
 use crate::plan::text::{step_text, steps_text};
 use crate::plan::{self, Available, Context, Hop, Plan, PlanError, RollbackRequest, SnapshotKnowledge, Step, Strategy};
 use crate::policy::Policy;
-use crate::release::{Metadata, Release, ReleaseStatus};
+use crate::release::{Release, ReleaseStatus};
+use crate::report::{Outcome, StepReport};
 use crate::text::for_terminal;
 use crate::ui::progress::Progress;
 use crate::ui::render::step_detail;
 use crate::version::ChartVersion;
-
-/// How helm is told which chart to deploy.
-#[derive(Clone, Debug)]
-pub enum ChartArg {
-    /// `repo/name` or `oci://…`, with `--version`.
-    Reference { reference: String, plain_http: bool },
-    /// Packaged charts on disk: one archive per version.
-    Files(std::collections::BTreeMap<ChartVersion, PathBuf>),
-}
-
-impl ChartArg {
-    /// The chart as helm's positional argument, and the flags that go with it.
-    fn helm_args(&self, version: &ChartVersion) -> Result<(String, Vec<String>), String> {
-        match self {
-            ChartArg::Reference { reference, plain_http } => {
-                let mut flags = vec!["--version".to_string(), version.original().to_string()];
-                if *plain_http {
-                    flags.push("--plain-http".into());
-                }
-                Ok((reference.clone(), flags))
-            }
-            ChartArg::Files(files) => files
-                .get(version)
-                .map(|p| (p.display().to_string(), vec![]))
-                .ok_or_else(|| format!("no packaged chart for {version} in the chart directory")),
-        }
-    }
-}
-
-/// What happened to one step, for people and for `-o json`.
-#[derive(Clone, Debug, Serialize)]
-pub struct StepReport {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub hop: Option<usize>,
-    pub action: String,
-    pub detail: String,
-    pub outcome: &'static str,
-    pub duration_ms: u128,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-}
-
-/// How a walk ended.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "result", rename_all = "kebab-case")]
-pub enum Outcome {
-    Completed {
-        at: ChartVersion,
-    },
-    /// Stopped at a good version by the operator (or a signal) between hops.
-    Stopped {
-        at: ChartVersion,
-        reason: String,
-    },
-    /// A hop failed; the release was brought back to the last good version.
-    Recovered {
-        failed_hop: usize,
-        error: String,
-        at: ChartVersion,
-    },
-    /// A hop failed and so did the way back, or the run could not go on safely (the lock
-    /// was lost, the release changed under it): a human must act.
-    Failed {
-        error: String,
-        next_steps: String,
-    },
-}
 
 #[derive(Debug)]
 enum StepError {
@@ -128,8 +60,6 @@ impl From<ExecError> for StepError {
 
 /// What a walk needs, fixed for its whole length.
 pub struct Setup<'a> {
-    pub helm: &'a Helm,
-    pub kubectl: &'a Kubectl,
     pub policy: &'a Policy,
     pub release: String,
     pub chart: ChartArg,
@@ -160,14 +90,26 @@ struct Left {
     status: ReleaseStatus,
 }
 
+/// The things a walk uses but does not own.
+pub struct Ports<'a> {
+    pub cluster: &'a dyn Cluster,
+    pub interaction: &'a dyn Interaction,
+    pub journal: &'a mut dyn Journal,
+    pub progress: &'a Progress,
+}
+
 pub struct Walk<'a> {
     setup: Setup<'a>,
+    cluster: &'a dyn Cluster,
     interaction: &'a dyn Interaction,
     journal: &'a mut dyn Journal,
     progress: &'a Progress,
     pub reports: Vec<StepReport>,
-    override_files: usize,
+    procedure_files: usize,
     left: Left,
+    /// The last step was a deploy that helm reported deployed at this revision: a
+    /// verify right after it needs no read of its own.
+    fresh_deploy: Option<u64>,
     /// A version helm was asked to deploy and that failed: noted once the release shows
     /// a revision of it (helm ran it, its hooks may have migrated).
     attempted: Option<ChartVersion>,
@@ -182,22 +124,19 @@ pub struct Walk<'a> {
 }
 
 impl<'a> Walk<'a> {
-    pub fn new(
-        setup: Setup<'a>,
-        interaction: &'a dyn Interaction,
-        journal: &'a mut dyn Journal,
-        progress: &'a Progress,
-    ) -> Self {
+    pub fn new(setup: Setup<'a>, ports: Ports<'a>) -> Self {
         let overrides_in_effect = setup.overrides_in_effect;
         let (revision, version, status) = setup.start.clone();
         Walk {
             left: Left { revision: Some(revision), version, status },
             setup,
-            interaction,
-            journal,
-            progress,
+            cluster: ports.cluster,
+            interaction: ports.interaction,
+            journal: ports.journal,
+            progress: ports.progress,
             reports: vec![],
-            override_files: 0,
+            procedure_files: 0,
+            fresh_deploy: None,
             attempted: None,
             commands_ran: false,
             overrides_in_effect,
@@ -212,22 +151,12 @@ impl<'a> Walk<'a> {
 
     /// Walk every hop of `plan` (its preflight backup is the caller's, done before).
     pub fn run(&mut self, plan: &Plan) -> Outcome {
-        let preflight: Vec<&Step> = plan.preflight.iter().filter(|s| !matches!(s, Step::Backup { .. })).collect();
-        if preflight.iter().any(|s| s.changes_something())
-            && let Err(e) = self.journal.hop_starting(plan, 0, None)
-        {
-            return self.halted(e, &plan.from, "before the preflight");
+        if let Err(outcome) = self.preflight(plan) {
+            return outcome;
         }
-        for step in preflight {
-            if let Err(e) = self.step(None, &plan.from, step) {
-                // Nothing has changed yet: a preflight snapshot that fails stops the run.
-                return Outcome::Stopped { at: plan.from.clone(), reason: format!("preflight: {}", e.message()) };
-            }
-        }
-        let total = plan.hops.len();
         for (i, hop) in plan.hops.iter().enumerate() {
             // A safe point: the previous hop (if any) is deployed and verified.
-            let signals = &self.setup.helm.runner.signals;
+            let signals = self.cluster.signals();
             if signals.stop_requested() {
                 return Outcome::Stopped {
                     at: hop.from.clone(),
@@ -237,81 +166,109 @@ impl<'a> Walk<'a> {
                     ),
                 };
             }
-            if let Err(outcome) = self.check_unchanged(i, plan) {
+            if let Err(outcome) = self.walk_hop(plan, i, hop) {
                 return outcome;
             }
-            self.progress.line(&format!("hop {}/{total}: {} → {} ({})", i + 1, hop.from, hop.to, hop.procedure));
-            let first_change = hop.steps.iter().position(Step::changes_something);
-            if let Err(e) = self.journal.hop_starting(plan, i, first_change) {
-                return self.halted(e, &hop.from, &format!("before hop {}", i + 1));
-            }
-            self.commands_ran = false;
-            self.overrides_at_hop_start = self.overrides_in_effect;
-            let mut deployed_override = false;
-            for (n, step) in hop.steps.iter().enumerate() {
-                if let Step::Deploy { set, .. } = step {
-                    deployed_override = !set.is_empty();
-                }
-                if step.changes_something()
-                    && Some(n) != first_change
-                    && let Err(e) = self.journal.change_starting(i, Some(n))
-                {
-                    return self.halted(e, &self.left.version.clone(), &format!("during hop {}", i + 1));
-                }
-                if let Err(e) = self.step(Some(i), &hop.to, step) {
-                    if let StepError::Halted(e) = e {
-                        return self.halted(e, &self.left.version.clone(), &format!("during hop {}", i + 1));
-                    }
-                    let recorded = self.journal.hop_ended(i, HopOutcome::Failed, Some(e.message()));
-                    if let Err(lost) = recorded.as_ref().map_err(|e| e.clone())
-                        && lost.lost_lock
-                    {
-                        return self.halted(lost, &self.left.version.clone(), &format!("after hop {} failed", i + 1));
-                    }
-                    return self.recover(i, hop, e, deployed_override);
-                }
-            }
-            if let Err(outcome) = self.ensure_left_known(&hop.to) {
-                return outcome;
-            }
-            if let Err(e) = self.journal.hop_ended(i, HopOutcome::Succeeded, None)
-                && e.lost_lock
+            let last = i + 1 == plan.hops.len();
+            if !last
+                && !self.cluster.signals().stop_requested()
+                && let Some(outcome) = self.pause(plan, i, hop)
             {
-                return self.halted(e, &hop.to, &format!("after hop {}", i + 1));
-            }
-            if i + 1 == total || self.setup.helm.runner.signals.stop_requested() {
-                continue;
-            }
-            loop {
-                let next = &plan.hops[i + 1];
-                let summary = format!(
-                    "{} is deployed and verified ({}/{total}). Next: {} → {} ({}).",
-                    hop.to,
-                    i + 1,
-                    next.from,
-                    next.to,
-                    steps_text(&next.steps)
-                );
-                match self.interaction.pause(&summary) {
-                    PauseChoice::Continue => break,
-                    PauseChoice::Stop => {
-                        let signals = &self.setup.helm.runner.signals;
-                        let reason = if signals.stop_requested() {
-                            format!(
-                                "{}: stopped at a pause; run the same command again to continue",
-                                signals.stop_reason()
-                            )
-                        } else {
-                            "stopped by the operator; run the same command again to continue".to_string()
-                        };
-                        return Outcome::Stopped { at: hop.to.clone(), reason };
-                    }
-                    PauseChoice::RollBack => return self.roll_back_hop(i, hop),
-                    PauseChoice::Status => self.show_status(),
-                }
+                return outcome;
             }
         }
         Outcome::Completed { at: plan.to.clone() }
+    }
+
+    /// The preflight's steps other than the backup (a snapshot), recorded first.
+    fn preflight(&mut self, plan: &Plan) -> Result<(), Outcome> {
+        let steps: Vec<&Step> = plan.preflight.iter().filter(|s| !matches!(s, Step::Backup { .. })).collect();
+        if steps.iter().any(|s| s.changes_something())
+            && let Err(e) = self.journal.hop_starting(plan, 0, None)
+        {
+            return Err(self.halted(e, &plan.from, "before the preflight"));
+        }
+        for step in steps {
+            if let Err(e) = self.step(None, step) {
+                // Nothing has changed yet: a preflight snapshot that fails stops the run.
+                return Err(Outcome::Stopped { at: plan.from.clone(), reason: format!("preflight: {}", e.message()) });
+            }
+        }
+        Ok(())
+    }
+
+    /// One hop: checked, recorded, walked; on failure, brought back.
+    fn walk_hop(&mut self, plan: &Plan, i: usize, hop: &Hop) -> Result<(), Outcome> {
+        self.check_unchanged(i, plan)?;
+        self.progress.line(&format!(
+            "hop {}/{}: {} → {} ({})",
+            i + 1,
+            plan.hops.len(),
+            hop.from,
+            hop.to,
+            hop.procedure
+        ));
+        let first_change = hop.steps.iter().position(Step::changes_something);
+        if let Err(e) = self.journal.hop_starting(plan, i, first_change) {
+            return Err(self.halted(e, &hop.from, &format!("before hop {}", i + 1)));
+        }
+        self.commands_ran = false;
+        self.overrides_at_hop_start = self.overrides_in_effect;
+        let mut deployed_override = false;
+        for (n, step) in hop.steps.iter().enumerate() {
+            if let Step::Deploy { set, .. } = step {
+                deployed_override = !set.is_empty();
+            }
+            if step.changes_something()
+                && Some(n) != first_change
+                && let Err(e) = self.journal.change_starting(i, Some(n))
+            {
+                return Err(self.halted(e, &self.left.version.clone(), &format!("during hop {}", i + 1)));
+            }
+            match self.step(Some(i), step) {
+                Ok(()) => {}
+                Err(StepError::Halted(e)) => {
+                    return Err(self.halted(e, &self.left.version.clone(), &format!("during hop {}", i + 1)));
+                }
+                Err(e) => {
+                    self.journal.hop_ended(i, HopOutcome::Failed, Some(e.message()));
+                    return Err(self.recover(i, hop, e, deployed_override));
+                }
+            }
+        }
+        self.ensure_left_known(&hop.to)?;
+        self.journal.hop_ended(i, HopOutcome::Succeeded, None);
+        Ok(())
+    }
+
+    /// The pause after hop `i`: None to go on, or how the walk ends.
+    fn pause(&mut self, plan: &Plan, i: usize, hop: &Hop) -> Option<Outcome> {
+        let next = &plan.hops[i + 1];
+        let summary = format!(
+            "{} is deployed and verified ({}/{}). Next: {} → {} ({}).",
+            hop.to,
+            i + 1,
+            plan.hops.len(),
+            next.from,
+            next.to,
+            steps_text(&next.steps)
+        );
+        loop {
+            match self.interaction.pause(&summary) {
+                PauseChoice::Continue => return None,
+                PauseChoice::Stop => {
+                    let signals = self.cluster.signals();
+                    let reason = if signals.stop_requested() {
+                        format!("{}: stopped at a pause; run the same command again to continue", signals.stop_reason())
+                    } else {
+                        "stopped by the operator; run the same command again to continue".to_string()
+                    };
+                    return Some(Outcome::Stopped { at: hop.to.clone(), reason });
+                }
+                PauseChoice::RollBack => return Some(self.roll_back_hop(i, hop)),
+                PauseChoice::Status => self.show_status(),
+            }
+        }
     }
 
     /// The run cannot go on safely: say where the release stands and what to do.
@@ -341,18 +298,15 @@ impl<'a> Walk<'a> {
     /// policy's down-migration).
     fn check_unchanged(&mut self, index: usize, plan: &Plan) -> Result<(), Outcome> {
         let release = self.release().to_string();
-        let meta: Metadata = self
-            .setup
-            .helm
-            .metadata(format!("check that {release} is still where this run left it"), &release)
-            .map_err(|e| Outcome::Failed {
-                error: format!("cannot read {release} before hop {}: {e}", index + 1),
-                next_steps: format!(
-                    "{release} was at {} when this run last saw it; nothing of hop {} was started. When the cluster answers again, run the same command again",
-                    self.left.version,
-                    index + 1
-                ),
-            })?;
+        let purpose = format!("check that {release} is still where this run left it");
+        let meta = self.cluster.metadata(purpose, &release).map_err(|e| Outcome::Failed {
+            error: format!("cannot read {release} before hop {}: {e}", index + 1),
+            next_steps: format!(
+                "{release} was at {} when this run last saw it; nothing of hop {} was started. When the cluster answers again, run the same command again",
+                self.left.version,
+                index + 1
+            ),
+        })?;
         let version = ChartVersion::parse(&meta.version).ok();
         let same = meta.status == self.left.status
             && version.as_ref() == Some(&self.left.version)
@@ -386,25 +340,28 @@ impl<'a> Walk<'a> {
         if self.left.revision.is_some() && self.left.version == *version {
             return Ok(());
         }
-        self.verify_deployed(version).map(|_| ()).map_err(|e| Outcome::Failed {
+        self.read_deployed(version).map(|_| ()).map_err(|e| Outcome::Failed {
             error: e.message().to_string(),
             next_steps: format!("check `helm status {}`", self.release()),
         })
     }
 
     fn show_status(&self) {
-        match self.setup.helm.status_text(self.release()) {
+        match self.cluster.status_text(self.release()) {
             // A chart's NOTES are the chart author's text: shown, not obeyed.
             Ok(text) => self.progress.line(&for_terminal(text.trim_end())),
             Err(e) => self.progress.line(&e.to_string()),
         }
     }
 
-    fn step(&mut self, hop: Option<usize>, hop_target: &ChartVersion, step: &Step) -> Result<(), StepError> {
+    fn step(&mut self, hop: Option<usize>, step: &Step) -> Result<(), StepError> {
         let started = Instant::now();
         let detail = step_text(step);
         self.progress.step_started(&format!("  {detail}"), step.asks_operator());
-        let result = self.execute(hop_target, step);
+        let result = self.execute(step);
+        if !matches!(step, Step::Deploy { .. }) {
+            self.fresh_deploy = None;
+        }
         let elapsed = started.elapsed();
         let (outcome, message) = match &result {
             Ok(()) => ("ok", None),
@@ -424,47 +381,24 @@ impl<'a> Walk<'a> {
         result
     }
 
-    fn execute(&mut self, hop_target: &ChartVersion, step: &Step) -> Result<(), StepError> {
-        let runner = &self.setup.helm.runner;
+    fn execute(&mut self, step: &Step) -> Result<(), StepError> {
         match step {
             Step::Backup { .. } => Ok(()),
             Step::Deploy { version, revision: Some(revision), .. } => self.rollback_to(version, *revision),
             Step::Deploy { version, set, .. } => self.deploy(version, set),
             Step::Verify { version, checks } => {
-                self.verify_deployed(version)?;
+                self.verify(version)?;
                 for check in checks {
-                    let inv = policy_command(format!("check {}", check.name), &unfilled_ok(&check.argv)?, vec![]);
-                    runner.run(&inv)?;
+                    self.cluster.policy_command(format!("check {}", check.name), &unfilled_ok(&check.argv)?)?;
                 }
                 Ok(())
             }
-            Step::Snapshot { message, argv: Some(argv) } => {
-                let inv = policy_command(format!("take a snapshot ({message})"), &unfilled_ok(argv)?, vec![]);
-                runner.run(&inv)?;
-                self.journal.snapshot_taken(&self.left.version.clone(), "command");
-                Ok(())
-            }
-            Step::Snapshot { message, argv: None } => {
-                let at = self.left.version.clone();
-                if self.setup.snapshot_taken {
-                    self.journal.snapshot_taken(&at, "--snapshot-taken");
-                    Ok(())
-                } else if self.interaction.attended()
-                    && self.interaction.confirm(&format!("{message} Has the snapshot been taken?"))
-                {
-                    self.journal.snapshot_taken(&at, "confirmed by the operator");
-                    Ok(())
-                } else {
-                    let _ = hop_target;
-                    Err(StepError::Declined(format!("no snapshot was taken ({message})")))
-                }
-            }
+            Step::Snapshot { message, argv } => self.snapshot(message, argv.as_deref()),
             Step::Run { name, argv } => {
-                let inv = policy_command(name.clone(), &unfilled_ok(argv)?, vec![]);
                 self.commands_ran = true;
-                let out = runner.run(&inv)?;
-                if !out.stdout.trim().is_empty() {
-                    self.progress.line(&format!("    {}", for_terminal(out.stdout.trim_end()).replace('\n', "\n    ")));
+                let stdout = self.cluster.policy_command(name.clone(), &unfilled_ok(argv)?)?;
+                if !stdout.trim().is_empty() {
+                    self.progress.line(&format!("    {}", for_terminal(stdout.trim_end()).replace('\n', "\n    ")));
                 }
                 Ok(())
             }
@@ -477,6 +411,27 @@ impl<'a> Walk<'a> {
                 }
             }
         }
+    }
+
+    /// A snapshot by the policy's command, or one the operator confirms (or vouched for
+    /// with `--snapshot-taken`).
+    fn snapshot(&mut self, message: &str, argv: Option<&[String]>) -> Result<(), StepError> {
+        let at = self.left.version.clone();
+        let how = match argv {
+            Some(argv) => {
+                self.cluster.policy_command(format!("take a snapshot ({message})"), &unfilled_ok(argv)?)?;
+                "command"
+            }
+            None if self.setup.snapshot_taken => "--snapshot-taken",
+            None if self.interaction.attended()
+                && self.interaction.confirm(&format!("{message} Has the snapshot been taken?")) =>
+            {
+                "confirmed by the operator"
+            }
+            None => return Err(StepError::Declined(format!("no snapshot was taken ({message})"))),
+        };
+        self.journal.snapshot_taken(&at, how);
+        Ok(())
     }
 
     fn deploy(
@@ -494,8 +449,8 @@ impl<'a> Walk<'a> {
         if !set.is_empty() {
             // The procedure's own values (maintenance mode) go in a file of their own for
             // this deploy only: they are never carried to the next hop.
-            self.override_files += 1;
-            let path = self.setup.values.dir.join(format!("procedure-{}.json", self.override_files));
+            self.procedure_files += 1;
+            let path = self.setup.values.dir.join(format!("procedure-{}.json", self.procedure_files));
             let _ = std::fs::remove_file(&path);
             super::backup::write_private(&path, serde_json::to_string(set).expect("json").as_bytes())
                 .map_err(|e| StepError::Failed(e.to_string()))?;
@@ -504,7 +459,7 @@ impl<'a> Walk<'a> {
         // Bare `--wait` means the same on helm 3 and 4 (helm 4: the kstatus watcher),
         // while `--wait=true` warns on 4 and `--wait=watcher` fails on 3.
         flags.extend(["--wait".into(), "--timeout".into(), self.setup.timeout.clone()]);
-        if self.setup.helm.major >= 4 && self.commands_ran {
+        if self.cluster.helm_major() >= 4 && self.commands_ran {
             // The procedure's own commands changed fields helm manages (Sourcegraph and
             // Coder scale the services to 0); helm 4's server-side apply would refuse to
             // take them back ("conflict with kubectl"). Helm 3's three-way merge does.
@@ -512,12 +467,12 @@ impl<'a> Walk<'a> {
         }
         let purpose = format!("upgrade {} to {version}", self.release());
         self.attempted = Some(version.clone());
-        let deployed =
-            self.setup.helm.upgrade(purpose, &self.setup.release, &chart, flags).map_err(|e| self.wait_failed(e))?;
+        let deployed = self.cluster.upgrade(purpose, self.release(), &chart, flags).map_err(|e| self.wait_failed(e))?;
         self.attempted = None;
         self.journal.helm_ran(version);
-        self.left =
-            Left { revision: Some(deployed.revision), version: version.clone(), status: ReleaseStatus::Deployed };
+        let status = if deployed.status == "deployed" { ReleaseStatus::Deployed } else { ReleaseStatus::Unknown };
+        self.left = Left { revision: Some(deployed.revision), version: version.clone(), status };
+        self.fresh_deploy = (status == ReleaseStatus::Deployed).then_some(deployed.revision);
         self.overrides_in_effect = with_overrides && self.setup.values.has_overrides();
         Ok(())
     }
@@ -536,55 +491,25 @@ impl<'a> Walk<'a> {
     fn wait_failed(&self, error: ExecError) -> StepError {
         let mut message = error.to_string().trim_end().to_string();
         // A second Ctrl-C means "leave now": no more cluster reads.
-        if matches!(error, ExecError::Failed { .. }) && !self.setup.helm.runner.signals.stop_now() {
-            let lines = self.explain_unready();
+        if matches!(error, ExecError::Failed { .. }) && !self.cluster.signals().stop_now() {
+            let lines = self.cluster.explain_unready(self.release());
             if !lines.is_empty() {
                 message.push_str("\nnot ready:");
                 for line in lines {
                     message.push_str("\n  ");
-                    message.push_str(&line);
+                    message.push_str(&for_terminal(&line));
                 }
             }
         }
         StepError::Failed(message)
     }
 
-    /// The release's workloads that are short of ready pods (from the manifest helm just
-    /// tried to apply), each followed by what its unready pods say. Best effort: a read
-    /// that fails here loses the explanation, never the failure being explained.
-    fn explain_unready(&self) -> Vec<String> {
-        let Ok(manifest) = self.setup.helm.manifest(self.release()) else {
-            return vec![];
-        };
-        let mut by_namespace: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-        for workload in unready::workloads(&manifest) {
-            let namespace = workload.namespace.clone().unwrap_or_else(|| self.setup.kubectl.namespace.clone());
-            by_namespace.entry(namespace).or_default().push(workload.kubectl_ref());
-        }
-        let mut lines = vec![];
-        for (namespace, refs) in by_namespace {
-            let mut kubectl = self.setup.kubectl.clone();
-            kubectl.namespace = namespace;
-            let refs: Vec<&str> = refs.iter().map(String::as_str).collect();
-            for object in kubectl_objects(&kubectl, "read the release's workloads", vec![], &refs) {
-                let Some(summary) = unready::not_ready(&object) else { continue };
-                lines.push(summary);
-                let Some(selector) = unready::pod_selector(&object) else { continue };
-                let flags = vec!["pods".into(), "--selector".into(), selector];
-                let pods = kubectl_objects(&kubectl, "list the workload's pods", flags, &[]);
-                lines.extend(unready::pod_problems(&pods).into_iter().map(|p| format!("  {p}")));
-            }
-        }
-        lines.into_iter().map(|l| for_terminal(&l).into_owned()).collect()
-    }
-
     /// `helm rollback RELEASE REV`: that revision's chart and values, as they ran then.
     fn rollback_to(&mut self, version: &ChartVersion, revision: u64) -> Result<(), StepError> {
         let purpose = format!("roll {} back to revision {revision} ({version})", self.release());
         self.attempted = Some(version.clone());
-        self.setup
-            .helm
-            .rollback(purpose, &self.setup.release, revision, &self.setup.timeout)
+        self.cluster
+            .rollback(purpose, self.release(), revision, &self.setup.timeout)
             .map_err(|e| self.wait_failed(e))?;
         self.attempted = None;
         self.journal.helm_ran(version);
@@ -593,9 +518,18 @@ impl<'a> Walk<'a> {
         Ok(())
     }
 
-    fn verify_deployed(&mut self, version: &ChartVersion) -> Result<(), StepError> {
+    /// The release is deployed at `version`: from the deploy just made when helm reported
+    /// it, else by reading the release.
+    fn verify(&mut self, version: &ChartVersion) -> Result<(), StepError> {
+        if self.fresh_deploy.is_some() && self.left.version == *version && self.left.status == ReleaseStatus::Deployed {
+            return Ok(());
+        }
+        self.read_deployed(version)
+    }
+
+    fn read_deployed(&mut self, version: &ChartVersion) -> Result<(), StepError> {
         let release = self.release().to_string();
-        let meta: Metadata = self.setup.helm.metadata(format!("verify {release} is deployed at {version}"), &release)?;
+        let meta = self.cluster.metadata(format!("verify {release} is deployed at {version}"), &release)?;
         let live = ChartVersion::parse(&meta.version).ok();
         if meta.status != ReleaseStatus::Deployed || live.as_ref() != Some(version) {
             return Err(StepError::Failed(format!(
@@ -609,26 +543,17 @@ impl<'a> Walk<'a> {
     }
 
     fn wait_gone(&self, version: &ChartVersion, selector: &str) -> Result<(), StepError> {
-        #[derive(serde::Deserialize)]
-        struct List {
-            items: Vec<serde_json::Value>,
-        }
         let selector = unfilled_ok(&[selector.to_string()])?.remove(0);
         let limit = crate::duration::parse(&self.setup.timeout).unwrap_or(Duration::from_secs(300));
         let deadline = Instant::now() + limit;
         loop {
-            let list: List = self.setup.kubectl.json(
-                format!("list the pods of {version}"),
-                vec!["get".into(), "pods".into(), "--selector".into(), selector.clone(), "-o".into(), "json".into()],
-                &[],
-            )?;
-            if list.items.is_empty() {
+            let left = self.cluster.count_pods(format!("list the pods of {version}"), &selector)?;
+            if left == 0 {
                 return Ok(());
             }
             if Instant::now() > deadline {
                 return Err(StepError::Failed(format!(
-                    "{} pod(s) of {version} still running after {} ({selector})",
-                    list.items.len(),
+                    "{left} pod(s) of {version} still running after {} ({selector})",
                     self.setup.timeout
                 )));
             }
@@ -639,7 +564,7 @@ impl<'a> Walk<'a> {
     /// The live release, noting a version helm ran although the command failed (its
     /// revision is in the history): its hooks may have migrated the database.
     fn read_live(&mut self) -> Result<Release, String> {
-        let live = Release::read(self.setup.helm, self.release()).map_err(|e| e.to_string())?;
+        let live = self.cluster.read(self.release()).map_err(|e| e.to_string())?;
         if let Some(tried) = self.attempted.take() {
             let since = self.left.revision.unwrap_or(0);
             if live.history.iter().any(|r| r.revision > since && r.version.as_ref() == Some(&tried)) {
@@ -655,23 +580,21 @@ impl<'a> Walk<'a> {
         self.progress.line(&format!("hop {} failed: {error_text}", index + 1));
         let live = self.read_live();
         if !self.setup.bring_back_failed_hops {
-            return Outcome::Failed {
-                error: error_text,
-                next_steps: match live {
-                    Ok(live) => format!(
-                        "release {} is {} at {} (revision {}); the rollback from {} to {} did not finish. Fix the cause, then run `helm safe-rollback {} --to {}` again; the backup printed above holds the values and manifest from before",
-                        self.release(),
-                        live.status.as_str(),
-                        live.version,
-                        live.revision,
-                        hop.from,
-                        hop.to,
-                        self.release(),
-                        hop.to
-                    ),
-                    Err(e) => format!("check `helm status {}` ({e})", self.release()),
-                },
+            let next_steps = match live {
+                Ok(live) => format!(
+                    "release {} is {} at {} (revision {}); the rollback from {} to {} did not finish. Fix the cause, then run `helm safe-rollback {} --to {}` again; the backup printed above holds the values and manifest from before",
+                    self.release(),
+                    live.status.as_str(),
+                    live.version,
+                    live.revision,
+                    hop.from,
+                    hop.to,
+                    self.release(),
+                    hop.to
+                ),
+                Err(e) => format!("check `helm status {}` ({e})", self.release()),
             };
+            return Outcome::Failed { error: error_text, next_steps };
         }
         let live = match live {
             Ok(live) => live,
@@ -679,16 +602,14 @@ impl<'a> Walk<'a> {
                 return Outcome::Failed {
                     error: format!("{error_text}\nthen reading the release failed: {e}"),
                     next_steps: format!(
-                        "check `helm status {}` and `helm history {}`; if the release is pending-*, `helm safe-rollback {} --to {}` brings it back the policy's way once no helm works on it",
-                        self.release(),
-                        self.release(),
+                        "check `helm status {0}` and `helm history {0}`; if the release is pending-*, `helm safe-rollback {0} --to {1}` brings it back the policy's way once no helm works on it",
                         self.release(),
                         hop.from
                     ),
                 };
             }
         };
-        if self.setup.helm.runner.signals.stop_now() {
+        if self.cluster.signals().stop_now() {
             return Outcome::Failed {
                 error: format!("{error_text}\nstopped at the operator's request before bringing the release back"),
                 next_steps: self.by_hand(&live, hop, &[]),
@@ -747,7 +668,7 @@ impl<'a> Walk<'a> {
                 };
                 return Err((StepError::Halted(e), next_steps));
             }
-            if let Err(e) = self.step(Some(index), &hop.from, step) {
+            if let Err(e) = self.step(Some(index), step) {
                 // The failed way back may have made a revision of its own: advise from there.
                 let now = self.read_live().unwrap_or_else(|_| live.clone());
                 return Err((e, self.by_hand(&now, hop, &steps[done..])));
@@ -779,7 +700,7 @@ impl<'a> Walk<'a> {
         }
         match self.walk_back(index, hop, &steps, &live) {
             Ok(()) => {
-                let _ = self.journal.hop_ended(index, HopOutcome::RolledBack, Some("rolled back by the operator"));
+                self.journal.hop_ended(index, HopOutcome::RolledBack, Some("rolled back by the operator"));
                 Outcome::Stopped {
                     at: hop.from.clone(),
                     reason: format!("hop {} rolled back by the operator", index + 1),
@@ -856,13 +777,12 @@ impl<'a> Walk<'a> {
                 rest.join("; ")
             );
         }
-        let warning = self
-            .setup
-            .policy
+        let policy = self.setup.policy;
+        let warning = policy
             .downgrade
             .data_loss_warning
             .as_deref()
-            .map(|w| format!(" Policy {}: {w}", self.setup.policy.name))
+            .map(|w| format!(" Policy {}: {w}", policy.name))
             .unwrap_or_default();
         let pending = if live.status.is_pending() {
             format!(
@@ -884,31 +804,6 @@ impl<'a> Walk<'a> {
     }
 }
 
-/// `kubectl get FLAGS -o json -- NAMES` as a list of objects: a List's items, or the one
-/// object. Whatever kubectl printed counts even when it also failed (one of several names
-/// not found still lists the others); anything else gives nothing.
-fn kubectl_objects(kubectl: &Kubectl, purpose: &str, flags: Vec<String>, names: &[&str]) -> Vec<serde_json::Value> {
-    let mut args = vec!["get".to_string()];
-    args.extend(flags);
-    // A cluster that stopped answering must not hold up the report of a failure.
-    args.extend(["-o".into(), "json".into(), "--request-timeout".into(), "10s".into()]);
-    let stdout = match kubectl.run(purpose, args, names) {
-        Ok(out) => out.stdout,
-        Err(ExecError::Failed { stdout, .. }) => stdout,
-        Err(_) => return vec![],
-    };
-    match serde_json::from_str::<serde_json::Value>(&stdout) {
-        Ok(serde_json::Value::Object(mut list)) if list.get("kind").and_then(|k| k.as_str()) == Some("List") => {
-            match list.remove("items") {
-                Some(serde_json::Value::Array(items)) => items,
-                _ => vec![],
-            }
-        }
-        Ok(object @ serde_json::Value::Object(_)) => vec![object],
-        _ => vec![],
-    }
-}
-
 /// Refuse to run an argv that still holds `{placeholder}`s: running a half-filled command
 /// (an empty schema version, say) could do damage.
 fn unfilled_ok(argv: &[String]) -> Result<Vec<String>, StepError> {
@@ -925,13 +820,4 @@ fn unfilled_ok(argv: &[String]) -> Result<Vec<String>, StepError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn half_filled_commands_are_refused() {
-        let err = unfilled_ok(&["bufd".into(), "migratedownto".into(), "{to_schema}".into()]).unwrap_err();
-        assert!(err.message().contains("{to_schema}"), "{err:?}");
-        assert!(unfilled_ok(&["kubectl".into(), "get".into()]).is_ok());
-    }
-}
+mod tests;

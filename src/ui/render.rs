@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::plan::text::{step_text, steps_text};
 use crate::plan::{Hop, HopKind, Plan, Refusal, Step, Strategy};
 use crate::policy::Policy;
+use crate::text::display_argv;
 
 pub fn plan_json(plan: &Plan) -> String {
     serde_json::to_string_pretty(plan).expect("a plan always serialises")
@@ -50,6 +51,57 @@ fn strategy_text(strategy: Strategy) -> &'static str {
 
 /// The plan as people read it: a header, the hop table, each hop's steps in full.
 pub fn plan_table(plan: &Plan) -> String {
+    let mut out = header(plan);
+    if plan.hops.is_empty() {
+        for w in &plan.warnings {
+            let _ = writeln!(out, "{w}");
+        }
+        return out;
+    }
+    if !plan.preflight.is_empty() {
+        let _ = writeln!(out, "\npreflight");
+        for step in &plan.preflight {
+            let _ = writeln!(out, "  - {}", step_detail(step));
+        }
+    }
+    out.push('\n');
+    out.push_str(&hop_table(plan));
+    // The table row says all there is for a plain deploy-and-verify hop; spell out the
+    // rest (commands, snapshots, pauses), because that is what the operator confirms.
+    for (i, hop) in plan.hops.iter().enumerate().filter(|(_, h)| !is_plain(h)) {
+        let _ = writeln!(out, "\nhop {}: {} → {} ({})", i + 1, hop.from, hop.to, hop.procedure);
+        if let Some(notes) = hop.release_notes.as_ref().filter(|_| hop.kind == HopKind::Major) {
+            let _ = writeln!(out, "  release notes: {notes}");
+        }
+        for (n, step) in hop.steps.iter().enumerate() {
+            let _ = writeln!(out, "  {}. {}", n + 1, step_detail(step));
+        }
+    }
+    if !plan.alternatives.is_empty() {
+        let _ = writeln!(out, "\nalternatives");
+        for alt in &plan.alternatives {
+            let flag = alt.flag.as_deref().map(|f| format!(" ({f})")).unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  - {}{flag}: {}, downtime {}: {}",
+                strategy_text(alt.strategy),
+                crate::text::count(alt.hops, "hop", "hops"),
+                yes_no(alt.downtime),
+                alt.summary
+            );
+        }
+    }
+    if !plan.warnings.is_empty() {
+        let _ = writeln!(out, "\nwarnings");
+        for w in &plan.warnings {
+            let _ = writeln!(out, "  - {w}");
+        }
+    }
+    out
+}
+
+/// `upgrade bsr 1.0.4 → 1.3.2  (policy bsr, …)` and where the policy and chart came from.
+fn header(plan: &Plan) -> String {
     let mut out = String::new();
     let direction = match plan.direction {
         crate::plan::Direction::Upgrade => "upgrade",
@@ -71,19 +123,11 @@ pub fn plan_table(plan: &Plan) -> String {
             let _ = writeln!(out, "  chart:  {chart}");
         }
     }
-    if plan.hops.is_empty() {
-        for w in &plan.warnings {
-            let _ = writeln!(out, "{w}");
-        }
-        return out;
-    }
-    if !plan.preflight.is_empty() {
-        let _ = writeln!(out, "\npreflight");
-        for step in &plan.preflight {
-            let _ = writeln!(out, "  - {}", step_detail(step));
-        }
-    }
+    out
+}
 
+/// One row per hop, columns aligned.
+fn hop_table(plan: &Plan) -> String {
     let rows: Vec<[String; 6]> = plan
         .hops
         .iter()
@@ -106,7 +150,7 @@ pub fn plan_table(plan: &Plan) -> String {
             *w = (*w).max(cell.chars().count());
         }
     }
-    out.push('\n');
+    let mut out = String::new();
     for row in std::iter::once(&header).chain(&rows) {
         let mut line = String::new();
         for (i, cell) in row.iter().enumerate() {
@@ -118,47 +162,20 @@ pub fn plan_table(plan: &Plan) -> String {
         }
         let _ = writeln!(out, "{}", line.trim_end());
     }
-
-    // The table row says all there is for a plain deploy-and-verify hop; spell out the
-    // rest (commands, snapshots, pauses), because that is what the operator confirms.
-    for (i, hop) in plan.hops.iter().enumerate().filter(|(_, h)| !is_plain(h)) {
-        let _ = writeln!(out, "\nhop {}: {} → {} ({})", i + 1, hop.from, hop.to, hop.procedure);
-        if let Some(notes) = hop.release_notes.as_ref().filter(|_| hop.kind == HopKind::Major) {
-            let _ = writeln!(out, "  release notes: {notes}");
-        }
-        for (n, step) in hop.steps.iter().enumerate() {
-            let _ = writeln!(out, "  {}. {}", n + 1, step_detail(step));
-        }
-    }
-    if !plan.alternatives.is_empty() {
-        let _ = writeln!(out, "\nalternatives");
-        for alt in &plan.alternatives {
-            let flag = alt.flag.as_deref().map(|f| format!(" ({f})")).unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "  - {}{flag}: {} hop{}, downtime {}: {}",
-                strategy_text(alt.strategy),
-                alt.hops,
-                if alt.hops == 1 { "" } else { "s" },
-                yes_no(alt.downtime),
-                alt.summary
-            );
-        }
-    }
-    if !plan.warnings.is_empty() {
-        let _ = writeln!(out, "\nwarnings");
-        for w in &plan.warnings {
-            let _ = writeln!(out, "  - {w}");
-        }
-    }
     out
 }
 
+/// A hop the table row describes completely: deploys without value overrides and
+/// verifies without checks. Every other step is spelled out below the table.
 fn is_plain(hop: &Hop) -> bool {
     hop.steps.iter().all(|s| match s {
         Step::Deploy { set, .. } => set.is_empty(),
         Step::Verify { checks, .. } => checks.is_empty(),
-        _ => false,
+        Step::Backup { .. }
+        | Step::Snapshot { .. }
+        | Step::Run { .. }
+        | Step::WaitGone { .. }
+        | Step::Confirm { .. } => false,
     })
 }
 
@@ -175,23 +192,8 @@ pub fn step_detail(step: &Step) -> String {
             format!("verify {version} is deployed; checks: {}", names.join(", "))
         }
         Step::Verify { version, .. } => format!("verify {version} is deployed and ready"),
-        other => step_text(other),
+        Step::Backup { .. } | Step::Deploy { .. } => step_text(step),
     }
-}
-
-/// An argv for display only: quoted where a shell would need it, so it can be read and
-/// copied. The tool itself never passes it through a shell.
-pub fn display_argv(argv: &[String]) -> String {
-    argv.iter()
-        .map(|a| {
-            if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:{}@,+".contains(c)) {
-                a.clone()
-            } else {
-                format!("'{}'", a.replace('\'', r"'\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 pub fn policy_list(policies: &[Policy]) -> String {
@@ -205,8 +207,8 @@ pub fn policy_list(policies: &[Policy]) -> String {
 }
 
 /// One line (or a few) saying how a live run ended and where the release stands.
-pub fn outcome_text(outcome: &crate::run::walk::Outcome, release: &str) -> String {
-    use crate::run::walk::Outcome;
+pub fn outcome_text(outcome: &crate::report::Outcome, release: &str) -> String {
+    use crate::report::Outcome;
     match outcome {
         Outcome::Completed { at } => format!("{release} is at {at}: done"),
         Outcome::Stopped { at, reason } => format!("{release} stopped at {at}: {reason}"),

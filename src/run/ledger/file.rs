@@ -165,10 +165,10 @@ pub fn path_component(name: &str) -> String {
 /// `$XDG_STATE_HOME/helm-safe-upgrade`, default `~/.local/state/helm-safe-upgrade`. The
 /// XDG spec says a relative `XDG_STATE_HOME` is to be ignored.
 pub fn state_root() -> Result<PathBuf, LedgerError> {
-    if let Some(state) = std::env::var_os("XDG_STATE_HOME").map(PathBuf::from).filter(|p| p.is_absolute()) {
+    if let Some(state) = crate::env::path(crate::env::XDG_STATE_HOME).filter(|p| p.is_absolute()) {
         return Ok(state.join("helm-safe-upgrade"));
     }
-    match std::env::var_os("HOME").map(PathBuf::from).filter(|p| p.is_absolute()) {
+    match crate::env::path(crate::env::HOME).filter(|p| p.is_absolute()) {
         Some(home) => Ok(home.join(".local/state/helm-safe-upgrade")),
         None => Err(LedgerError::Io {
             action: "cannot place the local ledger: neither XDG_STATE_HOME nor HOME is set in".to_string(),

@@ -103,6 +103,17 @@ impl Held {
     /// Two acquirers racing both write with the revision they read; the store lets only
     /// one win, and the loser re-reads and reports the winner as the holder.
     pub fn acquire(store: Arc<dyn LedgerStore>, claim: &Claim, takeover: &Takeover) -> Result<Held, LedgerError> {
+        Self::acquire_and_record(store, claim, takeover, &|_| {})
+    }
+
+    /// [`Held::acquire`], with `record` applied to the record in the same write that takes
+    /// the lock (the run's start, its policy and chart): one write instead of two.
+    pub fn acquire_and_record(
+        store: Arc<dyn LedgerStore>,
+        claim: &Claim,
+        takeover: &Takeover,
+        record: &dyn Fn(&mut Ledger),
+    ) -> Result<Held, LedgerError> {
         // A conflict that is not another lock (a run releasing its lock just now) is
         // retried; a few rounds are plenty, since each one means someone else progressed.
         for _ in 0..5 {
@@ -123,6 +134,12 @@ impl Held {
                 plan: Some(claim.plan.clone()),
                 process: Some(claim.me.process.clone()),
             });
+            // A hop still `running` belongs to a run that is gone (we hold the lock now).
+            for hop in ledger.hops.iter_mut().filter(|h| h.outcome == super::HopOutcome::Running) {
+                hop.outcome = super::HopOutcome::Stopped;
+                hop.message = Some("the run was interrupted during this hop (its process ended)".into());
+            }
+            record(&mut ledger);
             match store.write(&ledger, revision.as_ref()) {
                 Ok(revision) => return Ok(Held { store, ledger, revision }),
                 Err(LedgerError::Conflict { .. }) => {

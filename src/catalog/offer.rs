@@ -1,0 +1,134 @@
+//! One dispatch for every chart source: the versions it offers and how helm is told the
+//! chart. The live run's gather stage and shell completion both come here, so adding a
+//! source means adding it here once.
+//!
+//! Repository charts are listed by helm (it owns the repository index and its
+//! credentials): `helm repo update REPO` first for a live run (as the vendors' pages say),
+//! then `helm search repo`. OCI registries and directories of packages are listed in
+//! process ([`super::oci`], [`super::dir`]).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use super::{CatalogError, ChartSource, credentials, dir, oci, repo};
+use crate::helm::Helm;
+use crate::plan::Available;
+use crate::version::ChartVersion;
+
+/// How helm is told which chart to deploy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChartArg {
+    /// `repo/name` or `oci://…`, with `--version`.
+    Reference { reference: String, plain_http: bool },
+    /// Packaged charts on disk: one archive per version.
+    Files(BTreeMap<ChartVersion, PathBuf>),
+}
+
+impl ChartArg {
+    /// The chart as helm's positional argument, and the flags that go with it.
+    pub fn helm_args(&self, version: &ChartVersion) -> Result<(String, Vec<String>), String> {
+        match self {
+            ChartArg::Reference { reference, plain_http } => {
+                let mut flags = vec!["--version".to_string(), version.original().to_string()];
+                if *plain_http {
+                    flags.push("--plain-http".into());
+                }
+                Ok((reference.clone(), flags))
+            }
+            ChartArg::Files(files) => files
+                .get(version)
+                .map(|p| (p.display().to_string(), vec![]))
+                .ok_or_else(|| format!("no packaged chart for {version} in the chart directory")),
+        }
+    }
+}
+
+/// What a chart source offers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Offer {
+    pub available: Vec<Available>,
+    pub chart: ChartArg,
+    /// Said in the plan: a stale index, skipped archives, ...
+    pub warnings: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OfferOptions {
+    /// `--plain-http` for an `oci://` registry.
+    pub plain_http: bool,
+    /// Refresh a repository's index first (a live run). Completion skips it: it must be fast.
+    pub refresh: bool,
+}
+
+/// What `source` offers of chart `chart_name`; with None (completion, which does not know
+/// the release), every chart a directory holds.
+pub fn offered(
+    source: &ChartSource,
+    chart_name: Option<&str>,
+    helm: &Helm,
+    options: OfferOptions,
+) -> Result<Offer, CatalogError> {
+    let reference = source.to_string();
+    match source {
+        ChartSource::Repo { repo: repo_name, name } => {
+            let mut warnings = Vec::new();
+            if options.refresh
+                && let Err(e) = helm.repo_update(repo_name)
+            {
+                warnings.push(format!(
+                    "could not refresh repository {repo_name}; using the cached index ({})",
+                    e.to_string().lines().next().unwrap_or_default()
+                ));
+            }
+            let json = helm.search_repo_json(&reference).map_err(|e| CatalogError::Helm(e.to_string()))?;
+            let available = repo::parse_search(&json, repo_name, name).map_err(|e| CatalogError::BadResponse {
+                url: format!("helm search repo {reference}"),
+                reason: e.to_string(),
+            })?;
+            if available.is_empty() {
+                return Err(CatalogError::NotInRepo { reference, name: name.clone() });
+            }
+            Ok(Offer { available, chart: ChartArg::Reference { reference, plain_http: false }, warnings })
+        }
+        ChartSource::Oci { name, .. } => {
+            let helper = |helper: &str, server: &str| credentials::ask_helper(&helm.runner, helper, server);
+            let ctx = super::OciContext {
+                options: oci::OciOptions { plain_http: options.plain_http, ..Default::default() },
+                files: credentials::CredentialFiles::from_process_env(),
+                helper: &helper,
+            };
+            let listing = super::list(source, chart_name.unwrap_or(name), &ctx)?;
+            Ok(Offer {
+                available: listing.available,
+                chart: ChartArg::Reference { reference, plain_http: options.plain_http },
+                warnings: listing.warnings,
+            })
+        }
+        ChartSource::Dir { path } => {
+            let scanned = dir::scan(path)?;
+            match chart_name {
+                Some(chart) => {
+                    let listing = dir::listing_for(&scanned, path, chart)?;
+                    let files = listing
+                        .available
+                        .iter()
+                        .filter_map(|a| {
+                            scanned.path_of(chart, &a.version).map(|p| (a.version.clone(), p.to_path_buf()))
+                        })
+                        .collect();
+                    Ok(Offer {
+                        available: listing.available,
+                        chart: ChartArg::Files(files),
+                        warnings: listing.warnings,
+                    })
+                }
+                None => {
+                    let mut available: Vec<Available> = scanned.entries.iter().map(|e| e.available.clone()).collect();
+                    available.sort_by(|a, b| a.version.cmp(&b.version));
+                    available.dedup_by(|a, b| a.version == b.version);
+                    Ok(Offer { available, chart: ChartArg::Files(BTreeMap::new()), warnings: vec![] })
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! Every environment variable the tool reads, in one table, with what it means.
+//!
+//! Nothing else in the tool calls `std::env::var` for its own settings: a variable that
+//! is not here is not read. The README's table is checked against [`VARIABLES`] by a
+//! test, so the documentation cannot drift from the code. (Variables read by libraries on
+//! our behalf, such as `KUBECONFIG` for the Kubernetes client, are listed too.)
+
+use std::path::PathBuf;
+
+/// A variable: its name, who sets it, and what it means to the tool.
+pub struct Variable {
+    pub name: &'static str,
+    pub meaning: &'static str,
+}
+
+pub const HELM_PLUGIN_NAME: &str = "HELM_PLUGIN_NAME";
+pub const HELM_BIN: &str = "HELM_BIN";
+pub const HELM_NAMESPACE: &str = "HELM_NAMESPACE";
+pub const HELM_KUBECONTEXT: &str = "HELM_KUBECONTEXT";
+pub const HELM_DEBUG: &str = "HELM_DEBUG";
+pub const HELM_REGISTRY_CONFIG: &str = "HELM_REGISTRY_CONFIG";
+pub const HELM_CONFIG_HOME: &str = "HELM_CONFIG_HOME";
+pub const XDG_CONFIG_HOME: &str = "XDG_CONFIG_HOME";
+pub const DOCKER_CONFIG: &str = "DOCKER_CONFIG";
+pub const PATH: &str = "PATH";
+pub const KUBECONFIG: &str = "KUBECONFIG";
+pub const KUBECTL: &str = "KUBECTL";
+pub const XDG_STATE_HOME: &str = "XDG_STATE_HOME";
+pub const HOME: &str = "HOME";
+pub const USER: &str = "USER";
+pub const CI: &str = "CI";
+
+/// The table, in the order the README shows it.
+pub const VARIABLES: &[Variable] = &[
+    Variable {
+        name: HELM_PLUGIN_NAME,
+        meaning: "set by helm: `safe-rollback` makes the binary the rollback command, anything else the upgrade command",
+    },
+    Variable { name: HELM_BIN, meaning: "set by helm: the helm binary to run (default: `helm` on PATH)" },
+    Variable {
+        name: HELM_NAMESPACE,
+        meaning: "set by helm from `-n`: the release's namespace (the tool's own `-n` when run directly)",
+    },
+    Variable { name: HELM_KUBECONTEXT, meaning: "set by helm from `--kube-context`: the Kubernetes context" },
+    Variable { name: HELM_DEBUG, meaning: "set by helm from `--debug`: echo every command run, values redacted" },
+    Variable { name: HELM_REGISTRY_CONFIG, meaning: "set by helm: the registry credentials file, for `oci://` charts" },
+    Variable {
+        name: HELM_CONFIG_HOME,
+        meaning: "set by helm: where its registry config lives when HELM_REGISTRY_CONFIG is not set",
+    },
+    Variable { name: XDG_CONFIG_HOME, meaning: "the config folder, for helm's registry config by default" },
+    Variable { name: DOCKER_CONFIG, meaning: "docker's config folder, the fallback for registry credentials" },
+    Variable {
+        name: PATH,
+        meaning: "where helm, kubectl, the policy's commands and docker credential helpers are found",
+    },
+    Variable { name: KUBECONFIG, meaning: "the kubeconfig files, for kubectl and the tool's own API requests" },
+    Variable { name: KUBECTL, meaning: "the kubectl binary (default: `kubectl` on PATH)" },
+    Variable {
+        name: XDG_STATE_HOME,
+        meaning: "where the local state lives: backups and a local ledger (default `~/.local/state`)",
+    },
+    Variable { name: HOME, meaning: "the home folder, for the defaults above" },
+    Variable { name: USER, meaning: "the user named in a lock's holder (`user@host pid N`)" },
+    Variable {
+        name: CI,
+        meaning: "set (and not `false`): a CI job; no spinners, no prompts (a run without `--yes` is refused)",
+    },
+];
+
+/// A variable's value, when it is set and not empty.
+pub fn get(name: &str) -> Option<String> {
+    debug_assert!(VARIABLES.iter().any(|v| v.name == name), "{name} is not in env::VARIABLES");
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// A variable's value as a path, when set and not empty.
+pub fn path(name: &str) -> Option<PathBuf> {
+    debug_assert!(VARIABLES.iter().any(|v| v.name == name), "{name} is not in env::VARIABLES");
+    std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
+/// `CI` is set to anything but `false`: the run is a CI job.
+pub fn in_ci() -> bool {
+    std::env::var_os(CI).is_some_and(|v| !v.is_empty() && v != "false")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_variable_is_named_once_and_explained() {
+        let mut names: Vec<&str> = super::VARIABLES.iter().map(|v| v.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), super::VARIABLES.len());
+        assert!(super::VARIABLES.iter().all(|v| !v.meaning.is_empty()));
+    }
+}

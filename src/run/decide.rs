@@ -1,0 +1,312 @@
+//! The second stage of a live run: from the gathered facts and the operator's request to
+//! the plan (by the pure planner), and what the operator must consent to before it runs.
+//!
+//! Everything the planner needs is decided here first: the target's snapshot knowledge,
+//! whether a rollback deploys a revision of helm's history (`helm rollback REV`) rather
+//! than the chart, the values a failed release goes back with. The planner then makes the
+//! plan, and nothing edits it afterwards.
+
+use super::error::{RunError, bad, bad_text, plan_error};
+use super::gather::{Facts, Tools};
+use super::holder::Me;
+use super::ledger::Ledger;
+use super::options::{RollbackOptions, RunOptions, UpgradeOptions};
+use super::values::RunValues;
+use crate::helm::Helm;
+use crate::plan::{self, HopKind, Plan, RollbackRequest, SnapshotKnowledge, Step, Strategy, UpgradeRequest};
+use crate::release::{Release, ReleaseStatus};
+use crate::text::one_line;
+use crate::version::ChartVersion;
+
+/// What the operator must do before the first change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Consent {
+    /// `Start the N hops? [y/N]`.
+    StartConfirmation,
+    /// The policy warns of data loss: type the release name (or `--yes --accept-data-loss`).
+    TypeReleaseName,
+}
+
+/// A plan ready to run.
+pub struct Decision {
+    pub plan: Plan,
+    pub consent: Consent,
+    /// `--resume`: the values the interrupted run deploys, from its backup.
+    pub resumed_values: Option<RunValues>,
+}
+
+/// What the ledger says about a run that did not finish.
+struct Resumable {
+    target: ChartVersion,
+    fast_path: bool,
+    values: RunValues,
+}
+
+fn resumable(ledger: Option<&Ledger>, opts: &RunOptions) -> Result<Resumable, RunError> {
+    let in_progress = ledger
+        .and_then(|l| l.in_progress.as_ref())
+        .ok_or_else(|| bad("--resume: the ledger holds no plan in progress", "start a new run with --to VERSION"))?;
+    if !opts.overrides.is_empty() {
+        return Err(bad(
+            "--resume deploys exactly the values the interrupted run started with, its own -f/--set included; -f/--set cannot be given again",
+            "drop -f and --set*; to change values, let the resumed run finish (or stop it) and run a new upgrade",
+        ));
+    }
+    let record = in_progress.values.as_ref().ok_or_else(|| {
+        bad(
+            "--resume: the ledger does not say where the interrupted run kept its values (it was started by an older helm-safe-upgrade)",
+            "release the lock with --force-unlock and start a new run, passing the values the release should have with -f/--set",
+        )
+    })?;
+    let values = RunValues::open(record, &Me::current().process.host).map_err(|e| bad_text(&e.to_string()))?;
+    Ok(Resumable {
+        target: in_progress.plan.to.clone(),
+        fast_path: in_progress.plan.strategy == Strategy::FastPath,
+        values,
+    })
+}
+
+/// Values a procedure step set for one deploy of an interrupted run (maintenance mode)
+/// that the release still holds: carrying them as the user's values would leave them on
+/// for good. A new run on such a release is refused; `--resume` carries the values the
+/// interrupted run started with instead.
+fn procedure_values_left(release: &Release, ledger: Option<&Ledger>) -> Option<String> {
+    let plan = &ledger?.in_progress.as_ref()?.plan;
+    let values = release.user_values.as_object()?;
+    plan.hops.iter().flat_map(|h| &h.steps).find_map(|step| match step {
+        Step::Deploy { set, version, .. } if !set.is_empty() && set.iter().all(|(k, v)| values.get(k) == Some(v)) => {
+            let keys: Vec<String> = set.keys().map(|k| one_line(k)).collect();
+            Some(format!(
+                "the release's values hold {} set by the interrupted run's deploy of {version} for that step only",
+                keys.join(", ")
+            ))
+        }
+        _ => None,
+    })
+}
+
+/// The upgrade's plan.
+pub fn upgrade(
+    facts: &mut Facts,
+    opts: &RunOptions,
+    up: &UpgradeOptions,
+    printer: &crate::printer::Printer,
+) -> Result<Decision, RunError> {
+    let resumed = if opts.resume { Some(resumable(facts.ledger.as_ref(), opts)?) } else { None };
+    if resumed.is_none()
+        && let Some(left) = procedure_values_left(&facts.release, facts.ledger.as_ref())
+    {
+        return Err(bad(
+            format!("{left}; a new run would carry them to every hop"),
+            format!(
+                "continue the interrupted run with `helm safe-upgrade {} --resume` (it deploys the values it started with), or set those values back with helm first",
+                opts.release
+            ),
+        ));
+    }
+    let target = match (&up.target, &resumed) {
+        (Some(t), _) => t.clone(),
+        (None, Some(r)) => r.target.clone(),
+        (None, None) => return Err(bad("--to is required", "name the version to upgrade to with --to VERSION")),
+    };
+    let fast_path = up.fast_path || resumed.as_ref().is_some_and(|r| r.fast_path);
+    if resumed.is_some() {
+        printer.line(&format!(
+            "resuming the upgrade to {target} recorded in the ledger; {} runs {} now",
+            facts.release.name, facts.release.version
+        ));
+    }
+    let request = UpgradeRequest { current: facts.release.version.clone(), target, fast_path, devel: up.devel };
+    let mut plan =
+        plan::plan_upgrade(&facts.policy, &facts.offer.available, &request, &facts.context).map_err(plan_error)?;
+    plan.warnings.append(&mut facts.warnings);
+    Ok(Decision { plan, consent: Consent::StartConfirmation, resumed_values: resumed.map(|r| r.values) })
+}
+
+/// The rollback's plan: the newest earlier safe version (or `--to`), within the policy's
+/// window from the newest version ever deployed, by the policy's procedure.
+pub fn rollback(
+    facts: &mut Facts,
+    tools: &Tools,
+    opts: &RunOptions,
+    down: &RollbackOptions,
+) -> Result<Decision, RunError> {
+    let pending = facts.release.status.is_pending();
+    if facts.release.status == ReleaseStatus::Failed || pending {
+        carry_last_good_values(facts, &tools.helm)?;
+    }
+    let mut request = rollback_request(&facts.release, facts.ledger.as_ref(), down.target.clone());
+    let target = plan::rollback_target(&facts.offer.available, &request).map_err(plan_error)?;
+    request.snapshot = match facts.ledger.as_ref() {
+        None => SnapshotKnowledge::Unknown,
+        Some(l) if l.snapshots.iter().any(|s| s.version == target) => SnapshotKnowledge::TakenAt(target.clone()),
+        Some(_) => SnapshotKnowledge::None,
+    };
+    let mut notes = Vec::new();
+    let release = &facts.release;
+    if pending {
+        request.by_revision = Some(clear_pending_by(release, &target, &mut notes)?);
+    } else if target.minor() == request.current.minor() {
+        request.by_revision = patch_by_revision(&tools.helm, release, &target, !opts.overrides.is_empty(), &mut notes);
+    }
+    let mut plan =
+        plan::plan_rollback(&facts.policy, &facts.offer.available, &request, &facts.context).map_err(plan_error)?;
+    if plan.hops.first().is_some_and(|h| h.kind != HopKind::PatchDowngrade) && !pending {
+        // The revision method was meant for a patch rollback only.
+        notes.retain(|n| !n.contains("helm rollback"));
+    }
+    plan.warnings.append(&mut notes);
+    plan.warnings.append(&mut facts.warnings);
+    let consent = rollback_consent(&plan, opts, down, &facts.policy.name)?;
+    Ok(Decision { plan, consent, resumed_values: None })
+}
+
+/// The request for a rollback of `release`: from the version it leaves (a failed or
+/// pending release is left from the newest version tried since its last good revision),
+/// within the window from the newest version ever deployed.
+fn rollback_request(release: &Release, ledger: Option<&Ledger>, target: Option<ChartVersion>) -> RollbackRequest {
+    // The newest version the database has seen: the ledger's record, and every revision
+    // helm still keeps, failed and pending ones included (their hooks may have migrated).
+    let newest_ever = release
+        .history
+        .iter()
+        .filter_map(|r| r.version.clone())
+        .chain(ledger.and_then(|l| l.newest_ever().cloned()))
+        .chain(std::iter::once(release.version.clone()))
+        .max()
+        .expect("at least the current version");
+    RollbackRequest {
+        current: release.leaving_version(),
+        target,
+        newest_ever,
+        deployed_before: release.deployed_versions(),
+        snapshot: SnapshotKnowledge::Unknown,
+        by_revision: None,
+    }
+}
+
+/// A pending release can only go back to its last good revision, by `helm rollback` to it
+/// (helm upgrade refuses a pending release; helm rollback clears it).
+fn clear_pending_by(release: &Release, target: &ChartVersion, notes: &mut Vec<String>) -> Result<u64, RunError> {
+    let good = release.last_good_revision().filter(|r| r.version.as_ref() == Some(target)).ok_or_else(|| {
+        bad(
+            format!(
+                "release {} is {} at {}: only the last good version ({}) can be returned to from here",
+                release.name,
+                release.status.as_str(),
+                release.version,
+                release
+                    .last_good_revision()
+                    .and_then(|r| r.version.as_ref().map(|v| v.to_string()))
+                    .unwrap_or_else(|| "none".into())
+            ),
+            "run without --to, or with --to that version",
+        )
+    })?;
+    notes.push(format!(
+        "{} is {} at {} (revision {}): helm did not finish it. Going back starts with `helm rollback {} {}`, which clears it; make sure no helm process still works on this release (another terminal, a CI job) before you confirm. {} may have run its migrations.",
+        release.name,
+        release.status.as_str(),
+        release.version,
+        release.revision,
+        release.name,
+        good.revision,
+        release.version
+    ));
+    Ok(good.revision)
+}
+
+/// A rollback that may lose data needs the typed release name (or `--yes
+/// --accept-data-loss`); a restore by hand cannot be done by `--yes` at all.
+fn rollback_consent(plan: &Plan, opts: &RunOptions, down: &RollbackOptions, policy: &str) -> Result<Consent, RunError> {
+    let loses_data = plan.hops.iter().any(|h| matches!(h.kind, HopKind::MinorDowngrade | HopKind::Restore));
+    if opts.plan_only {
+        return Ok(Consent::StartConfirmation);
+    }
+    if loses_data && opts.yes && !down.accept_data_loss {
+        return Err(bad(
+            format!(
+                "rolling {} back from {} to {} may lose data: {}",
+                opts.release,
+                plan.from,
+                plan.to,
+                plan.warnings.first().cloned().unwrap_or_default()
+            ),
+            "run it on a terminal to confirm by typing the release name, or pass --accept-data-loss with --yes",
+        ));
+    }
+    if opts.yes
+        && plan.strategy == Strategy::Restore
+        && plan.hops.iter().flat_map(|h| &h.steps).any(|s| matches!(s, Step::Confirm { .. }))
+    {
+        return Err(RunError::Refused {
+            rule: "restore-needs-a-person".into(),
+            message: format!(
+                "policy {policy} goes back to {} by restoring a snapshot by hand, which --yes cannot do",
+                plan.to
+            ),
+            supported:
+                "run it on a terminal and restore when asked, or give the policy a `run` step with your restore command"
+                    .into(),
+        });
+    }
+    Ok(if loses_data { Consent::TypeReleaseName } else { Consent::StartConfirmation })
+}
+
+/// A failed (or pending) revision's values are the ones that failed (often an operator's
+/// `--set` that broke the rollout): going back carries the values of the last good
+/// revision instead.
+fn carry_last_good_values(facts: &mut Facts, helm: &Helm) -> Result<(), RunError> {
+    let release = &facts.release;
+    let Some(good) = release.last_good_revision() else { return Ok(()) };
+    let values = helm.values_at(&release.name, good.revision).map_err(|e| RunError::Other(e.to_string()))?;
+    facts.warnings.push(format!(
+        "{} is {} at revision {}: carrying the values of revision {}, the last good one",
+        release.name,
+        release.status.as_str(),
+        release.revision,
+        good.revision
+    ));
+    facts.release.user_values = values;
+    Ok(())
+}
+
+/// A patch rollback can be helm's own rollback to a revision that ran the target, or a
+/// redeploy of the target with the current values. Decided here (it reads that
+/// revision's values); the planner is told, and the plan says which and why.
+fn patch_by_revision(
+    helm: &Helm,
+    release: &Release,
+    target: &ChartVersion,
+    operator_values: bool,
+    notes: &mut Vec<String>,
+) -> Option<u64> {
+    if operator_values {
+        notes.push(format!(
+            "redeploying {target} with the current values and the -f/--set given (`helm rollback` would ignore them)"
+        ));
+        return None;
+    }
+    let revision = release.history.iter().rev().filter(|r| r.revision < release.revision).find(|r| {
+        r.version.as_ref() == Some(target) && matches!(r.status, ReleaseStatus::Deployed | ReleaseStatus::Superseded)
+    });
+    let Some(revision) = revision else {
+        notes.push(format!(
+            "no revision of {target} is left in helm's history: redeploying {target} from the chart source with the current values"
+        ));
+        return None;
+    };
+    if helm.values_at(&release.name, revision.revision).ok().as_ref() == Some(&release.user_values) {
+        notes.push(format!(
+            "revision {} ran {target} with the same values: `helm rollback` to it restores exactly what ran, without fetching the chart",
+            revision.revision
+        ));
+        Some(revision.revision)
+    } else {
+        notes.push(format!(
+            "revision {} ran {target} with other values: redeploying {target} with the current values keeps the changes made since (`helm rollback {} {}` would restore that revision's values instead)",
+            revision.revision, release.name, revision.revision
+        ));
+        None
+    }
+}

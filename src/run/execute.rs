@@ -1,0 +1,320 @@
+//! The last stage of a live run: lock, ask, back up, walk, record, report.
+//!
+//! The lock is taken before the plan is shown (two operators cannot both be at the
+//! prompt), in the same ledger write that records the run's start, its policy and its
+//! chart source. The backup is made only once the operator says yes: a declined run leaves
+//! nothing behind. Whatever the walk's outcome, the run's end is recorded and the lock
+//! given back in one last write.
+
+use super::backup;
+use super::cluster::Live;
+use super::decide::{Consent, Decision};
+use super::error::{RunError, bad_text};
+use super::gather::{Facts, Tools};
+use super::holder::Me;
+use super::interact::{self, Interaction};
+use super::journal::{Journal, JournalError};
+use super::ledger::lock::Claim;
+use super::ledger::{self, Held, HopOutcome, Ledger, PolicyRecord, RunRecord, Takeover, ValuesRecord};
+use super::options::RunOptions;
+use super::values::RunValues;
+use super::walk::{Ports, Setup, Walk};
+use crate::plan::{Direction, Plan, Step};
+use crate::policy::{Origin, Policy};
+use crate::release::{Release, ReleaseStatus};
+use crate::report::{Outcome, RunReport};
+use crate::text::count;
+use crate::ui::progress::Progress;
+use crate::version::ChartVersion;
+
+pub fn execute(decision: Decision, facts: Facts, tools: &Tools, opts: &RunOptions) -> Result<RunReport, RunError> {
+    let Decision { plan, consent, resumed_values } = decision;
+    let printer = &tools.printer;
+    let interaction =
+        interact::for_this_process(opts.yes, &tools.helm.runner.signals, printer).map_err(|m| bad_text(&m))?;
+    if !interaction.attended()
+        && let Some(why) = needs_a_person(&plan, opts.snapshot_taken)
+    {
+        return Err(RunError::Refused {
+            rule: "snapshot".into(),
+            message: format!("{why}; an unattended run cannot confirm one"),
+            supported:
+                "take the snapshot, then run again with --snapshot-taken; or set `snapshot.command` in the policy"
+                    .into(),
+        });
+    }
+    if let Some(note) = &facts.store_note {
+        printer.line(note);
+    }
+    let mut held = take_lock(&facts, &plan, opts)?;
+    printer.text(&crate::ui::render::plan_table(&plan));
+    if !agreed(interaction.as_ref(), consent, &plan, &facts) {
+        return Ok(declined(held, plan, &facts.release, printer));
+    }
+    // The backup is made once the operator has said yes: a declined run leaves nothing.
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace(':', "");
+    let (carried, overrides) = match &resumed_values {
+        Some(v) => (v.carried_json(), v.overrides()),
+        None => (facts.release.user_values.clone(), opts.overrides.clone()),
+    };
+    let backup = match backup::take(&facts.release, &carried, &overrides, &Me::current().process.host, &stamp) {
+        Ok(b) => b,
+        Err(e) => {
+            held.ledger_mut().record_run_end("failed", Some(facts.release.version.clone()), Some(e.to_string()));
+            let _ = held.release_lock();
+            return Err(RunError::Other(e.to_string()));
+        }
+    };
+    printer.line(&format!("backup of {} (values, manifest, metadata): {}", facts.release.name, backup.dir.display()));
+    if resumed_values.is_some() {
+        printer.line("carrying the values the interrupted run started with, its -f/--set included");
+    }
+    let setup = setup(&plan, &facts, opts, backup.values, resumed_values.is_some());
+    let (outcome, steps) = walk(&plan, setup, tools, &mut held, interaction.as_ref());
+    finish(held, &outcome, printer);
+    Ok(RunReport {
+        outcome,
+        release: facts.release.name.clone(),
+        namespace: facts.release.namespace.clone(),
+        backup: Some(backup.dir),
+        plan,
+        steps,
+        warnings: vec![],
+    })
+}
+
+/// Take the lock, recording in the same write the run's start, its policy and chart
+/// source, and every version helm's history says helm ran.
+fn take_lock(facts: &Facts, plan: &Plan, opts: &RunOptions) -> Result<Held, RunError> {
+    let me = Me::current();
+    // --resume takes over the lock of a run of this machine that is gone.
+    let takeover = match (&opts.takeover, opts.resume) {
+        (Takeover::No, true) => Takeover::IfGone,
+        (t, _) => t.clone(),
+    };
+    let claim = Claim { me: me.clone(), command: opts.command_shape.clone(), plan: plan_summary(plan) };
+    let record = |l: &mut Ledger| {
+        l.chart = Some(facts.chart_reference.clone());
+        l.policy = Some(facts.policy.name.clone());
+        l.policy_record = Some(policy_record(&facts.policy));
+        note_history(l, &facts.release);
+        l.record_run_start(RunRecord {
+            started_at: ledger::now(),
+            ended_at: None,
+            holder: me.holder(),
+            command: opts.command_shape.clone(),
+            direction: direction_word(plan.direction).into(),
+            from: plan.from.clone(),
+            to: plan.to.clone(),
+            outcome: None,
+            at: None,
+            message: None,
+        });
+    };
+    Held::acquire_and_record(facts.store.clone(), &claim, &takeover, &record)
+        .map_err(|e| RunError::Other(e.to_string()))
+}
+
+/// The policy as the ledger keeps it: a recorded copy is recorded as the file it came from.
+fn policy_record(policy: &Policy) -> PolicyRecord {
+    PolicyRecord {
+        name: policy.name.clone(),
+        origin: match &policy.origin {
+            Origin::Recorded { path } => Origin::File { path: path.clone() },
+            other => other.clone(),
+        },
+        digest: policy.digest.clone(),
+        text: (policy.text.len() <= ledger::MAX_POLICY_TEXT_BYTES).then(|| policy.text.clone()),
+    }
+}
+
+/// Versions helm ran for this release: deployed, superseded, and failed (a failed
+/// upgrade's hooks may have migrated).
+fn note_history(ledger: &mut Ledger, release: &Release) {
+    ledger.note_deployed(&release.version);
+    for r in &release.history {
+        if matches!(r.status, ReleaseStatus::Deployed | ReleaseStatus::Superseded | ReleaseStatus::Failed)
+            && let Some(v) = &r.version
+        {
+            ledger.note_deployed(v);
+        }
+    }
+}
+
+fn agreed(interaction: &dyn Interaction, consent: Consent, plan: &Plan, facts: &Facts) -> bool {
+    if !interaction.attended() || plan.hops.is_empty() {
+        return true;
+    }
+    match consent {
+        Consent::StartConfirmation => {
+            let change = facts.policy_change.as_deref().map(|c| format!("{c}.\n")).unwrap_or_default();
+            interaction.confirm(&format!("{change}Start the {}?", count(plan.hops.len(), "hop", "hops")))
+        }
+        Consent::TypeReleaseName => interaction.confirm_typed(
+            &format!("This rollback may lose data:\n  {}", plan.warnings.join("\n  ")),
+            &facts.release.name,
+        ),
+    }
+}
+
+/// The operator said no: nothing changed; the run is recorded and the lock given back.
+fn declined(mut held: Held, plan: Plan, release: &Release, printer: &crate::printer::Printer) -> RunReport {
+    held.ledger_mut().record_run_end("declined", Some(release.version.clone()), None);
+    if let Err(e) = held.release_lock() {
+        printer.line(&format!("warning: could not release the lock: {e}"));
+    }
+    RunReport {
+        outcome: Outcome::Stopped { at: release.version.clone(), reason: "not started: the operator declined".into() },
+        release: release.name.clone(),
+        namespace: release.namespace.clone(),
+        backup: None,
+        plan,
+        steps: vec![],
+        warnings: vec![],
+    }
+}
+
+/// What the walk is given: the run's values, the release as it starts, the chart source.
+fn setup<'a>(plan: &Plan, facts: &'a Facts, opts: &RunOptions, values: RunValues, resumed: bool) -> Setup<'a> {
+    let release = &facts.release;
+    Setup {
+        policy: &facts.policy,
+        release: release.name.clone(),
+        chart: facts.offer.chart.clone(),
+        values,
+        timeout: opts.timeout.clone(),
+        snapshot_taken: opts.snapshot_taken,
+        available: facts.offer.available.clone(),
+        context: facts.context.clone(),
+        start: (release.revision, release.version.clone(), release.status),
+        // The interrupted run deployed with its overrides already.
+        overrides_in_effect: resumed,
+        bring_back_failed_hops: plan.direction == Direction::Upgrade,
+    }
+}
+
+fn walk(
+    plan: &Plan,
+    setup: Setup<'_>,
+    tools: &Tools,
+    held: &mut Held,
+    interaction: &dyn Interaction,
+) -> (Outcome, Vec<crate::report::StepReport>) {
+    let progress = Progress::new(tools.printer.clone());
+    let cluster = Live { helm: &tools.helm, kubectl: &tools.kubectl, helm_major: tools.helm_major };
+    let mut recorder = Recorder { held, values: setup.values.record.clone() };
+    let ports = Ports { cluster: &cluster, interaction, journal: &mut recorder, progress: &progress };
+    let mut walk = Walk::new(setup, ports);
+    let outcome = walk.run(plan);
+    (outcome, std::mem::take(&mut walk.reports))
+}
+
+/// Record the run's end and give the lock back, in one write.
+fn finish(mut held: Held, outcome: &Outcome, printer: &crate::printer::Printer) {
+    let l = held.ledger_mut();
+    l.record_run_end(outcome.word(), outcome.at().cloned(), outcome.message().map(String::from));
+    if !matches!(outcome, Outcome::Failed { .. }) {
+        // Failed keeps the plan on record: a person, or --resume, picks it up from there.
+        l.clear_in_progress();
+    }
+    if let Err(e) = held.release_lock() {
+        printer.line(&format!("warning: could not release the lock: {e}"));
+    }
+}
+
+/// Steps that need a person and have no command: refused up front when nobody is there.
+fn needs_a_person(plan: &Plan, snapshot_taken: bool) -> Option<String> {
+    let all = plan.preflight.iter().chain(plan.hops.iter().flat_map(|h| h.steps.iter()));
+    for step in all {
+        if let Step::Snapshot { message, argv: None } = step
+            && !snapshot_taken
+        {
+            return Some(format!(
+                "policy {} requires a snapshot (\"{message}\") and has no command to take one",
+                plan.policy
+            ));
+        }
+    }
+    None
+}
+
+fn direction_word(direction: Direction) -> &'static str {
+    match direction {
+        Direction::Upgrade => "upgrade",
+        Direction::Rollback => "rollback",
+    }
+}
+
+/// "upgrade 1.0.4 → 1.3.0 (3 hops)", for the lock.
+fn plan_summary(plan: &Plan) -> String {
+    format!(
+        "{} {} → {} ({})",
+        direction_word(plan.direction),
+        plan.from,
+        plan.to,
+        count(plan.hops.len(), "hop", "hops")
+    )
+}
+
+/// The journal of a run: the ledger, plus where this run's values are kept.
+struct Recorder<'a> {
+    held: &'a mut Held,
+    values: ValuesRecord,
+}
+
+impl Recorder<'_> {
+    /// Store the record; the write proves the lock is still ours.
+    fn save(&mut self) -> Result<(), JournalError> {
+        self.held.save().map_err(|e| JournalError {
+            lost_lock: matches!(e, ledger::LedgerError::LockLost { .. }),
+            message: e.to_string(),
+        })
+    }
+}
+
+impl Journal for Recorder<'_> {
+    fn hop_starting(&mut self, plan: &Plan, index: usize, first_change: Option<usize>) -> Result<(), JournalError> {
+        let l = self.held.ledger_mut();
+        l.set_in_progress(plan.clone(), index, first_change, Some(self.values.clone()));
+        // The preflight's call (no step of a hop yet) records where the walk is, no hop.
+        if let (Some(hop), Some(_)) = (plan.hops.get(index), first_change) {
+            let kind = serde_json::to_value(hop.kind).ok().and_then(|k| k.as_str().map(String::from));
+            l.record_hop_start(&hop.from, &hop.to, &kind.unwrap_or_default());
+        }
+        self.save()
+    }
+
+    fn change_starting(&mut self, hop: usize, step: Option<usize>) -> Result<(), JournalError> {
+        if let (Some(step), Some(p)) = (step, self.held.ledger_mut().in_progress.as_mut()) {
+            p.next_hop = hop;
+            p.step = Some(step);
+        }
+        self.save()
+    }
+
+    fn hop_ended(&mut self, _index: usize, outcome: HopOutcome, message: Option<&str>) {
+        let l = self.held.ledger_mut();
+        if l.hops.last().is_some_and(|h| h.outcome == HopOutcome::Running) {
+            let _ = l.record_hop_end(outcome, message.map(String::from));
+        } else if let Some(last) = l.hops.last_mut().filter(|_| outcome == HopOutcome::RolledBack) {
+            // "Roll this hop back" at a pause: the hop that had succeeded is undone.
+            last.outcome = HopOutcome::RolledBack;
+        }
+    }
+
+    fn helm_ran(&mut self, version: &ChartVersion) {
+        self.held.ledger_mut().note_deployed(version);
+    }
+
+    fn snapshot_taken(&mut self, at: &ChartVersion, how: &str) {
+        self.held.ledger_mut().record_snapshot(at, how);
+    }
+
+    fn newest_ever(&self) -> Option<ChartVersion> {
+        self.held.ledger().newest_ever().cloned()
+    }
+
+    fn has_snapshot(&self) -> bool {
+        !self.held.ledger().snapshots.is_empty()
+    }
+}

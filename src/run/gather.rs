@@ -1,0 +1,312 @@
+//! The first stage of a live run: everything it needs to know, read at once, changing
+//! nothing.
+//!
+//! The reads overlap: the release (three helm reads, themselves in parallel), helm's
+//! version, the ledger, and the chart source's listing (as soon as the chart reference is
+//! known: from `--chart` at once, from the ledger as soon as it is read). What cannot go
+//! on is refused here, before anything changes: an unknown release, one that is not
+//! `deployed` (a rollback may start from a failed or pending one), a ledger that cannot be
+//! read, a chart of another name, a source that does not answer.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::error::{RunError, bad, bad_text};
+use super::ledger::{self, Ledger, LedgerStore, OpenedStore};
+use super::options::RunOptions;
+use super::policy_choice::choose_policy;
+use crate::catalog::{self, ChartSource, Offer, OfferOptions};
+use crate::env;
+use crate::helm::{ExecError, Helm, Kubectl, Runner, Signals};
+use crate::plan::{Available, Context, Direction, Sources};
+use crate::policy::Policy;
+use crate::printer::Printer;
+use crate::release::{Release, ReleaseStatus};
+use crate::text::one_line;
+
+/// The processes a run uses (and where its output goes).
+pub struct Tools {
+    pub helm: Helm,
+    pub kubectl: Kubectl,
+    /// 3 or 4.
+    pub helm_major: u32,
+    pub printer: Printer,
+}
+
+/// What the live release, its ledger, its policy and its chart source say.
+pub struct Facts {
+    pub release: Release,
+    /// The ledger as read (None: the release has none yet).
+    pub ledger: Option<Ledger>,
+    pub store: Arc<dyn LedgerStore>,
+    /// Said before the plan when the ledger is not the shared ConfigMap.
+    pub store_note: Option<String>,
+    pub policy: Policy,
+    /// The policy differs from the one the ledger recorded: said at the confirmation.
+    pub policy_change: Option<String>,
+    pub chart_reference: String,
+    /// The versions offered (with what the policy's catalog knows of them) and how helm is
+    /// told the chart.
+    pub offer: Offer,
+    pub context: Context,
+    /// For the plan's warnings.
+    pub warnings: Vec<String>,
+}
+
+/// Read everything and refuse what cannot go on. Changes nothing.
+pub fn gather(opts: &RunOptions, direction: Direction, printer: &Printer) -> Result<(Tools, Facts), RunError> {
+    let signals =
+        Signals::install(printer).map_err(|e| RunError::Other(format!("cannot install signal handlers: {e}")))?;
+    let runner = Runner::printing(signals, opts.debug, printer.clone());
+    let helm_bin = env::path(env::HELM_BIN).unwrap_or_else(|| PathBuf::from("helm"));
+    let helm = Helm::new(runner.clone(), helm_bin, opts.namespace.clone(), opts.kube_context.clone());
+    let kubectl = Kubectl::new(runner, env::path(env::KUBECTL), opts.namespace.clone(), opts.kube_context.clone());
+
+    let (release, helm_major, opened, early_offer) = std::thread::scope(|s| {
+        let release = s.spawn(|| read_release(&helm, opts, direction, printer));
+        let major = s.spawn(|| helm.major_version());
+        let ledger = s.spawn(|| {
+            ledger::open_store(
+                &kubectl,
+                &opts.release,
+                &opts.namespace,
+                opts.kube_context.as_deref(),
+                opts.local_ledger,
+            )
+        });
+        // The chart source can be listed as soon as its reference is known.
+        let opened = ledger.join().expect("ledger reader");
+        let known = opts
+            .chart
+            .clone()
+            .or_else(|| opened.as_ref().ok()?.loaded.as_ref()?.ledger.chart.clone())
+            // A directory may hold several charts: it is listed once the release says which.
+            .filter(|r| ChartSource::parse(r).is_ok_and(|s| s.chart_name().is_some()));
+        let offer = known.map(|reference| s.spawn(|| (list(&helm, opts, &reference, None), reference)));
+        (
+            release.join().expect("release reader"),
+            major.join().expect("version reader"),
+            opened,
+            offer.map(|o| o.join().expect("chart source reader")),
+        )
+    });
+    let release = release?;
+    let helm_major = helm_major.map_err(|e| bad(e.to_string(), "set HELM_BIN or put helm on PATH"))?;
+    let OpenedStore { store, loaded, warning } = opened.map_err(|e| RunError::Other(e.to_string()))?;
+    let ledger = loaded.map(|s| s.ledger);
+    let chosen = choose_policy(opts, ledger.as_ref(), &release.chart_name)?;
+    let mut warnings = chosen.notes;
+    let (chart_reference, origin) = chart_reference(opts, ledger.as_ref(), &chosen.policy, &release)?;
+    let mut offer = match early_offer {
+        Some((offer, listed)) if listed == chart_reference => offer,
+        _ => list(&helm, opts, &chart_reference, Some(&release.chart_name)),
+    }?;
+    offer.available = with_catalog(std::mem::take(&mut offer.available), &chosen.policy);
+    warnings.append(&mut offer.warnings);
+    warnings.extend(pinned_image_tag(&release));
+    let context = Context {
+        release: Some(opts.release.clone()),
+        namespace: Some(opts.namespace.clone()),
+        chart_name: Some(release.chart_name.clone()),
+        sources: Some(Sources {
+            policy: one_line(&chosen.policy.origin.to_string()),
+            policy_digest: chosen.policy.digest.clone(),
+            chart: Some(format!("{} ({origin})", one_line(&chart_reference))),
+        }),
+    };
+    let tools = Tools { helm, kubectl, helm_major, printer: printer.clone() };
+    let facts = Facts {
+        release,
+        ledger,
+        store,
+        store_note: warning,
+        policy: chosen.policy,
+        policy_change: chosen.change,
+        chart_reference,
+        offer,
+        context,
+        warnings,
+    };
+    Ok((tools, facts))
+}
+
+/// The release, refused unless it is deployed (a rollback may start from a failed or
+/// pending one: it is the way out of them). A resumed run first waits for the helm the
+/// interrupted run started, which goes on alone in its own process group.
+fn read_release(helm: &Helm, opts: &RunOptions, direction: Direction, printer: &Printer) -> Result<Release, RunError> {
+    let read = |helm: &Helm| {
+        Release::read(helm, &opts.release).map_err(|e| match e {
+            crate::release::ReadError::NotFound { .. } => bad(
+                e.to_string().lines().next().unwrap_or_default().to_string(),
+                format!("check the name and namespace with `helm list --namespace {}`", opts.namespace),
+            ),
+            // helm itself cannot be started: the environment is wrong, not the cluster.
+            crate::release::ReadError::Helm(ExecError::Spawn { purpose, program, source, hint }) => bad(
+                format!("{purpose}: cannot start {program}: {source}"),
+                format!("{hint}: set HELM_BIN to helm's path, or put helm on PATH"),
+            ),
+            other => RunError::Other(other.to_string()),
+        })
+    };
+    let mut release = read(helm)?;
+    if opts.resume && release.status.is_pending() {
+        let limit = crate::duration::parse(&opts.timeout).unwrap_or(std::time::Duration::from_secs(300));
+        let deadline = std::time::Instant::now() + limit;
+        while release.status.is_pending() && std::time::Instant::now() < deadline {
+            printer.line(&format!(
+                "{} is {}: waiting for the helm operation under way to finish",
+                release.name,
+                release.status.as_str()
+            ));
+            std::thread::sleep(std::time::Duration::from_secs(2));
+            release = read(helm)?;
+        }
+    }
+    let way_out =
+        direction == Direction::Rollback && (release.status == ReleaseStatus::Failed || release.status.is_pending());
+    if !way_out {
+        refuse_unless_deployed(&release)?;
+    }
+    Ok(release)
+}
+
+fn refuse_unless_deployed(release: &Release) -> Result<(), RunError> {
+    let name = &release.name;
+    let ns = &release.namespace;
+    match release.status {
+        ReleaseStatus::Deployed => Ok(()),
+        s if s.is_pending() => Err(bad(
+            format!(
+                "release {name} is {} at {} (revision {}): a helm operation did not finish (interrupted, or the cluster stopped answering)",
+                s.as_str(),
+                release.version,
+                release.revision
+            ),
+            match release.last_good_revision() {
+                Some(r) => format!(
+                    "when no helm process works on it any more, `helm safe-rollback {name} --namespace {ns}` brings it back to {} the policy's way (it starts with `helm rollback {name} {}`, which clears the pending state; {} may have run its migrations); then run this command again",
+                    r.version.as_ref().map(|v| v.to_string()).unwrap_or_default(),
+                    r.revision,
+                    release.version
+                ),
+                None => format!(
+                    "no earlier good revision exists; `helm uninstall {name} --namespace {ns}` and install again"
+                ),
+            },
+        )),
+        ReleaseStatus::Failed => Err(bad(
+            format!(
+                "release {name} is failed at {} (revision {}): {}",
+                release.version,
+                release.revision,
+                one_line(&release.description)
+            ),
+            match release.last_good_revision() {
+                Some(_) => format!(
+                    "bring it back to a deployed state first: `helm safe-rollback {name} --namespace {ns}` goes back the policy's way (a bare `helm rollback` would skip the down-migration if {} ran its migrations)",
+                    release.version
+                ),
+                None => {
+                    "fix the failure and upgrade the release to the same version with helm, then run this again".into()
+                }
+            },
+        )),
+        s => Err(bad(format!("release {name} is {}", s.as_str()), "only a deployed release can be upgraded")),
+    }
+}
+
+/// The chart reference (`--chart`, else the ledger's, else the policy's), where it came
+/// from, and a refusal when it names another chart than the release runs.
+fn chart_reference(
+    opts: &RunOptions,
+    ledger: Option<&Ledger>,
+    policy: &Policy,
+    release: &Release,
+) -> Result<(String, &'static str), RunError> {
+    let (reference, origin) = match (&opts.chart, ledger.and_then(|l| l.chart.clone()), &policy.chart) {
+        (Some(c), _, _) => (c.clone(), "--chart"),
+        (None, Some(recorded), _) => (recorded, "from the ledger"),
+        (None, None, Some(c)) => (c.clone(), "the policy's chart"),
+        (None, None, None) => {
+            return Err(bad(
+                format!("no chart source is known for {} (chart {})", release.name, release.chart_name),
+                format!(
+                    "pass --chart repo/{0} (a helm repository), --chart oci://HOST/PATH/{0} or --chart DIR (packaged charts)",
+                    release.chart_name
+                ),
+            ));
+        }
+    };
+    let source = ChartSource::parse(&reference).map_err(|e| bad(e.to_string(), "see --help for --chart"))?;
+    if let Some(name) = source.chart_name()
+        && name != release.chart_name
+    {
+        return Err(bad(
+            format!(
+                "--chart {} is chart {name:?}, but release {} runs chart {:?}",
+                one_line(&reference),
+                release.name,
+                release.chart_name
+            ),
+            format!("pass the reference of the {} chart; switching charts is not an upgrade", release.chart_name),
+        ));
+    }
+    Ok((reference, origin))
+}
+
+/// What the chart source offers. `chart_name` is the release's chart when known; a
+/// listing started before the release was read (to overlap the reads) takes the
+/// reference's own chart name, which must match the release's anyway.
+fn list(helm: &Helm, opts: &RunOptions, reference: &str, chart_name: Option<&str>) -> Result<Offer, RunError> {
+    let source = ChartSource::parse(reference).map_err(|e| bad(e.to_string(), "see --help for --chart"))?;
+    let name = chart_name.or(source.chart_name());
+    catalog::offered(&source, name, helm, OfferOptions { plain_http: opts.plain_http, refresh: true }).map_err(|e| {
+        // A registry's or repository's error body is text from outside: shown, not obeyed.
+        let text = crate::text::for_terminal(&e.to_string()).into_owned();
+        if e.exit_code() == crate::exit::BAD_INPUT { bad_text(&text) } else { RunError::Other(text) }
+    })
+}
+
+/// Versions from the source, with what the policy's catalog knows about them (schema,
+/// app version). The catalog adds no versions: only what the source offers can be deployed.
+fn with_catalog(mut available: Vec<Available>, policy: &Policy) -> Vec<Available> {
+    for a in &mut available {
+        if a.app_version.is_none() {
+            a.app_version = policy.catalog_entry(&a.version).and_then(|e| e.app_version.clone());
+        }
+    }
+    available
+}
+
+/// A user value `image.tag` (at any depth) equal to the running app or chart version keeps
+/// every hop on the old image.
+fn pinned_image_tag(release: &Release) -> Option<String> {
+    fn walk(v: &serde_json::Value, path: &str, hits: &mut Vec<(String, String)>) {
+        if let serde_json::Value::Object(map) = v {
+            for (k, child) in map {
+                let here = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                if k == "tag"
+                    && path.rsplit('.').next().is_some_and(|p| p.to_lowercase().contains("image"))
+                    && let Some(s) = child.as_str()
+                {
+                    hits.push((here.clone(), s.to_string()));
+                }
+                walk(child, &here, hits);
+            }
+        }
+    }
+    let mut hits = Vec::new();
+    walk(&release.user_values, "", &mut hits);
+    let current: Vec<String> =
+        [release.app_version.clone(), Some(release.version.to_string())].into_iter().flatten().collect();
+    hits.into_iter()
+        .find(|(_, tag)| current.iter().any(|c| tag.trim_start_matches('v') == c.trim_start_matches('v')))
+        .map(|(path, tag)| {
+            format!(
+                "the user values pin {}={}, the version running now: every hop would keep that image. Remove the pin or override it with --set {}=...",
+                one_line(&path),
+                one_line(&tag),
+                one_line(&path)
+            )
+        })
+}

@@ -1,0 +1,478 @@
+//! The walk against fakes of the cluster, the operator and the journal: each scenario in
+//! milliseconds, asserting what was done to the cluster and what was recorded.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+
+use super::*;
+use crate::helm::{Deployed, Signals};
+use crate::plan::{Available, Context, UpgradeRequest};
+use crate::printer::Printer;
+use crate::release::{Metadata, ReadError, Revision};
+use crate::run::interact::PauseChoice;
+use crate::run::values::{Overrides, RunValues};
+use crate::setvalues::{SetArg, SetKind};
+
+fn v(s: &str) -> ChartVersion {
+    ChartVersion::parse(s).unwrap()
+}
+
+/// A release that helm's fake upgrades and rollbacks move, revision by revision.
+struct FakeCluster {
+    history: RefCell<Vec<(u64, ChartVersion, ReleaseStatus)>>,
+    /// Versions whose upgrade fails after helm made a (failed) revision.
+    failing: Vec<ChartVersion>,
+    /// Before the n-th check of the release, someone else deploys this version.
+    outsider: Option<(usize, ChartVersion)>,
+    /// A Ctrl-C arrives while helm upgrades to this version.
+    interrupt_during: Option<ChartVersion>,
+    calls: RefCell<Vec<String>>,
+    checks: RefCell<usize>,
+    signals: Signals,
+}
+
+impl FakeCluster {
+    fn at(version: &str) -> FakeCluster {
+        FakeCluster {
+            history: RefCell::new(vec![(1, v(version), ReleaseStatus::Deployed)]),
+            failing: vec![],
+            outsider: None,
+            interrupt_during: None,
+            calls: RefCell::default(),
+            checks: RefCell::default(),
+            signals: Signals::default(),
+        }
+    }
+
+    fn push(&self, version: ChartVersion, status: ReleaseStatus) -> u64 {
+        let mut history = self.history.borrow_mut();
+        for entry in history.iter_mut().filter(|e| e.2 == ReleaseStatus::Deployed) {
+            entry.2 = ReleaseStatus::Superseded;
+        }
+        let revision = history.len() as u64 + 1;
+        history.push((revision, version, status));
+        revision
+    }
+
+    fn calls(&self) -> Vec<String> {
+        self.calls.borrow().clone()
+    }
+
+    fn deployed_versions(&self) -> Vec<String> {
+        self.calls()
+            .iter()
+            .filter_map(|c| c.strip_prefix("upgrade ").map(|r| r.split(' ').next().unwrap().to_string()))
+            .collect()
+    }
+}
+
+fn failed(purpose: &str) -> ExecError {
+    ExecError::Failed {
+        purpose: purpose.into(),
+        argv: "helm …".into(),
+        status: "exit 1".into(),
+        stderr: "Error: UPGRADE FAILED: context deadline exceeded".into(),
+        stdout: String::new(),
+    }
+}
+
+impl Cluster for FakeCluster {
+    fn upgrade(
+        &self,
+        purpose: String,
+        _release: &str,
+        _chart: &str,
+        flags: Vec<String>,
+    ) -> Result<Deployed, ExecError> {
+        let version = v(&flags[flags.iter().position(|f| f == "--version").unwrap() + 1]);
+        self.calls.borrow_mut().push(format!("upgrade {version} {}", flags.join(" ")));
+        if self.interrupt_during.as_ref() == Some(&version) {
+            self.signals.simulate_interrupt();
+        }
+        if self.failing.contains(&version) {
+            self.push(version, ReleaseStatus::Failed);
+            return Err(failed(&purpose));
+        }
+        let revision = self.push(version.clone(), ReleaseStatus::Deployed);
+        Ok(Deployed { revision, status: "deployed".into(), chart_version: Some(version.to_string()) })
+    }
+
+    fn rollback(&self, _purpose: String, _release: &str, revision: u64, _timeout: &str) -> Result<(), ExecError> {
+        self.calls.borrow_mut().push(format!("rollback {revision}"));
+        let version = self.history.borrow()[revision as usize - 1].1.clone();
+        self.push(version, ReleaseStatus::Deployed);
+        Ok(())
+    }
+
+    fn metadata(&self, purpose: String, _release: &str) -> Result<Metadata, ExecError> {
+        if purpose.starts_with("check") {
+            *self.checks.borrow_mut() += 1;
+            if let Some((n, version)) = &self.outsider
+                && *n == *self.checks.borrow()
+            {
+                self.push(version.clone(), ReleaseStatus::Deployed);
+            }
+        }
+        self.calls.borrow_mut().push(purpose.split(' ').next().unwrap().to_string());
+        let (revision, version, status) = self.history.borrow().last().unwrap().clone();
+        Ok(Metadata {
+            name: "bsr".into(),
+            chart: "bsr".into(),
+            version: version.to_string(),
+            app_version: None,
+            namespace: "bsr".into(),
+            revision,
+            status,
+        })
+    }
+
+    fn read(&self, _release: &str) -> Result<Release, ReadError> {
+        self.calls.borrow_mut().push("read".into());
+        let history = self.history.borrow();
+        let (revision, version, status) = history.last().unwrap().clone();
+        Ok(Release {
+            name: "bsr".into(),
+            namespace: "bsr".into(),
+            chart_name: "bsr".into(),
+            version,
+            app_version: None,
+            revision,
+            status,
+            description: String::new(),
+            history: history
+                .iter()
+                .map(|(revision, version, status)| Revision {
+                    revision: *revision,
+                    status: *status,
+                    version: Some(version.clone()),
+                    description: String::new(),
+                })
+                .collect(),
+            user_values: serde_json::json!({}),
+            manifest: String::new(),
+        })
+    }
+
+    fn status_text(&self, _release: &str) -> Result<String, ExecError> {
+        Ok("STATUS: deployed".into())
+    }
+
+    fn count_pods(&self, _purpose: String, _selector: &str) -> Result<usize, ExecError> {
+        Ok(0)
+    }
+
+    fn explain_unready(&self, _release: &str) -> Vec<String> {
+        vec![]
+    }
+
+    fn policy_command(&self, purpose: String, argv: &[String]) -> Result<String, ExecError> {
+        self.calls.borrow_mut().push(format!("command {purpose}: {}", argv.join(" ")));
+        Ok(String::new())
+    }
+
+    fn helm_major(&self) -> u32 {
+        4
+    }
+
+    fn signals(&self) -> &Signals {
+        &self.signals
+    }
+}
+
+/// An operator (or `--yes`) with scripted answers.
+struct FakeOperator {
+    pauses: RefCell<VecDeque<PauseChoice>>,
+    attended: bool,
+}
+
+impl Interaction for FakeOperator {
+    fn confirm(&self, _question: &str) -> bool {
+        true
+    }
+    fn pause(&self, _summary: &str) -> PauseChoice {
+        self.pauses.borrow_mut().pop_front().unwrap_or(PauseChoice::Continue)
+    }
+    fn attended(&self) -> bool {
+        self.attended
+    }
+    fn confirm_typed(&self, _prompt: &str, _expected: &str) -> bool {
+        true
+    }
+}
+
+/// A journal that records what it is told, and can lose the lock at the n-th write.
+#[derive(Default)]
+struct FakeJournal {
+    events: Vec<String>,
+    writes: usize,
+    lose_lock_at_write: Option<usize>,
+    newest: Option<ChartVersion>,
+}
+
+impl FakeJournal {
+    fn write(&mut self, what: String) -> Result<(), JournalError> {
+        self.writes += 1;
+        if self.lose_lock_at_write == Some(self.writes) {
+            return Err(JournalError { lost_lock: true, message: "the ledger was changed by someone else".into() });
+        }
+        self.events.push(what);
+        Ok(())
+    }
+}
+
+impl Journal for FakeJournal {
+    fn hop_starting(&mut self, _plan: &Plan, index: usize, first_change: Option<usize>) -> Result<(), JournalError> {
+        self.write(format!("hop {index} starts (change at {first_change:?})"))
+    }
+    fn change_starting(&mut self, hop: usize, step: Option<usize>) -> Result<(), JournalError> {
+        self.write(format!("hop {hop} step {step:?} starts"))
+    }
+    fn hop_ended(&mut self, index: usize, outcome: HopOutcome, _message: Option<&str>) {
+        self.events.push(format!("hop {index} {outcome}"));
+    }
+    fn helm_ran(&mut self, version: &ChartVersion) {
+        if self.newest.as_ref().is_none_or(|n| n < version) {
+            self.newest = Some(version.clone());
+        }
+    }
+    fn snapshot_taken(&mut self, at: &ChartVersion, how: &str) {
+        self.events.push(format!("snapshot at {at} ({how})"));
+    }
+    fn newest_ever(&self) -> Option<ChartVersion> {
+        self.newest.clone()
+    }
+    fn has_snapshot(&self) -> bool {
+        false
+    }
+}
+
+const OFFERED: &str = "1.0.4,1.1.0,1.1.9,1.2.0,1.2.6,1.3.0,1.3.2";
+
+fn policy() -> Policy {
+    crate::policy::parse(include_str!("../../../bed/policies/bsr-bed.yaml"), "bsr-bed").unwrap()
+}
+
+fn offered() -> Vec<Available> {
+    OFFERED.split(',').map(|s| Available::new(v(s))).collect()
+}
+
+fn context() -> Context {
+    Context {
+        release: Some("bsr".into()),
+        namespace: Some("bsr".into()),
+        chart_name: Some("bsr".into()),
+        sources: None,
+    }
+}
+
+fn upgrade_plan(policy: &Policy, from: &str, to: &str) -> Plan {
+    let request = UpgradeRequest { current: v(from), target: v(to), fast_path: false, devel: false };
+    plan::plan_upgrade(policy, &offered(), &request, &context()).unwrap()
+}
+
+struct Scenario {
+    cluster: FakeCluster,
+    operator: FakeOperator,
+    journal: FakeJournal,
+    overrides: Overrides,
+    overrides_in_effect: bool,
+    dir: tempfile::TempDir,
+}
+
+impl Scenario {
+    fn new(at: &str) -> Scenario {
+        Scenario {
+            cluster: FakeCluster::at(at),
+            operator: FakeOperator { pauses: RefCell::default(), attended: false },
+            journal: FakeJournal::default(),
+            overrides: Overrides::default(),
+            overrides_in_effect: false,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn walk(&mut self, plan: &Plan) -> Outcome {
+        let policy = policy();
+        let values =
+            RunValues::save(self.dir.path(), "host", &serde_json::json!({"replicaCount": 2}), &self.overrides).unwrap();
+        let (revision, version, status) = self.cluster.history.borrow().last().unwrap().clone();
+        let setup = Setup {
+            policy: &policy,
+            release: "bsr".into(),
+            chart: ChartArg::Reference { reference: "demo/bsr".into(), plain_http: false },
+            values,
+            timeout: "5m0s".into(),
+            snapshot_taken: false,
+            available: offered(),
+            context: context(),
+            start: (revision, version, status),
+            overrides_in_effect: self.overrides_in_effect,
+            bring_back_failed_hops: true,
+        };
+        let (printer, _, _) = Printer::captured(false);
+        let progress = Progress::new(printer);
+        let ports = Ports {
+            cluster: &self.cluster,
+            interaction: &self.operator,
+            journal: &mut self.journal,
+            progress: &progress,
+        };
+        Walk::new(setup, ports).run(plan)
+    }
+}
+
+#[test]
+fn hops_are_checked_recorded_and_verified_from_helms_own_answer() {
+    let mut s = Scenario::new("1.0.4");
+    let plan = upgrade_plan(&policy(), "1.0.4", "1.3.0");
+    assert_eq!(s.walk(&plan), Outcome::Completed { at: v("1.3.0") });
+    assert_eq!(s.cluster.deployed_versions(), ["1.1.9", "1.2.6", "1.3.0"]);
+    // One read before each hop, none to verify: helm's own answer says deployed.
+    let reads: Vec<String> = s.cluster.calls().into_iter().filter(|c| !c.starts_with("upgrade")).collect();
+    assert_eq!(reads, ["check", "check", "check"]);
+    assert_eq!(
+        s.journal.events,
+        [
+            "hop 0 starts (change at Some(0))",
+            "hop 0 succeeded",
+            "hop 1 starts (change at Some(0))",
+            "hop 1 succeeded",
+            "hop 2 starts (change at Some(0))",
+            "hop 2 succeeded"
+        ]
+    );
+    assert_eq!(s.journal.newest, Some(v("1.3.0")));
+}
+
+#[test]
+fn a_failing_hop_is_brought_back_by_the_policys_down_migration() {
+    let mut s = Scenario::new("1.0.4");
+    s.cluster.failing = vec![v("1.2.6")];
+    let plan = upgrade_plan(&policy(), "1.0.4", "1.3.0");
+    let outcome = s.walk(&plan);
+    let Outcome::Recovered { failed_hop, at, error } = &outcome else { panic!("{outcome:?}") };
+    assert_eq!((*failed_hop, at), (2, &v("1.1.9")));
+    assert!(error.contains("UPGRADE FAILED"), "{error}");
+    assert_eq!(s.cluster.deployed_versions(), ["1.1.9", "1.2.6", "1.1.9"], "the way back redeploys 1.1.9");
+    let calls = s.cluster.calls();
+    assert!(calls.iter().any(|c| c.contains("command bufd migratedownto") && c.ends_with("schema=222")), "{calls:?}");
+    // helm ran 1.2.6 (it made a failed revision of it): it counts as deployed.
+    assert_eq!(s.journal.newest, Some(v("1.2.6")));
+    assert!(s.journal.events.contains(&"hop 1 failed".to_string()));
+    // Every change of the way back was recorded before it ran.
+    assert!(s.journal.events.iter().filter(|e| e.contains("step None")).count() >= 2, "{:?}", s.journal.events);
+}
+
+#[test]
+fn stop_here_at_a_pause_ends_at_the_verified_version() {
+    let mut s = Scenario::new("1.0.4");
+    s.operator = FakeOperator { pauses: RefCell::new([PauseChoice::Stop].into()), attended: true };
+    let plan = upgrade_plan(&policy(), "1.0.4", "1.3.0");
+    let outcome = s.walk(&plan);
+    assert!(matches!(&outcome, Outcome::Stopped { at, .. } if *at == v("1.1.9")), "{outcome:?}");
+    assert_eq!(s.cluster.deployed_versions(), ["1.1.9"]);
+}
+
+#[test]
+fn a_lost_lock_stops_the_walk_before_its_next_change() {
+    let mut s = Scenario::new("1.0.4");
+    // The second write is hop 2's start: by then someone else holds the lock.
+    s.journal.lose_lock_at_write = Some(2);
+    let plan = upgrade_plan(&policy(), "1.0.4", "1.3.0");
+    let outcome = s.walk(&plan);
+    let Outcome::Failed { error, next_steps } = &outcome else { panic!("{outcome:?}") };
+    assert!(error.contains("lost the lock of bsr before hop 2"), "{error}");
+    assert!(next_steps.contains("bsr is at 1.1.9"), "{next_steps}");
+    assert_eq!(s.cluster.deployed_versions(), ["1.1.9"], "nothing deployed after the lock was lost");
+}
+
+#[test]
+fn a_change_made_outside_the_walk_stops_it() {
+    let mut s = Scenario::new("1.0.4");
+    s.cluster.outsider = Some((2, v("1.3.2")));
+    let plan = upgrade_plan(&policy(), "1.0.4", "1.3.0");
+    let outcome = s.walk(&plan);
+    let Outcome::Failed { error, .. } = &outcome else { panic!("{outcome:?}") };
+    assert!(error.contains("changed outside this run before hop 2"), "{error}");
+    assert!(error.contains("it is now at revision 3 (1.3.2, deployed)"), "{error}");
+    assert_eq!(s.cluster.deployed_versions(), ["1.1.9"]);
+}
+
+#[test]
+fn an_interrupt_during_a_hop_finishes_it_and_stops_at_the_next_safe_point() {
+    let mut s = Scenario::new("1.0.4");
+    s.cluster.interrupt_during = Some(v("1.1.9"));
+    let plan = upgrade_plan(&policy(), "1.0.4", "1.3.0");
+    let outcome = s.walk(&plan);
+    let Outcome::Stopped { at, reason } = &outcome else { panic!("{outcome:?}") };
+    assert_eq!(at, &v("1.1.9"));
+    assert!(reason.starts_with("interrupted: stopped at the first safe point"), "{reason}");
+    assert_eq!(s.cluster.deployed_versions(), ["1.1.9"]);
+}
+
+#[test]
+fn a_resumed_walk_keeps_the_operators_overrides_on_the_way_back() {
+    let mut s = Scenario::new("1.1.9");
+    s.overrides = Overrides { files: vec![], sets: vec![SetArg::new(SetKind::Set, "replicaCount=5")] };
+    // A resumed run: the interrupted run deployed with the overrides already.
+    s.overrides_in_effect = true;
+    s.cluster.failing = vec![v("1.2.6")];
+    let plan = upgrade_plan(&policy(), "1.1.9", "1.2.6");
+    let outcome = s.walk(&plan);
+    assert!(matches!(outcome, Outcome::Recovered { .. }), "{outcome:?}");
+    let upgrades: Vec<String> = s.cluster.calls().into_iter().filter(|c| c.starts_with("upgrade")).collect();
+    assert_eq!(upgrades.len(), 2);
+    assert!(
+        upgrades.iter().all(|u| u.contains("--set replicaCount=5")),
+        "both deploys carry the overrides: {upgrades:?}"
+    );
+    // A fresh run that failed its first hop goes back without them.
+    let mut s = Scenario::new("1.1.9");
+    s.overrides = Overrides { files: vec![], sets: vec![SetArg::new(SetKind::Set, "image.tag=broken")] };
+    s.cluster.failing = vec![v("1.2.6")];
+    s.walk(&plan);
+    let upgrades: Vec<String> = s.cluster.calls().into_iter().filter(|c| c.starts_with("upgrade")).collect();
+    assert!(upgrades[0].contains("--set image.tag=broken") && !upgrades[1].contains("--set"), "{upgrades:?}");
+}
+
+#[test]
+fn a_pending_release_is_brought_back_by_helm_rollback_first() {
+    let policy = policy();
+    let plan = upgrade_plan(&policy, "1.1.9", "1.2.6");
+    // helm's last write of hop 1 was lost: revision 2 stays pending-upgrade.
+    let cluster = FakeCluster::at("1.1.9");
+    cluster.push(v("1.2.6"), ReleaseStatus::PendingUpgrade);
+    let release = cluster.read("bsr").unwrap();
+    let (printer, _, _) = Printer::captured(false);
+    let progress = Progress::new(printer);
+    let operator = FakeOperator { pauses: RefCell::default(), attended: false };
+    let mut journal = FakeJournal::default();
+    let dir = tempfile::tempdir().unwrap();
+    let values = RunValues::save(dir.path(), "host", &serde_json::json!({}), &Overrides::default()).unwrap();
+    let setup = Setup {
+        policy: &policy,
+        release: "bsr".into(),
+        chart: ChartArg::Reference { reference: "demo/bsr".into(), plain_http: false },
+        values,
+        timeout: "5m0s".into(),
+        snapshot_taken: false,
+        available: offered(),
+        context: context(),
+        start: (1, v("1.1.9"), ReleaseStatus::Deployed),
+        overrides_in_effect: false,
+        bring_back_failed_hops: true,
+    };
+    let ports = Ports { cluster: &cluster, interaction: &operator, journal: &mut journal, progress: &progress };
+    let walk = Walk::new(setup, ports);
+    let steps = walk.recovery_steps(&release, &plan.hops[0]).unwrap();
+    assert!(
+        matches!(&steps[0], Step::Deploy { revision: Some(1), .. }),
+        "helm upgrade refuses a pending release; helm rollback to revision 1 clears it: {steps:?}"
+    );
+    assert!(
+        steps
+            .iter()
+            .any(|s| matches!(s, Step::Run { argv, .. } if argv.contains(&"--from-literal=schema=222".to_string()))),
+        "1.2.6 may have migrated: its down-migration to 1.1.9's schema runs: {steps:?}"
+    );
+}

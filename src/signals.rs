@@ -1,0 +1,118 @@
+//! Signals received during a run, counted rather than obeyed on the spot: dying mid-way
+//! is what must not happen while helm writes a release or this run holds the lock.
+//!
+//! The process layer reads them to pass SIGTERM (and a second Ctrl-C) on to helm, the
+//! executor to stop at the next safe point, the prompts to give way. What each means:
+//! - the first SIGINT (Ctrl-C), SIGHUP (the terminal hung up) or lost output (a closed
+//!   pipe): finish the step under way, stop at the next safe point;
+//! - a second SIGINT, or SIGTERM: stop now (helm is told to stop; it marks the operation
+//!   failed rather than leaving it `pending-*`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use crate::printer::Printer;
+
+/// Shared with the executor, which decides what they mean. `Default` is a set that
+/// never receives anything (for completion and tests).
+#[derive(Clone, Debug, Default)]
+pub struct Signals {
+    interrupts: Arc<AtomicUsize>,
+    terminates: Arc<AtomicUsize>,
+    hangups: Arc<AtomicUsize>,
+    output_lost: Arc<AtomicBool>,
+}
+
+impl Signals {
+    /// Receive SIGINT, SIGTERM and SIGHUP on a background thread from now on; say at once
+    /// what the first of each means (the step under way may take minutes).
+    pub fn install(printer: &Printer) -> std::io::Result<Signals> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let signals = Signals { output_lost: printer.lost_flag(), ..Signals::default() };
+        let mut incoming = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+        let (seen, printer) = (signals.clone(), printer.clone());
+        std::thread::spawn(move || {
+            for signal in incoming.forever() {
+                let (counter, what, again) = match signal {
+                    SIGINT => (&seen.interrupts, "interrupted", " (Ctrl-C again stops the step now)"),
+                    SIGTERM => (&seen.terminates, "terminating", ""),
+                    // The SSH session dropped: like a first Ctrl-C, with nobody left to ask.
+                    _ => (&seen.hangups, "the terminal hung up", ""),
+                };
+                if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+                    printer.text(&format!(
+                        "\n{what}: the step under way finishes, then the run stops at the next safe point{again}\n"
+                    ));
+                }
+            }
+        });
+        Ok(signals)
+    }
+
+    pub fn interrupts(&self) -> usize {
+        self.interrupts.load(Ordering::SeqCst)
+    }
+
+    pub fn terminated(&self) -> bool {
+        self.terminates.load(Ordering::SeqCst) > 0
+    }
+
+    /// The terminal is gone (SIGHUP): no prompt can be answered any more.
+    pub fn hung_up(&self) -> bool {
+        self.hangups.load(Ordering::SeqCst) > 0
+    }
+
+    /// Any reason to stop at the next safe point: a signal, or output that can no longer
+    /// be written, since a run nobody can follow should not go on changing things.
+    pub fn stop_requested(&self) -> bool {
+        self.interrupts() > 0 || self.terminated() || self.hung_up() || self.output_lost.load(Ordering::SeqCst)
+    }
+
+    /// Why the run stops, in words, for the report.
+    pub fn stop_reason(&self) -> &'static str {
+        if self.terminated() {
+            "terminated (SIGTERM)"
+        } else if self.interrupts() > 0 {
+            "interrupted"
+        } else if self.hung_up() {
+            "the terminal hung up (SIGHUP)"
+        } else {
+            "the output was closed"
+        }
+    }
+
+    /// A second Ctrl-C or a SIGTERM: stop now, do not start a way back.
+    pub fn stop_now(&self) -> bool {
+        self.interrupts() >= 2 || self.terminated()
+    }
+
+    /// For tests of the executor: a Ctrl-C as if the terminal had sent it.
+    pub fn simulate_interrupt(&self) {
+        self.interrupts.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_first_interrupt_stops_at_a_safe_point_a_second_stops_now() {
+        let signals = Signals::default();
+        assert!(!signals.stop_requested());
+        signals.simulate_interrupt();
+        assert!(signals.stop_requested() && !signals.stop_now());
+        assert_eq!(signals.stop_reason(), "interrupted");
+        signals.simulate_interrupt();
+        assert!(signals.stop_now());
+    }
+
+    #[test]
+    fn lost_output_is_a_reason_to_stop() {
+        let (printer, _, _) = Printer::captured(false);
+        let signals = Signals { output_lost: printer.lost_flag(), ..Signals::default() };
+        printer.lost_flag().store(true, Ordering::SeqCst);
+        assert!(signals.stop_requested() && !signals.stop_now());
+        assert_eq!(signals.stop_reason(), "the output was closed");
+    }
+}
