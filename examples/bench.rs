@@ -13,6 +13,9 @@
 //! And, read-only, `--plan` against the three reads an operator would do by hand
 //! (`helm get metadata`, `helm history`, `helm search repo --versions`).
 //!
+//! The "processes" column is bare / tool: how many processes each side starts (the tool
+//! runs with `--debug`, which names every process it starts).
+//!
 //! First, without helm, the planner itself on a hostile chart source: 20,000 offered
 //! versions with arbitrary minors (see [`planning`]). `scripts/bench planning` runs only
 //! that part, in seconds.
@@ -44,6 +47,18 @@ fn run(mut cmd: Command, what: &str) -> Duration {
         String::from_utf8_lossy(&out.stderr)
     );
     started.elapsed()
+}
+
+/// Run the tool with `--debug`, which names every process it starts on stderr: the time,
+/// and how many processes the run spawned.
+fn run_counted(mut cmd: Command, what: &str) -> (Duration, usize) {
+    cmd.arg("--debug");
+    let started = Instant::now();
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    let elapsed = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{what} failed:\n{}\n{stderr}", String::from_utf8_lossy(&out.stdout));
+    (elapsed, stderr.lines().filter(|l| l.contains("debug: ")).count())
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {
@@ -125,11 +140,12 @@ fn main() {
     println!();
     assert!(tool_path().is_file(), "build the plugin first: cargo build --release (scripts/bench does)");
     println!("helm-safe-upgrade benchmark: {ROUNDS} rounds, medians; ratio = tool / bare helm on the same bed\n");
-    println!("{:<14} {:<28} {:>10} {:>10} {:>7}", "helm", "scenario", "bare", "tool", "ratio");
+    println!("{:<14} {:<28} {:>10} {:>10} {:>7} {:>10}", "helm", "scenario", "bare", "tool", "ratio", "processes");
     for version in HelmVersion::TESTED {
         let bed = Bed::new(version);
         let values = bed.values.to_str().unwrap().to_string();
         let (mut bare, mut tool, mut bare_reads, mut tool_plan) = (vec![], vec![], vec![], vec![]);
+        let (mut run_processes, mut plan_processes) = (0, 0);
         for _ in 0..ROUNDS {
             bed.fresh_install();
             let started = Instant::now();
@@ -144,21 +160,29 @@ fn main() {
             run(bed.helm(&["history", "bsr", "-o", "json"]), "helm history");
             run(bed.helm(&["search", "repo", "demo/bsr", "--versions", "-o", "json"]), "helm search repo");
             bare_reads.push(started.elapsed());
-            tool_plan
-                .push(run(bed.tool(&["bsr", "--to", "1.3.0", "--chart", "demo/bsr", "--plan"]), "safe-upgrade --plan"));
-            tool.push(run(bed.tool(&["bsr", "--to", "1.3.0", "--chart", "demo/bsr", "--yes"]), "safe-upgrade"));
+            let (time, processes) = run_counted(
+                bed.tool(&["bsr", "--to", "1.3.0", "--chart", "demo/bsr", "--plan"]),
+                "safe-upgrade --plan",
+            );
+            tool_plan.push(time);
+            plan_processes = processes;
+            let (time, processes) =
+                run_counted(bed.tool(&["bsr", "--to", "1.3.0", "--chart", "demo/bsr", "--yes"]), "safe-upgrade");
+            tool.push(time);
+            run_processes = processes;
         }
-        for (scenario, bare, tool) in [
-            ("3 hops 1.0.4 → 1.3.0", median(bare), median(tool)),
-            ("read and plan (--plan)", median(bare_reads), median(tool_plan)),
+        for (scenario, bare, tool, processes) in [
+            ("3 hops 1.0.4 → 1.3.0", median(bare), median(tool), format!("3 / {run_processes}")),
+            ("read and plan (--plan)", median(bare_reads), median(tool_plan), format!("3 / {plan_processes}")),
         ] {
             println!(
-                "{:<14} {:<28} {:>9.2}s {:>9.2}s {:>7.2}",
+                "{:<14} {:<28} {:>9.2}s {:>9.2}s {:>7.2} {:>10}",
                 version.to_string(),
                 scenario,
                 bare.as_secs_f64(),
                 tool.as_secs_f64(),
-                tool.as_secs_f64() / bare.as_secs_f64()
+                tool.as_secs_f64() / bare.as_secs_f64(),
+                processes
             );
         }
     }

@@ -26,6 +26,13 @@ fn hold_after_verify(seconds: u32) -> String {
     format!("      - deploy: {{}}\n      - verify: {{}}\n      - run: {{name: hold, argv: [sleep, \"{seconds}\"]}}\n")
 }
 
+/// Wait until the hop to `to` is on record and running: the run is in that hop's hold.
+fn wait_for_hop(bed: &Bed, to: &str) {
+    bed.wait_ledger(&format!("the hop to {to} to start"), |r| {
+        r["hops"].as_array().and_then(|h| h.last()).is_some_and(|h| h["outcome"] == "running" && h["to"] == to)
+    });
+}
+
 fn ledger_text(bed: &Bed) -> String {
     bed.standin.get("v1", "configmaps", Some(NS), "helm-safe-upgrade.bsr").map(|cm| cm.to_string()).unwrap_or_default()
 }
@@ -256,9 +263,11 @@ fn a_hop_starts_only_after_its_start_is_recorded(version: HelmVersion) {
     let bed = Bed::behind_proxy(version);
     bed.install("bsr", "1.0.4", VALUES);
     let ledger_write = || RequestMatch::new("PUT", "/configmaps/helm-safe-upgrade.bsr");
-    let run = bed.spawn(&["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--yes"]);
-    // From hop 1's deploy on, every ledger write fails.
-    bed.wait_history("hop 1 to deploy", |h| h.len() >= 2);
+    let policy = bed.policy_with_rolling_steps(&hold_after_verify(2));
+    let run =
+        bed.spawn(&["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--policy", policy.to_str().unwrap(), "--yes"]);
+    // From the hold at the end of hop 1 on, every ledger write fails.
+    bed.wait_ledger("hop 1's hold", |r| r["in_progress"]["step"] == 2);
     bed.proxy().on_request(ledger_write(), Fault::Status(503), 1000);
     let (code, stdout, stderr) = finish(run);
     assert_eq!(code, Some(1), "{}: {stdout}\n{stderr}", bed.version);
@@ -315,10 +324,9 @@ fn resume_uses_the_policy_the_run_started_with(version: HelmVersion) {
     let policy = bed.policy_with_rolling_steps(&hold_before_deploy(2));
     let mut run =
         bed.spawn(&["bsr", "--to", "1.3.0", "--chart", "demo/bsr", "--policy", policy.to_str().unwrap(), "--yes"]);
-    bed.wait_history("hop 2 to deploy", |h| h.len() >= 3);
+    wait_for_hop(&bed, "1.2.6");
     run.kill().unwrap();
     run.wait().unwrap();
-    bed.wait_history("the orphaned helm to finish", |h| h.iter().all(|(_, s, _)| !s.starts_with("pending")));
     // The file changes after the run started; --resume keeps the recorded text.
     let text = std::fs::read_to_string(&policy).unwrap();
     std::fs::write(&policy, text.replace("name: bsr-bed", "name: bsr-edited")).unwrap();
@@ -351,10 +359,9 @@ fn resume_deploys_the_operators_overrides(version: HelmVersion) {
     let mut with_overrides = args.to_vec();
     with_overrides.extend(["--set", "replicaCount=5", "-f", extra.to_str().unwrap()]);
     let mut run = bed.spawn(&with_overrides);
-    bed.wait_history("hop 2 to deploy", |h| h.len() >= 3);
+    wait_for_hop(&bed, "1.2.6");
     run.kill().unwrap();
     run.wait().unwrap();
-    bed.wait_history("the orphaned helm to finish", |h| h.iter().all(|(_, s, _)| !s.starts_with("pending")));
     // The file given with -f changes meanwhile: the resumed run deploys the copy.
     std::fs::write(&extra, "config:\n  features:\n    webhooks: true\n").unwrap();
     let (_, stderr) = bed.run_expect(&["bsr", "--resume", "--yes", "--set", "replicaCount=1"], 2);
@@ -379,14 +386,13 @@ fn resume_deploys_the_operators_overrides(version: HelmVersion) {
         "--set",
         "replicaCount=4",
     ]);
-    bed.wait_history("the second run's hop", |h| h.len() >= 5);
+    wait_for_hop(&bed, "1.4.1");
     run.kill().unwrap();
     run.wait().unwrap();
-    bed.wait_history("the orphaned helm to finish", |h| h.iter().all(|(_, s, _)| !s.starts_with("pending")));
     std::fs::remove_dir_all(bed.state.path().join("helm-safe-upgrade/backups")).unwrap();
     let (_, stderr) = bed.run_expect(&["bsr", "--resume", "--yes"], 2);
     assert!(stderr.contains("are not in") && stderr.contains("restore that backup folder"), "{stderr}");
-    assert_eq!(bed.charts_deployed().len(), 5, "nothing deployed without the run's values");
+    assert_eq!(bed.charts_deployed().len(), 4, "nothing deployed without the run's values");
 }
 both_helms!(resume_keeps_overrides, super::resume_deploys_the_operators_overrides);
 
@@ -432,10 +438,10 @@ both_helms!(procedure_values_not_carried, super::values_a_procedure_set_for_one_
 fn an_upgrade_made_outside_the_run_stops_it_before_the_next_hop(version: HelmVersion) {
     let bed = Bed::new(version);
     bed.install("bsr", "1.0.4", VALUES);
-    let policy = bed.policy_with_rolling_steps(&hold_after_verify(4));
+    let policy = bed.policy_with_rolling_steps(&hold_after_verify(6));
     let run =
         bed.spawn(&["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--policy", policy.to_str().unwrap(), "--yes"]);
-    bed.wait_history("hop 1 to be deployed", |h| h.len() >= 2 && h[1].1 == "deployed");
+    bed.wait_ledger("hop 1's hold", |r| r["in_progress"]["step"] == 2);
     let values = bed.values_file(VALUES);
     bed.env.helm_ok(&[
         "upgrade",
@@ -613,8 +619,20 @@ both_helms!(closed_stderr_stops_safely, super::a_closed_stderr_stops_the_run_and
 fn a_hang_up_stops_at_the_next_safe_point_and_gives_the_lock_back(version: HelmVersion) {
     let bed = Bed::new(version);
     bed.install("bsr", "1.0.4", VALUES);
-    let run = bed.spawn(&["bsr", "--to", "1.3.0", "--chart", "demo/bsr", "--yes", "-o", "json"]);
-    bed.wait_history("hop 1 to start", |h| h.len() >= 2);
+    let policy = bed.policy_with_rolling_steps(&hold_before_deploy(2));
+    let run = bed.spawn(&[
+        "bsr",
+        "--to",
+        "1.3.0",
+        "--chart",
+        "demo/bsr",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--yes",
+        "-o",
+        "json",
+    ]);
+    wait_for_hop(&bed, "1.1.9");
     signal(&run, libc::SIGHUP);
     let (code, stdout, stderr) = finish(run);
     assert_eq!(code, Some(5), "{}: {stdout}\n{stderr}", bed.version);

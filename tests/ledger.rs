@@ -196,14 +196,16 @@ fn a_held_lock_names_its_holder_and_survives_a_dropped_held() {
     assert_eq!(forced.ledger().lock.as_ref().unwrap().holder, "bo@ci-runner-7 pid 9");
     assert_eq!(forced.ledger().newest_ever(), Some(&v("1.2.6")));
     assert_eq!(forced.ledger().in_progress.as_ref().unwrap().plan.to, v("1.3.0"));
-    forced.ledger_mut().record_hop_end(HopOutcome::Succeeded, None).unwrap();
+    // The dead run's hop is on record as interrupted, not as running for ever.
+    assert_eq!(forced.ledger().hops[0].outcome, HopOutcome::Stopped);
+    assert!(forced.ledger().hops[0].message.as_ref().unwrap().contains("interrupted"));
     forced.ledger_mut().clear_in_progress();
     let final_record = forced.release_lock().unwrap();
     assert!(final_record.lock.is_none());
 
     let stored = store.load().unwrap().unwrap().ledger;
     assert!(stored.lock.is_none() && stored.in_progress.is_none());
-    assert_eq!(stored.hops[0].outcome, HopOutcome::Succeeded);
+    assert_eq!(stored.hops[0].outcome, HopOutcome::Stopped);
 }
 
 #[test]

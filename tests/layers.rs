@@ -1,0 +1,150 @@
+//! The shape of the code, checked: layers point down only (no module imports one above
+//! it, so there are no circles), nothing below `commands` knows clap's structs, and no
+//! function outside tests is longer than 80 lines. Read from the sources as text: the
+//! `crate::` paths each module uses.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Top-level modules of `src/`, highest first. A module may use only modules after it.
+const LAYERS: &[&str] = &[
+    // Completion answers for the commands, from their definitions.
+    "complete",
+    "commands",
+    "cli",
+    "run",
+    "ui",
+    "release",
+    "catalog",
+    "helm",
+    "report",
+    "plan",
+    "policy",
+    "version",
+    "signals",
+    "printer",
+    "env",
+    "setvalues",
+    "text",
+    "digest",
+    "duration",
+    "names",
+    "exit",
+];
+
+fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The code of a file without its test module (tests may reach anywhere).
+fn non_test_code(path: &Path) -> Option<String> {
+    if path.file_name().is_some_and(|n| n == "tests.rs") {
+        return None;
+    }
+    let text = std::fs::read_to_string(path).unwrap();
+    Some(text.split("#[cfg(test)]").next().unwrap_or_default().to_string())
+}
+
+/// The top-level module a file belongs to: `src/run/walk.rs` → `run`.
+fn module_of(src: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(src).unwrap();
+    let first = rel.components().next().unwrap().as_os_str().to_string_lossy().into_owned();
+    first.trim_end_matches(".rs").to_string()
+}
+
+/// Every `crate::name` a text mentions, `use crate::{a, b}` groups included.
+fn crate_uses(text: &str) -> BTreeSet<String> {
+    let ident =
+        |s: &str| -> String { s.trim().chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect() };
+    let mut found = BTreeSet::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("crate::") {
+        let after = &rest[i + "crate::".len()..];
+        if let Some(group) = after.strip_prefix('{') {
+            for item in group[..group.find('}').unwrap_or(group.len())].split(',') {
+                found.insert(ident(item));
+            }
+        } else {
+            found.insert(ident(after));
+        }
+        rest = after;
+    }
+    found.retain(|n| !n.is_empty() && n != "self");
+    found
+}
+
+#[test]
+fn modules_only_use_modules_below_them() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for path in &files {
+        let module = module_of(&src, path);
+        if module == "main" || module == "lib" {
+            continue;
+        }
+        let Some(code) = non_test_code(path) else { continue };
+        for used in crate_uses(&code) {
+            if used != module {
+                graph.entry(module.clone()).or_default().insert(used);
+            }
+        }
+    }
+    let rank = |m: &str| LAYERS.iter().position(|l| *l == m).unwrap_or_else(|| panic!("module {m} is not in LAYERS"));
+    let upward: Vec<String> = graph
+        .iter()
+        .flat_map(|(module, uses)| uses.iter().map(move |used| (module, used)))
+        .filter(|(module, used)| rank(used) <= rank(module))
+        .map(|(module, used)| format!("{module} → {used}"))
+        .collect();
+    assert!(upward.is_empty(), "imports that point up (or sideways), which make circles: {upward:?}");
+    // Nothing below `commands` (and completion, its sibling) sees clap's structs.
+    let cli_users: Vec<&String> = graph
+        .iter()
+        .filter(|(m, uses)| uses.contains("cli") && !["commands", "complete"].contains(&m.as_str()))
+        .map(|(m, _)| m)
+        .collect();
+    assert!(cli_users.is_empty(), "{cli_users:?} import cli");
+}
+
+#[test]
+fn no_function_is_longer_than_80_lines() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    let mut long = Vec::new();
+    for path in &files {
+        let Some(code) = non_test_code(path) else { continue };
+        let lines: Vec<&str> = code.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let trimmed = line.trim_start();
+            let indent = &line[..line.len() - trimmed.len()];
+            let starts = ["fn ", "pub fn ", "pub(crate) fn ", "const fn ", "pub const fn "];
+            if !starts.iter().any(|p| trimmed.starts_with(p)) {
+                continue;
+            }
+            // The body ends at the first line that is the closing brace at the same indent.
+            let opens = |j: &usize| lines[*j].trim_end().ends_with('{') || lines[*j].trim_end().ends_with(';');
+            let Some(start) = (i..lines.len()).find(opens) else { continue };
+            if lines[start].trim_end().ends_with(';') {
+                continue; // a declaration without a body (a trait's)
+            }
+            let close = format!("{indent}}}");
+            if let Some(end) = (start + 1..lines.len()).find(|&j| lines[j] == close) {
+                let length = end - i + 1;
+                if length > 80 {
+                    long.push(format!("{}:{} ({length} lines): {trimmed}", path.display(), i + 1));
+                }
+            }
+        }
+    }
+    assert!(long.is_empty(), "functions over 80 lines: {long:#?}");
+}
