@@ -229,17 +229,13 @@ fn fresh_namespace() -> String {
     format!("hsu-e2e-{slug}-{:06x}", mix.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40)
 }
 
+/// Writes a kubeconfig that may hold a cluster's credentials: readable by its owner only
+/// (also when the file was there before).
 fn write_private(path: &Path, text: &str) {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-    file.write_all(text.as_bytes()).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, "").unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
 }
 
 /// `kubectl --kubeconfig KUBECONFIG ARGS`, with optional stdin; never waits on a dead API
