@@ -7,7 +7,7 @@ mod bed;
 
 use std::process::{Command, Stdio};
 
-use bed::{Bed, NS, VALUES, yaml_to_json};
+use bed::{Bed, VALUES, yaml_to_json};
 use kube_standin::testing::{HelmVersion, kubectl_path};
 use rexpect::process::WaitStatus;
 use rexpect::session::Options;
@@ -126,11 +126,7 @@ fn expect_pause(pty: &mut Pty) {
 }
 
 fn pods_of_version(bed: &Bed, version: &str) -> usize {
-    bed.standin
-        .list("v1", "pods", Some(NS))
-        .into_iter()
-        .filter(|p| p["metadata"]["labels"]["app.kubernetes.io/version"] == version)
-        .count()
+    bed.pods_of_version(version).len()
 }
 
 fn continue_at_the_pause(version: HelmVersion) {
@@ -185,7 +181,7 @@ fn roll_back_this_hop(version: HelmVersion) {
     let mut pty = start_two_hops(&bed);
     expect_pause(&mut pty);
     assert!(pods_of_version(&bed, "1.1.9") > 0, "{version}: 1.1.9 runs at the pause");
-    assert!(bed.standin.get("v1", "configmaps", Some(NS), "bsr-migratedownto-210").is_none(), "{version}");
+    assert!(bed.get("v1", "configmaps", "bsr-migratedownto-210").is_none(), "{version}");
     pty.answer("r");
     let (rest, code) = pty.finish();
     assert_eq!(code, 5, "{version}: a rolled-back hop ends the run as stopped: {rest}");
@@ -203,13 +199,12 @@ fn roll_back_this_hop(version: HelmVersion) {
     assert_eq!(bed.server_version_label(), "1.0.4", "{version}");
     assert_eq!(pods_of_version(&bed, "1.1.9"), 0, "{version}: no 1.1.9 pod remains");
     assert!(pods_of_version(&bed, "1.0.4") > 0, "{version}: 1.0.4 runs");
-    let cm = bed.standin.get("v1", "configmaps", Some(NS), "bsr-migratedownto-210").expect("migratedownto 210 ran");
+    let cm = bed.get("v1", "configmaps", "bsr-migratedownto-210").expect("migratedownto 210 ran");
     assert_eq!(cm["data"]["from"], "1.1.9", "{version}: {cm}");
     assert_eq!(cm["data"]["to"], "1.0.4", "{version}: {cm}");
     assert_eq!(cm["data"]["schema"], "210", "{version}: {cm}");
     let migrations = bed
-        .standin
-        .list("v1", "configmaps", Some(NS))
+        .list("v1", "configmaps")
         .into_iter()
         .filter(|c| c["metadata"]["name"].as_str().unwrap_or_default().starts_with("bsr-migratedownto-"))
         .count();
@@ -250,7 +245,7 @@ fn status_at_the_pause_then_stop(version: HelmVersion) {
     pty.answer("t");
     // `helm status bsr`, then the same question again.
     let status = pty.expect("[c]ontinue, [s]top here, [r]oll back this hop, show s[t]atus?");
-    for line in ["NAME: bsr", &format!("NAMESPACE: {NS}"), "STATUS: deployed", "REVISION: 2"] {
+    for line in ["NAME: bsr", &format!("NAMESPACE: {}", bed.ns), "STATUS: deployed", "REVISION: 2"] {
         assert!(status.contains(line), "{version}: no {line:?} in the status:\n{status}");
     }
     assert!(status.contains("1.1.9 is deployed and verified (1/2)"), "{version}: the pause is asked again:\n{status}");
@@ -291,11 +286,7 @@ fn rollback_asks_for_the_release_name(version: HelmVersion) {
     let (rest, code) = pty.finish();
     assert_eq!(code, 0, "{}: {rest}", bed.version);
     assert_eq!(bed.charts_deployed().last().unwrap(), "bsr-1.0.4");
-    assert!(
-        bed.standin.get("v1", "configmaps", Some(NS), "bsr-migratedownto-210").is_some(),
-        "{}: the down-migration ran",
-        bed.version
-    );
+    assert!(bed.get("v1", "configmaps", "bsr-migratedownto-210").is_some(), "{}: the down-migration ran", bed.version);
     assert_eq!(bed.user_values(), yaml_to_json(VALUES));
 }
 both_helms!(typed_confirmation, super::rollback_asks_for_the_release_name);

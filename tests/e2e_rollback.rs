@@ -1,5 +1,6 @@
 //! `helm safe-rollback RELEASE [--to VERSION]` end to end: the real helm 3.19.0 and 4.1.4
-//! against the Kubernetes API stand-in, charts from the loopback repository, the bed's
+//! against the Kubernetes API stand-in (or the cluster of HSU_E2E_KUBECONFIG), charts from
+//! the loopback repository, the bed's
 //! policies (BSR's `migratedownto`, Sourcegraph's `migrator downgrade` + `drift`, Coder's
 //! snapshot restore) observable as ConfigMaps.
 //!
@@ -11,7 +12,7 @@ mod bed;
 
 use std::process::Output;
 
-use bed::{Bed, NS, VALUES, bed_policy, yaml_to_json};
+use bed::{Bed, VALUES, bed_policy, yaml_to_json};
 use kube_standin::testing::HelmVersion;
 use serde_json::Value;
 
@@ -52,7 +53,7 @@ fn json(stdout: &str) -> Value {
 /// `helm history bsr -o json` as helm prints it (revisions, statuses, charts,
 /// descriptions, timestamps).
 fn full_history(bed: &Bed) -> Value {
-    serde_json::from_str(&bed.env.helm_ok(&["history", "bsr", "--namespace", NS, "-o", "json"])).unwrap()
+    serde_json::from_str(&bed.env.helm_ok(&["history", "bsr", "--namespace", &bed.ns, "-o", "json"])).unwrap()
 }
 
 fn last_description(bed: &Bed) -> String {
@@ -109,8 +110,7 @@ fn pairs(v: &[(String, String)]) -> Vec<(&str, &str)> {
 
 /// The ConfigMaps in the namespace whose name contains `infix`.
 fn configmaps_containing(bed: &Bed, infix: &str) -> Vec<String> {
-    bed.standin
-        .list("v1", "configmaps", Some(NS))
+    bed.list("v1", "configmaps")
         .into_iter()
         .map(|cm| cm["metadata"]["name"].as_str().unwrap().to_string())
         .filter(|n| n.contains(infix))
@@ -118,9 +118,7 @@ fn configmaps_containing(bed: &Bed, infix: &str) -> Vec<String> {
 }
 
 fn configmap_data(bed: &Bed, name: &str) -> Value {
-    bed.standin
-        .get("v1", "configmaps", Some(NS), name)
-        .unwrap_or_else(|| panic!("{}: ConfigMap {name} exists", bed.version))["data"]
+    bed.get("v1", "configmaps", name).unwrap_or_else(|| panic!("{}: ConfigMap {name} exists", bed.version))["data"]
         .clone()
 }
 
@@ -187,7 +185,7 @@ fn bsr_back_one_minor_after_three_hops(version: HelmVersion) {
         "{stdout}"
     );
     assert!(bed.pods_of_version("1.3.0").is_empty(), "1.3.0 pods remain: {:?}", bed.pods_of_version("1.3.0"));
-    assert_eq!(bed.pods_of_version("1.2.6").len(), 2, "two replicas of 1.2.6");
+    assert_eq!(bed.server_pods_of_version("1.2.6").len(), 2, "two replicas of 1.2.6");
 
     // Exactly one down-migration, with 1.2.6's schema, run by the 1.3.0 binary.
     assert_eq!(configmaps_containing(&bed, "-migratedownto-"), ["bsr-migratedownto-240"]);
@@ -379,7 +377,7 @@ fn failed_revision_is_never_the_target(version: HelmVersion) {
             "--version",
             "1.1.0",
             "--namespace",
-            NS,
+            &bed.ns,
             "-f",
             values,
             "--set",
@@ -388,7 +386,7 @@ fn failed_revision_is_never_the_target(version: HelmVersion) {
             "migration.imageTag=1.1.0",
             "--wait",
             "--timeout",
-            "3s",
+            &bed.fail_timeout("3s"),
         ],
         None,
     );
@@ -402,7 +400,7 @@ fn failed_revision_is_never_the_target(version: HelmVersion) {
             "--version",
             "1.1.9",
             "--namespace",
-            NS,
+            &bed.ns,
             "-f",
             values,
             "--wait",
@@ -452,7 +450,7 @@ const SG_VALUES: &str = "frontend:\n  env:\n    - name: SRC_LOG_LEVEL\n      val
 fn sourcegraph_migrator_downgrade(version: HelmVersion) {
     let bed = Bed::new(version);
     let policy = sourcegraph_policy();
-    // The bed installs every chart as release `bsr` in namespace `bsr`.
+    // The bed installs every chart as release `bsr` (in namespace `bed.ns`).
     bed.install("sourcegraph", "5.2.7", SG_VALUES);
     bed.run_expect(
         &["bsr", "--to", "5.3.0", "--chart", "demo/sourcegraph", "--policy", &policy, "--snapshot-taken", "--yes"],
@@ -495,8 +493,7 @@ fn sourcegraph_migrator_downgrade(version: HelmVersion) {
     assert_eq!(configmap_data(&bed, "bsr-migrator-drift")["version"], "5.2.7");
 
     deployed_at(&bed, "5.2.7");
-    let frontend =
-        bed.standin.get("apps/v1", "deployments", Some(NS), "bsr-frontend").expect("the frontend Deployment");
+    let frontend = bed.get("apps/v1", "deployments", "bsr-frontend").expect("the frontend Deployment");
     assert_eq!(frontend["spec"]["replicas"], 2, "the redeploy restores the replicas: {}", frontend["spec"]);
     assert_eq!(frontend["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/version"], "5.2.7");
     assert_eq!(bed.user_values(), yaml_to_json(SG_VALUES));
@@ -574,7 +571,7 @@ fn coder_restores_the_snapshot(version: HelmVersion) {
     let data = configmap_data(&bed, "bsr-restored-2.15.1");
     assert_eq!((data["from"].as_str(), data["to"].as_str()), (Some("2.16.0"), Some("2.15.1")), "{data}");
     deployed_at(&bed, "2.15.1");
-    let coder = bed.standin.get("apps/v1", "deployments", Some(NS), "bsr-coder").expect("the coder Deployment");
+    let coder = bed.get("apps/v1", "deployments", "bsr-coder").expect("the coder Deployment");
     assert_eq!(coder["spec"]["replicas"], 1, "the redeploy restores the replicas: {}", coder["spec"]);
     assert_eq!(bed.user_values(), yaml_to_json(CODER_VALUES));
 
@@ -629,7 +626,7 @@ fn failed_rollback_can_be_run_again(version: HelmVersion) {
             "--set",
             "image.tag=broken",
             "--timeout",
-            "3s",
+            &bed.fail_timeout("3s"),
             "--yes",
             "--accept-data-loss",
             "-o",
@@ -713,7 +710,7 @@ fn failed_twice_is_left_from_the_newest_version_tried(version: HelmVersion) {
             "--version",
             target,
             "--namespace",
-            NS,
+            &bed.ns,
             "--reuse-values",
             "--set",
             "image.tag=broken",
@@ -721,7 +718,7 @@ fn failed_twice_is_left_from_the_newest_version_tried(version: HelmVersion) {
             &tag,
             "--wait",
             "--timeout",
-            "3s",
+            &bed.fail_timeout("3s"),
         ];
         let out = bed.helm_with(&[], &args, None);
         assert!(!out.status.success(), "the broken upgrade to {target} was meant to fail");

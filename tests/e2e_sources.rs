@@ -1,7 +1,8 @@
 //! `helm safe-upgrade` end to end with the other chart sources and the run's guard rails:
 //! a directory of packaged charts with a failing middle hop brought back by the policy's
 //! own downgrade, an OCI registry with Basic and Bearer auth, the ledger lock, and the
-//! operator's extra values. Real helm 3.19.0 and 4.1.4 against the Kubernetes API stand-in.
+//! operator's extra values. Real helm 3.19.0 and 4.1.4 against the Kubernetes API stand-in
+//! (or the cluster of HSU_E2E_KUBECONFIG).
 
 #[path = "e2e/bed.rs"]
 mod bed;
@@ -9,7 +10,7 @@ mod bed;
 use std::path::Path;
 use std::sync::Arc;
 
-use bed::{Bed, NS, VALUES, bed_policy, yaml_to_json};
+use bed::{Bed, VALUES, bed_policy, yaml_to_json};
 use chart_standin::{Credentials, OciAuth, OciOptions, OciRegistry};
 use helm_safe_upgrade::helm::{Kubectl, Runner, Signals};
 use helm_safe_upgrade::run::holder::{Me, Process};
@@ -23,7 +24,7 @@ use serde_json::Value;
 /// rollout wait, after the upgrade migrations could have run.
 fn chart_dir_with_broken_126(bed: &Bed) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    chart_standin::fixtures::package("bsr", dir.path()).unwrap();
+    bed.package_fixture("bsr", dir.path());
     let good = dir.path().join("bsr-1.2.6.tgz");
     assert!(good.exists());
     std::fs::remove_file(&good).unwrap();
@@ -41,10 +42,21 @@ fn chart_dir_with_broken_126(bed: &Bed) -> tempfile::TempDir {
         broken.contains("tag: \"broken\"") && broken.contains("imageTag: \"1.2.6\""),
         "the fixture's values.yaml changed:\n{values}"
     );
-    std::fs::write(&values_path, broken).unwrap();
+    std::fs::write(&values_path, bed.chart_values(&broken)).unwrap();
     bed.env.helm_ok(&["package", root.to_str().unwrap(), "-d", dir.path().to_str().unwrap()]);
     assert!(good.exists(), "helm package wrote bsr-1.2.6.tgz");
     dir
+}
+
+/// The reason a pod whose image cannot be pulled waits with, as the tool quotes it. The
+/// stand-in always says `ImagePullBackOff`; a kubelet says `ErrImagePull` after each failed
+/// pull and `ImagePullBackOff` while it waits to try again, so on a cluster either is right.
+fn image_pull_failure(bed: &Bed, text: &str) -> &'static str {
+    if bed.standin().is_some() || text.contains("container bufd ImagePullBackOff") {
+        "ImagePullBackOff"
+    } else {
+        "ErrImagePull"
+    }
 }
 
 fn failing_middle_hop_is_brought_back_by_the_policy(version: HelmVersion) {
@@ -65,7 +77,7 @@ fn failing_middle_hop_is_brought_back_by_the_policy(version: HelmVersion) {
             "--policy",
             &policy,
             "--timeout",
-            "6s",
+            &bed.fail_timeout("6s"),
             // The operator's change was in effect when hop 2 started: the way back keeps it.
             "--set",
             "config.logLevel=debug",
@@ -105,7 +117,7 @@ fn failing_middle_hop_is_brought_back_by_the_policy(version: HelmVersion) {
     let error = report["error"].as_str().unwrap();
     // (helm 4 names the Deployment that is not ready; helm 3 says only "context deadline exceeded".)
     assert!(error.contains("upgrade bsr to 1.2.6 failed") && error.contains("UPGRADE FAILED"), "{error}");
-    assert!(version.major() == 3 || error.contains("Deployment/bsr/bsr-server not ready"), "{error}");
+    assert!(version.major() == 3 || error.contains(&format!("Deployment/{}/bsr-server not ready", bed.ns)), "{error}");
     // With either helm the tool says which workload is short and what its new pods say.
     let explained = error.split_once("\nnot ready:\n").map(|(_, e)| e).unwrap_or_else(|| panic!("{error}"));
     let lines: Vec<&str> = explained.lines().collect();
@@ -113,12 +125,8 @@ fn failing_middle_hop_is_brought_back_by_the_policy(version: HelmVersion) {
         lines[0].starts_with("  Deployment bsr-server: ") && lines[0].contains("of 2 pods on the new version"),
         "{error}"
     );
-    assert!(
-        lines[1].starts_with("    ")
-            && lines[1].contains("pod")
-            && lines[1].contains("container bufd ImagePullBackOff"),
-        "{error}"
-    );
+    assert!(lines[1].starts_with("    ") && lines[1].contains("pod"), "{error}");
+    assert!(lines[1].contains(&format!("container bufd {}", image_pull_failure(&bed, lines[1]))), "{error}");
     assert!(lines[1].contains("registry.example/bufbuild/bufd:broken"), "{error}");
     assert!(!error.contains("password") && !error.contains("s3cret-value"), "no secret in the error: {error}");
     assert!(!error.contains("hook"), "the hook was meant to succeed: {error}");
@@ -131,20 +139,19 @@ fn failing_middle_hop_is_brought_back_by_the_policy(version: HelmVersion) {
 
     // The down-migration ran exactly once, from 1.2.6 to 1.1.9 with 1.1.9's schema.
     let downs: Vec<Value> = bed
-        .standin
-        .list("v1", "configmaps", Some(NS))
+        .list("v1", "configmaps")
         .into_iter()
         .filter(|cm| cm["metadata"]["name"].as_str().unwrap().starts_with("bsr-migratedownto-"))
         .collect();
     assert_eq!(downs.len(), 1, "{downs:?}");
-    let cm = bed.standin.get("v1", "configmaps", Some(NS), "bsr-migratedownto-222").expect("migratedownto 222 ran");
+    let cm = bed.get("v1", "configmaps", "bsr-migratedownto-222").expect("migratedownto 222 ran");
     assert_eq!(cm["data"]["from"], "1.2.6");
     assert_eq!(cm["data"]["to"], "1.1.9");
     assert_eq!(cm["data"]["schema"], "222");
 
     // No pod of 1.2.6 is left; the 1.1.9 pods serve.
     assert!(bed.pods_of_version("1.2.6").is_empty(), "1.2.6 pods remain: {:?}", bed.pods_of_version("1.2.6"));
-    assert_eq!(bed.pods_of_version("1.1.9").len(), 2, "two replicas of 1.1.9");
+    assert_eq!(bed.server_pods_of_version("1.1.9").len(), 2, "two replicas of 1.1.9");
 
     // The values are exactly the user's plus the operator's change (in effect since hop
     // 1), and helm's history has no pending revision.
@@ -252,7 +259,7 @@ fn oci_with_bearer_auth(version: HelmVersion) {
 both_helms!(oci_bearer, super::oci_with_bearer_auth);
 
 fn kubectl_for(bed: &Bed) -> Kubectl {
-    Kubectl::new(Runner::new(Signals::default(), false), Some(bed.kubectl_wrapper()), NS.to_string(), None)
+    Kubectl::new(Runner::new(Signals::default(), false), Some(bed.kubectl_wrapper()), bed.ns.clone(), None)
 }
 
 fn the_lock_stops_a_second_run(version: HelmVersion) {
@@ -260,7 +267,7 @@ fn the_lock_stops_a_second_run(version: HelmVersion) {
     bed.install("bsr", "1.0.4", VALUES);
 
     // Another run (on another machine) holds the lock.
-    let opened = open_store(&kubectl_for(&bed), "bsr", NS, None, false).expect("open the ledger store");
+    let opened = open_store(&kubectl_for(&bed), "bsr", &bed.ns, None, false).expect("open the ledger store");
     assert!(opened.warning.is_none(), "the shared ConfigMap store, not a local file: {:?}", opened.warning);
     let store: Arc<dyn LedgerStore> = opened.store;
     let ana = Me { user: "ana".into(), process: Process { host: "ci-runner-7".into(), pid: 4242, started: None } };
@@ -384,7 +391,7 @@ fn operator_values_apply_to_every_hop(version: HelmVersion) {
     }
     assert_eq!(bed.user_values(), expected);
     // And the chart rendered them.
-    let config = bed.standin.get("v1", "configmaps", Some(NS), "bsr-config").unwrap();
+    let config = bed.get("v1", "configmaps", "bsr-config").unwrap();
     let rendered = config["data"]["config.yaml"].as_str().unwrap();
     assert!(
         rendered.contains("logLevel: debug") && rendered.contains("port: 6543") && rendered.contains("webhooks: false"),
@@ -419,7 +426,7 @@ fn a_breaking_set_is_left_out_of_the_way_back(version: HelmVersion) {
             "--set",
             "migration.imageTag=1.1.9",
             "--timeout",
-            "5s",
+            &bed.fail_timeout("5s"),
             "--yes",
             "-o",
             "json",
@@ -435,7 +442,8 @@ fn a_breaking_set_is_left_out_of_the_way_back(version: HelmVersion) {
     );
     let error = report["error"].as_str().unwrap();
     assert!(error.contains("\nnot ready:\n  Deployment bsr-server: "), "{error}");
-    assert!(error.contains("container bufd ImagePullBackOff") && error.contains("bufd:broken-typo"), "{error}");
+    let failure = image_pull_failure(&bed, error);
+    assert!(error.contains(&format!("container bufd {failure}")) && error.contains("bufd:broken-typo"), "{error}");
 
     // Back at 1.0.4 with exactly the values it had: the bad tag is not in them.
     let meta = bed.metadata();
@@ -443,7 +451,7 @@ fn a_breaking_set_is_left_out_of_the_way_back(version: HelmVersion) {
     assert_eq!(bed.user_values(), yaml_to_json(VALUES));
     assert_eq!(bed.charts_deployed(), ["bsr-1.0.4", "bsr-1.1.9", "bsr-1.0.4"]);
     assert!(bed.pods_of_version("1.1.9").is_empty(), "{:?}", bed.pods_of_version("1.1.9"));
-    assert_eq!(bed.pods_of_version("1.0.4").len(), 2);
+    assert_eq!(bed.server_pods_of_version("1.0.4").len(), 2);
     let ledger = bed.ledger_record().expect("a ledger ConfigMap");
     assert!(ledger["lock"].is_null(), "{ledger}");
 }
@@ -461,7 +469,14 @@ fn a_way_back_stopped_half_way_says_what_is_left(version: HelmVersion) {
     let kubectl = bed
         .env
         .command(&kube_standin::testing::kubectl_path())
-        .args(["--namespace", NS, "create", "configmap", "bsr-migratedownto-222", "--from-literal=by=someone-else"])
+        .args([
+            "--namespace",
+            &bed.ns,
+            "create",
+            "configmap",
+            "bsr-migratedownto-222",
+            "--from-literal=by=someone-else",
+        ])
         .output()
         .unwrap();
     assert!(kubectl.status.success(), "{}", String::from_utf8_lossy(&kubectl.stderr));
@@ -476,7 +491,7 @@ fn a_way_back_stopped_half_way_says_what_is_left(version: HelmVersion) {
             "--policy",
             &policy,
             "--timeout",
-            "5s",
+            &bed.fail_timeout("5s"),
             "--yes",
             "-o",
             "json",
@@ -493,9 +508,10 @@ fn a_way_back_stopped_half_way_says_what_is_left(version: HelmVersion) {
         "{next}"
     );
     assert!(
-        next.contains(
-            "1. run bufd migratedownto: kubectl --namespace bsr create configmap bsr-migratedownto-222 --from-literal=from=1.2.6 --from-literal=to=1.1.9 --from-literal=schema=222; 2. verify 1.1.9"
-        ),
+        next.contains(&format!(
+            "1. run bufd migratedownto: kubectl --namespace {} create configmap bsr-migratedownto-222 --from-literal=from=1.2.6 --from-literal=to=1.1.9 --from-literal=schema=222; 2. verify 1.1.9",
+            bed.ns
+        )),
         "{next}"
     );
     assert!(!next.contains("safe-rollback"), "nothing older to roll back to: {next}");

@@ -1,10 +1,11 @@
 //! `helm safe-upgrade RELEASE --to VERSION` end to end: the real helm 3.19.0 and 4.1.4
-//! against the Kubernetes API stand-in, charts from the loopback repository.
+//! against the Kubernetes API stand-in (or the cluster of HSU_E2E_KUBECONFIG), charts from
+//! the loopback repository.
 
 #[path = "e2e/bed.rs"]
 mod bed;
 
-use bed::{Bed, NS, VALUES, yaml_to_json};
+use bed::{Bed, VALUES, yaml_to_json};
 use kube_standin::testing::HelmVersion;
 use serde_json::Value;
 
@@ -63,7 +64,7 @@ fn refusals_change_nothing(version: HelmVersion) {
     assert!(stderr.contains("1.2.9 is not available") && stderr.contains("1.2.0, 1.2.6"), "{stderr}");
     // An unknown release.
     let (_, stderr) = bed.run_expect(&["nope", "--to", "1.2.6", "--chart", "demo/bsr", "--yes"], 2);
-    assert!(stderr.contains("release \"nope\" not found in namespace \"bsr\""), "{stderr}");
+    assert!(stderr.contains(&format!("release \"nope\" not found in namespace \"{}\"", bed.ns)), "{stderr}");
     // No terminal and no --yes: refused instead of hanging on a prompt.
     let (_, stderr) = bed.run_expect(&["bsr", "--to", "1.1.9", "--chart", "demo/bsr"], 2);
     assert!(stderr.contains("stdin is not a terminal") && stderr.contains("--yes"), "{stderr}");
@@ -91,7 +92,7 @@ fn fast_path_uses_maintenance_mode_and_leaves_no_override(version: HelmVersion) 
         "values",
         "bsr",
         "--namespace",
-        NS,
+        &bed.ns,
         "--revision",
         "2",
         "-o",

@@ -65,6 +65,11 @@ pub fn versions(chart: &str) -> io::Result<Vec<FixtureVersion>> {
 /// The chart's files for one version, paths relative to the chart root, including the
 /// generated Chart.yaml. Returned with the fixed mtime of that version.
 fn files(chart: &str, version: &str) -> io::Result<(BTreeMap<String, Vec<u8>>, u64)> {
+    files_with(chart, version, None)
+}
+
+/// [`files`], with `bed.image` set in values.yaml when `bed_image` is given.
+fn files_with(chart: &str, version: &str, bed_image: Option<&str>) -> io::Result<(BTreeMap<String, Vec<u8>>, u64)> {
     let vf = versions_file(chart)?;
     let (index, v) = vf
         .versions
@@ -86,6 +91,12 @@ fn files(chart: &str, version: &str) -> io::Result<(BTreeMap<String, Vec<u8>>, u
     };
     let text = yaml_serde::to_string(&chart_yaml).map_err(io::Error::other)?;
     files.insert("Chart.yaml".to_owned(), text.into_bytes());
+    if let Some(image) = bed_image {
+        let values = files.get_mut("values.yaml").ok_or_else(|| not_found(format!("{chart}: no values.yaml")))?;
+        let text = std::str::from_utf8(values).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        *values =
+            with_bed_image(text, image).map_err(|e| io::Error::new(e.kind(), format!("{chart}: {e}")))?.into_bytes();
+    }
     Ok((files, EPOCH + 86_400 * index as u64))
 }
 
@@ -131,6 +142,48 @@ pub fn package_all(out_dir: &Path) -> io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// A fixture chart's `values.yaml` text with `bed.image` set to `image`: the test bed on a
+/// real cluster (README "On a real cluster"). Every container whose image does not
+/// contain `broken` then runs `image` (a busybox) with a command that stands in for the
+/// vendor binary; the default, empty, renders the vendor-like images. Fails if the text
+/// has no `bed:` block with an empty `image` (a fixture's values.yaml always has one).
+pub fn with_bed_image(values_yaml: &str, image: &str) -> io::Result<String> {
+    const EMPTY: &str = "\nbed:\n  image: \"\"\n";
+    if values_yaml.matches(EMPTY).count() != 1 {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "values.yaml has no `bed:` block with `image: \"\"`"));
+    }
+    let quoted = serde_json::to_string(image).map_err(io::Error::other)?;
+    Ok(values_yaml.replacen(EMPTY, &format!("\nbed:\n  image: {quoted}\n"), 1))
+}
+
+/// [`package_version`] with `bed.image` set when `bed_image` is given ([`with_bed_image`]).
+pub fn package_version_with(
+    chart: &str,
+    version: &str,
+    out_dir: &Path,
+    bed_image: Option<&str>,
+) -> io::Result<PathBuf> {
+    std::fs::create_dir_all(out_dir)?;
+    let path = out_dir.join(format!("{chart}-{version}.tgz"));
+    let (files, mtime) = files_with(chart, version, bed_image)?;
+    std::fs::write(&path, archive::write_tgz(chart, &files, mtime)?)?;
+    Ok(path)
+}
+
+/// [`package`] with `bed.image` set when `bed_image` is given ([`with_bed_image`]).
+pub fn package_with(chart: &str, out_dir: &Path, bed_image: Option<&str>) -> io::Result<Vec<PathBuf>> {
+    versions(chart)?.iter().map(|v| package_version_with(chart, &v.version, out_dir, bed_image)).collect()
+}
+
+/// [`package_all`] with `bed.image` set when `bed_image` is given ([`with_bed_image`]).
+pub fn package_all_with(out_dir: &Path, bed_image: Option<&str>) -> io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for chart in CHARTS {
+        out.extend(package_with(chart, out_dir, bed_image)?);
+    }
+    Ok(out)
+}
+
 /// Writes one version as an unpacked chart directory `out_dir/<chart>/` (for
 /// `helm template DIR` or `helm install NAME DIR`) and returns its path.
 pub fn write_chart_dir(chart: &str, version: &str, out_dir: &Path) -> io::Result<PathBuf> {
@@ -161,6 +214,27 @@ mod tests {
             assert!(FILES.iter().any(|(p, _)| *p == format!("{chart}/chart/values.yaml")), "{chart}");
         }
         assert!(versions("nope").is_err());
+    }
+
+    #[test]
+    fn a_bed_image_is_set_in_every_charts_values_and_nowhere_else() {
+        for chart in CHARTS {
+            let v = &versions(chart).unwrap()[0].version;
+            let (plain, _) = files(chart, v).unwrap();
+            let (bed, _) = files_with(chart, v, Some("busybox:1.36.1")).unwrap();
+            assert_eq!(plain.keys().collect::<Vec<_>>(), bed.keys().collect::<Vec<_>>(), "{chart}");
+            for (name, bytes) in &plain {
+                if name == "values.yaml" {
+                    let text = String::from_utf8(bed[name].clone()).unwrap();
+                    assert!(text.ends_with("bed:\n  image: \"busybox:1.36.1\"\n"), "{chart}: {text}");
+                    let values: serde_json::Value = yaml_serde::from_str(&text).unwrap();
+                    assert_eq!(values["bed"]["image"], "busybox:1.36.1", "{chart}");
+                } else {
+                    assert_eq!(bytes, &bed[name], "{chart}: {name} changed");
+                }
+            }
+        }
+        assert!(with_bed_image("replicas: 1\n", "busybox").is_err(), "no bed block");
     }
 
     #[test]

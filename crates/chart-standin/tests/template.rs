@@ -169,3 +169,70 @@ fn broken_images_can_be_injected_from_values() {
         }
     }
 }
+
+/// With `bed.image` set (the e2e bed on a real cluster), every container that can run runs
+/// that image with a command standing in for the vendor binary, keeping the vendor image
+/// as `$0`: long-running ones serve HTTP on each container port, Jobs only print; no
+/// resource requests. A "broken" image is kept as it is, without a command.
+#[test]
+fn a_bed_image_runs_everything_but_broken_images() {
+    const BED: &str = "busybox:1.36.1";
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, &str, &str, &[&str]); 5] = [
+        ("bsr", "1.0.4", "maintenance=false", &[]),
+        ("bsr", "1.0.4", "image.tag=broken", &["rel-server", "rel-migrate"]),
+        ("bsr", "1.2.6", "migration.imageTag=broken", &["rel-migrate"]),
+        ("sourcegraph", "5.0.6", "sourcegraph.image.defaultTag=broken", &["rel-frontend", "rel-migrator"]),
+        ("coder", "2.14.3", "coder.image.tag=broken-typo", &["rel-coder"]),
+    ];
+    let plain = ["generic-app", "sourcegraph", "coder"].map(|c| (c, fixtures::versions(c).unwrap()[1].version.clone()));
+    let plain: Vec<(&str, &str, &str, &[&str])> =
+        plain.iter().map(|(c, v)| (*c, v.as_str(), "bed.image=busybox:1.36.1", &[][..])).collect();
+    for helm in helms() {
+        for &(chart, version, set, broken) in cases.iter().chain(plain.iter()) {
+            let ctx = format!("helm {} {chart} {version} --set {set}", helm.version);
+            let tgz = fixtures::package_version_with(chart, version, dir.path(), Some(BED)).unwrap();
+            let docs = template(&helm, tgz.to_str().unwrap(), &[set]);
+            check_objects(&docs, chart, version, &ctx);
+            let mut seen = 0;
+            for d in docs.iter().filter(|d| matches!(d["kind"].as_str(), Some("Deployment" | "StatefulSet" | "Job"))) {
+                let name = d["metadata"]["name"].as_str().unwrap();
+                let c = &d["spec"]["template"]["spec"]["containers"][0];
+                seen += 1;
+                assert!(c.get("resources").is_none(), "{ctx}: {name} asks for resources: {c}");
+                if broken.contains(&name) {
+                    assert!(c["image"].as_str().unwrap().contains("broken"), "{ctx}: {name}: {c}");
+                    assert!(c.get("command").is_none(), "{ctx}: {name}: {c}");
+                    continue;
+                }
+                assert_eq!(c["image"], BED, "{ctx}: {name}");
+                let command = c["command"].as_array().unwrap_or_else(|| panic!("{ctx}: {name} has no command: {c}"));
+                assert_eq!(command.len(), 4, "{ctx}: {name}: {command:?}");
+                assert_eq!((command[0].as_str(), command[1].as_str()), (Some("sh"), Some("-c")), "{ctx}: {name}");
+                let script = command[2].as_str().unwrap();
+                let vendor = command[3].as_str().unwrap();
+                let app_version =
+                    fixtures::versions(chart).unwrap().into_iter().find(|v| v.version == version).unwrap();
+                assert!(vendor.contains(&app_version.app_version), "{ctx}: {name}: $0 is the vendor image: {vendor}");
+                assert!(script.contains("standing in for $0 $*"), "{ctx}: {name}: {script}");
+                let ports: Vec<u64> = c["ports"]
+                    .as_array()
+                    .map(|ps| ps.iter().map(|p| p["containerPort"].as_u64().unwrap()).collect())
+                    .unwrap_or_default();
+                if d["kind"] == "Job" {
+                    assert!(ports.is_empty() && !script.contains("httpd"), "{ctx}: {name}: {script}");
+                } else {
+                    assert!(!ports.is_empty(), "{ctx}: {name}");
+                    assert!(script.starts_with("trap 'exit 0' TERM;") && script.ends_with(" wait"), "{ctx}: {script}");
+                    for port in ports {
+                        assert!(
+                            script.contains(&format!("httpd -f -p {port} -h /tmp/www &")),
+                            "{ctx}: {name}: {script}"
+                        );
+                    }
+                }
+            }
+            assert!(seen >= 1, "{ctx}: no workload");
+        }
+    }
+}
