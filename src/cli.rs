@@ -3,8 +3,13 @@
 //! One binary serves `helm safe-upgrade` and `helm safe-rollback`; helm tells it which by
 //! `HELM_PLUGIN_NAME` (helm sets it to the plugin's name for every plugin it starts), and
 //! a direct call by the binary's name.
+//!
+//! `-h` is short (the everyday flags and examples); `--help` is complete, grouped under
+//! headings. helm's own habits are met where they would otherwise surprise: `--dry-run`
+//! is `--plan`, and `--version` (which helm users type for a chart version) is refused
+//! with a pointer to `--to`; the tool's own version is `--tool-version`.
 
-use clap::{Args, Parser, ValueEnum};
+use clap::{ArgAction, Args, Parser, ValueEnum};
 
 use crate::exit::HELP_TABLE;
 
@@ -14,141 +19,227 @@ pub enum OutputFormat {
     Json,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Never,
+    Auto,
+    Always,
+}
+
+const RUN: &str = "Live run";
+const SOURCE: &str = "Chart source and policy";
+const VALUES: &str = "Values";
+const UNATTENDED: &str = "Unattended runs, locks and recovery";
+const OFFLINE: &str = "Offline planning (no cluster)";
+const OUTPUT: &str = "Output";
+const POLICIES: &str = "Policies";
+
 /// Flags both commands share. Names follow helm's own where helm has one.
 #[derive(Debug, Args)]
 pub struct Common {
-    /// The release (optional when planning offline with --from).
+    /// The release (none when planning offline with --from).
+    #[arg(value_name = "RELEASE", hide_short_help = true)]
     pub release: Option<String>,
 
-    /// The deployed version, to plan offline without reading a release.
-    #[arg(long, value_name = "VERSION")]
-    pub from: Option<String>,
-
-    /// Policy: a preset name (see --list-policies) or a YAML file.
-    #[arg(long, value_name = "NAME|FILE")]
-    pub policy: Option<String>,
-
-    /// The chart: `repo/name`, `oci://host/path/name` or a directory. Offline, its name
-    /// picks the preset when --policy is absent.
-    #[arg(long, value_name = "REF")]
-    pub chart: Option<String>,
-
-    /// Versions the chart source offers, comma-separated (offline planning). Default: the
-    /// policy's catalog.
-    #[arg(long, value_name = "LIST")]
-    pub versions: Option<String>,
+    /// Words after the release that are not flags: a chart given without --chart, or
+    /// (safe-rollback) helm's habit of naming a revision. Read by `commands`.
+    #[arg(value_name = "REVISION", hide = true)]
+    pub extra: Vec<String>,
 
     /// Print the plan and change nothing.
-    #[arg(long)]
+    #[arg(long, visible_alias = "dry-run", help_heading = RUN, display_order = 2)]
     pub plan: bool,
 
-    /// Output format: a table for people, one JSON document for CI.
-    #[arg(short = 'o', long, value_enum, default_value = "table")]
-    pub output: OutputFormat,
-
-    /// Namespace of the release (helm passes its own -n as HELM_NAMESPACE).
-    #[arg(short = 'n', long, env = "HELM_NAMESPACE", value_name = "NAMESPACE")]
-    pub namespace: Option<String>,
-
-    /// Kubernetes context (helm passes its own --kube-context as HELM_KUBECONTEXT).
-    #[arg(long, env = "HELM_KUBECONTEXT", value_name = "CONTEXT", hide_env_values = true)]
-    pub kube_context: Option<String>,
-
-    /// Time to wait for each rollout (helm's duration syntax).
-    #[arg(long, default_value = "5m0s", value_name = "DURATION")]
+    /// Time to wait for each rollout (helm's duration syntax, at most 24h).
+    #[arg(long, default_value = "5m0s", value_name = "DURATION", help_heading = RUN, hide_short_help = true)]
     pub timeout: String,
 
-    /// Extra values file for every hop (repeatable; applied after the carried values).
-    #[arg(short = 'f', long = "values", value_name = "FILE")]
+    /// Answer yes to every question and run unattended (CI).
+    #[arg(short = 'y', long, help_heading = RUN, display_order = 3)]
+    pub yes: bool,
+
+    /// The chart: repo/name, oci://host/path/name or a directory of packages.
+    ///
+    /// Default: what the last run used, then the policy's. Offline, its name picks the
+    /// preset when --policy is absent.
+    #[arg(long, value_name = "REF", help_heading = SOURCE, display_order = 4)]
+    pub chart: Option<String>,
+
+    /// The policy: a preset (see --list-policies) or a YAML file.
+    ///
+    /// Default: what the last run used, then the preset for the chart's name.
+    #[arg(long, value_name = "NAME|FILE", help_heading = SOURCE, display_order = 5)]
+    pub policy: Option<String>,
+
+    /// Use plain HTTP for an oci:// chart registry (as helm's --plain-http).
+    #[arg(long, help_heading = SOURCE, hide_short_help = true)]
+    pub plain_http: bool,
+
+    /// A values file for every hop (repeatable).
+    ///
+    /// Applied after the values the release already has, which are carried to every hop.
+    #[arg(short = 'f', long = "values", value_name = "FILE", help_heading = VALUES, display_order = 6)]
     pub values: Vec<std::path::PathBuf>,
 
     /// Extra value for every hop, as helm's --set (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
+    #[arg(long = "set", value_name = "KEY=VALUE", help_heading = VALUES, display_order = 7)]
     pub set: Vec<String>,
 
     /// Extra string value for every hop, as helm's --set-string (repeatable).
-    #[arg(long = "set-string", value_name = "KEY=VALUE")]
+    #[arg(long = "set-string", value_name = "KEY=VALUE", help_heading = VALUES, hide_short_help = true)]
     pub set_string: Vec<String>,
 
     /// Extra JSON value for every hop, as helm's --set-json (repeatable).
-    #[arg(long = "set-json", value_name = "KEY=JSON")]
+    #[arg(long = "set-json", value_name = "KEY=JSON", help_heading = VALUES, hide_short_help = true)]
     pub set_json: Vec<String>,
 
     /// A value read from a file for every hop, as helm's --set-file (repeatable).
-    #[arg(long = "set-file", value_name = "KEY=PATH")]
+    #[arg(long = "set-file", value_name = "KEY=PATH", help_heading = VALUES, hide_short_help = true)]
     pub set_file: Vec<String>,
 
     /// Extra literal string value for every hop, as helm's --set-literal (repeatable).
-    #[arg(long = "set-literal", value_name = "KEY=VALUE")]
+    #[arg(long = "set-literal", value_name = "KEY=VALUE", help_heading = VALUES, hide_short_help = true)]
     pub set_literal: Vec<String>,
 
-    /// Answer yes to every question and run unattended (CI).
-    #[arg(short = 'y', long)]
-    pub yes: bool,
-
-    /// Use plain HTTP for an oci:// chart registry (as helm's --plain-http).
-    #[arg(long)]
-    pub plain_http: bool,
-
     /// A snapshot exists already: snapshot steps without a command are satisfied.
-    #[arg(long)]
+    #[arg(long, help_heading = UNATTENDED, hide_short_help = true)]
     pub snapshot_taken: bool,
+
+    /// Continue the plan a killed run left in the ledger, after checking the live release.
+    #[arg(long, help_heading = UNATTENDED, hide_short_help = true)]
+    pub resume: bool,
 
     /// Take over the lock of a run that is gone. Alone: a run of this machine whose
     /// process no longer exists. `=HOLDER` (exactly as printed, `user@host pid N`): a run
     /// of another machine. A live run's lock is never taken.
-    #[arg(long, value_name = "HOLDER", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    #[arg(
+        long,
+        value_name = "HOLDER",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "",
+        help_heading = UNATTENDED,
+        hide_short_help = true
+    )]
     pub force_unlock: Option<String>,
 
     /// Keep the ledger (and its lock) in a local file instead of the shared ConfigMap:
     /// other machines do not see it. For clusters where the ConfigMap cannot be read.
-    #[arg(long)]
+    #[arg(long, help_heading = UNATTENDED, hide_short_help = true)]
     pub local_ledger: bool,
 
-    /// Continue the plan a killed run left in the ledger, after checking the live release.
-    #[arg(long)]
-    pub resume: bool,
+    /// The deployed version, to plan offline without reading a release.
+    #[arg(long, value_name = "VERSION", help_heading = OFFLINE, hide_short_help = true)]
+    pub from: Option<String>,
+
+    /// Versions the chart source offers, comma-separated (offline planning). Default: the
+    /// policy's catalog.
+    #[arg(long, value_name = "LIST", help_heading = OFFLINE, hide_short_help = true)]
+    pub versions: Option<String>,
+
+    /// table (for people) or json (one document on stdout, for CI).
+    #[arg(
+        short = 'o',
+        long,
+        value_enum,
+        default_value = "table",
+        value_name = "FORMAT",
+        hide_possible_values = true,
+        hide_default_value = true,
+        help_heading = RUN,
+        display_order = 8
+    )]
+    pub output: OutputFormat,
+
+    /// Colour: `auto` colours a terminal unless NO_COLOR is set (or helm's HELM_COLOR says
+    /// never).
+    #[arg(long, value_enum, default_value = "auto", help_heading = OUTPUT, hide_short_help = true)]
+    pub color: ColorChoice,
 
     /// Echo every command run (values redacted).
-    #[arg(long, env = "HELM_DEBUG", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "HELM_DEBUG",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        default_value_t = false,
+        hide_env_values = true,
+        help_heading = OUTPUT,
+        hide_short_help = true
+    )]
     pub debug: bool,
 
+    /// Namespace of the release (helm passes its own -n as HELM_NAMESPACE).
+    #[arg(short = 'n', long, env = "HELM_NAMESPACE", value_name = "NAMESPACE", hide_short_help = true)]
+    pub namespace: Option<String>,
+
+    /// Kubernetes context (helm passes its own --kube-context as HELM_KUBECONTEXT).
+    #[arg(long, env = "HELM_KUBECONTEXT", value_name = "CONTEXT", hide_env_values = true, hide_short_help = true)]
+    pub kube_context: Option<String>,
+
     /// List the built-in policies.
-    #[arg(long, exclusive = true)]
+    #[arg(long, help_heading = POLICIES, hide_short_help = true)]
     pub list_policies: bool,
 
     /// Print a built-in policy's YAML, to copy and edit.
-    #[arg(long, value_name = "NAME", exclusive = true)]
+    #[arg(long, value_name = "NAME", help_heading = POLICIES, hide_short_help = true)]
     pub show_policy: Option<String>,
+
+    /// helm's flag for a chart version: refused here with a pointer to --to.
+    #[arg(long = "version", value_name = "VERSION", num_args = 0..=1, default_missing_value = "", hide = true)]
+    pub helm_version_flag: Option<String>,
+
+    /// Print the tool's version.
+    #[arg(long = "tool-version", action = ArgAction::Version, help_heading = OUTPUT, hide_short_help = true)]
+    pub tool_version: Option<bool>,
 }
+
+const UPGRADE_EXAMPLES: &str = "\
+Examples:
+  helm safe-upgrade bsr --to 1.3.0 --plan            # the path the vendor supports, nothing changed
+  helm safe-upgrade bsr --to 1.3.0 --chart demo/bsr  # walk it: plan, confirm, hop, verify, repeat
+  helm safe-upgrade bsr --to 1.3.0 --yes -o json     # unattended, one JSON document (CI)
+  helm safe-upgrade bsr --resume                     # continue a run that was killed
+  helm safe-upgrade --from 1.0.4 --to 1.3.0 --policy bsr --versions 1.0.4,1.1.9,1.2.6,1.3.0 --plan";
+
+const ROLLBACK_EXAMPLES: &str = "\
+Examples:
+  helm safe-rollback bsr --plan                   # how far back is safe, and how
+  helm safe-rollback bsr                          # back to the newest earlier safe version
+  helm safe-rollback bsr --to 1.2.6               # to a version (within the policy's window)
+  helm safe-rollback bsr 4                        # to the version and values of revision 4
+  helm safe-rollback bsr --yes --accept-data-loss # unattended, accepting the policy's warning";
 
 #[derive(Debug, Parser)]
 #[command(
     name = "safe-upgrade",
     bin_name = "helm safe-upgrade",
     version,
+    disable_version_flag = true,
     about = "Upgrade a release along the path its vendor supports",
     long_about = "Upgrade a release along the path its vendor supports: one hop at a time, \
 refusing what the vendor's policy forbids.",
-    after_help = HELP_TABLE,
-    override_usage = "helm safe-upgrade [RELEASE] --to VERSION [--plan] [-o table|json]\n       \
-helm safe-upgrade --from VERSION --to VERSION --policy NAME|FILE [--versions LIST] [--plan]\n       \
+    after_help = "Examples:\n  helm safe-upgrade bsr --to 1.3.0 --plan\n  helm safe-upgrade bsr --to 1.3.0 --yes -o json\n\nRun with --help for every flag, more examples and the exit codes.",
+    after_long_help = format!("{UPGRADE_EXAMPLES}\n\n{HELP_TABLE}"),
+    override_usage = "helm safe-upgrade RELEASE --to VERSION [--plan] [--chart REF] [--policy NAME|FILE] [-y] [-o table|json]\n       \
+helm safe-upgrade --from VERSION --to VERSION --policy NAME|FILE [--versions LIST]\n       \
 helm safe-upgrade --list-policies | --show-policy NAME"
 )]
 pub struct UpgradeCli {
+    /// The version to upgrade to.
+    ///
+    /// With --resume: the target recorded in the ledger.
+    #[arg(long, value_name = "VERSION", help_heading = RUN, display_order = 1)]
+    pub to: Option<String>,
+
     #[command(flatten)]
     pub common: Common,
 
-    /// The version to upgrade to (with --resume: the target recorded in the ledger).
-    #[arg(long, value_name = "VERSION", required_unless_present_any = ["list_policies", "show_policy", "resume"])]
-    pub to: Option<String>,
-
     /// Take the policy's faster path with downtime (e.g. BSR's maintenance mode).
-    #[arg(long)]
+    #[arg(long, help_heading = RUN, hide_short_help = true)]
     pub fast_path: bool,
 
     /// Allow a pre-release target (never an intermediate stop).
-    #[arg(long)]
+    #[arg(long, help_heading = RUN, hide_short_help = true)]
     pub devel: bool,
 }
 
@@ -157,26 +248,30 @@ pub struct UpgradeCli {
     name = "safe-rollback",
     bin_name = "helm safe-rollback",
     version,
+    disable_version_flag = true,
     about = "Roll a release back only as far as its vendor calls safe, the vendor's way",
-    after_help = HELP_TABLE,
-    override_usage = "helm safe-rollback [RELEASE] [--to VERSION] [--plan] [-o table|json]\n       \
-helm safe-rollback --from VERSION [--to VERSION] [--newest-ever VERSION] --policy NAME|FILE [--plan]"
+    after_help = "Examples:\n  helm safe-rollback bsr --plan\n  helm safe-rollback bsr --to 1.2.6\n\nRun with --help for every flag, more examples and the exit codes.",
+    after_long_help = format!("{ROLLBACK_EXAMPLES}\n\n{HELP_TABLE}"),
+    override_usage = "helm safe-rollback RELEASE [REVISION] [--to VERSION] [--plan] [-y [--accept-data-loss]] [-o table|json]\n       \
+helm safe-rollback --from VERSION [--to VERSION] [--newest-ever VERSION] --policy NAME|FILE"
 )]
 pub struct RollbackCli {
+    /// The version to go back to. Default: the newest earlier safe version.
+    #[arg(long, value_name = "VERSION", help_heading = RUN, display_order = 1)]
+    pub to: Option<String>,
+
     #[command(flatten)]
     pub common: Common,
 
-    /// The version to go back to. Default: the newest earlier safe version.
-    #[arg(long, value_name = "VERSION")]
-    pub to: Option<String>,
-
     /// The newest version ever deployed (offline planning). Default: --from.
-    #[arg(long, value_name = "VERSION")]
+    #[arg(long, value_name = "VERSION", help_heading = OFFLINE, hide_short_help = true)]
     pub newest_ever: Option<String>,
 
-    /// With --yes: accept the data loss the policy warns of (a minor downgrade or a
-    /// restore). On a terminal the operator types the release name instead.
-    #[arg(long)]
+    /// With --yes: accept the data loss the policy warns of.
+    ///
+    /// A minor downgrade or a restore may lose data written since. On a terminal the
+    /// operator types the release name instead.
+    #[arg(long, help_heading = RUN, display_order = 4)]
     pub accept_data_loss: bool,
 }
 

@@ -22,7 +22,7 @@ use crate::run::values::Overrides;
 use crate::run::{self, Either, RunError};
 use crate::setvalues::{SetArg, SetKind};
 use crate::ui::render;
-use crate::version::{self, ChartVersion};
+use crate::version::{self, ChartVersion, VersionSpec};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -86,15 +86,22 @@ pub fn run(mode: Mode, args: Vec<OsString>, printer: &Printer) -> i32 {
     };
     let parsed = match parsed {
         Ok(p) => p,
+        // Help and version are data (stdout, exit 0); usage errors are bad input, as one
+        // JSON document under `-o json` like every other failure.
+        Err(e) if !e.use_stderr() => {
+            printer.data(&e.render().to_string());
+            return exit::SUCCESS;
+        }
+        Err(e) if wants_json(&args) => {
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or_default().trim_start_matches("error: ");
+            let hint = text.lines().find_map(|l| l.trim().strip_prefix("tip: ")).unwrap_or("see --help");
+            report(&usage(first, hint), OutputFormat::Json, printer);
+            return exit::BAD_INPUT;
+        }
         Err(e) => {
-            // Help and version are data (stdout, exit 0); usage errors are bad input.
-            return if e.use_stderr() {
-                printer.text(&e.render().to_string());
-                exit::BAD_INPUT
-            } else {
-                printer.data(&e.render().to_string());
-                exit::SUCCESS
-            };
+            printer.text(&e.render().to_string());
+            return exit::BAD_INPUT;
         }
     };
     let format = parsed.common().output;
@@ -106,6 +113,13 @@ pub fn run(mode: Mode, args: Vec<OsString>, printer: &Printer) -> i32 {
             e.exit_code()
         }
     }
+}
+
+/// `-o json` (in any spelling) among arguments clap could not parse.
+fn wants_json(args: &[OsString]) -> bool {
+    let words: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    words.windows(2).any(|w| (w[0] == "-o" || w[0] == "--output") && w[1] == "json")
+        || words.iter().any(|w| w == "-ojson" || w == "--output=json" || w == "-o=json")
 }
 
 enum Parsed {
@@ -141,6 +155,7 @@ fn report_run(report: &RunReport, format: OutputFormat, printer: &Printer) -> Re
 
 fn execute(parsed: &Parsed, shape: &str, printer: &Printer) -> Result<(), AppError> {
     let common = parsed.common();
+    refuse_helm_habits(parsed)?;
     if common.list_policies {
         printer.data(&render::policy_list(&presets::all()));
         return Ok(());
@@ -154,7 +169,7 @@ fn execute(parsed: &Parsed, shape: &str, printer: &Printer) -> Result<(), AppErr
     let plan = match (parsed, live_release) {
         (Parsed::Upgrade(cli), Some(_)) => {
             let opts = run_options(common, shape)?;
-            let target = cli.to.as_deref().map(|t| parse_version("--to", t)).transpose()?;
+            let target = cli.to.as_deref().map(|t| parse_spec("--to", t)).transpose()?;
             let up = UpgradeOptions { target, fast_path: cli.fast_path, devel: cli.devel };
             match run::upgrade(&opts, &up, printer)? {
                 Either::Plan(plan) => *plan,
@@ -163,8 +178,14 @@ fn execute(parsed: &Parsed, shape: &str, printer: &Printer) -> Result<(), AppErr
         }
         (Parsed::Rollback(cli), Some(_)) => {
             let opts = run_options(common, shape)?;
-            let target = cli.to.as_deref().map(|t| parse_version("--to", t)).transpose()?;
-            let down = RollbackOptions { target, accept_data_loss: cli.accept_data_loss };
+            let target = cli.to.as_deref().map(|t| parse_spec("--to", t)).transpose()?;
+            let revision = common.extra.first().map(|r| r.parse::<u64>()).transpose().map_err(|_| {
+                usage(
+                    format!("unexpected argument {:?}", common.extra[0]),
+                    "after the release, helm safe-rollback takes a revision number (as helm rollback does); a version goes in --to",
+                )
+            })?;
+            let down = RollbackOptions { target, revision, accept_data_loss: cli.accept_data_loss };
             match run::rollback(&opts, &down, printer)? {
                 Either::Plan(plan) => *plan,
                 Either::Report(report) => return report_run(&report, common.output, printer),
@@ -324,6 +345,40 @@ fn offline_policy(common: &Common) -> Result<Policy, AppError> {
     }
 }
 
+/// What helm users type out of habit, answered with what they mean.
+fn refuse_helm_habits(parsed: &Parsed) -> Result<(), AppError> {
+    let common = parsed.common();
+    if let Some(version) = &common.helm_version_flag {
+        let to = if version.is_empty() { "VERSION".to_string() } else { version.clone() };
+        return Err(usage(
+            "--version is not a flag of this tool: helm uses it for a chart version, and so would this one's target",
+            format!(
+                "name the target with --to {to}; the tool's own version is --tool-version (and `helm plugin list` shows it)"
+            ),
+        ));
+    }
+    let too_many = match parsed {
+        Parsed::Upgrade(_) => common.extra.first(),
+        Parsed::Rollback(_) => common.extra.get(1),
+    };
+    if let Some(word) = too_many {
+        let looks_like_chart = word.contains('/') || word.starts_with("oci:");
+        return Err(usage(
+            format!("unexpected argument {word:?}"),
+            if looks_like_chart {
+                format!("the chart goes in --chart: --chart {word}")
+            } else {
+                "the release is the only word before the flags (see --help)".to_string()
+            },
+        ));
+    }
+    Ok(())
+}
+
+fn parse_spec(flag: &str, value: &str) -> Result<VersionSpec, AppError> {
+    VersionSpec::parse(value).map_err(|e| usage(format!("{flag}: {e}"), "versions look like 1.2.3"))
+}
+
 fn parse_version(flag: &str, value: &str) -> Result<ChartVersion, AppError> {
     ChartVersion::parse(value).map_err(|e| usage(format!("{flag}: {e}"), "versions look like 1.2.3"))
 }
@@ -381,8 +436,12 @@ fn plan_upgrade_offline(cli: &UpgradeCli) -> Result<Plan, AppError> {
     let common = &cli.common;
     let policy = offline_policy(common)?;
     let current = offline_from(common)?;
-    let target = parse_version("--to", cli.to.as_deref().unwrap_or_default())?;
+    let spec = match cli.to.as_deref() {
+        Some(to) => parse_spec("--to", to)?,
+        None => return Err(usage("--to is required", "name the version to upgrade to with --to VERSION")),
+    };
     let available = offline_versions(common, &policy)?;
+    let target = plan::exact_target(&spec, &available)?;
     let request = UpgradeRequest { current, target, fast_path: cli.fast_path, devel: cli.devel };
     Ok(plan::plan_upgrade(&policy, &available, &request, &offline_context(common, &policy))?)
 }
@@ -391,7 +450,7 @@ fn plan_rollback_offline(cli: &RollbackCli) -> Result<Plan, AppError> {
     let common = &cli.common;
     let policy = offline_policy(common)?;
     let current = offline_from(common)?;
-    let target = cli.to.as_deref().map(|t| parse_version("--to", t)).transpose()?;
+    let spec = cli.to.as_deref().map(|t| parse_spec("--to", t)).transpose()?;
     let newest_ever = match &cli.newest_ever {
         Some(v) => parse_version("--newest-ever", v)?,
         None => current.clone(),
@@ -403,6 +462,7 @@ fn plan_rollback_offline(cli: &RollbackCli) -> Result<Plan, AppError> {
         ));
     }
     let available = offline_versions(common, &policy)?;
+    let target = spec.map(|spec| plan::exact_target(&spec, &available)).transpose()?;
     let request = RollbackRequest {
         current,
         target,
@@ -432,17 +492,24 @@ fn report(e: &AppError, format: OutputFormat, printer: &Printer) {
         }
         (other, OutputFormat::Json) => {
             #[derive(Serialize)]
-            struct Doc {
-                error: Body,
+            struct Doc<'a> {
+                error: Body<'a>,
             }
             #[derive(Serialize)]
-            struct Body {
-                message: String,
+            struct Body<'a> {
+                message: &'a str,
+                #[serde(skip_serializing_if = "Option::is_none")]
+                hint: Option<&'a str>,
                 exit_code: i32,
             }
-            let doc = Doc { error: Body { message: other.to_string(), exit_code: other.exit_code() } };
+            let text = other.to_string();
+            let (message, hint) = match text.split_once("\nhint: ") {
+                Some((message, hint)) => (message, Some(hint)),
+                None => (text.as_str(), None),
+            };
+            let doc = Doc { error: Body { message, hint, exit_code: other.exit_code() } };
             printer.data(&format!("{}\n", serde_json::to_string_pretty(&doc).expect("serialises")));
-            printer.text(&format!("error: {}\n", crate::text::for_terminal(&other.to_string())));
+            printer.text(&format!("error: {}\n", crate::text::for_terminal(&text)));
         }
         (other, OutputFormat::Table) => {
             // Messages quote helm, registries and the ledger: shown, never obeyed.

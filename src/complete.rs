@@ -407,9 +407,11 @@ mod tests {
     fn flags_come_from_the_clap_definitions() {
         let up = complete(Mode::Upgrade, &words("--"), &Fake);
         let up_values = values(&up);
-        for flag in ["--to", "--policy", "--plan", "--output", "--fast-path", "--help", "--version", "--resume"] {
+        for flag in ["--to", "--policy", "--plan", "--output", "--fast-path", "--help", "--tool-version", "--resume"] {
             assert!(up_values.iter().any(|v| v == flag), "{flag} missing from {up_values:?}");
         }
+        // `--version` is only there to refuse helm's habit with a hint: never offered.
+        assert!(!up_values.iter().any(|v| v == "--version"), "{up_values:?}");
         assert!(!up_values.iter().any(|v| v == "--accept-data-loss"), "a rollback flag offered for upgrade");
         assert_eq!(up.directive, directive::NO_FILE_COMP);
         let down = values(&complete(Mode::Rollback, &words("--"), &Fake)).join(" ");

@@ -117,6 +117,32 @@ impl<'de> Deserialize<'de> for ChartVersion {
     }
 }
 
+/// What `--to` names: a version, or (helm users type `--to 1.3`) a minor, which the plan
+/// then asks to be made exact.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VersionSpec {
+    Exact(ChartVersion),
+    Minor(Minor),
+}
+
+impl VersionSpec {
+    pub fn parse(input: &str) -> Result<VersionSpec, VersionError> {
+        match ChartVersion::parse(input) {
+            Ok(v) => Ok(VersionSpec::Exact(v)),
+            Err(e) => {
+                let bare = input.trim().trim_start_matches('v');
+                match bare.split_once('.') {
+                    Some((major, minor)) if !minor.contains('.') => match (major.parse(), minor.parse()) {
+                        (Ok(major), Ok(minor)) => Ok(VersionSpec::Minor(Minor { major, minor })),
+                        _ => Err(e),
+                    },
+                    _ => Err(e),
+                }
+            }
+        }
+    }
+}
+
 /// Parse a comma-separated list such as `--versions 1.0.4,1.1.0,v1.2.0`.
 pub fn parse_list(list: &str) -> Result<Vec<ChartVersion>, VersionError> {
     list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(ChartVersion::parse).collect()
@@ -157,6 +183,14 @@ mod tests {
         assert!(err.to_string().contains("expected MAJOR.MINOR.PATCH"), "{err}");
         assert!(ChartVersion::parse("latest").is_err());
         assert!(ChartVersion::parse("").is_err());
+    }
+
+    #[test]
+    fn a_target_may_name_a_minor() {
+        assert_eq!(VersionSpec::parse("1.3"), Ok(VersionSpec::Minor(Minor { major: 1, minor: 3 })));
+        assert_eq!(VersionSpec::parse("v2.0"), Ok(VersionSpec::Minor(Minor { major: 2, minor: 0 })));
+        assert_eq!(VersionSpec::parse("1.3.2"), Ok(VersionSpec::Exact(v("1.3.2"))));
+        assert!(VersionSpec::parse("1").is_err() && VersionSpec::parse("1.x").is_err());
     }
 
     #[test]

@@ -234,7 +234,8 @@ fn bad_input_exits_2_naming_what_is_wrong() {
     assert!(err.contains("needs --policy or --chart"), "{err}");
     let err =
         stderr_of(upgrade().args(["--from", "1.0.4", "--to", "1.3", "--policy", "bsr", "--versions", BSR_VERSIONS]), 2);
-    assert!(err.contains("--to: \"1.3\" is not a chart version"), "{err}");
+    // A minor is not a version: the versions of that minor on offer are named instead.
+    assert!(err.contains("--to 1.3 names a minor, not a version") && err.contains("--to 1.3.0"), "{err}");
     let err = stderr_of(
         upgrade().args(["--from", "1.0.4", "--to", "1.2.9", "--policy", "bsr", "--versions", BSR_VERSIONS]),
         2,

@@ -300,7 +300,7 @@ mod tests {
         assert_eq!(err.exit_code(), crate::exit::BAD_INPUT);
         let msg = err.to_string();
         assert!(
-            msg.contains("has no archive of chart \"coder\"; it holds bsr (1 unreadable archive(s) skipped)"),
+            msg.contains("has no archive of chart \"coder\"; it holds bsr (1 unreadable archive skipped)"),
             "{msg}"
         );
     }

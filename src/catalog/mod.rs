@@ -259,7 +259,7 @@ pub enum CatalogError {
 
     #[error("chart directory {path} has no archive of chart {chart:?}; it holds {}{skipped}\nhint: copy {chart}-VERSION.tgz archives into it, or pass the directory that holds them",
         if found.is_empty() { "no readable chart".to_string() } else { found.join(", ") },
-        skipped = if *unreadable > 0 { format!(" ({unreadable} unreadable archive(s) skipped)") } else { String::new() })]
+        skipped = if *unreadable > 0 { format!(" ({} skipped)", crate::text::count(*unreadable, "unreadable archive", "unreadable archives")) } else { String::new() })]
     ChartNotInDir { path: PathBuf, chart: String, found: Vec<String>, unreadable: usize },
 }
 

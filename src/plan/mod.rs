@@ -292,6 +292,33 @@ pub(crate) fn candidate_versions(available: &[Available], devel: bool, named: &[
 /// How many versions a "not available" hint names at most.
 const LISTED_IN_HINT: usize = 10;
 
+/// The exact version a `--to` means. A minor (`--to 1.3`) is not guessed: the operator
+/// is shown the versions of that minor the source offers and picks one.
+pub fn exact_target(spec: &crate::version::VersionSpec, available: &[Available]) -> Result<ChartVersion, PlanError> {
+    match spec {
+        crate::version::VersionSpec::Exact(v) => Ok(v.clone()),
+        crate::version::VersionSpec::Minor(minor) => {
+            let mut offered: Vec<&ChartVersion> =
+                available.iter().map(|a| &a.version).filter(|v| v.minor() == *minor).collect();
+            offered.sort();
+            offered.dedup();
+            match offered.last() {
+                None => Err(bad_request(
+                    format!("--to {minor} names a minor, and the chart source offers no {minor}.x version"),
+                    "pass an exact version, e.g. --to 1.2.3; `--plan` with another --to lists what is offered",
+                )),
+                Some(newest) => Err(bad_request(
+                    format!("--to {minor} names a minor, not a version"),
+                    format!(
+                        "the chart source offers {}: pass one, e.g. --to {newest} (the newest)",
+                        offered.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")
+                    ),
+                )),
+            }
+        }
+    }
+}
+
 /// A nearby-versions hint for "not available" errors; `available` is sorted.
 pub(crate) fn nearest_listing(available: &[Available], around: &ChartVersion) -> String {
     let same_minor: Vec<&Available> = available.iter().filter(|a| a.version.minor() == around.minor()).collect();

@@ -233,8 +233,10 @@ fn fast_path_hop(
     let distance = minor_distance(current.minor(), target.minor());
     if distance < u64::from(fast.min_minors) {
         return Ok(Err(format!(
-            "{current} → {target} spans {distance} minor(s); policy {} offers the fast path from {} minors",
-            policy.name, fast.min_minors
+            "{current} → {target} spans {}; policy {} offers the fast path from {} minors",
+            crate::text::count(usize::try_from(distance).unwrap_or(usize::MAX), "minor", "minors"),
+            policy.name,
+            fast.min_minors
         )));
     }
     if let Some(stop) = waypoints.first() {

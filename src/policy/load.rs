@@ -379,8 +379,8 @@ impl Validator<'_> {
                     return Err(self.ctx.at(
                         fp.min_minors.referenced,
                         format!(
-                            "fast_path.min_minors is {} but a sequential hop may already advance {} minor(s): the fast path could never save a hop",
-                            fp.min_minors.value, u.max_minor_step.value
+                            "fast_path.min_minors is {} but a sequential hop may already advance {}: the fast path could never save a hop",
+                            fp.min_minors.value, crate::text::count(u.max_minor_step.value as usize, "minor", "minors")
                         ),
                         Some("make min_minors larger than upgrade.max_minor_step".into()),
                     ));

@@ -105,7 +105,7 @@ pub fn upgrade(
         ));
     }
     let target = match (&up.target, &resumed) {
-        (Some(t), _) => t.clone(),
+        (Some(spec), _) => plan::exact_target(spec, &facts.offer.available).map_err(plan_error)?,
         (None, Some(r)) => r.target.clone(),
         (None, None) => return Err(bad("--to is required", "name the version to upgrade to with --to VERSION")),
     };
@@ -135,7 +135,11 @@ pub fn rollback(
     if facts.release.status == ReleaseStatus::Failed || pending {
         carry_last_good_values(facts, &tools.helm)?;
     }
-    let mut request = rollback_request(&facts.release, facts.ledger.as_ref(), down.target.clone());
+    let mut target = down.target.as_ref().map(|spec| plan::exact_target(spec, &facts.offer.available)).transpose();
+    if let Some(revision) = down.revision {
+        target = Ok(Some(revision_target(facts, &tools.helm, revision, target.map_err(plan_error)?)?));
+    }
+    let mut request = rollback_request(&facts.release, facts.ledger.as_ref(), target.map_err(plan_error)?);
     let target = plan::rollback_target(&facts.offer.available, &request).map_err(plan_error)?;
     request.snapshot = match facts.ledger.as_ref() {
         None => SnapshotKnowledge::Unknown,
@@ -159,6 +163,52 @@ pub fn rollback(
     plan.warnings.append(&mut facts.warnings);
     let consent = rollback_consent(&plan, opts, down, &facts.policy.name)?;
     Ok(Decision { plan, consent, resumed_values: None })
+}
+
+/// `helm safe-rollback RELEASE REVISION`, helm's habit: that revision chooses the target
+/// version and the values deployed, and the policy still decides how (and whether) to go
+/// back there. A revision helm no longer keeps, or one that failed, is refused.
+fn revision_target(
+    facts: &mut Facts,
+    helm: &Helm,
+    revision: u64,
+    to: Option<ChartVersion>,
+) -> Result<ChartVersion, RunError> {
+    let release = &facts.release;
+    let Some(chosen) = release.history.iter().find(|r| r.revision == revision) else {
+        let kept: Vec<String> = release.history.iter().map(|r| r.revision.to_string()).collect();
+        return Err(bad(
+            format!("revision {revision} of {} is not in helm's history (it keeps {})", release.name, kept.join(", ")),
+            format!(
+                "helm keeps the last --history-max revisions; see `helm history {}`, or name a version with --to",
+                release.name
+            ),
+        ));
+    };
+    if !matches!(chosen.status, ReleaseStatus::Deployed | ReleaseStatus::Superseded) {
+        return Err(bad(
+            format!(
+                "revision {revision} of {} is {}: going back to it would deploy what did not work",
+                release.name,
+                chosen.status.as_str()
+            ),
+            "name a revision that was deployed successfully (`helm history` shows them)",
+        ));
+    }
+    let version = chosen
+        .version
+        .clone()
+        .ok_or_else(|| bad(format!("revision {revision} has no chart version"), "name a version with --to"))?;
+    if to.as_ref().is_some_and(|t| *t != version) {
+        return Err(bad(
+            format!("revision {revision} ran {version}, but --to names another version"),
+            "give either the revision or --to",
+        ));
+    }
+    let values = helm.values_at(&release.name, revision).map_err(|e| RunError::Other(e.to_string()))?;
+    facts.warnings.push(format!("going back to revision {revision}: {version} with the values it ran with"));
+    facts.release.user_values = values;
+    Ok(version)
 }
 
 /// The request for a rollback of `release`: from the version it leaves (a failed or

@@ -4,7 +4,7 @@
 
 use super::ledger::Takeover;
 use super::values::Overrides;
-use crate::version::ChartVersion;
+use crate::version::VersionSpec;
 
 /// Flags both live commands share.
 #[derive(Clone, Debug)]
@@ -34,13 +34,15 @@ pub struct RunOptions {
 
 #[derive(Clone, Debug)]
 pub struct UpgradeOptions {
-    pub target: Option<ChartVersion>,
+    pub target: Option<VersionSpec>,
     pub fast_path: bool,
     pub devel: bool,
 }
 
 #[derive(Clone, Debug)]
 pub struct RollbackOptions {
-    pub target: Option<ChartVersion>,
+    pub target: Option<VersionSpec>,
+    /// helm's habit, `helm safe-rollback RELEASE REVISION`: that revision's version and values.
+    pub revision: Option<u64>,
     pub accept_data_loss: bool,
 }

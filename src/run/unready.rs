@@ -77,50 +77,70 @@ fn count(value: &Value) -> i64 {
     value.as_i64().unwrap_or(0)
 }
 
-/// One line saying how a live workload falls short of ready, or `None` when it is ready.
-/// The same conditions kstatus (helm 4) and helm 3's waiter check: the controller saw the
-/// newest spec, every replica runs the new template and is ready, no old pod is left.
+/// One line saying how a live workload falls short of ready, or `None` when it is ready,
+/// in the words of `kubectl rollout status` (what operators already read): the first
+/// condition not met, in the order kubectl checks them. The conditions are the ones
+/// kstatus (helm 4) and helm 3's waiter check too.
 pub fn not_ready(object: &Value) -> Option<String> {
     let kind = object["kind"].as_str().unwrap_or("workload");
     let name = object["metadata"]["name"].as_str().unwrap_or("?");
     let status = &object["status"];
     let generation = count(&object["metadata"]["generation"]);
     if count(&status["observedGeneration"]) < generation {
-        return Some(format!("{kind} {name}: its controller has not acted on the new spec yet"));
+        return Some(format!("{kind} {name}: waiting for the {} spec update to be observed", kind.to_lowercase()));
     }
-    let (wanted, updated, ready, extra) = match kind {
+    let waiting = |what: String| Some(format!("{kind} {name}: waiting for rollout to finish: {what}"));
+    match kind {
         "Deployment" => {
             if object["spec"]["paused"].as_bool() == Some(true) {
                 return None;
             }
             let wanted = object["spec"]["replicas"].as_i64().unwrap_or(1);
-            let ready = count(&status["readyReplicas"]).min(count(&status["availableReplicas"]));
-            (wanted, count(&status["updatedReplicas"]), ready, count(&status["replicas"]) - wanted)
+            let (updated, total, available) =
+                (count(&status["updatedReplicas"]), count(&status["replicas"]), count(&status["availableReplicas"]));
+            if updated < wanted {
+                waiting(format!("{updated} out of {wanted} new replicas have been updated"))
+            } else if total > updated {
+                waiting(format!(
+                    "{} pending termination",
+                    crate::text::count((total - updated) as usize, "old replica is", "old replicas are")
+                ))
+            } else if available < updated {
+                waiting(format!("{available} of {updated} updated replicas are available"))
+            } else {
+                None
+            }
         }
         "StatefulSet" => {
             let wanted = object["spec"]["replicas"].as_i64().unwrap_or(1);
+            let ready = count(&status["readyReplicas"]);
             // OnDelete: the controller never replaces pods, so "updated" says nothing.
             let on_delete = object["spec"]["updateStrategy"]["type"].as_str() == Some("OnDelete");
-            let updated = if on_delete { wanted } else { count(&status["updatedReplicas"]) };
-            (wanted, updated, count(&status["readyReplicas"]), count(&status["replicas"]) - wanted)
+            let updated = count(&status["updatedReplicas"]);
+            if ready < wanted {
+                waiting(format!("{} to be ready", crate::text::count((wanted - ready) as usize, "pod", "pods")))
+            } else if !on_delete && updated < wanted {
+                waiting(format!("{updated} out of {wanted} pods have been updated"))
+            } else {
+                None
+            }
         }
         "DaemonSet" => {
             let wanted = count(&status["desiredNumberScheduled"]);
-            (wanted, count(&status["updatedNumberScheduled"]), count(&status["numberReady"]), 0)
+            let (updated, available) = (
+                count(&status["updatedNumberScheduled"]),
+                count(&status["numberAvailable"]).max(count(&status["numberReady"])),
+            );
+            if updated < wanted {
+                waiting(format!("{updated} out of {wanted} new pods have been updated"))
+            } else if available < wanted {
+                waiting(format!("{available} of {wanted} updated pods are available"))
+            } else {
+                None
+            }
         }
-        _ => return None,
-    };
-    if updated >= wanted && ready >= wanted && extra <= 0 {
-        return None;
+        _ => None,
     }
-    // Old pods may still be the ready ones (a rolling update keeps them until the new ones
-    // are ready), so the new-version count comes first.
-    let mut line =
-        format!("{kind} {name}: {updated} of {wanted} pods on the new version, {ready} ready (old and new together)");
-    if extra > 0 {
-        line.push_str(&format!(", {extra} old pod(s) still running"));
-    }
-    Some(line)
 }
 
 /// The label selector of a workload as `kubectl get pods -l` takes it, when it can be
@@ -302,12 +322,28 @@ metadata:
         );
         assert_eq!(
             not_ready(&stuck).unwrap(),
-            "Deployment bsr-server: 1 of 3 pods on the new version, 3 ready (old and new together), 1 old pod(s) still running"
+            "Deployment bsr-server: waiting for rollout to finish: 1 out of 3 new replicas have been updated"
+        );
+        let terminating = deployment(
+            3,
+            json!({"observedGeneration": 4, "replicas": 6, "updatedReplicas": 3, "readyReplicas": 3, "availableReplicas": 3}),
+        );
+        assert_eq!(
+            not_ready(&terminating).unwrap(),
+            "Deployment bsr-server: waiting for rollout to finish: 3 old replicas are pending termination"
+        );
+        let unavailable = deployment(
+            3,
+            json!({"observedGeneration": 4, "replicas": 3, "updatedReplicas": 3, "readyReplicas": 1, "availableReplicas": 1}),
+        );
+        assert_eq!(
+            not_ready(&unavailable).unwrap(),
+            "Deployment bsr-server: waiting for rollout to finish: 1 of 3 updated replicas are available"
         );
         let unseen = deployment(3, json!({"observedGeneration": 3, "replicas": 3, "updatedReplicas": 3}));
         assert_eq!(
             not_ready(&unseen).unwrap(),
-            "Deployment bsr-server: its controller has not acted on the new spec yet"
+            "Deployment bsr-server: waiting for the deployment spec update to be observed"
         );
         let mut paused = stuck.clone();
         paused["spec"]["paused"] = json!(true);
@@ -318,10 +354,7 @@ metadata:
     fn statefulsets_and_daemonsets() {
         let sts = json!({"kind": "StatefulSet", "metadata": {"name": "db", "generation": 2},
             "spec": {"replicas": 2}, "status": {"observedGeneration": 2, "replicas": 2, "updatedReplicas": 1, "readyReplicas": 1}});
-        assert_eq!(
-            not_ready(&sts).unwrap(),
-            "StatefulSet db: 1 of 2 pods on the new version, 1 ready (old and new together)"
-        );
+        assert_eq!(not_ready(&sts).unwrap(), "StatefulSet db: waiting for rollout to finish: 1 pod to be ready");
         let mut on_delete = sts.clone();
         on_delete["spec"]["updateStrategy"] = json!({"type": "OnDelete"});
         on_delete["status"]["readyReplicas"] = json!(2);
@@ -330,7 +363,7 @@ metadata:
             "status": {"observedGeneration": 1, "desiredNumberScheduled": 3, "updatedNumberScheduled": 3, "numberReady": 2}});
         assert_eq!(
             not_ready(&ds).unwrap(),
-            "DaemonSet agent: 3 of 3 pods on the new version, 2 ready (old and new together)"
+            "DaemonSet agent: waiting for rollout to finish: 2 of 3 updated pods are available"
         );
     }
 

@@ -371,7 +371,8 @@ impl<'a> Walk<'a> {
         };
         self.progress.step_finished(&format!("  {detail}"), outcome, elapsed);
         self.reports.push(StepReport {
-            hop,
+            // As the screen numbers them: hop 1 is the first.
+            hop: hop.map(|i| i + 1),
             action: step.action().to_string(),
             detail,
             outcome,
@@ -553,7 +554,8 @@ impl<'a> Walk<'a> {
             }
             if Instant::now() > deadline {
                 return Err(StepError::Failed(format!(
-                    "{left} pod(s) of {version} still running after {} ({selector})",
+                    "{} of {version} still running after {} ({selector})",
+                    crate::text::count(left, "pod", "pods"),
                     self.setup.timeout
                 )));
             }
