@@ -119,7 +119,7 @@ place() {
   mkdir -p "$HELM_PLUGIN_DIR/bin"
   tmp="$bin.$$.tmp"
   cp "$1" "$tmp" && chmod 755 "$tmp" || fail "cannot copy $1 to $HELM_PLUGIN_DIR/bin" "check the permissions of $HELM_PLUGIN_DIR"
-  if ! reported=$("$tmp" --version 2>&1); then
+  if ! reported=$("$tmp" --tool-version 2>&1); then
     rm -f "$tmp"
     fail "the helm-safe-upgrade binary $2 does not run here: $reported" "it may be built for another OS or architecture (this is $os-$arch)"
   fi
@@ -221,7 +221,7 @@ elif [ "${HELM_SAFE_UPGRADE_FROM_SOURCE:-}" = 1 ]; then
 else
   download || build || fail "no helm-safe-upgrade binary: the download failed and it cannot be built here" "$offline_hint"
 fi
-"$bin" --version >/dev/null || fail "the installed $bin does not run" "install again; $offline_hint"
+"$bin" --tool-version >/dev/null || fail "the installed $bin does not run" "install again; $offline_hint"
 
 # --- the companion plugin safe-rollback ---------------------------------------------------
 # The same binary dispatches on HELM_PLUGIN_NAME. HELM_PLUGINS is not set in Helm 4's

@@ -10,7 +10,8 @@ pub const BAD_INPUT: i32 = 2;
 pub const REFUSED: i32 = 3;
 /// A hop failed and the release was brought back to the last good version.
 pub const HOP_FAILED_RECOVERED: i32 = 4;
-/// Stopped by the operator at a pause; the release is at a good version.
+/// Stopped at a safe point (the operator at a prompt, Ctrl-C, a hang-up); the release is
+/// at a good version.
 pub const STOPPED_BY_OPERATOR: i32 = 5;
 
 /// The table printed by `--help` and mirrored in the README.
@@ -21,7 +22,7 @@ Exit codes:
   2  bad input (usage, unreadable policy, unknown release or version)
   3  refused by policy (the message names the rule and the supported path)
   4  a hop failed and the release was brought back to the last good version
-  5  stopped by the operator at a pause";
+  5  stopped at a safe point (the operator, Ctrl-C, a hang-up); the release is at a good version";
 
 #[cfg(test)]
 mod tests {

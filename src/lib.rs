@@ -23,6 +23,7 @@ pub mod report;
 pub mod run;
 pub mod setvalues;
 pub mod signals;
+pub mod terminal;
 pub mod text;
 pub mod ui;
 pub mod version;

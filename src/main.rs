@@ -16,6 +16,9 @@ fn main() {
         complete::main(mode, &words, &mut std::io::stdout());
         std::process::exit(0);
     }
+    // A live run takes the terminal's foreground (terminal.rs): given back on every way out.
+    helm_safe_upgrade::terminal::restore_on_panic();
     let code = commands::run(mode, args, &helm_safe_upgrade::printer::Printer::stdio());
+    helm_safe_upgrade::terminal::restore();
     std::process::exit(code);
 }

@@ -6,7 +6,13 @@
 //! - the first SIGINT (Ctrl-C), SIGHUP (the terminal hung up) or lost output (a closed
 //!   pipe): finish the step under way, stop at the next safe point;
 //! - a second SIGINT, or SIGTERM: stop now (helm is told to stop; it marks the operation
-//!   failed rather than leaving it `pending-*`).
+//!   failed rather than leaving it `pending-*`);
+//! - Ctrl-C at a prompt: the prompt gives way at once and says so itself ([`Signals::asking`]);
+//! - SIGTSTP (Ctrl-Z): ignored, with a message (`terminal.rs` says why a run cannot be
+//!   suspended).
+//!
+//! Installing them also takes the terminal's foreground ([`crate::terminal::take`]), so
+//! that through helm the terminal's Ctrl-C reaches this process and not helm.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -21,32 +27,56 @@ pub struct Signals {
     terminates: Arc<AtomicUsize>,
     hangups: Arc<AtomicUsize>,
     output_lost: Arc<AtomicBool>,
+    /// A prompt is open: it answers a Ctrl-C itself.
+    asking: Arc<AtomicBool>,
+}
+
+/// While alive, a prompt is open ([`Signals::asking`]).
+pub struct Asking(Arc<AtomicBool>);
+
+impl Drop for Asking {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
 }
 
 impl Signals {
     /// Receive SIGINT, SIGTERM and SIGHUP on a background thread from now on; say at once
     /// what the first of each means (the step under way may take minutes).
     pub fn install(printer: &Printer) -> std::io::Result<Signals> {
-        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGTSTP};
         let signals = Signals { output_lost: printer.lost_flag(), ..Signals::default() };
-        let mut incoming = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+        let mut incoming = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGTSTP])?;
         let (seen, printer) = (signals.clone(), printer.clone());
         std::thread::spawn(move || {
             for signal in incoming.forever() {
+                if signal == SIGTSTP {
+                    printer.text("\nCtrl-Z: a run cannot be suspended (it holds the release's lock and helm keeps working); Ctrl-C stops it at the next safe point\n");
+                    continue;
+                }
                 let (counter, what, again) = match signal {
                     SIGINT => (&seen.interrupts, "interrupted", " (Ctrl-C again stops the step now)"),
                     SIGTERM => (&seen.terminates, "terminating", ""),
                     // The SSH session dropped: like a first Ctrl-C, with nobody left to ask.
                     _ => (&seen.hangups, "the terminal hung up", ""),
                 };
-                if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+                let first = counter.fetch_add(1, Ordering::SeqCst) == 0;
+                if first && !(signal == SIGINT && seen.asking.load(Ordering::SeqCst)) {
                     printer.text(&format!(
                         "\n{what}: the step under way finishes, then the run stops at the next safe point{again}\n"
                     ));
                 }
             }
         });
+        crate::terminal::take();
         Ok(signals)
+    }
+
+    /// A prompt opens: until the returned value is dropped, a Ctrl-C is the prompt's to
+    /// answer (it stops at once: nothing is under way).
+    pub fn asking(&self) -> Asking {
+        self.asking.store(true, Ordering::SeqCst);
+        Asking(self.asking.clone())
     }
 
     pub fn interrupts(&self) -> usize {

@@ -1,108 +1,32 @@
-//! The real prompts on a real terminal: the plugin runs in a pty (so stdin is a terminal
-//! and it asks), against helm 3.19.0 and 4.1.4 on the bed. Continue, stop here, roll back
-//! this hop, declining to start, and showing the status at a pause.
+//! The prompts as operators meet them: `helm safe-upgrade` / `helm safe-rollback` typed
+//! on a terminal, the installed plugin started by real helm 3.19.0 and 4.1.4 in a pty
+//! (`e2e/pty.rs`), on the bed. Continue, stop here (and the run after it), roll back this
+//! hop, show the status, declining to start, the typed release name, and Ctrl-C at a
+//! prompt.
 
 #[path = "e2e/bed.rs"]
 mod bed;
-
-use std::process::{Command, Stdio};
+#[path = "e2e/pty.rs"]
+mod pty;
 
 use bed::{Bed, VALUES, yaml_to_json};
-use kube_standin::testing::{HelmVersion, kubectl_path};
-use rexpect::process::WaitStatus;
-use rexpect::session::Options;
-use rexpect::session::{PtySession, spawn_with_options};
+use kube_standin::testing::HelmVersion;
+use pty::{Pty, bed_policy_path as policy, helm_plugin_error};
 use serde_json::Value;
 
-/// Every expectation waits this long at most (a hop is a `helm upgrade --wait`).
-const TIMEOUT_MS: u64 = 60_000;
-
-/// The bed's BSR policy, as an absolute path.
-fn policy() -> String {
-    format!("{}/bed/policies/bsr-bed.yaml", env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The plugin in a pty: the bed's environment (as [`Bed::tool`] sets it), but stdin,
-/// stdout and stderr on the terminal, `CI` removed, and the bed's kubectl first on PATH
-/// (the policy's `run` steps call `kubectl` by name).
-struct Pty {
-    session: PtySession,
-    version: HelmVersion,
-    /// What was read so far, for failure messages.
-    seen: String,
-}
-
-impl Pty {
-    fn spawn(bed: &Bed, args: &[&str]) -> Pty {
-        Pty::spawn_with_env(bed, args, &[])
-    }
-
-    fn spawn_with_env(bed: &Bed, args: &[&str], env: &[(&str, &str)]) -> Pty {
-        let mut cmd: Command = bed.tool();
-        cmd.envs(env.iter().copied());
-        let kubectl_dir = kubectl_path().parent().unwrap().to_path_buf();
-        let path = std::env::join_paths(
-            std::iter::once(kubectl_dir).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
-        )
-        .unwrap();
-        cmd.args(args)
-            .env_remove("CI")
-            .env("PATH", path)
-            // The pty is the child's stdin, stdout and stderr: Bed::tool() sets stdin to
-            // null, which exec would apply over the pty.
-            .stdin(Stdio::inherit())
-            .stdout(Stdio::inherit())
-            .stderr(Stdio::inherit());
-        let options = Options::new().timeout_ms(Some(TIMEOUT_MS)).strip_ansi_escape_codes(true);
-        let session = spawn_with_options(cmd, options).expect("spawn helm-safe-upgrade in a pty");
-        Pty { session, version: bed.version, seen: String::new() }
-    }
-
-    /// Wait for `needle` (in the output after the previous expectation).
-    fn expect(&mut self, needle: &str) -> String {
-        match self.session.exp_string(needle) {
-            Ok(before) => {
-                let before = utf8(&before);
-                self.seen.push_str(&before);
-                self.seen.push_str(needle);
-                before
-            }
-            Err(e) => panic!("{}: waiting for {needle:?}: {e}\n--- output so far\n{}", self.version, self.seen),
-        }
-    }
-
-    /// Type an answer and Enter.
-    fn answer(&mut self, line: &str) {
-        self.session.send_line(line).expect("write to the pty");
-    }
-
-    /// Read to the end of the output and return (everything after the last expectation,
-    /// exit code).
-    fn finish(mut self) -> (String, i32) {
-        let rest = match self.session.exp_eof() {
-            Ok(rest) => utf8(&rest),
-            Err(e) => panic!("{}: waiting for the end: {e}\n--- output so far\n{}", self.version, self.seen),
-        };
-        self.seen.push_str(&rest);
-        match self.session.process().wait() {
-            Ok(WaitStatus::Exited(_, code)) => (rest, code),
-            other => panic!("{}: the run did not exit normally: {other:?}\n--- output\n{}", self.version, self.seen),
-        }
-    }
-}
-
-/// rexpect hands over each byte read as one `char` (Latin-1): put the UTF-8 back
-/// together (the plan says `1.0.4 → 1.2.6`). Needles are ASCII, so they match as they are.
-fn utf8(latin1: &str) -> String {
-    let bytes: Vec<u8> = latin1.chars().map(|c| u8::try_from(u32::from(c)).expect("one byte per char")).collect();
-    String::from_utf8_lossy(&bytes).into_owned()
-}
+/// The pause menu's prompt, and the keys that pick each entry (dialoguer's Select: `j`
+/// moves down, Enter picks; "continue" is preselected).
+const PAUSE_PROMPT: &str = "What next? (arrows and Enter)";
+const CONTINUE: &str = "";
+const STOP_HERE: &str = "j";
+const ROLL_BACK: &str = "jj";
+const SHOW_STATUS: &str = "jjj";
 
 /// The answer that has been typed is not part of what the tool prints; the pty echo is
 /// off (rexpect turns it off), so `before` strings hold only the tool's output.
 fn start_two_hops(bed: &Bed) -> Pty {
     let policy = policy();
-    let mut pty = Pty::spawn(bed, &["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--policy", &policy]);
+    let mut pty = Pty::upgrade(bed, &["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--policy", &policy]);
     let plan = pty.expect("Start the 2 hops? [y/N]");
     assert!(plan.contains("upgrade bsr 1.0.4 → 1.2.6"), "{}: the plan is shown first:\n{plan}", bed.version);
     assert!(
@@ -117,7 +41,7 @@ fn start_two_hops(bed: &Bed) -> Pty {
 
 /// Wait for the pause after hop 1 and check what it says.
 fn expect_pause(pty: &mut Pty) {
-    let before = pty.expect("[c]ontinue, [s]top here, [r]oll back this hop, show s[t]atus?");
+    let before = pty.expect(PAUSE_PROMPT);
     assert!(
         before.contains("1.1.9 is deployed and verified (1/2). Next: 1.1.9 → 1.2.6"),
         "{}: the pause names where the release is and the next hop:\n{before}",
@@ -137,9 +61,10 @@ fn continue_at_the_pause(version: HelmVersion) {
     // At the pause, hop 1 is done and hop 2 has not started.
     assert_eq!(bed.charts_deployed(), ["bsr-1.0.4", "bsr-1.1.9"], "{version}");
     assert_eq!(bed.history().last().unwrap().1, "deployed", "{version}");
-    pty.answer("c");
+    pty.answer(CONTINUE);
     let (rest, code) = pty.finish();
     assert_eq!(code, 0, "{version}: {rest}");
+    assert!(!rest.contains("Error: plugin"), "{version}: helm has nothing to add to a success: {rest}");
     assert!(rest.contains("bsr is at 1.2.6: done"), "{version}: {rest}");
     assert_eq!(bed.charts_deployed(), ["bsr-1.0.4", "bsr-1.1.9", "bsr-1.2.6"], "{version}");
     assert_eq!(bed.history().last().unwrap().1, "deployed", "{version}");
@@ -153,13 +78,15 @@ fn stop_here_then_run_again(version: HelmVersion) {
     bed.install("bsr", "1.0.4", VALUES);
     let mut pty = start_two_hops(&bed);
     expect_pause(&mut pty);
-    pty.answer("s");
+    pty.answer(STOP_HERE);
     let (rest, code) = pty.finish();
-    assert_eq!(code, 5, "{version}: stopped by the operator: {rest}");
+    assert_eq!(code, 5, "{version}: stopped by the operator, and helm passes the code on: {rest}");
     assert!(
         rest.contains("bsr stopped at 1.1.9: stopped by the operator; run the same command again to continue"),
         "{version}: {rest}"
     );
+    // helm's own line comes last: the plugin had finished before helm printed it.
+    assert!(rest.trim_end().ends_with(&helm_plugin_error("safe-upgrade")), "{version}: {rest}");
     assert_eq!(bed.charts_deployed(), ["bsr-1.0.4", "bsr-1.1.9"], "{version}");
     assert_eq!(bed.history().last().unwrap().1, "deployed", "{version}");
     assert_eq!(bed.server_version_label(), "1.1.9", "{version}");
@@ -182,7 +109,7 @@ fn roll_back_this_hop(version: HelmVersion) {
     expect_pause(&mut pty);
     assert!(pods_of_version(&bed, "1.1.9") > 0, "{version}: 1.1.9 runs at the pause");
     assert!(bed.get("v1", "configmaps", "bsr-migratedownto-210").is_none(), "{version}");
-    pty.answer("r");
+    pty.answer(ROLL_BACK);
     let (rest, code) = pty.finish();
     assert_eq!(code, 5, "{version}: a rolled-back hop ends the run as stopped: {rest}");
     assert!(rest.contains("bsr stopped at 1.0.4: hop 1 rolled back by the operator"), "{version}: {rest}");
@@ -218,12 +145,16 @@ fn declining_to_start_changes_nothing(version: HelmVersion) {
     bed.install("bsr", "1.0.4", VALUES);
     let before = bed.history();
     let policy = policy();
-    let mut pty = Pty::spawn(&bed, &["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--policy", &policy]);
+    let mut pty = Pty::upgrade(&bed, &["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--policy", &policy]);
     pty.expect("Start the 2 hops? [y/N]");
     pty.answer("n");
     let (rest, code) = pty.finish();
     assert_eq!(code, 5, "{version}: {rest}");
     assert!(rest.contains("bsr stopped at 1.0.4: not started: the operator declined"), "{version}: {rest}");
+    // The backup is made once the operator says yes: a declined run leaves none.
+    let backups = bed.state.path().join("helm-safe-upgrade/backups");
+    let left = std::fs::read_dir(&backups).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "{version}: a declined run left a backup in {}", backups.display());
     assert_eq!(bed.history(), before, "{version}: no new revision");
     assert_eq!(bed.history().len(), 1, "{version}");
     assert_eq!(bed.user_values(), yaml_to_json(VALUES), "{version}");
@@ -238,19 +169,19 @@ fn status_at_the_pause_then_stop(version: HelmVersion) {
     bed.install("bsr", "1.0.4", VALUES);
     let mut pty = start_two_hops(&bed);
     expect_pause(&mut pty);
-    // An answer that is none of the choices is asked again.
-    pty.answer("x");
-    pty.expect("please answer c, s, r or t");
-    pty.expect("[c]ontinue, [s]top here, [r]oll back this hop, show s[t]atus?");
-    pty.answer("t");
-    // `helm status bsr`, then the same question again.
-    let status = pty.expect("[c]ontinue, [s]top here, [r]oll back this hop, show s[t]atus?");
-    for line in ["NAME: bsr", &format!("NAMESPACE: {}", bed.ns), "STATUS: deployed", "REVISION: 2"] {
+    // A key that is none of the menu's does nothing; then "show status".
+    pty.keys("x");
+    pty.answer(SHOW_STATUS);
+    // `helm status bsr`, then the same question again (the menu redraws its prompt at
+    // every key, so the status is waited for first).
+    let mut status = pty.expect("REVISION: 2");
+    status.push_str(&pty.expect("1.1.9 is deployed and verified (1/2)"));
+    pty.expect(PAUSE_PROMPT);
+    for line in ["NAME: bsr", &format!("NAMESPACE: {}", bed.ns), "STATUS: deployed"] {
         assert!(status.contains(line), "{version}: no {line:?} in the status:\n{status}");
     }
-    assert!(status.contains("1.1.9 is deployed and verified (1/2)"), "{version}: the pause is asked again:\n{status}");
     assert_eq!(bed.history().len(), 2, "{version}: showing the status changed nothing");
-    pty.answer("s");
+    pty.answer(STOP_HERE);
     let (rest, code) = pty.finish();
     assert_eq!(code, 5, "{version}: {rest}");
     assert!(rest.contains("bsr stopped at 1.1.9"), "{version}: {rest}");
@@ -258,30 +189,51 @@ fn status_at_the_pause_then_stop(version: HelmVersion) {
 }
 both_helms!(pause_status, super::status_at_the_pause_then_stop);
 
-/// A rollback that may lose data asks for the release name, typed: a wrong name stops
-/// with nothing changed; the right one goes back by the policy's procedure.
+/// A rollback that may lose data asks for the release name, typed: a wrong name is asked
+/// again (a few times), nothing typed stops with nothing changed, the right name goes back
+/// by the policy's procedure. The warnings are said once, in the plan.
 fn rollback_asks_for_the_release_name(version: HelmVersion) {
+    const TYPE_IT: &str = "Type the release name (bsr) to go on, or nothing to stop";
     let bed = Bed::new(version);
     bed.install("bsr", "1.0.4", VALUES);
     let policy = policy();
     bed.run_expect(&["bsr", "--to", "1.1.9", "--chart", "demo/bsr", "--policy", &policy, "--yes"], 0);
     let rollback = |bed: &Bed| {
-        let mut cmd_args = vec!["bsr", "--chart", "demo/bsr"];
-        cmd_args.extend(["--policy", policy.as_str()]);
-        let mut pty = Pty::spawn_with_env(bed, &cmd_args, &[("HELM_PLUGIN_NAME", "safe-rollback")]);
-        let before = pty.expect("Type the release name (bsr) to go on, anything else to stop:");
+        let mut pty = Pty::helm(bed, "safe-rollback", &["bsr", "--chart", "demo/bsr", "--policy", policy.as_str()]);
+        let before = pty.expect(TYPE_IT);
         assert!(before.contains("rollback bsr 1.1.9 → 1.0.4"), "{}: the plan comes first:\n{before}", bed.version);
         assert!(before.contains("This rollback may lose data"), "{}: the warning is shown:\n{before}", bed.version);
+        // Nothing is said twice (the warnings were once under the plan and again here).
+        let lines: Vec<&str> = before.lines().map(str::trim).filter(|l| l.len() > 20).collect();
+        for line in &lines {
+            assert_eq!(lines.iter().filter(|l| *l == line).count(), 1, "{}: said twice: {line}\n{before}", bed.version);
+        }
         pty
     };
-    // The wrong name: stopped, nothing changed.
+    // Three wrong names: each says it did not match; then stopped, nothing changed.
     let mut pty = rollback(&bed);
     pty.answer("y");
+    pty.expect("\"y\" did not match the release name bsr; 2 tries left");
+    pty.expect(TYPE_IT);
+    pty.answer("bsr-prod");
+    pty.expect("\"bsr-prod\" did not match the release name bsr; 1 try left");
+    pty.expect(TYPE_IT);
+    pty.answer("BSR");
+    pty.expect("\"BSR\" did not match the release name bsr: stopping");
     let (rest, code) = pty.finish();
     assert_eq!(code, 5, "{}: {rest}", bed.version);
     assert_eq!(bed.charts_deployed(), ["bsr-1.0.4", "bsr-1.1.9"], "{}: a wrong name changes nothing", bed.version);
-    // The release name: rolled back, down-migrated to 1.0.4's schema.
+    // Nothing typed: stopped at once.
     let mut pty = rollback(&bed);
+    pty.answer("");
+    let (rest, code) = pty.finish();
+    assert_eq!(code, 5, "{}: {rest}", bed.version);
+    assert!(rest.contains("not started: the operator declined"), "{}: {rest}", bed.version);
+    // A typo, then the release name: rolled back, down-migrated to 1.0.4's schema.
+    let mut pty = rollback(&bed);
+    pty.answer("bs");
+    pty.expect("did not match");
+    pty.expect(TYPE_IT);
     pty.answer("bsr");
     let (rest, code) = pty.finish();
     assert_eq!(code, 0, "{}: {rest}", bed.version);
@@ -291,18 +243,45 @@ fn rollback_asks_for_the_release_name(version: HelmVersion) {
 }
 both_helms!(typed_confirmation, super::rollback_asks_for_the_release_name);
 
-/// Ctrl-C at the pause between hops is "stop here": the release stays at the verified
-/// version, nothing is left pending.
+/// Ctrl-C at the pause between hops stops there, and says it was Ctrl-C: the release
+/// stays at the verified version, nothing is left pending.
 fn ctrl_c_at_the_pause_stops_there(version: HelmVersion) {
     let bed = Bed::new(version);
     bed.install("bsr", "1.0.4", VALUES);
     let mut pty = start_two_hops(&bed);
     expect_pause(&mut pty);
-    pty.session.send_control('c').expect("send Ctrl-C to the pty");
+    pty.control('c');
     let (rest, code) = pty.finish();
     assert_eq!(code, 5, "{}: {rest}", bed.version);
-    assert!(rest.contains("bsr stopped at 1.1.9"), "{}: {rest}", bed.version);
+    assert!(rest.contains("interrupted at the prompt: stopping now"), "{}: {rest}", bed.version);
+    assert!(!rest.contains("the step under way finishes"), "{}: nothing was under way: {rest}", bed.version);
+    assert!(rest.contains("bsr stopped at 1.1.9: interrupted (Ctrl-C) at the pause"), "{}: {rest}", bed.version);
     assert_eq!(bed.charts_deployed(), ["bsr-1.0.4", "bsr-1.1.9"]);
     assert_eq!(bed.history().last().unwrap().1, "deployed");
 }
 both_helms!(pause_ctrl_c, super::ctrl_c_at_the_pause_stops_there);
+
+/// Ctrl-C at the start confirmation stops at once, changes nothing, and is not "declined".
+fn ctrl_c_at_the_confirmation_stops_at_once(version: HelmVersion) {
+    let bed = Bed::new(version);
+    bed.install("bsr", "1.0.4", VALUES);
+    let policy = policy();
+    let mut pty = Pty::upgrade(&bed, &["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--policy", &policy]);
+    pty.expect("Start the 2 hops? [y/N]");
+    pty.control('c');
+    let (rest, code) = pty.finish();
+    assert_eq!(code, 5, "{version}: {rest}");
+    assert!(rest.contains("interrupted at the prompt: stopping now (nothing was under way)"), "{version}: {rest}");
+    assert!(!rest.contains("the step under way finishes"), "{version}: {rest}");
+    assert!(
+        rest.contains("bsr stopped at 1.0.4: not started: interrupted (Ctrl-C) at the confirmation; nothing changed"),
+        "{version}: {rest}"
+    );
+    assert!(!rest.contains("declined"), "{version}: {rest}");
+    assert!(rest.trim_end().ends_with(&helm_plugin_error("safe-upgrade")), "{version}: {rest}");
+    assert_eq!(bed.history().len(), 1, "{version}");
+    let record = bed.ledger_record().unwrap();
+    assert!(record["lock"].is_null(), "{version}: {record}");
+    assert_eq!(record["runs"].as_array().unwrap().last().unwrap()["outcome"], "interrupted", "{version}: {record}");
+}
+both_helms!(confirmation_ctrl_c, super::ctrl_c_at_the_confirmation_stops_at_once);

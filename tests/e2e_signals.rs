@@ -1,20 +1,18 @@
-//! Interruptions end to end, with the real helm 3.19.0 and 4.1.4 on the bed: Ctrl-C while
-//! helm upgrades, a second Ctrl-C, and `kill -9` followed by `--resume`. Whatever happens,
-//! no release is left `pending-*`.
+//! Interruptions end to end, with the real helm 3.19.0 and 4.1.4 on the bed: Ctrl-C and
+//! Ctrl-Z on the terminal while helm upgrades, typed through helm into the installed
+//! plugin in a pty (the keys operators press), a second Ctrl-C, and `kill -9` followed by
+//! `--resume`. Whatever happens, no release is left `pending-*`.
 
 #[path = "e2e/bed.rs"]
 mod bed;
+#[path = "e2e/pty.rs"]
+mod pty;
 
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 use bed::{Bed, VALUES, yaml_to_json};
 use kube_standin::testing::HelmVersion;
-
-fn signal(child: &Child, sig: i32) {
-    // SAFETY: kill(2) on our own child's pid.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
-}
+use pty::{Pty, helm_plugin_error};
 
 /// Poll helm's history until `ready` holds (or fail after 60 s).
 fn wait_for(bed: &Bed, what: &str, ready: impl Fn(&[(u64, String, String)]) -> bool) {
@@ -33,26 +31,26 @@ fn no_pending(history: &[(u64, String, String)]) -> bool {
     history.iter().all(|(_, s, _)| !s.starts_with("pending"))
 }
 
+/// Ctrl-C on the terminal while helm upgrades, through helm: the plugin (not helm) gets
+/// it, finishes the hop, stops at the next safe point, and helm passes on exit 5 after
+/// the plugin's last word.
 fn ctrl_c_during_a_hop_finishes_it_and_stops(version: HelmVersion) {
     let bed = Bed::new(version);
     bed.install("bsr", "1.0.4", VALUES);
-    let child = bed
-        .tool()
-        .args(["bsr", "--to", "1.3.0", "--chart", "demo/bsr", "--yes", "-o", "json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut pty = Pty::upgrade(&bed, &["bsr", "--to", "1.3.0", "--chart", "demo/bsr", "--yes"]);
     // helm has started hop 1 once revision 2 exists.
     wait_for(&bed, "hop 1 to start", |h| h.len() >= 2);
-    signal(&child, libc::SIGINT);
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(5), "{}: {stderr}", bed.version);
-    assert!(stderr.contains("interrupted: the step under way finishes"), "{stderr}");
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["result"], "stopped");
-    assert_eq!(report["at"], "1.1.9", "the hop under way was finished: {report}");
+    pty.control('c');
+    pty.expect("interrupted: the step under way finishes, then the run stops at the next safe point (Ctrl-C again stops the step now)");
+    let (rest, code) = pty.finish();
+    assert_eq!(code, 5, "{}: helm passes the plugin's code on (130 would mean helm died): {rest}", bed.version);
+    assert!(
+        rest.contains("bsr stopped at 1.1.9: interrupted"),
+        "{}: the hop under way was finished: {rest}",
+        bed.version
+    );
+    // Nothing after helm's own last line: the plugin had ended before helm did.
+    assert!(rest.trim_end().ends_with(&helm_plugin_error("safe-upgrade")), "{}: {rest}", bed.version);
     assert_eq!(bed.charts_deployed(), ["bsr-1.0.4", "bsr-1.1.9"]);
     assert_eq!(bed.history().last().unwrap().1, "deployed");
     assert_eq!(bed.user_values(), yaml_to_json(VALUES));
@@ -62,13 +60,15 @@ fn ctrl_c_during_a_hop_finishes_it_and_stops(version: HelmVersion) {
 }
 both_helms!(ctrl_c_during_a_hop, super::ctrl_c_during_a_hop_finishes_it_and_stops);
 
+/// A second Ctrl-C on the terminal, through helm: the plugin says what it leaves, tells its
+/// helm to stop (helm marks the upgrade failed, not pending) and says what to do next.
 fn a_second_ctrl_c_stops_helm_without_leaving_it_pending(version: HelmVersion) {
     let bed = Bed::new(version);
     bed.install("bsr", "1.0.4", VALUES);
     // A broken image never becomes ready: helm would wait the whole minute.
-    let child = bed
-        .tool()
-        .args([
+    let mut pty = Pty::upgrade(
+        &bed,
+        &[
             "bsr",
             "--to",
             "1.1.9",
@@ -81,29 +81,45 @@ fn a_second_ctrl_c_stops_helm_without_leaving_it_pending(version: HelmVersion) {
             "image.tag=broken",
             "--set",
             "migration.imageTag=1.1.9",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+    );
     wait_for(&bed, "hop 1 to start", |h| h.len() >= 2);
     std::thread::sleep(Duration::from_millis(300));
     let started = Instant::now();
-    signal(&child, libc::SIGINT);
-    std::thread::sleep(Duration::from_millis(200));
-    signal(&child, libc::SIGINT);
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(started.elapsed() < Duration::from_secs(30), "the second Ctrl-C did not stop helm: {stderr}");
-    assert_eq!(out.status.code(), Some(1), "{}: {stderr}", bed.version);
-    assert!(stderr.contains("stopping now"), "it says what it leaves behind before doing it: {stderr}");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("helm safe-rollback bsr --to 1.0.4"), "and what to do next: {stdout}");
+    pty.control('c');
+    pty.expect("Ctrl-C again stops the step now");
+    pty.control('c');
+    pty.expect("stopping now");
+    let (rest, code) = pty.finish();
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{}: the second Ctrl-C did not stop helm: {rest}",
+        bed.version
+    );
+    assert_eq!(code, 1, "{}: {rest}", bed.version);
+    assert!(rest.contains("helm safe-rollback bsr --to 1.0.4"), "{}: and what to do next: {rest}", bed.version);
+    assert!(rest.trim_end().ends_with(&helm_plugin_error("safe-upgrade")), "{}: {rest}", bed.version);
     let history = bed.history();
     assert!(no_pending(&history), "{history:?}");
     assert_eq!(history.last().unwrap().1, "failed");
 }
 both_helms!(second_ctrl_c, super::a_second_ctrl_c_stops_helm_without_leaving_it_pending);
+
+/// Ctrl-Z on the terminal, through helm: a run cannot be suspended (it holds the lock and
+/// its helm keeps working); it says so and goes on to the end.
+fn ctrl_z_is_refused_and_the_run_goes_on(version: HelmVersion) {
+    let bed = Bed::new(version);
+    bed.install("bsr", "1.0.4", VALUES);
+    let mut pty = Pty::upgrade(&bed, &["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--yes"]);
+    wait_for(&bed, "hop 1 to start", |h| h.len() >= 2);
+    pty.control('z');
+    pty.expect("Ctrl-Z: a run cannot be suspended");
+    let (rest, code) = pty.finish();
+    assert_eq!(code, 0, "{}: {rest}", bed.version);
+    assert!(rest.contains("bsr is at 1.2.6: done"), "{}: {rest}", bed.version);
+    assert_eq!(bed.charts_deployed(), ["bsr-1.0.4", "bsr-1.1.9", "bsr-1.2.6"]);
+}
+both_helms!(ctrl_z, super::ctrl_z_is_refused_and_the_run_goes_on);
 
 fn kill_9_then_resume_finishes_the_plan(version: HelmVersion) {
     let bed = Bed::new(version);

@@ -22,6 +22,7 @@ const LAYERS: &[&str] = &[
     "policy",
     "version",
     "signals",
+    "terminal",
     "printer",
     "env",
     "setvalues",

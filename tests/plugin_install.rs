@@ -533,7 +533,7 @@ fn checksum_mismatch_fails_cleanly_and_the_given_commands_recover() {
         home.ok(&["plugin", "uninstall", "safe-upgrade"], &[]);
         let out = install_dir_with(&home, &src, &[("HELM_SAFE_UPGRADE_DOWNLOAD_URL", &url)]);
         assert!(out.status.success(), "{}", both(&out));
-        home.ok(&["safe-upgrade", "--version"], &[]);
+        home.ok(&["safe-upgrade", "--tool-version"], &[]);
     }
 }
 
@@ -591,7 +591,7 @@ fn local_archive_checked_against_the_checksums_next_to_it() {
         String::from_utf8_lossy(&out.stderr).contains(&format!("warning: {} is NOT verified", archive_name())),
         "{text}"
     );
-    home.ok(&["safe-rollback", "--version"], &[]);
+    home.ok(&["safe-rollback", "--tool-version"], &[]);
 
     std::fs::write(alone.path().join(checksums_name()), format!("{}  {}\n", "f".repeat(64), archive_name())).unwrap();
     let home = Home::new(HelmVersion::V3_19_0);
@@ -698,13 +698,13 @@ fn update_of_a_git_install_and_recovery_from_a_failed_update() {
         );
         assert!(text.contains(&reinstall), "{version}: {text}");
         assert!(
-            !home.run(&["safe-upgrade", "--version"], &[]).status.success(),
+            !home.run(&["safe-upgrade", "--tool-version"], &[]).status.success(),
             "{version}: helm removed the binary before the hook"
         );
         home.ok(&["plugin", "uninstall", "safe-upgrade"], &[]);
         home.ok(&args, &[("HELM_SAFE_UPGRADE_BIN", BIN)]);
-        home.ok(&["safe-upgrade", "--version"], &[]);
-        home.ok(&["safe-rollback", "--version"], &[]);
+        home.ok(&["safe-upgrade", "--tool-version"], &[]);
+        home.ok(&["safe-rollback", "--tool-version"], &[]);
         home.ok(&["plugin", "uninstall", "safe-upgrade"], &[]);
         assert!(!home.plugins().join("safe-rollback").exists());
     }

@@ -85,6 +85,25 @@ fn procedure_values_left(release: &Release, ledger: Option<&Ledger>) -> Option<S
     })
 }
 
+/// The last run stopped part-way (at a pause, by Ctrl-C) and the release is still where it
+/// stopped: the new run continues that upgrade, and says so (its plan starts from here).
+fn earlier_stopped_run(ledger: Option<&Ledger>, current: &ChartVersion, target: &ChartVersion) -> Option<String> {
+    let last = ledger?.runs.last()?;
+    if last.direction != "upgrade" || last.outcome.as_deref() != Some("stopped") || last.at.as_ref() != Some(current) {
+        return None;
+    }
+    if &last.to == current || &last.from == current {
+        return None; // it finished, or never moved: nothing to continue
+    }
+    let who = last.holder.split(" pid ").next().unwrap_or(&last.holder);
+    let earlier = format!("the upgrade {} → {} started {} by {}", last.from, last.to, last.started_at, one_line(who));
+    Some(if &last.to == target {
+        format!("continuing {earlier}: it stopped at {current}")
+    } else {
+        format!("{earlier} stopped at {current}; this run goes to {target} instead")
+    })
+}
+
 /// The upgrade's plan.
 pub fn upgrade(
     facts: &mut Facts,
@@ -115,6 +134,8 @@ pub fn upgrade(
             "resuming the upgrade to {target} recorded in the ledger; {} runs {} now",
             facts.release.name, facts.release.version
         ));
+    } else if let Some(note) = earlier_stopped_run(facts.ledger.as_ref(), &facts.release.version, &target) {
+        printer.line(&note);
     }
     let request = UpgradeRequest { current: facts.release.version.clone(), target, fast_path, devel: up.devel };
     let mut plan =
@@ -358,5 +379,56 @@ fn patch_by_revision(
             revision.revision, release.name, revision.revision
         ));
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::ledger::RunRecord;
+
+    fn v(s: &str) -> ChartVersion {
+        s.parse().unwrap()
+    }
+
+    fn ledger_with(outcome: &str, from: &str, to: &str, at: &str) -> Ledger {
+        let mut ledger = Ledger::new("bsr", "bsr");
+        ledger.runs.push(RunRecord {
+            started_at: "2026-11-30T08:00:00Z".into(),
+            ended_at: Some("2026-11-30T08:05:00Z".into()),
+            holder: "ops@bastion pid 42".into(),
+            command: "helm safe-upgrade bsr --to ***".into(),
+            direction: "upgrade".into(),
+            from: v(from),
+            to: v(to),
+            outcome: Some(outcome.into()),
+            at: Some(v(at)),
+            message: None,
+        });
+        ledger
+    }
+
+    #[test]
+    fn a_run_stopped_part_way_is_named_when_the_next_one_continues_it() {
+        let ledger = ledger_with("stopped", "1.0.4", "1.2.6", "1.1.9");
+        let note = earlier_stopped_run(Some(&ledger), &v("1.1.9"), &v("1.2.6")).unwrap();
+        assert_eq!(
+            note,
+            "continuing the upgrade 1.0.4 → 1.2.6 started 2026-11-30T08:00:00Z by ops@bastion: it stopped at 1.1.9"
+        );
+        let note = earlier_stopped_run(Some(&ledger), &v("1.1.9"), &v("1.3.0")).unwrap();
+        assert!(note.ends_with("stopped at 1.1.9; this run goes to 1.3.0 instead"), "{note}");
+    }
+
+    #[test]
+    fn nothing_to_continue_is_not_mentioned() {
+        // Finished, declined, or the release moved since.
+        for (outcome, at, current) in
+            [("completed", "1.2.6", "1.2.6"), ("declined", "1.0.4", "1.0.4"), ("stopped", "1.1.9", "1.2.0")]
+        {
+            let ledger = ledger_with(outcome, "1.0.4", "1.2.6", at);
+            assert_eq!(earlier_stopped_run(Some(&ledger), &v(current), &v("1.2.6")), None, "{outcome} at {at}");
+        }
+        assert_eq!(earlier_stopped_run(None, &v("1.1.9"), &v("1.2.6")), None);
     }
 }

@@ -12,7 +12,7 @@ use super::decide::{Consent, Decision};
 use super::error::{RunError, bad_text};
 use super::gather::{Facts, Tools};
 use super::holder::Me;
-use super::interact::{self, Interaction};
+use super::interact::{self, Answer, Interaction};
 use super::journal::{Journal, JournalError};
 use super::ledger::lock::Claim;
 use super::ledger::{self, Held, HopOutcome, Ledger, PolicyRecord, RunRecord, Takeover, ValuesRecord};
@@ -48,8 +48,9 @@ pub fn execute(decision: Decision, facts: Facts, tools: &Tools, opts: &RunOption
     }
     let mut held = take_lock(&facts, &plan, opts)?;
     printer.text(&crate::ui::render::plan_table(&plan));
-    if !agreed(interaction.as_ref(), consent, &plan, &facts) {
-        return Ok(declined(held, plan, &facts.release, printer));
+    match agreed(interaction.as_ref(), consent, &plan, &facts) {
+        Answer::Yes => {}
+        answer => return Ok(declined(held, plan, &facts.release, answer, printer)),
     }
     // The backup is made once the operator has said yes: a declined run leaves nothing.
     let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace(':', "");
@@ -141,30 +142,43 @@ fn note_history(ledger: &mut Ledger, release: &Release) {
     }
 }
 
-fn agreed(interaction: &dyn Interaction, consent: Consent, plan: &Plan, facts: &Facts) -> bool {
+fn agreed(interaction: &dyn Interaction, consent: Consent, plan: &Plan, facts: &Facts) -> Answer {
     if !interaction.attended() || plan.hops.is_empty() {
-        return true;
+        return Answer::Yes;
     }
     match consent {
         Consent::StartConfirmation => {
             let change = facts.policy_change.as_deref().map(|c| format!("{c}.\n")).unwrap_or_default();
             interaction.confirm(&format!("{change}Start the {}?", count(plan.hops.len(), "hop", "hops")))
         }
-        Consent::TypeReleaseName => interaction.confirm_typed(
-            &format!("This rollback may lose data:\n  {}", plan.warnings.join("\n  ")),
-            &facts.release.name,
-        ),
+        // The plan above lists what may be lost (its warnings): not said twice.
+        Consent::TypeReleaseName => {
+            interaction.confirm_typed("This rollback may lose data: the warnings above say what.", &facts.release.name)
+        }
     }
 }
 
-/// The operator said no: nothing changed; the run is recorded and the lock given back.
-fn declined(mut held: Held, plan: Plan, release: &Release, printer: &crate::printer::Printer) -> RunReport {
-    held.ledger_mut().record_run_end("declined", Some(release.version.clone()), None);
+/// The operator said no, or pressed Ctrl-C at the question: nothing changed; the run is
+/// recorded and the lock given back.
+fn declined(
+    mut held: Held,
+    plan: Plan,
+    release: &Release,
+    answer: Answer,
+    printer: &crate::printer::Printer,
+) -> RunReport {
+    let (recorded, reason) = match answer {
+        Answer::Interrupted => {
+            ("interrupted", "not started: interrupted (Ctrl-C) at the confirmation; nothing changed")
+        }
+        _ => ("declined", "not started: the operator declined; nothing changed"),
+    };
+    held.ledger_mut().record_run_end(recorded, Some(release.version.clone()), None);
     if let Err(e) = held.release_lock() {
         printer.line(&format!("warning: could not release the lock: {e}"));
     }
     RunReport {
-        outcome: Outcome::Stopped { at: release.version.clone(), reason: "not started: the operator declined".into() },
+        outcome: Outcome::Stopped { at: release.version.clone(), reason: reason.into() },
         release: release.name.clone(),
         namespace: release.namespace.clone(),
         backup: None,

@@ -17,7 +17,7 @@
 use std::time::{Duration, Instant};
 
 use super::cluster::Cluster;
-use super::interact::{Interaction, PauseChoice};
+use super::interact::{Answer, Interaction, PauseChoice};
 use super::journal::{Journal, JournalError};
 use super::ledger::HopOutcome;
 use super::values::RunValues;
@@ -256,6 +256,11 @@ impl<'a> Walk<'a> {
         loop {
             match self.interaction.pause(&summary) {
                 PauseChoice::Continue => return None,
+                PauseChoice::Interrupted => {
+                    let reason =
+                        "interrupted (Ctrl-C) at the pause: stopped here; run the same command again to continue";
+                    return Some(Outcome::Stopped { at: hop.to.clone(), reason: reason.to_string() });
+                }
                 PauseChoice::Stop => {
                     let signals = self.cluster.signals();
                     let reason = if signals.stop_requested() {
@@ -404,13 +409,11 @@ impl<'a> Walk<'a> {
                 Ok(())
             }
             Step::WaitGone { version, selector } => self.wait_gone(version, selector),
-            Step::Confirm { message } => {
-                if self.interaction.confirm(&format!("{message}\nContinue?")) {
-                    Ok(())
-                } else {
-                    Err(StepError::Declined(format!("not confirmed: {message}")))
-                }
-            }
+            Step::Confirm { message } => match self.interaction.confirm(&format!("{message}\nContinue?")) {
+                Answer::Yes => Ok(()),
+                Answer::No => Err(StepError::Declined(format!("not confirmed: {message}"))),
+                Answer::Interrupted => Err(StepError::Declined(format!("interrupted (Ctrl-C) at: {message}"))),
+            },
         }
     }
 
@@ -425,7 +428,7 @@ impl<'a> Walk<'a> {
             }
             None if self.setup.snapshot_taken => "--snapshot-taken",
             None if self.interaction.attended()
-                && self.interaction.confirm(&format!("{message} Has the snapshot been taken?")) =>
+                && self.interaction.confirm(&format!("{message} Has the snapshot been taken?")).is_yes() =>
             {
                 "confirmed by the operator"
             }

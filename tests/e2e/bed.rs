@@ -492,6 +492,61 @@ impl Bed {
         self.tool().args(args).output().expect("run helm-safe-upgrade")
     }
 
+    /// `helm PLUGIN` as an operator types it (`plugin` is `safe-upgrade` or
+    /// `safe-rollback`): the plugin installed into this bed's helm home with `helm plugin
+    /// install` (the binary under test, through `HELM_SAFE_UPGRADE_BIN`), and helm starting
+    /// it, setting the `HELM_*` variables itself. The bed's namespace is helm's
+    /// `HELM_NAMESPACE`, as `-n` would set it.
+    pub fn through_helm(&self, plugin: &str) -> Command {
+        self.install_plugin();
+        let mut cmd = self.env.command(self.env.helm_bin());
+        let kubectl_dir = kubectl_path().parent().unwrap().to_path_buf();
+        let path = std::env::join_paths(
+            std::iter::once(kubectl_dir).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
+        )
+        .unwrap();
+        cmd.arg(plugin)
+            .env("PATH", path)
+            .env("KUBECTL", kubectl_path())
+            .env("XDG_STATE_HOME", self.state.path())
+            .env("HELM_NAMESPACE", &self.ns)
+            .env_remove("HELM_BIN")
+            .env_remove("HELM_PLUGIN_NAME")
+            .env_remove("CI")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// `helm plugin install` of a copy of the plugin's files (helm links a local directory,
+    /// and the install hook writes the binary into it), once per bed.
+    fn install_plugin(&self) {
+        let src = self.state.path().join("plugin-src/helm-safe-upgrade");
+        if src.join("bin/helm-safe-upgrade").is_file() {
+            return;
+        }
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for file in ["plugin.yaml", "install-binary.sh", "plugin.complete", "plugins/safe-rollback/plugin.yaml"] {
+            let to = src.join(file);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(root.join(file), &to).unwrap_or_else(|e| panic!("copy {file}: {e}"));
+        }
+        let out = self
+            .env
+            .command(self.env.helm_bin())
+            .args(["plugin", "install", src.to_str().unwrap()])
+            .env("HELM_SAFE_UPGRADE_BIN", BIN)
+            .stdin(Stdio::null())
+            .output()
+            .expect("spawn helm plugin install");
+        assert!(
+            out.status.success(),
+            "{}: helm plugin install: {}{}",
+            self.version,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Run and check the exit code; returns (stdout, stderr).
     pub fn run_expect(&self, args: &[&str], code: i32) -> (String, String) {
         let out = self.run(args);

@@ -128,7 +128,8 @@ pub struct RunRecord {
     pub direction: String,
     pub from: ChartVersion,
     pub to: ChartVersion,
-    /// `completed`, `stopped`, `recovered`, `failed`, `declined`; None while it runs.
+    /// `completed`, `stopped`, `recovered`, `failed`, `declined`, `interrupted` (Ctrl-C at the
+    /// confirmation); None while it runs.
     #[serde(default)]
     pub outcome: Option<String>,
     /// Where the release stood when the run ended.

@@ -9,7 +9,7 @@ use crate::helm::{Deployed, Signals};
 use crate::plan::{Available, Context, UpgradeRequest};
 use crate::printer::Printer;
 use crate::release::{Metadata, ReadError, Revision};
-use crate::run::interact::PauseChoice;
+use crate::run::interact::{Answer, PauseChoice};
 use crate::run::values::{Overrides, RunValues};
 use crate::setvalues::{SetArg, SetKind};
 
@@ -186,8 +186,8 @@ struct FakeOperator {
 }
 
 impl Interaction for FakeOperator {
-    fn confirm(&self, _question: &str) -> bool {
-        true
+    fn confirm(&self, _question: &str) -> Answer {
+        Answer::Yes
     }
     fn pause(&self, _summary: &str) -> PauseChoice {
         self.pauses.borrow_mut().pop_front().unwrap_or(PauseChoice::Continue)
@@ -195,8 +195,8 @@ impl Interaction for FakeOperator {
     fn attended(&self) -> bool {
         self.attended
     }
-    fn confirm_typed(&self, _prompt: &str, _expected: &str) -> bool {
-        true
+    fn confirm_typed(&self, _prompt: &str, _expected: &str) -> Answer {
+        Answer::Yes
     }
 }
 
