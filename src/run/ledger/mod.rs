@@ -21,12 +21,14 @@
 //! against their digests ([`crate::run::values`]).
 //!
 //! This module owns the record. It decides nothing about paths or hops (the planner and
-//! the executor do), and spawns nothing itself: kubectl runs through [`crate::helm`].
+//! the executor do), and spawns nothing itself: kubectl runs through [`crate::helm`]. The
+//! ConfigMap's shape is defined once ([`record`]), for every store that keeps it there.
 
 pub mod configmap;
 pub mod file;
 pub mod lock;
 pub mod open;
+pub mod record;
 pub mod store;
 
 use std::time::SystemTime;
@@ -38,10 +40,11 @@ use crate::plan::Plan;
 use crate::run::holder::Process;
 use crate::version::ChartVersion;
 
-pub use configmap::{ConfigMapStore, ServerError, classify_kubectl_error, configmap_name};
+pub use configmap::{ConfigMapStore, ServerError, classify_kubectl_error};
 pub use file::{FileStore, path_component, state_root};
 pub use lock::{Held, Takeover};
 pub use open::{OpenedStore, open_store, open_store_at};
+pub use record::{LedgerConfigMap, configmap_name};
 pub use store::{LedgerStore, Revision, Stored};
 
 /// The record format this build writes. A newer one is refused rather than half-read and
