@@ -11,6 +11,7 @@ pub mod digest;
 pub mod duration;
 pub mod exit;
 pub mod helm;
+pub mod kube;
 pub mod names;
 pub mod plan;
 pub mod policy;

@@ -21,8 +21,9 @@
 //! against their digests ([`crate::run::values`]).
 //!
 //! This module owns the record. It decides nothing about paths or hops (the planner and
-//! the executor do), and spawns nothing itself: kubectl runs through [`crate::helm`]. The
-//! ConfigMap's shape is defined once ([`record`]), for every store that keeps it there.
+//! the executor do), and spawns nothing itself: kubectl runs through [`crate::helm`], and
+//! the API client's store ([`crate::kube::KubeStore`]) keeps the same record in the same
+//! ConfigMap ([`record`]).
 
 pub mod configmap;
 pub mod file;
@@ -296,6 +297,10 @@ pub enum LedgerError {
     Io { action: String, path: String, source: std::io::Error, hint: String },
     #[error(transparent)]
     Kubectl(#[from] ExecError),
+    /// A call of the API client failed or was refused otherwise than the store's contract
+    /// names (unreachable, timed out, a missing namespace, …); says what it was doing.
+    #[error(transparent)]
+    Kube(#[from] crate::kube::KubeError),
     #[error("cannot encode the ledger as JSON: {0}")]
     Encode(#[from] serde_json::Error),
     #[error("no hop is running, so none can end (internal: the walk recorded an end without a start)")]
