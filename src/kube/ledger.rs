@@ -3,7 +3,11 @@
 //! goes through kubectl), so either store reads what the other wrote and the lock works
 //! across both.
 
-use crate::run::ledger::{LedgerConfigMap, LedgerError, LedgerStore, Revision, Stored};
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::run::ledger::open::{CreatePermission, open_configmap_store};
+use crate::run::ledger::{LedgerConfigMap, LedgerError, LedgerStore, OpenedStore, Revision, Stored};
 
 use super::{KubeClient, KubeError};
 use ::kube::core::Request;
@@ -47,6 +51,27 @@ impl KubeStore {
             _ => LedgerError::Kube(error),
         }
     }
+}
+
+/// Where the ledger of `release` lives, read through `client`: the shared ConfigMap in the
+/// client's namespace, chosen exactly as [`crate::run::ledger::open_store_at`] chooses it
+/// (the local file only under `--local-ledger`, or when no ConfigMap exists and a
+/// SelfSubjectAccessReview says this user may not create one). `context` names the local
+/// file's folder, as for the kubectl store.
+pub fn open_kube_store(
+    client: &KubeClient,
+    release: &str,
+    context: Option<&str>,
+    local: bool,
+    state_root_override: Option<&Path>,
+) -> Result<OpenedStore, LedgerError> {
+    let namespace = client.namespace().to_string();
+    let store = Arc::new(KubeStore::new(client.clone(), release));
+    let may_create = CreatePermission {
+        ask: &|| client.can_i("create", "configmaps", Some(&namespace)),
+        asked_how: "a SelfSubjectAccessReview says no",
+    };
+    open_configmap_store(store, may_create, context, local, state_root_override)
 }
 
 /// A 404 about the namespace rather than the object (`namespaces "x" not found`).

@@ -28,7 +28,7 @@ use ::kube::core::Request;
 use serde_json::Value;
 
 pub use config::{Environment, HelmDriver, HelmKubeSettings};
-pub use ledger::KubeStore;
+pub use ledger::{KubeStore, open_kube_store};
 pub use release::{release_object_name, release_selector};
 
 /// The deadline of a bookkeeping read or write.
