@@ -623,3 +623,271 @@ fn an_unreachable_server_says_which() {
     assert!(text.contains(&format!("cannot reach http://{addr}")), "{text}");
     assert!(text.to_lowercase().contains("connection refused"), "{text}");
 }
+
+/// A one-answer API server: every request gets `404 NotFound` (so a ledger read finds no
+/// record), and each request head is kept, to check what the client sent. Over TLS with
+/// the test certificate (`tests/fixtures/tls`: `api.standin.test`, signed by `ca.pem`), or
+/// plain. Serves until the test process ends.
+struct Recorder {
+    addr: std::net::SocketAddr,
+    heads: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls").join(name)
+}
+
+impl Recorder {
+    fn start(tls: bool) -> Recorder {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let config = tls.then(|| {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let chain = vec![CertificateDer::from_pem_file(fixture("server.pem")).unwrap()];
+            let key = PrivateKeyDer::from_pem_file(fixture("server.key")).unwrap();
+            Arc::new(
+                rustls::ServerConfig::builder_with_provider(provider)
+                    .with_safe_default_protocol_versions()
+                    .unwrap()
+                    .with_no_client_auth()
+                    .with_single_cert(chain, key)
+                    .unwrap(),
+            )
+        });
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let heads = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = heads.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (kept, config) = (kept.clone(), config.clone());
+                std::thread::spawn(move || match config {
+                    Some(config) => {
+                        let Ok(conn) = rustls::ServerConnection::new(config) else { return };
+                        Recorder::serve(rustls::StreamOwned::new(conn, stream), &kept)
+                    }
+                    None => Recorder::serve(stream, &kept),
+                });
+            }
+        });
+        Recorder { addr, heads }
+    }
+
+    fn serve(mut io: impl std::io::Read + std::io::Write, heads: &std::sync::Mutex<Vec<String>>) {
+        let body = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"not found","reason":"NotFound","code":404}"#;
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        // GETs only: a request is its head, and a connection carries requests one by one.
+        while io.read(&mut byte).is_ok_and(|n| n == 1) {
+            head.push(byte[0]);
+            if head.ends_with(b"\r\n\r\n") {
+                heads.lock().unwrap().push(String::from_utf8_lossy(&head).to_lowercase());
+                head.clear();
+                let answer = format!(
+                    "HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                if io.write_all(answer.as_bytes()).and_then(|_| io.flush()).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn heads(&self) -> Vec<String> {
+        self.heads.lock().unwrap().clone()
+    }
+}
+
+#[test]
+fn helms_identity_flags_reach_the_server() {
+    let server = Recorder::start(false);
+    let env = Environment::from_pairs([
+        ("HELM_KUBEAPISERVER", format!("http://{}", server.addr)),
+        ("HELM_KUBETOKEN", "t0ken".to_string()),
+        ("HELM_KUBEASUSER", "ana".to_string()),
+        // helm exports the groups doubled
+        ("HELM_KUBEASGROUPS", "ops,dev,ops,dev".to_string()),
+    ]);
+    let store = KubeStore::new(KubeClient::connect(&env, None, "bsr").unwrap(), "registry");
+    assert!(store.load().unwrap().is_none());
+    let heads = server.heads();
+    let head = &heads[0];
+    assert!(head.starts_with("get /api/v1/namespaces/bsr/configmaps/helm-safe-upgrade.registry "), "{head}");
+    assert!(head.contains("authorization: bearer t0ken\r\n"), "{head}");
+    assert!(head.contains("impersonate-user: ana\r\n"), "{head}");
+    assert_eq!(head.matches("impersonate-group: ops\r\n").count(), 1, "{head}");
+    assert_eq!(head.matches("impersonate-group: dev\r\n").count(), 1, "{head}");
+}
+
+/// A kubeconfig for `server` that trusts `ca` (a fixture) and names `tls_server_name`.
+fn tls_kubeconfig(path: &Path, server: &str, ca: &str, tls_server_name: Option<&str>) {
+    use base64::Engine;
+    let ca_data = base64::engine::general_purpose::STANDARD.encode(std::fs::read(fixture(ca)).unwrap());
+    let name = tls_server_name.map(|n| format!("    tls-server-name: {n}\n")).unwrap_or_default();
+    std::fs::write(
+        path,
+        format!(
+            "apiVersion: v1
+kind: Config
+clusters:
+- name: c
+  cluster:
+    server: {server}
+    certificate-authority-data: {ca_data}
+{name}users:
+- name: u
+  user: {{token: t}}
+contexts:
+- name: c
+  context: {{cluster: c, user: u}}
+current-context: c
+"
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn helms_tls_flags_choose_how_the_server_is_trusted() {
+    let server = Recorder::start(true);
+    let url = format!("https://{}", server.addr);
+    let dir = tempfile::tempdir().unwrap();
+    let reads = |kubeconfig: &Path, overrides: &[(&str, &str)]| {
+        let mut env = Environment::from_pairs([("KUBECONFIG", kubeconfig.to_string_lossy().into_owned())]);
+        for (name, value) in overrides {
+            env.set(name, value);
+        }
+        KubeStore::new(KubeClient::connect(&env, None, "bsr").unwrap(), "registry").load().map(|l| l.is_none())
+    };
+    let ca_file = fixture("ca.pem").to_string_lossy().into_owned();
+
+    // The kubeconfig trusts another CA: refused, until helm's flags say otherwise.
+    let wrong_ca = dir.path().join("wrong-ca");
+    tls_kubeconfig(&wrong_ca, &url, "other-ca.pem", Some("api.standin.test"));
+    let err = reads(&wrong_ca, &[]).unwrap_err();
+    assert!(matches!(err, LedgerError::Kube(KubeError::Transport { .. })), "{err}");
+    assert_eq!(reads(&wrong_ca, &[("HELM_KUBECAFILE", &ca_file)]).unwrap(), true, "--kube-ca-file replaces it");
+    assert_eq!(reads(&wrong_ca, &[("HELM_KUBEINSECURE_SKIP_TLS_VERIFY", "true")]).unwrap(), true);
+    assert!(reads(&wrong_ca, &[("HELM_KUBEINSECURE_SKIP_TLS_VERIFY", "false")]).is_err());
+
+    // The certificate names api.standin.test, not 127.0.0.1: only a TLS server name lets
+    // it be checked, from the kubeconfig or from --kube-tls-server-name.
+    let right_ca = dir.path().join("right-ca");
+    tls_kubeconfig(&right_ca, &url, "ca.pem", None);
+    assert!(reads(&right_ca, &[]).is_err(), "the certificate does not name 127.0.0.1");
+    assert_eq!(reads(&right_ca, &[("HELM_KUBETLS_SERVER_NAME", "api.standin.test")]).unwrap(), true);
+    let named = dir.path().join("named");
+    tls_kubeconfig(&named, &url, "ca.pem", Some("api.standin.test"));
+    assert_eq!(reads(&named, &[]).unwrap(), true);
+    // --kube-apiserver drops the kubeconfig's tls-server-name, as clientcmd does.
+    assert!(reads(&named, &[("HELM_KUBEAPISERVER", &url)]).is_err());
+    let both = [("HELM_KUBEAPISERVER", url.as_str()), ("HELM_KUBETLS_SERVER_NAME", "api.standin.test")];
+    assert_eq!(reads(&named, &both).unwrap(), true);
+    assert!(!server.heads().is_empty());
+}
+
+#[test]
+fn open_kube_store_chooses_as_the_kubectl_opener_does() {
+    use helm_safe_upgrade::kube::open_kube_store;
+    let bed = Bed::new();
+    let client = bed.client();
+    let root = bed.dir.path().join("state");
+
+    let opened = open_kube_store(&client, "registry", None, false, Some(&root)).unwrap();
+    assert!(opened.warning.is_none() && opened.loaded.is_none(), "{:?}", opened.warning);
+    assert_eq!(opened.store.location(), "ConfigMap helm-safe-upgrade.registry in namespace bsr");
+
+    // No ConfigMap and no right to create one: the local file, said so.
+    let denied = bed.standin.deny(DenyRule::new(&[Verb::Create], "configmaps").in_namespace("bsr"));
+    let opened = open_kube_store(&client, "registry", Some("standin"), false, Some(&root)).unwrap();
+    let warning = opened.warning.unwrap();
+    assert!(
+        warning.contains("may not create ConfigMaps in namespace bsr (a SelfSubjectAccessReview says no)"),
+        "{warning}"
+    );
+    assert!(opened.store.location().starts_with(&root.to_string_lossy().into_owned()), "{}", opened.store.location());
+    bed.standin.allow(denied);
+
+    // A record on the cluster is always the one used.
+    Held::acquire(Arc::new(KubeStore::new(client.clone(), "registry")), &run_elsewhere("ana", 7, "x"), &Takeover::No)
+        .unwrap();
+    bed.standin.deny(DenyRule::new(&[Verb::Create], "configmaps").in_namespace("bsr"));
+    let opened = open_kube_store(&client, "registry", None, false, Some(&root)).unwrap();
+    assert!(opened.warning.is_none());
+    assert!(opened.loaded.unwrap().ledger.lock.is_some());
+
+    // Reading forbidden: no silent local file.
+    bed.standin.deny(DenyRule::new(&[Verb::Get], "configmaps").in_namespace("bsr"));
+    let err = open_kube_store(&client, "registry", None, false, Some(&root)).unwrap_err();
+    assert!(matches!(err, LedgerError::Unverifiable { .. }), "{err}");
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// What a ledger read and write cost through the client and through kubectl, on the
+/// stand-in: 20 of each, medians printed. Measures, asserts nothing about speed; run with
+/// `cargo test --release --test kube_client -- --ignored --nocapture measure`.
+#[test]
+#[ignore = "a measurement, not a test: run it on purpose"]
+fn measure_configmap_get_and_replace_client_vs_kubectl() {
+    const ROUNDS: usize = 20;
+    let bed = Bed::new();
+    let name = configmap_name("registry");
+
+    let started = Instant::now();
+    let client = bed.client();
+    let store = KubeStore::new(client, "registry");
+    let mut revision = store.write(&Ledger::new("registry", "bsr"), None).unwrap();
+    let cold = started.elapsed();
+    let (mut gets, mut replaces) = (vec![], vec![]);
+    for _ in 0..ROUNDS {
+        let t = Instant::now();
+        let stored = store.load().unwrap().unwrap();
+        gets.push(t.elapsed());
+        let mut ledger = stored.ledger;
+        ledger.note_deployed(&v("1.2.6"));
+        let t = Instant::now();
+        revision = store.write(&ledger, Some(&revision)).unwrap();
+        replaces.push(t.elapsed());
+    }
+
+    let kubectl = |args: &[&str], input: Option<&[u8]>| {
+        use std::io::Write;
+        let mut child = std::process::Command::new(kubectl_path())
+            .arg("--kubeconfig")
+            .arg(&bed.kubeconfig)
+            .args(["--namespace", "bsr"])
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        if let Some(input) = input {
+            stdin.write_all(input).unwrap();
+        }
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let (mut kubectl_gets, mut kubectl_replaces) = (vec![], vec![]);
+    for _ in 0..ROUNDS {
+        let t = Instant::now();
+        let mut object = kubectl(&["get", "configmap", &name, "-o", "json"], None);
+        kubectl_gets.push(t.elapsed());
+        object["metadata"]["annotations"] = serde_json::json!({"touched": format!("{:?}", t)});
+        let body = serde_json::to_vec(&object).unwrap();
+        let t = Instant::now();
+        kubectl(&["replace", "-f", "-", "-o", "json"], Some(&body));
+        kubectl_replaces.push(t.elapsed());
+    }
+    println!("connect + first create through the client: {cold:?}");
+    println!("client:  get {:?}, replace {:?} (median of {ROUNDS})", median(gets), median(replaces));
+    println!("kubectl: get {:?}, replace {:?} (median of {ROUNDS})", median(kubectl_gets), median(kubectl_replaces));
+}
