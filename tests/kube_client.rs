@@ -767,8 +767,8 @@ fn helms_tls_flags_choose_how_the_server_is_trusted() {
     tls_kubeconfig(&wrong_ca, &url, "other-ca.pem", Some("api.standin.test"));
     let err = reads(&wrong_ca, &[]).unwrap_err();
     assert!(matches!(err, LedgerError::Kube(KubeError::Transport { .. })), "{err}");
-    assert_eq!(reads(&wrong_ca, &[("HELM_KUBECAFILE", &ca_file)]).unwrap(), true, "--kube-ca-file replaces it");
-    assert_eq!(reads(&wrong_ca, &[("HELM_KUBEINSECURE_SKIP_TLS_VERIFY", "true")]).unwrap(), true);
+    assert!(reads(&wrong_ca, &[("HELM_KUBECAFILE", &ca_file)]).unwrap(), "--kube-ca-file replaces it");
+    assert!(reads(&wrong_ca, &[("HELM_KUBEINSECURE_SKIP_TLS_VERIFY", "true")]).unwrap());
     assert!(reads(&wrong_ca, &[("HELM_KUBEINSECURE_SKIP_TLS_VERIFY", "false")]).is_err());
 
     // The certificate names api.standin.test, not 127.0.0.1: only a TLS server name lets
@@ -776,14 +776,14 @@ fn helms_tls_flags_choose_how_the_server_is_trusted() {
     let right_ca = dir.path().join("right-ca");
     tls_kubeconfig(&right_ca, &url, "ca.pem", None);
     assert!(reads(&right_ca, &[]).is_err(), "the certificate does not name 127.0.0.1");
-    assert_eq!(reads(&right_ca, &[("HELM_KUBETLS_SERVER_NAME", "api.standin.test")]).unwrap(), true);
+    assert!(reads(&right_ca, &[("HELM_KUBETLS_SERVER_NAME", "api.standin.test")]).unwrap());
     let named = dir.path().join("named");
     tls_kubeconfig(&named, &url, "ca.pem", Some("api.standin.test"));
-    assert_eq!(reads(&named, &[]).unwrap(), true);
+    assert!(reads(&named, &[]).unwrap());
     // --kube-apiserver drops the kubeconfig's tls-server-name, as clientcmd does.
     assert!(reads(&named, &[("HELM_KUBEAPISERVER", &url)]).is_err());
     let both = [("HELM_KUBEAPISERVER", url.as_str()), ("HELM_KUBETLS_SERVER_NAME", "api.standin.test")];
-    assert_eq!(reads(&named, &both).unwrap(), true);
+    assert!(reads(&named, &both).unwrap());
     assert!(!server.heads().is_empty());
 }
 
