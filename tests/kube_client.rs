@@ -715,9 +715,23 @@ fn helms_identity_flags_reach_the_server() {
     let head = &heads[0];
     assert!(head.starts_with("get /api/v1/namespaces/bsr/configmaps/helm-safe-upgrade.registry "), "{head}");
     assert!(head.contains("authorization: bearer t0ken\r\n"), "{head}");
+    assert!(head.contains("user-agent: helm-safe-upgrade/"), "{head}");
     assert!(head.contains("impersonate-user: ana\r\n"), "{head}");
     assert_eq!(head.matches("impersonate-group: ops\r\n").count(), 1, "{head}");
     assert_eq!(head.matches("impersonate-group: dev\r\n").count(), 1, "{head}");
+}
+
+#[test]
+fn release_revisions_ask_for_metadata_only() {
+    let server = Recorder::start(false);
+    let env = Environment::from_pairs([("HELM_KUBEAPISERVER", format!("http://{}", server.addr))]);
+    let err = KubeClient::connect(&env, None, "bsr").unwrap().release_revisions("demo").unwrap_err();
+    assert_eq!(err.status_code(), Some(404), "{err}");
+    let heads = server.heads();
+    let head = &heads[0];
+    assert!(head.starts_with("get /api/v1/namespaces/bsr/secrets?"), "{head}");
+    assert!(head.lines().next().unwrap().contains("labelselector=owner%3dhelm%2cname%3ddemo"), "{head}");
+    assert!(head.contains("accept: application/json;as=partialobjectmetadatalist;g=meta.k8s.io;v=v1\r\n"), "{head}");
 }
 
 /// A kubeconfig for `server` that trusts `ca` (a fixture) and names `tls_server_name`.
@@ -753,6 +767,7 @@ fn helms_tls_flags_choose_how_the_server_is_trusted() {
     let server = Recorder::start(true);
     let url = format!("https://{}", server.addr);
     let dir = tempfile::tempdir().unwrap();
+    // Ok(true): the server was trusted, and answered that there is no record.
     let reads = |kubeconfig: &Path, overrides: &[(&str, &str)]| {
         let mut env = Environment::from_pairs([("KUBECONFIG", kubeconfig.to_string_lossy().into_owned())]);
         for (name, value) in overrides {

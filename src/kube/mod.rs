@@ -31,6 +31,9 @@ pub use config::{Environment, HelmDriver, HelmKubeSettings};
 pub use ledger::{KubeStore, open_kube_store};
 pub use release::{release_object_name, release_selector};
 
+/// How the client names itself to the API server.
+const USER_AGENT: &str = concat!("helm-safe-upgrade/", env!("CARGO_PKG_VERSION"));
+
 /// The deadline of a bookkeeping read or write.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -154,6 +157,9 @@ impl KubeClient {
         // The per-call deadline bounds every request; the connect timeout also bounds the
         // dial itself, so an address that drops packets fails as fast as one that refuses.
         config.connect_timeout = Some(DEFAULT_TIMEOUT);
+        // Named in the API server's audit log and as the field manager of what it writes,
+        // as kubectl is.
+        config.headers.push((http::header::USER_AGENT, http::HeaderValue::from_static(USER_AGENT)));
         let server = config.cluster_url.to_string();
         let client = {
             // The client's middleware spawns its tasks on the runtime it is built in.
