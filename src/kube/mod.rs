@@ -5,7 +5,8 @@
 //! runs the cloud credential plugin every time. This client opens one connection and
 //! keeps its credentials for the whole run. It is the maintained `kube` crate (rustls, no
 //! OpenSSL), driven from synchronous code: each [`KubeClient`] owns a small tokio runtime
-//! (one worker thread) and blocks on it per call, so the tool needs no async main.
+//! (one worker thread) and blocks on it per call, so the tool needs no async main (and
+//! must not call it from inside another tokio runtime, where blocking is refused).
 //!
 //! It talks to exactly the cluster, as exactly the identity, that helm uses for the
 //! release: see [`config`] for how `KUBECONFIG`, `HELM_KUBECONTEXT` and helm's
@@ -141,9 +142,11 @@ impl KubeClient {
     /// A client configured from `env` (see [`config`]). `context` overrides
     /// `HELM_KUBECONTEXT`; `namespace` is where namespaced calls go unless told otherwise.
     ///
-    /// An exec credential plugin in the kubeconfig runs here, once, and again only when
-    /// its credential expires: this is the one place a call may take longer than the
-    /// request deadline (a plugin may ask the user to log in).
+    /// An exec credential plugin in the kubeconfig runs here, and again only when its
+    /// credential expires, never per request. kube 5 runs it up to three times while
+    /// building the client (for the token, then twice to see whether it hands out a client
+    /// certificate instead). This is the one call that may take longer than the request
+    /// deadline: a plugin may ask the user to log in.
     pub fn connect(env: &Environment, context: Option<&str>, namespace: &str) -> Result<KubeClient, KubeError> {
         let purpose = "connect to the Kubernetes API";
         let settings = HelmKubeSettings::from_env(env);
