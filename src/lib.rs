@@ -14,6 +14,7 @@ pub mod duration;
 pub mod env;
 pub mod exit;
 pub mod helm;
+pub mod kube;
 pub mod names;
 pub mod plan;
 pub mod policy;

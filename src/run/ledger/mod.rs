@@ -21,12 +21,15 @@
 //! against their digests ([`crate::run::values`]).
 //!
 //! This module owns the record. It decides nothing about paths or hops (the planner and
-//! the executor do), and spawns nothing itself: kubectl runs through [`crate::helm`].
+//! the executor do), and spawns nothing itself: kubectl runs through [`crate::helm`], and
+//! the API client's store ([`crate::kube::KubeStore`]) keeps the same record in the same
+//! ConfigMap ([`record`]).
 
 pub mod configmap;
 pub mod file;
 pub mod lock;
 pub mod open;
+pub mod record;
 pub mod store;
 
 use std::time::SystemTime;
@@ -38,10 +41,11 @@ use crate::plan::Plan;
 use crate::run::holder::Process;
 use crate::version::ChartVersion;
 
-pub use configmap::{ConfigMapStore, ServerError, classify_kubectl_error, configmap_name};
+pub use configmap::{ConfigMapStore, ServerError, classify_kubectl_error};
 pub use file::{FileStore, path_component, state_root};
 pub use lock::{Held, Takeover};
 pub use open::{OpenedStore, open_store, open_store_at};
+pub use record::{LedgerConfigMap, configmap_name};
 pub use store::{LedgerStore, Revision, Stored};
 
 /// The record format this build writes. A newer one is refused rather than half-read and
@@ -294,6 +298,10 @@ pub enum LedgerError {
     Io { action: String, path: String, source: std::io::Error, hint: String },
     #[error(transparent)]
     Kubectl(#[from] ExecError),
+    /// A call of the API client failed or was refused otherwise than the store's contract
+    /// names (unreachable, timed out, a missing namespace, …); says what it was doing.
+    #[error(transparent)]
+    Kube(#[from] crate::kube::KubeError),
     #[error("cannot encode the ledger as JSON: {0}")]
     Encode(#[from] serde_json::Error),
     #[error("no hop is running, so none can end (internal: the walk recorded an end without a start)")]
