@@ -18,13 +18,24 @@ pub const HELM_BIN: &str = "HELM_BIN";
 pub const HELM_NAMESPACE: &str = "HELM_NAMESPACE";
 pub const HELM_KUBECONTEXT: &str = "HELM_KUBECONTEXT";
 pub const HELM_DEBUG: &str = "HELM_DEBUG";
+pub const HELM_KUBEAPISERVER: &str = "HELM_KUBEAPISERVER";
+pub const HELM_KUBETOKEN: &str = "HELM_KUBETOKEN";
+pub const HELM_KUBEASUSER: &str = "HELM_KUBEASUSER";
+pub const HELM_KUBEASGROUPS: &str = "HELM_KUBEASGROUPS";
+pub const HELM_KUBECAFILE: &str = "HELM_KUBECAFILE";
+pub const HELM_KUBEINSECURE_SKIP_TLS_VERIFY: &str = "HELM_KUBEINSECURE_SKIP_TLS_VERIFY";
+pub const HELM_KUBETLS_SERVER_NAME: &str = "HELM_KUBETLS_SERVER_NAME";
+pub const HELM_DRIVER: &str = "HELM_DRIVER";
 pub const HELM_REGISTRY_CONFIG: &str = "HELM_REGISTRY_CONFIG";
 pub const HELM_CONFIG_HOME: &str = "HELM_CONFIG_HOME";
 pub const XDG_CONFIG_HOME: &str = "XDG_CONFIG_HOME";
 pub const DOCKER_CONFIG: &str = "DOCKER_CONFIG";
 pub const PATH: &str = "PATH";
 pub const KUBECONFIG: &str = "KUBECONFIG";
-pub const KUBECTL: &str = "KUBECTL";
+pub const HTTPS_PROXY: &str = "HTTPS_PROXY";
+pub const HTTP_PROXY: &str = "HTTP_PROXY";
+pub const NO_PROXY: &str = "NO_PROXY";
+pub const KUBERNETES_SERVICE_HOST: &str = "KUBERNETES_SERVICE_HOST";
 pub const XDG_STATE_HOME: &str = "XDG_STATE_HOME";
 pub const HOME: &str = "HOME";
 pub const USER: &str = "USER";
@@ -43,6 +54,35 @@ pub const VARIABLES: &[Variable] = &[
     },
     Variable { name: HELM_KUBECONTEXT, meaning: "set by helm from `--kube-context`: the Kubernetes context" },
     Variable { name: HELM_DEBUG, meaning: "set by helm from `--debug`: echo every command run, values redacted" },
+    Variable {
+        name: HELM_KUBEAPISERVER,
+        meaning: "set by helm from `--kube-apiserver`: the API server, over the kubeconfig's (also for the tool's own requests)",
+    },
+    Variable {
+        name: HELM_KUBETOKEN,
+        meaning: "set by helm from `--kube-token`: the bearer token, over the kubeconfig's user",
+    },
+    Variable { name: HELM_KUBEASUSER, meaning: "set by helm from `--kube-as-user`: the user to impersonate" },
+    Variable {
+        name: HELM_KUBEASGROUPS,
+        meaning: "set by helm from `--kube-as-group`: the groups to impersonate (comma-separated)",
+    },
+    Variable {
+        name: HELM_KUBECAFILE,
+        meaning: "set by helm from `--kube-ca-file`: the CA that signs the API server's certificate",
+    },
+    Variable {
+        name: HELM_KUBEINSECURE_SKIP_TLS_VERIFY,
+        meaning: "set by helm from `--kube-insecure-skip-tls-verify`: do not verify the API server's certificate",
+    },
+    Variable {
+        name: HELM_KUBETLS_SERVER_NAME,
+        meaning: "set by helm from `--kube-tls-server-name`: the name the API server's certificate is checked against",
+    },
+    Variable {
+        name: HELM_DRIVER,
+        meaning: "where helm keeps releases: `secret` (default) or `configmap` are read directly; `sql` and `memory` through helm",
+    },
     Variable { name: HELM_REGISTRY_CONFIG, meaning: "set by helm: the registry credentials file, for `oci://` charts" },
     Variable {
         name: HELM_CONFIG_HOME,
@@ -52,10 +92,22 @@ pub const VARIABLES: &[Variable] = &[
     Variable { name: DOCKER_CONFIG, meaning: "docker's config folder, the fallback for registry credentials" },
     Variable {
         name: PATH,
-        meaning: "where helm, kubectl, the policy's commands and docker credential helpers are found",
+        meaning: "where helm, the policy's commands, docker credential helpers and kubeconfig exec plugins are found",
     },
-    Variable { name: KUBECONFIG, meaning: "the kubeconfig files, for kubectl and the tool's own API requests" },
-    Variable { name: KUBECTL, meaning: "the kubectl binary (default: `kubectl` on PATH)" },
+    Variable {
+        name: KUBECONFIG,
+        meaning: "the kubeconfig files (`:`-separated, first wins), read as helm reads them for the tool's own API requests",
+    },
+    Variable {
+        name: HTTPS_PROXY,
+        meaning: "the proxy for an `https://` API server (also `https_proxy`), as helm uses it",
+    },
+    Variable { name: HTTP_PROXY, meaning: "the proxy for an `http://` API server (also `http_proxy`)" },
+    Variable { name: NO_PROXY, meaning: "hosts reached without the proxy (also `no_proxy`); loopback never uses one" },
+    Variable {
+        name: KUBERNETES_SERVICE_HOST,
+        meaning: "inside a pod without a kubeconfig: the API server of the pod's cluster (with `KUBERNETES_SERVICE_PORT`)",
+    },
     Variable {
         name: XDG_STATE_HOME,
         meaning: "where the local state lives: backups and a local ledger (default `~/.local/state`)",

@@ -415,60 +415,6 @@ impl Helm {
     }
 }
 
-/// kubectl, for the ledger ConfigMap and pod checks, addressed like helm.
-#[derive(Clone, Debug)]
-pub struct Kubectl {
-    pub runner: Runner,
-    pub bin: PathBuf,
-    pub namespace: String,
-    pub kube_context: Option<String>,
-}
-
-impl Kubectl {
-    pub fn new(runner: Runner, bin: Option<PathBuf>, namespace: String, kube_context: Option<String>) -> Self {
-        Kubectl { runner, bin: bin.unwrap_or_else(|| PathBuf::from("kubectl")), namespace, kube_context }
-    }
-
-    /// `kubectl --namespace NS [--context CTX] ARGS -- POSITIONAL`.
-    fn invocation(&self, purpose: String, args: Vec<String>, positional: &[&str]) -> Invocation {
-        let mut full = vec!["--namespace".to_string(), self.namespace.clone()];
-        if let Some(ctx) = &self.kube_context {
-            full.push("--context".into());
-            full.push(ctx.clone());
-        }
-        full.extend(args);
-        push_positional(&mut full, positional);
-        Invocation::new(purpose, &self.bin, full)
-    }
-
-    pub fn run(
-        &self,
-        purpose: impl Into<String>,
-        args: Vec<String>,
-        positional: &[&str],
-    ) -> Result<Finished, ExecError> {
-        self.runner.run(&self.invocation(purpose.into(), args, positional))
-    }
-
-    pub fn run_with_input(
-        &self,
-        purpose: impl Into<String>,
-        args: Vec<String>,
-        input: &[u8],
-    ) -> Result<Finished, ExecError> {
-        self.runner.run_with_input(&self.invocation(purpose.into(), args, &[]), Some(input))
-    }
-
-    pub fn json<T: DeserializeOwned>(
-        &self,
-        purpose: impl Into<String>,
-        args: Vec<String>,
-        positional: &[&str],
-    ) -> Result<T, ExecError> {
-        self.runner.json(&self.invocation(purpose.into(), args, positional))
-    }
-}
-
 /// `--` and then the positional arguments (names the tool did not write itself); nothing
 /// when there are none.
 fn push_positional(args: &mut Vec<String>, positional: &[&str]) {
@@ -596,9 +542,6 @@ mod tests {
             inv.args,
             s(&["get", "metadata", "-o", "json", "--namespace", "ns", "--kube-context", "ctx", "--", "--all"])
         );
-        let kubectl = Kubectl::new(Runner::new(Signals::default(), false), None, "ns".into(), None);
-        let inv = kubectl.invocation("x".into(), s(&["get", "configmap", "-o", "json"]), &["helm-safe-upgrade.a"]);
-        assert_eq!(inv.args, s(&["--namespace", "ns", "get", "configmap", "-o", "json", "--", "helm-safe-upgrade.a"]));
     }
 
     #[test]

@@ -33,6 +33,12 @@ impl ReleaseStatus {
         matches!(self, ReleaseStatus::PendingInstall | ReleaseStatus::PendingUpgrade | ReleaseStatus::PendingRollback)
     }
 
+    /// A status as helm spells it (a label of its storage objects, `pending-upgrade`);
+    /// `Unknown` for anything else.
+    pub fn from_label(label: &str) -> ReleaseStatus {
+        serde_json::from_value(serde_json::Value::String(label.to_string())).unwrap_or(ReleaseStatus::Unknown)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ReleaseStatus::Unknown => "unknown",

@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use bed::{Bed, VALUES, bed_policy, yaml_to_json};
 use chart_standin::{Credentials, OciAuth, OciOptions, OciRegistry};
-use helm_safe_upgrade::helm::{Kubectl, Runner, Signals};
 use helm_safe_upgrade::run::holder::{Me, Process};
 use helm_safe_upgrade::run::ledger::lock::Claim;
 use helm_safe_upgrade::run::ledger::{Held, LedgerError, LedgerStore, Takeover, open_store};
@@ -255,16 +254,12 @@ fn oci_with_bearer_auth(version: HelmVersion) {
 }
 both_helms!(oci_bearer, super::oci_with_bearer_auth);
 
-fn kubectl_for(bed: &Bed) -> Kubectl {
-    Kubectl::new(Runner::new(Signals::default(), false), Some(bed.kubectl_wrapper()), bed.ns.clone(), None)
-}
-
 fn the_lock_stops_a_second_run(version: HelmVersion) {
     let bed = Bed::new(version);
     bed.install("bsr", "1.0.4", VALUES);
 
     // Another run (on another machine) holds the lock.
-    let opened = open_store(&kubectl_for(&bed), "bsr", &bed.ns, None, false).expect("open the ledger store");
+    let opened = open_store(&bed.kube_client(), "bsr", None, false).expect("open the ledger store");
     assert!(opened.warning.is_none(), "the shared ConfigMap store, not a local file: {:?}", opened.warning);
     let store: Arc<dyn LedgerStore> = opened.store;
     let ana = Me { user: "ana".into(), process: Process { host: "ci-runner-7".into(), pid: 4242, started: None } };

@@ -1,6 +1,5 @@
-//! The API client (`helm_safe_upgrade::kube`) against the Kubernetes API stand-in: the
-//! ledger store's compare-and-swap and errors (mirroring tests/ledger.rs, and reading the
-//! kubectl store's records), access reviews, pods and workloads, a release's revisions
+//! The API client (`helm_safe_upgrade::kube`) against the Kubernetes API stand-in (the
+//! ledger's store over it is in tests/ledger.rs): access reviews, pods and workloads, a release's revisions
 //! after real helm commands, how helm's `HELM_KUBE*` variables choose the cluster, exec
 //! credential plugins, and deadlines through the fault proxy.
 //!
@@ -12,13 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use helm_safe_upgrade::helm::{Kubectl, Runner, Signals};
-use helm_safe_upgrade::kube::{Environment, KubeClient, KubeError, KubeStore};
-use helm_safe_upgrade::run::holder::{Me, Process};
-use helm_safe_upgrade::run::ledger::lock::Claim;
-use helm_safe_upgrade::run::ledger::{
-    ConfigMapStore, Held, Ledger, LedgerError, LedgerStore, Revision, Stored, Takeover, configmap_name,
-};
+use helm_safe_upgrade::kube::{Environment, KubeClient, KubeError};
+use helm_safe_upgrade::run::ledger::{ConfigMapStore, Ledger, LedgerError, LedgerStore, configmap_name};
 use helm_safe_upgrade::version::ChartVersion;
 use kube_standin::fault::FaultProxy;
 use kube_standin::testing::{HelmEnv, HelmVersion, kubectl_path};
@@ -53,250 +47,26 @@ impl Bed {
         KubeClient::connect(&self.env(), None, "bsr").unwrap()
     }
 
-    fn store(&self, release: &str) -> Arc<dyn LedgerStore> {
-        Arc::new(KubeStore::new(self.client(), release))
-    }
-
-    /// The kubectl store on the same stand-in, through a wrapper adding `--kubeconfig`.
-    fn kubectl_store(&self, release: &str) -> Arc<dyn LedgerStore> {
-        Arc::new(ConfigMapStore::new(self.kubectl("bsr"), release))
-    }
-
-    fn kubectl(&self, namespace: &str) -> Kubectl {
-        let wrapper = self.dir.path().join("kubectl");
-        if !wrapper.exists() {
-            std::fs::write(
-                &wrapper,
-                format!(
-                    "#!/bin/sh\nexec '{}' --kubeconfig '{}' \"$@\"\n",
-                    kubectl_path().display(),
-                    self.kubeconfig.display()
-                ),
-            )
-            .unwrap();
-            std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
-        Kubectl::new(Runner::new(Signals::default(), false), Some(wrapper), namespace.to_string(), None)
-    }
-
+    /// `kubectl create -f -` of `object` in namespace bsr, as someone else would.
     fn kubectl_create(&self, object: &serde_json::Value) {
-        let body = serde_json::to_vec(object).unwrap();
-        self.kubectl("bsr")
-            .run_with_input("create an object", vec!["create".into(), "-f".into(), "-".into()], &body)
+        use std::io::Write;
+        let mut child = std::process::Command::new(kubectl_path())
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(["--namespace", "bsr", "create", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
             .unwrap();
-    }
-
-    fn configmap(&self, release: &str) -> serde_json::Value {
-        self.standin
-            .get("v1", "configmaps", Some("bsr"), &configmap_name(release))
-            .expect("the ledger ConfigMap exists")
+        child.stdin.take().unwrap().write_all(object.to_string().as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "kubectl create: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
 
 fn v(s: &str) -> ChartVersion {
     ChartVersion::parse(s).unwrap()
-}
-
-/// A run on another machine (this one cannot judge whether it is alive).
-fn run_elsewhere(user: &str, pid: u32, command: &str) -> Claim {
-    Claim {
-        me: Me { user: user.into(), process: Process { host: "ci-runner-7".into(), pid, started: None } },
-        command: command.into(),
-        plan: "upgrade 1.1.2 → 1.3.0 (2 hops)".into(),
-    }
-}
-
-#[test]
-fn create_load_update_and_labels() {
-    let bed = Bed::new();
-    let store = bed.store("registry");
-    assert!(store.load().unwrap().is_none(), "no ConfigMap yet reads as no record");
-    assert_eq!(store.location(), "ConfigMap helm-safe-upgrade.registry in namespace bsr");
-
-    let mut ledger = Ledger::new("registry", "bsr");
-    ledger.chart = Some("bufbuild/bsr".into());
-    ledger.note_deployed(&v("1.1.2"));
-    let rev = store.write(&ledger, None).unwrap();
-
-    let cm = bed.configmap("registry");
-    assert_eq!(cm["metadata"]["labels"]["app.kubernetes.io/managed-by"], "helm-safe-upgrade");
-    assert_eq!(cm["metadata"]["labels"]["helm-safe-upgrade/release"], "registry");
-    assert_eq!(cm["metadata"]["resourceVersion"].as_str().unwrap(), rev.0);
-    let stored: serde_json::Value = serde_json::from_str(cm["data"]["ledger"].as_str().unwrap()).unwrap();
-    assert_eq!(stored["schema"], 2);
-    assert_eq!(stored["newest_ever"], "1.1.2");
-
-    let Stored { mut ledger, revision } = store.load().unwrap().unwrap();
-    assert_eq!(revision, rev);
-    ledger.note_deployed(&v("1.2.6"));
-    let rev2 = store.write(&ledger, Some(&revision)).unwrap();
-    assert_ne!(rev2, rev);
-    assert_eq!(store.load().unwrap().unwrap().ledger.newest_ever(), Some(&v("1.2.6")));
-}
-
-#[test]
-fn two_writers_cannot_both_win() {
-    let bed = Bed::new();
-    let (a, b) = (bed.store("registry"), bed.store("registry"));
-    a.write(&Ledger::new("registry", "bsr"), None).unwrap();
-    let err = b.write(&Ledger::new("registry", "bsr"), None).unwrap_err();
-    assert!(matches!(err, LedgerError::Conflict { .. }), "a second create is a conflict (AlreadyExists): {err}");
-
-    let seen_by_a = a.load().unwrap().unwrap();
-    let seen_by_b = b.load().unwrap().unwrap();
-    let mut for_a = seen_by_a.ledger.clone();
-    for_a.policy = Some("bsr".into());
-    a.write(&for_a, Some(&seen_by_a.revision)).unwrap();
-    let mut for_b = seen_by_b.ledger.clone();
-    for_b.policy = Some("generic".into());
-    let err = b.write(&for_b, Some(&seen_by_b.revision)).unwrap_err();
-    assert!(matches!(err, LedgerError::Conflict { .. }), "{err}");
-    assert_eq!(a.load().unwrap().unwrap().ledger.policy.as_deref(), Some("bsr"), "the first writer's record stands");
-
-    let err = b.write(&for_b, Some(&Revision("1".into()))).unwrap_err();
-    assert!(matches!(err, LedgerError::Conflict { .. }), "a stale revision is refused the same way: {err}");
-}
-
-#[test]
-fn a_replace_of_a_deleted_record_is_a_conflict_and_loses_the_lock() {
-    let bed = Bed::new();
-    let store = bed.store("registry");
-    let written = store.write(&Ledger::new("registry", "bsr"), None).unwrap();
-    bed.kubectl("bsr")
-        .run("delete the ledger", vec!["delete".into(), "configmap".into()], &[&configmap_name("registry")])
-        .unwrap();
-    let err = store.write(&Ledger::new("registry", "bsr"), Some(&written)).unwrap_err();
-    assert!(matches!(err, LedgerError::Conflict { .. }), "NotFound on replace: {err}");
-
-    let mut held = Held::acquire(bed.store("registry"), &run_elsewhere("ana", 7, "first"), &Takeover::No).unwrap();
-    bed.kubectl("bsr")
-        .run("delete the ledger", vec!["delete".into(), "configmap".into()], &[&configmap_name("registry")])
-        .unwrap();
-    held.ledger_mut().record_hop_start(&v("1.1.2"), &v("1.2.6"), "minor");
-    let err = held.save().unwrap_err();
-    assert!(matches!(err, LedgerError::LockLost { .. }), "{err}");
-}
-
-#[test]
-fn a_write_into_a_missing_namespace_says_what_failed() {
-    let bed = Bed::new();
-    let store = KubeStore::new(bed.client().in_namespace("nowhere"), "registry");
-    assert!(store.load().unwrap().is_none());
-    let err = store.write(&Ledger::new("registry", "nowhere"), None).unwrap_err();
-    let text = err.to_string();
-    assert!(matches!(err, LedgerError::Kube(KubeError::Api { code: 404, .. })), "{text}");
-    assert!(text.starts_with("create the ledger of registry: the API server answered 404 NotFound"), "{text}");
-}
-
-#[test]
-fn a_foreign_configmap_of_the_same_name_is_not_overwritten() {
-    let bed = Bed::new();
-    bed.kubectl_create(&serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": configmap_name("registry"), "namespace": "bsr"}, "data": {"x": "y"}}));
-    let err = bed.store("registry").load().unwrap_err();
-    assert!(matches!(err, LedgerError::NotOurs { .. }), "{err}");
-    let err = Held::acquire(bed.store("registry"), &run_elsewhere("ana", 7, "cmd"), &Takeover::IfGone).unwrap_err();
-    assert!(matches!(err, LedgerError::NotOurs { .. }), "{err}");
-    assert_eq!(bed.configmap("registry")["data"]["x"], "y");
-}
-
-#[test]
-fn an_unreadable_record_is_corrupt() {
-    let bed = Bed::new();
-    bed.kubectl_create(&serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": configmap_name("registry"), "namespace": "bsr",
-            "labels": {"app.kubernetes.io/managed-by": "helm-safe-upgrade"}},
-        "data": {"ledger": "{not json"}}));
-    let err = bed.store("registry").load().unwrap_err();
-    assert!(matches!(err, LedgerError::Corrupt { .. }), "{err}");
-    assert!(err.to_string().contains("kubectl get configmap helm-safe-upgrade.registry -n bsr"), "{err}");
-}
-
-#[test]
-fn the_kubectl_store_and_the_client_store_read_each_others_records() {
-    let bed = Bed::new();
-    let (by_client, by_kubectl) = (bed.store("registry"), bed.kubectl_store("registry"));
-    let mut ledger = Ledger::new("registry", "bsr");
-    ledger.note_deployed(&v("1.1.2"));
-    by_client.write(&ledger, None).unwrap();
-
-    let Stored { mut ledger, revision } = by_kubectl.load().unwrap().expect("kubectl reads the client's record");
-    assert_eq!(ledger.newest_ever(), Some(&v("1.1.2")));
-    ledger.note_deployed(&v("1.2.6"));
-    let after_kubectl = by_kubectl.write(&ledger, Some(&revision)).unwrap();
-
-    let Stored { ledger: read, revision } = by_client.load().unwrap().expect("the client reads kubectl's record");
-    assert_eq!(read, ledger);
-    assert_eq!(revision, after_kubectl, "both see the same resourceVersion");
-
-    // The lock taken through one store holds against the other.
-    let held = Held::acquire(by_kubectl.clone(), &run_elsewhere("ana", 7, "first"), &Takeover::No).unwrap();
-    let err = Held::acquire(by_client.clone(), &run_elsewhere("bo", 9, "second"), &Takeover::No).unwrap_err();
-    assert!(matches!(err, LedgerError::Locked(_)), "{err}");
-    held.release_lock().unwrap();
-    Held::acquire(by_client, &run_elsewhere("bo", 9, "second"), &Takeover::No).unwrap();
-}
-
-#[test]
-fn racing_acquirers_one_wins() {
-    let bed = Bed::new();
-    let barrier = Arc::new(std::sync::Barrier::new(4));
-    // One client shared by every thread: calls from several threads run at once.
-    let client = bed.client();
-    let results: Vec<Result<String, String>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..4)
-            .map(|i| {
-                let store: Arc<dyn LedgerStore> = Arc::new(KubeStore::new(client.clone(), "registry"));
-                let barrier = barrier.clone();
-                scope.spawn(move || {
-                    barrier.wait();
-                    Held::acquire(store, &run_elsewhere(&format!("run{i}"), i, "cmd"), &Takeover::No)
-                        .map(|h| h.ledger().lock.clone().unwrap().holder)
-                        .map_err(|e| e.to_string())
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    let winners: Vec<&String> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
-    assert_eq!(winners.len(), 1, "{results:?}");
-    for loser in results.iter().filter_map(|r| r.as_ref().err()) {
-        assert!(loser.contains(&format!("is locked by {}", winners[0])), "{loser}");
-    }
-}
-
-#[test]
-fn refusals_carry_the_servers_message() {
-    let bed = Bed::new();
-    let store = bed.store("registry");
-    let name = configmap_name("registry");
-
-    let denied = bed.standin.deny(DenyRule::new(&[Verb::Get], "configmaps").in_namespace("bsr"));
-    let err = store.load().unwrap_err();
-    let LedgerError::Forbidden { verb, stderr, .. } = &err else { panic!("{err}") };
-    assert_eq!(verb, "get");
-    assert!(
-        stderr.contains(&format!(
-            "configmaps \"{name}\" is forbidden: User \"standin\" cannot get resource \"configmaps\" in API group \"\" in the namespace \"bsr\""
-        )),
-        "{stderr}"
-    );
-    assert!(err.to_string().contains("--local-ledger"), "{err}");
-    bed.standin.allow(denied);
-
-    let denied = bed.standin.deny(DenyRule::new(&[Verb::Create], "configmaps").in_namespace("bsr"));
-    let err = store.write(&Ledger::new("registry", "bsr"), None).unwrap_err();
-    let LedgerError::Forbidden { verb, stderr, .. } = &err else { panic!("{err}") };
-    assert_eq!(verb, "create");
-    assert!(stderr.contains("User \"standin\" cannot create resource \"configmaps\""), "{stderr}");
-    bed.standin.allow(denied);
-
-    let rev = store.write(&Ledger::new("registry", "bsr"), None).unwrap();
-    bed.standin.deny(DenyRule::new(&[Verb::Update], "configmaps").in_namespace("bsr").named(&name));
-    let err = store.write(&Ledger::new("registry", "bsr"), Some(&rev)).unwrap_err();
-    let LedgerError::Forbidden { verb, stderr, .. } = &err else { panic!("{err}") };
-    assert_eq!(verb, "update");
-    assert!(stderr.contains("cannot update resource \"configmaps\""), "{stderr}");
 }
 
 #[test]
@@ -436,7 +206,7 @@ current-context: first
 fn lands_on(client: &KubeClient, a: &StandIn, b: &StandIn) -> &'static str {
     static PROBES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let release = format!("probe{}", PROBES.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
-    KubeStore::new(client.clone(), &release).write(&Ledger::new(&release, "default"), None).unwrap();
+    ConfigMapStore::new(client.clone(), &release).write(&Ledger::new(&release, "default"), None).unwrap();
     let on = |s: &StandIn| s.get("v1", "configmaps", Some("default"), &configmap_name(&release)).is_some();
     match (on(a), on(b)) {
         (true, false) => "a",
@@ -560,7 +330,7 @@ fn exec_credential_plugins_run_once_and_a_token_flag_replaces_them() {
     let (kubeconfig, runs) = exec_plugin_kubeconfig(dir.path(), &bed.standin.url());
     let env = Environment::from_pairs([("KUBECONFIG", kubeconfig.to_string_lossy().into_owned())]);
     let count = || std::fs::read_to_string(&runs).map(|t| t.lines().count()).unwrap_or(0);
-    let store = KubeStore::new(KubeClient::connect(&env, None, "bsr").unwrap(), "registry");
+    let store = ConfigMapStore::new(KubeClient::connect(&env, None, "bsr").unwrap(), "registry");
     // kube 5 runs the plugin while building the client: once for the token, and twice
     // more to see whether it hands out a client certificate instead.
     let at_connect = count();
@@ -572,7 +342,7 @@ fn exec_credential_plugins_run_once_and_a_token_flag_replaces_them() {
 
     let mut with_token = env.clone();
     with_token.set("HELM_KUBETOKEN", "given");
-    KubeStore::new(KubeClient::connect(&with_token, None, "bsr").unwrap(), "registry").load().unwrap().unwrap();
+    ConfigMapStore::new(KubeClient::connect(&with_token, None, "bsr").unwrap(), "registry").load().unwrap().unwrap();
     assert_eq!(count(), at_connect, "with --kube-token helm runs no plugin, and neither does the client");
 }
 
@@ -589,7 +359,7 @@ fn a_blackholed_api_fails_within_the_deadline() {
     let proxy = FaultProxy::start(bed.standin.addr()).unwrap();
     let client = proxied_client(&bed, &proxy);
     assert_eq!(client.timeout(), Duration::from_secs(10), "the bookkeeping default");
-    let store = KubeStore::new(client.with_timeout(Duration::from_secs(1)), "registry");
+    let store = ConfigMapStore::new(client.with_timeout(Duration::from_secs(1)), "registry");
     let rev = store.write(&Ledger::new("registry", "bsr"), None).unwrap();
 
     proxy.blackhole_for(Duration::from_secs(6));
@@ -617,7 +387,7 @@ fn an_unreachable_server_says_which() {
     let addr = listener.local_addr().unwrap();
     drop(listener);
     let env = Environment::from_pairs([("HELM_KUBEAPISERVER", format!("http://{addr}"))]);
-    let err = KubeStore::new(KubeClient::connect(&env, None, "bsr").unwrap(), "registry").load().unwrap_err();
+    let err = ConfigMapStore::new(KubeClient::connect(&env, None, "bsr").unwrap(), "registry").load().unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, LedgerError::Kube(KubeError::Transport { .. })), "{text}");
     assert!(text.contains(&format!("cannot reach http://{addr}")), "{text}");
@@ -709,7 +479,7 @@ fn helms_identity_flags_reach_the_server() {
         // helm exports the groups doubled
         ("HELM_KUBEASGROUPS", "ops,dev,ops,dev".to_string()),
     ]);
-    let store = KubeStore::new(KubeClient::connect(&env, None, "bsr").unwrap(), "registry");
+    let store = ConfigMapStore::new(KubeClient::connect(&env, None, "bsr").unwrap(), "registry");
     assert!(store.load().unwrap().is_none());
     let heads = server.heads();
     let head = &heads[0];
@@ -773,7 +543,7 @@ fn helms_tls_flags_choose_how_the_server_is_trusted() {
         for (name, value) in overrides {
             env.set(name, value);
         }
-        KubeStore::new(KubeClient::connect(&env, None, "bsr").unwrap(), "registry").load().map(|l| l.is_none())
+        ConfigMapStore::new(KubeClient::connect(&env, None, "bsr").unwrap(), "registry").load().map(|l| l.is_none())
     };
     let ca_file = fixture("ca.pem").to_string_lossy().into_owned();
 
@@ -802,42 +572,6 @@ fn helms_tls_flags_choose_how_the_server_is_trusted() {
     assert!(!server.heads().is_empty());
 }
 
-#[test]
-fn open_kube_store_chooses_as_the_kubectl_opener_does() {
-    use helm_safe_upgrade::kube::open_kube_store;
-    let bed = Bed::new();
-    let client = bed.client();
-    let root = bed.dir.path().join("state");
-
-    let opened = open_kube_store(&client, "registry", None, false, Some(&root)).unwrap();
-    assert!(opened.warning.is_none() && opened.loaded.is_none(), "{:?}", opened.warning);
-    assert_eq!(opened.store.location(), "ConfigMap helm-safe-upgrade.registry in namespace bsr");
-
-    // No ConfigMap and no right to create one: the local file, said so.
-    let denied = bed.standin.deny(DenyRule::new(&[Verb::Create], "configmaps").in_namespace("bsr"));
-    let opened = open_kube_store(&client, "registry", Some("standin"), false, Some(&root)).unwrap();
-    let warning = opened.warning.unwrap();
-    assert!(
-        warning.contains("may not create ConfigMaps in namespace bsr (a SelfSubjectAccessReview says no)"),
-        "{warning}"
-    );
-    assert!(opened.store.location().starts_with(&root.to_string_lossy().into_owned()), "{}", opened.store.location());
-    bed.standin.allow(denied);
-
-    // A record on the cluster is always the one used.
-    Held::acquire(Arc::new(KubeStore::new(client.clone(), "registry")), &run_elsewhere("ana", 7, "x"), &Takeover::No)
-        .unwrap();
-    bed.standin.deny(DenyRule::new(&[Verb::Create], "configmaps").in_namespace("bsr"));
-    let opened = open_kube_store(&client, "registry", None, false, Some(&root)).unwrap();
-    assert!(opened.warning.is_none());
-    assert!(opened.loaded.unwrap().ledger.lock.is_some());
-
-    // Reading forbidden: no silent local file.
-    bed.standin.deny(DenyRule::new(&[Verb::Get], "configmaps").in_namespace("bsr"));
-    let err = open_kube_store(&client, "registry", None, false, Some(&root)).unwrap_err();
-    assert!(matches!(err, LedgerError::Unverifiable { .. }), "{err}");
-}
-
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
@@ -855,7 +589,7 @@ fn measure_configmap_get_and_replace_client_vs_kubectl() {
 
     let started = Instant::now();
     let client = bed.client();
-    let store = KubeStore::new(client, "registry");
+    let store = ConfigMapStore::new(client, "registry");
     let mut revision = store.write(&Ledger::new("registry", "bsr"), None).unwrap();
     let cold = started.elapsed();
     let (mut gets, mut replaces) = (vec![], vec![]);

@@ -17,6 +17,7 @@ const LAYERS: &[&str] = &[
     "release",
     "catalog",
     "helm",
+    "kube",
     "report",
     "plan",
     "policy",

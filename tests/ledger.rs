@@ -1,16 +1,14 @@
-//! The ledger's ConfigMap store with the real kubectl against the Kubernetes API stand-in:
-//! create, load, update, optimistic concurrency between two handles, the lock, and the
-//! labels on the stored object.
-//!
-//! `Kubectl` passes no environment of its own, so each test points kubectl at its
-//! stand-in through a two-line wrapper script that adds `--kubeconfig` (argv, no shell
-//! interpolation of anything the test does not write itself).
+//! The ledger's ConfigMap store through the tool's API client, against the Kubernetes API
+//! stand-in: create, load, update, optimistic concurrency between writers, the lock, a
+//! record deleted or forged under a run, refusals with the server's words, and where
+//! `open_store` keeps the ledger.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
+use std::time::Duration;
 
-use helm_safe_upgrade::helm::{Kubectl, Runner, Signals};
+use helm_safe_upgrade::kube::{Environment, KubeClient, KubeError};
 use helm_safe_upgrade::plan::{Direction, Plan, Strategy};
 use helm_safe_upgrade::run::holder::{Me, Process};
 use helm_safe_upgrade::run::ledger::lock::Claim;
@@ -19,55 +17,66 @@ use helm_safe_upgrade::run::ledger::{
     open_store_at,
 };
 use helm_safe_upgrade::version::ChartVersion;
-use kube_standin::{Options, StandIn};
+use kube_standin::testing::kubectl_path;
+use kube_standin::{DenyRule, Options, StandIn, Verb};
 
 struct Bed {
     standin: StandIn,
     dir: tempfile::TempDir,
-    kubectl_bin: PathBuf,
+    kubeconfig: PathBuf,
 }
 
 impl Bed {
     fn new() -> Bed {
-        let standin = StandIn::start(Options { ready_delay: std::time::Duration::ZERO, ..Options::default() }).unwrap();
+        let standin = StandIn::start(Options { ready_delay: Duration::ZERO, ..Options::default() }).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = dir.path().join("kubeconfig");
         standin.write_kubeconfig(&kubeconfig).unwrap();
-        let kubectl_bin = dir.path().join("kubectl");
-        std::fs::write(
-            &kubectl_bin,
-            format!(
-                "#!/bin/sh\nexec '{}' --kubeconfig '{}' \"$@\"\n",
-                kube_standin::testing::kubectl_path().display(),
-                kubeconfig.display()
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&kubectl_bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let bed = Bed { standin, dir, kubectl_bin };
-        bed.create_namespace("bsr");
+        let bed = Bed { standin, dir, kubeconfig };
+        bed.kubectl(
+            &["create", "-f", "-"],
+            Some(r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"bsr"}}"#),
+        );
         bed
     }
 
-    fn kubectl(&self, namespace: &str) -> Kubectl {
-        Kubectl::new(
-            Runner::new(Signals::default(), false),
-            Some(self.kubectl_bin.clone()),
-            namespace.to_string(),
-            None,
-        )
+    /// The tool's client for this stand-in, configured as helm would pass it (KUBECONFIG).
+    fn client(&self) -> KubeClient {
+        let env = Environment::from_pairs([
+            ("KUBECONFIG", self.kubeconfig.to_string_lossy().into_owned()),
+            ("HOME", self.dir.path().to_string_lossy().into_owned()),
+        ]);
+        KubeClient::connect(&env, None, "bsr").unwrap()
     }
 
     fn store(&self, release: &str) -> Arc<dyn LedgerStore> {
-        Arc::new(ConfigMapStore::new(self.kubectl("bsr"), release))
+        Arc::new(ConfigMapStore::new(self.client(), release))
     }
 
-    fn create_namespace(&self, name: &str) {
-        // The stand-in reads protobuf only for a few types, so send the Namespace as JSON.
-        let body = format!(r#"{{"apiVersion":"v1","kind":"Namespace","metadata":{{"name":"{name}"}}}}"#);
-        self.kubectl("default")
-            .run_with_input("create a namespace", vec!["create".into(), "-f".into(), "-".into()], body.as_bytes())
+    /// What someone else does with kubectl in namespace bsr: `kubectl ARGS`, with stdin.
+    fn kubectl(&self, args: &[&str], stdin: Option<&str>) {
+        use std::io::Write;
+        let mut child = Command::new(kubectl_path())
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(["--namespace", "bsr"])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.unwrap_or_default().as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    fn kubectl_create(&self, object: &serde_json::Value) {
+        self.kubectl(&["create", "-f", "-"], Some(&object.to_string()));
+    }
+
+    fn delete_ledger(&self, release: &str) {
+        self.kubectl(&["delete", "configmap", &configmap_name(release)], None);
     }
 
     fn configmap(&self, release: &str) -> serde_json::Value {
@@ -227,18 +236,6 @@ fn a_run_whose_lock_was_forced_away_cannot_write() {
 }
 
 #[test]
-fn a_deleted_ledger_configmap_means_the_lock_is_lost() {
-    let bed = Bed::new();
-    let mut held = Held::acquire(bed.store("registry"), &run_elsewhere("ana", 7, "first"), &Takeover::No).unwrap();
-    bed.kubectl("bsr")
-        .run("delete the ledger", vec!["delete".into(), "configmap".into()], &[&configmap_name("registry")])
-        .unwrap();
-    held.ledger_mut().record_hop_start(&v("1.1.2"), &v("1.2.6"), "minor");
-    let err = held.save().unwrap_err();
-    assert!(matches!(err, LedgerError::LockLost { .. }), "{err}");
-}
-
-#[test]
 fn racing_acquirers_on_the_cluster_one_wins() {
     let bed = Bed::new();
     let barrier = Arc::new(std::sync::Barrier::new(4));
@@ -270,29 +267,123 @@ fn racing_acquirers_on_the_cluster_one_wins() {
 #[test]
 fn a_foreign_configmap_of_the_same_name_is_not_overwritten() {
     let bed = Bed::new();
-    let body = format!(
-        r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{}","namespace":"bsr"}},"data":{{"x":"y"}}}}"#,
-        configmap_name("registry")
-    );
-    bed.kubectl("bsr")
-        .run_with_input("create a foreign ConfigMap", vec!["create".into(), "-f".into(), "-".into()], body.as_bytes())
-        .unwrap();
+    bed.kubectl_create(&serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": configmap_name("registry"), "namespace": "bsr"}, "data": {"x": "y"}}));
+    let err = bed.store("registry").load().unwrap_err();
+    assert!(matches!(err, LedgerError::NotOurs { .. }), "{err}");
     let err = Held::acquire(bed.store("registry"), &run_elsewhere("ana", 7, "cmd"), &Takeover::IfGone).unwrap_err();
     assert!(matches!(err, LedgerError::NotOurs { .. }), "{err}");
     assert_eq!(bed.configmap("registry")["data"]["x"], "y");
 }
 
 #[test]
-fn open_store_uses_the_configmap_when_the_cluster_allows_it() {
+fn a_replace_of_a_deleted_record_is_a_conflict_and_loses_the_lock() {
     let bed = Bed::new();
-    let opened = open_store_at(&bed.kubectl("default"), "registry", "bsr", None, false, Some(bed.dir.path())).unwrap();
-    assert!(opened.warning.is_none(), "{:?}", opened.warning);
-    assert_eq!(opened.store.location(), "ConfigMap helm-safe-upgrade.registry in namespace bsr");
-    let held = Held::acquire(opened.store, &run_elsewhere("ana", 7, "cmd"), &Takeover::No).unwrap();
-    held.release_lock().unwrap();
+    let store = bed.store("registry");
+    let written = store.write(&Ledger::new("registry", "bsr"), None).unwrap();
+    bed.delete_ledger("registry");
+    let err = store.write(&Ledger::new("registry", "bsr"), Some(&written)).unwrap_err();
+    assert!(matches!(err, LedgerError::Conflict { .. }), "NotFound on replace: {err}");
+
+    let mut held = Held::acquire(bed.store("registry"), &run_elsewhere("ana", 7, "first"), &Takeover::No).unwrap();
+    bed.delete_ledger("registry");
+    held.ledger_mut().record_hop_start(&v("1.1.2"), &v("1.2.6"), "minor");
+    let err = held.save().unwrap_err();
+    assert!(matches!(err, LedgerError::LockLost { .. }), "{err}");
+}
+
+#[test]
+fn a_write_into_a_missing_namespace_says_what_failed() {
+    let bed = Bed::new();
+    let store = ConfigMapStore::new(bed.client().in_namespace("nowhere"), "registry");
+    assert!(store.load().unwrap().is_none());
+    let err = store.write(&Ledger::new("registry", "nowhere"), None).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, LedgerError::Kube(KubeError::Api { code: 404, .. })), "{text}");
+    assert!(text.starts_with("create the ledger of registry: the API server answered 404 NotFound"), "{text}");
+}
+
+#[test]
+fn an_unreadable_record_is_corrupt() {
+    let bed = Bed::new();
+    bed.kubectl_create(&serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": configmap_name("registry"), "namespace": "bsr",
+            "labels": {"app.kubernetes.io/managed-by": "helm-safe-upgrade"}},
+        "data": {"ledger": "{not json"}}));
+    let err = bed.store("registry").load().unwrap_err();
+    assert!(matches!(err, LedgerError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("kubectl get configmap helm-safe-upgrade.registry -n bsr"), "{err}");
+}
+
+#[test]
+fn refusals_carry_the_servers_message() {
+    let bed = Bed::new();
+    let store = bed.store("registry");
+    let name = configmap_name("registry");
+
+    let denied = bed.standin.deny(DenyRule::new(&[Verb::Get], "configmaps").in_namespace("bsr"));
+    let err = store.load().unwrap_err();
+    let LedgerError::Forbidden { verb, stderr, .. } = &err else { panic!("{err}") };
+    assert_eq!(verb, "get");
     assert!(
-        bed.standin.get("v1", "configmaps", Some("bsr"), "helm-safe-upgrade.registry").is_some(),
-        "written in the release's namespace"
+        stderr.contains(&format!(
+            "configmaps \"{name}\" is forbidden: User \"standin\" cannot get resource \"configmaps\" in API group \"\" in the namespace \"bsr\""
+        )),
+        "{stderr}"
     );
-    assert!(!Path::new(&bed.dir.path().join("default")).exists(), "no local file");
+    assert!(err.to_string().contains("--local-ledger"), "{err}");
+    bed.standin.allow(denied);
+
+    let denied = bed.standin.deny(DenyRule::new(&[Verb::Create], "configmaps").in_namespace("bsr"));
+    let err = store.write(&Ledger::new("registry", "bsr"), None).unwrap_err();
+    let LedgerError::Forbidden { verb, stderr, .. } = &err else { panic!("{err}") };
+    assert_eq!(verb, "create");
+    assert!(stderr.contains("User \"standin\" cannot create resource \"configmaps\""), "{stderr}");
+    bed.standin.allow(denied);
+
+    let rev = store.write(&Ledger::new("registry", "bsr"), None).unwrap();
+    bed.standin.deny(DenyRule::new(&[Verb::Update], "configmaps").in_namespace("bsr").named(&name));
+    let err = store.write(&Ledger::new("registry", "bsr"), Some(&rev)).unwrap_err();
+    let LedgerError::Forbidden { verb, stderr, .. } = &err else { panic!("{err}") };
+    assert_eq!(verb, "update");
+    assert!(stderr.contains("cannot update resource \"configmaps\""), "{stderr}");
+}
+
+#[test]
+fn open_store_keeps_the_ledger_on_the_cluster_unless_it_cannot_exist_there() {
+    let bed = Bed::new();
+    let client = bed.client();
+    let root = bed.dir.path().join("state");
+
+    let opened = open_store_at(&client, "registry", None, false, Some(&root)).unwrap();
+    assert!(opened.warning.is_none() && opened.loaded.is_none(), "{:?}", opened.warning);
+    assert_eq!(opened.store.location(), "ConfigMap helm-safe-upgrade.registry in namespace bsr");
+
+    // No ConfigMap and no right to create one: the local file, said so.
+    let denied = bed.standin.deny(DenyRule::new(&[Verb::Create], "configmaps").in_namespace("bsr"));
+    let opened = open_store_at(&client, "registry", Some("standin"), false, Some(&root)).unwrap();
+    let warning = opened.warning.unwrap();
+    assert!(
+        warning.contains("may not create ConfigMaps in namespace bsr (a SelfSubjectAccessReview says no)"),
+        "{warning}"
+    );
+    assert!(opened.store.location().starts_with(&root.to_string_lossy().into_owned()), "{}", opened.store.location());
+    bed.standin.allow(denied);
+
+    // A record on the cluster is always the one used.
+    Held::acquire(
+        Arc::new(ConfigMapStore::new(client.clone(), "registry")),
+        &run_elsewhere("ana", 7, "x"),
+        &Takeover::No,
+    )
+    .unwrap();
+    bed.standin.deny(DenyRule::new(&[Verb::Create], "configmaps").in_namespace("bsr"));
+    let opened = open_store_at(&client, "registry", None, false, Some(&root)).unwrap();
+    assert!(opened.warning.is_none());
+    assert!(opened.loaded.unwrap().ledger.lock.is_some());
+
+    // Reading forbidden: no silent local file.
+    bed.standin.deny(DenyRule::new(&[Verb::Get], "configmaps").in_namespace("bsr"));
+    let err = open_store_at(&client, "registry", None, false, Some(&root)).unwrap_err();
+    assert!(matches!(err, LedgerError::Unverifiable { .. }), "{err}");
 }

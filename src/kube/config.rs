@@ -31,6 +31,7 @@ use ::kube::config::{
 use secrecy::SecretString;
 
 use super::KubeError;
+use crate::env;
 
 /// Where a pod's service account credentials are mounted (client-go's in-cluster config).
 const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -87,7 +88,7 @@ impl HelmDriver {
     /// helm's names for the drivers (`secret`/`secrets`, `configmap`/`configmaps`; unset or
     /// empty is `secret`).
     pub fn from_env(env: &Environment) -> HelmDriver {
-        match env.get("HELM_DRIVER") {
+        match env.get(env::HELM_DRIVER) {
             None | Some("secret") | Some("secrets") => HelmDriver::Secret,
             Some("configmap") | Some("configmaps") => HelmDriver::ConfigMap,
             Some(other) => HelmDriver::Other(other.to_string()),
@@ -131,15 +132,15 @@ impl HelmKubeSettings {
                 .get("KUBECONFIG")
                 .map(|list| std::env::split_paths(list).filter(|p| !p.as_os_str().is_empty()).collect())
                 .unwrap_or_default(),
-            default_kubeconfig: env.get("HOME").map(|home| Path::new(home).join(".kube").join("config")),
-            context: owned("HELM_KUBECONTEXT"),
-            api_server: owned("HELM_KUBEAPISERVER"),
-            token: owned("HELM_KUBETOKEN").map(SecretString::from),
-            as_user: owned("HELM_KUBEASUSER"),
-            as_groups: env.get("HELM_KUBEASGROUPS").map(groups).unwrap_or_default(),
-            ca_file: owned("HELM_KUBECAFILE"),
-            insecure_skip_tls_verify: env.get("HELM_KUBEINSECURE_SKIP_TLS_VERIFY").is_some_and(go_bool),
-            tls_server_name: owned("HELM_KUBETLS_SERVER_NAME"),
+            default_kubeconfig: env.get(env::HOME).map(|home| Path::new(home).join(".kube").join("config")),
+            context: owned(env::HELM_KUBECONTEXT),
+            api_server: owned(env::HELM_KUBEAPISERVER),
+            token: owned(env::HELM_KUBETOKEN).map(SecretString::from),
+            as_user: owned(env::HELM_KUBEASUSER),
+            as_groups: env.get(env::HELM_KUBEASGROUPS).map(groups).unwrap_or_default(),
+            ca_file: owned(env::HELM_KUBECAFILE),
+            insecure_skip_tls_verify: env.get(env::HELM_KUBEINSECURE_SKIP_TLS_VERIFY).is_some_and(go_bool),
+            tls_server_name: owned(env::HELM_KUBETLS_SERVER_NAME),
             driver: HelmDriver::from_env(env),
         }
     }
@@ -288,7 +289,7 @@ fn choose(
 
 /// client-go's in-cluster configuration, from `env` and the mounted service account.
 fn in_cluster(env: &Environment) -> Option<(Cluster, AuthInfo)> {
-    let (host, port) = (env.get("KUBERNETES_SERVICE_HOST")?, env.get("KUBERNETES_SERVICE_PORT")?);
+    let (host, port) = (env.get(env::KUBERNETES_SERVICE_HOST)?, env.get("KUBERNETES_SERVICE_PORT")?);
     let token = Path::new(SERVICE_ACCOUNT_DIR).join("token");
     if !token.is_file() {
         return None;
@@ -351,9 +352,9 @@ fn proxy_for(server: &http::Uri, cluster_proxy: Option<&str>, env: &Environment)
         return Ok(None);
     }
     let https = server.scheme_str() != Some("http");
-    let names: [&str; 2] = if https { ["HTTPS_PROXY", "https_proxy"] } else { ["HTTP_PROXY", "http_proxy"] };
+    let names: [&str; 2] = if https { [env::HTTPS_PROXY, "https_proxy"] } else { [env::HTTP_PROXY, "http_proxy"] };
     let Some(proxy) = names.iter().find_map(|n| env.get(n)) else { return Ok(None) };
-    let no_proxy = env.get("NO_PROXY").or_else(|| env.get("no_proxy")).unwrap_or_default();
+    let no_proxy = env.get(env::NO_PROXY).or_else(|| env.get("no_proxy")).unwrap_or_default();
     let port = server.port_u16().unwrap_or(if https { 443 } else { 80 });
     if no_proxy_matches(no_proxy, host, port) {
         return Ok(None);

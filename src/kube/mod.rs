@@ -15,11 +15,10 @@
 //! wait, never a hung run.
 //!
 //! What the answers mean is decided elsewhere: the ledger's rules in
-//! [`crate::run::ledger`] (this module's [`KubeStore`] only stores), a rollout's readiness
-//! in [`crate::run::unready`].
+//! `run::ledger` (whose ConfigMap store calls [`KubeClient::configmap`] and its
+//! siblings), a rollout's readiness in `run::unready`.
 
 pub mod config;
-mod ledger;
 mod release;
 
 use std::sync::Arc;
@@ -29,7 +28,6 @@ use ::kube::core::Request;
 use serde_json::Value;
 
 pub use config::{Environment, HelmDriver, HelmKubeSettings};
-pub use ledger::{KubeStore, open_kube_store};
 pub use release::{release_object_name, release_selector};
 
 /// How the client names itself to the API server.
@@ -281,6 +279,34 @@ impl KubeClient {
             Request::new("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews").create(&Default::default(), body);
         let answer = self.send(&purpose, request).ok()?;
         answer["status"]["allowed"].as_bool()
+    }
+
+    /// The ConfigMap `name` in this client's namespace; None when there is none.
+    pub fn configmap(&self, purpose: &str, name: &str) -> Result<Option<Value>, KubeError> {
+        self.get_opt(purpose, &self.configmaps(), name)
+    }
+
+    /// Create `object` (a ConfigMap) in this client's namespace; returns it as stored.
+    pub fn create_configmap(&self, purpose: &str, object: &Value) -> Result<Value, KubeError> {
+        let body = self.body(purpose, object)?;
+        self.send(purpose, Request::new(self.configmaps()).create(&Default::default(), body))
+    }
+
+    /// Replace the ConfigMap `name` with `object`. When `object` carries a
+    /// `metadata.resourceVersion`, the server refuses (409 Conflict) unless the stored
+    /// object is still at that version: a compare-and-swap.
+    pub fn replace_configmap(&self, purpose: &str, name: &str, object: &Value) -> Result<Value, KubeError> {
+        let body = self.body(purpose, object)?;
+        self.send(purpose, Request::new(self.configmaps()).replace(name, &Default::default(), body))
+    }
+
+    fn configmaps(&self) -> String {
+        format!("/api/v1/namespaces/{}/configmaps", self.namespace)
+    }
+
+    fn body(&self, purpose: &str, object: &Value) -> Result<Vec<u8>, KubeError> {
+        serde_json::to_vec(object)
+            .map_err(|e| KubeError::Client { purpose: purpose.to_string(), message: e.to_string() })
     }
 
     /// The pods in `namespace` that `selector` (a label selector) picks, as the API

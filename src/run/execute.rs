@@ -215,7 +215,7 @@ fn walk(
     interaction: &dyn Interaction,
 ) -> (Outcome, Vec<crate::report::StepReport>) {
     let progress = Progress::new(tools.printer.clone());
-    let cluster = Live { helm: &tools.helm, kubectl: &tools.kubectl, helm_major: tools.helm_major };
+    let cluster = Live { helm: &tools.helm, kube: &tools.kube, helm_major: tools.helm_major };
     let mut recorder = Recorder { held, values: setup.values.record.clone() };
     let ports = Ports { cluster: &cluster, interaction, journal: &mut recorder, progress: &progress };
     let mut walk = Walk::new(setup, ports);

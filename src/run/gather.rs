@@ -17,17 +17,19 @@ use super::options::RunOptions;
 use super::policy_choice::choose_policy;
 use crate::catalog::{self, ChartSource, Offer, OfferOptions};
 use crate::env;
-use crate::helm::{ExecError, Helm, Kubectl, Runner, Signals};
+use crate::helm::{ExecError, Helm, Runner, Signals};
+use crate::kube::KubeClient;
 use crate::plan::{Available, Context, Direction, Sources};
 use crate::policy::Policy;
 use crate::printer::Printer;
 use crate::release::{Release, ReleaseStatus};
 use crate::text::one_line;
 
-/// The processes a run uses (and where its output goes).
+/// What a run talks to the cluster with (and where its output goes): helm for the
+/// release, the API client for the tool's own bookkeeping and reads.
 pub struct Tools {
     pub helm: Helm,
-    pub kubectl: Kubectl,
+    pub kube: KubeClient,
     /// 3 or 4.
     pub helm_major: u32,
     pub printer: Printer,
@@ -53,33 +55,34 @@ pub struct Facts {
     pub warnings: Vec<String>,
 }
 
+/// The API client, configured as helm is (the same cluster and identity), and the ledger
+/// read through it.
+fn connect_and_open_ledger(opts: &RunOptions) -> Result<(KubeClient, OpenedStore), RunError> {
+    let context = opts.kube_context.as_deref();
+    let client = KubeClient::from_process_env(context, &opts.namespace).map_err(|e| RunError::Other(e.to_string()))?;
+    let opened = ledger::open_store(&client, &opts.release, context, opts.local_ledger)
+        .map_err(|e| RunError::Other(e.to_string()))?;
+    Ok((client, opened))
+}
+
 /// Read everything and refuse what cannot go on. Changes nothing.
 pub fn gather(opts: &RunOptions, direction: Direction, printer: &Printer) -> Result<(Tools, Facts), RunError> {
     let signals =
         Signals::install(printer).map_err(|e| RunError::Other(format!("cannot install signal handlers: {e}")))?;
     let runner = Runner::printing(signals, opts.debug, printer.clone());
     let helm_bin = env::path(env::HELM_BIN).unwrap_or_else(|| PathBuf::from("helm"));
-    let helm = Helm::new(runner.clone(), helm_bin, opts.namespace.clone(), opts.kube_context.clone());
-    let kubectl = Kubectl::new(runner, env::path(env::KUBECTL), opts.namespace.clone(), opts.kube_context.clone());
+    let helm = Helm::new(runner, helm_bin, opts.namespace.clone(), opts.kube_context.clone());
 
     let (release, helm_major, opened, early_offer) = std::thread::scope(|s| {
         let release = s.spawn(|| read_release(&helm, opts, direction, printer));
         let major = s.spawn(|| helm.major_version());
-        let ledger = s.spawn(|| {
-            ledger::open_store(
-                &kubectl,
-                &opts.release,
-                &opts.namespace,
-                opts.kube_context.as_deref(),
-                opts.local_ledger,
-            )
-        });
+        let ledger = s.spawn(|| connect_and_open_ledger(opts));
         // The chart source can be listed as soon as its reference is known.
         let opened = ledger.join().expect("ledger reader");
         let known = opts
             .chart
             .clone()
-            .or_else(|| opened.as_ref().ok()?.loaded.as_ref()?.ledger.chart.clone())
+            .or_else(|| opened.as_ref().ok()?.1.loaded.as_ref()?.ledger.chart.clone())
             // A directory may hold several charts: it is listed once the release says which.
             .filter(|r| ChartSource::parse(r).is_ok_and(|s| s.chart_name().is_some()));
         let offer = known.map(|reference| s.spawn(|| (list(&helm, opts, &reference, None), reference)));
@@ -92,7 +95,7 @@ pub fn gather(opts: &RunOptions, direction: Direction, printer: &Printer) -> Res
     });
     let release = release?;
     let helm_major = helm_major.map_err(|e| bad(e.to_string(), "set HELM_BIN or put helm on PATH"))?;
-    let OpenedStore { store, loaded, warning } = opened.map_err(|e| RunError::Other(e.to_string()))?;
+    let (kube, OpenedStore { store, loaded, warning }) = opened?;
     let ledger = loaded.map(|s| s.ledger);
     let chosen = choose_policy(opts, ledger.as_ref(), &release.chart_name)?;
     let mut warnings = chosen.notes;
@@ -114,7 +117,7 @@ pub fn gather(opts: &RunOptions, direction: Direction, printer: &Printer) -> Res
             chart: Some(format!("{} ({origin})", one_line(&chart_reference))),
         }),
     };
-    let tools = Tools { helm, kubectl, helm_major, printer: printer.clone() };
+    let tools = Tools { helm, kube, helm_major, printer: printer.clone() };
     let facts = Facts {
         release,
         ledger,

@@ -14,34 +14,20 @@ use serde::Deserialize;
 use serde_json::Value;
 
 /// The kinds whose readiness helm waits for and whose pods can say why.
-const WORKLOAD_KINDS: [(&str, &str); 3] =
-    [("Deployment", "deployments.apps"), ("StatefulSet", "statefulsets.apps"), ("DaemonSet", "daemonsets.apps")];
+const WORKLOAD_KINDS: [&str; 3] = ["Deployment", "StatefulSet", "DaemonSet"];
 
 /// At most this many distinct pod problems per workload: the first few say it all.
 const MAX_PROBLEMS: usize = 4;
 /// Kubernetes messages can be long (a whole pull error); a line stays readable.
 const MAX_MESSAGE: usize = 200;
 
-/// A workload of the release, as `kubectl get` addresses it (`deployments.apps/NAME`).
+/// A workload of the release (`apps/v1`, read by the API client by kind and name).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Workload {
     pub kind: String,
     pub name: String,
     /// Set when the manifest names a namespace; `None` means the release's own.
     pub namespace: Option<String>,
-}
-
-impl Workload {
-    /// `deployments.apps/NAME`: fully qualified, so a CRD with the same short name cannot
-    /// be picked instead.
-    pub fn kubectl_ref(&self) -> String {
-        let resource = WORKLOAD_KINDS
-            .iter()
-            .find(|(k, _)| *k == self.kind)
-            .map(|(_, r)| *r)
-            .expect("only workload kinds are kept");
-        format!("{resource}/{}", self.name)
-    }
 }
 
 /// The workloads in a rendered manifest (`helm get manifest`), in manifest order.
@@ -66,8 +52,7 @@ pub fn workloads(manifest: &str) -> Vec<Workload> {
         .filter_map(|doc| {
             let kind = doc.kind?;
             let meta = doc.metadata?;
-            let is_workload = doc.api_version.as_deref() == Some("apps/v1")
-                && WORKLOAD_KINDS.iter().any(|(k, _)| *k == kind.as_str());
+            let is_workload = doc.api_version.as_deref() == Some("apps/v1") && WORKLOAD_KINDS.contains(&kind.as_str());
             is_workload.then_some(Workload { kind, name: meta.name?, namespace: meta.namespace })
         })
         .collect()
@@ -143,7 +128,7 @@ pub fn not_ready(object: &Value) -> Option<String> {
     }
 }
 
-/// The label selector of a workload as `kubectl get pods -l` takes it, when it can be
+/// The label selector of a workload as a pod list takes it (`kubectl get pods -l` too), when it can be
 /// written that way (`matchLabels` and the simple `matchExpressions` operators).
 pub fn pod_selector(object: &Value) -> Option<String> {
     let selector = &object["spec"]["selector"];
@@ -168,7 +153,7 @@ pub fn pod_selector(object: &Value) -> Option<String> {
 }
 
 /// What the pods that are not ready say, grouped: `3 pods: ImagePullBackOff: Back-off
-/// pulling image "…:broken"`. `pods` are the items of `kubectl get pods -o json`.
+/// pulling image "…:broken"`. `pods` are the items of a pod list, as the API returns them.
 pub fn pod_problems(pods: &[Value]) -> Vec<String> {
     let mut groups: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for (order, pod) in pods.iter().enumerate() {
@@ -293,8 +278,6 @@ metadata:
                 Workload { kind: "StatefulSet".into(), name: "bsr-db".into(), namespace: Some("data".into()) },
             ]
         );
-        assert_eq!(found[0].kubectl_ref(), "deployments.apps/bsr-server");
-        assert_eq!(found[1].kubectl_ref(), "statefulsets.apps/bsr-db");
         assert!(workloads("{ not: yaml: [").is_empty());
         assert!(workloads("").is_empty());
     }
@@ -368,7 +351,7 @@ metadata:
     }
 
     #[test]
-    fn selectors_kubectl_accepts() {
+    fn selectors_the_api_accepts() {
         assert_eq!(pod_selector(&deployment(1, json!({}))).unwrap(), "app=bsr,component=server");
         let exprs = json!({"spec": {"selector": {"matchExpressions": [
             {"key": "tier", "operator": "In", "values": ["a", "b"]},

@@ -58,6 +58,12 @@ impl From<ExecError> for StepError {
     }
 }
 
+impl From<crate::kube::KubeError> for StepError {
+    fn from(e: crate::kube::KubeError) -> Self {
+        StepError::Failed(e.to_string())
+    }
+}
+
 /// What a walk needs, fixed for its whole length.
 pub struct Setup<'a> {
     pub policy: &'a Policy,
@@ -303,34 +309,52 @@ impl<'a> Walk<'a> {
     /// policy's down-migration).
     fn check_unchanged(&mut self, index: usize, plan: &Plan) -> Result<(), Outcome> {
         let release = self.release().to_string();
-        let purpose = format!("check that {release} is still where this run left it");
-        let meta = self.cluster.metadata(purpose, &release).map_err(|e| Outcome::Failed {
+        let unreadable = |e: String| Outcome::Failed {
             error: format!("cannot read {release} before hop {}: {e}", index + 1),
             next_steps: format!(
                 "{release} was at {} when this run last saw it; nothing of hop {} was started. When the cluster answers again, run the same command again",
                 self.left.version,
                 index + 1
             ),
-        })?;
-        let version = ChartVersion::parse(&meta.version).ok();
-        let same = meta.status == self.left.status
-            && version.as_ref() == Some(&self.left.version)
-            && self.left.revision.is_none_or(|r| r == meta.revision);
+        };
+        // The revision this walk left says it all (no process: the API client reads the
+        // labels of helm's storage); after a `helm rollback`, which reports no revision,
+        // helm is asked for the version too.
+        let (revision, status, version) = match self.left.revision {
+            Some(_) => {
+                let (revision, status) = self.cluster.latest_revision(&release).map_err(unreadable)?;
+                (revision, status, None)
+            }
+            None => {
+                let purpose = format!("check that {release} is still where this run left it");
+                let meta = self.cluster.metadata(purpose, &release).map_err(|e| unreadable(e.to_string()))?;
+                (meta.revision, meta.status, Some(meta.version))
+            }
+        };
+        let same = status == self.left.status
+            && version.as_deref().is_none_or(|v| ChartVersion::parse(v).ok().as_ref() == Some(&self.left.version))
+            && self.left.revision.is_none_or(|r| r == revision);
         if same {
-            self.left.revision = Some(meta.revision);
+            self.left.revision = Some(revision);
             return Ok(());
         }
         let was = match self.left.revision {
             Some(r) => format!("revision {r} ({}, {})", self.left.version, self.left.status.as_str()),
             None => format!("{} ({})", self.left.version, self.left.status.as_str()),
         };
+        // Which version it is now is worth a read through helm: the run stops here anyway.
+        let version = version.or_else(|| {
+            let purpose = format!("read which version {release} is at now");
+            self.cluster.metadata(purpose, &release).ok().filter(|m| m.revision == revision).map(|m| m.version)
+        });
+        let now = match &version {
+            Some(v) => format!("revision {revision} ({}, {})", for_terminal(v), status.as_str()),
+            None => format!("revision {revision} ({})", status.as_str()),
+        };
         Err(Outcome::Failed {
             error: format!(
-                "{release} changed outside this run before hop {}: this run left it at {was}, it is now at revision {} ({}, {})",
-                index + 1,
-                meta.revision,
-                for_terminal(&meta.version),
-                meta.status.as_str()
+                "{release} changed outside this run before hop {}: this run left it at {was}, it is now at {now}",
+                index + 1
             ),
             next_steps: format!(
                 "this run changed nothing after that. Find out who changed it (`helm history {release}`), then plan again from where it is: `helm safe-upgrade {release} --to {} --plan`",
@@ -551,7 +575,7 @@ impl<'a> Walk<'a> {
         let limit = crate::duration::parse(&self.setup.timeout).unwrap_or(Duration::from_secs(300));
         let deadline = Instant::now() + limit;
         loop {
-            let left = self.cluster.count_pods(format!("list the pods of {version}"), &selector)?;
+            let left = self.cluster.count_pods(&selector)?;
             if left == 0 {
                 return Ok(());
             }

@@ -479,7 +479,6 @@ impl Bed {
         .unwrap();
         cmd.env("PATH", path)
             .env("HELM_BIN", self.env.helm_bin())
-            .env("KUBECTL", kubectl_path())
             .env("XDG_STATE_HOME", self.state.path())
             .env("HELM_NAMESPACE", &self.ns)
             .env_remove("HELM_PLUGIN_NAME")
@@ -507,7 +506,6 @@ impl Bed {
         .unwrap();
         cmd.arg(plugin)
             .env("PATH", path)
-            .env("KUBECTL", kubectl_path())
             .env("XDG_STATE_HOME", self.state.path())
             .env("HELM_NAMESPACE", &self.ns)
             .env_remove("HELM_BIN")
@@ -697,22 +695,12 @@ impl Bed {
         (stdout, stderr)
     }
 
-    /// A kubectl for the library's [`helm_safe_upgrade::helm::Kubectl`], which passes no
-    /// environment of its own: a wrapper script that adds this bed's `--kubeconfig`.
-    pub fn kubectl_wrapper(&self) -> PathBuf {
-        use std::os::unix::fs::PermissionsExt;
-        let path = self.env.dir().join("kubectl-bed");
-        std::fs::write(
-            &path,
-            format!(
-                "#!/bin/sh\nexec '{}' --kubeconfig '{}' \"$@\"\n",
-                kubectl_path().display(),
-                self.env.kubeconfig().display()
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        path
+    /// The tool's own API client, configured from this bed's kubeconfig (as helm would
+    /// pass it), addressing the bed's namespace.
+    pub fn kube_client(&self) -> helm_safe_upgrade::kube::KubeClient {
+        let kubeconfig = self.env.kubeconfig();
+        let env = helm_safe_upgrade::kube::Environment::from_pairs([("KUBECONFIG", kubeconfig.to_str().unwrap())]);
+        helm_safe_upgrade::kube::KubeClient::connect(&env, None, &self.ns).expect("connect to the bed's API")
     }
 
     /// The ledger ConfigMap's record, as JSON.

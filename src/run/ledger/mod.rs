@@ -21,31 +21,27 @@
 //! against their digests ([`crate::run::values`]).
 //!
 //! This module owns the record. It decides nothing about paths or hops (the planner and
-//! the executor do), and spawns nothing itself: kubectl runs through [`crate::helm`], and
-//! the API client's store ([`crate::kube::KubeStore`]) keeps the same record in the same
-//! ConfigMap ([`record`]).
+//! the executor do), and talks to the cluster only through the API client
+//! ([`crate::kube`]); it spawns nothing.
 
 pub mod configmap;
 pub mod file;
 pub mod lock;
 pub mod open;
-pub mod record;
 pub mod store;
 
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::helm::ExecError;
 use crate::plan::Plan;
 use crate::run::holder::Process;
 use crate::version::ChartVersion;
 
-pub use configmap::{ConfigMapStore, ServerError, classify_kubectl_error};
+pub use configmap::{ConfigMapStore, LedgerConfigMap, configmap_name};
 pub use file::{FileStore, path_component, state_root};
 pub use lock::{Held, Takeover};
 pub use open::{OpenedStore, open_store, open_store_at};
-pub use record::{LedgerConfigMap, configmap_name};
 pub use store::{LedgerStore, Revision, Stored};
 
 /// The record format this build writes. A newer one is refused rather than half-read and
@@ -296,8 +292,6 @@ pub enum LedgerError {
     NotOurs { name: String, namespace: String },
     #[error("{action} {path}: {source}\nhint: {hint}")]
     Io { action: String, path: String, source: std::io::Error, hint: String },
-    #[error(transparent)]
-    Kubectl(#[from] ExecError),
     /// A call of the API client failed or was refused otherwise than the store's contract
     /// names (unreachable, timed out, a missing namespace, …); says what it was doing.
     #[error(transparent)]

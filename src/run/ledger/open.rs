@@ -6,15 +6,15 @@
 //! - when the ConfigMap does not exist and this user may not create it: then no run can
 //!   be holding the cluster lock, and none of this user's runs ever could.
 //!
-//! Everything else that keeps the ConfigMap from being read (kubectl missing, reading
-//! forbidden, the cluster unreachable) is an error: a run that silently switched to a
+//! Everything else that keeps the ConfigMap from being read (a kubeconfig that cannot be
+//! used, reading forbidden, the cluster unreachable) is an error: a run that silently switched to a
 //! local file would not see the lock of a run elsewhere and could deploy at the same time.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use super::{ConfigMapStore, FileStore, LedgerError, LedgerStore, configmap_name, state_root};
-use crate::helm::{ExecError, Kubectl};
+use crate::kube::KubeClient;
 
 /// The store to use, its record as read now, and when it is not the shared ConfigMap, a
 /// note saying why.
@@ -25,53 +25,39 @@ pub struct OpenedStore {
     pub warning: Option<String>,
 }
 
-/// Where the ledger of `release` lives; see the module documentation. `local` is
-/// `--local-ledger`.
+/// Where the ledger of `release` lives, in the namespace of `client`; see the module
+/// documentation. `local` is `--local-ledger`; `context` names the local file's folder.
 pub fn open_store(
-    kubectl: &Kubectl,
+    client: &KubeClient,
     release: &str,
-    namespace: &str,
     context: Option<&str>,
     local: bool,
 ) -> Result<OpenedStore, LedgerError> {
-    open_store_at(kubectl, release, namespace, context, local, None)
+    open_store_at(client, release, context, local, None)
 }
 
 /// [`open_store`] with the local file under `state_root_override` instead of the default.
 pub fn open_store_at(
-    kubectl: &Kubectl,
+    client: &KubeClient,
     release: &str,
-    namespace: &str,
     context: Option<&str>,
     local: bool,
     state_root_override: Option<&Path>,
 ) -> Result<OpenedStore, LedgerError> {
-    let mut kubectl = kubectl.clone();
-    kubectl.namespace = namespace.to_string();
-    let configmaps = Arc::new(ConfigMapStore::new(kubectl.clone(), release));
+    let namespace = client.namespace().to_string();
+    let store = Arc::new(ConfigMapStore::new(client.clone(), release));
     let may_create = CreatePermission {
-        ask: &|| may_create_configmaps(&kubectl),
-        asked_how: "`kubectl auth can-i create configmaps` says no",
+        ask: &|| client.can_i("create", "configmaps", Some(&namespace)),
+        asked_how: "a SelfSubjectAccessReview says no",
     };
-    open_configmap_store(configmaps, may_create, context, local, state_root_override).map_err(|e| match e {
-        LedgerError::Kubectl(ExecError::Spawn { program, source, .. })
-            if source.kind() == std::io::ErrorKind::NotFound =>
-        {
-            LedgerError::Unverifiable {
-                release: release.to_string(),
-                why: format!("kubectl ({program}) is not installed, and the shared ledger ConfigMap is read with it"),
-                hint: "install kubectl (or set KUBECTL to its path); or, if no one else runs this tool on this release, pass --local-ledger to keep the ledger on this machine only".to_string(),
-            }
-        }
-        other => other,
-    })
+    open_configmap_store(store, may_create, context, local, state_root_override)
 }
 
 /// Whether this user may create ConfigMaps in the release's namespace: Some(false) only
 /// for a clear "no".
 pub struct CreatePermission<'a> {
     pub ask: &'a dyn Fn() -> Option<bool>,
-    /// How the answer was had, for the warning: "`kubectl auth can-i create configmaps` says no".
+    /// How the answer was had, for the warning: "a SelfSubjectAccessReview says no".
     pub asked_how: &'a str,
 }
 
@@ -127,25 +113,5 @@ pub fn open_configmap_store(
             ),
         }),
         Err(e) => Err(e),
-    }
-}
-
-/// `kubectl auth can-i create configmaps`: Some(false) only for a clear "no". Anything
-/// else (yes, or a cluster that cannot answer) keeps the ConfigMap store: creating it will
-/// tell, and a refused create then changes nothing.
-fn may_create_configmaps(kubectl: &Kubectl) -> Option<bool> {
-    let out = match kubectl.run(
-        "ask whether this user may create ConfigMaps",
-        vec!["auth".into(), "can-i".into(), "create".into(), "configmaps".into()],
-        &[],
-    ) {
-        Ok(out) => out.stdout,
-        Err(ExecError::Failed { stdout, .. }) => stdout,
-        Err(_) => return None,
-    };
-    match out.trim() {
-        "yes" => Some(true),
-        "no" => Some(false),
-        _ => None,
     }
 }

@@ -3,12 +3,12 @@
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::lock::Claim;
 use super::*;
-use crate::helm::Kubectl;
 use crate::plan::{Direction, Plan, Strategy};
 use crate::run::holder::{Me, Process, hostname};
 
@@ -548,65 +548,30 @@ fn racing_acquirers_one_wins_the_others_see_it_locked() {
     }
 }
 
-#[test]
-fn kubectl_errors_are_classified_from_captured_stderr() {
-    // Captured from kubectl v1.34 against a real API server and the stand-in.
-    let forbidden = "Error from server (Forbidden): configmaps \"helm-safe-upgrade.bsr\" is forbidden: User \
-                     \"system:serviceaccount:ci:deployer\" cannot get resource \"configmaps\" in API group \"\" in the namespace \"bsr\"";
-    assert_eq!(classify_kubectl_error(forbidden), ServerError::Forbidden);
-    assert_eq!(
-        classify_kubectl_error("Error from server (NotFound): configmaps \"helm-safe-upgrade.x\" not found"),
-        ServerError::NotFound
-    );
-    assert_eq!(
-        classify_kubectl_error(
-            "Error from server (Conflict): error when replacing \"STDIN\": Operation cannot be fulfilled on configmaps \
-             \"helm-safe-upgrade.x\": the object has been modified; please apply your changes to the latest version and try again"
-        ),
-        ServerError::Conflict
-    );
-    assert_eq!(
-        classify_kubectl_error(
-            "Error from server (AlreadyExists): error when creating \"STDIN\": configmaps \"helm-safe-upgrade.x\" already exists"
-        ),
-        ServerError::AlreadyExists
-    );
-    assert_eq!(classify_kubectl_error("error: You must be logged in to the server (Unauthorized)"), ServerError::Other);
-    assert_eq!(
-        classify_kubectl_error("Unable to connect to the server: dial tcp 127.0.0.1:1: connect: connection refused"),
-        ServerError::Other
-    );
+/// A client of a cluster that cannot be reached (nothing listens on port 1).
+fn unreachable_client() -> (tempfile::TempDir, crate::kube::KubeClient) {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'http://127.0.0.1:1'}}]\n\
+         users: [{name: u, user: {}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n",
+    )
+    .unwrap();
+    let env = crate::kube::Environment::from_pairs([("KUBECONFIG", kubeconfig.to_str().unwrap())]);
+    let client = crate::kube::KubeClient::connect(&env, None, "bsr").unwrap().with_timeout(Duration::from_secs(2));
+    (dir, client)
 }
 
 #[test]
-fn a_missing_kubectl_is_an_error_unless_the_ledger_is_local_by_choice() {
-    let dir = tempfile::tempdir().unwrap();
-    let kubectl = Kubectl::new(
-        crate::helm::Runner::new(crate::helm::Signals::default(), false),
-        Some(PathBuf::from("/no/such/kubectl")),
-        "bsr".into(),
-        None,
-    );
-    let err = open_store_at(&kubectl, "registry", "bsr", Some("prod"), false, Some(dir.path())).unwrap_err();
-    let text = err.to_string();
-    assert!(matches!(err, LedgerError::Unverifiable { .. }), "{text}");
-    assert!(text.contains("kubectl (/no/such/kubectl) is not installed") && text.contains("--local-ledger"), "{text}");
-    let opened = open_store_at(&kubectl, "registry", "bsr", Some("prod"), true, Some(dir.path())).unwrap();
+fn an_unreachable_cluster_is_an_error_unless_the_ledger_is_local_by_choice() {
+    // A cluster that cannot be reached must not quietly split the lock in two.
+    let (dir, client) = unreachable_client();
+    let err = open_store_at(&client, "registry", Some("prod"), false, Some(dir.path())).unwrap_err();
+    assert!(matches!(err, LedgerError::Kube(_)), "{err}");
+    assert!(err.to_string().contains("read the ledger of registry"), "{err}");
+    let opened = open_store_at(&client, "registry", Some("prod"), true, Some(dir.path())).unwrap();
     assert_eq!(opened.store.location(), dir.path().join("prod/bsr/registry.json").display().to_string());
     let warning = opened.warning.unwrap();
     assert!(warning.contains("--local-ledger") && warning.contains("Only this machine sees it"), "{warning}");
-}
-
-#[test]
-fn open_store_does_not_fall_back_on_other_failures() {
-    // A cluster that cannot be reached must not quietly split the lock in two.
-    let dir = tempfile::tempdir().unwrap();
-    let kubectl = Kubectl::new(
-        crate::helm::Runner::new(crate::helm::Signals::default(), false),
-        Some(PathBuf::from("false")),
-        "bsr".into(),
-        None,
-    );
-    let err = open_store_at(&kubectl, "registry", "bsr", None, false, Some(dir.path())).unwrap_err();
-    assert!(matches!(err, LedgerError::Kubectl(_)), "{err}");
 }

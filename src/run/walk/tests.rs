@@ -157,7 +157,19 @@ impl Cluster for FakeCluster {
         Ok("STATUS: deployed".into())
     }
 
-    fn count_pods(&self, _purpose: String, _selector: &str) -> Result<usize, ExecError> {
+    fn latest_revision(&self, _release: &str) -> Result<(u64, ReleaseStatus), String> {
+        *self.checks.borrow_mut() += 1;
+        if let Some((n, version)) = &self.outsider
+            && *n == *self.checks.borrow()
+        {
+            self.push(version.clone(), ReleaseStatus::Deployed);
+        }
+        self.calls.borrow_mut().push("check".into());
+        let (revision, _, status) = self.history.borrow().last().unwrap().clone();
+        Ok((revision, status))
+    }
+
+    fn count_pods(&self, _selector: &str) -> Result<usize, crate::kube::KubeError> {
         Ok(0)
     }
 
