@@ -419,6 +419,32 @@ fn offline_versions(common: &Common, policy: &Policy) -> Result<Vec<Available>, 
         .collect())
 }
 
+/// Offline without `--versions`, the versions are the policy's catalog: a target outside
+/// it is not "unavailable from the chart source" (no source was asked) but unknown here.
+fn known_offline(
+    common: &Common,
+    policy: &Policy,
+    available: &[Available],
+    target: &version::ChartVersion,
+) -> Result<(), AppError> {
+    if common.versions.is_some() || available.iter().any(|a| &a.version == target) {
+        return Ok(());
+    }
+    let listed = match (available.first(), available.last()) {
+        (Some(first), Some(last)) => format!(" (it lists {} to {})", first.version, last.version),
+        _ => String::new(),
+    };
+    Err(usage(
+        format!(
+            "{target} is not in the catalog of policy {}{listed}, where an offline plan takes the chart's versions from",
+            policy.name
+        ),
+        format!(
+            "pass the versions the chart source offers with --versions LIST (comma-separated, including {target}); or plan against the live release: helm safe-upgrade RELEASE --to {target} --plan"
+        ),
+    ))
+}
+
 fn offline_context(common: &Common, policy: &Policy) -> Context {
     Context {
         release: common.release.clone(),
@@ -442,6 +468,7 @@ fn plan_upgrade_offline(cli: &UpgradeCli) -> Result<Plan, AppError> {
     };
     let available = offline_versions(common, &policy)?;
     let target = plan::exact_target(&spec, &available)?;
+    known_offline(common, &policy, &available, &target)?;
     let request = UpgradeRequest { current, target, fast_path: cli.fast_path, devel: cli.devel };
     Ok(plan::plan_upgrade(&policy, &available, &request, &offline_context(common, &policy))?)
 }
@@ -463,6 +490,9 @@ fn plan_rollback_offline(cli: &RollbackCli) -> Result<Plan, AppError> {
     }
     let available = offline_versions(common, &policy)?;
     let target = spec.map(|spec| plan::exact_target(&spec, &available)).transpose()?;
+    if let Some(target) = &target {
+        known_offline(common, &policy, &available, target)?;
+    }
     let request = RollbackRequest {
         current,
         target,

@@ -18,7 +18,7 @@
 //! Stop signals: SIGTTOU is ignored so that switching the foreground group (and writing
 //! after losing it) never stops the run; SIGTTIN too, so that a run that lost the
 //! terminal (someone killed helm) reads EIO at a prompt, which counts as no answer,
-//! instead of hanging stopped. Ctrl-Z (SIGTSTP) is received by [`crate::signals`] and
+//! instead of hanging stopped. Ctrl-Z (SIGTSTP) is received by `signals.rs` and
 //! ignored there, with a message: in its own foreground group a stopped run would hang
 //! the terminal with nobody to resume it, and a suspended run would hold the lock while
 //! its helm child went on working.

@@ -20,3 +20,27 @@ fn the_readme_lists_every_environment_variable_the_tool_reads() {
         helm_safe_upgrade::env::VARIABLES.iter().map(|v| (v.name.to_string(), v.meaning.replace('|', "\\|"))).collect();
     assert_eq!(rows, expected, "regenerate the README table from src/env.rs");
 }
+
+/// The README's offline examples (`--from`, no cluster) run as written and succeed: a
+/// newcomer's first command must not fail.
+#[test]
+fn the_readmes_offline_examples_run() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let examples: Vec<&str> = readme
+        .lines()
+        .map(|l| l.trim_start_matches("$ ").trim())
+        .filter(|l| l.starts_with("helm safe-") && l.contains("--from ") && l.contains("--plan"))
+        .collect();
+    assert!(examples.len() >= 5, "the README's offline examples: {examples:?}");
+    for example in examples {
+        let words: Vec<&str> = example.split('#').next().unwrap().split_whitespace().collect();
+        let mode = if words[1] == "safe-rollback" { "safe-rollback" } else { "safe-upgrade" };
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_helm-safe-upgrade"))
+            .args(&words[2..])
+            .env("HELM_PLUGIN_NAME", mode)
+            .env_remove("HELM_NAMESPACE")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "`{example}` failed ({}):\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    }
+}

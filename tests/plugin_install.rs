@@ -309,9 +309,12 @@ fn check_installed_and_uninstall(home: &Home, plugin_dir: &Path) {
 
     // --help through helm (argv goes to the plugin) and helm's own help from plugin.yaml.
     let help = home.ok(&["safe-upgrade", "--help"], &[]);
-    assert!(help.contains("Usage: helm safe-upgrade [RELEASE] --to VERSION") && help.contains("Exit codes:"), "{help}");
+    assert!(help.contains("Usage: helm safe-upgrade RELEASE --to VERSION") && help.contains("Exit codes:"), "{help}");
     let help = home.ok(&["safe-rollback", "--help"], &[]);
-    assert!(help.contains("Usage: helm safe-rollback [RELEASE]") && help.contains("--accept-data-loss"), "{help}");
+    assert!(
+        help.contains("Usage: helm safe-rollback RELEASE [REVISION]") && help.contains("--accept-data-loss"),
+        "{help}"
+    );
     let helm_help = home.ok(&["help", "safe-upgrade"], &[]);
     assert!(helm_help.starts_with("Upgrade a release one vendor-supported hop at a time"), "{helm_help}");
     assert!(helm_help.contains("helm safe-upgrade --help"), "{helm_help}");

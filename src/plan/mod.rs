@@ -337,6 +337,22 @@ pub(crate) fn nearest_listing(available: &[Available], around: &ChartVersion) ->
     }
 }
 
+/// How to add a schema version to the catalog, for where the policy came from: a preset is
+/// copied first; a file (or the ledger's copy of one) is edited where it is.
+fn catalog_fix(policy: &Policy, version: &ChartVersion) -> String {
+    let entry = format!("`{{version: {version}, schema: <schema>}}`");
+    let notes = "the vendor's release notes list schema versions";
+    match &policy.origin {
+        crate::policy::Origin::File { path } | crate::policy::Origin::Recorded { path } => {
+            format!("add {entry} to the catalog of {path} ({notes}) and run again with --policy {path}")
+        }
+        _ => format!(
+            "copy the policy: `helm safe-upgrade --show-policy {name} > {name}.yaml`, add {entry} to its catalog ({notes}), and run again with --policy {name}.yaml",
+            name = policy.name
+        ),
+    }
+}
+
 /// Turns policy step specs into concrete steps for one hop, filling placeholders.
 pub(crate) struct StepBuilder<'a> {
     pub policy: &'a Policy,
@@ -415,10 +431,7 @@ impl StepBuilder<'_> {
                                     "step {name:?} needs the database schema version of {version}, and policy {} does not list it",
                                     self.policy.name
                                 ),
-                                format!(
-                                    "copy the policy (`--show-policy {name}`), add `{{version: {version}, schema: <schema>}}` to its catalog (the vendor's release notes list schema versions), and pass the file with --policy",
-                                    name = self.policy.name
-                                ),
+                                catalog_fix(self.policy, version),
                             ));
                         }
                     }
