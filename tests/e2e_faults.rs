@@ -482,9 +482,15 @@ fn only_versions_helm_ran_count_as_deployed(version: HelmVersion) {
     let bed = Bed::new(version);
     bed.install("bsr", "1.0.4", VALUES);
     // A value that makes the chart fail to render: helm stops before it makes a revision.
-    let (_, stderr) = bed
+    let (stdout, stderr) = bed
         .run_expect(&["bsr", "--to", "1.1.9", "--chart", "demo/bsr", "--yes", "--set-json", r#"extraEnv="oops""#], 4);
-    assert!(stderr.contains("hop 1 failed"), "{stderr}");
+    assert!(
+        stderr.contains("hop 1 failed: upgrade bsr to 1.1.9 failed (exit 1); bringing bsr back to 1.0.4"),
+        "{stderr}"
+    );
+    // helm's error is said once, in the outcome, not also as the hop fails.
+    let said = format!("{stdout}{stderr}").matches("UPGRADE FAILED").count();
+    assert_eq!(said, 1, "{stdout}\n{stderr}");
     assert_eq!(bed.charts_deployed(), ["bsr-1.0.4"]);
     assert_eq!(bed.ledger_record().unwrap()["newest_ever"], "1.0.4", "1.1.9 never ran");
     // A bad flag is bad input, found before anything changes.

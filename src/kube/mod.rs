@@ -309,6 +309,59 @@ impl KubeClient {
             .map_err(|e| KubeError::Client { purpose: purpose.to_string(), message: e.to_string() })
     }
 
+    /// The workloads of `kind` (Deployment, StatefulSet, DaemonSet) in `namespace` that
+    /// `selector` picks.
+    pub fn list_workloads(&self, kind: &str, namespace: &str, selector: &str) -> Result<Vec<Value>, KubeError> {
+        let purpose = format!("list the {kind}s of {selector} in namespace {namespace}");
+        let plural = workload_path(kind).ok_or_else(|| KubeError::Unsupported {
+            purpose: purpose.clone(),
+            message: format!("{kind} is not a workload kind this tool reads (Deployment, StatefulSet, DaemonSet)"),
+        })?;
+        let params = ::kube::api::ListParams::default().labels(selector);
+        let collection = format!("/apis/apps/v1/namespaces/{namespace}/{plural}");
+        let list = self.send(&purpose, Request::new(collection).list(&params))?;
+        items(&purpose, list)
+    }
+
+    /// Every Job in `namespace` (a release's hook Jobs carry no label to select them by).
+    pub fn list_jobs(&self, namespace: &str) -> Result<Vec<Value>, KubeError> {
+        let purpose = format!("list the Jobs in namespace {namespace}");
+        let collection = format!("/apis/batch/v1/namespaces/{namespace}/jobs");
+        let list = self.send(&purpose, Request::new(collection).list(&Default::default()))?;
+        items(&purpose, list)
+    }
+
+    /// The last `lines` lines of a pod's log (`kubectl logs POD --tail=N`); `container`
+    /// when the pod has several.
+    pub fn pod_log_tail(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: Option<&str>,
+        lines: i64,
+    ) -> Result<String, KubeError> {
+        let purpose = format!("read the log of pod {pod} in namespace {namespace}");
+        // A log can be huge and a line endless: bounded both ways.
+        let params = ::kube::api::LogParams {
+            container: container.map(str::to_string),
+            tail_lines: Some(lines),
+            limit_bytes: Some(16 * 1024),
+            ..Default::default()
+        };
+        let request = Request::new(format!("/api/v1/namespaces/{namespace}/pods"))
+            .logs(pod, &params)
+            .map_err(|e| KubeError::Client { purpose: purpose.clone(), message: e.to_string() })?;
+        let client = self.client.clone();
+        let timeout = self.timeout;
+        let answer =
+            self.runtime.block_on(async move { tokio::time::timeout(timeout, client.request_text(request)).await });
+        match answer {
+            Ok(Ok(text)) => Ok(text),
+            Ok(Err(error)) => Err(self.failed(&purpose, error)),
+            Err(_elapsed) => Err(KubeError::Timeout { purpose, server: self.server.clone(), timeout }),
+        }
+    }
+
     /// The pods in `namespace` that `selector` (a label selector) picks, as the API
     /// returns them.
     pub fn list_pods(&self, namespace: &str, selector: &str) -> Result<Vec<Value>, KubeError> {

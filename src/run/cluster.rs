@@ -4,6 +4,7 @@
 //! changes or reads the release, the API client for the tool's own reads (pods,
 //! workloads, the release's latest revision), which cost no process.
 
+use super::rollout::{Snapshot, Watch};
 use super::unready;
 use crate::helm::{Deployed, ExecError, Helm, Signals, policy_command};
 use crate::kube::{KubeClient, KubeError};
@@ -114,5 +115,54 @@ impl Cluster for Live<'_> {
 
     fn signals(&self) -> &Signals {
         &self.helm.runner.signals
+    }
+}
+
+/// The selector of what helm manages: helm labels every object of a release (not its
+/// hooks) `app.kubernetes.io/managed-by=Helm` and annotates it with the release's name.
+const MANAGED_BY_HELM: &str = "app.kubernetes.io/managed-by=Helm";
+
+impl Watch for Live<'_> {
+    fn snapshot(&self, release: &str) -> Option<Snapshot> {
+        // A watch that stalls must not hold up the next read for long.
+        let client = self.kube.with_timeout(std::time::Duration::from_secs(5));
+        let namespace = client.namespace().to_string();
+        let mut workloads = vec![];
+        for kind in ["Deployment", "StatefulSet", "DaemonSet"] {
+            let items = client.list_workloads(kind, &namespace, MANAGED_BY_HELM).ok()?;
+            workloads.extend(
+                items
+                    .into_iter()
+                    .filter(|o| o["metadata"]["annotations"]["meta.helm.sh/release-name"] == release)
+                    // Items of a list carry no kind of their own.
+                    .map(|mut o| {
+                        o["kind"] = kind.into();
+                        o
+                    }),
+            );
+        }
+        let hook_jobs = client
+            .list_jobs(&namespace)
+            .ok()?
+            .into_iter()
+            .filter(|j| j["metadata"]["annotations"]["helm.sh/hook"].is_string())
+            .collect();
+        Some(Snapshot { workloads, hook_jobs })
+    }
+
+    fn job_log_tail(&self, job: &str, lines: i64) -> Option<(String, String)> {
+        let namespace = self.kube.namespace();
+        // `job-name` is the label every Kubernetes version puts on a Job's pods.
+        let mut pods = self.kube.list_pods(namespace, &format!("job-name={job}")).ok()?;
+        pods.sort_by(|a, b| {
+            a["metadata"]["creationTimestamp"].as_str().cmp(&b["metadata"]["creationTimestamp"].as_str())
+        });
+        let pod = pods.last()?;
+        let name = pod["metadata"]["name"].as_str()?.to_string();
+        let containers = pod["spec"]["containers"].as_array().map(Vec::len).unwrap_or(0);
+        let container = if containers > 1 { pod["spec"]["containers"][0]["name"].as_str() } else { None };
+        // Forbidden (no `pods/log`), or a container that never started: nothing to show.
+        let log = self.kube.pod_log_tail(namespace, &name, container, lines).ok()?;
+        Some((name, log))
     }
 }

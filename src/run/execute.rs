@@ -217,7 +217,7 @@ fn walk(
     let progress = Progress::new(tools.printer.clone());
     let cluster = Live { helm: &tools.helm, kube: &tools.kube, helm_major: tools.helm_major };
     let mut recorder = Recorder { held, values: setup.values.record.clone() };
-    let ports = Ports { cluster: &cluster, interaction, journal: &mut recorder, progress: &progress };
+    let ports = Ports { cluster: &cluster, watch: &cluster, interaction, journal: &mut recorder, progress: &progress };
     let mut walk = Walk::new(setup, ports);
     let outcome = walk.run(plan);
     (outcome, std::mem::take(&mut walk.reports))

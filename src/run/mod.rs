@@ -23,6 +23,7 @@ pub mod journal;
 pub mod ledger;
 pub mod options;
 pub mod policy_choice;
+pub mod rollout;
 pub mod unready;
 pub mod values;
 pub mod walk;

@@ -20,6 +20,7 @@ use super::cluster::Cluster;
 use super::interact::{Answer, Interaction, PauseChoice};
 use super::journal::{Journal, JournalError};
 use super::ledger::HopOutcome;
+use super::rollout::{Watch, Watcher};
 use super::values::RunValues;
 use crate::catalog::ChartArg;
 use crate::helm::ExecError;
@@ -64,6 +65,16 @@ impl From<crate::kube::KubeError> for StepError {
     }
 }
 
+/// The first line of an error, without the command line a failed helm call quotes after
+/// its status (`upgrade bsr to 1.2.6 failed (exit 1): helm upgrade …`).
+fn headline(error: &str) -> &str {
+    let first = error.lines().next().unwrap_or_default();
+    match first.find("): ") {
+        Some(end) => &first[..=end],
+        None => first,
+    }
+}
+
 /// What a walk needs, fixed for its whole length.
 pub struct Setup<'a> {
     pub policy: &'a Policy,
@@ -99,6 +110,8 @@ struct Left {
 /// The things a walk uses but does not own.
 pub struct Ports<'a> {
     pub cluster: &'a dyn Cluster,
+    /// What the rollout does while helm waits for it (read from another thread).
+    pub watch: &'a dyn Watch,
     pub interaction: &'a dyn Interaction,
     pub journal: &'a mut dyn Journal,
     pub progress: &'a Progress,
@@ -107,6 +120,7 @@ pub struct Ports<'a> {
 pub struct Walk<'a> {
     setup: Setup<'a>,
     cluster: &'a dyn Cluster,
+    watch: &'a dyn Watch,
     interaction: &'a dyn Interaction,
     journal: &'a mut dyn Journal,
     progress: &'a Progress,
@@ -137,6 +151,7 @@ impl<'a> Walk<'a> {
             left: Left { revision: Some(revision), version, status },
             setup,
             cluster: ports.cluster,
+            watch: ports.watch,
             interaction: ports.interaction,
             journal: ports.journal,
             progress: ports.progress,
@@ -495,7 +510,9 @@ impl<'a> Walk<'a> {
         }
         let purpose = format!("upgrade {} to {version}", self.release());
         self.attempted = Some(version.clone());
-        let deployed = self.cluster.upgrade(purpose, self.release(), &chart, flags).map_err(|e| self.wait_failed(e))?;
+        let deployed = self
+            .watched(|| self.cluster.upgrade(purpose, self.release(), &chart, flags))
+            .map_err(|e| self.wait_failed(e))?;
         self.attempted = None;
         self.journal.helm_ran(version);
         let status = if deployed.status == "deployed" { ReleaseStatus::Deployed } else { ReleaseStatus::Unknown };
@@ -503,6 +520,12 @@ impl<'a> Walk<'a> {
         self.fresh_deploy = (status == ReleaseStatus::Deployed).then_some(deployed.revision);
         self.overrides_in_effect = with_overrides && self.setup.values.has_overrides();
         Ok(())
+    }
+
+    /// Run a helm command that waits for the rollout, showing what the rollout does.
+    fn watched<T>(&self, helm: impl FnOnce() -> T) -> T {
+        let timeout = crate::duration::parse(&self.setup.timeout).ok();
+        Watcher { watch: self.watch, progress: self.progress, release: self.release(), timeout }.around(helm)
     }
 
     /// What the way back says about the operator's `-f`/`--set`, when there are any.
@@ -536,8 +559,7 @@ impl<'a> Walk<'a> {
     fn rollback_to(&mut self, version: &ChartVersion, revision: u64) -> Result<(), StepError> {
         let purpose = format!("roll {} back to revision {revision} ({version})", self.release());
         self.attempted = Some(version.clone());
-        self.cluster
-            .rollback(purpose, self.release(), revision, &self.setup.timeout)
+        self.watched(|| self.cluster.rollback(purpose, self.release(), revision, &self.setup.timeout))
             .map_err(|e| self.wait_failed(e))?;
         self.attempted = None;
         self.journal.helm_ran(version);
@@ -606,7 +628,14 @@ impl<'a> Walk<'a> {
     /// Bring the release from wherever the failed hop left it back to `hop.from`.
     fn recover(&mut self, index: usize, hop: &Hop, error: StepError, deployed_override: bool) -> Outcome {
         let error_text = error.message().to_string();
-        self.progress.line(&format!("hop {} failed: {error_text}", index + 1));
+        // The whole error is said once, in the run's outcome at the end; here, which
+        // command failed and what happens now.
+        let then = if self.setup.bring_back_failed_hops {
+            format!("bringing {} back to {}", self.release(), hop.from)
+        } else {
+            "stopping here".to_string()
+        };
+        self.progress.line(&format!("hop {} failed: {}; {then}", index + 1, headline(&error_text)));
         let live = self.read_live();
         if !self.setup.bring_back_failed_hops {
             let next_steps = match live {

@@ -37,12 +37,21 @@ impl Progress {
     pub fn step_started(&self, text: &str, asks: bool) {
         if self.printer.interactive() && !asks {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-            bar.set_style(ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("valid template"));
-            bar.set_message(text.to_string());
+            // The step, its elapsed time, then what the rollout is doing (`step_detail`).
+            bar.set_style(ProgressStyle::with_template("{spinner} {prefix} ({elapsed}){msg}").expect("valid template"));
+            bar.set_prefix(text.to_string());
             bar.enable_steady_tick(Duration::from_millis(120));
             *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar);
         } else {
             self.line(&format!("{text} ..."));
+        }
+    }
+
+    /// What the step under way is doing, under its spinner (lines start with a newline);
+    /// nothing in logs, where only finished steps and messages are written.
+    pub fn step_detail(&self, detail: &str) {
+        if let Some(bar) = self.current.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            bar.set_message(detail.to_string());
         }
     }
 

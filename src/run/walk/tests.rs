@@ -10,6 +10,7 @@ use crate::plan::{Available, Context, UpgradeRequest};
 use crate::printer::Printer;
 use crate::release::{Metadata, ReadError, Revision};
 use crate::run::interact::{Answer, PauseChoice};
+use crate::run::rollout::Blind;
 use crate::run::values::{Overrides, RunValues};
 use crate::setvalues::{SetArg, SetKind};
 
@@ -325,6 +326,7 @@ impl Scenario {
         let progress = Progress::new(printer);
         let ports = Ports {
             cluster: &self.cluster,
+            watch: &Blind,
             interaction: &self.operator,
             journal: &mut self.journal,
             progress: &progress,
@@ -474,7 +476,8 @@ fn a_pending_release_is_brought_back_by_helm_rollback_first() {
         overrides_in_effect: false,
         bring_back_failed_hops: true,
     };
-    let ports = Ports { cluster: &cluster, interaction: &operator, journal: &mut journal, progress: &progress };
+    let ports =
+        Ports { cluster: &cluster, watch: &Blind, interaction: &operator, journal: &mut journal, progress: &progress };
     let walk = Walk::new(setup, ports);
     let steps = walk.recovery_steps(&release, &plan.hops[0]).unwrap();
     assert!(
