@@ -100,7 +100,6 @@ impl Bed {
         let mut cmd = self.env.command(&tool_path());
         cmd.args(args)
             .env("HELM_BIN", self.env.helm_bin())
-            .env("KUBECTL", kubectl_path())
             .env("HELM_NAMESPACE", "bsr")
             .env("XDG_STATE_HOME", self.state.path())
             .env_remove("CI");
