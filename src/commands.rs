@@ -455,6 +455,7 @@ fn offline_context(common: &Common, policy: &Policy) -> Context {
             policy_digest: policy.digest.clone(),
             chart: common.chart.clone().map(|c| format!("{c} (--chart)")),
         }),
+        values: None,
     }
 }
 

@@ -603,3 +603,130 @@ fn bsr_with_schemas_for(versions: &[&str]) -> helm_safe_upgrade::policy::Policy 
     }
     policy_yaml(&text)
 }
+
+/// The policy's `values:` rules along a path (the generic guide: "Some versions require
+/// configuration changes … when upgrading to chart version 4.0.0 or later, add: …").
+mod value_rules {
+    use super::*;
+    use helm_safe_upgrade::plan::values::{ValuesInput, carried_at};
+    use helm_safe_upgrade::plan::{Context, Direction, Plan, PlanError, RollbackRequest, UpgradeRequest};
+    use helm_safe_upgrade::policy::values::KeyPath;
+    use serde_json::json;
+
+    const TRAIN: &str = "3.8.0,3.9.0,4.0.0,4.1.0";
+
+    fn policy_with(rules: &str) -> helm_safe_upgrade::policy::Policy {
+        // The preset ends with an empty `values: []`.
+        let preset = helm_safe_upgrade::policy::presets::text("sequential-minor").unwrap().replace("values: []\n", "");
+        let text = preset + "values:\n" + rules;
+        policy_yaml(&text)
+    }
+
+    const REDIS: &str = "  - version: 4.0.0\n    require: redis.host\n    message: \"when upgrading to chart version 4.0.0 or later, add redis.host\"\n";
+    const RENAME: &str = "  - version: 3.9.0\n    rename: {from: postgres.host, to: database.host}\n";
+
+    fn live(values: serde_json::Value, sets: &[&str]) -> Context {
+        let operator_sets = sets.iter().map(|s| KeyPath::parse(s).unwrap()).collect();
+        Context { values: Some(ValuesInput { carried: values, operator_sets }), ..context() }
+    }
+
+    fn up(policy: &helm_safe_upgrade::policy::Policy, ctx: &Context, from: &str, to: &str) -> Result<Plan, PlanError> {
+        let request = UpgradeRequest { current: v(from), target: v(to), fast_path: false, devel: false };
+        helm_safe_upgrade::plan::plan_upgrade(policy, &versions(TRAIN), &request, ctx)
+    }
+
+    #[test]
+    fn a_required_value_missing_refuses_the_plan_with_the_vendors_words() {
+        let policy = policy_with(REDIS);
+        let refused = refusal(up(&policy, &live(json!({"replicaCount": 2}), &[]), "3.8.0", "4.1.0"));
+        assert_eq!(refused.rule, "values-required");
+        assert!(
+            refused.message.contains("hop 2 (3.9.0 → 4.0.0): 4.0.0 requires `redis.host`: when upgrading to chart version 4.0.0 or later, add redis.host"),
+            "{}",
+            refused.message
+        );
+        assert!(refused.supported.contains("--set redis.host=VALUE"), "{}", refused.supported);
+        // Met by the release's values, or by the operator's --set/-f on this run.
+        let plan = up(&policy, &live(json!({"redis": {"host": "r:6379"}}), &[]), "3.8.0", "4.1.0").unwrap();
+        assert_eq!(plan.hops[1].values.len(), 1, "the rule is shown at the hop that crosses it");
+        assert!(plan.hops[0].values.is_empty() && plan.hops[2].values.is_empty());
+        up(&policy, &live(json!({}), &["redis.host"]), "3.8.0", "4.1.0").unwrap();
+        // Past 4.0.0 already: not this path's business.
+        up(&policy, &live(json!({}), &[]), "4.0.0", "4.1.0").unwrap();
+        // Offline: said, not checked.
+        let plan = upgrade(&policy, TRAIN, "3.8.0", "4.1.0").unwrap();
+        assert!(plan.warnings.iter().any(|w| w.contains("not checked offline")), "{:?}", plan.warnings);
+    }
+
+    #[test]
+    fn a_rename_is_carried_to_every_later_hop_and_refused_onto_an_existing_key() {
+        let policy = policy_with(RENAME);
+        let values = json!({"postgres": {"host": "db", "port": 5432}});
+        let plan = up(&policy, &live(values.clone(), &[]), "3.8.0", "4.1.0").unwrap();
+        assert_eq!(plan.hops[0].values[0].describe(), "rename postgres.host → database.host");
+        let hop1 = carried_at(&plan.hops, 0, Direction::Upgrade, &values).unwrap();
+        assert_eq!(hop1, json!({"database": {"host": "db"}, "postgres": {"port": 5432}}));
+        let hop3 = carried_at(&plan.hops, 2, Direction::Upgrade, &values).unwrap();
+        assert_eq!(hop3, hop1, "carried on");
+        let both = json!({"postgres": {"host": "a"}, "database": {"host": "b"}});
+        let refused = refusal(up(&policy, &live(both, &[]), "3.8.0", "4.1.0"));
+        assert_eq!(refused.rule, "values-rename");
+        assert!(refused.message.contains("hop 1 (3.8.0 → 3.9.0)"), "{}", refused.message);
+    }
+
+    #[test]
+    fn going_back_across_a_rename_undoes_it() {
+        let policy = policy_with(RENAME);
+        let values = json!({"database": {"host": "db"}});
+        let request = RollbackRequest {
+            current: v("3.9.0"),
+            target: Some(v("3.8.0")),
+            newest_ever: v("3.9.0"),
+            deployed_before: vec![v("3.8.0")],
+            snapshot: SnapshotKnowledge::Unknown,
+            by_revision: None,
+        };
+        let plan =
+            helm_safe_upgrade::plan::plan_rollback(&policy, &versions(TRAIN), &request, &live(values.clone(), &[]))
+                .unwrap();
+        assert_eq!(plan.hops[0].values.len(), 1);
+        let back = carried_at(&plan.hops, 0, Direction::Rollback, &values).unwrap();
+        assert_eq!(back, json!({"postgres": {"host": "db"}}));
+        // `helm rollback REVISION` deploys that revision's own values: nothing applies.
+        let by_revision = RollbackRequest { by_revision: Some(1), ..request };
+        let plan = helm_safe_upgrade::plan::plan_rollback(&policy, &versions(TRAIN), &by_revision, &live(values, &[]))
+            .unwrap();
+        assert!(plan.hops[0].values.is_empty());
+    }
+
+    #[test]
+    fn a_rule_for_a_version_the_source_does_not_offer_is_refused() {
+        let policy = policy_with("  - version: 3.9.5\n    remove: legacy\n");
+        let refused = refusal(up(&policy, &live(json!({}), &[]), "3.8.0", "4.1.0"));
+        assert_eq!(refused.rule, "values-version");
+        assert!(refused.message.contains("is for 3.9.5, which the chart source does not offer"), "{}", refused.message);
+    }
+
+    #[test]
+    fn the_loader_points_at_a_bad_rule() {
+        let bad = |rules: &str| match helm_safe_upgrade::policy::parse(
+            &(helm_safe_upgrade::policy::presets::text("sequential-minor").unwrap().replace("values: []\n", "")
+                + "values:\n"
+                + rules),
+            "test.yaml",
+        ) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("accepted: {rules}"),
+        };
+        let err = bad("  - version: 4.0.0\n    require: redis..host\n");
+        assert!(err.contains("is not a values path") && err.contains("require: redis..host"), "{err}");
+        let err = bad("  - version: 4.0.0\n    require: a\n    remove: b\n");
+        assert!(err.contains("needs exactly one of require, rename, remove, set"), "{err}");
+        let err = bad("  - version: 4.0.0\n    rename: {from: a.b, to: a.b.c}\n");
+        assert!(err.contains("one path lies inside the other"), "{err}");
+        let err = bad("  - version: 4.0.0\n    require: list[0]\n");
+        assert!(err.contains("indexes a list"), "{err}");
+        let err = bad("  - version: 4.0.0\n    requires: a\n");
+        assert!(err.contains("unknown field"), "{err}");
+    }
+}

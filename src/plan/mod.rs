@@ -8,6 +8,7 @@
 mod rollback;
 pub mod text;
 mod upgrade;
+pub mod values;
 
 use std::collections::BTreeMap;
 
@@ -41,6 +42,9 @@ pub struct Context {
     /// Where the policy and the chart source came from, copied into the plan so that
     /// every printed plan says it.
     pub sources: Option<Sources>,
+    /// The release's values, when a live run knows them: the policy's value rules are
+    /// checked against them.
+    pub values: Option<values::ValuesInput>,
 }
 
 /// Where a plan's inputs came from: the operator sees, before confirming, which policy
@@ -156,6 +160,10 @@ pub struct Hop {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release_notes: Option<String>,
     pub steps: Vec<Step>,
+    /// The policy's value rules this hop crosses (applied to the carried values from
+    /// this hop on; undone, for a rename, going back).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<crate::policy::values::ValueRule>,
 }
 
 /// One action of a plan. `action` names it in JSON.

@@ -66,7 +66,7 @@ pub fn plan_rollback(
     {
         *by = Some(revision);
     }
-    let hop = Hop {
+    let mut hops = vec![Hop {
         from: current.clone(),
         to: target.clone(),
         kind,
@@ -74,9 +74,14 @@ pub fn plan_rollback(
         procedure,
         release_notes: None,
         steps,
+        values: vec![],
+    }];
+    // `helm rollback REVISION` deploys that revision's own values: no rule applies.
+    let mut warnings = match request.by_revision {
+        Some(_) => Vec::new(),
+        None => super::values::attach(policy, &mut hops, Direction::Rollback, context.values.as_ref(), available)?,
     };
-
-    let mut warnings = Vec::new();
+    let hop = hops.remove(0);
     // Within a minor the schema does not move (BSR: "no downtime or data loss"); below
     // it, or by a restore, data written since can be lost.
     if matches!(hop.kind, HopKind::MinorDowngrade | HopKind::Restore)

@@ -61,8 +61,15 @@ pub fn plan_upgrade(
     }
     let sequential = pairs.iter().map(|(a, b)| sequential_hop(&builder, a, b)).collect::<Result<Vec<_>, _>>()?;
     let fast_path = fast_path_hop(&builder, current, target, &waypoints)?;
-    let (strategy, hops, alternatives) = choose_strategy(request, sequential, fast_path)?;
+    let (strategy, mut hops, alternatives) = choose_strategy(request, sequential, fast_path)?;
     let mut warnings = train.gap_warnings(current, target);
+    warnings.extend(super::values::attach(
+        policy,
+        &mut hops,
+        Direction::Upgrade,
+        context.values.as_ref(),
+        &candidates,
+    )?);
     if hops.iter().any(|h| h.kind == HopKind::Major) {
         warnings.push("the path crosses a major version: read the release notes before confirming that hop".into());
     }
@@ -213,6 +220,7 @@ fn sequential_hop(builder: &StepBuilder, from: &ChartVersion, to: &ChartVersion)
         procedure,
         release_notes,
         steps,
+        values: vec![],
     })
 }
 
@@ -251,6 +259,7 @@ fn fast_path_hop(
         procedure: fast.procedure.clone(),
         release_notes: builder.release_notes(target),
         steps,
+        values: vec![],
     }))
 }
 

@@ -10,6 +10,7 @@ use std::path::Path;
 use serde_saphyr::{Location, Spanned};
 
 use super::raw::{RawPolicy, RawStep, RawStepKind};
+use super::values::{KeyPath, ValueChange, ValueRule};
 use super::{
     CatalogEntry, Check, DowngradeRules, FastPath, MinorDowngrade, PLACEHOLDERS, Policy, Procedure, RequiredStop,
     SnapshotConfig, StepSpec, UpgradeRules, presets,
@@ -251,6 +252,7 @@ impl Validator<'_> {
             vars: raw.vars.clone(),
             procedures,
             catalog: self.catalog()?,
+            values: self.value_rules()?,
             text: String::new(),
             digest: String::new(),
             origin: super::Origin::Text { label: String::new() },
@@ -485,6 +487,63 @@ impl Validator<'_> {
             }
         }
         Ok(out)
+    }
+}
+
+impl Validator<'_> {
+    /// The `values:` rules, in version order (rules of one version keep their order).
+    fn value_rules(&self) -> Result<Vec<ValueRule>, PolicyError> {
+        let mut rules = Vec::new();
+        for entry in &self.raw.values {
+            let raw = &entry.value;
+            let path = |text: &str, at: Location| {
+                KeyPath::parse(text).map_err(|why| {
+                    self.ctx.at(
+                        at,
+                        why,
+                        Some("write the key as --set would: `redis.host`, `a\\.b` for a key with a dot".into()),
+                    )
+                })
+            };
+            let mut changes = Vec::new();
+            if let Some(require) = &raw.require {
+                changes.push(ValueChange::Require(path(&require.value, require.referenced)?));
+            }
+            if let Some(rename) = &raw.rename {
+                let (from, to) =
+                    (path(&rename.value.from, rename.referenced)?, path(&rename.value.to, rename.referenced)?);
+                if from.within(&to) || to.within(&from) {
+                    return Err(self.ctx.at(
+                        rename.referenced,
+                        format!("rename `{from}` → `{to}`: one path lies inside the other"),
+                        Some("a rename moves a value between two separate keys".into()),
+                    ));
+                }
+                changes.push(ValueChange::Rename { from, to });
+            }
+            if let Some(remove) = &raw.remove {
+                changes.push(ValueChange::Remove(path(&remove.value, remove.referenced)?));
+            }
+            if let Some(set) = &raw.set {
+                let mut pairs = Vec::new();
+                for (key, value) in &set.value {
+                    pairs.push((path(key, set.referenced)?, value.clone()));
+                }
+                pairs.sort_by(|a, b| a.0.cmp(&b.0));
+                changes.push(ValueChange::Set(pairs));
+            }
+            if changes.len() != 1 {
+                return Err(self.ctx.at(
+                    entry.referenced,
+                    format!("a values rule for {} needs exactly one of require, rename, remove, set", raw.version),
+                    Some("write one rule per entry: `- {version: 4.0.0, require: redis.host, message: ...}`".into()),
+                ));
+            }
+            let change = changes.pop().expect("one");
+            rules.push(ValueRule { version: raw.version.clone(), change, message: raw.message.clone() });
+        }
+        rules.sort_by(|a, b| a.version.cmp(&b.version));
+        Ok(rules)
     }
 }
 

@@ -13,6 +13,7 @@
 mod load;
 pub mod presets;
 mod raw;
+pub mod values;
 
 use std::collections::BTreeMap;
 
@@ -42,6 +43,8 @@ pub struct Policy {
     pub vars: BTreeMap<String, String>,
     pub procedures: BTreeMap<String, Procedure>,
     pub catalog: BTreeMap<ChartVersion, CatalogEntry>,
+    /// What versions require of the values (`values:`), in version order.
+    pub values: Vec<values::ValueRule>,
     /// The policy's YAML exactly as written, for `--show-policy` and the ledger.
     pub text: String,
     /// `sha256:…` of `text`: what a later run compares to know it has the same policy.

@@ -36,6 +36,33 @@ pub struct RawPolicy {
     pub procedures: BTreeMap<String, Spanned<RawProcedure>>,
     #[serde(default)]
     pub catalog: Vec<Spanned<RawCatalogEntry>>,
+    #[serde(default)]
+    pub values: Vec<Spanned<RawValueRule>>,
+}
+
+/// One entry of `values:`: a version and exactly one of `require`, `rename`, `remove`,
+/// `set` (checked by the loader, which can point at the entry).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawValueRule {
+    pub version: ChartVersion,
+    #[serde(default)]
+    pub require: Option<Spanned<String>>,
+    #[serde(default)]
+    pub rename: Option<Spanned<RawRename>>,
+    #[serde(default)]
+    pub remove: Option<Spanned<String>>,
+    #[serde(default)]
+    pub set: Option<Spanned<serde_json::Map<String, serde_json::Value>>>,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRename {
+    pub from: String,
+    pub to: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -138,6 +138,16 @@ pub fn upgrade(
         printer.line(&note);
     }
     let request = UpgradeRequest { current: facts.release.version.clone(), target, fast_path, devel: up.devel };
+    facts.context.values = Some(plan::values::ValuesInput {
+        carried: match &resumed {
+            Some(r) => r.values.carried_json(),
+            None => facts.release.user_values.clone(),
+        },
+        operator_sets: match &resumed {
+            Some(r) => r.values.overrides().paths(),
+            None => opts.overrides.paths(),
+        },
+    });
     let mut plan =
         plan::plan_upgrade(&facts.policy, &facts.offer.available, &request, &facts.context).map_err(plan_error)?;
     plan.warnings.append(&mut facts.warnings);
@@ -174,6 +184,10 @@ pub fn rollback(
     } else if target.minor() == request.current.minor() {
         request.by_revision = patch_by_revision(&tools.helm, release, &target, !opts.overrides.is_empty(), &mut notes);
     }
+    facts.context.values = Some(plan::values::ValuesInput {
+        carried: facts.release.user_values.clone(),
+        operator_sets: opts.overrides.paths(),
+    });
     let mut plan =
         plan::plan_rollback(&facts.policy, &facts.offer.available, &request, &facts.context).map_err(plan_error)?;
     if plan.hops.first().is_some_and(|h| h.kind != HopKind::PatchDowngrade) && !pending {

@@ -116,6 +116,7 @@ pub fn gather(opts: &RunOptions, direction: Direction, printer: &Printer) -> Res
             policy_digest: chosen.policy.digest.clone(),
             chart: Some(format!("{} ({origin})", one_line(&chart_reference))),
         }),
+        values: None,
     };
     let tools = Tools { helm, kube, helm_major, printer: printer.clone() };
     let facts = Facts {

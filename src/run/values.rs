@@ -21,7 +21,8 @@ use std::path::{Path, PathBuf};
 use super::backup::{BackupError, backups_root, write_private};
 use super::ledger::{FileDigest, ValuesRecord};
 use crate::digest::sha256;
-use crate::setvalues::{SetArg, SetKind, path_text};
+use crate::policy::values::KeyPath;
+use crate::setvalues::{Segment, SetArg, SetKind, path_text};
 
 /// The operator's extra values, as given on the command line.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -33,6 +34,45 @@ pub struct Overrides {
 impl Overrides {
     pub fn is_empty(&self) -> bool {
         self.files.is_empty() && self.sets.is_empty()
+    }
+
+    /// Every key path the operator's `-f` files and set-lines set (each map's keys at
+    /// every depth; a path stops at a list index): what a policy's `require` is met by.
+    /// Unreadable input gives no paths (it was checked before the run).
+    pub fn paths(&self) -> Vec<KeyPath> {
+        fn walk(value: &serde_json::Value, prefix: &mut Vec<String>, out: &mut Vec<KeyPath>) {
+            if let Some(map) = value.as_object() {
+                for (key, inner) in map {
+                    prefix.push(key.clone());
+                    out.extend(KeyPath::from_segments(prefix.clone()));
+                    walk(inner, prefix, out);
+                    prefix.pop();
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for file in &self.files {
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            if let Ok(value) = serde_saphyr::from_str::<serde_json::Value>(&text) {
+                walk(&value, &mut Vec::new(), &mut out);
+            }
+        }
+        for set in &self.sets {
+            for assignment in set.parse().unwrap_or_default() {
+                let keys: Vec<String> = assignment
+                    .path
+                    .iter()
+                    .map_while(|s| match s {
+                        Segment::Key(k) => Some(k.clone()),
+                        Segment::Index(_) => None,
+                    })
+                    .collect();
+                out.extend(KeyPath::from_segments(keys));
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
     }
 }
 
@@ -208,7 +248,13 @@ impl RunValues {
     /// helm's flags for these values: `-f values.json`, then (with `overrides`) each `-f`
     /// copy and each set-line. helm applies set-lines after files whatever their order.
     pub fn helm_args(&self, overrides: bool) -> Vec<String> {
-        let mut args = vec!["-f".to_string(), self.carried.display().to_string()];
+        self.helm_args_with(&self.carried, overrides)
+    }
+
+    /// [`RunValues::helm_args`] with another carried values file (a hop's, after the
+    /// policy's value rules).
+    pub fn helm_args_with(&self, carried: &Path, overrides: bool) -> Vec<String> {
+        let mut args = vec!["-f".to_string(), carried.display().to_string()];
         if overrides {
             for file in &self.files {
                 args.extend(["-f".to_string(), file.display().to_string()]);

@@ -141,6 +141,12 @@ pub struct Walk<'a> {
     overrides_at_hop_start: bool,
     /// Deploys now bring the release back (a failed hop, or "roll this hop back").
     going_back: bool,
+    /// The carried values each hop deploys, when the policy's value rules change them
+    /// along the plan (written once, before the first hop); empty: the run's own file.
+    carried_files: Vec<std::path::PathBuf>,
+    /// Which hop's carried values the next deploy uses: the hop under way, or the one
+    /// before it going back (None: the values the release started with).
+    values_hop: Option<usize>,
 }
 
 impl<'a> Walk<'a> {
@@ -163,6 +169,8 @@ impl<'a> Walk<'a> {
             overrides_in_effect,
             overrides_at_hop_start: false,
             going_back: false,
+            carried_files: vec![],
+            values_hop: None,
         }
     }
 
@@ -172,6 +180,12 @@ impl<'a> Walk<'a> {
 
     /// Walk every hop of `plan` (its preflight backup is the caller's, done before).
     pub fn run(&mut self, plan: &Plan) -> Outcome {
+        if let Err(why) = self.write_carried_files(plan) {
+            return Outcome::Failed {
+                error: format!("the values for the hops cannot be prepared: {why}"),
+                next_steps: format!("nothing was changed; {} is at {}", self.release(), plan.from),
+            };
+        }
         if let Err(outcome) = self.preflight(plan) {
             return outcome;
         }
@@ -199,6 +213,26 @@ impl<'a> Walk<'a> {
             }
         }
         Outcome::Completed { at: plan.to.clone() }
+    }
+
+    /// The carried values of every hop, when the plan's value rules change them: each in
+    /// a private file of the run's values folder, computed by the planner's own function
+    /// so that what is deployed is what the plan checked.
+    fn write_carried_files(&mut self, plan: &Plan) -> Result<(), String> {
+        if plan.hops.iter().all(|h| h.values.is_empty()) {
+            return Ok(());
+        }
+        let start = self.setup.values.carried_json();
+        for i in 0..plan.hops.len() {
+            let values =
+                crate::plan::values::carried_at(&plan.hops, i, plan.direction, &start).map_err(|e| e.to_string())?;
+            let path = self.setup.values.dir.join(format!("carried-hop-{}.json", i + 1));
+            let _ = std::fs::remove_file(&path);
+            let text = serde_json::to_string(&values).map_err(|e| e.to_string())?;
+            super::backup::write_private(&path, text.as_bytes()).map_err(|e| e.to_string())?;
+            self.carried_files.push(path);
+        }
+        Ok(())
     }
 
     /// The preflight's steps other than the backup (a snapshot), recorded first.
@@ -235,6 +269,7 @@ impl<'a> Walk<'a> {
         }
         self.commands_ran = false;
         self.overrides_at_hop_start = self.overrides_in_effect;
+        self.values_hop = Some(i);
         let mut deployed_override = false;
         for (n, step) in hop.steps.iter().enumerate() {
             if let Step::Deploy { set, .. } = step {
@@ -488,7 +523,11 @@ impl<'a> Walk<'a> {
         let with_overrides = !self.going_back || self.overrides_at_hop_start;
         // The user values read at the start, every hop: never --reuse-values, which would
         // freeze the old chart's defaults.
-        flags.extend(self.setup.values.helm_args(with_overrides));
+        let carried = match self.values_hop.and_then(|i| self.carried_files.get(i)) {
+            Some(file) => file.clone(),
+            None => self.setup.values.carried.clone(),
+        };
+        flags.extend(self.setup.values.helm_args_with(&carried, with_overrides));
         if !set.is_empty() {
             // The procedure's own values (maintenance mode) go in a file of their own for
             // this deploy only: they are never carried to the next hop.
@@ -716,6 +755,8 @@ impl<'a> Walk<'a> {
         live: &Release,
     ) -> Result<(), (StepError, String)> {
         self.going_back = true;
+        // Back to the values the release ran with before this hop (a rename undone).
+        self.values_hop = index.checked_sub(1);
         for (done, step) in steps.iter().enumerate() {
             if step.changes_something()
                 && let Err(e) = self.journal.change_starting(index, None)

@@ -77,6 +77,7 @@ pub fn plan_table(plan: &Plan) -> String {
             let _ = writeln!(out, "  {}. {}", n + 1, step_detail(step));
         }
     }
+    out.push_str(&value_rules(plan));
     if !plan.alternatives.is_empty() {
         let _ = writeln!(out, "\nalternatives");
         for alt in &plan.alternatives {
@@ -95,6 +96,25 @@ pub fn plan_table(plan: &Plan) -> String {
         let _ = writeln!(out, "\nwarnings");
         for w in &plan.warnings {
             let _ = writeln!(out, "  - {w}");
+        }
+    }
+    out
+}
+
+/// The policy's value rules the plan crosses, by hop, with the vendor's words: what the
+/// operator's values must hold, and what the tool changes in them.
+fn value_rules(plan: &Plan) -> String {
+    let mut out = String::new();
+    for (i, hop) in plan.hops.iter().enumerate().filter(|(_, h)| !h.values.is_empty()) {
+        if out.is_empty() {
+            out.push_str("\nvalues\n");
+        }
+        for rule in &hop.values {
+            let undone = plan.direction == crate::plan::Direction::Rollback
+                && matches!(rule.change, crate::policy::values::ValueChange::Rename { .. });
+            let what = if undone { format!("undo {}", rule.describe()) } else { rule.describe() };
+            let why = rule.message.as_deref().map(|m| format!(": {}", crate::text::one_line(m))).unwrap_or_default();
+            let _ = writeln!(out, "  - hop {} (→ {}): {what} ({} on){why}", i + 1, hop.to, rule.version);
         }
     }
     out

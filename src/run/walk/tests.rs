@@ -275,6 +275,7 @@ fn context() -> Context {
         namespace: Some("bsr".into()),
         chart_name: Some("bsr".into()),
         sources: None,
+        values: None,
     }
 }
 
@@ -289,6 +290,8 @@ struct Scenario {
     journal: FakeJournal,
     overrides: Overrides,
     overrides_in_effect: bool,
+    /// The release's user values as the walk starts.
+    carried: serde_json::Value,
     dir: tempfile::TempDir,
 }
 
@@ -300,14 +303,14 @@ impl Scenario {
             journal: FakeJournal::default(),
             overrides: Overrides::default(),
             overrides_in_effect: false,
+            carried: serde_json::json!({"replicaCount": 2}),
             dir: tempfile::tempdir().unwrap(),
         }
     }
 
     fn walk(&mut self, plan: &Plan) -> Outcome {
         let policy = policy();
-        let values =
-            RunValues::save(self.dir.path(), "host", &serde_json::json!({"replicaCount": 2}), &self.overrides).unwrap();
+        let values = RunValues::save(self.dir.path(), "host", &self.carried, &self.overrides).unwrap();
         let (revision, version, status) = self.cluster.history.borrow().last().unwrap().clone();
         let setup = Setup {
             policy: &policy,
@@ -375,6 +378,38 @@ fn a_failing_hop_is_brought_back_by_the_policys_down_migration() {
     assert!(s.journal.events.contains(&"hop 1 failed".to_string()));
     // Every change of the way back was recorded before it ran.
     assert!(s.journal.events.iter().filter(|e| e.contains("step None")).count() >= 2, "{:?}", s.journal.events);
+}
+
+/// The values file each `helm upgrade` of the walk was given (its first `-f`), as JSON.
+fn deployed_values(cluster: &FakeCluster) -> Vec<serde_json::Value> {
+    cluster
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("upgrade "))
+        .map(|c| {
+            let path = c.split(' ').skip_while(|w| *w != "-f").nth(1).expect("a values file");
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn the_policys_value_rules_are_deployed_from_their_hop_on_and_undone_going_back() {
+    let text = include_str!("../../../bed/policies/bsr-bed.yaml").to_string()
+        + "values:\n  - version: 1.2.0\n    rename: {from: postgres.host, to: database.host}\n";
+    let policy = crate::policy::parse(&text, "bsr-bed").unwrap();
+    let mut s = Scenario::new("1.0.4");
+    s.carried = serde_json::json!({"postgres": {"host": "db"}});
+    s.cluster.failing = vec![v("1.3.0")];
+    let plan = upgrade_plan(&policy, "1.0.4", "1.3.0");
+    assert_eq!(plan.hops[1].values.len(), 1, "hop 2 crosses 1.2.0");
+    let outcome = s.walk(&plan);
+    assert!(matches!(outcome, Outcome::Recovered { failed_hop: 3, .. }), "{outcome:?}");
+    assert_eq!(s.cluster.deployed_versions(), ["1.1.9", "1.2.6", "1.3.0", "1.2.6"]);
+    let old = serde_json::json!({"postgres": {"host": "db"}});
+    let new = serde_json::json!({"database": {"host": "db"}});
+    // Hop 1 as the release ran; from hop 2 on renamed; back from hop 3, hop 2's values.
+    assert_eq!(deployed_values(&s.cluster), [old, new.clone(), new.clone(), new]);
 }
 
 #[test]
