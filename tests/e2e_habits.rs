@@ -50,11 +50,16 @@ fn helm_habits_get_the_flag_to_use(version: HelmVersion) {
     assert_eq!(code, 2, "{version}: {out}");
     assert!(out.contains("--chart demo/bsr"), "{version}: {out}");
     // --dry-run is --plan.
-    let (out, code) = session(&bed, "safe-upgrade", &["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--policy", &policy, "--dry-run"]);
+    let (out, code) = session(
+        &bed,
+        "safe-upgrade",
+        &["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--policy", &policy, "--dry-run"],
+    );
     assert_eq!(code, 0, "{version}: {out}");
     assert!(out.contains("HOP  FROM   TO") && out.contains("1.1.9  1.2.6"), "{version}: {out}");
     // A minor names the versions of it on offer.
-    let (out, code) = session(&bed, "safe-upgrade", &["bsr", "--to", "1.2", "--chart", "demo/bsr", "--policy", &policy]);
+    let (out, code) =
+        session(&bed, "safe-upgrade", &["bsr", "--to", "1.2", "--chart", "demo/bsr", "--policy", &policy]);
     assert_eq!(code, 2, "{version}: {out}");
     assert!(out.contains("--to 1.2 names a minor, not a version") && out.contains("--to 1.2.6"), "{version}: {out}");
     assert!(out.trim_end().ends_with(&helm_plugin_error("safe-upgrade")), "{version}: {out}");
