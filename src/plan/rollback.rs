@@ -95,20 +95,7 @@ pub fn plan_rollback(
             _ => format!("needs a snapshot taken while {target} was deployed; the operator confirms it exists"),
         });
     }
-    let mut alternatives = Vec::new();
-    if strategy != Strategy::Restore
-        && let Some(restore) = &policy.downgrade.restore
-        && request.snapshot != SnapshotKnowledge::None
-    {
-        let steps = builder.steps(restore, current, &target)?;
-        alternatives.push(Alternative {
-            strategy: Strategy::Restore,
-            hops: 1,
-            downtime: policy.procedure(restore).downtime,
-            flag: None,
-            summary: format!("restore the snapshot: {}", steps_text(&steps)),
-        });
-    }
+    let alternatives = restore_alternative(&builder, strategy, request, current, &target)?;
     Ok(Plan {
         direction: Direction::Rollback,
         policy: policy.name.clone(),
@@ -124,6 +111,32 @@ pub fn plan_rollback(
         alternatives,
         warnings,
     })
+}
+
+/// Restoring the snapshot, offered beside a down-migration when one may exist.
+fn restore_alternative(
+    builder: &StepBuilder,
+    strategy: Strategy,
+    request: &RollbackRequest,
+    current: &ChartVersion,
+    target: &ChartVersion,
+) -> Result<Vec<Alternative>, PlanError> {
+    let policy = builder.policy;
+    let mut alternatives = Vec::new();
+    if strategy != Strategy::Restore
+        && let Some(restore) = &policy.downgrade.restore
+        && request.snapshot != SnapshotKnowledge::None
+    {
+        let steps = builder.steps(restore, current, target)?;
+        alternatives.push(Alternative {
+            strategy: Strategy::Restore,
+            hops: 1,
+            downtime: policy.procedure(restore).downtime,
+            flag: None,
+            summary: format!("restore the snapshot: {}", steps_text(&steps)),
+        });
+    }
+    Ok(alternatives)
 }
 
 /// The newest earlier version deployed successfully; offline (no history), the newest
