@@ -151,10 +151,15 @@ pub struct Common {
     )]
     pub output: OutputFormat,
 
-    /// Colour: `auto` colours a terminal unless NO_COLOR is set (or helm's HELM_COLOR says
-    /// never).
-    #[arg(long, value_enum, default_value = "auto", help_heading = OUTPUT, hide_short_help = true)]
-    pub color: ColorChoice,
+    /// Colour: never, always, or auto (a terminal a person watches). Without it, NO_COLOR
+    /// and then helm's HELM_COLOR decide.
+    ///
+    /// Given, it wins over both. helm passes `--color` on to the plugin also when it is
+    /// written before the plugin's name: `helm --color never safe-upgrade …` works too.
+    /// `-o json` is never coloured.
+    // `--colour` too: helm 4 accepts both spellings and passes either one on.
+    #[arg(long, value_enum, value_name = "WHEN", alias = "colour", help_heading = OUTPUT, hide_short_help = true)]
+    pub color: Option<ColorChoice>,
 
     /// Echo every command run (values redacted).
     #[arg(

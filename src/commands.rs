@@ -8,13 +8,13 @@ use std::path::Path;
 use clap::Parser;
 use serde::Serialize;
 
-use crate::cli::{Common, OutputFormat, RollbackCli, UpgradeCli};
+use crate::cli::{ColorChoice, Common, OutputFormat, RollbackCli, UpgradeCli};
 use crate::exit;
 use crate::plan::{
     self, Available, Context, Plan, PlanError, RollbackRequest, SnapshotKnowledge, Sources, UpgradeRequest,
 };
 use crate::policy::{self, Policy, PolicyError, presets};
-use crate::printer::Printer;
+use crate::printer::{ColourChoice, Printer, Role};
 use crate::report::RunReport;
 use crate::run::ledger::Takeover;
 use crate::run::options::{RollbackOptions, RunOptions, UpgradeOptions};
@@ -105,6 +105,9 @@ pub fn run(mode: Mode, args: Vec<OsString>, printer: &Printer) -> i32 {
         }
     };
     let format = parsed.common().output;
+    // Colour is decided again now that `--color` is known; clap's own messages above are
+    // never coloured.
+    let printer = &printer.with_colour(parsed.common().color.map(colour_choice), format == OutputFormat::Json);
     let shape = command_shape(mode, &args);
     match execute(&parsed, &shape, printer) {
         Ok(()) => exit::SUCCESS,
@@ -112,6 +115,14 @@ pub fn run(mode: Mode, args: Vec<OsString>, printer: &Printer) -> i32 {
             report(&e, format, printer);
             e.exit_code()
         }
+    }
+}
+
+fn colour_choice(flag: ColorChoice) -> ColourChoice {
+    match flag {
+        ColorChoice::Never => ColourChoice::Never,
+        ColorChoice::Auto => ColourChoice::Auto,
+        ColorChoice::Always => ColourChoice::Always,
     }
 }
 
@@ -143,8 +154,9 @@ fn report_run(report: &RunReport, format: OutputFormat, printer: &Printer) -> Re
             printer.data(&format!("{}\n", serde_json::to_string_pretty(report).expect("a report serialises")));
         }
         OutputFormat::Table => {
-            let text = render::outcome_text(&report.outcome, &report.release);
-            printer.data(&format!("{}\n", crate::text::for_terminal(&text)));
+            // Escaped inside: the tool's own words are coloured, quoted text never is.
+            let text = render::outcome_text(&report.outcome, &report.release, printer.data_look());
+            printer.data(&format!("{text}\n"));
         }
     }
     match report.exit_code() {
@@ -196,7 +208,7 @@ fn execute(parsed: &Parsed, shape: &str, printer: &Printer) -> Result<(), AppErr
     };
     match common.output {
         OutputFormat::Json => printer.data(&format!("{}\n", render::plan_json(&plan))),
-        OutputFormat::Table => printer.data(&render::plan_table(&plan)),
+        OutputFormat::Table => printer.data(&render::plan_table(&plan, printer.data_look())),
     }
     Ok(())
 }
@@ -519,7 +531,9 @@ fn report(e: &AppError, format: OutputFormat, printer: &Printer) {
             printer.data(&format!("{}\n", render::refusal_json(r)));
         }
         (AppError::Plan(PlanError::Refused(r)), OutputFormat::Table) => {
-            printer.text(&format!("error: {}\n", render::refusal_text(r)));
+            let look = printer.text_look();
+            let text = format!("{}: {}", look.paint(Role::Bad, "error"), render::refusal_text(r, look));
+            printer.text(&format!("{}\n", look.wrap(&text)));
         }
         (other, OutputFormat::Json) => {
             #[derive(Serialize)]
@@ -540,11 +554,17 @@ fn report(e: &AppError, format: OutputFormat, printer: &Printer) {
             };
             let doc = Doc { error: Body { message, hint, exit_code: other.exit_code() } };
             printer.data(&format!("{}\n", serde_json::to_string_pretty(&doc).expect("serialises")));
-            printer.text(&format!("error: {}\n", crate::text::for_terminal(&text)));
+            printer.text(&format!(
+                "{}: {}\n",
+                printer.text_look().paint(Role::Bad, "error"),
+                crate::text::for_terminal(&text)
+            ));
         }
         (other, OutputFormat::Table) => {
-            // Messages quote helm, registries and the ledger: shown, never obeyed.
-            printer.text(&format!("error: {}\n", crate::text::for_terminal(&other.to_string())));
+            // Messages quote helm, registries and the ledger: shown, never obeyed. Not
+            // wrapped: a policy error's caret must stay under the column it points at.
+            let error = printer.text_look().paint(Role::Bad, "error");
+            printer.text(&format!("{error}: {}\n", crate::text::for_terminal(&other.to_string())));
         }
     }
 }

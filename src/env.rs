@@ -40,6 +40,10 @@ pub const XDG_STATE_HOME: &str = "XDG_STATE_HOME";
 pub const HOME: &str = "HOME";
 pub const USER: &str = "USER";
 pub const CI: &str = "CI";
+pub const NO_COLOR: &str = "NO_COLOR";
+pub const HELM_COLOR: &str = "HELM_COLOR";
+pub const TERM: &str = "TERM";
+pub const COLUMNS: &str = "COLUMNS";
 
 /// The table, in the order the README shows it.
 pub const VARIABLES: &[Variable] = &[
@@ -116,7 +120,20 @@ pub const VARIABLES: &[Variable] = &[
     Variable { name: USER, meaning: "the user named in a lock's holder (`user@host pid N`)" },
     Variable {
         name: CI,
-        meaning: "set (and not `false`): a CI job; no spinners, no prompts (a run without `--yes` is refused)",
+        meaning: "set (and not `false`): a CI job; no spinners, no prompts (a run without `--yes` is refused), no colour unless asked for",
+    },
+    Variable {
+        name: NO_COLOR,
+        meaning: "set (any value but empty): no colour (https://no-color.org); `--color` wins over it",
+    },
+    Variable {
+        name: HELM_COLOR,
+        meaning: "`never`, `always` or `auto`: helm 4's colour setting, followed when neither `--color` nor NO_COLOR is given (helm passes it on from your environment; it does not set it)",
+    },
+    Variable { name: TERM, meaning: "`dumb`: a terminal that shows escape codes as text; no colour unless asked for" },
+    Variable {
+        name: COLUMNS,
+        meaning: "the width to fit on a terminal (default: the terminal's own; at least 80); output that is not a terminal is never wrapped",
     },
 ];
 

@@ -62,6 +62,7 @@ impl Signals {
                 };
                 let first = counter.fetch_add(1, Ordering::SeqCst) == 0;
                 if first && !(signal == SIGINT && seen.asking.load(Ordering::SeqCst)) {
+                    let what = printer.text_look().paint(crate::printer::Role::Notice, what);
                     printer.text(&format!(
                         "\n{what}: the step under way finishes, then the run stops at the next safe point{again}\n"
                     ));

@@ -75,6 +75,96 @@ pub fn count(n: usize, singular: &str, plural: &str) -> String {
     format!("{n} {}", if n == 1 { singular } else { plural })
 }
 
+/// The columns `text` takes on a terminal. The tool's own colour codes (`ESC [ … m`) take
+/// none: text from outside never holds an escape character by the time it is printed
+/// ([`for_terminal`]), so every one met here was written by the tool.
+pub fn width(text: &str) -> usize {
+    use unicode_width::UnicodeWidthChar;
+    let mut columns = 0;
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // A CSI sequence ends at its first byte in @..~ (`m` for colour).
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+        } else {
+            columns += c.width().unwrap_or(0);
+        }
+    }
+    columns
+}
+
+/// One line broken between words so that each piece fits in `width` columns; the pieces
+/// after the first start with `indent` spaces (a hanging indent, at most half the width).
+///
+/// Only spaces separate words: a path, a URL or an argument is never cut, and one wider
+/// than the room stays whole on a line of its own (the terminal folds it; a copy and paste
+/// still gets it entire). A line that fits is returned as it is, spacing included, so
+/// wrapping what was wrapped changes nothing. Words are never dropped or reordered.
+pub fn wrap(line: &str, width: usize, indent: usize) -> Vec<String> {
+    if self::width(line) <= width {
+        return vec![line.to_string()];
+    }
+    let indent = " ".repeat(indent.min(width / 2));
+    let body = line.trim_start_matches(' ');
+    let mut current = line[..line.len() - body.len()].to_string();
+    let mut has_word = false;
+    let mut lines = Vec::new();
+    for (gap, word) in words(body) {
+        if !has_word {
+            current.push_str(word);
+            has_word = true;
+        } else if self::width(&current) + gap.len() + self::width(word) <= width {
+            current.push_str(gap);
+            current.push_str(word);
+        } else {
+            lines.push(std::mem::replace(&mut current, format!("{indent}{word}")));
+        }
+    }
+    lines.push(current);
+    lines
+}
+
+/// The words of `text` (split at spaces), each with the run of spaces before it.
+fn words(text: &str) -> impl Iterator<Item = (&str, &str)> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        let word_at = rest.find(|c| c != ' ')?;
+        let (gap, after) = rest.split_at(word_at);
+        let end = after.find(' ').unwrap_or(after.len());
+        let (word, tail) = after.split_at(end);
+        rest = tail;
+        Some((gap, word))
+    })
+}
+
+/// [`wrap`] on every line of `text`, each with the hanging indent its own shape asks for
+/// ([`hanging_indent`]); without a width (a pipe, a log) the text is left as it is.
+pub fn wrap_lines(text: &str, width: Option<usize>) -> String {
+    let Some(width) = width else { return text.to_string() };
+    text.split('\n').map(|line| wrap(line, width, hanging_indent(line)).join("\n")).collect::<Vec<_>>().join("\n")
+}
+
+/// Where the continuation of a line starts: under the text of a list item (`  - text`,
+/// `  3. text`), else two columns in from the line's own indent.
+pub fn hanging_indent(line: &str) -> usize {
+    let body = line.trim_start_matches(' ');
+    let lead = line.len() - body.len();
+    if body.starts_with("- ") {
+        return lead + 2;
+    }
+    let digits = body.len() - body.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    if digits > 0 && body[digits..].starts_with(". ") {
+        return lead + digits + 2;
+    }
+    lead + 2
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,6 +191,101 @@ mod tests {
         assert_eq!(truncated("short", 10), "short");
         let cut = truncated("ééééé", 3);
         assert!(cut.starts_with('é') && cut.contains("more bytes"), "{cut}");
+    }
+
+    #[test]
+    fn colour_codes_take_no_columns() {
+        assert_eq!(width("deploy 1.1.9: ok"), 16);
+        assert_eq!(width("\x1b[1m\x1b[32mok\x1b[0m (0.9s)"), 9);
+        assert_eq!(width("1.0.4 → 1.1.9"), 13);
+        assert_eq!(width("版本"), 4);
+    }
+
+    #[test]
+    fn wrapping_breaks_between_words_with_a_hanging_indent() {
+        assert_eq!(wrap("short line", 80, 4), ["short line"]);
+        assert_eq!(
+            wrap("  - fast-path (--fast-path): 1 hop, downtime yes: 1.0.4 → 1.3.0 in one hop", 40, 4),
+            ["  - fast-path (--fast-path): 1 hop,", "    downtime yes: 1.0.4 → 1.3.0 in one", "    hop"]
+        );
+        // A path wider than the room is kept whole, on a line of its own.
+        let path = format!("/{}", "state/".repeat(20));
+        let lines = wrap(&format!("backup of bsr: {path} done"), 80, 2);
+        assert_eq!(lines, ["backup of bsr:".to_string(), format!("  {path}"), "  done".to_string()]);
+        // Spacing inside a line that stays is kept (the plan's header has two spaces).
+        assert_eq!(
+            wrap("upgrade bsr 1.0.4 → 1.3.2  (policy bsr)", 30, 2),
+            ["upgrade bsr 1.0.4 → 1.3.2", "  (policy bsr)"]
+        );
+        // Colour codes do not count against the width.
+        let painted = "\x1b[1mhop\x1b[0m one two";
+        assert_eq!(wrap(painted, 11, 0), [painted]);
+    }
+
+    #[test]
+    fn the_hanging_indent_follows_the_lines_shape() {
+        assert_eq!(hanging_indent("  - a bullet"), 4);
+        assert_eq!(hanging_indent("  12. a step"), 6);
+        assert_eq!(hanging_indent("  deploy 1.1.9: ok"), 4);
+        assert_eq!(hanging_indent("cause: x"), 2);
+        assert_eq!(hanging_indent("1.2 is deployed"), 2);
+        assert_eq!(wrap_lines("a b c\nd", None), "a b c\nd");
+        assert_eq!(wrap_lines("  - aaa bbb\n  1. ccc ddd", Some(10)), "  - aaa\n    bbb\n  1. ccc\n     ddd");
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::{width, wrap};
+
+        /// Lines of words (some long, some wide characters) with runs of spaces, and an
+        /// optional leading indent.
+        fn line() -> impl Strategy<Value = String> {
+            let word = prop_oneof![
+                "[a-z0-9./=:{}-]{1,12}",
+                "[a-z/]{20,120}",
+                "(→|版|é)[a-z]{0,3}",
+                Just("\x1b[1mbold\x1b[0m".to_string()),
+            ];
+            (" {0,4}", prop::collection::vec((word, " {1,3}"), 0..30)).prop_map(|(lead, words)| {
+                let mut s = lead;
+                for (w, gap) in words {
+                    s.push_str(&w);
+                    s.push_str(&gap);
+                }
+                s.trim_end().to_string()
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn no_line_is_wider_than_the_width_unless_it_holds_one_word(text in line(), w in 20usize..160, indent in 0usize..12) {
+                for piece in wrap(&text, w, indent) {
+                    prop_assert!(width(&piece) <= w || piece.split_whitespace().count() == 1, "{piece:?} wider than {w}");
+                }
+            }
+
+            #[test]
+            fn wrapping_loses_no_word_and_keeps_their_order(text in line(), w in 20usize..160, indent in 0usize..12) {
+                let pieces = wrap(&text, w, indent);
+                let joined: Vec<&str> = pieces.iter().flat_map(|p| p.split_whitespace()).collect();
+                let words: Vec<&str> = text.split_whitespace().collect();
+                prop_assert_eq!(joined, words);
+            }
+
+            #[test]
+            fn wrapping_again_changes_nothing(text in line(), w in 20usize..160, indent in 0usize..12) {
+                for piece in wrap(&text, w, indent) {
+                    prop_assert_eq!(wrap(&piece, w, indent), vec![piece.clone()]);
+                }
+            }
+
+            #[test]
+            fn a_line_that_fits_is_left_alone(text in line(), indent in 0usize..12) {
+                let w = width(&text).max(1);
+                prop_assert_eq!(wrap(&text, w, indent), vec![text.clone()]);
+            }
+        }
     }
 
     #[test]

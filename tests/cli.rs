@@ -12,6 +12,8 @@ const BSR_TRAIN: &str = "1.0.4,1.1.0,1.1.9,1.2.0,1.2.6,1.3.0,1.4.2,1.5.0,1.6.1,1
 fn upgrade() -> Command {
     let mut cmd = Command::cargo_bin("helm-safe-upgrade").unwrap();
     cmd.env_remove("HELM_NAMESPACE").env_remove("HELM_PLUGIN_NAME");
+    // The test runner's own colour settings must not reach the tool.
+    cmd.env_remove("NO_COLOR").env_remove("HELM_COLOR").env_remove("COLUMNS");
     cmd
 }
 
@@ -461,4 +463,49 @@ fn the_lock_shows_the_command_shape_without_values() {
         shape,
         "helm safe-upgrade bsr --to *** --set *** --set-json=*** -f*** -n *** --force-unlock=*** --yes -- extra"
     );
+}
+
+/// Colour on a pipe: off unless asked for; `--color` wins over NO_COLOR, NO_COLOR over
+/// helm's HELM_COLOR; JSON never; and a pipe is never wrapped, whatever COLUMNS says.
+#[test]
+fn colour_follows_the_flag_then_no_color_then_helm_color() {
+    let plan = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = upgrade();
+        cmd.args(["--from", "1.0.4", "--to", "1.3.0", "--policy", "bsr", "--versions", BSR_VERSIONS, "--plan"]);
+        cmd.args(extra);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        stdout_of(&mut cmd, 0)
+    };
+    let coloured = |text: &str| text.contains("\x1b[");
+    let plain = plan(&[], &[]);
+    assert!(!coloured(&plain), "a pipe gets no colour by default:\n{plain}");
+    let always = plan(&["--color", "always"], &[]);
+    assert!(always.contains("\x1b[1mHOP  FROM   TO"), "{always}");
+    assert!(coloured(&plan(&["--colour=always"], &[])), "helm 4's other spelling");
+    assert!(coloured(&plan(&["--color", "always"], &[("NO_COLOR", "1")])), "the flag wins over NO_COLOR");
+    assert!(coloured(&plan(&[], &[("HELM_COLOR", "always")])));
+    assert!(!coloured(&plan(&[], &[("HELM_COLOR", "always"), ("NO_COLOR", "1")])), "NO_COLOR wins over HELM_COLOR");
+    assert!(coloured(&plan(&[], &[("HELM_COLOR", "always"), ("NO_COLOR", "")])), "an empty NO_COLOR is unset");
+    assert!(!coloured(&plan(&["--color", "never"], &[("HELM_COLOR", "always")])));
+    assert!(!coloured(&plan(&["--color", "auto"], &[("HELM_COLOR", "always")])), "auto: a pipe is not watched");
+    let json = plan(&["--color", "always", "-o", "json"], &[]);
+    assert!(!coloured(&json), "JSON never: {json}");
+    assert_eq!(plan(&[], &[("COLUMNS", "80")]), plain, "a pipe is never wrapped");
+    assert_eq!(
+        plan(&["--color", "always"], &[]).replace("\x1b[1m", "").replace("\x1b[33m", "").replace("\x1b[0m", ""),
+        plain,
+        "colour adds codes, never words"
+    );
+}
+
+#[test]
+fn errors_are_coloured_on_request_and_bad_colour_values_refused() {
+    let mut cmd = upgrade();
+    cmd.args(["--from", "1.0.4", "--to", "2.1.0", "--policy", "bsr", "--versions", BSR_TRAIN, "--color", "always"]);
+    let err = stderr_of(&mut cmd, 3);
+    assert!(err.starts_with("\x1b[1m\x1b[31merror\x1b[0m: \x1b[1m\x1b[31mrefused\x1b[0m: 1.0.4 → 2.1.0"), "{err}");
+    let err = stderr_of(upgrade().args(["--from", "1.0.4", "--color", "sometimes"]), 2);
+    assert!(err.contains("invalid value 'sometimes' for '--color <WHEN>'"), "{err}");
 }

@@ -285,3 +285,52 @@ fn ctrl_c_at_the_confirmation_stops_at_once(version: HelmVersion) {
     assert_eq!(record["runs"].as_array().unwrap().last().unwrap()["outcome"], "interrupted", "{version}: {record}");
 }
 both_helms!(confirmation_ctrl_c, super::ctrl_c_at_the_confirmation_stops_at_once);
+
+/// What the terminal received, without the tool's colour codes.
+fn without_colour(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            chars.by_ref().find(|c| *c == 'm');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Colour and width through helm on a terminal. Colour is on by default (auto: a person
+/// watches); NO_COLOR turns it off, and so does `--color never` written after the
+/// plugin's name or before it (helm 4 reads its own `--color` and passes it on; helm 3
+/// passes on a flag it does not know). A terminal that does not say its size (this pty)
+/// is not wrapped; COLUMNS says how wide.
+fn colour_and_width_on_a_terminal(version: HelmVersion) {
+    let bed = Bed::new(version);
+    bed.install("bsr", "1.0.4", VALUES);
+    let policy = policy();
+    let plan = |helm_flags: &[&str], extra: &[&str], env: &[(&str, &str)]| -> String {
+        let mut args = vec!["bsr", "--to", "1.3.0", "--chart", "demo/bsr", "--policy", &policy, "--plan"];
+        args.extend_from_slice(extra);
+        let (out, code) = Pty::raw(&bed, helm_flags, &args, env).finish();
+        assert_eq!(code, 0, "{version} {helm_flags:?} {extra:?} {env:?}: {out}");
+        assert!(out.contains("HOP  FROM"), "{version}: the plan is shown: {out}");
+        out
+    };
+    let auto = plan(&[], &[], &[]);
+    assert!(auto.contains("\x1b[1mupgrade bsr 1.0.4 → 1.3.0\x1b[0m"), "{version}: {auto:?}");
+    assert!(auto.contains("\x1b[1mHOP  FROM   TO"), "{version}: {auto:?}");
+    let widest = |text: &str| text.lines().map(|l| helm_safe_upgrade::text::width(l.trim_end())).max().unwrap();
+    assert!(widest(&auto) > 80, "{version}: a pty of unknown size is not wrapped: {auto}");
+    let never_after = plan(&[], &["--color", "never"], &[]);
+    assert!(!never_after.contains('\x1b'), "{version}: {never_after:?}");
+    assert_eq!(never_after, without_colour(&auto), "{version}: colour adds codes, never words");
+    let never_before = plan(&["--color", "never"], &[], &[]);
+    assert!(!never_before.contains('\x1b'), "{version}: `helm --color never safe-upgrade`: {never_before:?}");
+    let narrow = plan(&[], &[], &[("NO_COLOR", "1"), ("COLUMNS", "80")]);
+    assert!(!narrow.contains('\x1b'), "{version}: NO_COLOR: {narrow:?}");
+    assert!(widest(&narrow) <= 80, "{version}: COLUMNS=80: {narrow}");
+    let words = |t: &str| t.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+    assert_eq!(words(&narrow), words(&never_after), "{version}: wrapping moves only spaces");
+}
+both_helms!(colour_and_width, super::colour_and_width_on_a_terminal);

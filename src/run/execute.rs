@@ -47,7 +47,7 @@ pub fn execute(decision: Decision, facts: Facts, tools: &Tools, opts: &RunOption
         printer.line(note);
     }
     let mut held = take_lock(&facts, &plan, opts)?;
-    printer.text(&crate::ui::render::plan_table(&plan));
+    printer.text(&crate::ui::render::plan_table(&plan, printer.text_look()));
     match agreed(interaction.as_ref(), consent, &plan, &facts) {
         Answer::Yes => {}
         answer => return Ok(declined(held, plan, &facts.release, answer, printer)),
@@ -175,7 +175,8 @@ fn declined(
     };
     held.ledger_mut().record_run_end(recorded, Some(release.version.clone()), None);
     if let Err(e) = held.release_lock() {
-        printer.line(&format!("warning: could not release the lock: {e}"));
+        let warning = printer.text_look().paint(crate::printer::Role::Notice, "warning");
+        printer.line(&format!("{warning}: could not release the lock: {e}"));
     }
     RunReport {
         outcome: Outcome::Stopped { at: release.version.clone(), reason: reason.into() },
@@ -232,7 +233,8 @@ fn finish(mut held: Held, outcome: &Outcome, printer: &crate::printer::Printer) 
         l.clear_in_progress();
     }
     if let Err(e) = held.release_lock() {
-        printer.line(&format!("warning: could not release the lock: {e}"));
+        let warning = printer.text_look().paint(crate::printer::Role::Notice, "warning");
+        printer.line(&format!("{warning}: could not release the lock: {e}"));
     }
 }
 

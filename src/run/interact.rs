@@ -224,7 +224,7 @@ impl Interaction for Terminal {
     }
 
     fn pause(&self, summary: &str) -> PauseChoice {
-        self.printer.text(&format!("{summary}\n"));
+        self.printer.text(&format!("{}\n", self.printer.text_look().wrap(summary)));
         let reply = self.ask(|term| {
             dialoguer::Select::with_theme(&SimpleTheme)
                 .with_prompt("What next? (arrows and Enter)")
@@ -249,7 +249,7 @@ impl Interaction for Terminal {
     }
 
     fn confirm_typed(&self, prompt: &str, expected: &str) -> Answer {
-        self.printer.text(&format!("{prompt}\n"));
+        self.printer.text(&format!("{}\n", self.printer.text_look().wrap(prompt)));
         for try_number in 1..=TYPED_NAME_TRIES {
             let label = format!("Type the release name ({expected}) to go on, or nothing to stop");
             let reply = self.ask(move |term| {

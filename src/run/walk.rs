@@ -27,6 +27,7 @@ use crate::helm::ExecError;
 use crate::plan::text::{step_text, steps_text};
 use crate::plan::{self, Available, Context, Hop, Plan, PlanError, RollbackRequest, SnapshotKnowledge, Step, Strategy};
 use crate::policy::Policy;
+use crate::printer::Role;
 use crate::release::{Release, ReleaseStatus};
 use crate::report::{Outcome, StepReport};
 use crate::text::for_terminal;
@@ -255,7 +256,7 @@ impl<'a> Walk<'a> {
     /// One hop: checked, recorded, walked; on failure, brought back.
     fn walk_hop(&mut self, plan: &Plan, i: usize, hop: &Hop) -> Result<(), Outcome> {
         self.check_unchanged(i, plan)?;
-        self.progress.line(&format!(
+        self.progress.heading(&format!(
             "hop {}/{}: {} → {} ({})",
             i + 1,
             plan.hops.len(),
@@ -674,7 +675,8 @@ impl<'a> Walk<'a> {
         } else {
             "stopping here".to_string()
         };
-        self.progress.line(&format!("hop {} failed: {}; {then}", index + 1, headline(&error_text)));
+        let failed = format!("hop {} failed", index + 1);
+        self.progress.line(&format!("{}: {}; {then}", self.progress.look().paint(Role::Bad, &failed), headline(&error_text)));
         let live = self.read_live();
         if !self.setup.bring_back_failed_hops {
             let next_steps = match live {
@@ -787,7 +789,8 @@ impl<'a> Walk<'a> {
         let steps = match self.recovery_steps(&live, hop) {
             Ok(s) => s,
             Err(why) => {
-                self.progress.line(&format!("cannot roll this hop back: {why}"));
+                let cannot = self.progress.look().paint(Role::Bad, "cannot roll this hop back");
+                self.progress.line(&format!("{cannot}: {why}"));
                 return Outcome::Stopped {
                     at: hop.to.clone(),
                     reason: format!("stopped; the hop could not be rolled back: {why}"),

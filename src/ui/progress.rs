@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::printer::Printer;
+use crate::printer::{Look, Printer, Role};
 
 pub struct Progress {
     printer: Printer,
@@ -21,6 +21,16 @@ pub struct Progress {
 impl Progress {
     pub fn new(printer: Printer) -> Progress {
         Progress { printer, current: Mutex::new(None) }
+    }
+
+    /// How stderr looks, for callers that colour words of their lines.
+    pub fn look(&self) -> Look {
+        self.printer.text_look()
+    }
+
+    /// A heading line (a hop starts).
+    pub fn heading(&self, text: &str) {
+        self.line(&self.look().paint(Role::Heading, text));
     }
 
     /// A message line; a running spinner steps aside for it.
@@ -60,6 +70,13 @@ impl Progress {
         if let Some(bar) = self.current.lock().unwrap_or_else(|e| e.into_inner()).take() {
             bar.finish_and_clear();
         }
-        self.line(&format!("{text}: {outcome} ({:.1}s)", elapsed.as_secs_f64()));
+        let look = self.look();
+        let role = match outcome {
+            "ok" => Role::Good,
+            "failed" => Role::Bad,
+            _ => Role::Notice,
+        };
+        let took = format!("({:.1}s)", elapsed.as_secs_f64());
+        self.line(&format!("{text}: {} {}", look.paint(role, outcome), look.paint(Role::Dim, &took)));
     }
 }

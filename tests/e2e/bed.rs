@@ -484,6 +484,7 @@ impl Bed {
             .env_remove("HELM_PLUGIN_NAME")
             .env_remove("CI")
             .stdin(Stdio::null());
+        without_colour_settings(&mut cmd);
         cmd
     }
 
@@ -497,6 +498,12 @@ impl Bed {
     /// it, setting the `HELM_*` variables itself. The bed's namespace is helm's
     /// `HELM_NAMESPACE`, as `-n` would set it.
     pub fn through_helm(&self, plugin: &str) -> Command {
+        self.through_helm_with(&[], plugin)
+    }
+
+    /// [`Bed::through_helm`] with helm's own flags before the plugin's name (`helm --color
+    /// never safe-upgrade …`).
+    pub fn through_helm_with(&self, helm_flags: &[&str], plugin: &str) -> Command {
         self.install_plugin();
         let mut cmd = self.env.command(self.env.helm_bin());
         let kubectl_dir = kubectl_path().parent().unwrap().to_path_buf();
@@ -504,7 +511,8 @@ impl Bed {
             std::iter::once(kubectl_dir).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
         )
         .unwrap();
-        cmd.arg(plugin)
+        cmd.args(helm_flags)
+            .arg(plugin)
             .env("PATH", path)
             .env("XDG_STATE_HOME", self.state.path())
             .env("HELM_NAMESPACE", &self.ns)
@@ -512,6 +520,7 @@ impl Bed {
             .env_remove("HELM_PLUGIN_NAME")
             .env_remove("CI")
             .stdin(Stdio::null());
+        without_colour_settings(&mut cmd);
         cmd
     }
 
@@ -605,6 +614,14 @@ impl Bed {
 
 pub fn yaml_to_json(yaml: &str) -> Value {
     serde_saphyr::from_str::<Value>(yaml).unwrap()
+}
+
+/// The test runner's own colour and width settings stay out of the tool's environment (a
+/// test that wants one sets it).
+fn without_colour_settings(cmd: &mut Command) {
+    for name in ["NO_COLOR", "HELM_COLOR", "COLUMNS"] {
+        cmd.env_remove(name);
+    }
 }
 
 /// Run a scenario once per helm version under test, naming the version on failure.

@@ -32,13 +32,26 @@ pub struct Pty {
 }
 
 impl Pty {
-    /// `helm PLUGIN ARGS` in a pty (`plugin`: `safe-upgrade` or `safe-rollback`).
+    /// `helm PLUGIN ARGS` in a pty (`plugin`: `safe-upgrade` or `safe-rollback`). What
+    /// the pty shows is read with its escape codes (colour) stripped.
     pub fn helm(bed: &Bed, plugin: &str, args: &[&str]) -> Pty {
-        let mut cmd: Command = bed.through_helm(plugin);
+        Pty::spawn(bed, bed.through_helm(plugin), args, true)
+    }
+
+    /// `helm HELM_FLAGS safe-upgrade ARGS` in a pty with `env` added, read as the terminal
+    /// receives it: escape codes kept.
+    pub fn raw(bed: &Bed, helm_flags: &[&str], args: &[&str], env: &[(&str, &str)]) -> Pty {
+        let mut cmd: Command = bed.through_helm_with(helm_flags, "safe-upgrade");
+        // As a terminal emulator sets it (a runner's `TERM=dumb` would turn colour off).
+        cmd.env("TERM", "xterm-256color").envs(env.iter().copied());
+        Pty::spawn(bed, cmd, args, false)
+    }
+
+    fn spawn(bed: &Bed, mut cmd: Command, args: &[&str], strip_ansi: bool) -> Pty {
         // The pty is helm's stdin, stdout and stderr: through_helm sets stdin to null,
         // which exec would apply over the pty.
         cmd.args(args).stdin(Stdio::inherit()).stdout(Stdio::inherit()).stderr(Stdio::inherit());
-        let options = Options::new().timeout_ms(Some(TIMEOUT_MS)).strip_ansi_escape_codes(true);
+        let options = Options::new().timeout_ms(Some(TIMEOUT_MS)).strip_ansi_escape_codes(strip_ansi);
         let session = spawn_with_options(cmd, options).expect("spawn helm in a pty");
         Pty { session, version: bed.version, seen: String::new() }
     }

@@ -293,6 +293,8 @@ struct Scenario {
     /// The release's user values as the walk starts.
     carried: serde_json::Value,
     dir: tempfile::TempDir,
+    /// Where the walk prints (default: a log, in memory).
+    printer: Printer,
 }
 
 impl Scenario {
@@ -305,6 +307,7 @@ impl Scenario {
             overrides_in_effect: false,
             carried: serde_json::json!({"replicaCount": 2}),
             dir: tempfile::tempdir().unwrap(),
+            printer: Printer::captured(false).0,
         }
     }
 
@@ -325,8 +328,7 @@ impl Scenario {
             overrides_in_effect: self.overrides_in_effect,
             bring_back_failed_hops: true,
         };
-        let (printer, _, _) = Printer::captured(false);
-        let progress = Progress::new(printer);
+        let progress = Progress::new(self.printer.clone());
         let ports = Ports {
             cluster: &self.cluster,
             watch: &Blind,
@@ -525,4 +527,54 @@ fn a_pending_release_is_brought_back_by_helm_rollback_first() {
             .any(|s| matches!(s, Step::Run { argv, .. } if argv.contains(&"--from-literal=schema=222".to_string()))),
         "1.2.6 may have migrated: its down-migration to 1.1.9's schema runs: {steps:?}"
     );
+}
+
+/// Durations as `(1.0s)`: the fakes take no time worth showing, but not always 0.0s.
+fn steady_durations(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('(') {
+        out.push_str(&rest[..=open]);
+        rest = &rest[open + 1..];
+        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(rest.len());
+        if digits > 0 && rest[digits..].starts_with("s)") {
+            out.push_str("1.0");
+            rest = &rest[digits..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// What an operator sees of two runs on a terminal: one whose second hop fails and is
+/// brought back, one that loses its lock; at 80 and 120 columns, coloured and plain.
+#[test]
+fn what_a_run_prints_on_a_terminal() {
+    use crate::printer::{Stream, Surroundings};
+    for width in [80, 120] {
+        for colour in [false, true] {
+            let terminal = Stream { terminal: true, columns: Some(width) };
+            // NO_COLOR, as an operator turns colour off.
+            let here = Surroundings { out: terminal, err: terminal, no_color: !colour, ..Surroundings::default() };
+            let mut shown = String::new();
+            for lose_lock in [false, true] {
+                let (printer, _, err) = Printer::captured_in(here.clone());
+                let mut s = Scenario::new("1.0.4");
+                s.printer = printer.clone();
+                if lose_lock {
+                    s.journal.lose_lock_at_write = Some(2);
+                } else {
+                    s.cluster.failing = vec![v("1.2.6")];
+                }
+                let outcome = s.walk(&upgrade_plan(&policy(), "1.0.4", "1.3.0"));
+                let last = crate::ui::render::outcome_text(&outcome, "bsr", printer.data_look());
+                shown.push_str(&format!("{}--- stdout\n{last}\n=====\n", err.text()));
+            }
+            let widest = shown.lines().map(crate::text::width).max().unwrap();
+            assert!(widest <= width, "{width} columns: a line of {widest}:\n{shown}");
+            assert_eq!(shown.contains('\x1b'), colour, "{shown}");
+            let name = format!("run_{width}_columns_{}", if colour { "coloured" } else { "plain" });
+            insta::assert_snapshot!(name, steady_durations(&shown).replace('\x1b', "␛"));
+        }
+    }
 }
