@@ -22,6 +22,7 @@ pub mod printer;
 pub mod release;
 pub mod report;
 pub mod run;
+pub mod sensitive;
 pub mod setvalues;
 pub mod signals;
 pub mod terminal;

@@ -26,6 +26,7 @@ const LAYERS: &[&str] = &[
     "printer",
     "env",
     "setvalues",
+    "sensitive",
     "text",
     "digest",
     "duration",
