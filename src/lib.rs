@@ -10,6 +10,7 @@ pub mod cli;
 pub mod commands;
 pub mod complete;
 pub mod digest;
+pub mod disclose;
 pub mod duration;
 pub mod env;
 pub mod exit;

@@ -371,4 +371,93 @@ mod tests {
         assert!(!json_looks_secret(&j(r#"{"user":"u","hosts":["a","b"],"n":3}"#)));
         assert!(!json_looks_secret(&j("null")));
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        /// A secret word lower-case, upper-case or capitalised. (Mixed case inside a word,
+        /// `aUth`, is read as camelCase: the words `a` and `uth`.)
+        fn secret_spelling() -> impl Strategy<Value = String> {
+            (proptest::sample::select(SECRET_WORDS), 0..3).prop_map(|(word, case)| match case {
+                0 => word.to_string(),
+                1 => word.to_uppercase(),
+                _ => format!("{}{}", word[..1].to_uppercase(), &word[1..]),
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// A secret word is found whatever surrounds it, in each casing.
+            #[test]
+            fn a_secret_word_is_found_in_any_case_and_position(
+                before in proptest::collection::vec("[a-z]{1,8}", 0..4),
+                word in secret_spelling(),
+                sep in proptest::sample::select(vec![".", "_", "-", "[0].", "/"]),
+                after in proptest::collection::vec("[a-z]{1,8}", 0..4),
+            ) {
+                let mut parts = before.clone();
+                parts.push(word.clone());
+                parts.extend(after.clone());
+                prop_assert!(key_looks_secret(&[parts.join(sep)]), "{}", parts.join(sep));
+                // camelCase: `dbPassword`, `apiKeyRef`.
+                let mut upper = word.to_ascii_lowercase();
+                upper[..1].make_ascii_uppercase();
+                let camel = format!("{}{upper}{}", before.concat(), after.iter().map(|a| {
+                    let mut a = a.clone();
+                    a[..1].make_ascii_uppercase();
+                    a
+                }).collect::<String>());
+                prop_assert!(key_looks_secret(&[&camel]), "{}", camel);
+            }
+
+            /// Random bytes in hex or base64 of the threshold's length or more look secret.
+            #[test]
+            fn random_key_material_looks_secret(bytes in proptest::collection::vec(any::<u8>(), 24..64)) {
+                use base64::Engine;
+                let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
+                let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                let mixed = |t: &str| t.chars().any(|c| c.is_ascii_uppercase())
+                    && t.chars().any(|c| c.is_ascii_lowercase())
+                    && t.chars().any(|c| c.is_ascii_digit());
+                let hexed = |t: &str| t.chars().any(|c| c.is_ascii_digit()) && t.chars().any(|c| c.is_ascii_alphabetic());
+                // The rare draw without all three kinds of character is let through, by design.
+                let body = b64.trim_end_matches('=');
+                prop_assume!(mixed(body) && hexed(&hex) && body.matches('/').count() * 16 <= body.len());
+                prop_assert!(value_looks_secret(&b64), "{}", b64);
+                prop_assert!(value_looks_secret(&hex), "{}", hex);
+                let url = format!("postgres://app:{b64}@db/app");
+                prop_assert!(value_looks_secret(&url));
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            /// Anything at all, long included: no panic, and in linear time.
+            #[test]
+            fn any_input_is_judged_without_panic(text in any::<String>(), repeat in 1usize..2000) {
+                let long = text.repeat(repeat.min(20_000 / text.len().max(1)));
+                let started = std::time::Instant::now();
+                let _ = key_looks_secret(&[&long]);
+                let _ = value_looks_secret(&long);
+                let _ = words(&long);
+                prop_assert!(started.elapsed() < std::time::Duration::from_secs(2));
+            }
+        }
+
+        /// Inputs built to make a careless scan quadratic.
+        #[test]
+        fn pathological_inputs_stay_fast() {
+            let started = std::time::Instant::now();
+            for piece in ["://", "a:b@", "=", "a=b;", "eyJ.", "A1b/", "\\,", "-----BEGIN", "é"] {
+                let long = piece.repeat(200_000 / piece.len());
+                let _ = value_looks_secret(&long);
+                let _ = key_looks_secret(&[&long]);
+            }
+            assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?}", started.elapsed());
+        }
+    }
 }

@@ -25,6 +25,7 @@ const LAYERS: &[&str] = &[
     "terminal",
     "printer",
     "env",
+    "disclose",
     "setvalues",
     "sensitive",
     "text",
