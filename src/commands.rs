@@ -143,7 +143,8 @@ fn report_run(report: &RunReport, format: OutputFormat, printer: &Printer) -> Re
             printer.data(&format!("{}\n", serde_json::to_string_pretty(report).expect("a report serialises")));
         }
         OutputFormat::Table => {
-            let text = render::outcome_text(&report.outcome, &report.release);
+            // Shows the operator's values only when stdout is their terminal (not `> file`).
+            let text = render::outcome_text(&report.outcome, &report.release, printer.data_disclosure());
             printer.data(&format!("{}\n", crate::text::for_terminal(&text)));
         }
     }

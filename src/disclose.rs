@@ -221,7 +221,7 @@ fn hide_in(text: &str, hidden: &[Hidden]) -> String {
         }
     }
     // Longest first: a value that holds a shorter one is hidden whole.
-    terms.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+    terms.sort_by_key(|t| std::cmp::Reverse(t.0.len()));
     let mut out = text.to_string();
     for (term, anywhere) in &terms {
         out = replace_term(&out, term, *anywhere);

@@ -12,12 +12,18 @@
 //! ([`Printer::output_lost`]), and the run treats lost output like an interrupt: it
 //! finishes the step under way, stops at the next safe point and releases the lock.
 //!
+//! It also decides who reads each stream ([`Printer::disclosure`]): the operator at
+//! their own terminal may see the values they passed with `--set`; a log, a file or a
+//! pipe is read by anyone, later, and sees none.
+//!
 //! It is a leaf: the process layer, the executor and the renderer all print through it.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
+
+use crate::sensitive::Disclosure;
 
 type Sink = Arc<Mutex<Box<dyn Write + Send>>>;
 
@@ -28,6 +34,8 @@ pub struct Printer {
     err: Sink,
     /// stderr is a terminal a person watches (not a CI log): no timestamps, spinners.
     interactive: bool,
+    /// ... and so is stdout (not redirected to a file or a pipe).
+    data_interactive: bool,
     /// A write has failed: the stream is gone (shared by clones, and by the run's
     /// signals, which turn it into a stop at the next safe point).
     lost: Arc<AtomicBool>,
@@ -35,7 +43,10 @@ pub struct Printer {
 
 impl std::fmt::Debug for Printer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Printer").field("interactive", &self.interactive).finish()
+        f.debug_struct("Printer")
+            .field("interactive", &self.interactive)
+            .field("data_interactive", &self.data_interactive)
+            .finish()
     }
 }
 
@@ -53,17 +64,20 @@ impl Printer {
             out: Arc::new(Mutex::new(Box::new(std::io::stdout()))),
             err: Arc::new(Mutex::new(Box::new(std::io::stderr()))),
             interactive: is_interactive(std::io::stderr().is_terminal(), crate::env::in_ci()),
+            data_interactive: is_interactive(std::io::stdout().is_terminal(), crate::env::in_ci()),
             lost: Arc::default(),
         }
     }
 
-    /// Output into memory, for tests: (printer, stdout, stderr).
+    /// Output into memory, for tests: (printer, stdout, stderr); `interactive` stands for
+    /// both streams.
     pub fn captured(interactive: bool) -> (Printer, Captured, Captured) {
         let (out, err) = (Captured::default(), Captured::default());
         let printer = Printer {
             out: Arc::new(Mutex::new(Box::new(out.clone()))),
             err: Arc::new(Mutex::new(Box::new(err.clone()))),
             interactive,
+            data_interactive: interactive,
             lost: Arc::default(),
         };
         (printer, out, err)
@@ -72,6 +86,18 @@ impl Printer {
     /// Whether a person watches stderr on a terminal (spinners, no timestamps).
     pub fn interactive(&self) -> bool {
         self.interactive
+    }
+
+    /// Who reads the message lines on stderr: the operator, on a terminal they watch
+    /// (interactive, not CI), or anyone (a log, a file, a pipe).
+    pub fn disclosure(&self) -> Disclosure {
+        if self.interactive { Disclosure::OperatorTerminal } else { Disclosure::Redacted }
+    }
+
+    /// Who reads the data on stdout: the operator only when stdout is that terminal
+    /// too (`> report.txt` is read by anyone).
+    pub fn data_disclosure(&self) -> Disclosure {
+        if self.interactive && self.data_interactive { Disclosure::OperatorTerminal } else { Disclosure::Redacted }
     }
 
     /// Whether a write to stdout or stderr has failed.
@@ -144,6 +170,19 @@ mod tests {
     }
 
     #[test]
+    fn values_are_disclosed_only_to_a_terminal_a_person_watches() {
+        let printer = |interactive, data_interactive| Printer { data_interactive, ..Printer::captured(interactive).0 };
+        assert_eq!(printer(true, true).disclosure(), Disclosure::OperatorTerminal);
+        assert_eq!(printer(true, true).data_disclosure(), Disclosure::OperatorTerminal);
+        // `helm safe-upgrade … > report.txt`: the messages on the terminal, the data in a file.
+        assert_eq!(printer(true, false).disclosure(), Disclosure::OperatorTerminal);
+        assert_eq!(printer(true, false).data_disclosure(), Disclosure::Redacted);
+        // A log (CI, a pipe, a file) is read by anyone.
+        assert_eq!(printer(false, true).disclosure(), Disclosure::Redacted);
+        assert_eq!(printer(false, true).data_disclosure(), Disclosure::Redacted);
+    }
+
+    #[test]
     fn lines_in_logs_carry_a_timestamp_and_data_goes_to_stdout() {
         let (printer, out, err) = Printer::captured(false);
         printer.line("hop 1/3");
@@ -172,6 +211,7 @@ mod tests {
             out: Arc::new(Mutex::new(Box::new(Broken))),
             err: Arc::new(Mutex::new(Box::new(Broken))),
             interactive: false,
+            data_interactive: false,
             lost: Arc::default(),
         };
         assert!(!printer.output_lost());

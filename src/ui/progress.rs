@@ -12,6 +12,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::printer::Printer;
+use crate::sensitive::Disclosure;
 
 pub struct Progress {
     printer: Printer,
@@ -21,6 +22,11 @@ pub struct Progress {
 impl Progress {
     pub fn new(printer: Printer) -> Progress {
         Progress { printer, current: Mutex::new(None) }
+    }
+
+    /// Who reads the lines: the operator on their terminal, or anyone (a log).
+    pub fn disclosure(&self) -> Disclosure {
+        self.printer.disclosure()
     }
 
     /// A message line; a running spinner steps aside for it.

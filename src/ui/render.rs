@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::plan::text::{step_text, steps_text};
 use crate::plan::{Hop, HopKind, Plan, Refusal, Step, Strategy};
 use crate::policy::Policy;
+use crate::sensitive::Disclosure;
 use crate::text::display_argv;
 
 pub fn plan_json(plan: &Plan) -> String {
@@ -206,15 +207,21 @@ pub fn policy_list(policies: &[Policy]) -> String {
     out
 }
 
-/// One line (or a few) saying how a live run ended and where the release stands.
-pub fn outcome_text(outcome: &crate::report::Outcome, release: &str) -> String {
+/// One line (or a few) saying how a live run ended and where the release stands, for
+/// `disclosure`'s reader (the error may quote the operator's values).
+pub fn outcome_text(outcome: &crate::report::Outcome, release: &str, disclosure: Disclosure) -> String {
     use crate::report::Outcome;
     match outcome {
         Outcome::Completed { at } => format!("{release} is at {at}: done"),
-        Outcome::Stopped { at, reason } => format!("{release} stopped at {at}: {reason}"),
+        Outcome::Stopped { at, reason } => format!("{release} stopped at {at}: {}", reason.render(disclosure)),
         Outcome::Recovered { failed_hop, error, at } => {
-            format!("hop {failed_hop} failed and {release} was brought back to {at}\ncause: {error}")
+            format!(
+                "hop {failed_hop} failed and {release} was brought back to {at}\ncause: {}",
+                error.render(disclosure)
+            )
         }
-        Outcome::Failed { error, next_steps } => format!("{release} needs a person: {error}\nnext: {next_steps}"),
+        Outcome::Failed { error, next_steps } => {
+            format!("{release} needs a person: {}\nnext: {next_steps}", error.render(disclosure))
+        }
     }
 }

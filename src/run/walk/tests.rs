@@ -26,6 +26,8 @@ struct FakeCluster {
     outsider: Option<(usize, ChartVersion)>,
     /// A Ctrl-C arrives while helm upgrades to this version.
     interrupt_during: Option<ChartVersion>,
+    /// What the pods say after a failed upgrade.
+    unready: Vec<String>,
     calls: RefCell<Vec<String>>,
     checks: RefCell<usize>,
     signals: Signals,
@@ -38,6 +40,7 @@ impl FakeCluster {
             failing: vec![],
             outsider: None,
             interrupt_during: None,
+            unready: vec![],
             calls: RefCell::default(),
             checks: RefCell::default(),
             signals: Signals::default(),
@@ -66,10 +69,10 @@ impl FakeCluster {
     }
 }
 
-fn failed(purpose: &str) -> ExecError {
+fn failed(purpose: &str, flags: &[String]) -> ExecError {
     ExecError::Failed {
         purpose: purpose.into(),
-        argv: "helm …".into(),
+        argv: crate::disclose::Argv::new("helm", flags),
         status: "exit 1".into(),
         stderr: "Error: UPGRADE FAILED: context deadline exceeded".into(),
         stdout: String::new(),
@@ -91,7 +94,7 @@ impl Cluster for FakeCluster {
         }
         if self.failing.contains(&version) {
             self.push(version, ReleaseStatus::Failed);
-            return Err(failed(&purpose));
+            return Err(failed(&purpose, &flags));
         }
         let revision = self.push(version.clone(), ReleaseStatus::Deployed);
         Ok(Deployed { revision, status: "deployed".into(), chart_version: Some(version.to_string()) })
@@ -162,7 +165,7 @@ impl Cluster for FakeCluster {
     }
 
     fn explain_unready(&self, _release: &str) -> Vec<String> {
-        vec![]
+        self.unready.clone()
     }
 
     fn policy_command(&self, purpose: String, argv: &[String]) -> Result<String, ExecError> {
@@ -204,6 +207,8 @@ impl Interaction for FakeOperator {
 #[derive(Default)]
 struct FakeJournal {
     events: Vec<String>,
+    /// The hops' messages, as the ledger stores them.
+    messages: Vec<String>,
     writes: usize,
     lose_lock_at_write: Option<usize>,
     newest: Option<ChartVersion>,
@@ -227,8 +232,9 @@ impl Journal for FakeJournal {
     fn change_starting(&mut self, hop: usize, step: Option<usize>) -> Result<(), JournalError> {
         self.write(format!("hop {hop} step {step:?} starts"))
     }
-    fn hop_ended(&mut self, index: usize, outcome: HopOutcome, _message: Option<&str>) {
+    fn hop_ended(&mut self, index: usize, outcome: HopOutcome, message: Option<&Message>) {
         self.events.push(format!("hop {index} {outcome}"));
+        self.messages.extend(message.map(Message::redacted));
     }
     fn helm_ran(&mut self, version: &ChartVersion) {
         if self.newest.as_ref().is_none_or(|n| n < version) {
@@ -277,6 +283,9 @@ struct Scenario {
     overrides: Overrides,
     overrides_in_effect: bool,
     dir: tempfile::TempDir,
+    /// Whether the printer stands for the operator's terminal, and what it printed.
+    interactive: bool,
+    log: String,
 }
 
 impl Scenario {
@@ -288,6 +297,8 @@ impl Scenario {
             overrides: Overrides::default(),
             overrides_in_effect: false,
             dir: tempfile::tempdir().unwrap(),
+            interactive: false,
+            log: String::new(),
         }
     }
 
@@ -309,7 +320,7 @@ impl Scenario {
             overrides_in_effect: self.overrides_in_effect,
             bring_back_failed_hops: true,
         };
-        let (printer, _, _) = Printer::captured(false);
+        let (printer, _, stderr) = Printer::captured(self.interactive);
         let progress = Progress::new(printer);
         let ports = Ports {
             cluster: &self.cluster,
@@ -317,7 +328,9 @@ impl Scenario {
             journal: &mut self.journal,
             progress: &progress,
         };
-        Walk::new(setup, ports).run(plan)
+        let outcome = Walk::new(setup, ports).run(plan);
+        self.log = stderr.text();
+        outcome
     }
 }
 
@@ -352,7 +365,7 @@ fn a_failing_hop_is_brought_back_by_the_policys_down_migration() {
     let outcome = s.walk(&plan);
     let Outcome::Recovered { failed_hop, at, error } = &outcome else { panic!("{outcome:?}") };
     assert_eq!((*failed_hop, at), (2, &v("1.1.9")));
-    assert!(error.contains("UPGRADE FAILED"), "{error}");
+    assert!(error.redacted().contains("UPGRADE FAILED"), "{error}");
     assert_eq!(s.cluster.deployed_versions(), ["1.1.9", "1.2.6", "1.1.9"], "the way back redeploys 1.1.9");
     let calls = s.cluster.calls();
     assert!(calls.iter().any(|c| c.contains("command bufd migratedownto") && c.ends_with("schema=222")), "{calls:?}");
@@ -381,7 +394,7 @@ fn a_lost_lock_stops_the_walk_before_its_next_change() {
     let plan = upgrade_plan(&policy(), "1.0.4", "1.3.0");
     let outcome = s.walk(&plan);
     let Outcome::Failed { error, next_steps } = &outcome else { panic!("{outcome:?}") };
-    assert!(error.contains("lost the lock of bsr before hop 2"), "{error}");
+    assert!(error.redacted().contains("lost the lock of bsr before hop 2"), "{error}");
     assert!(next_steps.contains("bsr is at 1.1.9"), "{next_steps}");
     assert_eq!(s.cluster.deployed_versions(), ["1.1.9"], "nothing deployed after the lock was lost");
 }
@@ -393,8 +406,8 @@ fn a_change_made_outside_the_walk_stops_it() {
     let plan = upgrade_plan(&policy(), "1.0.4", "1.3.0");
     let outcome = s.walk(&plan);
     let Outcome::Failed { error, .. } = &outcome else { panic!("{outcome:?}") };
-    assert!(error.contains("changed outside this run before hop 2"), "{error}");
-    assert!(error.contains("it is now at revision 3 (1.3.2, deployed)"), "{error}");
+    assert!(error.redacted().contains("changed outside this run before hop 2"), "{error}");
+    assert!(error.redacted().contains("it is now at revision 3 (1.3.2, deployed)"), "{error}");
     assert_eq!(s.cluster.deployed_versions(), ["1.1.9"]);
 }
 
@@ -406,7 +419,7 @@ fn an_interrupt_during_a_hop_finishes_it_and_stops_at_the_next_safe_point() {
     let outcome = s.walk(&plan);
     let Outcome::Stopped { at, reason } = &outcome else { panic!("{outcome:?}") };
     assert_eq!(at, &v("1.1.9"));
-    assert!(reason.starts_with("interrupted: stopped at the first safe point"), "{reason}");
+    assert!(reason.redacted().starts_with("interrupted: stopped at the first safe point"), "{reason}");
     assert_eq!(s.cluster.deployed_versions(), ["1.1.9"]);
 }
 
@@ -475,4 +488,33 @@ fn a_pending_release_is_brought_back_by_helm_rollback_first() {
             .any(|s| matches!(s, Step::Run { argv, .. } if argv.contains(&"--from-literal=schema=222".to_string()))),
         "1.2.6 may have migrated: its down-migration to 1.1.9's schema runs: {steps:?}"
     );
+}
+
+#[test]
+fn a_failed_hop_shows_the_operators_values_on_their_terminal_only() {
+    for interactive in [true, false] {
+        let mut s = Scenario::new("1.0.4");
+        s.interactive = interactive;
+        s.cluster.failing = vec![v("1.1.9")];
+        s.cluster.unready = vec!["Deployment bsr-server: 2 pods: Back-off pulling image \"bufd:broken\"".into()];
+        let sets =
+            vec![SetArg::new(SetKind::Set, "image.tag=broken"), SetArg::new(SetKind::Set, "postgres.password=s3cret")];
+        s.overrides = Overrides { files: vec![], sets };
+        let outcome = s.walk(&upgrade_plan(&policy(), "1.0.4", "1.1.9"));
+        let Outcome::Recovered { error, .. } = &outcome else { panic!("{outcome:?}") };
+        // The ledger's hop and run records, and the -o json report: no value, ever.
+        let json = serde_json::to_string(&outcome).unwrap();
+        for kept in [error.redacted(), json, s.journal.messages.join("\n")] {
+            assert!(kept.contains("'image.tag=***'") && kept.contains("'postgres.password=***'"), "{kept}");
+            assert!(!kept.contains("broken") && !kept.contains("s3cret"), "{kept}");
+        }
+        assert!(!s.log.contains("s3cret"), "{}", s.log);
+        if interactive {
+            assert!(s.log.contains("hop 1 failed: upgrade bsr to 1.1.9 failed (exit 1): helm "), "{}", s.log);
+            assert!(s.log.contains(" image.tag=broken ") && s.log.contains("'postgres.password=***'"), "{}", s.log);
+            assert!(s.log.contains("bufd:broken"), "{}", s.log);
+        } else {
+            assert!(!s.log.contains("broken") && s.log.contains("bufd:***"), "{}", s.log);
+        }
+    }
 }
