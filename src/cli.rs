@@ -156,7 +156,7 @@ pub struct Common {
     #[arg(long, value_enum, default_value = "auto", help_heading = OUTPUT, hide_short_help = true)]
     pub color: ColorChoice,
 
-    /// Echo every command run (values redacted).
+    /// Echo every command run (--set values only on your terminal).
     #[arg(
         long,
         env = "HELM_DEBUG",
