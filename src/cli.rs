@@ -161,7 +161,7 @@ pub struct Common {
     #[arg(long, value_enum, value_name = "WHEN", alias = "colour", help_heading = OUTPUT, hide_short_help = true)]
     pub color: Option<ColorChoice>,
 
-    /// Echo every command run (values redacted).
+    /// Echo every command run (--set values only on your terminal).
     #[arg(
         long,
         env = "HELM_DEBUG",

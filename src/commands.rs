@@ -154,8 +154,10 @@ fn report_run(report: &RunReport, format: OutputFormat, printer: &Printer) -> Re
             printer.data(&format!("{}\n", serde_json::to_string_pretty(report).expect("a report serialises")));
         }
         OutputFormat::Table => {
-            // Escaped inside: the tool's own words are coloured, quoted text never is.
-            let text = render::outcome_text(&report.outcome, &report.release, printer.data_look());
+            // Escaped inside: the tool's own words are coloured, quoted text never is; the
+            // operator's values shown only when stdout is their terminal (not `> file`).
+            let text =
+                render::outcome_text(&report.outcome, &report.release, printer.data_look(), printer.data_disclosure());
             printer.data(&format!("{text}\n"));
         }
     }
@@ -272,6 +274,7 @@ fn run_options(common: &Common, shape: &str) -> Result<RunOptions, AppError> {
         resume: common.resume,
         local_ledger: common.local_ledger,
         debug: common.debug,
+        outcome_in_words: common.output == OutputFormat::Table,
         command_shape: shape.to_string(),
     })
 }

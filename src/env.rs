@@ -57,7 +57,10 @@ pub const VARIABLES: &[Variable] = &[
         meaning: "set by helm from `-n`: the release's namespace (the tool's own `-n` when run directly)",
     },
     Variable { name: HELM_KUBECONTEXT, meaning: "set by helm from `--kube-context`: the Kubernetes context" },
-    Variable { name: HELM_DEBUG, meaning: "set by helm from `--debug`: echo every command run, values redacted" },
+    Variable {
+        name: HELM_DEBUG,
+        meaning: "set by helm from `--debug`: echo every command run (--set values only on your terminal)",
+    },
     Variable {
         name: HELM_KUBEAPISERVER,
         meaning: "set by helm from `--kube-apiserver`: the API server, over the kubeconfig's (also for the tool's own requests)",

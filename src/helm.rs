@@ -6,9 +6,12 @@
 //! operator presses Ctrl-C at a terminal the whole foreground group gets SIGINT: in a
 //! group of its own, a running `helm upgrade` is not killed half-way (which would leave
 //! the release `pending-upgrade`) but finishes. SIGTERM sent to this tool, or a second
-//! Ctrl-C, is passed on to the child. The values of `--set` and its variants are redacted
-//! in every message, because values may hold secrets. Positional arguments the tool adds
-//! (release and chart names) always come after `--`, so none can be read as a flag.
+//! Ctrl-C, is passed on to the child. Errors keep the argv as an [`Argv`], not as text:
+//! the values of `--set` and its variants may hold secrets, so each place that shows an
+//! error renders it for its reader (the operator's terminal, or anyone: logs, the
+//! ledger, JSON), and the default rendering hides every value. Positional arguments the
+//! tool adds (release and chart names) always come after `--`, so none can be read as a
+//! flag.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -17,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 
+use crate::disclose::{Argv, Message};
 use crate::printer::Printer;
 pub use crate::signals::Signals;
 
@@ -35,38 +39,10 @@ impl Invocation {
         Invocation { purpose: purpose.into(), program: program.into(), args, env: vec![] }
     }
 
-    /// The argv for people: quoted where needed, `--set` values replaced by `***`.
-    pub fn display(&self) -> String {
-        let mut shown = vec![self.program.display().to_string()];
-        shown.extend(redact(&self.args));
-        crate::text::display_argv(&shown)
+    /// The command line, to be rendered for whoever reads it.
+    pub fn argv(&self) -> Argv {
+        Argv::new(self.program.display().to_string(), &self.args)
     }
-}
-
-/// The argv for display: the value of every `--set`, `--set-string`, `--set-json`,
-/// `--set-file` and `--set-literal` replaced by `***`, parsed the way helm parses it (so
-/// an escaped comma does not end a value early), keys kept.
-pub fn redact(args: &[String]) -> Vec<String> {
-    use crate::setvalues::{SetArg, SetKind};
-    let mut out = Vec::with_capacity(args.len());
-    let mut pending: Option<SetKind> = None;
-    for arg in args {
-        if let Some(kind) = pending.take() {
-            out.push(SetArg::new(kind, arg.as_str()).redacted_line());
-            continue;
-        }
-        if let Some(kind) = SetKind::from_flag(arg) {
-            pending = Some(kind);
-            out.push(arg.clone());
-        } else if let Some((flag, value)) = arg.split_once('=')
-            && let Some(kind) = SetKind::from_flag(flag)
-        {
-            out.push(format!("{flag}={}", SetArg::new(kind, value).redacted_line()));
-        } else {
-            out.push(arg.clone());
-        }
-    }
-    out
 }
 
 #[derive(Debug)]
@@ -77,17 +53,58 @@ pub struct Finished {
     pub duration: Duration,
 }
 
-#[derive(Debug, thiserror::Error)]
 pub enum ExecError {
-    #[error("{purpose}: cannot start {program}: {source}\nhint: {hint}")]
     Spawn { purpose: String, program: String, source: std::io::Error, hint: String },
-    #[error("{purpose} failed ({status}): {argv}\n{stderr}")]
-    Failed { purpose: String, argv: String, status: String, stderr: String, stdout: String },
-    #[error("{purpose}: cannot read the output of {argv}: {error}")]
-    Parse { purpose: String, argv: String, error: String },
+    Failed { purpose: String, argv: Argv, status: String, stderr: String, stdout: String },
+    Parse { purpose: String, argv: Argv, error: String },
+}
+
+/// Redacted, like every default rendering of a command line: [`ExecError::message`]
+/// renders for a chosen reader.
+impl std::fmt::Display for ExecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message().redacted())
+    }
+}
+
+/// As redacted as Display: an `unwrap()` that panics must not print a value that helm's
+/// output quoted.
+impl std::fmt::Debug for ExecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ExecError({:?})", self.message().redacted())
+    }
+}
+
+impl std::error::Error for ExecError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ExecError::Spawn { source, .. } => Some(source),
+            _ => None,
+        }
+    }
 }
 
 impl ExecError {
+    /// The error with its command line as structure, for rendering per reader.
+    pub fn message(&self) -> Message {
+        match self {
+            ExecError::Spawn { purpose, program, source, hint } => {
+                Message::plain(format!("{purpose}: cannot start {program}: {source}\nhint: {hint}"))
+            }
+            ExecError::Failed { purpose, argv, status, stderr, .. } => {
+                Message::plain(format!("{purpose} failed ({status}): "))
+                    .then(Message::command(argv.clone()))
+                    .then("\n")
+                    .then(Message::outside(stderr.clone()))
+            }
+            ExecError::Parse { purpose, argv, error } => {
+                Message::plain(format!("{purpose}: cannot read the output of "))
+                    .then(Message::command(argv.clone()))
+                    .then(format!(": {error}"))
+            }
+        }
+    }
+
     /// helm's own stderr, for callers that recognise specific helm errors.
     pub fn stderr(&self) -> &str {
         match self {
@@ -123,6 +140,13 @@ impl Runner {
         }
     }
 
+    /// `debug: ARGV (PURPOSE)`, the argv rendered for whoever reads the printer's stderr.
+    fn say_debug(&self, inv: &Invocation) {
+        if let Some(p) = &self.printer {
+            p.line(&format!("debug: {} ({})", inv.argv().render(p.disclosure()), inv.purpose));
+        }
+    }
+
     /// Run to completion, capturing output. The child is in its own process group, so
     /// Ctrl-C does not reach it; SIGTERM received meanwhile is forwarded.
     pub fn run(&self, inv: &Invocation) -> Result<Finished, ExecError> {
@@ -131,7 +155,7 @@ impl Runner {
 
     pub fn run_with_input(&self, inv: &Invocation, stdin: Option<&[u8]>) -> Result<Finished, ExecError> {
         if self.debug {
-            self.say(&format!("debug: {} ({})", inv.display(), inv.purpose));
+            self.say_debug(inv);
         }
         let started = Instant::now();
         // Output goes to unlinked temporary files, not pipes: if this tool is killed, a
@@ -159,7 +183,7 @@ impl Runner {
         } else {
             Err(ExecError::Failed {
                 purpose: inv.purpose.clone(),
-                argv: inv.display(),
+                argv: inv.argv(),
                 status: describe(&finished.status),
                 // helm's stderr may quote a chart's or the cluster's text: shown, not obeyed.
                 stderr: crate::text::for_terminal(finished.stderr.trim_end()).into_owned(),
@@ -180,7 +204,7 @@ impl Runner {
                 Err(e) => {
                     return Err(ExecError::Parse {
                         purpose: inv.purpose.clone(),
-                        argv: inv.display(),
+                        argv: inv.argv(),
                         error: e.to_string(),
                     });
                 }
@@ -205,7 +229,7 @@ impl Runner {
         let finished = self.run(inv)?;
         serde_json::from_str(&finished.stdout).map_err(|e| ExecError::Parse {
             purpose: inv.purpose.clone(),
-            argv: inv.display(),
+            argv: inv.argv(),
             error: e.to_string(),
         })
     }
@@ -470,6 +494,12 @@ mod tests {
         v.iter().map(|x| x.to_string()).collect()
     }
 
+    /// The arguments as anyone may see them (the program left out).
+    fn redacted(args: &[String]) -> Vec<String> {
+        let words = Invocation::new("x", "helm", args.to_vec()).argv().words(crate::sensitive::Disclosure::Redacted);
+        words[1..].to_vec()
+    }
+
     #[test]
     fn set_values_are_redacted_in_every_spelling() {
         let args = s(&[
@@ -481,7 +511,7 @@ mod tests {
             "-f",
             "values.yaml",
         ]);
-        let shown = redact(&args);
+        let shown = redacted(&args);
         assert_eq!(
             shown,
             s(&[
@@ -510,7 +540,7 @@ mod tests {
             "--set",
             "unparsable",
         ]);
-        let shown = redact(&args).join(" ");
+        let shown = redacted(&args).join(" ");
         for secret in ["hunter2", "tail9", "p,w", "a,b", "/tmp/c.pem", "unparsable"] {
             assert!(!shown.contains(secret), "{secret} leaked: {shown}");
         }
@@ -555,6 +585,28 @@ mod tests {
         );
         assert!(err.contains("unrecognized option"), "helm's stderr is shown verbatim: {err}");
         assert!(!err.contains("secret"));
+    }
+
+    #[test]
+    fn values_are_shown_only_on_the_operators_terminal() {
+        // The values only in what the program prints, not in its own argv.
+        let script = r"printf 'pulling bufd:%s%s; login %s%s refused\n' bro ken hunt er2 >&2; exit 1";
+        for interactive in [true, false] {
+            let (printer, _, stderr) = Printer::captured(interactive);
+            let runner = Runner::printing(Signals::default(), true, printer.clone());
+            let args = s(&["-c", script, "sh", "--set", "image.tag=broken,db.password=hunter2"]);
+            let error = runner.run(&Invocation::new("fail on purpose", "sh", args)).unwrap_err();
+            let shown = format!("{}\n{}", stderr.text(), error.message().render(printer.disclosure()));
+            if interactive {
+                assert!(shown.contains("'image.tag=broken,db.password=***'"), "{shown}");
+                assert!(shown.contains("pulling bufd:broken; login *** refused"), "{shown}");
+            } else {
+                assert!(shown.contains("'image.tag=***,db.password=***'"), "{shown}");
+                assert!(shown.contains("pulling bufd:***; login *** refused"), "{shown}");
+            }
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(!error.to_string().contains("broken") && !format!("{error:?}").contains("hunter2"));
+        }
     }
 
     #[test]

@@ -29,6 +29,10 @@
 //! ([`Printer::output_lost`]), and the run treats lost output like an interrupt: it
 //! finishes the step under way, stops at the next safe point and releases the lock.
 //!
+//! It also decides who reads each stream ([`Printer::disclosure`]): the operator at
+//! their own terminal may see the values they passed with `--set`; a log, a file or a
+//! pipe is read by anyone, later, and sees none.
+//!
 //! It is a leaf: the process layer, the executor and the renderer all print through it.
 
 use std::borrow::Cow;
@@ -37,6 +41,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use crate::sensitive::Disclosure;
 use anstyle::{AnsiColor, Style};
 
 type Sink = Arc<Mutex<Box<dyn Write + Send>>>;
@@ -53,6 +58,8 @@ pub struct Printer {
     /// How data on stdout looks, and how people's text on stderr looks.
     out_look: Look,
     err_look: Look,
+    /// ... and so is stdout (not redirected to a file or a pipe).
+    data_interactive: bool,
     /// A write has failed: the stream is gone (shared by clones, and by the run's
     /// signals, which turn it into a stop at the next safe point).
     lost: Arc<AtomicBool>,
@@ -64,6 +71,7 @@ impl std::fmt::Debug for Printer {
             .field("interactive", &self.interactive)
             .field("out_look", &self.out_look)
             .field("err_look", &self.err_look)
+            .field("data_interactive", &self.data_interactive)
             .finish()
     }
 }
@@ -247,6 +255,7 @@ impl Printer {
             out,
             err,
             interactive: is_interactive(surroundings.err.terminal, surroundings.ci),
+            data_interactive: is_interactive(surroundings.out.terminal, surroundings.ci),
             out_look: surroundings.look(surroundings.out, None),
             err_look: surroundings.look(surroundings.err, None),
             surroundings,
@@ -254,11 +263,11 @@ impl Printer {
         }
     }
 
-    /// Output into memory, for tests: (printer, stdout, stderr). Neither is coloured or
-    /// wrapped.
+    /// Output into memory, for tests: (printer, stdout, stderr); `interactive` stands for
+    /// both streams. Neither is coloured or wrapped.
     pub fn captured(interactive: bool) -> (Printer, Captured, Captured) {
         let (printer, out, err) = Printer::captured_in(Surroundings::default());
-        (Printer { interactive, ..printer }, out, err)
+        (Printer { interactive, data_interactive: interactive, ..printer }, out, err)
     }
 
     /// Output into memory as if written in `surroundings`, for tests of colour and width.
@@ -295,6 +304,18 @@ impl Printer {
     /// How people's text on stderr looks (progress, the plan before a confirmation).
     pub fn text_look(&self) -> Look {
         self.err_look
+    }
+
+    /// Who reads the message lines on stderr: the operator, on a terminal they watch
+    /// (interactive, not CI), or anyone (a log, a file, a pipe).
+    pub fn disclosure(&self) -> Disclosure {
+        if self.interactive { Disclosure::OperatorTerminal } else { Disclosure::Redacted }
+    }
+
+    /// Who reads the data on stdout: the operator only when stdout is that terminal
+    /// too (`> report.txt` is read by anyone).
+    pub fn data_disclosure(&self) -> Disclosure {
+        if self.interactive && self.data_interactive { Disclosure::OperatorTerminal } else { Disclosure::Redacted }
     }
 
     /// Whether a write to stdout or stderr has failed.
@@ -364,6 +385,19 @@ mod tests {
         assert!(is_interactive(true, false));
         assert!(!is_interactive(true, true));
         assert!(!is_interactive(false, false));
+    }
+
+    #[test]
+    fn values_are_disclosed_only_to_a_terminal_a_person_watches() {
+        let printer = |interactive, data_interactive| Printer { data_interactive, ..Printer::captured(interactive).0 };
+        assert_eq!(printer(true, true).disclosure(), Disclosure::OperatorTerminal);
+        assert_eq!(printer(true, true).data_disclosure(), Disclosure::OperatorTerminal);
+        // `helm safe-upgrade … > report.txt`: the messages on the terminal, the data in a file.
+        assert_eq!(printer(true, false).disclosure(), Disclosure::OperatorTerminal);
+        assert_eq!(printer(true, false).data_disclosure(), Disclosure::Redacted);
+        // A log (CI, a pipe, a file) is read by anyone.
+        assert_eq!(printer(false, true).disclosure(), Disclosure::Redacted);
+        assert_eq!(printer(false, true).data_disclosure(), Disclosure::Redacted);
     }
 
     #[test]

@@ -1,11 +1,16 @@
 //! What a live run reports: how it ended, each step, where the release stands. Data
 //! only: the executor fills it in, `ui::render` and `-o json` show it, `commands` maps it
 //! to the exit code. Nothing here does I/O.
+//!
+//! Errors and reasons are [`Message`]s, not text: a failed hop's error quotes the helm
+//! command line, which the operator's terminal shows with their values and the ledger and
+//! `-o json` (its serialisation) show without.
 
 use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::disclose::Message;
 use crate::plan::Plan;
 use crate::version::ChartVersion;
 
@@ -19,18 +24,18 @@ pub enum Outcome {
     /// Stopped at a good version by the operator (or a signal) between hops.
     Stopped {
         at: ChartVersion,
-        reason: String,
+        reason: Message,
     },
     /// A hop failed; the release was brought back to the last good version.
     Recovered {
         failed_hop: usize,
-        error: String,
+        error: Message,
         at: ChartVersion,
     },
     /// A hop failed and so did the way back, or the run could not go on safely (the lock
     /// was lost, the release changed under it): a human must act.
     Failed {
-        error: String,
+        error: Message,
         next_steps: String,
     },
 }
@@ -65,7 +70,7 @@ impl Outcome {
     }
 
     /// The reason or error, when there is one.
-    pub fn message(&self) -> Option<&str> {
+    pub fn message(&self) -> Option<&Message> {
         match self {
             Outcome::Completed { .. } => None,
             Outcome::Stopped { reason, .. } => Some(reason),
@@ -84,7 +89,7 @@ pub struct StepReport {
     pub outcome: &'static str,
     pub duration_ms: u128,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
+    pub message: Option<Message>,
 }
 
 /// The `-o json` document of a live run.

@@ -8,11 +8,15 @@
 //! `--set-json` values are JSON documents (which may hold commas); `--set-literal` takes
 //! everything after the first `=` as the value, with no escapes and no splitting.
 //!
-//! Values may be secrets, so nothing here ever puts a value into an error message, and
-//! [`SetArg::redacted`] shows keys only. A line helm would reject is rejected here too,
-//! naming the flag and the key.
+//! Values may be secrets, so nothing here ever puts a value into an error message. A
+//! set-line is shown through [`SetArg::shown`]: keys only for anyone
+//! ([`Disclosure::Redacted`]), the operator's values too on their own terminal unless
+//! `crate::sensitive` says they look secret. A line helm would reject is rejected here
+//! too, naming the flag and the key.
 
 use std::fmt;
+
+use crate::sensitive::{Disclosure, json_looks_secret, key_looks_secret, value_looks_secret};
 
 /// Which flag a set-line came with; helm applies them in this order after `-f` files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
@@ -52,12 +56,90 @@ pub enum Segment {
     Index(usize),
 }
 
-/// One `key=value` of a set-line. The value is kept for `--set-file` (a path the tool
-/// must copy); for the others only its presence matters here.
+/// One `key=value` of a set-line: the value as helm reads it (escapes resolved), and as
+/// the operator typed it (`raw`, escapes kept), which is what a terminal shows back.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Assignment {
     pub path: Vec<Segment>,
     pub value: String,
+    pub raw: String,
+}
+
+impl Assignment {
+    /// The key names of the path, without list indexes: what the key rule reads.
+    fn keys(&self) -> Vec<&str> {
+        self.path
+            .iter()
+            .filter_map(|s| match s {
+                Segment::Key(k) => Some(k.as_str()),
+                Segment::Index(_) => None,
+            })
+            .collect()
+    }
+
+    /// Whether the operator may see this value on their terminal: not when its key path
+    /// or its value looks secret. A `--set-file` value is the file's path (its content is
+    /// never read for display), judged by the value rule only; a `--set-json` document is
+    /// shown only when none of its keys and strings looks secret.
+    fn revealable(&self, kind: SetKind) -> bool {
+        match kind {
+            SetKind::SetFile => !value_looks_secret(&self.value),
+            SetKind::SetJson => {
+                !key_looks_secret(&self.keys())
+                    && serde_json::from_str(&self.value).is_ok_and(|v: serde_json::Value| !json_looks_secret(&v))
+            }
+            SetKind::Set | SetKind::SetString | SetKind::SetLiteral => {
+                !key_looks_secret(&self.keys()) && !value_looks_secret(&self.value)
+            }
+        }
+    }
+
+    /// The pieces of text by which this value could be recognised in someone else's
+    /// output (helm quoting a rendered value back): the value, as typed and as read, the
+    /// items of a `{a,b}` list, the strings and numbers of a JSON document.
+    fn terms(&self, kind: SetKind) -> Vec<String> {
+        let mut terms = vec![self.value.clone(), self.raw.clone()];
+        match kind {
+            SetKind::SetJson => {
+                if let Ok(doc) = serde_json::from_str::<serde_json::Value>(&self.value) {
+                    json_leaves(&doc, &mut terms);
+                }
+            }
+            SetKind::Set | SetKind::SetString if self.raw.starts_with('{') => {
+                let inner = self.value.trim_start_matches('{').trim_end_matches('}');
+                terms.extend(inner.split(',').map(String::from));
+            }
+            _ => {}
+        }
+        terms.retain(|t| !t.is_empty());
+        terms.dedup();
+        terms
+    }
+}
+
+fn json_leaves(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::String(s) => out.push(s.clone()),
+        serde_json::Value::Number(n) => out.push(n.to_string()),
+        serde_json::Value::Array(items) => items.iter().for_each(|v| json_leaves(v, out)),
+        serde_json::Value::Object(map) => map.values().for_each(|v| json_leaves(v, out)),
+        serde_json::Value::Bool(_) | serde_json::Value::Null => {}
+    }
+}
+
+/// A value of a set-line that a rendering hides: the text to keep out of other output
+/// too, and whether it looks secret (then it is hidden wherever it occurs, not only as
+/// a word of its own).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Hidden {
+    pub text: String,
+    pub looks_secret: bool,
+}
+
+impl fmt::Debug for Hidden {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Hidden(***, looks_secret: {})", self.looks_secret)
+    }
 }
 
 impl fmt::Debug for Assignment {
@@ -125,15 +207,43 @@ impl SetArg {
         Scanner { chars: self.text.chars().collect(), pos: 0, kind: self.kind }.assignments()
     }
 
-    /// `key=***,other=***`: the keys, never the values. A line that does not parse is
-    /// hidden whole, since where its values end is unknown.
+    /// `key=***,other=***`: the keys, never the values.
     pub fn redacted_line(&self) -> String {
+        self.shown(Disclosure::Redacted)
+    }
+
+    /// The line for `disclosure`: every key, and each value either as the operator typed
+    /// it (on their terminal, when it does not look secret) or `***`. A line that does
+    /// not parse is hidden whole, since where its values end is unknown.
+    pub fn shown(&self, disclosure: Disclosure) -> String {
         match self.parse() {
-            Ok(assignments) if !assignments.is_empty() => {
-                assignments.iter().map(|a| format!("{}=***", path_text(&a.path))).collect::<Vec<_>>().join(",")
-            }
+            Ok(assignments) if !assignments.is_empty() => assignments
+                .iter()
+                .map(|a| {
+                    let reveal = disclosure == Disclosure::OperatorTerminal && a.revealable(self.kind);
+                    format!("{}={}", path_text(&a.path), if reveal { a.raw.as_str() } else { "***" })
+                })
+                .collect::<Vec<_>>()
+                .join(","),
             _ => "***".to_string(),
         }
+    }
+
+    /// The values [`SetArg::shown`] hides for `disclosure`, as text to keep out of
+    /// other output in the same message. A line that does not parse hides all of itself.
+    pub fn hidden(&self, disclosure: Disclosure) -> Vec<Hidden> {
+        let Ok(assignments) = self.parse() else {
+            return vec![Hidden { text: self.text.clone(), looks_secret: true }];
+        };
+        let mut out = Vec::new();
+        for a in &assignments {
+            let looks_secret = !a.revealable(self.kind);
+            if disclosure == Disclosure::OperatorTerminal && !looks_secret {
+                continue;
+            }
+            out.extend(a.terms(self.kind).into_iter().map(|text| Hidden { text, looks_secret }));
+        }
+        out
     }
 
     /// The argv words helm is given: `--set`, `LINE`.
@@ -148,12 +258,11 @@ struct Scanner {
     kind: SetKind,
 }
 
-enum KeyEnd {
-    Equals,
-    Open,
-    Dot,
-    Comma,
-    End,
+/// Where the parse of an assignment goes next.
+enum Then {
+    Key,
+    Index,
+    Done(Option<Assignment>),
 }
 
 impl Scanner {
@@ -201,8 +310,7 @@ impl Scanner {
             if self.pos >= self.chars.len() {
                 return Ok(out);
             }
-            let mut path = Vec::new();
-            match self.key(&mut path, 0)? {
+            match self.assignment()? {
                 Some(assignment) => out.push(assignment),
                 None => return Ok(out),
             }
@@ -217,16 +325,25 @@ impl Scanner {
         if self.literal() { &['=', '[', '.'] } else { &['=', '[', ',', '.'] }
     }
 
-    /// One assignment, from a key onwards. None: the line ended cleanly.
-    fn key(&mut self, path: &mut Vec<Segment>, nesting: usize) -> Result<Option<Assignment>, SetError> {
+    /// One assignment, from its key onwards. None: the line ended cleanly. A loop, not
+    /// recursion: `a[0][0]…` may nest as deep as an argument is long (helm, in Go, has
+    /// no limit for indexes), and must not overflow the stack.
+    fn assignment(&mut self) -> Result<Option<Assignment>, SetError> {
+        let mut path = Vec::new();
+        let mut nesting = 0;
+        let mut then = Then::Key;
+        loop {
+            then = match then {
+                Then::Key => self.key(&mut path, &mut nesting)?,
+                Then::Index => self.index(&mut path)?,
+                Then::Done(assignment) => return Ok(assignment),
+            };
+        }
+    }
+
+    /// A key name, up to `=`, `.`, `[` (or a `,` or the end, which are errors).
+    fn key(&mut self, path: &mut Vec<Segment>, nesting: &mut usize) -> Result<Then, SetError> {
         let (name, stop) = self.until(self.key_stops());
-        let end = match stop {
-            Some('=') => KeyEnd::Equals,
-            Some('[') => KeyEnd::Open,
-            Some('.') => KeyEnd::Dot,
-            Some(',') => KeyEnd::Comma,
-            _ => KeyEnd::End,
-        };
         let shown = |path: &[Segment], name: &str| {
             let mut p = path.to_vec();
             if !name.is_empty() {
@@ -234,38 +351,41 @@ impl Scanner {
             }
             path_text(&p)
         };
-        match end {
-            KeyEnd::End if name.is_empty() && path.is_empty() => Ok(None),
-            KeyEnd::End => Err(self.error(format!("key {:?} has no value", shown(path, &name)))),
-            KeyEnd::Comma => {
+        match stop {
+            None if name.is_empty() && path.is_empty() => Ok(Then::Done(None)),
+            None => Err(self.error(format!("key {:?} has no value", shown(path, &name)))),
+            Some(',') => {
                 Err(self.error(format!("key {:?} has no value (a value cannot end with ,)", shown(path, &name))))
             }
-            KeyEnd::Dot => {
-                if nesting + 1 > MAX_NESTING {
+            Some('.') => {
+                // helm counts the dots its key parser sees (MaxNestedNameLevel).
+                *nesting += 1;
+                if *nesting > MAX_NESTING {
                     return Err(self
                         .error(format!("key {:?} nests deeper than helm's {MAX_NESTING} levels", shown(path, &name))));
                 }
                 path.push(Segment::Key(name));
-                self.key(path, nesting + 1)
+                Ok(Then::Key)
             }
-            KeyEnd::Open => {
+            Some('[') => {
                 path.push(Segment::Key(name));
-                self.index(path, nesting)
+                Ok(Then::Index)
             }
-            KeyEnd::Equals => {
+            _ => {
                 path.push(Segment::Key(name));
-                self.value(path.clone()).map(Some)
+                self.value(path.clone()).map(|a| Then::Done(Some(a)))
             }
         }
     }
 
     /// After `[`: an index, then `]`, then `=`, `.` or another `[`.
-    fn index(&mut self, path: &mut Vec<Segment>, nesting: usize) -> Result<Option<Assignment>, SetError> {
+    fn index(&mut self, path: &mut Vec<Segment>) -> Result<Then, SetError> {
         let (digits, stop) = self.until(&[']']);
         if stop.is_none() {
             return Err(self.error(format!("key {:?} has an index with no closing ]", path_text(path))));
         }
-        let index: usize = digits.trim().parse().map_err(|_| {
+        // helm's strconv.Atoi: no blanks around the number.
+        let index: usize = digits.parse().map_err(|_| {
             self.error(format!("key {:?} has an index that is not a non-negative number: [{digits}]", path_text(path)))
         })?;
         if index > MAX_INDEX {
@@ -280,42 +400,50 @@ impl Scanner {
             return Err(self.error(format!("unexpected text after the index of key {:?}", path_text(path))));
         }
         match stop {
-            Some('=') => self.value(path.clone()).map(Some),
-            Some('.') => self.key(path, nesting + 1),
-            Some('[') => self.index(path, nesting),
+            Some('=') => self.value(path.clone()).map(|a| Then::Done(Some(a))),
+            // helm's list parser hands a `.` to its key parser without counting it.
+            Some('.') => Ok(Then::Key),
+            Some('[') => Ok(Then::Index),
             _ => Err(self.error(format!("key {:?} has no value", path_text(path)))),
         }
     }
 
     fn value(&mut self, path: Vec<Segment>) -> Result<Assignment, SetError> {
-        let value = match self.kind {
+        let start = self.pos;
+        // `end`: where the value's text ends, before the comma that ends the assignment.
+        let (value, end) = match self.kind {
             SetKind::SetLiteral => {
                 let rest: String = self.chars[self.pos..].iter().collect();
                 self.pos = self.chars.len();
-                rest
+                (rest, self.pos)
             }
             SetKind::SetJson => self.json_value(&path)?,
             _ if self.peek() == Some('{') => {
                 self.pos += 1;
                 self.list_value(&path)?
             }
-            _ => self.until(&[',']).0,
+            _ => {
+                let (value, stop) = self.until(&[',']);
+                (value, if stop.is_some() { self.pos - 1 } else { self.pos })
+            }
         };
-        Ok(Assignment { path, value })
+        let raw = self.chars[start..end.max(start)].iter().collect();
+        Ok(Assignment { path, value, raw })
     }
 
     /// `{a,b}` up to the closing brace, then an optional comma.
-    fn list_value(&mut self, path: &[Segment]) -> Result<String, SetError> {
+    fn list_value(&mut self, path: &[Segment]) -> Result<(String, usize), SetError> {
         let mut items = Vec::new();
         loop {
             let (item, stop) = self.until(&[',', '}']);
             items.push(item);
             match stop {
                 Some('}') => {
+                    let end = self.pos;
                     if self.peek() == Some(',') {
                         self.pos += 1;
                     }
-                    return Ok(format!("{{{}}}", items.join(",")));
+                    return Ok((format!("{{{}}}", items.join(",")), end));
                 }
                 Some(_) => {}
                 None => return Err(self.error(format!("the list value of key {:?} must end with }}", path_text(path)))),
@@ -325,9 +453,10 @@ impl Scanner {
 
     /// A JSON document (helm decodes exactly one), then blanks and an optional comma. An
     /// empty value means null.
-    fn json_value(&mut self, path: &[Segment]) -> Result<String, SetError> {
+    fn json_value(&mut self, path: &[Segment]) -> Result<(String, usize), SetError> {
+        let start = self.pos;
         if self.skip_blanks_and_comma() {
-            return Ok("null".into());
+            return Ok(("null".into(), start));
         }
         let rest: String = self.chars[self.pos..].iter().collect();
         let mut stream = serde_json::Deserializer::from_str(&rest).into_iter::<serde_json::Value>();
@@ -336,8 +465,9 @@ impl Scanner {
                 let used = stream.byte_offset();
                 let text = rest[..used].to_string();
                 self.pos += rest[..used].chars().count();
+                let end = self.pos;
                 self.skip_blanks_and_comma();
-                Ok(text)
+                Ok((text, end))
             }
             // serde_json's message may quote the value: say only where it is.
             _ => Err(self.error(format!("the value of key {:?} is not valid JSON", path_text(path)))),
@@ -402,6 +532,7 @@ mod tests {
         assert_eq!(keys(SetKind::Set, "m[1][2]=x"), ["m[1][2]"]);
         assert!(SetArg::new(SetKind::Set, "a[70000]=x").parse().is_err());
         assert!(SetArg::new(SetKind::Set, "a[-1]=x").parse().is_err());
+        assert!(SetArg::new(SetKind::Set, "a[ 1]=x").parse().is_err(), "helm's Atoi takes no blanks");
         assert!(SetArg::new(SetKind::Set, "hosts={a,b").parse().is_err());
     }
 
@@ -438,6 +569,66 @@ mod tests {
         let arg = SetArg::new(SetKind::Set, "postgres.password=hunter2");
         let shown = format!("{arg:?} {:?}", arg.parse().unwrap());
         assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn the_raw_value_is_what_the_operator_typed() {
+        let raw = |kind, text: &str| -> Vec<String> {
+            SetArg::new(kind, text).parse().unwrap().into_iter().map(|a| a.raw).collect()
+        };
+        assert_eq!(raw(SetKind::Set, r"a=x\,y,b={1,2},c=,d=z\"), [r"x\,y", "{1,2}", "", r"z\"]);
+        assert_eq!(raw(SetKind::SetJson, r#"a= {"k": [1,2]} ,b=,c=3"#), [r#" {"k": [1,2]}"#, "", "3"]);
+        assert_eq!(raw(SetKind::SetLiteral, r"a=x\,y=z"), [r"x\,y=z"]);
+    }
+
+    #[test]
+    fn shown_on_the_terminal_unless_secret() {
+        let on_terminal = |kind, text: &str| SetArg::new(kind, text).shown(Disclosure::OperatorTerminal);
+        assert_eq!(
+            on_terminal(SetKind::Set, "image.tag=broken,postgres.password=s3cret"),
+            "image.tag=broken,postgres.password=***"
+        );
+        assert_eq!(on_terminal(SetKind::Set, r"a.b[0].c=x\,y,hosts={a,b}"), r"a.b[0].c=x\,y,hosts={a,b}");
+        assert_eq!(on_terminal(SetKind::Set, "url=postgres://u:pw@db/x"), "url=***");
+        assert_eq!(on_terminal(SetKind::SetJson, r#"db={"user":"u","password":"p,w"},n=[1,2]"#), "db=***,n=[1,2]");
+        assert_eq!(on_terminal(SetKind::SetFile, "tls.key=/tmp/k.pem"), "tls.key=/tmp/k.pem");
+        assert_eq!(on_terminal(SetKind::SetLiteral, "apiKey=a,b"), "apiKey=***");
+        assert_eq!(
+            on_terminal(SetKind::SetString, r"ingress.annotations.kubernetes\.io/tls-acme=true"),
+            r"ingress.annotations.kubernetes\.io/tls-acme=true"
+        );
+        assert_eq!(on_terminal(SetKind::Set, "broken"), "***");
+    }
+
+    #[test]
+    fn hidden_values_are_the_ones_a_rendering_hides() {
+        let texts = |arg: &SetArg, d| -> Vec<String> { arg.hidden(d).into_iter().map(|h| h.text).collect() };
+        let arg = SetArg::new(SetKind::Set, r"image.tag=broken,db.password=hunter2\,tail9,hosts={a1,b2}");
+        assert_eq!(texts(&arg, Disclosure::OperatorTerminal), ["hunter2,tail9", r"hunter2\,tail9"]);
+        assert_eq!(
+            texts(&arg, Disclosure::Redacted),
+            ["broken", "hunter2,tail9", r"hunter2\,tail9", "{a1,b2}", "a1", "b2"]
+        );
+        assert!(arg.hidden(Disclosure::Redacted).iter().any(|h| h.looks_secret && h.text == "hunter2,tail9"));
+        let json = SetArg::new(SetKind::SetJson, r#"db={"pw":"js0n","port":5432}"#);
+        assert_eq!(texts(&json, Disclosure::Redacted), [r#"{"pw":"js0n","port":5432}"#, "5432", "js0n"]);
+        let shown = format!("{:?}", arg.hidden(Disclosure::Redacted));
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn deep_indexes_do_not_overflow_the_stack() {
+        // An argument can be 128 KiB long (Linux's MAX_ARG_STRLEN): 43,000 indexes.
+        let line = format!("a{}=1,b.c=2", "[0]".repeat(43_000));
+        let parsed = SetArg::new(SetKind::Set, line).parse().unwrap();
+        assert_eq!(parsed[0].path.len(), 43_001);
+        assert_eq!(path_text(&parsed[1].path), "b.c");
+        let mixed = format!("a{}=1", "[0].k".repeat(10_000));
+        assert!(SetArg::new(SetKind::Set, mixed).parse().is_ok(), "helm does not count dots after an index");
+        // helm counts the dots: 30 are allowed, 31 are not.
+        let dots = |n: usize| (0..=n).map(|i| format!("k{i}")).collect::<Vec<_>>().join(".") + "=1";
+        assert!(SetArg::new(SetKind::Set, dots(30)).parse().is_ok());
+        assert!(SetArg::new(SetKind::Set, dots(31)).parse().is_err());
     }
 
     #[test]

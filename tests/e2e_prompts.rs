@@ -1,8 +1,9 @@
 //! The prompts as operators meet them: `helm safe-upgrade` / `helm safe-rollback` typed
 //! on a terminal, the installed plugin started by real helm 3.19.0 and 4.1.4 in a pty
 //! (`e2e/pty.rs`), on the bed. Continue, stop here (and the run after it), roll back this
-//! hop, show the status, declining to start, the typed release name, and Ctrl-C at a
-//! prompt.
+//! hop, show the status, declining to start, the typed release name, Ctrl-C at a
+//! prompt, and the operator's own `--set` values in a failed hop's message on their
+//! terminal (and nowhere else).
 
 #[path = "e2e/bed.rs"]
 mod bed;
@@ -334,3 +335,64 @@ fn colour_and_width_on_a_terminal(version: HelmVersion) {
     assert_eq!(words(&narrow), words(&never_after), "{version}: wrapping moves only spaces");
 }
 both_helms!(colour_and_width, super::colour_and_width_on_a_terminal);
+
+/// The JSON document in what the pty showed: stdout and stderr share the terminal, and
+/// the report is printed last, from a line `{` to a line `}`.
+fn json_document(output: &str) -> Value {
+    let lines: Vec<&str> = output.lines().map(|l| l.trim_end_matches('\r')).collect();
+    let start = lines.iter().position(|l| *l == "{").unwrap_or_else(|| panic!("no JSON document:\n{output}"));
+    let end = lines.iter().rposition(|l| *l == "}").unwrap_or_else(|| panic!("no JSON document:\n{output}"));
+    serde_json::from_str(&lines[start..=end].join("\n")).unwrap_or_else(|e| panic!("{e}:\n{output}"))
+}
+
+fn a_failed_hop_shows_the_operators_values_on_their_terminal_only(version: HelmVersion) {
+    let bed = Bed::new(version);
+    bed.install("bsr", "1.0.4", VALUES);
+    let (policy, timeout) = (policy(), bed.fail_timeout("4s"));
+    let mut pty = Pty::upgrade(
+        &bed,
+        &[
+            "bsr",
+            "--to",
+            "1.1.9",
+            "--chart",
+            "demo/bsr",
+            "--policy",
+            &policy,
+            "-o",
+            "json",
+            "--timeout",
+            &timeout,
+            "--set",
+            "image.tag=broken",
+            "--set",
+            "migration.imageTag=1.1.9",
+            "--set",
+            "postgres.password=s3cret",
+        ],
+    );
+    pty.expect("Start the 1 hop? [y/N]");
+    pty.answer("y");
+    pty.expect("hop 1 failed: ");
+    let failure = pty.expect("bringing bsr back to 1.0.4");
+    // The value that broke the hop, as typed; the password hidden by its key.
+    assert!(failure.contains("--set image.tag=broken --set migration.imageTag=1.1.9"), "{version}: {failure}");
+    assert!(failure.contains("--set 'postgres.password=***'"), "{version}: {failure}");
+    assert!(failure.contains("bufd:broken"), "{version}: what the pods say, as they say it: {failure}");
+    let (rest, code) = pty.finish();
+    assert_eq!(code, 4, "{version}: {rest}");
+    for shown in [&failure, &rest] {
+        assert!(!shown.contains("s3cret"), "{version}: the password reached the terminal:\n{shown}");
+    }
+    // The same run's report and ledger: anyone may read them, so no value at all.
+    let report = json_document(&rest);
+    assert_eq!(report["result"], "recovered", "{version}: {rest}");
+    let error = report["error"].as_str().unwrap();
+    assert!(error.contains("'image.tag=***'") && error.contains("'postgres.password=***'"), "{version}: {error}");
+    let ledger = bed.ledger_record().expect("the ledger").to_string();
+    assert!(ledger.contains("'image.tag=***'"), "{version}: the hop's message is recorded: {ledger}");
+    for kept in [report.to_string(), ledger] {
+        assert!(!kept.contains("broken") && !kept.contains("s3cret"), "{version}: leaked:\n{kept}");
+    }
+}
+both_helms!(set_values_on_the_terminal, super::a_failed_hop_shows_the_operators_values_on_their_terminal_only);

@@ -19,6 +19,7 @@ use super::ledger::{self, Held, HopOutcome, Ledger, PolicyRecord, RunRecord, Tak
 use super::options::RunOptions;
 use super::values::RunValues;
 use super::walk::{Ports, Setup, Walk};
+use crate::disclose::Message;
 use crate::plan::{Direction, Plan, Step};
 use crate::policy::{Origin, Policy};
 use crate::release::{Release, ReleaseStatus};
@@ -205,6 +206,7 @@ fn setup<'a>(plan: &Plan, facts: &'a Facts, opts: &RunOptions, values: RunValues
         // The interrupted run deployed with its overrides already.
         overrides_in_effect: resumed,
         bring_back_failed_hops: plan.direction == Direction::Upgrade,
+        outcome_in_words: opts.outcome_in_words,
     }
 }
 
@@ -227,7 +229,8 @@ fn walk(
 /// Record the run's end and give the lock back, in one write.
 fn finish(mut held: Held, outcome: &Outcome, printer: &crate::printer::Printer) {
     let l = held.ledger_mut();
-    l.record_run_end(outcome.word(), outcome.at().cloned(), outcome.message().map(String::from));
+    // Redacted: the ledger is read by anyone with access to the namespace's ConfigMaps.
+    l.record_run_end(outcome.word(), outcome.at().cloned(), outcome.message().map(Message::redacted));
     if !matches!(outcome, Outcome::Failed { .. }) {
         // Failed keeps the plan on record: a person, or --resume, picks it up from there.
         l.clear_in_progress();
@@ -308,10 +311,10 @@ impl Journal for Recorder<'_> {
         self.save()
     }
 
-    fn hop_ended(&mut self, _index: usize, outcome: HopOutcome, message: Option<&str>) {
+    fn hop_ended(&mut self, _index: usize, outcome: HopOutcome, message: Option<&Message>) {
         let l = self.held.ledger_mut();
         if l.hops.last().is_some_and(|h| h.outcome == HopOutcome::Running) {
-            let _ = l.record_hop_end(outcome, message.map(String::from));
+            let _ = l.record_hop_end(outcome, message.map(Message::redacted));
         } else if let Some(last) = l.hops.last_mut().filter(|_| outcome == HopOutcome::RolledBack) {
             // "Roll this hop back" at a pause: the hop that had succeeded is undone.
             last.outcome = HopOutcome::RolledBack;

@@ -6,6 +6,7 @@
 //! must not happen, because either it could not be recorded (a hop that starts without
 //! its start on record leaves no trace for `--resume`) or another run holds the lock now.
 
+use crate::disclose::Message;
 use crate::plan::Plan;
 use crate::run::ledger::HopOutcome;
 use crate::version::ChartVersion;
@@ -27,8 +28,9 @@ pub trait Journal {
     fn change_starting(&mut self, hop: usize, step: Option<usize>) -> Result<(), JournalError>;
     /// Hop `index` ended: noted now, stored with the next write (the next hop's start, or
     /// the end of the run), which saves a write per hop. A lost lock is found by that
-    /// next write, before anything else changes.
-    fn hop_ended(&mut self, index: usize, outcome: HopOutcome, message: Option<&str>);
+    /// next write, before anything else changes. The message is stored redacted: the
+    /// ledger is readable by anyone with access to the namespace's ConfigMaps.
+    fn hop_ended(&mut self, index: usize, outcome: HopOutcome, message: Option<&Message>);
     /// helm ran `version` for the release (deployed, or failed after it started): noted
     /// now, stored with the next write.
     fn helm_ran(&mut self, version: &ChartVersion);

@@ -28,6 +28,8 @@ pub struct RunOptions {
     pub resume: bool,
     pub local_ledger: bool,
     pub debug: bool,
+    /// The outcome is printed as text at the end (`-o table`), not as JSON.
+    pub outcome_in_words: bool,
     /// The command line with every value redacted, for the lock and the run record.
     pub command_shape: String,
 }

@@ -23,6 +23,7 @@ use super::ledger::HopOutcome;
 use super::rollout::{Watch, Watcher};
 use super::values::RunValues;
 use crate::catalog::ChartArg;
+use crate::disclose::Message;
 use crate::helm::ExecError;
 use crate::plan::text::{step_text, steps_text};
 use crate::plan::{self, Available, Context, Hop, Plan, PlanError, RollbackRequest, SnapshotKnowledge, Step, Strategy};
@@ -39,30 +40,32 @@ use crate::version::ChartVersion;
 enum StepError {
     /// The operator said no at a confirmation: nothing of this step happened.
     Declined(String),
-    Failed(String),
+    /// It failed; the message may quote a command line with the operator's values.
+    Failed(Message),
     /// The ledger could not record the step (or the lock is gone): nothing of it happened,
     /// and nothing more may be changed.
     Halted(JournalError),
 }
 
 impl StepError {
-    fn message(&self) -> &str {
+    fn message(&self) -> Message {
         match self {
-            StepError::Declined(m) | StepError::Failed(m) => m,
-            StepError::Halted(e) => &e.message,
+            StepError::Declined(m) => Message::plain(m.as_str()),
+            StepError::Failed(m) => m.clone(),
+            StepError::Halted(e) => Message::plain(e.message.as_str()),
         }
     }
 }
 
 impl From<ExecError> for StepError {
     fn from(e: ExecError) -> Self {
-        StepError::Failed(e.to_string())
+        StepError::Failed(e.message())
     }
 }
 
 impl From<crate::kube::KubeError> for StepError {
     fn from(e: crate::kube::KubeError) -> Self {
-        StepError::Failed(e.to_string())
+        StepError::Failed(Message::plain(e.to_string()))
     }
 }
 
@@ -74,6 +77,11 @@ fn headline(error: &str) -> &str {
         Some(end) => &first[..=end],
         None => first,
     }
+}
+
+/// A failure in the tool's own words.
+fn failed(text: impl Into<String>) -> StepError {
+    StepError::Failed(Message::plain(text))
 }
 
 /// What a walk needs, fixed for its whole length.
@@ -97,6 +105,9 @@ pub struct Setup<'a> {
     /// Upgrades bring a failed hop back; a failed rollback is left for a person (going
     /// "back" from a rollback would mean upgrading again).
     pub bring_back_failed_hops: bool,
+    /// The run's outcome is printed as text at the end (not `-o json`): a failure's whole
+    /// text is said there, and only its headline as it happens.
+    pub outcome_in_words: bool,
 }
 
 /// The revision this walk last left the release at, its version and status.
@@ -183,7 +194,7 @@ impl<'a> Walk<'a> {
     pub fn run(&mut self, plan: &Plan) -> Outcome {
         if let Err(why) = self.write_carried_files(plan) {
             return Outcome::Failed {
-                error: format!("the values for the hops cannot be prepared: {why}"),
+                error: format!("the values for the hops cannot be prepared: {why}").into(),
                 next_steps: format!("nothing was changed; {} is at {}", self.release(), plan.from),
             };
         }
@@ -199,7 +210,8 @@ impl<'a> Walk<'a> {
                     reason: format!(
                         "{}: stopped at the first safe point; run the same command again to continue",
                         signals.stop_reason()
-                    ),
+                    )
+                    .into(),
                 };
             }
             if let Err(outcome) = self.walk_hop(plan, i, hop) {
@@ -247,7 +259,7 @@ impl<'a> Walk<'a> {
         for step in steps {
             if let Err(e) = self.step(None, step) {
                 // Nothing has changed yet: a preflight snapshot that fails stops the run.
-                return Err(Outcome::Stopped { at: plan.from.clone(), reason: format!("preflight: {}", e.message()) });
+                return Err(Outcome::Stopped { at: plan.from.clone(), reason: e.message().after("preflight: ") });
             }
         }
         Ok(())
@@ -288,7 +300,7 @@ impl<'a> Walk<'a> {
                     return Err(self.halted(e, &self.left.version.clone(), &format!("during hop {}", i + 1)));
                 }
                 Err(e) => {
-                    self.journal.hop_ended(i, HopOutcome::Failed, Some(e.message()));
+                    self.journal.hop_ended(i, HopOutcome::Failed, Some(&e.message()));
                     return Err(self.recover(i, hop, e, deployed_override));
                 }
             }
@@ -316,7 +328,7 @@ impl<'a> Walk<'a> {
                 PauseChoice::Interrupted => {
                     let reason =
                         "interrupted (Ctrl-C) at the pause: stopped here; run the same command again to continue";
-                    return Some(Outcome::Stopped { at: hop.to.clone(), reason: reason.to_string() });
+                    return Some(Outcome::Stopped { at: hop.to.clone(), reason: reason.into() });
                 }
                 PauseChoice::Stop => {
                     let signals = self.cluster.signals();
@@ -325,7 +337,7 @@ impl<'a> Walk<'a> {
                     } else {
                         "stopped by the operator; run the same command again to continue".to_string()
                     };
-                    return Some(Outcome::Stopped { at: hop.to.clone(), reason });
+                    return Some(Outcome::Stopped { at: hop.to.clone(), reason: reason.into() });
                 }
                 PauseChoice::RollBack => return Some(self.roll_back_hop(i, hop)),
                 PauseChoice::Status => self.show_status(),
@@ -351,7 +363,7 @@ impl<'a> Walk<'a> {
                 ),
             )
         };
-        Outcome::Failed { error, next_steps }
+        Outcome::Failed { error: error.into(), next_steps }
     }
 
     /// Before a hop: the release must still be where this walk left it. A `helm upgrade`
@@ -360,8 +372,8 @@ impl<'a> Walk<'a> {
     /// policy's down-migration).
     fn check_unchanged(&mut self, index: usize, plan: &Plan) -> Result<(), Outcome> {
         let release = self.release().to_string();
-        let unreadable = |e: String| Outcome::Failed {
-            error: format!("cannot read {release} before hop {}: {e}", index + 1),
+        let unreadable = |e: Message| Outcome::Failed {
+            error: e.after(format!("cannot read {release} before hop {}: ", index + 1)),
             next_steps: format!(
                 "{release} was at {} when this run last saw it; nothing of hop {} was started. When the cluster answers again, run the same command again",
                 self.left.version,
@@ -373,12 +385,13 @@ impl<'a> Walk<'a> {
         // helm is asked for the version too.
         let (revision, status, version) = match self.left.revision {
             Some(_) => {
-                let (revision, status) = self.cluster.latest_revision(&release).map_err(unreadable)?;
+                let (revision, status) =
+                    self.cluster.latest_revision(&release).map_err(|e| unreadable(Message::plain(e)))?;
                 (revision, status, None)
             }
             None => {
                 let purpose = format!("check that {release} is still where this run left it");
-                let meta = self.cluster.metadata(purpose, &release).map_err(|e| unreadable(e.to_string()))?;
+                let meta = self.cluster.metadata(purpose, &release).map_err(|e| unreadable(e.message()))?;
                 (meta.revision, meta.status, Some(meta.version))
             }
         };
@@ -406,7 +419,8 @@ impl<'a> Walk<'a> {
             error: format!(
                 "{release} changed outside this run before hop {}: this run left it at {was}, it is now at {now}",
                 index + 1
-            ),
+            )
+            .into(),
             next_steps: format!(
                 "this run changed nothing after that. Find out who changed it (`helm history {release}`), then plan again from where it is: `helm safe-upgrade {release} --to {} --plan`",
                 plan.to
@@ -421,7 +435,7 @@ impl<'a> Walk<'a> {
             return Ok(());
         }
         self.read_deployed(version).map(|_| ()).map_err(|e| Outcome::Failed {
-            error: e.message().to_string(),
+            error: e.message(),
             next_steps: format!("check `helm status {}`", self.release()),
         })
     }
@@ -430,7 +444,7 @@ impl<'a> Walk<'a> {
         match self.cluster.status_text(self.release()) {
             // A chart's NOTES are the chart author's text: shown, not obeyed.
             Ok(text) => self.progress.line(&for_terminal(text.trim_end())),
-            Err(e) => self.progress.line(&e.to_string()),
+            Err(e) => self.progress.line(&e.message().render(self.progress.disclosure())),
         }
     }
 
@@ -445,9 +459,9 @@ impl<'a> Walk<'a> {
         let elapsed = started.elapsed();
         let (outcome, message) = match &result {
             Ok(()) => ("ok", None),
-            Err(StepError::Declined(m)) => ("declined", Some(m.clone())),
-            Err(StepError::Failed(m)) => ("failed", Some(m.clone())),
-            Err(StepError::Halted(e)) => ("not started", Some(e.message.clone())),
+            Err(e @ StepError::Declined(_)) => ("declined", Some(e.message())),
+            Err(e @ StepError::Failed(_)) => ("failed", Some(e.message())),
+            Err(e @ StepError::Halted(_)) => ("not started", Some(e.message())),
         };
         self.progress.step_finished(&format!("  {detail}"), outcome, elapsed);
         self.reports.push(StepReport {
@@ -518,7 +532,7 @@ impl<'a> Walk<'a> {
         version: &ChartVersion,
         set: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<(), StepError> {
-        let (chart, mut flags) = self.setup.chart.helm_args(version).map_err(StepError::Failed)?;
+        let (chart, mut flags) = self.setup.chart.helm_args(version).map_err(failed)?;
         // Going back restores the values the release ran with at the hop's start: an
         // operator's bad --set that broke the hop must not break the way back too.
         let with_overrides = !self.going_back || self.overrides_at_hop_start;
@@ -536,7 +550,7 @@ impl<'a> Walk<'a> {
             let path = self.setup.values.dir.join(format!("procedure-{}.json", self.procedure_files));
             let _ = std::fs::remove_file(&path);
             super::backup::write_private(&path, serde_json::to_string(set).expect("json").as_bytes())
-                .map_err(|e| StepError::Failed(e.to_string()))?;
+                .map_err(|e| failed(e.to_string()))?;
             flags.extend(["-f".into(), path.display().to_string()]);
         }
         // Bare `--wait` means the same on helm 3 and 4 (helm 4: the kstatus watcher),
@@ -580,15 +594,15 @@ impl<'a> Walk<'a> {
     /// A helm command that waited for readiness failed: its error, plus which of the
     /// release's workloads are not ready and what their pods say.
     fn wait_failed(&self, error: ExecError) -> StepError {
-        let mut message = error.to_string().trim_end().to_string();
+        let mut message = error.message();
         // A second Ctrl-C means "leave now": no more cluster reads.
         if matches!(error, ExecError::Failed { .. }) && !self.cluster.signals().stop_now() {
             let lines = self.cluster.explain_unready(self.release());
             if !lines.is_empty() {
-                message.push_str("\nnot ready:");
+                message = message.then("\nnot ready:");
                 for line in lines {
-                    message.push_str("\n  ");
-                    message.push_str(&for_terminal(&line));
+                    // The pods' own words, which may quote a value back (an image tag).
+                    message = message.then("\n  ").then(Message::outside(for_terminal(&line)));
                 }
             }
         }
@@ -622,7 +636,7 @@ impl<'a> Walk<'a> {
         let meta = self.cluster.metadata(format!("verify {release} is deployed at {version}"), &release)?;
         let live = ChartVersion::parse(&meta.version).ok();
         if meta.status != ReleaseStatus::Deployed || live.as_ref() != Some(version) {
-            return Err(StepError::Failed(format!(
+            return Err(failed(format!(
                 "{release} is {} at {}, expected deployed at {version}",
                 meta.status.as_str(),
                 for_terminal(&meta.version)
@@ -642,7 +656,7 @@ impl<'a> Walk<'a> {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                return Err(StepError::Failed(format!(
+                return Err(failed(format!(
                     "{} of {version} still running after {} ({selector})",
                     crate::text::count(left, "pod", "pods"),
                     self.setup.timeout
@@ -665,18 +679,30 @@ impl<'a> Walk<'a> {
         Ok(live)
     }
 
-    /// Bring the release from wherever the failed hop left it back to `hop.from`.
-    fn recover(&mut self, index: usize, hop: &Hop, error: StepError, deployed_override: bool) -> Outcome {
-        let error_text = error.message().to_string();
-        // The whole error is said once, in the run's outcome at the end; here, which
-        // command failed and what happens now.
+    /// The whole error is said once: in the run's outcome at the end when that is printed
+    /// as text; here, which command failed and what happens now. With `-o json` the
+    /// outcome is for programs, so the operator reads the whole error here: on their
+    /// terminal with their values (the one that broke the hop); in a log, and in the
+    /// ledger and the report, without.
+    fn say_hop_failed(&self, index: usize, hop: &Hop, error: &Message) {
+        let said = error.render(self.progress.disclosure());
         let then = if self.setup.bring_back_failed_hops {
             format!("bringing {} back to {}", self.release(), hop.from)
         } else {
             "stopping here".to_string()
         };
-        let failed = format!("hop {} failed", index + 1);
-        self.progress.line(&format!("{}: {}; {then}", self.progress.look().paint(Role::Bad, &failed), headline(&error_text)));
+        let failed = self.progress.look().paint(Role::Bad, &format!("hop {} failed", index + 1)).into_owned();
+        if self.setup.outcome_in_words {
+            self.progress.line(&format!("{failed}: {}; {then}", headline(&said)));
+        } else {
+            self.progress.line(&format!("{failed}: {said}\n{then}"));
+        }
+    }
+
+    /// Bring the release from wherever the failed hop left it back to `hop.from`.
+    fn recover(&mut self, index: usize, hop: &Hop, error: StepError, deployed_override: bool) -> Outcome {
+        let error_text = error.message();
+        self.say_hop_failed(index, hop, &error_text);
         let live = self.read_live();
         if !self.setup.bring_back_failed_hops {
             let next_steps = match live {
@@ -699,7 +725,7 @@ impl<'a> Walk<'a> {
             Ok(live) => live,
             Err(e) => {
                 return Outcome::Failed {
-                    error: format!("{error_text}\nthen reading the release failed: {e}"),
+                    error: error_text.then(format!("\nthen reading the release failed: {e}")),
                     next_steps: format!(
                         "check `helm status {0}` and `helm history {0}`; if the release is pending-*, `helm safe-rollback {0} --to {1}` brings it back the policy's way once no helm works on it",
                         self.release(),
@@ -710,14 +736,14 @@ impl<'a> Walk<'a> {
         };
         if self.cluster.signals().stop_now() {
             return Outcome::Failed {
-                error: format!("{error_text}\nstopped at the operator's request before bringing the release back"),
+                error: error_text.then("\nstopped at the operator's request before bringing the release back"),
                 next_steps: self.by_hand(&live, hop, &[]),
             };
         }
         if live.status == ReleaseStatus::Deployed && live.version == hop.from && !deployed_override {
             // Nothing moved (a declined confirmation, a failed check before the deploy).
             return match error {
-                StepError::Declined(reason) => Outcome::Stopped { at: hop.from.clone(), reason },
+                StepError::Declined(reason) => Outcome::Stopped { at: hop.from.clone(), reason: reason.into() },
                 StepError::Failed(_) | StepError::Halted(_) => {
                     Outcome::Recovered { failed_hop: index + 1, error: error_text, at: hop.from.clone() }
                 }
@@ -727,7 +753,7 @@ impl<'a> Walk<'a> {
             Ok(steps) => steps,
             Err(why) => {
                 return Outcome::Failed {
-                    error: format!("{error_text}\nno safe way back: {why}"),
+                    error: error_text.then(format!("\nno safe way back: {why}")),
                     next_steps: self.by_hand(&live, hop, &[]),
                 };
             }
@@ -742,7 +768,7 @@ impl<'a> Walk<'a> {
         match self.walk_back(index, hop, &steps, &live) {
             Ok(()) => Outcome::Recovered { failed_hop: index + 1, error: error_text, at: hop.from.clone() },
             Err((e, next_steps)) => {
-                Outcome::Failed { error: format!("{error_text}\nthe way back failed too: {}", e.message()), next_steps }
+                Outcome::Failed { error: error_text.then("\nthe way back failed too: ").then(e.message()), next_steps }
             }
         }
     }
@@ -783,7 +809,10 @@ impl<'a> Walk<'a> {
         let live = match self.read_live() {
             Ok(l) => l,
             Err(e) => {
-                return Outcome::Failed { error: e, next_steps: format!("check `helm status {}`", self.release()) };
+                return Outcome::Failed {
+                    error: e.into(),
+                    next_steps: format!("check `helm status {}`", self.release()),
+                };
             }
         };
         let steps = match self.recovery_steps(&live, hop) {
@@ -793,7 +822,7 @@ impl<'a> Walk<'a> {
                 self.progress.line(&format!("{cannot}: {why}"));
                 return Outcome::Stopped {
                     at: hop.to.clone(),
-                    reason: format!("stopped; the hop could not be rolled back: {why}"),
+                    reason: format!("stopped; the hop could not be rolled back: {why}").into(),
                 };
             }
         };
@@ -802,14 +831,14 @@ impl<'a> Walk<'a> {
         }
         match self.walk_back(index, hop, &steps, &live) {
             Ok(()) => {
-                self.journal.hop_ended(index, HopOutcome::RolledBack, Some("rolled back by the operator"));
+                self.journal.hop_ended(index, HopOutcome::RolledBack, Some(&"rolled back by the operator".into()));
                 Outcome::Stopped {
                     at: hop.from.clone(),
-                    reason: format!("hop {} rolled back by the operator", index + 1),
+                    reason: format!("hop {} rolled back by the operator", index + 1).into(),
                 }
             }
             Err((e, next_steps)) => {
-                Outcome::Failed { error: format!("rolling the hop back failed: {}", e.message()), next_steps }
+                Outcome::Failed { error: e.message().after("rolling the hop back failed: "), next_steps }
             }
         }
     }
@@ -912,7 +941,7 @@ fn unfilled_ok(argv: &[String]) -> Result<Vec<String>, StepError> {
     for arg in argv {
         let names = crate::policy::placeholder_names(arg);
         if let Some(name) = names.first() {
-            return Err(StepError::Failed(format!(
+            return Err(failed(format!(
                 "the command {:?} still holds the placeholder {{{name}}}, which nothing filled in; set it in the policy (vars or catalog)",
                 argv.join(" ")
             )));

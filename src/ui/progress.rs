@@ -12,6 +12,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::printer::{Look, Printer, Role};
+use crate::sensitive::Disclosure;
 
 pub struct Progress {
     printer: Printer,
@@ -31,6 +32,11 @@ impl Progress {
     /// A heading line (a hop starts).
     pub fn heading(&self, text: &str) {
         self.line(&self.look().paint(Role::Heading, text));
+    }
+
+    /// Who reads the lines: the operator on their terminal, or anyone (a log).
+    pub fn disclosure(&self) -> Disclosure {
+        self.printer.disclosure()
     }
 
     /// A message line; a running spinner steps aside for it.

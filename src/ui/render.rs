@@ -10,6 +10,7 @@ use crate::plan::text::{step_text, steps_text};
 use crate::plan::{Hop, HopKind, Plan, Refusal, Step, Strategy};
 use crate::policy::Policy;
 use crate::printer::{Look, Role};
+use crate::sensitive::Disclosure;
 use crate::text::{display_argv, for_terminal, width};
 
 pub fn plan_json(plan: &Plan) -> String {
@@ -278,27 +279,29 @@ pub fn policy_list(policies: &[Policy]) -> String {
     out
 }
 
-/// One line (or a few) saying how a live run ended and where the release stands. Its
-/// messages quote helm and the ledger: escaped here, before the tool's own words are
-/// coloured, so that what is shown is never obeyed.
-pub fn outcome_text(outcome: &crate::report::Outcome, release: &str, look: Look) -> String {
+/// One line (or a few) saying how a live run ended and where the release stands, for
+/// `disclosure`'s reader (the error may quote the operator's values). Its messages quote
+/// helm and the ledger: escaped here, before the tool's own words are coloured, so that
+/// what is shown is never obeyed.
+pub fn outcome_text(outcome: &crate::report::Outcome, release: &str, look: Look, disclosure: Disclosure) -> String {
     use crate::report::Outcome;
     let shown = |text: &str| for_terminal(text).into_owned();
+    let said = |message: &crate::disclose::Message| shown(&message.render(disclosure));
     let text = match outcome {
         Outcome::Completed { at } => format!("{release} is at {at}: {}", look.paint(Role::Good, "done")),
         Outcome::Stopped { at, reason } => {
-            format!("{release} {} at {at}: {}", look.paint(Role::Notice, "stopped"), shown(reason))
+            format!("{release} {} at {at}: {}", look.paint(Role::Notice, "stopped"), said(reason))
         }
         Outcome::Recovered { failed_hop, error, at } => format!(
             "{} and {release} was brought back to {at}\n{} {}",
             look.paint(Role::Bad, &format!("hop {failed_hop} failed")),
             look.paint(Role::Heading, "cause:"),
-            shown(error)
+            said(error)
         ),
         Outcome::Failed { error, next_steps } => format!(
             "{release} {}: {}\n{} {}",
             look.paint(Role::Bad, "needs a person"),
-            shown(error),
+            said(error),
             look.paint(Role::Heading, "next:"),
             shown(next_steps)
         ),
@@ -422,13 +425,13 @@ mod tests {
         use crate::report::Outcome;
         let look = Look { colour: true, width: None };
         let failed = Outcome::Failed { error: "helm said \x1b[2J".into(), next_steps: "run it\rX".into() };
-        let text = outcome_text(&failed, "bsr", look);
+        let text = outcome_text(&failed, "bsr", look, Disclosure::Redacted);
         assert_eq!(
             visible(&text),
             "bsr ␛[1m␛[31mneeds a person␛[0m: helm said \\x1b[2J\n␛[1mnext:␛[0m run it\\rX",
             "{text}"
         );
-        let done = outcome_text(&Outcome::Completed { at: v("1.3.2") }, "bsr", Look::PLAIN);
+        let done = outcome_text(&Outcome::Completed { at: v("1.3.2") }, "bsr", Look::PLAIN, Disclosure::Redacted);
         assert_eq!(done, "bsr is at 1.3.2: done");
     }
 }

@@ -27,6 +27,8 @@ struct FakeCluster {
     outsider: Option<(usize, ChartVersion)>,
     /// A Ctrl-C arrives while helm upgrades to this version.
     interrupt_during: Option<ChartVersion>,
+    /// What the pods say after a failed upgrade.
+    unready: Vec<String>,
     calls: RefCell<Vec<String>>,
     checks: RefCell<usize>,
     signals: Signals,
@@ -39,6 +41,7 @@ impl FakeCluster {
             failing: vec![],
             outsider: None,
             interrupt_during: None,
+            unready: vec![],
             calls: RefCell::default(),
             checks: RefCell::default(),
             signals: Signals::default(),
@@ -67,10 +70,10 @@ impl FakeCluster {
     }
 }
 
-fn failed(purpose: &str) -> ExecError {
+fn failed(purpose: &str, flags: &[String]) -> ExecError {
     ExecError::Failed {
         purpose: purpose.into(),
-        argv: "helm …".into(),
+        argv: crate::disclose::Argv::new("helm", flags),
         status: "exit 1".into(),
         stderr: "Error: UPGRADE FAILED: context deadline exceeded".into(),
         stdout: String::new(),
@@ -92,7 +95,7 @@ impl Cluster for FakeCluster {
         }
         if self.failing.contains(&version) {
             self.push(version, ReleaseStatus::Failed);
-            return Err(failed(&purpose));
+            return Err(failed(&purpose, &flags));
         }
         let revision = self.push(version.clone(), ReleaseStatus::Deployed);
         Ok(Deployed { revision, status: "deployed".into(), chart_version: Some(version.to_string()) })
@@ -175,7 +178,7 @@ impl Cluster for FakeCluster {
     }
 
     fn explain_unready(&self, _release: &str) -> Vec<String> {
-        vec![]
+        self.unready.clone()
     }
 
     fn policy_command(&self, purpose: String, argv: &[String]) -> Result<String, ExecError> {
@@ -217,6 +220,8 @@ impl Interaction for FakeOperator {
 #[derive(Default)]
 struct FakeJournal {
     events: Vec<String>,
+    /// The hops' messages, as the ledger stores them.
+    messages: Vec<String>,
     writes: usize,
     lose_lock_at_write: Option<usize>,
     newest: Option<ChartVersion>,
@@ -240,8 +245,9 @@ impl Journal for FakeJournal {
     fn change_starting(&mut self, hop: usize, step: Option<usize>) -> Result<(), JournalError> {
         self.write(format!("hop {hop} step {step:?} starts"))
     }
-    fn hop_ended(&mut self, index: usize, outcome: HopOutcome, _message: Option<&str>) {
+    fn hop_ended(&mut self, index: usize, outcome: HopOutcome, message: Option<&Message>) {
         self.events.push(format!("hop {index} {outcome}"));
+        self.messages.extend(message.map(Message::redacted));
     }
     fn helm_ran(&mut self, version: &ChartVersion) {
         if self.newest.as_ref().is_none_or(|n| n < version) {
@@ -295,6 +301,8 @@ struct Scenario {
     dir: tempfile::TempDir,
     /// Where the walk prints (default: a log, in memory).
     printer: Printer,
+    /// The outcome is said in words at the end (`-o table`), not as JSON.
+    outcome_in_words: bool,
 }
 
 impl Scenario {
@@ -308,6 +316,7 @@ impl Scenario {
             carried: serde_json::json!({"replicaCount": 2}),
             dir: tempfile::tempdir().unwrap(),
             printer: Printer::captured(false).0,
+            outcome_in_words: true,
         }
     }
 
@@ -327,6 +336,7 @@ impl Scenario {
             start: (revision, version, status),
             overrides_in_effect: self.overrides_in_effect,
             bring_back_failed_hops: true,
+            outcome_in_words: self.outcome_in_words,
         };
         let progress = Progress::new(self.printer.clone());
         let ports = Ports {
@@ -371,7 +381,7 @@ fn a_failing_hop_is_brought_back_by_the_policys_down_migration() {
     let outcome = s.walk(&plan);
     let Outcome::Recovered { failed_hop, at, error } = &outcome else { panic!("{outcome:?}") };
     assert_eq!((*failed_hop, at), (2, &v("1.1.9")));
-    assert!(error.contains("UPGRADE FAILED"), "{error}");
+    assert!(error.redacted().contains("UPGRADE FAILED"), "{error}");
     assert_eq!(s.cluster.deployed_versions(), ["1.1.9", "1.2.6", "1.1.9"], "the way back redeploys 1.1.9");
     let calls = s.cluster.calls();
     assert!(calls.iter().any(|c| c.contains("command bufd migratedownto") && c.ends_with("schema=222")), "{calls:?}");
@@ -432,7 +442,7 @@ fn a_lost_lock_stops_the_walk_before_its_next_change() {
     let plan = upgrade_plan(&policy(), "1.0.4", "1.3.0");
     let outcome = s.walk(&plan);
     let Outcome::Failed { error, next_steps } = &outcome else { panic!("{outcome:?}") };
-    assert!(error.contains("lost the lock of bsr before hop 2"), "{error}");
+    assert!(error.redacted().contains("lost the lock of bsr before hop 2"), "{error}");
     assert!(next_steps.contains("bsr is at 1.1.9"), "{next_steps}");
     assert_eq!(s.cluster.deployed_versions(), ["1.1.9"], "nothing deployed after the lock was lost");
 }
@@ -444,8 +454,8 @@ fn a_change_made_outside_the_walk_stops_it() {
     let plan = upgrade_plan(&policy(), "1.0.4", "1.3.0");
     let outcome = s.walk(&plan);
     let Outcome::Failed { error, .. } = &outcome else { panic!("{outcome:?}") };
-    assert!(error.contains("changed outside this run before hop 2"), "{error}");
-    assert!(error.contains("it is now at revision 3 (1.3.2, deployed)"), "{error}");
+    assert!(error.redacted().contains("changed outside this run before hop 2"), "{error}");
+    assert!(error.redacted().contains("it is now at revision 3 (1.3.2, deployed)"), "{error}");
     assert_eq!(s.cluster.deployed_versions(), ["1.1.9"]);
 }
 
@@ -457,7 +467,7 @@ fn an_interrupt_during_a_hop_finishes_it_and_stops_at_the_next_safe_point() {
     let outcome = s.walk(&plan);
     let Outcome::Stopped { at, reason } = &outcome else { panic!("{outcome:?}") };
     assert_eq!(at, &v("1.1.9"));
-    assert!(reason.starts_with("interrupted: stopped at the first safe point"), "{reason}");
+    assert!(reason.redacted().starts_with("interrupted: stopped at the first safe point"), "{reason}");
     assert_eq!(s.cluster.deployed_versions(), ["1.1.9"]);
 }
 
@@ -512,6 +522,7 @@ fn a_pending_release_is_brought_back_by_helm_rollback_first() {
         start: (1, v("1.1.9"), ReleaseStatus::Deployed),
         overrides_in_effect: false,
         bring_back_failed_hops: true,
+        outcome_in_words: true,
     };
     let ports =
         Ports { cluster: &cluster, watch: &Blind, interaction: &operator, journal: &mut journal, progress: &progress };
@@ -567,14 +578,57 @@ fn what_a_run_prints_on_a_terminal() {
                     s.cluster.failing = vec![v("1.2.6")];
                 }
                 let outcome = s.walk(&upgrade_plan(&policy(), "1.0.4", "1.3.0"));
-                let last = crate::ui::render::outcome_text(&outcome, "bsr", printer.data_look());
-                shown.push_str(&format!("{}--- stdout\n{last}\n=====\n", err.text()));
+                let last =
+                    crate::ui::render::outcome_text(&outcome, "bsr", printer.data_look(), printer.data_disclosure());
+                let text = format!("{}--- stdout\n{last}\n=====\n", err.text());
+                // The values file's folder is new each run; its name keeps its length.
+                let folder = s.dir.path().to_str().unwrap();
+                shown.push_str(&text.replace(folder, &"X".repeat(folder.len())));
             }
             let widest = shown.lines().map(crate::text::width).max().unwrap();
             assert!(widest <= width, "{width} columns: a line of {widest}:\n{shown}");
             assert_eq!(shown.contains('\x1b'), colour, "{shown}");
             let name = format!("run_{width}_columns_{}", if colour { "coloured" } else { "plain" });
             insta::assert_snapshot!(name, steady_durations(&shown).replace('\x1b', "␛"));
+        }
+    }
+}
+
+#[test]
+fn a_failed_hop_shows_the_operators_values_on_their_terminal_only() {
+    for (interactive, outcome_in_words) in [(true, false), (false, false), (true, true)] {
+        let mut s = Scenario::new("1.0.4");
+        let (printer, _, stderr) = Printer::captured(interactive);
+        s.printer = printer;
+        s.outcome_in_words = outcome_in_words;
+        s.cluster.failing = vec![v("1.1.9")];
+        s.cluster.unready = vec!["Deployment bsr-server: 2 pods: Back-off pulling image \"bufd:broken\"".into()];
+        let sets =
+            vec![SetArg::new(SetKind::Set, "image.tag=broken"), SetArg::new(SetKind::Set, "postgres.password=s3cret")];
+        s.overrides = Overrides { files: vec![], sets };
+        let outcome = s.walk(&upgrade_plan(&policy(), "1.0.4", "1.1.9"));
+        let log = stderr.text();
+        let Outcome::Recovered { error, .. } = &outcome else { panic!("{outcome:?}") };
+        // The ledger's hop and run records, and the -o json report: no value, ever.
+        let json = serde_json::to_string(&outcome).unwrap();
+        for kept in [error.redacted(), json, s.journal.messages.join("\n")] {
+            assert!(kept.contains("'image.tag=***'") && kept.contains("'postgres.password=***'"), "{kept}");
+            assert!(!kept.contains("broken") && !kept.contains("s3cret"), "{kept}");
+        }
+        assert!(!log.contains("s3cret"), "{log}");
+        if outcome_in_words {
+            // Said once, at the end: here only which command failed.
+            assert!(
+                log.contains("hop 1 failed: upgrade bsr to 1.1.9 failed (exit 1); bringing bsr back to 1.0.4"),
+                "{log}"
+            );
+            assert!(!log.contains("broken") && !log.contains("image.tag"), "{log}");
+        } else if interactive {
+            assert!(log.contains("hop 1 failed: upgrade bsr to 1.1.9 failed (exit 1): helm "), "{log}");
+            assert!(log.contains(" image.tag=broken ") && log.contains("'postgres.password=***'"), "{log}");
+            assert!(log.contains("bufd:broken"), "{log}");
+        } else {
+            assert!(!log.contains("broken") && log.contains("bufd:***"), "{log}");
         }
     }
 }
