@@ -396,3 +396,37 @@ fn a_failed_hop_shows_the_operators_values_on_their_terminal_only(version: HelmV
     }
 }
 both_helms!(set_values_on_the_terminal, super::a_failed_hop_shows_the_operators_values_on_their_terminal_only);
+
+/// While helm waits, the spinner says what the rollout does: each workload's pods
+/// (updated and ready out of wanted), the hook Job of the hop and the time left of
+/// `--timeout`. The migration runs 3 s on the bed so that the display has time to show.
+fn the_spinner_follows_the_rollout(version: HelmVersion) {
+    let bed = Bed::new(version);
+    bed.install("bsr", "1.0.4", VALUES);
+    let policy = policy();
+    let mut pty = Pty::upgrade(
+        &bed,
+        &[
+            "bsr",
+            "--to",
+            "1.1.9",
+            "--chart",
+            "demo/bsr",
+            "--policy",
+            &policy,
+            "--yes",
+            "--timeout",
+            "2m",
+            "--set",
+            "migration.runSeconds=3",
+        ],
+    );
+    let shown = pty.expect("of --timeout 2m left");
+    let rest = pty.expect("Deployment bsr-server: ");
+    let (end, code) = pty.finish();
+    assert_eq!(code, 0, "{version}: {shown}{rest}{end}");
+    let all = format!("{shown}{rest}{end}");
+    assert!(all.contains("hook Job bsr-migrate"), "{version}: the hook Job is shown: {all}");
+    assert!(all.contains("updated"), "{version}: {all}");
+}
+both_helms!(spinner_follows_the_rollout, super::the_spinner_follows_the_rollout);
