@@ -108,3 +108,73 @@ fn fast_path_uses_maintenance_mode_and_leaves_no_override(version: HelmVersion) 
     assert_eq!(bed.server_version_label(), "1.4.1");
 }
 both_helms!(fast_path, super::fast_path_uses_maintenance_mode_and_leaves_no_override);
+
+// ---------------------------------------------------------------------------------------
+// The migration hook Job as it runs on a cluster: for seconds, then done or failed, with
+// a pod and a log (what a live view of `helm upgrade` shows). `migration.runSeconds`,
+// `exitCode` and `log` make the stand-in's pod (or the bed's busybox) run that way.
+
+/// The pod of `job` (one: backoffLimit 0), after helm returned.
+fn only_pod(bed: &Bed, job: &str) -> Value {
+    let pods = bed.job_pods(job);
+    assert_eq!(pods.len(), 1, "{}: pods of {job}: {pods:?}", bed.version);
+    pods.into_iter().next().unwrap()
+}
+
+fn a_plain_upgrade_waits_for_a_migration_that_runs(version: HelmVersion) {
+    let bed = Bed::new(version);
+    bed.install("bsr", "1.0.4", VALUES);
+    let ns = bed.ns.as_str();
+    let started = std::time::Instant::now();
+    let upgrade = ["upgrade", "bsr", "demo/bsr", "--version", "1.1.9", "--namespace", ns, "--reuse-values"];
+    bed.helm_with_ok(&[], &[&upgrade[..], &["--set", "migration.runSeconds=3", "--timeout", "120s"]].concat(), None);
+    let took = started.elapsed();
+    assert!(took >= std::time::Duration::from_secs(3), "{version}: helm did not wait for the hook: {took:?}");
+    let job = bed.get("batch/v1", "jobs", "bsr-migrate").expect("the hook Job is kept");
+    let complete = job["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["type"] == "Complete" && c["status"] == "True");
+    assert!(complete && job["status"]["succeeded"] == 1, "{version}: {}", job["status"]);
+    let pod = only_pod(&bed, "bsr-migrate");
+    assert_eq!(pod["status"]["phase"], "Succeeded", "{version}: {}", pod["status"]);
+    assert_eq!(pod["metadata"]["labels"]["app.kubernetes.io/version"], "1.1.9", "{version}");
+    assert_eq!(pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"], 0, "{version}");
+    assert_eq!(bed.history().last().unwrap().1, "deployed", "{version}");
+}
+both_helms!(slow_migration, super::a_plain_upgrade_waits_for_a_migration_that_runs);
+
+fn a_migration_that_fails_after_running_fails_the_upgrade_and_leaves_its_log(version: HelmVersion) {
+    let bed = Bed::new(version);
+    bed.install("bsr", "1.0.4", VALUES);
+    let ns = bed.ns.as_str();
+    let lines = "applying 0042_add_index\nERROR: relation \"idx\" already exists\nmigration failed\n";
+    let values = bed.env.dir().join("failing-migration.yaml");
+    let log = lines.trim_end().replace('\n', "\n    ");
+    std::fs::write(&values, format!("migration:\n  runSeconds: 1\n  exitCode: 1\n  log: |-\n    {log}\n")).unwrap();
+    let upgrade = ["upgrade", "bsr", "demo/bsr", "--version", "1.1.9", "--namespace", ns, "--reuse-values"];
+    let out =
+        bed.helm_with(&[], &[&upgrade[..], &["-f", values.to_str().unwrap(), "--timeout", "120s"]].concat(), None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{version}: the upgrade succeeded");
+    assert!(stderr.contains("pre-upgrade hooks failed") && stderr.contains("bsr-migrate"), "{version}: {stderr}");
+    assert_eq!(bed.history().last().unwrap().1, "failed", "{version}");
+    assert_eq!(bed.server_version_label(), "1.0.4", "{version}: nothing was upgraded after the hook failed");
+
+    let pod = only_pod(&bed, "bsr-migrate");
+    assert_eq!(pod["status"]["phase"], "Failed", "{version}: {}", pod["status"]);
+    assert_eq!(pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"], 1, "{version}");
+    // The log, read as an operator would, with the real kubectl (a cluster's pod prints
+    // the bed's "standing in for" line first).
+    let kubectl = |args: &[&str]| {
+        let out = bed.kubectl(&[&["--namespace", ns], args].concat(), None);
+        assert!(out.status.success(), "{version}: kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let whole = kubectl(&["logs", "job/bsr-migrate"]);
+    assert!(whole.ends_with(lines), "{version}: {whole:?}");
+    let name = pod["metadata"]["name"].as_str().unwrap();
+    assert_eq!(kubectl(&["logs", name, "--tail=2"]), "ERROR: relation \"idx\" already exists\nmigration failed\n");
+}
+both_helms!(failing_migration, super::a_migration_that_fails_after_running_fails_the_upgrade_and_leaves_its_log);

@@ -736,13 +736,19 @@ impl Bed {
     }
 
     /// The bsr server's pods of version V: [`Bed::pods_of_version`] less the migration hook
-    /// Job's pod, which a cluster keeps after the Job completed (the stand-in runs no pods
-    /// for Jobs), so that counting replicas means the same on both.
+    /// Job's pod, which a cluster (and the stand-in) keeps after the Job completed, so
+    /// that counting replicas counts the server's.
     pub fn server_pods_of_version(&self, version: &str) -> Vec<Value> {
         self.pods_of_version(version)
             .into_iter()
             .filter(|p| p["metadata"]["labels"]["app.kubernetes.io/component"] == "server")
             .collect()
+    }
+
+    /// The pods of the Job `job`, by the `job-name` label the Job controller gives them
+    /// (the stand-in's as a cluster's).
+    pub fn job_pods(&self, job: &str) -> Vec<Value> {
+        self.list("v1", "pods").into_iter().filter(|p| p["metadata"]["labels"]["job-name"] == job).collect()
     }
 
     /// `helm get values bsr --revision N -o json`.

@@ -236,3 +236,56 @@ fn a_bed_image_runs_everything_but_broken_images() {
         }
     }
 }
+
+/// bsr's `migration.runSeconds`, `exitCode` and `log` become the hook pod's
+/// `kube-standin/*` annotations and, with `bed.image`, a command that sleeps, prints the
+/// log (from an env var) and exits with the code; at their defaults the Job is the same as
+/// without them (no annotations, no env var, the plain command).
+#[test]
+fn migration_run_values_become_annotations_and_bed_commands() {
+    const BED: &str = "busybox:1.36.1";
+    let dir = tempfile::tempdir().unwrap();
+    let plain = fixtures::package_version("bsr", "1.1.9", dir.path()).unwrap();
+    let plain = plain.to_str().unwrap().to_string();
+    let bed_dir = dir.path().join("bed");
+    let bed = fixtures::package_version_with("bsr", "1.1.9", &bed_dir, Some(BED)).unwrap();
+    let bed = bed.to_str().unwrap().to_string();
+    let run = ["migration.runSeconds=3", "migration.exitCode=1", "migration.log=applying 0042\\, then failing"];
+    let defaults = ["migration.runSeconds=0", "migration.exitCode=0", "migration.log="];
+    let pod = |docs: &[Value]| find(docs, "Job", "rel-migrate")["spec"]["template"].clone();
+    for helm in helms() {
+        let ctx = format!("helm {}", helm.version);
+        for tgz in [&plain, &bed] {
+            assert_eq!(template(&helm, tgz, &defaults), template(&helm, tgz, &[]), "{ctx}: {tgz}: defaults are no-ops");
+        }
+        let off = pod(&template(&helm, &plain, &[]));
+        assert!(off["metadata"].get("annotations").is_none(), "{ctx}: {off}");
+        let on = pod(&template(&helm, &plain, &run));
+        assert_eq!(
+            on["metadata"]["annotations"],
+            serde_json::json!({"kube-standin/run-seconds": "3", "kube-standin/exit-code": "1",
+                "kube-standin/log": "applying 0042, then failing"}),
+            "{ctx}"
+        );
+        let c = &on["spec"]["containers"][0];
+        assert!(c.get("command").is_none(), "{ctx}: the stand-in runs nothing: {c}");
+        assert!(!c["env"].to_string().contains("MIGRATION_LOG"), "{ctx}: {c}");
+
+        let script = |t: &Value| t["spec"]["containers"][0]["command"][2].as_str().unwrap().to_string();
+        let bed_off = pod(&template(&helm, &bed, &[]));
+        assert_eq!(script(&bed_off), "echo \"test bed: standing in for $0 $*\"", "{ctx}");
+        let bed_on = pod(&template(&helm, &bed, &run));
+        assert_eq!(
+            script(&bed_on),
+            "echo \"test bed: standing in for $0 $*\"; sleep 3; printf '%s\\n' \"$MIGRATION_LOG\"; exit 1",
+            "{ctx}"
+        );
+        let env = bed_on["spec"]["containers"][0]["env"].as_array().unwrap();
+        let log = env.iter().find(|e| e["name"] == "MIGRATION_LOG").unwrap_or_else(|| panic!("{ctx}: {env:?}"));
+        assert_eq!(log["value"], "applying 0042, then failing", "{ctx}");
+        // A broken hook image keeps its vendor image and no command, values or not.
+        let broken = pod(&template(&helm, &bed, &[run[0], "migration.imageTag=broken"]));
+        assert!(broken["spec"]["containers"][0].get("command").is_none(), "{ctx}: {broken}");
+        assert_eq!(broken["metadata"]["annotations"]["kube-standin/run-seconds"], "3", "{ctx}");
+    }
+}

@@ -40,8 +40,21 @@ impl ApiError {
         ApiError::new(400, "BadRequest", message)
     }
 
+    /// kube-apiserver's `NewInvalid`: `Job.batch "x" is invalid: FIELD: WHY`, with
+    /// `details.kind` the Kind and one cause per field error, which kubectl prints as
+    /// `The Job "x" is invalid: FIELD: WHY` (without causes it prints no reason at all).
     fn invalid(rt: &ResourceType, name: &str, detail: &str) -> Self {
-        ApiError::new(422, "Invalid", format!("{} {name:?} is invalid: {detail}", rt.kind)).about(rt, name)
+        let qualified = if rt.group.is_empty() { rt.kind.to_string() } else { format!("{}.{}", rt.kind, rt.group) };
+        let mut e = ApiError::new(422, "Invalid", format!("{qualified} {name:?} is invalid: {detail}"));
+        let (field, why) = detail.split_once(": ").unwrap_or(("", detail));
+        let reason = match why.split(':').next().unwrap_or_default() {
+            "Required value" => "FieldValueRequired",
+            "Forbidden" => "FieldValueForbidden",
+            _ => "FieldValueInvalid",
+        };
+        e.details = json!({"name": name, "group": rt.group, "kind": rt.kind,
+            "causes": [{"reason": reason, "message": why, "field": field}]});
+        e
     }
 
     /// The `Status` object a client receives.
@@ -461,7 +474,14 @@ mod tests {
         assert_eq!(update(&mut st, rt, "default", "d", stale, None, &ctx("x")).unwrap_err().code, 409);
         // Selector is immutable.
         let p = json!({"spec": {"selector": {"matchLabels": {"a": "c"}}, "template": {"metadata": {"labels": {"a": "c"}}}}});
-        assert_eq!(patch(&mut st, rt, "default", "d", PatchType::Merge, &p, None, &ctx("x")).unwrap_err().code, 422);
+        let e = patch(&mut st, rt, "default", "d", PatchType::Merge, &p, None, &ctx("x")).unwrap_err();
+        assert_eq!(e.code, 422);
+        assert_eq!(e.message, "Deployment.apps \"d\" is invalid: spec.selector: Invalid value: field is immutable");
+        assert_eq!(
+            e.status()["details"],
+            json!({"name": "d", "group": "apps", "kind": "Deployment", "causes": [{"reason": "FieldValueInvalid",
+                "message": "Invalid value: field is immutable", "field": "spec.selector"}]})
+        );
         // Apply now conflicts on replicas, owned by kubectl-patch.
         let mut applied = d.clone();
         applied["spec"]["replicas"] = 1.into();

@@ -335,7 +335,7 @@ pub fn validate(rt: &ResourceType, obj: &Value) -> Result<(), String> {
             Some(_) => {}
         }
     }
-    Ok(())
+    crate::run::validate(rt.kind, obj)
 }
 
 #[cfg(test)]

@@ -26,6 +26,11 @@ fn resources_of(group: &str, version: &str) -> impl Iterator<Item = &'static Res
 fn aggregated_resource(r: &ResourceType) -> Value {
     let kind = json!({"group": r.group, "version": r.version, "kind": r.kind});
     let mut subs = Vec::new();
+    // Listed as kube-apiserver lists it (sorted, so before status); `kubectl logs` works
+    // without it, but clients checking discovery for logs find it.
+    if r.kind == "Pod" {
+        subs.push(json!({"subresource": "log", "responseKind": {"group": "", "version": "", "kind": "Pod"}, "verbs": ["get"]}));
+    }
     if r.status {
         subs.push(json!({"subresource": "status", "responseKind": kind, "verbs": ["get", "patch", "update"]}));
     }
@@ -100,6 +105,11 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
             e["shortNames"] = json!(r.short_names);
         }
         list.push(e);
+        if r.kind == "Pod" {
+            list.push(
+                json!({"name": "pods/log", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get"]}),
+            );
+        }
         if r.status {
             list.push(json!({"name": format!("{}/status", r.plural), "singularName": "", "namespaced": r.namespaced, "kind": r.kind, "verbs": ["get", "patch", "update"]}));
         }
@@ -245,6 +255,12 @@ mod tests {
             .unwrap()
             .clone();
         assert_eq!(pods["scope"], "Namespaced");
+        let subs: Vec<&str> =
+            pods["subresources"].as_array().unwrap().iter().map(|s| s["subresource"].as_str().unwrap()).collect();
+        assert_eq!(subs, ["log", "status"]);
+        let legacy = resource_list("", "v1").unwrap();
+        let log = legacy["resources"].as_array().unwrap().iter().find(|r| r["name"] == "pods/log").unwrap();
+        assert_eq!((log["kind"].as_str(), log["verbs"].clone()), (Some("Pod"), json!(["get"])));
         let groups = aggregated(false);
         assert!(groups["items"].as_array().unwrap().iter().any(|g| g["metadata"]["name"] == "apps"));
         assert!(version()["gitVersion"].as_str().unwrap().contains('+'));

@@ -22,6 +22,7 @@ mod patch;
 mod protobuf;
 mod request_stream;
 mod resources;
+mod run;
 mod selectors;
 mod server;
 mod store;

@@ -21,6 +21,7 @@ use crate::controller;
 use crate::discovery;
 use crate::protobuf;
 use crate::resources::{self, ResourceType};
+use crate::run;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::store::State;
 use crate::watch::{self, ChannelBody, WatchRequest};
@@ -389,11 +390,15 @@ fn resource(
                 Ok(Reply::Json(200, obj))
             }
             (Some(name), Some("scale")) => Ok(Reply::Json(200, api::scale_of(&api::get(&st, rt, ns, name)?))),
-            (Some(name), Some(_)) => {
-                api::get(&st, rt, ns, name)?;
-                Ok(Reply::Text(String::new()))
-            }
+            (Some(name), Some(_)) => Ok(Reply::Text(run::log(&api::get(&st, rt, ns, name)?, q)?)),
         };
+    }
+    if sub == Some("log") {
+        return Err(ApiError::new(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        ));
     }
     let mut st = shared.lock();
     let result = match (method, &t.name) {
@@ -440,27 +445,44 @@ fn resource(
     Ok(Reply::Json(code, v))
 }
 
-/// Runs or schedules the controller for objects whose spec changed.
+/// Runs or schedules the controller for objects whose spec changed, and schedules the
+/// work the controller asked for later (runs that end then).
 fn run_controller(shared: &Arc<Shared>, st: &mut State) {
     let pending = std::mem::take(&mut st.pending);
-    if pending.is_empty() {
-        return;
-    }
-    if shared.ready_delay.is_zero() {
-        for key in &pending {
-            controller::reconcile(st, key);
+    if !pending.is_empty() {
+        if shared.ready_delay.is_zero() {
+            for key in &pending {
+                controller::reconcile(st, key);
+            }
+        } else {
+            let shared = shared.clone();
+            let delay = shared.ready_delay;
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let mut st = shared.lock();
+                for key in pending {
+                    controller::reconcile(&mut st, &key);
+                }
+                schedule_timers(&shared, &mut st);
+            });
         }
-        return;
     }
-    let shared = shared.clone();
-    let delay = shared.ready_delay;
-    tokio::spawn(async move {
-        tokio::time::sleep(delay).await;
-        let mut st = shared.lock();
-        for key in pending {
+    schedule_timers(shared, st);
+}
+
+/// Reconciles each key of `State::timers` at its time (and what that reconcile asks for
+/// later, in turn). Tasks still sleeping when the stand-in stops are dropped with its
+/// runtime.
+fn schedule_timers(shared: &Arc<Shared>, st: &mut State) {
+    for (at, key) in std::mem::take(&mut st.timers) {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(at.into()).await;
+            let mut st = shared.lock();
             controller::reconcile(&mut st, &key);
-        }
-    });
+            schedule_timers(&shared, &mut st);
+        });
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! the `Mutex<State>` only for synchronous work, never across an await.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
@@ -68,6 +68,12 @@ pub struct State {
     pub alloc: Allocator,
     /// Objects whose spec changed since the controller last looked (drained by the server).
     pub pending: Vec<ObjKey>,
+    /// Controller work due later, e.g. a Job whose pod ends its run then: the server
+    /// reconciles each key at its time (drained by the server, like `pending`).
+    pub timers: Vec<(Instant, ObjKey)>,
+    /// When each run-once pod (by uid) the controller started ends its run; entries go
+    /// when the run ends.
+    pub run_until: HashMap<String, Instant>,
 }
 
 /// The current time as RFC 3339 in UTC, second precision (as Kubernetes timestamps).
@@ -106,6 +112,8 @@ impl State {
             notify,
             alloc: Allocator::default(),
             pending: Vec::new(),
+            timers: Vec::new(),
+            run_until: HashMap::new(),
         };
         let ns_rt = resources::lookup("v1", "namespaces").expect("namespaces are served");
         for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
