@@ -37,7 +37,9 @@ fn no_pending(history: &[(u64, String, String)]) -> bool {
 fn ctrl_c_during_a_hop_finishes_it_and_stops(version: HelmVersion) {
     let bed = Bed::new(version);
     bed.install("bsr", "1.0.4", VALUES);
-    let mut pty = Pty::upgrade(&bed, &["bsr", "--to", "1.3.0", "--chart", "demo/bsr", "--yes"]);
+    // Hop 1's migration runs 3 s, so that the Ctrl-C lands inside it however slow the machine.
+    let args = ["bsr", "--to", "1.3.0", "--chart", "demo/bsr", "--yes", "--set", "migration.runSeconds=3"];
+    let mut pty = Pty::upgrade(&bed, &args);
     // helm has started hop 1 once revision 2 exists.
     wait_for(&bed, "hop 1 to start", |h| h.len() >= 2);
     pty.control('c');

@@ -25,7 +25,8 @@ pub trait Cluster {
     fn read(&self, release: &str) -> Result<Release, ReadError>;
     /// `helm status RELEASE`, as helm prints it, for the operator at a pause.
     fn status_text(&self, release: &str) -> Result<String, ExecError>;
-    /// How many pods match a label selector in the release's namespace.
+    /// How many pods that still run (or are about to) match a label selector in the
+    /// release's namespace.
     fn count_pods(&self, selector: &str) -> Result<usize, KubeError>;
     /// Why the release's workloads are not ready, one line each (best effort: empty when
     /// the reads fail).
@@ -36,6 +37,13 @@ pub trait Cluster {
     /// commands touched fields helm manages.
     fn helm_major(&self) -> u32;
     fn signals(&self) -> &Signals;
+}
+
+/// A pod whose containers have all ended for good (phase `Succeeded` or `Failed`): a
+/// completed hook Job's pod stays until its Job is deleted, and writes nothing more, so
+/// "no pod of the newer version remains" does not wait for it.
+fn finished(pod: &serde_json::Value) -> bool {
+    matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
 }
 
 /// The real cluster: helm and the API client.
@@ -83,7 +91,8 @@ impl Cluster for Live<'_> {
     }
 
     fn count_pods(&self, selector: &str) -> Result<usize, KubeError> {
-        Ok(self.kube.list_pods(self.kube.namespace(), selector)?.len())
+        let pods = self.kube.list_pods(self.kube.namespace(), selector)?;
+        Ok(pods.iter().filter(|pod| !finished(pod)).count())
     }
 
     fn explain_unready(&self, release: &str) -> Vec<String> {
