@@ -50,6 +50,16 @@ pub struct Common {
     #[arg(long, visible_alias = "dry-run", help_heading = RUN, display_order = 2)]
     pub plan: bool,
 
+    /// With the plan, what each hop changes: a summary per hop, or (=full) a unified diff of
+    /// the rendered manifests, like helm-diff's. Secret data is always masked.
+    #[arg(long, value_name = "full", num_args = 0..=1, default_missing_value = "summary", value_parser = ["summary", "full"], help_heading = RUN, hide_short_help = true)]
+    pub diff: Option<String>,
+
+    /// Do not render the hops before the first change (air-gapped sources, huge charts);
+    /// the plan says that it was skipped.
+    #[arg(long, help_heading = RUN, hide_short_help = true)]
+    pub no_preflight: bool,
+
     /// Time to wait for each rollout (helm's duration syntax, at most 24h).
     #[arg(long, default_value = "5m0s", value_name = "DURATION", help_heading = RUN, hide_short_help = true)]
     pub timeout: String,

@@ -274,6 +274,12 @@ fn run_options(common: &Common, shape: &str) -> Result<RunOptions, AppError> {
         resume: common.resume,
         local_ledger: common.local_ledger,
         debug: common.debug,
+        no_preflight: common.no_preflight,
+        diff: match common.diff.as_deref() {
+            None => crate::run::options::DiffDetail::None,
+            Some("full") => crate::run::options::DiffDetail::Full,
+            Some(_) => crate::run::options::DiffDetail::Summary,
+        },
         outcome_in_words: common.output == OutputFormat::Table,
         command_shape: shape.to_string(),
     })

@@ -375,7 +375,42 @@ impl Helm {
             revision: done.version,
             status: done.info.status,
             chart_version: done.chart.map(|c| c.metadata.version),
+            values_digest: crate::digest::json_sha256(&done.config.unwrap_or_default()),
         })
+    }
+
+    /// `helm upgrade RELEASE CHART FLAGS --dry-run=server -o json`: what the upgrade would
+    /// deploy, rendered by helm against the cluster (`lookup` and the cluster's API
+    /// versions as the real upgrade sees them), changing nothing. helm answers with the
+    /// would-be release: its manifest and the user values after helm merged the flags.
+    pub fn render(
+        &self,
+        purpose: impl Into<String>,
+        release: &str,
+        chart: &str,
+        mut flags: Vec<String>,
+    ) -> Result<Rendered, ExecError> {
+        let mut args = vec!["upgrade".to_string(), "--dry-run=server".into(), "-o".into(), "json".into()];
+        args.append(&mut flags);
+        let inv = self.invocation(purpose.into(), args, &[release, chart]);
+        let done: RenderJson = self.runner.json(&inv)?;
+        Ok(Rendered { manifest: done.manifest, values: done.config.unwrap_or_default() })
+    }
+
+    /// `helm pull CHART FLAGS --destination DIR`: the chart archive, into `dir`.
+    pub fn pull(
+        &self,
+        purpose: impl Into<String>,
+        chart: &str,
+        mut flags: Vec<String>,
+        dir: &Path,
+    ) -> Result<(), ExecError> {
+        let mut args = vec!["pull".to_string(), "--destination".into(), dir.display().to_string()];
+        args.append(&mut flags);
+        // No --namespace: `helm pull` has nothing to do with the cluster.
+        let mut args_with_chart = args;
+        push_positional(&mut args_with_chart, &[chart]);
+        self.runner.run(&Invocation::new(purpose, &self.bin, args_with_chart)).map(|_| ())
     }
 
     /// `helm rollback RELEASE REVISION --wait --timeout T` (helm has no `-o json` for it).
@@ -454,6 +489,25 @@ pub struct Deployed {
     pub revision: u64,
     pub status: String,
     pub chart_version: Option<String>,
+    /// The digest of the user values helm deployed (its `config`, canonical JSON): what
+    /// the walk compares with the digest the plan showed.
+    pub values_digest: String,
+}
+
+/// What `helm upgrade --dry-run=server` would deploy.
+#[derive(Clone, Debug)]
+pub struct Rendered {
+    pub manifest: String,
+    /// The user values after helm merged the carried values, `-f` and `--set` (`config`).
+    pub values: serde_json::Value,
+}
+
+#[derive(serde::Deserialize)]
+struct RenderJson {
+    #[serde(default)]
+    manifest: String,
+    #[serde(default)]
+    config: Option<serde_json::Value>,
 }
 
 #[derive(serde::Deserialize)]
@@ -462,6 +516,8 @@ struct UpgradeJson {
     info: UpgradeInfo,
     #[serde(default)]
     chart: Option<UpgradeChart>,
+    #[serde(default)]
+    config: Option<serde_json::Value>,
 }
 
 #[derive(serde::Deserialize)]

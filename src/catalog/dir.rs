@@ -159,16 +159,29 @@ struct ChartYaml {
 /// Reads one archive's `Chart.yaml`: the chart name and its version. The error is a short
 /// reason for a warning.
 pub fn read_archive(path: &Path) -> Result<(String, Available), String> {
+    let files = top_files(path, &["Chart.yaml"])?;
+    let (name, text) = files
+        .into_iter()
+        .next()
+        .ok_or_else(|| "no <chart>/Chart.yaml in the archive (is it a packaged chart?)".to_string())?;
+    parse_chart_yaml(&text).map_err(|e| format!("{name}: {e}"))
+}
+
+/// The text of the files `names` at the top of a packaged chart (`<chart>/values.yaml`),
+/// by their path in the archive, those present; each at most 1 MiB. Stops reading once
+/// all are found.
+pub fn top_files(path: &Path, names: &[&str]) -> Result<Vec<(String, String)>, String> {
     let file = File::open(path).map_err(|e| format!("cannot open it: {e}"))?;
     let mut archive = tar::Archive::new(GzDecoder::new(BufReader::new(file)));
     let entries = archive.entries().map_err(|e| format!("not a gzip tar archive: {e}"))?;
+    let mut found = Vec::new();
     for entry in entries {
         let mut entry = entry.map_err(|e| format!("not a readable gzip tar archive: {e}"))?;
         let entry_path = entry.path().map_err(|e| format!("bad path in the archive: {e}"))?.into_owned();
-        // `<top>/Chart.yaml` exactly; a `./` prefix (some tar tools add it) is ignored.
+        // `<top>/NAME` exactly; a `./` prefix (some tar tools add it) is ignored.
         let parts: Vec<_> = entry_path.components().filter(|c| !matches!(c, Component::CurDir)).collect();
-        let is_chart_yaml = parts.len() == 2 && matches!(parts[1], Component::Normal(n) if n == "Chart.yaml");
-        if !is_chart_yaml || !entry.header().entry_type().is_file() {
+        let wanted = parts.len() == 2 && matches!(parts[1], Component::Normal(n) if names.iter().any(|w| n == *w));
+        if !wanted || !entry.header().entry_type().is_file() {
             continue;
         }
         let mut text = String::new();
@@ -179,9 +192,12 @@ pub fn read_archive(path: &Path) -> Result<(String, Available), String> {
         if text.len() as u64 > MAX_CHART_YAML {
             return Err(format!("{} is larger than 1 MiB", entry_path.display()));
         }
-        return parse_chart_yaml(&text).map_err(|e| format!("{}: {e}", entry_path.display()));
+        found.push((entry_path.display().to_string(), text));
+        if found.len() == names.len() {
+            break;
+        }
     }
-    Err("no <chart>/Chart.yaml in the archive (is it a packaged chart?)".to_string())
+    Ok(found)
 }
 
 fn parse_chart_yaml(text: &str) -> Result<(String, Available), String> {

@@ -10,6 +10,7 @@
 //! docker credential helpers run through `crate::helm`. It must not print either:
 //! warnings are returned as data. No error message it builds contains a password or token.
 
+pub mod cache;
 pub mod credentials;
 pub mod dir;
 pub mod oci;

@@ -22,6 +22,9 @@ pub enum ChartArg {
     Reference { reference: String, plain_http: bool },
     /// Packaged charts on disk: one archive per version.
     Files(BTreeMap<ChartVersion, PathBuf>),
+    /// The preflight's cached archives, checked by digest; a version not among them
+    /// (one the walk was not expected to deploy) comes from the source itself.
+    Cached { files: BTreeMap<ChartVersion, PathBuf>, source: Box<ChartArg> },
 }
 
 impl ChartArg {
@@ -39,6 +42,10 @@ impl ChartArg {
                 .get(version)
                 .map(|p| (p.display().to_string(), vec![]))
                 .ok_or_else(|| format!("no packaged chart for {version} in the chart directory")),
+            ChartArg::Cached { files, source } => match files.get(version) {
+                Some(path) => Ok((path.display().to_string(), vec![])),
+                None => source.helm_args(version),
+            },
         }
     }
 }

@@ -5,6 +5,7 @@
 //! tested exhaustively. The [`Plan`] it returns is the one value that `--plan` prints,
 //! `-o json` serialises and the executor runs.
 
+pub mod chart_values;
 mod rollback;
 pub mod text;
 mod upgrade;
@@ -148,6 +149,10 @@ pub struct Plan {
     pub hops: Vec<Hop>,
     pub alternatives: Vec<Alternative>,
     pub warnings: Vec<String>,
+    /// Why the hops were not rendered before the first change (`--no-preflight`,
+    /// offline planning); None when every hop was ([`Hop::check`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_rendered: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -164,6 +169,42 @@ pub struct Hop {
     /// this hop on; undone, for a rename, going back).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub values: Vec<crate::policy::values::ValueRule>,
+    /// What the preflight found when it rendered this hop (None: not rendered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<HopCheck>,
+}
+
+impl Hop {
+    /// The step that leaves the release at this hop's target, with the values the hop
+    /// ends with: its last `helm upgrade` to `to`. The preflight renders this step; the
+    /// walk checks that it deployed the values the preflight showed.
+    pub fn rendered_step(&self) -> Option<usize> {
+        self.steps
+            .iter()
+            .rposition(|s| matches!(s, Step::Deploy { version, revision: None, .. } if *version == self.to))
+    }
+}
+
+/// One hop as the preflight rendered it, before anything changed: the chart archive it
+/// deploys and the values helm merged for it, each by digest (the ledger stores the plan,
+/// and anyone who reads ConfigMaps in the namespace reads the ledger), a view of those
+/// values with every secret-looking one masked, and what the values and the chart say
+/// of each other.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HopCheck {
+    /// `sha256:` of the chart archive the hop deploys, from the tool's chart cache.
+    pub chart_digest: String,
+    /// `sha256:` of the user values helm merged for this hop (canonical JSON): the walk
+    /// checks that the hop deployed exactly these.
+    pub values_digest: String,
+    /// Those values, secret-looking ones as `***`.
+    pub values_view: serde_json::Value,
+    /// Keys the chart does not declare (helm ignores them silently), types that changed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// `--diff`: what the hop changes in the rendered manifests and in the values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<serde_json::Value>,
 }
 
 /// One action of a plan. `action` names it in JSON.

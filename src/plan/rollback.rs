@@ -75,6 +75,7 @@ pub fn plan_rollback(
         release_notes: None,
         steps,
         values: vec![],
+        check: None,
     }];
     // `helm rollback REVISION` deploys that revision's own values: no rule applies.
     let mut warnings = match request.by_revision {
@@ -110,6 +111,7 @@ pub fn plan_rollback(
         hops: vec![hop],
         alternatives,
         warnings,
+        not_rendered: None,
     })
 }
 

@@ -36,6 +36,7 @@ pub fn plan_upgrade(
         hops: vec![],
         alternatives: vec![],
         warnings,
+        not_rendered: None,
     };
     if target == current {
         return Ok(empty_plan(vec![format!("already at {target}: nothing to do")]));
@@ -221,6 +222,7 @@ fn sequential_hop(builder: &StepBuilder, from: &ChartVersion, to: &ChartVersion)
         release_notes,
         steps,
         values: vec![],
+        check: None,
     })
 }
 
@@ -260,6 +262,7 @@ fn fast_path_hop(
         release_notes: builder.release_notes(target),
         steps,
         values: vec![],
+        check: None,
     }))
 }
 

@@ -35,6 +35,17 @@ pub struct Decision {
     pub resumed_values: Option<RunValues>,
 }
 
+impl Decision {
+    /// The values the run starts from: the carried user values and the operator's
+    /// overrides; a resumed run's come from its backup, `-f`/`--set` included.
+    pub fn start_values(&self, facts: &Facts, opts: &RunOptions) -> (serde_json::Value, super::values::Overrides) {
+        match &self.resumed_values {
+            Some(v) => (v.carried_json(), v.overrides()),
+            None => (facts.release.user_values.clone(), opts.overrides.clone()),
+        }
+    }
+}
+
 /// What the ledger says about a run that did not finish.
 struct Resumable {
     target: ChartVersion,

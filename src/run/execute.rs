@@ -29,6 +29,7 @@ use crate::ui::progress::Progress;
 use crate::version::ChartVersion;
 
 pub fn execute(decision: Decision, facts: Facts, tools: &Tools, opts: &RunOptions) -> Result<RunReport, RunError> {
+    let decision_values = decision.start_values(&facts, opts);
     let Decision { plan, consent, resumed_values } = decision;
     let printer = &tools.printer;
     let interaction =
@@ -55,10 +56,7 @@ pub fn execute(decision: Decision, facts: Facts, tools: &Tools, opts: &RunOption
     }
     // The backup is made once the operator has said yes: a declined run leaves nothing.
     let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace(':', "");
-    let (carried, overrides) = match &resumed_values {
-        Some(v) => (v.carried_json(), v.overrides()),
-        None => (facts.release.user_values.clone(), opts.overrides.clone()),
-    };
+    let (carried, overrides) = decision_values;
     let backup = match backup::take(&facts.release, &carried, &overrides, &Me::current().process.host, &stamp) {
         Ok(b) => b,
         Err(e) => {

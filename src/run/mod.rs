@@ -23,6 +23,7 @@ pub mod journal;
 pub mod ledger;
 pub mod options;
 pub mod policy_choice;
+pub mod preflight;
 pub mod rollout;
 pub mod unready;
 pub mod values;
@@ -43,19 +44,40 @@ pub enum Either {
 /// `helm safe-upgrade RELEASE …`.
 pub fn upgrade(opts: &RunOptions, up: &UpgradeOptions, printer: &Printer) -> Result<Either, RunError> {
     let (tools, mut facts) = gather::gather(opts, Direction::Upgrade, printer)?;
-    let decision = decide::upgrade(&mut facts, opts, up, printer)?;
+    let mut decision = decide::upgrade(&mut facts, opts, up, printer)?;
+    // Kept to the end: the walk deploys the archives the preflight pulled.
+    let checked = checked(&mut decision, &facts, &tools, opts)?;
+    facts.offer.chart = checked.chart.clone();
     if opts.plan_only {
         return Ok(Either::Plan(Box::new(decision.plan)));
     }
-    execute::execute(decision, facts, &tools, opts).map(|r| Either::Report(Box::new(r)))
+    let report = execute::execute(decision, facts, &tools, opts);
+    drop(checked);
+    report.map(|r| Either::Report(Box::new(r)))
 }
 
 /// `helm safe-rollback RELEASE …`.
 pub fn rollback(opts: &RunOptions, down: &RollbackOptions, printer: &Printer) -> Result<Either, RunError> {
     let (tools, mut facts) = gather::gather(opts, Direction::Rollback, printer)?;
-    let decision = decide::rollback(&mut facts, &tools, opts, down)?;
+    let mut decision = decide::rollback(&mut facts, &tools, opts, down)?;
+    let checked = checked(&mut decision, &facts, &tools, opts)?;
+    facts.offer.chart = checked.chart.clone();
     if opts.plan_only {
         return Ok(Either::Plan(Box::new(decision.plan)));
     }
-    execute::execute(decision, facts, &tools, opts).map(|r| Either::Report(Box::new(r)))
+    let report = execute::execute(decision, facts, &tools, opts);
+    drop(checked);
+    report.map(|r| Either::Report(Box::new(r)))
+}
+
+/// The preflight, with the values the run starts from (a resumed run's, from its backup).
+fn checked(
+    decision: &mut decide::Decision,
+    facts: &gather::Facts,
+    tools: &gather::Tools,
+    opts: &RunOptions,
+) -> Result<preflight::Checked, RunError> {
+    let (carried, overrides) = decision.start_values(facts, opts);
+    let start = preflight::StartValues { carried: &carried, overrides: &overrides };
+    preflight::check(&mut decision.plan, facts, tools, opts, &start)
 }

@@ -28,10 +28,25 @@ pub struct RunOptions {
     pub resume: bool,
     pub local_ledger: bool,
     pub debug: bool,
+    /// `--no-preflight`: the hops are not rendered before the first change.
+    pub no_preflight: bool,
+    /// `--diff`: what each hop changes, in the plan.
+    pub diff: DiffDetail,
     /// The outcome is printed as text at the end (`-o table`), not as JSON.
     pub outcome_in_words: bool,
     /// The command line with every value redacted, for the lock and the run record.
     pub command_shape: String,
+}
+
+/// How much of each hop's changes the plan carries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DiffDetail {
+    #[default]
+    None,
+    /// Resources added, removed and changed, and the values that differ.
+    Summary,
+    /// And a unified diff of the rendered manifests.
+    Full,
 }
 
 #[derive(Clone, Debug)]

@@ -159,6 +159,9 @@ pub struct Walk<'a> {
     /// Which hop's carried values the next deploy uses: the hop under way, or the one
     /// before it going back (None: the values the release started with).
     values_hop: Option<usize>,
+    /// What the plan showed for the deploy under way (the one the preflight rendered):
+    /// the chart archive and the values it deploys, by digest.
+    expected: Option<crate::plan::HopCheck>,
 }
 
 impl<'a> Walk<'a> {
@@ -183,6 +186,7 @@ impl<'a> Walk<'a> {
             going_back: false,
             carried_files: vec![],
             values_hop: None,
+            expected: None,
         }
     }
 
@@ -294,6 +298,8 @@ impl<'a> Walk<'a> {
             {
                 return Err(self.halted(e, &self.left.version.clone(), &format!("during hop {}", i + 1)));
             }
+            // The deploy the preflight rendered must deploy the values the plan showed.
+            self.expected = hop.check.clone().filter(|_| Some(n) == hop.rendered_step());
             match self.step(Some(i), step) {
                 Ok(()) => {}
                 Err(StepError::Halted(e)) => {
@@ -532,7 +538,20 @@ impl<'a> Walk<'a> {
         version: &ChartVersion,
         set: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<(), StepError> {
+        // Taken first: whatever happens to this deploy, no later one is held to it.
+        let expected = self.expected.take();
         let (chart, mut flags) = self.setup.chart.helm_args(version).map_err(failed)?;
+        if let Some(check) = &expected {
+            // The archive the preflight rendered, unchanged since: checked before helm runs.
+            let found = crate::catalog::cache::digest_of(std::path::Path::new(&chart)).map_err(failed)?;
+            if found != check.chart_digest {
+                return Err(failed(format!(
+                    "the chart archive {chart} is not the one the plan rendered (digest {}, the plan's {}); nothing was deployed",
+                    crate::digest::short(&found),
+                    crate::digest::short(&check.chart_digest)
+                )));
+            }
+        }
         // Going back restores the values the release ran with at the hop's start: an
         // operator's bad --set that broke the hop must not break the way back too.
         let with_overrides = !self.going_back || self.overrides_at_hop_start;
@@ -573,6 +592,18 @@ impl<'a> Walk<'a> {
         self.left = Left { revision: Some(deployed.revision), version: version.clone(), status };
         self.fresh_deploy = (status == ReleaseStatus::Deployed).then_some(deployed.revision);
         self.overrides_in_effect = with_overrides && self.setup.values.has_overrides();
+        // Checked once the release is recorded where helm left it: a mismatch is a failed
+        // hop, brought back like any other.
+        if let Some(expected) = expected.map(|c| c.values_digest)
+            && deployed.values_digest != expected
+        {
+            return Err(failed(format!(
+                "{} {version} was deployed with values {} where the plan showed {}: the values changed after the plan was made (a -f file edited?)",
+                self.release(),
+                crate::digest::short(&deployed.values_digest),
+                crate::digest::short(&expected)
+            )));
+        }
         Ok(())
     }
 

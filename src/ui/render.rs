@@ -92,6 +92,7 @@ pub fn plan_table(plan: &Plan, look: Look) -> String {
         }
     }
     out.push_str(&value_rules(plan, look));
+    out.push_str(&checks(plan, look));
     if !plan.alternatives.is_empty() {
         push_line(&mut out, look, &format!("\n{}", look.paint(Role::Heading, "alternatives")));
         for alt in &plan.alternatives {
@@ -110,6 +111,41 @@ pub fn plan_table(plan: &Plan, look: Look) -> String {
         push_line(&mut out, look, &format!("\n{}", look.paint(Role::Notice, "warnings")));
         for w in &plan.warnings {
             push_line(&mut out, look, &format!("  - {w}"));
+        }
+    }
+    out
+}
+
+/// What the preflight found, hop by hop: the chart and values each hop deploys (by
+/// digest), the values the chart does not declare, and with `--diff` what the hop changes.
+fn checks(plan: &Plan, look: Look) -> String {
+    let mut out = String::new();
+    if let Some(why) = &plan.not_rendered {
+        push_line(&mut out, look, &format!("\n{} {why}", look.paint(Role::Notice, "not rendered:")));
+        return out;
+    }
+    let checked: Vec<_> =
+        plan.hops.iter().enumerate().filter_map(|(i, h)| h.check.as_ref().map(|c| (i, h, c))).collect();
+    if checked.is_empty() {
+        return out;
+    }
+    let title = "checked: every hop rendered by helm with the values it deploys";
+    push_line(&mut out, look, &format!("\n{}", look.paint(Role::Heading, title)));
+    for (i, hop, check) in checked {
+        let line = format!(
+            "  hop {} (→ {}): chart {}, values {}",
+            i + 1,
+            hop.to,
+            crate::digest::short(&check.chart_digest),
+            crate::digest::short(&check.values_digest)
+        );
+        push_line(&mut out, look, &line);
+        for warning in &check.warnings {
+            push_line(
+                &mut out,
+                look,
+                &format!("    {} {}", look.paint(Role::Notice, "warning:"), for_terminal(warning)),
+            );
         }
     }
     out

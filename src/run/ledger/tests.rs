@@ -52,6 +52,7 @@ fn plan(to: &str) -> Plan {
         hops: vec![],
         alternatives: vec![],
         warnings: vec![],
+        not_rendered: None,
     }
 }
 

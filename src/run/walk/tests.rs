@@ -29,6 +29,8 @@ struct FakeCluster {
     interrupt_during: Option<ChartVersion>,
     /// What the pods say after a failed upgrade.
     unready: Vec<String>,
+    /// The values digest helm reports for every upgrade (default: the carried values').
+    deployed_digest: Option<String>,
     calls: RefCell<Vec<String>>,
     checks: RefCell<usize>,
     signals: Signals,
@@ -42,6 +44,7 @@ impl FakeCluster {
             outsider: None,
             interrupt_during: None,
             unready: vec![],
+            deployed_digest: None,
             calls: RefCell::default(),
             checks: RefCell::default(),
             signals: Signals::default(),
@@ -98,7 +101,11 @@ impl Cluster for FakeCluster {
             return Err(failed(&purpose, &flags));
         }
         let revision = self.push(version.clone(), ReleaseStatus::Deployed);
-        Ok(Deployed { revision, status: "deployed".into(), chart_version: Some(version.to_string()) })
+        // helm's `config`: here, the first values file (the carried values).
+        let first_file = &flags[flags.iter().position(|f| f == "-f").unwrap() + 1];
+        let carried: serde_json::Value = serde_json::from_slice(&std::fs::read(first_file).unwrap()).unwrap();
+        let values_digest = self.deployed_digest.clone().unwrap_or_else(|| crate::digest::json_sha256(&carried));
+        Ok(Deployed { revision, status: "deployed".into(), chart_version: Some(version.to_string()), values_digest })
     }
 
     fn rollback(&self, _purpose: String, _release: &str, revision: u64, _timeout: &str) -> Result<(), ExecError> {
@@ -299,6 +306,8 @@ struct Scenario {
     /// The release's user values as the walk starts.
     carried: serde_json::Value,
     dir: tempfile::TempDir,
+    /// How the walk passes the chart to helm.
+    chart: ChartArg,
     /// Where the walk prints (default: a log, in memory).
     printer: Printer,
     /// The outcome is said in words at the end (`-o table`), not as JSON.
@@ -315,6 +324,7 @@ impl Scenario {
             overrides_in_effect: false,
             carried: serde_json::json!({"replicaCount": 2}),
             dir: tempfile::tempdir().unwrap(),
+            chart: ChartArg::Reference { reference: "demo/bsr".into(), plain_http: false },
             printer: Printer::captured(false).0,
             outcome_in_words: true,
         }
@@ -327,7 +337,7 @@ impl Scenario {
         let setup = Setup {
             policy: &policy,
             release: "bsr".into(),
-            chart: ChartArg::Reference { reference: "demo/bsr".into(), plain_http: false },
+            chart: self.chart.clone(),
             values,
             timeout: "5m0s".into(),
             snapshot_taken: false,
@@ -371,6 +381,59 @@ fn hops_are_checked_recorded_and_verified_from_helms_own_answer() {
         ]
     );
     assert_eq!(s.journal.newest, Some(v("1.3.0")));
+}
+
+/// The plan's hops as the preflight checked them, each with `values` as the values
+/// digest it showed, and the scenario's chart as archives on disk (`<version>.tgz`
+/// holding the version's name) whose digests the plan shows.
+fn checked_plan(s: &mut Scenario, values: &str) -> Plan {
+    let mut plan = upgrade_plan(&policy(), "1.0.4", "1.2.6");
+    let mut files = std::collections::BTreeMap::new();
+    for version in ["1.0.4", "1.1.9", "1.2.6"] {
+        let path = s.dir.path().join(format!("{version}.tgz"));
+        std::fs::write(&path, version).unwrap();
+        files.insert(v(version), path);
+    }
+    s.chart = ChartArg::Files(files);
+    for hop in &mut plan.hops {
+        hop.check = Some(crate::plan::HopCheck {
+            chart_digest: crate::digest::sha256(hop.to.to_string().as_bytes()),
+            values_digest: values.into(),
+            values_view: serde_json::json!({}),
+            warnings: vec![],
+            changes: None,
+        });
+    }
+    plan
+}
+
+#[test]
+fn each_hop_deploys_the_chart_and_values_whose_digests_the_plan_showed() {
+    let shown = crate::digest::json_sha256(&serde_json::json!({"replicaCount": 2}));
+    let mut s = Scenario::new("1.0.4");
+    let plan = checked_plan(&mut s, &shown);
+    assert_eq!(s.walk(&plan), Outcome::Completed { at: v("1.2.6") });
+
+    // helm deployed other values than the plan showed (a -f file edited in between):
+    // the hop failed, and is brought back like any other.
+    let mut s = Scenario::new("1.0.4");
+    let plan = checked_plan(&mut s, &shown);
+    s.cluster.deployed_digest = Some(crate::digest::json_sha256(&serde_json::json!({"replicaCount": 3})));
+    let outcome = s.walk(&plan);
+    let Outcome::Recovered { failed_hop, error, at } = &outcome else { panic!("{outcome:?}") };
+    assert_eq!((*failed_hop, at), (1, &v("1.0.4")));
+    assert!(error.redacted().contains("where the plan showed sha256:"), "{error}");
+    assert_eq!(s.cluster.deployed_versions(), ["1.1.9", "1.0.4"], "brought back, nothing more deployed");
+
+    // The second hop's archive changed after the preflight rendered it: not deployed.
+    let mut s = Scenario::new("1.0.4");
+    let plan = checked_plan(&mut s, &shown);
+    std::fs::write(s.dir.path().join("1.2.6.tgz"), "other content").unwrap();
+    let outcome = s.walk(&plan);
+    let Outcome::Recovered { failed_hop, error, at } = &outcome else { panic!("{outcome:?}") };
+    assert_eq!((*failed_hop, at), (2, &v("1.1.9")));
+    assert!(error.redacted().contains("is not the one the plan rendered"), "{error}");
+    assert_eq!(s.cluster.deployed_versions(), ["1.1.9"], "1.2.6 never reached helm");
 }
 
 #[test]

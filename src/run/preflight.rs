@@ -1,0 +1,276 @@
+//! Between deciding and executing: every hop checked before the first change.
+//!
+//! ```text
+//! Plan ─ pull each version once (digest-checked cache) ─ render each hop ─▶ Plan with a HopCheck per hop
+//!                                                                          + the chart the walk deploys
+//! ```
+//!
+//! Each hop is rendered by helm itself, `helm upgrade --dry-run=server -o json`, with
+//! exactly the values the hop deploys (the carried values after the policy's value
+//! rules, the operator's `-f`/`--set`, the procedure's own `set:`), the release's name and
+//! namespace. `--dry-run=server` rather than `helm template`: it renders against the
+//! cluster (`lookup` finds real objects; `.Capabilities` are the cluster's, kinds
+//! included) through the same code path as the upgrade, and it answers with helm's own
+//! merge of the values (`config`), so the values digest and the check against the chart
+//! need no second implementation of helm's merge. It costs more than `helm template`
+//! (README, "Benchmark"); hops are rendered in parallel. Neither validates the objects
+//! on the server. A chart that does not render, or whose `values.schema.json` rejects
+//! the values, refuses the plan before anything changed.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::error::RunError;
+use super::gather::{Facts, Tools};
+use super::options::RunOptions;
+use super::values::Overrides;
+use crate::catalog::ChartArg;
+use crate::catalog::cache::{self, CachedChart};
+use crate::digest::json_sha256;
+use crate::helm::Rendered;
+use crate::plan::chart_values::{self, ChartValues};
+use crate::plan::{Direction, Hop, HopCheck, Plan, Step};
+use crate::version::ChartVersion;
+
+/// The values a run starts from: the carried user values and the operator's overrides.
+pub struct StartValues<'a> {
+    pub carried: &'a Value,
+    pub overrides: &'a Overrides,
+}
+
+/// How the walk passes each version to helm, and the run's folder of pulled archives,
+/// which must outlive the walk.
+pub struct Checked {
+    pub chart: ChartArg,
+    pub folder: Option<tempfile::TempDir>,
+}
+
+/// Check every hop of `plan` and record what was found in it.
+pub fn check(
+    plan: &mut Plan,
+    facts: &Facts,
+    tools: &Tools,
+    opts: &RunOptions,
+    start: &StartValues,
+) -> Result<Checked, RunError> {
+    if let Some(why) = skipped(plan, opts) {
+        plan.not_rendered = Some(why);
+        return Ok(Checked { chart: facts.offer.chart.clone(), folder: None });
+    }
+    let folder = dir("charts")?;
+    let charts = pull_all(plan, facts, tools, folder.path())?;
+    let work = dir("values")?;
+    let rendered = render_all(plan, facts, tools, start, &charts, work.path())?;
+    let mut said = BTreeSet::new();
+    for (hop, render) in plan.hops.iter_mut().zip(rendered) {
+        let Some(render) = render else { continue };
+        let chart = &charts[&hop.to];
+        let mut warnings = against_chart(&render.values, chart, &facts.release.chart_name, &hop.to)?;
+        // A key the chart stops declaring is said at the hop where it stops (the key is
+        // the warning's first `quoted` word).
+        warnings.retain(|w| said.insert(w.split('`').nth(1).unwrap_or(w).to_string()));
+        hop.check = Some(HopCheck {
+            chart_digest: chart.digest.clone(),
+            values_digest: json_sha256(&render.values),
+            values_view: chart_values::masked(&render.values),
+            warnings,
+            changes: None,
+        });
+    }
+    let files = charts.into_iter().map(|(v, c)| (v, c.path)).collect();
+    Ok(Checked { chart: ChartArg::Cached { files, source: Box::new(facts.offer.chart.clone()) }, folder: Some(folder) })
+}
+
+/// Why the hops are not rendered, or None when they are.
+fn skipped(plan: &Plan, opts: &RunOptions) -> Option<String> {
+    if opts.no_preflight {
+        return Some("--no-preflight: no hop was rendered before the first change".into());
+    }
+    if plan.direction == Direction::Rollback {
+        // A rollback's hop redeploys a version the release ran (or a revision of its
+        // history); the policy's down-migration is what needs care, not the render.
+        return Some("a rollback's hop is not rendered before it starts".into());
+    }
+    None
+}
+
+/// A private folder of the run (0700; removed when dropped): the pulled archives, the
+/// values files of the renders.
+fn dir(what: &str) -> Result<tempfile::TempDir, RunError> {
+    tempfile::Builder::new().prefix(&format!("helm-safe-upgrade-{what}-")).tempdir().map_err(|e| {
+        RunError::Other(format!(
+            "cannot make a private folder for the preflight's {what}: {e}\nhint: set TMPDIR to a writable folder"
+        ))
+    })
+}
+
+/// Every version the walk may deploy (each hop's start, for the way back, and its
+/// target), pulled once and in parallel.
+fn pull_all(
+    plan: &Plan,
+    facts: &Facts,
+    tools: &Tools,
+    root: &Path,
+) -> Result<std::collections::BTreeMap<ChartVersion, CachedChart>, RunError> {
+    let targets: BTreeSet<ChartVersion> = plan.hops.iter().map(|h| h.to.clone()).collect();
+    let versions: BTreeSet<ChartVersion> =
+        plan.hops.iter().map(|h| h.from.clone()).chain(targets.iter().cloned()).collect();
+    let chart = &facts.offer.chart;
+    let results: Vec<(ChartVersion, Result<CachedChart, String>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> =
+            versions.iter().map(|v| (v.clone(), scope.spawn(|| cache::fetch(&tools.helm, root, chart, v)))).collect();
+        handles.into_iter().map(|(v, h)| (v, h.join().unwrap_or_else(|_| Err("the pull panicked".into())))).collect()
+    });
+    let mut out = std::collections::BTreeMap::new();
+    for (version, result) in results {
+        // A hop's start is pulled for the way back; one the source no longer offers is
+        // not the preflight's concern (the way back asks the source, as without it).
+        if result.is_err() && !targets.contains(&version) {
+            continue;
+        }
+        let cached = result.map_err(|e| {
+            RunError::Other(format!(
+                "cannot fetch {} {version} for the preflight: {e}\nhint: check the chart source; --no-preflight skips the preflight",
+                facts.release.chart_name
+            ))
+        })?;
+        out.insert(version, cached);
+    }
+    Ok(out)
+}
+
+/// Each hop rendered by helm, in parallel; None for a hop with no deploy to render.
+fn render_all(
+    plan: &Plan,
+    facts: &Facts,
+    tools: &Tools,
+    start: &StartValues,
+    charts: &std::collections::BTreeMap<ChartVersion, CachedChart>,
+    work: &Path,
+) -> Result<Vec<Option<Rendered>>, RunError> {
+    let mut jobs = Vec::new();
+    for (i, hop) in plan.hops.iter().enumerate() {
+        jobs.push(hop_flags(plan, i, hop, start, work)?);
+    }
+    let release = &facts.release.name;
+    let results: Vec<Option<Result<Rendered, crate::helm::ExecError>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = plan
+            .hops
+            .iter()
+            .zip(&jobs)
+            .map(|(hop, flags)| {
+                let chart = charts[&hop.to].path.display().to_string();
+                flags.clone().map(|flags| {
+                    scope.spawn(move || {
+                        let purpose = format!("render {release} at {} (preflight)", hop.to);
+                        tools.helm.render(purpose, release, &chart, flags)
+                    })
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.map(|h| h.join().expect("a render thread does not panic"))).collect()
+    });
+    let mut out = Vec::new();
+    for (i, (hop, result)) in plan.hops.iter().zip(results).enumerate() {
+        out.push(match result {
+            None => None,
+            Some(Ok(rendered)) => Some(rendered),
+            Some(Err(e)) => return Err(refusal(i, hop, &facts.release.chart_name, &e)),
+        });
+    }
+    Ok(out)
+}
+
+/// helm's flags for hop `i`'s rendered deploy, as the walk passes them (its values files
+/// written into `work`); None when the hop deploys nothing by `helm upgrade`.
+fn hop_flags(
+    plan: &Plan,
+    i: usize,
+    hop: &Hop,
+    start: &StartValues,
+    work: &Path,
+) -> Result<Option<Vec<String>>, RunError> {
+    let Some(Step::Deploy { set, .. }) = hop.rendered_step().map(|n| &hop.steps[n]) else {
+        return Ok(None);
+    };
+    let private = |name: String, value: &Value| -> Result<PathBuf, RunError> {
+        let path = work.join(name);
+        super::backup::write_private(&path, value.to_string().as_bytes())
+            .map_err(|e| RunError::Other(format!("preflight: {e}")))?;
+        Ok(path)
+    };
+    let carried = crate::plan::values::carried_at(&plan.hops, i, plan.direction, start.carried)
+        .map_err(|e| RunError::Other(format!("preflight: the values of hop {}: {e}", i + 1)))?;
+    let mut flags =
+        vec!["-f".to_string(), private(format!("carried-hop-{}.json", i + 1), &carried)?.display().to_string()];
+    for file in &start.overrides.files {
+        flags.extend(["-f".to_string(), file.display().to_string()]);
+    }
+    for line in &start.overrides.sets {
+        flags.extend(line.argv());
+    }
+    if !set.is_empty() {
+        let path = private(format!("procedure-hop-{}.json", i + 1), &Value::Object(set.clone()))?;
+        flags.extend(["-f".to_string(), path.display().to_string()]);
+    }
+    Ok(Some(flags))
+}
+
+/// helm says the values do not meet the chart's schema in these words (helm 3 and 4).
+const SCHEMA_REJECTS: &str = "values don't meet the specifications of the schema";
+
+/// A hop that does not render refuses the whole plan: `values-schema` when the chart's
+/// schema rejects the values, `render` for any other failure.
+fn refusal(i: usize, hop: &Hop, chart: &str, error: &crate::helm::ExecError) -> RunError {
+    let said = error.stderr().trim();
+    let said = said.strip_prefix("Error: ").unwrap_or(said);
+    let said = said.strip_prefix("UPGRADE FAILED: ").unwrap_or(said);
+    let (rule, what, supported) = if said.contains(SCHEMA_REJECTS) {
+        (
+            "values-schema",
+            format!("{chart} {}'s values.schema.json rejects the values this hop would deploy", hop.to),
+            "change the values with -f/--set (or a `rename`, `remove` or `set` value rule in the policy, for what the vendor's notes say changed) and plan again",
+        )
+    } else {
+        (
+            "render",
+            format!("{chart} {} does not render with the values this hop would deploy", hop.to),
+            "read helm's message: usually a value the new chart requires (`--set KEY=VALUE`); `--no-preflight` skips rendering (not advised)",
+        )
+    };
+    let said = if said.is_empty() { error.to_string() } else { said.to_string() };
+    RunError::Refused {
+        rule: rule.into(),
+        message: format!("hop {} ({} → {}): {what}; nothing was changed\nhelm: {said}", i + 1, hop.from, hop.to),
+        supported: supported.into(),
+    }
+}
+
+/// The user values against the chart's own `values.yaml` and `values.schema.json`.
+fn against_chart(
+    values: &Value,
+    chart: &CachedChart,
+    name: &str,
+    version: &ChartVersion,
+) -> Result<Vec<String>, RunError> {
+    let files = crate::catalog::dir::top_files(&chart.path, &["values.yaml", "values.schema.json"])
+        .map_err(|e| RunError::Other(format!("cannot read {}: {e}", chart.path.display())))?;
+    let file = |suffix: &str| files.iter().find(|(p, _)| p.ends_with(suffix)).map(|(_, t)| t.as_str());
+    let defaults: Value = match file("/values.yaml") {
+        Some(text) => serde_saphyr::from_str(text).unwrap_or(Value::Null),
+        None => Value::Null,
+    };
+    let defaults = if defaults.is_null() { Value::Object(Default::default()) } else { defaults };
+    let schema: Option<Value> = match file("/values.schema.json") {
+        Some(text) => Some(serde_json::from_str(text).map_err(|e| RunError::Refused {
+            rule: "values-schema".into(),
+            message: format!("{name} {version}'s values.schema.json is not valid JSON: {e}"),
+            supported: "the chart is broken: ask its vendor, or stop before this version with --to".into(),
+        })?),
+        None => None,
+    };
+    let about = ChartValues { chart: format!("{name} {version}"), defaults: &defaults, schema: schema.as_ref() };
+    Ok(chart_values::check(values, &about))
+}
