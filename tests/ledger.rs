@@ -110,6 +110,7 @@ fn plan_to(to: &str) -> Plan {
         hops: vec![],
         alternatives: vec![],
         warnings: vec![],
+        not_rendered: None,
     }
 }
 
