@@ -230,6 +230,60 @@ fn every_preset_plans_offline_from_its_catalog_or_a_version_list() {
     }
 }
 
+/// The test bed's acme policy (the generic guide plus the acme fixture chart's value
+/// rules) loads, plans from its own catalog and carries each rule with the hop that
+/// crosses its version: both renames at 3.9.0, `require redis.host` at 4.0.0, nothing at
+/// 4.1.0; offline, the `require` is said to be unchecked.
+#[test]
+fn the_acme_bed_policy_plans_its_value_rules_per_hop() {
+    let policy = concat!(env!("CARGO_MANIFEST_DIR"), "/bed/policies/acme-bed.yaml");
+    let versions = "3.8.0,3.9.0,4.0.0,4.1.0,4.2.0";
+    let args = ["--from", "3.8.0", "--to", "4.1.0", "--policy", policy, "--versions", versions, "-o", "json"];
+    let plan = json(&stdout_of(upgrade().args(args), 0));
+    // The same plan without --versions: the catalog lists the fixture's versions.
+    assert_eq!(json(&stdout_of(upgrade().args(&args[..6]).args(["-o", "json"]), 0))["hops"], plan["hops"]);
+    assert_eq!(plan["policy"], "acme-bed", "{plan}");
+    let hops: Vec<(&str, &str, Value)> = plan["hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["from"].as_str().unwrap(), h["to"].as_str().unwrap(), h["values"].clone()))
+        .collect();
+    let rename = |from: &str, to: &str| {
+        serde_json::json!({"version": "3.9.0", "rename": {"from": from, "to": to},
+            "message": format!("chart 3.9.0 renamed {from} to {to}")})
+    };
+    assert_eq!(
+        hops,
+        [
+            (
+                "3.8.0",
+                "3.9.0",
+                Value::Array(vec![rename("postgres.host", "database.host"), rename("postgres.port", "database.port")])
+            ),
+            (
+                "3.9.0",
+                "4.0.0",
+                serde_json::json!([{"version": "4.0.0", "require": "redis.host",
+                    "message": "when upgrading to chart version 4.0.0 or later, add redis.host"}])
+            ),
+            ("4.0.0", "4.1.0", Value::Null),
+        ],
+        "{plan}"
+    );
+    let warnings = plan["warnings"].to_string();
+    assert!(warnings.contains("`require redis.host` (4.0.0 on) is not checked offline"), "{warnings}");
+
+    let table = stdout_of(upgrade().args(&args[..8]).arg("--plan"), 0);
+    for line in [
+        "  - hop 1 (→ 3.9.0): rename postgres.host → database.host (3.9.0 on): chart 3.9.0 renamed postgres.host to database.host",
+        "  - hop 1 (→ 3.9.0): rename postgres.port → database.port (3.9.0 on): chart 3.9.0 renamed postgres.port to database.port",
+        "  - hop 2 (→ 4.0.0): require redis.host (4.0.0 on): when upgrading to chart version 4.0.0 or later, add redis.host",
+    ] {
+        assert!(table.lines().any(|l| l == line), "no {line:?} in:\n{table}");
+    }
+}
+
 #[test]
 fn bad_input_exits_2_naming_what_is_wrong() {
     let err = stderr_of(upgrade().args(["--from", "1.0.4", "--to", "1.3.0", "--versions", BSR_VERSIONS]), 2);

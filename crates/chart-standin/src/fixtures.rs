@@ -6,6 +6,12 @@
 //! per version (apiVersion v2) next to the shared sources. Output is deterministic: the
 //! `Chart.yaml` mtime (which becomes `created` in index.yaml) is a fixed day per version,
 //! in the order versions.yaml lists them, starting 2024-01-01.
+//!
+//! A chart whose files change between versions adds overlays: version V's files are the
+//! shared tree, then, for every version up to and including V in versions.yaml order, the
+//! files of `charts/<name>/versions/<that version>/` (replacing or adding, same relative
+//! paths) and the removal of the paths its `remove:` lists. So an overlay holds what changed
+//! in that version and every later version inherits it, as a vendor's tree evolves.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -18,7 +24,7 @@ use crate::archive;
 include!(concat!(env!("OUT_DIR"), "/fixture_files.rs"));
 
 /// The fixture charts, by name.
-pub const CHARTS: [&str; 4] = ["bsr", "coder", "generic-app", "sourcegraph"];
+pub const CHARTS: [&str; 5] = ["acme", "bsr", "coder", "generic-app", "sourcegraph"];
 
 /// First `created` time of every fixture chart (2024-01-01T00:00:00Z); each later
 /// version in versions.yaml is one day later.
@@ -35,6 +41,11 @@ pub struct FixtureVersion {
     /// Chart.yaml annotations, e.g. `bsr.example/schema-version` for bsr.
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
+    /// Files (paths relative to the chart root) this version no longer has, from the
+    /// shared tree or an earlier version's overlay; later versions do not have them either
+    /// unless their overlay brings them back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -48,13 +59,68 @@ fn not_found(what: String) -> io::Error {
     io::Error::new(io::ErrorKind::NotFound, what)
 }
 
+fn invalid(what: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what)
+}
+
 fn versions_file(chart: &str) -> io::Result<VersionsFile> {
     let key = format!("{chart}/versions.yaml");
     let (_, bytes) = FILES
         .iter()
         .find(|(p, _)| *p == key)
         .ok_or_else(|| not_found(format!("no fixture chart {chart:?} (known: {})", CHARTS.join(", "))))?;
-    yaml_serde::from_slice(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{key}: {e}")))
+    let vf: VersionsFile = yaml_serde::from_slice(bytes).map_err(|e| invalid(format!("{key}: {e}")))?;
+    check_overlays(FILES, chart, &vf.versions)?;
+    Ok(vf)
+}
+
+/// Every overlay directory (`<chart>/versions/<version>/`) names a version listed in
+/// versions.yaml (a typo would otherwise be ignored silently) and holds no Chart.yaml
+/// (generated from versions.yaml).
+fn check_overlays(all: &[(&str, &[u8])], chart: &str, versions: &[FixtureVersion]) -> io::Result<()> {
+    let overlays = format!("{chart}/versions/");
+    for (path, _) in all {
+        let Some(rest) = path.strip_prefix(&overlays) else { continue };
+        let version = rest.split('/').next().unwrap_or_default();
+        if !versions.iter().any(|v| v.version == version) {
+            return Err(invalid(format!("{overlays}{version}/ is no version listed in {chart}/versions.yaml")));
+        }
+        if rest == format!("{version}/Chart.yaml") {
+            return Err(invalid(format!("{path}: Chart.yaml is generated from {chart}/versions.yaml")));
+        }
+    }
+    Ok(())
+}
+
+/// The source files of `versions[index]`, paths relative to the chart root: the shared
+/// tree `<chart>/chart/`, then for every version up to and including it (versions.yaml
+/// order) its overlay `<chart>/versions/<version>/` (replacing or adding files) and the
+/// removal of what its `remove:` lists. Removing a file the version does not have, or one
+/// its own overlay adds, is an error.
+fn tree(
+    all: &[(&str, &[u8])],
+    chart: &str,
+    versions: &[FixtureVersion],
+    index: usize,
+) -> io::Result<BTreeMap<String, Vec<u8>>> {
+    let shared = format!("{chart}/chart/");
+    let mut files: BTreeMap<String, Vec<u8>> =
+        all.iter().filter_map(|(p, b)| p.strip_prefix(&shared).map(|rel| (rel.to_owned(), b.to_vec()))).collect();
+    for step in &versions[..=index] {
+        let overlay = format!("{chart}/versions/{}/", step.version);
+        let added: BTreeMap<&str, &[u8]> =
+            all.iter().filter_map(|(p, b)| p.strip_prefix(&overlay).map(|rel| (rel, *b))).collect();
+        for rel in &step.remove {
+            if added.contains_key(rel.as_str()) {
+                return Err(invalid(format!("{chart} {}: removes {rel}, which its own overlay adds", step.version)));
+            }
+            if files.remove(rel).is_none() {
+                return Err(invalid(format!("{chart} {}: removes {rel}, which it does not have", step.version)));
+            }
+        }
+        files.extend(added.into_iter().map(|(rel, b)| (rel.to_owned(), b.to_vec())));
+    }
+    Ok(files)
 }
 
 /// The versions of a fixture chart, in the order versions.yaml lists them (oldest first).
@@ -77,9 +143,7 @@ fn files_with(chart: &str, version: &str, bed_image: Option<&str>) -> io::Result
         .enumerate()
         .find(|(_, v)| v.version == version)
         .ok_or_else(|| not_found(format!("fixture chart {chart} has no version {version}")))?;
-    let prefix = format!("{chart}/chart/");
-    let mut files: BTreeMap<String, Vec<u8>> =
-        FILES.iter().filter_map(|(p, b)| p.strip_prefix(&prefix).map(|rel| (rel.to_owned(), b.to_vec()))).collect();
+    let mut files = tree(FILES, chart, &vf.versions, index)?;
     let chart_yaml = ChartYaml {
         api_version: "v2",
         name: chart,
@@ -207,7 +271,7 @@ mod tests {
     fn every_chart_has_sources_and_versions() {
         for chart in CHARTS {
             let vs = versions(chart).unwrap();
-            assert!(vs.len() >= 6, "{chart} has {} versions", vs.len());
+            assert!(vs.len() >= 5, "{chart} has {} versions", vs.len());
             for v in &vs {
                 assert!(semver::Version::parse(&v.version).is_ok(), "{chart} {}", v.version);
             }
@@ -219,22 +283,95 @@ mod tests {
     #[test]
     fn a_bed_image_is_set_in_every_charts_values_and_nowhere_else() {
         for chart in CHARTS {
-            let v = &versions(chart).unwrap()[0].version;
-            let (plain, _) = files(chart, v).unwrap();
-            let (bed, _) = files_with(chart, v, Some("busybox:1.36.1")).unwrap();
-            assert_eq!(plain.keys().collect::<Vec<_>>(), bed.keys().collect::<Vec<_>>(), "{chart}");
-            for (name, bytes) in &plain {
-                if name == "values.yaml" {
-                    let text = String::from_utf8(bed[name].clone()).unwrap();
-                    assert!(text.ends_with("bed:\n  image: \"busybox:1.36.1\"\n"), "{chart}: {text}");
-                    let values: serde_json::Value = yaml_serde::from_str(&text).unwrap();
-                    assert_eq!(values["bed"]["image"], "busybox:1.36.1", "{chart}");
-                } else {
-                    assert_eq!(bytes, &bed[name], "{chart}: {name} changed");
+            // Every version: a version's overlay may bring its own values.yaml.
+            for v in versions(chart).unwrap() {
+                let (ctx, v) = (format!("{chart} {}", v.version), &v.version);
+                let (plain, _) = files(chart, v).unwrap();
+                let (bed, _) = files_with(chart, v, Some("busybox:1.36.1")).unwrap();
+                assert_eq!(plain.keys().collect::<Vec<_>>(), bed.keys().collect::<Vec<_>>(), "{ctx}");
+                for (name, bytes) in &plain {
+                    if name == "values.yaml" {
+                        let text = String::from_utf8(bed[name].clone()).unwrap();
+                        assert!(text.ends_with("bed:\n  image: \"busybox:1.36.1\"\n"), "{ctx}: {text}");
+                        let values: serde_json::Value = yaml_serde::from_str(&text).unwrap();
+                        assert_eq!(values["bed"]["image"], "busybox:1.36.1", "{ctx}");
+                    } else {
+                        assert_eq!(bytes, &bed[name], "{ctx}: {name} changed");
+                    }
                 }
             }
         }
         assert!(with_bed_image("replicas: 1\n", "busybox").is_err(), "no bed block");
+    }
+
+    fn version(v: &str, remove: &[&str]) -> FixtureVersion {
+        FixtureVersion {
+            version: v.to_owned(),
+            app_version: v.to_owned(),
+            annotations: BTreeMap::new(),
+            remove: remove.iter().map(|r| r.to_string()).collect(),
+        }
+    }
+
+    fn text(files: &BTreeMap<String, Vec<u8>>) -> Vec<(String, String)> {
+        files.iter().map(|(k, v)| (k.clone(), String::from_utf8(v.clone()).unwrap())).collect()
+    }
+
+    #[test]
+    fn overlays_cascade_in_versions_order_and_remove_is_explicit() {
+        let all: &[(&str, &[u8])] = &[
+            ("c/chart/values.yaml", b"v1"),
+            ("c/chart/templates/a.yaml", b"a1"),
+            ("c/chart/templates/old.yaml", b"old"),
+            ("c/versions/2.0.0/values.yaml", b"v2"),
+            ("c/versions/2.0.0/templates/new.yaml", b"new"),
+            ("c/versions/3.0.0/templates/a.yaml", b"a3"),
+            ("c/versions/4.0.0/templates/old.yaml", b"old again"),
+            ("other/versions/9.9.9/x", b"not c's"),
+        ];
+        let vs = [
+            version("1.0.0", &[]),
+            version("2.0.0", &[]),
+            version("3.0.0", &["templates/old.yaml"]),
+            version("4.0.0", &[]),
+        ];
+        check_overlays(all, "c", &vs).unwrap();
+        let at = |i| text(&tree(all, "c", &vs, i).unwrap());
+        let pairs = |ps: &[(&str, &str)]| ps.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<Vec<_>>();
+        assert_eq!(at(0), pairs(&[("templates/a.yaml", "a1"), ("templates/old.yaml", "old"), ("values.yaml", "v1")]));
+        assert_eq!(
+            at(1),
+            pairs(&[
+                ("templates/a.yaml", "a1"),
+                ("templates/new.yaml", "new"),
+                ("templates/old.yaml", "old"),
+                ("values.yaml", "v2")
+            ])
+        );
+        // 3.0.0 replaces a.yaml and removes old.yaml; 2.0.0's files carry on.
+        assert_eq!(at(2), pairs(&[("templates/a.yaml", "a3"), ("templates/new.yaml", "new"), ("values.yaml", "v2")]));
+        // A later overlay may bring a removed file back.
+        assert_eq!(
+            at(3),
+            pairs(&[
+                ("templates/a.yaml", "a3"),
+                ("templates/new.yaml", "new"),
+                ("templates/old.yaml", "old again"),
+                ("values.yaml", "v2")
+            ])
+        );
+
+        let gone = [version("1.0.0", &[]), version("2.0.0", &["templates/nope.yaml"])];
+        let err = tree(all, "c", &gone, 1).unwrap_err().to_string();
+        assert!(err.contains("removes templates/nope.yaml, which it does not have"), "{err}");
+        let own = [version("1.0.0", &[]), version("2.0.0", &["templates/new.yaml"])];
+        let err = tree(all, "c", &own, 1).unwrap_err().to_string();
+        assert!(err.contains("which its own overlay adds"), "{err}");
+        let unlisted = [version("1.0.0", &[]), version("2.0.0", &[]), version("3.0.0", &[])];
+        let err = check_overlays(all, "c", &unlisted).unwrap_err().to_string();
+        assert!(err.contains("c/versions/4.0.0/ is no version listed in c/versions.yaml"), "{err}");
+        let chart_yaml: &[(&str, &[u8])] = &[("c/versions/1.0.0/Chart.yaml", b"x")];
+        assert!(check_overlays(chart_yaml, "c", &vs).is_err());
     }
 
     #[test]
