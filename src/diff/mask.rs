@@ -13,7 +13,7 @@ use std::fmt;
 use base64::Engine;
 use serde_json::Value;
 
-use super::Resource;
+use super::{Resource, Side};
 use crate::sensitive::{key_looks_secret, value_looks_secret};
 
 /// What a masked value shows.
@@ -23,6 +23,11 @@ pub const MASK: &str = "***";
 /// secret entire: a short value (`admin`, `30s`) inside longer text is more often part of
 /// an ordinary word than the secret, and masking it there would hide half a manifest.
 pub const INNER_MIN_CHARS: usize = 8;
+
+/// A value that changed but is masked on both sides, as helm-diff shows a changed Secret
+/// value (without helm-diff's byte count: a length narrows a guess).
+const CHANGED_BEFORE: &str = "--------";
+const CHANGED_AFTER: &str = "++++++++";
 
 /// The operator's secret values, to be masked wherever they are rendered.
 #[derive(Clone, Default)]
@@ -111,6 +116,68 @@ impl Secrets {
             name: mask(&id.name),
         }
     }
+
+    /// A scalar as it may be shown: strings through [`Secrets::mask_text`], a number that
+    /// is a secret masked; `hidden` (a Secret's entries) masks everything.
+    fn mask_leaf(&self, value: &Value, hidden: bool) -> Value {
+        match value {
+            _ if hidden => Value::String(MASK.into()),
+            Value::String(s) => Value::String(self.mask_text(s).into_owned()),
+            Value::Number(n) if self.whole.contains(&n.to_string()) => Value::String(MASK.into()),
+            other => other.clone(),
+        }
+    }
+
+    /// A rendered document as it may be shown, masked against the other rendering of the
+    /// same resource (`other`, on the other `side`): a value that differs only where it is
+    /// masked would show no change, so it shows helm-diff's markers instead, `--------`
+    /// before and `++++++++` after. A Secret's `data` and `stringData` entries are masked
+    /// whole, their keys kept. Keys are never masked: they are the chart's structure.
+    pub(super) fn mask_document(&self, doc: &Value, other: Option<&Value>, side: Side) -> Value {
+        let secret = doc.get("kind").and_then(Value::as_str) == Some("Secret")
+            && doc.get("apiVersion").and_then(Value::as_str) == Some("v1");
+        let Value::Object(map) = doc else { return self.mask_value(doc, other, side, false) };
+        let masked = map.iter().map(|(k, v)| {
+            let hidden = secret && (k == "data" || k == "stringData");
+            (k.clone(), self.mask_value(v, other.and_then(|o| o.get(k)), side, hidden))
+        });
+        Value::Object(masked.collect())
+    }
+
+    fn mask_value(&self, value: &Value, other: Option<&Value>, side: Side, hidden: bool) -> Value {
+        match value {
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| (k.clone(), self.mask_value(v, other.and_then(|o| o.get(k)), side, hidden)))
+                    .collect(),
+            ),
+            Value::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| self.mask_value(v, other.and_then(|o| o.get(i)), side, hidden))
+                    .collect(),
+            ),
+            leaf => {
+                let shown = self.mask_leaf(leaf, hidden);
+                let other = other.filter(|o| !o.is_object() && !o.is_array());
+                match other {
+                    Some(o) if o != leaf && self.mask_leaf(o, hidden) == shown => changed_marker(side),
+                    _ => shown,
+                }
+            }
+        }
+    }
+}
+
+fn changed_marker(side: Side) -> Value {
+    Value::String(
+        match side {
+            Side::Before => CHANGED_BEFORE,
+            Side::After => CHANGED_AFTER,
+        }
+        .into(),
+    )
 }
 
 /// The values under secret-looking keys, and those shaped like secrets, into `found`.

@@ -1,6 +1,6 @@
 //! What one hop changes in what helm renders: the resources of a release's manifest before
 //! and after the hop, compared by identity ([`Resource`]) and field by field
-//! ([`ManifestDiff`]).
+//! ([`ManifestDiff`], [`unified`]).
 //!
 //! Pure: it reads the `manifest` strings helm renders (`helm upgrade --dry-run=server -o
 //! json`) and the values it is given, and returns data and text; it runs nothing and reads
@@ -12,8 +12,9 @@
 
 mod manifest;
 mod mask;
+mod unified;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -24,6 +25,7 @@ use crate::text::one_line;
 use manifest::{Docs, parse};
 
 pub use mask::{MASK, Secrets};
+pub use unified::unified;
 
 /// How many changed field paths a [`Changed`] keeps: enough to tell what kind of change it
 /// is (an image, a replica count, a label), few enough for a plan and a ledger record.
@@ -246,6 +248,20 @@ fn field_paths(before: &Value, after: &Value, path: &mut Vec<Segment>, out: &mut
         }
         _ if before != after => out.push(path.clone()),
         _ => {}
+    }
+}
+
+/// Keys sorted at every level, whatever order the map type keeps (serde_json's
+/// `preserve_order` feature, should anything in the build turn it on, keeps the
+/// document's): the canonical form that makes key order no change.
+fn canonical(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let sorted: BTreeMap<&String, Value> = map.iter().map(|(k, v)| (k, canonical(v))).collect();
+            Value::Object(sorted.into_iter().map(|(k, v)| (k.clone(), v)).collect())
+        }
+        Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
+        other => other.clone(),
     }
 }
 

@@ -264,13 +264,73 @@ fn the_json_shape_is_kebab_case_and_round_trips() {
 }
 
 #[test]
+fn unified_diff_is_masked_and_ignores_key_order() {
+    let text = unified(BEFORE, AFTER, &secrets(), 3).unwrap();
+    insta::assert_snapshot!("unified_context_3", text);
+    assert_no_secret(&text);
+    // The Service whose keys moved is not in it.
+    assert!(!text.contains("acme, Service (v1) has changed"), "{text}");
+    // The rotated API key: changed, neither value, no length.
+    assert!(text.contains("-   api-key: --------\n+   api-key: ++++++++\n"), "{text}");
+    assert!(!text.contains("bytes"), "{text}");
+    // With the whole documents in context: the env var and the DSN that hold the
+    // password show it masked.
+    let whole = unified(BEFORE, AFTER, &secrets(), 1000).unwrap();
+    assert_no_secret(&whole);
+    assert!(whole.contains("    DATABASE_URL: postgres://acme:***@postgres.prod.internal:5432/acme\n"), "{whole}");
+    assert!(whole.contains("          - name: POSTGRES_PASSWORD\n            value: \"***\"\n"), "{whole}");
+}
+
+#[test]
+fn unified_diff_with_no_context_shows_only_changed_lines() {
+    let text = unified(BEFORE, AFTER, &secrets(), 0).unwrap();
+    let deployment = text.split("\n\n").find(|s| s.starts_with("acme, Deployment (apps)")).unwrap();
+    insta::assert_snapshot!("unified_deployment_context_0", deployment);
+    assert!(unified(AFTER, AFTER, &secrets(), 3).unwrap().is_empty());
+}
+
+#[test]
+fn a_rotated_password_shows_as_changed_without_either_value() {
+    let rotated = BEFORE.replace("demo-s3cret", "n3w-s3cret-2");
+    let secrets = secrets().union(&Secrets::from_values(&json!({"postgres": {"password": "n3w-s3cret-2"}})));
+    let diff = ManifestDiff::between(BEFORE, &rotated, &secrets).unwrap();
+    let paths: Vec<&str> = diff.changed.iter().flat_map(|c| c.paths.iter().map(String::as_str)).collect();
+    assert_eq!(paths, ["data.DATABASE_URL", "spec.template.spec.containers[0].env[1].value"]);
+    let text = unified(BEFORE, &rotated, &secrets, 1).unwrap();
+    assert!(!text.contains("n3w-s3cret-2") && !text.contains("demo-s3cret"), "{text}");
+    assert!(text.contains("-   DATABASE_URL: --------\n+   DATABASE_URL: ++++++++"), "{text}");
+    assert!(text.contains("-           value: --------\n+           value: ++++++++"), "{text}");
+}
+
+#[test]
+fn a_changed_host_in_a_dsn_shows_with_the_password_masked() {
+    let moved = BEFORE.replace("@postgres.prod.internal:5432", "@postgres.new.internal:5432");
+    let text = unified(BEFORE, &moved, &secrets(), 0).unwrap();
+    assert!(text.contains("-   DATABASE_URL: postgres://acme:***@postgres.prod.internal:5432/acme"), "{text}");
+    assert!(text.contains("+   DATABASE_URL: postgres://acme:***@postgres.new.internal:5432/acme"), "{text}");
+}
+
+#[test]
+fn a_secrets_entries_are_masked_even_when_no_value_names_them() {
+    // `stringData` written by the chart itself (no value of the operator's): masked all
+    // the same, its keys kept.
+    let secret = "---\n# Source: acme/templates/s.yaml\napiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n\
+                  stringData:\n  token: plain-text-token\n  config.json: '{\"a\": 1}'\n";
+    let text = unified("", secret, &Secrets::default(), 3).unwrap();
+    assert!(!text.contains("plain-text-token") && !text.contains("\"a\""), "{text}");
+    assert!(text.contains("+   token: '***'") || text.contains("+   token: \"***\""), "{text}");
+    assert!(text.contains("config.json"), "{text}");
+}
+
+#[test]
 fn a_value_that_names_a_resource_is_no_secret() {
     // `auth.username` looks secret by its key (`auth`); the Deployment named like it must
     // still be readable.
     let secrets = Secrets::from_values(&json!({"auth": {"username": "acme", "password": "demo-s3cret"}}));
     let diff = ManifestDiff::between(BEFORE, AFTER, &secrets).unwrap();
     assert!(diff.summary_lines().iter().any(|l| l.starts_with("~ Deployment/acme (")), "{diff:?}");
-    assert!(!serde_json::to_string(&diff).unwrap().contains("demo-s3cret"));
+    let text = unified(BEFORE, AFTER, &secrets, 3).unwrap();
+    assert!(text.contains("acme, Deployment (apps) has changed:") && !text.contains("demo-s3cret"), "{text}");
 }
 
 #[test]
@@ -283,6 +343,8 @@ fn identities_keep_group_and_namespace_but_not_version() {
     assert_eq!(changed.resource.to_string(), "Ingress/edge/web");
     assert_eq!(changed.resource.group, "networking.k8s.io");
     assert_eq!(changed.paths, ["apiVersion"]);
+    let text = unified(before, &after, &Secrets::default(), 3).unwrap();
+    assert!(text.starts_with("edge, web, Ingress (networking.k8s.io) has changed:\n"), "{text}");
 }
 
 #[test]
@@ -401,7 +463,7 @@ mod properties {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
         /// A manifest compared with itself: nothing added, removed or changed, every
-        /// resource unchanged.
+        /// resource unchanged, and no unified diff.
         #[test]
         fn a_manifest_does_not_differ_from_itself(
             names in names(),
@@ -413,6 +475,37 @@ mod properties {
             let diff = ManifestDiff::between(&text, &text, &secrets).unwrap();
             prop_assert!(diff.is_empty(), "{:?}", diff);
             prop_assert_eq!(diff.unchanged, names.len() * 3);
+            prop_assert!(unified(&text, &text, &secrets, 3).unwrap().is_empty());
+        }
+
+        /// Whatever changes between two renderings, a secret from either side's values
+        /// never reaches the unified diff, the summary or the JSON.
+        #[test]
+        fn masking_never_lets_a_secret_through(
+            names in names(),
+            data in proptest::collection::vec("[a-zA-Z0-9 ._-]{0,12}", 1..4),
+            other in proptest::collection::vec("[a-zA-Z0-9 ._-]{0,12}", 1..4),
+            old in "[a-zA-Z0-9]{8,20}",
+            new in "[a-zA-Z0-9]{8,20}",
+            keep in proptest::collection::vec(any::<bool>(), 1..4),
+            context in 0usize..4,
+        ) {
+            let before = manifest(&names, &data, &old);
+            let kept: Vec<String> = names.iter().zip(keep.iter().cycle()).filter(|(_, k)| **k).map(|(n, _)| n.clone()).collect();
+            let after = manifest(&kept, &other, &new);
+            let secrets = Secrets::from_values(&json!({"db": {"password": old}}))
+                .union(&Secrets::from_values(&json!({"db": {"password": new}})));
+            // A name or a data value may hold the secret by chance: then it is no secret.
+            let shown_elsewhere = |s: &str| names.iter().chain(&data).chain(&other).any(|t| t.contains(s));
+            prop_assume!(!shown_elsewhere(&old) && !shown_elsewhere(&new));
+            let text = unified(&before, &after, &secrets, context).unwrap();
+            let diff = ManifestDiff::between(&before, &after, &secrets).unwrap();
+            let json = serde_json::to_string(&diff).unwrap();
+            let summary = diff.summary_lines().join("\n");
+            for secret in [&old, &new] {
+                prop_assert!(!text.contains(secret.as_str()), "{} in:\n{}", secret, text);
+                prop_assert!(!json.contains(secret.as_str()) && !summary.contains(secret.as_str()));
+            }
         }
 
     }
