@@ -144,6 +144,11 @@ impl Secrets {
         Value::Object(masked.collect())
     }
 
+    /// A value with every scalar in it masked on its own ([`Secrets::mask_text`]).
+    pub(super) fn mask_tree(&self, value: &Value) -> Value {
+        self.mask_value(value, None, Side::After, false)
+    }
+
     fn mask_value(&self, value: &Value, other: Option<&Value>, side: Side, hidden: bool) -> Value {
         match value {
             Value::Object(map) => Value::Object(

@@ -1,6 +1,7 @@
 //! What one hop changes in what helm renders: the resources of a release's manifest before
 //! and after the hop, compared by identity ([`Resource`]) and field by field
-//! ([`ManifestDiff`], [`unified`]).
+//! ([`ManifestDiff`], [`unified`]), and the release's values before and after
+//! ([`values_changes`]).
 //!
 //! Pure: it reads the `manifest` strings helm renders (`helm upgrade --dry-run=server -o
 //! json`) and the values it is given, and returns data and text; it runs nothing and reads
@@ -13,6 +14,7 @@
 mod manifest;
 mod mask;
 mod unified;
+mod values;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -26,6 +28,7 @@ use manifest::{Docs, parse};
 
 pub use mask::{MASK, Secrets};
 pub use unified::unified;
+pub use values::{Change, ValueChange, values_changes};
 
 /// How many changed field paths a [`Changed`] keeps: enough to tell what kind of change it
 /// is (an image, a replica count, a label), few enough for a plan and a ledger record.

@@ -1,6 +1,7 @@
 use serde_json::json;
 
 use super::*;
+use crate::sensitive::Disclosure;
 
 /// What helm renders for the acme chart at 1.2.5 (`helm upgrade --dry-run=server -o json`'s
 /// `manifest`, as helm writes it: `---` then the `# Source:` comment, one per template).
@@ -430,6 +431,41 @@ fn secrets_come_from_secret_keys_and_secret_shapes() {
     assert!(Secrets::default().is_empty() && !secrets.is_empty());
 }
 
+#[test]
+fn values_that_differ_are_listed_masked() {
+    let changes = values_changes(&values_before(), &values_after(), &secrets());
+    let lines: Vec<String> = changes.iter().map(|c| c.line(Disclosure::OperatorTerminal)).collect();
+    assert_eq!(
+        lines,
+        ["~ apiKey: *** → ***", "~ image.tag: 1.2.5 → 1.2.6", "- legacy.enabled: true", "+ metrics.enabled: true"]
+    );
+    let redacted: Vec<String> = changes.iter().map(|c| c.line(Disclosure::Redacted)).collect();
+    assert_eq!(redacted, ["~ apiKey", "~ image.tag", "- legacy.enabled", "+ metrics.enabled"]);
+    let json = serde_json::to_string(&changes[1].redacted()).unwrap();
+    assert_eq!(json, r#"{"path":"image.tag","change":"changed"}"#);
+    assert_eq!(
+        serde_json::to_value(&changes[1]).unwrap(),
+        json!({"path": "image.tag", "change": "changed", "before": "1.2.5", "after": "1.2.6"})
+    );
+}
+
+#[test]
+fn values_lists_are_one_value_and_their_secrets_are_masked() {
+    let before = json!({"extraEnv": [{"name": "DB_PASS_COPY", "value": "s3cr"}], "db": {"password": "s3cr"}});
+    let after = json!({"extraEnv": [], "db": {"password": "s3cr"}, "ingress": {"hosts": ["a", "b"]}});
+    let secrets = Secrets::from_values(&before);
+    let changes = values_changes(&before, &after, &secrets);
+    let lines: Vec<String> = changes.iter().map(|c| c.line(Disclosure::OperatorTerminal)).collect();
+    assert_eq!(lines, [r#"~ extraEnv: [{"name":"DB_PASS_COPY","value":"***"}] → []"#, r#"+ ingress.hosts: ["a","b"]"#]);
+    // `helm get values` says `null` for a release without values of its own.
+    let from_nothing = values_changes(&Value::Null, &json!({"a": {"b": 1}}), &Secrets::default());
+    assert_eq!(
+        from_nothing,
+        [ValueChange { path: "a.b".into(), change: Change::Added, before: None, after: Some("1".into()) }]
+    );
+    assert!(values_changes(&Value::Null, &json!({}), &Secrets::default()).is_empty());
+}
+
 mod properties {
     use proptest::prelude::*;
 
@@ -508,5 +544,17 @@ mod properties {
             }
         }
 
+        /// A value under a secret-looking key never shows in a values change.
+        #[test]
+        fn values_changes_never_show_a_secret(old in "[a-zA-Z0-9]{1,20}", new in "[a-zA-Z0-9]{1,20}") {
+            prop_assume!(old != new);
+            let before = json!({"db": {"password": old, "url": format!("postgres://app:{old}@db/app")}});
+            let after = json!({"db": {"password": new, "url": format!("postgres://app:{new}@db/app")}});
+            let secrets = Secrets::from_values(&before).union(&Secrets::from_values(&after));
+            for change in values_changes(&before, &after, &secrets) {
+                prop_assert_eq!(change.before.as_deref(), Some(MASK));
+                prop_assert_eq!(change.after.as_deref(), Some(MASK));
+            }
+        }
     }
 }
