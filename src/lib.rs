@@ -3,12 +3,14 @@
 //! Layers point down only (the README's Layout shows them; `tests/layers.rs` checks them):
 //! `commands` (flags → what to do) → `run` (the live pipeline) → `ui`, `release`,
 //! `catalog` → `helm` (the one place that spawns processes) → `report` → `plan` (pure) →
-//! `policy` → `version`, with small leaves (`printer`, `signals`, `env`, `text`, …) below.
+//! `policy` → `version` → `diff` (pure), with small leaves (`printer`, `signals`, `env`,
+//! `text`, …) below.
 
 pub mod catalog;
 pub mod cli;
 pub mod commands;
 pub mod complete;
+pub mod diff;
 pub mod digest;
 pub mod disclose;
 pub mod duration;

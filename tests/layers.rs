@@ -22,6 +22,8 @@ const LAYERS: &[&str] = &[
     "plan",
     "policy",
     "version",
+    // What a hop changes in the rendered manifest and values (pure; the plan carries it).
+    "diff",
     "signals",
     "terminal",
     "printer",
