@@ -80,3 +80,140 @@ fn acme_installs_upgrades_and_is_planned_with_its_value_rules(version: HelmVersi
 }
 
 both_helms!(acme_on_the_bed, super::acme_installs_upgrades_and_is_planned_with_its_value_rules);
+
+// ---------------------------------------------------------------------------------------
+// The preflight on acme: every hop rendered by helm before the first change.
+
+/// `helm install acme demo/acme --version 3.8.0` with a host and a password, as an operator
+/// of 3.8.0 set them.
+fn install_acme_380(bed: &Bed) {
+    let ns = bed.ns.as_str();
+    let install = ["install", "acme", "demo/acme", "--version", "3.8.0", "--namespace", ns, "--create-namespace"];
+    let values = ["--set", "postgres.host=db.prod.internal", "--set", "postgres.password=hunter2"];
+    bed.helm_with_ok(&[], &[&install[..], &values[..], &["--wait", "--timeout", "60s"]].concat(), None);
+}
+
+/// (revision, status) of every revision of acme.
+fn acme_history(bed: &Bed) -> Vec<(u64, String)> {
+    let out = bed.helm_with_ok(&[], &["history", "acme", "--namespace", &bed.ns, "-o", "json"], None);
+    let revisions: Value = serde_json::from_str(&out).unwrap();
+    revisions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["revision"].as_u64().unwrap(), r["status"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+fn acme_values_at(bed: &Bed, revision: u64) -> Value {
+    let args = ["get", "values", "acme", "--namespace", &bed.ns, "--revision", &revision.to_string(), "-o", "json"];
+    serde_json::from_str(&bed.helm_with_ok(&[], &args, None)).unwrap()
+}
+
+/// The bed's acme policy without its value rules: what an operator who never read the
+/// vendor's notes would run.
+fn policy_without_value_rules(bed: &Bed) -> String {
+    let text = std::fs::read_to_string(acme_policy()).unwrap();
+    let start = text.find("\nvalues:").expect("the acme policy has value rules");
+    let end = text[start + 1..].find("\n\n").map_or(text.len(), |e| start + 1 + e);
+    let path = bed.env.dir().join("acme-without-value-rules.yaml");
+    std::fs::write(&path, format!("{}{}", &text[..start], &text[end..])).unwrap();
+    path.display().to_string()
+}
+
+/// A refused plan changes nothing: not the release, not its ledger.
+fn refused(bed: &Bed, args: &[&str]) -> Value {
+    let (stdout, stderr) = bed.run_expect(&[args, &["--yes", "--snapshot-taken", "-o", "json"]].concat(), 3);
+    assert_eq!(acme_history(bed), [(1, "deployed".to_string())], "{}: {stdout}{stderr}", bed.version);
+    assert!(
+        bed.get("v1", "configmaps", "helm-safe-upgrade.acme").is_none_or(|cm| !cm.to_string().contains("\"lock\":{"))
+    );
+    let report: Value = serde_json::from_str(&stdout).expect("one JSON document");
+    report["refused"].clone()
+}
+
+fn the_preflight_refuses_what_helm_would_refuse_before_any_change(version: HelmVersion) {
+    let bed = Bed::new(version);
+    install_acme_380(&bed);
+    // Without the rename, 4.0.0's schema rejects the postgres.host carried from 3.8.0: the
+    // whole plan is refused at hop 2, before hop 1 changed anything.
+    let policy = policy_without_value_rules(&bed);
+    let upgrade = ["acme", "--to", "4.1.0", "--chart", "demo/acme", "--set", "redis.host=redis.acme.svc"];
+    let why = refused(&bed, &[&upgrade[..], &["--policy", &policy]].concat());
+    assert_eq!(why["rule"], "values-schema", "{version}: {why}");
+    let message = why["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("hop 2 (3.9.0 → 4.0.0): acme 4.0.0's values.schema.json rejects"),
+        "{version}: {message}"
+    );
+    assert!(message.contains("- at '/postgres': additional properties 'host' not allowed"), "{version}: {message}");
+
+    // 4.2.0 needs a value no rule names: its template fails, so the plan is refused.
+    let policy = acme_policy();
+    let upgrade = ["acme", "--to", "4.2.0", "--chart", "demo/acme", "--set", "redis.host=redis.acme.svc"];
+    let why = refused(&bed, &[&upgrade[..], &["--policy", &policy]].concat());
+    assert_eq!(why["rule"], "render", "{version}: {why}");
+    let message = why["message"].as_str().unwrap();
+    assert!(message.starts_with("hop 4 (4.1.0 → 4.2.0): acme 4.2.0 does not render"), "{version}: {message}");
+    assert!(message.contains("acme 4.2.0 needs tls.secretName"), "{version}: {message}");
+    let text = why.to_string();
+    assert!(!text.contains("hunter2") && !text.contains("db.prod.internal"), "{version}: {text}");
+}
+both_helms!(preflight_refusals, super::the_preflight_refuses_what_helm_would_refuse_before_any_change);
+
+/// The part of `--plan --diff`'s table from the preflight's heading on.
+fn checked_section(table: &str) -> String {
+    let start = table.find("checked: ").unwrap_or_else(|| panic!("no preflight section:\n{table}"));
+    let end = table[start..].find("\nwarnings").map_or(table.len(), |e| start + e);
+    table[start..end].trim_end().to_string()
+}
+
+fn the_plan_shows_every_hop_rendered_and_the_walk_deploys_it(version: HelmVersion) {
+    let bed = Bed::new(version);
+    install_acme_380(&bed);
+    let policy = acme_policy();
+    let upgrade =
+        ["acme", "--to", "4.1.0", "--chart", "demo/acme", "--policy", &policy, "--set", "redis.host=redis.acme.svc"];
+    let (table, _) = bed.run_expect(&[&upgrade[..], &["--plan", "--diff"]].concat(), 0);
+    insta::assert_snapshot!("acme_plan_diff", checked_section(&table));
+    let (stdout, _) = bed.run_expect(&[&upgrade[..], &["--plan", "--diff", "-o", "json"]].concat(), 0);
+    let plan: Value = serde_json::from_str(&stdout).expect("one JSON document");
+    assert!(!stdout.contains("hunter2") && !stdout.contains("db.prod.internal"), "{version}: {stdout}");
+    let hop = |i: usize| plan["hops"][i]["check"].clone();
+    assert_eq!(
+        hop(0)["values_keys"],
+        serde_json::json!(["database.host", "postgres.password", "redis.host"]),
+        "{version}"
+    );
+    assert_eq!(
+        hop(2)["changes"]["manifests"]["added"],
+        serde_json::json!([{"kind": "Service", "name": "acme-metrics"}])
+    );
+    assert_eq!(
+        hop(2)["changes"]["manifests"]["removed"],
+        serde_json::json!([{"kind": "ConfigMap", "name": "acme-legacy"}])
+    );
+
+    let (_, stderr) = bed.run_expect(&[&upgrade[..], &["--yes", "--snapshot-taken"]].concat(), 0);
+    assert!(stderr.contains("checked: every hop rendered by helm"), "{version}: {stderr}");
+    assert_eq!(acme_history(&bed).len(), 4, "{version}");
+    // Each hop deployed the values whose digest the plan showed; the rename carried the
+    // host to its new key, and the old key is gone.
+    for i in 0..3 {
+        let deployed = acme_values_at(&bed, i as u64 + 2);
+        assert_eq!(
+            Value::from(helm_safe_upgrade::digest::json_sha256(&deployed)),
+            hop(i)["values_digest"],
+            "{version}: hop {}: {deployed}",
+            i + 1
+        );
+    }
+    let last = acme_values_at(&bed, 4);
+    assert_eq!(last["database"]["host"], "db.prod.internal", "{version}: {last}");
+    assert!(last["postgres"].get("host").is_none(), "{version}: {last}");
+    let d = bed.get("apps/v1", "deployments", "acme").expect("Deployment acme");
+    assert_eq!(env_value(&d, "ACME_DATABASE_HOST").as_deref(), Some("db.prod.internal"), "{version}");
+    let ledger = bed.get("v1", "configmaps", "helm-safe-upgrade.acme").expect("the ledger").to_string();
+    assert!(!ledger.contains("hunter2") && !ledger.contains("db.prod.internal"), "{version}: {ledger}");
+}
+both_helms!(preflight_and_walk, super::the_plan_shows_every_hop_rendered_and_the_walk_deploys_it);

@@ -143,7 +143,16 @@ impl ManifestDiff {
         let mut lines: Vec<String> = Vec::new();
         lines.extend(self.added.iter().map(|r| format!("+ {}", one_line(&r.to_string()))));
         lines.extend(self.removed.iter().map(|r| format!("- {}", one_line(&r.to_string()))));
-        lines.extend(self.changed.iter().map(changed_line));
+        // Every hop moves the chart's version labels of every resource; a resource that
+        // changes only those is counted, not listed, and they are left out of the others'
+        // lists, so that what a hop really changes stands out.
+        let (relabelled, changed): (Vec<&Changed>, Vec<&Changed>) =
+            self.changed.iter().partition(|c| c.more_paths == 0 && c.paths.iter().all(|p| is_version_label(p)));
+        lines.extend(changed.into_iter().map(changed_line));
+        if !relabelled.is_empty() {
+            let count = crate::text::count(relabelled.len(), "resource", "resources");
+            lines.push(format!("~ {count}: the chart's version labels only"));
+        }
         if self.unchanged > 0 {
             lines.push(format!("= {} unchanged", self.unchanged));
         }
@@ -151,10 +160,17 @@ impl ManifestDiff {
     }
 }
 
+/// A label every chart version changes (`helm.sh/chart`, `app.kubernetes.io/version`),
+/// on the resource or its pod template.
+fn is_version_label(path: &str) -> bool {
+    path.contains("labels.") && (path.ends_with(r"helm\.sh/chart") || path.ends_with(r"app\.kubernetes\.io/version"))
+}
+
 fn changed_line(changed: &Changed) -> String {
-    let shown = changed.paths.len().min(SHOWN_PATHS);
-    let more = changed.paths.len() - shown + changed.more_paths;
-    let mut paths: Vec<String> = changed.paths[..shown].iter().map(|p| one_line(p)).collect();
+    let (labels, others): (Vec<&String>, Vec<&String>) = changed.paths.iter().partition(|p| is_version_label(p));
+    let shown = others.len().min(SHOWN_PATHS);
+    let more = others.len() - shown + changed.more_paths + labels.len();
+    let mut paths: Vec<String> = others[..shown].iter().map(|p| one_line(p)).collect();
     if more > 0 {
         paths.push(format!("… {more} more"));
     }

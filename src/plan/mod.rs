@@ -174,6 +174,19 @@ pub struct Hop {
     pub check: Option<HopCheck>,
 }
 
+impl Plan {
+    /// The plan without `--diff=full`'s unified diffs (the summaries stay): what the
+    /// ledger keeps (a ConfigMap holds 1 MiB, and anyone who reads ConfigMaps reads it)
+    /// and a run's report carries. A unified diff quotes rendered manifests, which hold
+    /// the operator's values; it is for `--plan`, which the operator asked for.
+    pub fn without_unified_diffs(mut self) -> Plan {
+        for changes in self.hops.iter_mut().filter_map(|h| h.check.as_mut()).filter_map(|c| c.changes.as_mut()) {
+            changes.unified = None;
+        }
+        self
+    }
+}
+
 impl Hop {
     /// The step that leaves the release at this hop's target, with the values the hop
     /// ends with: its last `helm upgrade` to `to`. The preflight renders this step; the
@@ -187,9 +200,8 @@ impl Hop {
 
 /// One hop as the preflight rendered it, before anything changed: the chart archive it
 /// deploys and the values helm merged for it, each by digest (the ledger stores the plan,
-/// and anyone who reads ConfigMaps in the namespace reads the ledger), a view of those
-/// values with every secret-looking one masked, and what the values and the chart say
-/// of each other.
+/// and anyone who reads ConfigMaps in the namespace reads the ledger), the keys of those
+/// values, and what the values and the chart say of each other.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HopCheck {
     /// `sha256:` of the chart archive the hop deploys, from the tool's chart cache.
@@ -197,14 +209,30 @@ pub struct HopCheck {
     /// `sha256:` of the user values helm merged for this hop (canonical JSON): the walk
     /// checks that the hop deployed exactly these.
     pub values_digest: String,
-    /// Those values, secret-looking ones as `***`.
-    pub values_view: serde_json::Value,
+    /// The keys of those values (each leaf's path), never a value: the plan is kept in
+    /// the ledger, which anyone who can read ConfigMaps in the namespace reads, and the
+    /// ledger holds no value the operator passed, secret-looking or not.
+    pub values_keys: Vec<String>,
     /// Keys the chart does not declare (helm ignores them silently), types that changed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     /// `--diff`: what the hop changes in the rendered manifests and in the values.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub changes: Option<serde_json::Value>,
+    pub changes: Option<HopChanges>,
+}
+
+/// What one hop changes, from the release as the hop finds it to what the hop renders.
+/// Names and keys only, secret data masked: the plan is shown, printed as JSON and kept
+/// in the ledger.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HopChanges {
+    pub manifests: crate::diff::ManifestDiff,
+    /// The user values that differ, by key (redacted: no value).
+    pub values: Vec<crate::diff::ValueChange>,
+    /// `--diff=full`: the unified diff of the rendered manifests, masked. Not kept in the
+    /// ledger (a ConfigMap holds 1 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unified: Option<String>,
 }
 
 /// One action of a plan. `action` names it in JSON.

@@ -77,7 +77,7 @@ pub fn execute(decision: Decision, facts: Facts, tools: &Tools, opts: &RunOption
         release: facts.release.name.clone(),
         namespace: facts.release.namespace.clone(),
         backup: Some(backup.dir),
-        plan,
+        plan: plan.without_unified_diffs(),
         steps,
         warnings: vec![],
     })
@@ -182,7 +182,7 @@ fn declined(
         release: release.name.clone(),
         namespace: release.namespace.clone(),
         backup: None,
-        plan,
+        plan: plan.without_unified_diffs(),
         steps: vec![],
         warnings: vec![],
     }

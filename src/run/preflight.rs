@@ -24,14 +24,15 @@ use serde_json::Value;
 
 use super::error::RunError;
 use super::gather::{Facts, Tools};
-use super::options::RunOptions;
+use super::options::{DiffDetail, RunOptions};
 use super::values::Overrides;
 use crate::catalog::ChartArg;
 use crate::catalog::cache::{self, CachedChart};
+use crate::diff::{ManifestDiff, Secrets};
 use crate::digest::json_sha256;
 use crate::helm::Rendered;
 use crate::plan::chart_values::{self, ChartValues};
-use crate::plan::{Direction, Hop, HopCheck, Plan, Step};
+use crate::plan::{Direction, Hop, HopChanges, HopCheck, Plan, Step};
 use crate::version::ChartVersion;
 
 /// The values a run starts from: the carried user values and the operator's overrides.
@@ -64,8 +65,15 @@ pub fn check(
     let work = dir("values")?;
     let rendered = render_all(plan, facts, tools, start, &charts, work.path())?;
     let mut said = BTreeSet::new();
+    // What each hop starts from, for --diff: the live release, then the hop before.
+    let mut before = (facts.release.manifest.clone(), facts.release.user_values.clone());
     for (hop, render) in plan.hops.iter_mut().zip(rendered) {
         let Some(render) = render else { continue };
+        let changes = match opts.diff {
+            DiffDetail::None => None,
+            detail => Some(changes(&before, &render, detail, hop)?),
+        };
+        before = (render.manifest.clone(), render.values.clone());
         let chart = &charts[&hop.to];
         let mut warnings = against_chart(&render.values, chart, &facts.release.chart_name, &hop.to)?;
         // A key the chart stops declaring is said at the hop where it stops (the key is
@@ -74,9 +82,9 @@ pub fn check(
         hop.check = Some(HopCheck {
             chart_digest: chart.digest.clone(),
             values_digest: json_sha256(&render.values),
-            values_view: chart_values::masked(&render.values),
+            values_keys: chart_values::leaf_keys(&render.values),
             warnings,
-            changes: None,
+            changes,
         });
     }
     let files = charts.into_iter().map(|(v, c)| (v, c.path)).collect();
@@ -273,4 +281,20 @@ fn against_chart(
     };
     let about = ChartValues { chart: format!("{name} {version}"), defaults: &defaults, schema: schema.as_ref() };
     Ok(chart_values::check(values, &about))
+}
+
+/// What a hop changes: the resources and the values keys, and with `--diff=full` the
+/// unified diff; secrets of either side masked.
+fn changes(before: &(String, Value), after: &Rendered, detail: DiffDetail, hop: &Hop) -> Result<HopChanges, RunError> {
+    let secrets = Secrets::from_values(&before.1).union(&Secrets::from_values(&after.values));
+    let cannot = |e: crate::diff::DiffError| {
+        RunError::Other(format!("cannot compare what hop {} → {} renders: {e}", hop.from, hop.to))
+    };
+    let manifests = ManifestDiff::between(&before.0, &after.manifest, &secrets).map_err(cannot)?;
+    let values = crate::diff::values_changes(&before.1, &after.values, &secrets).iter().map(|c| c.redacted()).collect();
+    let unified = match detail {
+        DiffDetail::Full => Some(crate::diff::unified(&before.0, &after.manifest, &secrets, 3).map_err(cannot)?),
+        _ => None,
+    };
+    Ok(HopChanges { manifests, values, unified })
 }

@@ -194,8 +194,11 @@ impl Watcher<'_> {
         let started = Instant::now();
         let (result, mut reported) = std::thread::scope(|scope| {
             let poller = scope.spawn(|| self.follow(&before, started, &stop));
+            // Stopped however `step` ends: a panic in it must not leave the scope waiting
+            // for the poller forever.
+            let stopper = StopOnDrop(&stop);
             let result = step();
-            stop.store(true, Ordering::SeqCst);
+            drop(stopper);
             (result, poller.join().unwrap_or_default())
         });
         // A hook that failed within the last period was not seen failing yet.
@@ -251,6 +254,15 @@ fn wait(stop: &AtomicBool, period: Duration) -> bool {
         std::thread::sleep(Duration::from_millis(50));
     }
     stop.load(Ordering::SeqCst)
+}
+
+/// Sets the flag when dropped, on a panic's unwinding too.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 #[cfg(test)]

@@ -147,8 +147,28 @@ fn checks(plan: &Plan, look: Look) -> String {
                 &format!("    {} {}", look.paint(Role::Notice, "warning:"), for_terminal(warning)),
             );
         }
+        if let Some(changes) = &check.changes {
+            hop_changes(&mut out, look, changes);
+        }
     }
     out
+}
+
+/// `--diff`: the resources a hop adds, removes and changes, the values keys that differ,
+/// and with `--diff=full` the unified diff (unwrapped: a diff's lines are its content).
+fn hop_changes(out: &mut String, look: Look, changes: &crate::plan::HopChanges) {
+    for line in changes.manifests.summary_lines() {
+        push_line(out, look, &format!("    {}", for_terminal(&line)));
+    }
+    if !changes.values.is_empty() {
+        let keys: Vec<String> = changes.values.iter().map(|c| c.line(Disclosure::Redacted)).collect();
+        push_line(out, look, &format!("    values: {}", for_terminal(&keys.join(", "))));
+    }
+    if let Some(unified) = changes.unified.as_deref().filter(|u| !u.is_empty()) {
+        for line in unified.lines() {
+            let _ = writeln!(out, "      {}", for_terminal(line));
+        }
+    }
 }
 
 /// The policy's value rules the plan crosses, by hop, with the vendor's words: what the

@@ -84,14 +84,12 @@ fn failed(purpose: &str, flags: &[String]) -> ExecError {
 }
 
 impl Cluster for FakeCluster {
-    fn upgrade(
-        &self,
-        purpose: String,
-        _release: &str,
-        _chart: &str,
-        flags: Vec<String>,
-    ) -> Result<Deployed, ExecError> {
-        let version = v(&flags[flags.iter().position(|f| f == "--version").unwrap() + 1]);
+    fn upgrade(&self, purpose: String, _release: &str, chart: &str, flags: Vec<String>) -> Result<Deployed, ExecError> {
+        // `--version V` with a reference; an archive `…/V.tgz` from the preflight.
+        let version = match flags.iter().position(|f| f == "--version") {
+            Some(at) => v(&flags[at + 1]),
+            None => v(std::path::Path::new(chart).file_stem().unwrap().to_str().unwrap()),
+        };
         self.calls.borrow_mut().push(format!("upgrade {version} {}", flags.join(" ")));
         if self.interrupt_during.as_ref() == Some(&version) {
             self.signals.simulate_interrupt();
@@ -399,7 +397,7 @@ fn checked_plan(s: &mut Scenario, values: &str) -> Plan {
         hop.check = Some(crate::plan::HopCheck {
             chart_digest: crate::digest::sha256(hop.to.to_string().as_bytes()),
             values_digest: values.into(),
-            values_view: serde_json::json!({}),
+            values_keys: vec![],
             warnings: vec![],
             changes: None,
         });
