@@ -11,7 +11,9 @@
 //!   verifies every hop, keeps the ledger).
 //!
 //! And, read-only, `--plan` against the three reads an operator would do by hand
-//! (`helm get metadata`, `helm history`, `helm search repo --versions`).
+//! (`helm get metadata`, `helm history`, `helm search repo --versions`); and what the
+//! preflight costs (`--plan` less `--plan --no-preflight`: three pulls and three renders,
+//! in parallel) against one `helm template` of one hop.
 //!
 //! The "processes" column is bare / tool: how many processes each side starts (the tool
 //! runs with `--debug`, which names every process it starts).
@@ -144,6 +146,7 @@ fn main() {
         let bed = Bed::new(version);
         let values = bed.values.to_str().unwrap().to_string();
         let (mut bare, mut tool, mut bare_reads, mut tool_plan) = (vec![], vec![], vec![], vec![]);
+        let (mut bare_template, mut preflight, mut preflight_processes) = (vec![], vec![], 0);
         let (mut run_processes, mut plan_processes) = (0, 0);
         for _ in 0..ROUNDS {
             bed.fresh_install();
@@ -165,6 +168,16 @@ fn main() {
             );
             tool_plan.push(time);
             plan_processes = processes;
+            // What rendering the three hops costs: the plan with and without the
+            // preflight, against one `helm template` of one hop.
+            let (unchecked, unchecked_processes) = run_counted(
+                bed.tool(&["bsr", "--to", "1.3.0", "--chart", "demo/bsr", "--plan", "--no-preflight"]),
+                "--no-preflight",
+            );
+            preflight.push(time.saturating_sub(unchecked));
+            preflight_processes = processes.saturating_sub(unchecked_processes);
+            let template = ["template", "bsr", "demo/bsr", "--version", "1.1.9", "-f", &values];
+            bare_template.push(run(bed.helm(&template), "helm template"));
             let (time, processes) =
                 run_counted(bed.tool(&["bsr", "--to", "1.3.0", "--chart", "demo/bsr", "--yes"]), "safe-upgrade");
             tool.push(time);
@@ -173,6 +186,7 @@ fn main() {
         for (scenario, bare, tool, processes) in [
             ("3 hops 1.0.4 → 1.3.0", median(bare), median(tool), format!("3 / {run_processes}")),
             ("read and plan (--plan)", median(bare_reads), median(tool_plan), format!("3 / {plan_processes}")),
+            ("render 3 hops (preflight)", median(bare_template), median(preflight), format!("1 / {preflight_processes}")),
         ] {
             println!(
                 "{:<14} {:<28} {:>9.2}s {:>9.2}s {:>7.2} {:>10}",

@@ -114,30 +114,26 @@ fn dir(what: &str) -> Result<tempfile::TempDir, RunError> {
     })
 }
 
-/// Every version the walk may deploy (each hop's start, for the way back, and its
-/// target), pulled once and in parallel.
+/// Every hop's target, pulled once and in parallel. A hop's start is not pulled: the way
+/// back deploys it from the source, as it would without a preflight (one process per
+/// hop saved on every run for a path rarely taken).
 fn pull_all(
     plan: &Plan,
     facts: &Facts,
     tools: &Tools,
     root: &Path,
 ) -> Result<std::collections::BTreeMap<ChartVersion, CachedChart>, RunError> {
-    let targets: BTreeSet<ChartVersion> = plan.hops.iter().map(|h| h.to.clone()).collect();
-    let versions: BTreeSet<ChartVersion> =
-        plan.hops.iter().map(|h| h.from.clone()).chain(targets.iter().cloned()).collect();
+    let versions: BTreeSet<ChartVersion> = plan.hops.iter().map(|h| h.to.clone()).collect();
     let chart = &facts.offer.chart;
     let results: Vec<(ChartVersion, Result<CachedChart, String>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> =
-            versions.iter().map(|v| (v.clone(), scope.spawn(|| cache::fetch(&tools.helm, root, chart, v)))).collect();
+        let handles: Vec<_> = versions
+            .iter()
+            .map(|v| (v.clone(), scope.spawn(|| cache::fetch(&tools.helm, root, chart, v))))
+            .collect();
         handles.into_iter().map(|(v, h)| (v, h.join().unwrap_or_else(|_| Err("the pull panicked".into())))).collect()
     });
     let mut out = std::collections::BTreeMap::new();
     for (version, result) in results {
-        // A hop's start is pulled for the way back; one the source no longer offers is
-        // not the preflight's concern (the way back asks the source, as without it).
-        if result.is_err() && !targets.contains(&version) {
-            continue;
-        }
         let cached = result.map_err(|e| {
             RunError::Other(format!(
                 "cannot fetch {} {version} for the preflight: {e}\nhint: check the chart source; --no-preflight skips the preflight",
