@@ -486,9 +486,13 @@ both_helms!(out_of_band_upgrade_stops_the_run, super::an_upgrade_made_outside_th
 fn only_versions_helm_ran_count_as_deployed(version: HelmVersion) {
     let bed = Bed::new(version);
     bed.install("bsr", "1.0.4", VALUES);
-    // A value that makes the chart fail to render: helm stops before it makes a revision.
-    let (stdout, stderr) = bed
-        .run_expect(&["bsr", "--to", "1.1.9", "--chart", "demo/bsr", "--yes", "--set-json", r#"extraEnv="oops""#], 4);
+    // A value that makes the chart fail to render: the preflight refuses the plan...
+    let bad = ["bsr", "--to", "1.1.9", "--chart", "demo/bsr", "--yes", "--set-json", r#"extraEnv="oops""#];
+    let (_, stderr) = bed.run_expect(&bad, 3);
+    assert!(stderr.contains("rule:      render") && stderr.contains("bsr 1.1.9 does not render"), "{stderr}");
+    assert_eq!(bed.charts_deployed(), ["bsr-1.0.4"]);
+    // ... and without it, helm stops before it makes a revision.
+    let (stdout, stderr) = bed.run_expect(&[&bad[..], &["--no-preflight"]].concat(), 4);
     assert!(
         stderr.contains("hop 1 failed: upgrade bsr to 1.1.9 failed (exit 1); bringing bsr back to 1.0.4"),
         "{stderr}"
