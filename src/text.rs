@@ -80,11 +80,24 @@ pub fn count(n: usize, singular: &str, plural: &str) -> String {
 /// ([`for_terminal`]), so every one met here was written by the tool.
 pub fn width(text: &str) -> usize {
     use unicode_width::UnicodeWidthChar;
-    let mut columns = 0;
+    visible_chars(text).map(|c| c.width().unwrap_or(0)).sum()
+}
+
+/// `text` without the tool's colour codes: what a log of it reads.
+pub fn without_colour(text: &str) -> String {
+    visible_chars(text).collect()
+}
+
+/// The characters of `text` outside its CSI sequences (`ESC [`, then up to the first
+/// byte in `@`..`~`: `m` for colour).
+fn visible_chars(text: &str) -> impl Iterator<Item = char> + '_ {
     let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            // A CSI sequence ends at its first byte in @..~ (`m` for colour).
+    std::iter::from_fn(move || {
+        loop {
+            let c = chars.next()?;
+            if c != '\x1b' {
+                return Some(c);
+            }
             if chars.next() == Some('[') {
                 for c in chars.by_ref() {
                     if ('@'..='~').contains(&c) {
@@ -92,11 +105,8 @@ pub fn width(text: &str) -> usize {
                     }
                 }
             }
-        } else {
-            columns += c.width().unwrap_or(0);
         }
-    }
-    columns
+    })
 }
 
 /// One line broken between words so that each piece fits in `width` columns; the pieces

@@ -287,20 +287,6 @@ fn ctrl_c_at_the_confirmation_stops_at_once(version: HelmVersion) {
 }
 both_helms!(confirmation_ctrl_c, super::ctrl_c_at_the_confirmation_stops_at_once);
 
-/// What the terminal received, without the tool's colour codes.
-fn without_colour(text: &str) -> String {
-    let mut out = String::new();
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            chars.by_ref().find(|c| *c == 'm');
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// Colour and width through helm on a terminal. Colour is on by default (auto: a person
 /// watches); NO_COLOR turns it off, and so does `--color never` written after the
 /// plugin's name or before it (helm 4 reads its own `--color` and passes it on; helm 3
@@ -325,7 +311,11 @@ fn colour_and_width_on_a_terminal(version: HelmVersion) {
     assert!(widest(&auto) > 80, "{version}: a pty of unknown size is not wrapped: {auto}");
     let never_after = plan(&[], &["--color", "never"], &[]);
     assert!(!never_after.contains('\x1b'), "{version}: {never_after:?}");
-    assert_eq!(never_after, without_colour(&auto), "{version}: colour adds codes, never words");
+    assert_eq!(
+        never_after,
+        helm_safe_upgrade::text::without_colour(&auto),
+        "{version}: colour adds codes, never words"
+    );
     let never_before = plan(&["--color", "never"], &[], &[]);
     assert!(!never_before.contains('\x1b'), "{version}: `helm --color never safe-upgrade`: {never_before:?}");
     let narrow = plan(&[], &[], &[("NO_COLOR", "1"), ("COLUMNS", "80")]);

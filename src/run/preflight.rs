@@ -126,10 +126,8 @@ fn pull_all(
     let versions: BTreeSet<ChartVersion> = plan.hops.iter().map(|h| h.to.clone()).collect();
     let chart = &facts.offer.chart;
     let results: Vec<(ChartVersion, Result<CachedChart, String>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = versions
-            .iter()
-            .map(|v| (v.clone(), scope.spawn(|| cache::fetch(&tools.helm, root, chart, v))))
-            .collect();
+        let handles: Vec<_> =
+            versions.iter().map(|v| (v.clone(), scope.spawn(|| cache::fetch(&tools.helm, root, chart, v)))).collect();
         handles.into_iter().map(|(v, h)| (v, h.join().unwrap_or_else(|_| Err("the pull panicked".into())))).collect()
     });
     let mut out = std::collections::BTreeMap::new();

@@ -441,18 +441,7 @@ mod tests {
         let plain = tables(Look::PLAIN);
         assert!(!plain.contains('\x1b'));
         // Colour changes no character a person reads, and wrapping moves only spaces.
-        let strip = |t: &str| {
-            let mut out = String::new();
-            let mut chars = t.chars();
-            while let Some(c) = chars.next() {
-                if c == '\x1b' {
-                    chars.by_ref().find(|c| *c == 'm');
-                } else {
-                    out.push(c);
-                }
-            }
-            out
-        };
+        let strip = crate::text::without_colour;
         let coloured = tables(Look { colour: true, width: None });
         assert_eq!(strip(&coloured), plain);
         let words = |t: &str| t.split_whitespace().map(str::to_string).collect::<Vec<_>>();
