@@ -61,21 +61,20 @@ pub fn check(
         return Ok(Checked { chart: facts.offer.chart.clone(), folder: None });
     }
     let folder = dir("charts")?;
-    let charts = pull_all(plan, facts, tools, folder.path())?;
     let work = dir("values")?;
-    let rendered = render_all(plan, facts, tools, start, &charts, work.path())?;
+    let prepared = prepare_all(plan, facts, tools, start, folder.path(), work.path())?;
     let mut said = BTreeSet::new();
+    let mut files = std::collections::BTreeMap::new();
     // What each hop starts from, for --diff: the live release, then the hop before.
     let mut before = (facts.release.manifest.clone(), facts.release.user_values.clone());
-    for (hop, render) in plan.hops.iter_mut().zip(rendered) {
-        let Some(render) = render else { continue };
+    for (hop, prepared) in plan.hops.iter_mut().zip(prepared) {
+        let Some(Prepared { chart, rendered: render }) = prepared else { continue };
         let changes = match opts.diff {
             DiffDetail::None => None,
             detail => Some(changes(&before, &render, detail, hop)?),
         };
         before = (render.manifest.clone(), render.values.clone());
-        let chart = &charts[&hop.to];
-        let mut warnings = against_chart(&render.values, chart, &facts.release.chart_name, &hop.to)?;
+        let mut warnings = against_chart(&render.values, &chart, &facts.release.chart_name, &hop.to)?;
         // A key the chart stops declaring is said at the hop where it stops (the key is
         // the warning's first `quoted` word).
         warnings.retain(|w| said.insert(w.split('`').nth(1).unwrap_or(w).to_string()));
@@ -86,8 +85,8 @@ pub fn check(
             warnings,
             changes,
         });
+        files.insert(hop.to.clone(), chart.path);
     }
-    let files = charts.into_iter().map(|(v, c)| (v, c.path)).collect();
     Ok(Checked { chart: ChartArg::Cached { files, source: Box::new(facts.offer.chart.clone()) }, folder: Some(folder) })
 }
 
@@ -114,75 +113,72 @@ fn dir(what: &str) -> Result<tempfile::TempDir, RunError> {
     })
 }
 
-/// Every hop's target, pulled once and in parallel. A hop's start is not pulled: the way
-/// back deploys it from the source, as it would without a preflight (one process per
-/// hop saved on every run for a path rarely taken).
-fn pull_all(
-    plan: &Plan,
-    facts: &Facts,
-    tools: &Tools,
-    root: &Path,
-) -> Result<std::collections::BTreeMap<ChartVersion, CachedChart>, RunError> {
-    let versions: BTreeSet<ChartVersion> = plan.hops.iter().map(|h| h.to.clone()).collect();
-    let chart = &facts.offer.chart;
-    let results: Vec<(ChartVersion, Result<CachedChart, String>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> =
-            versions.iter().map(|v| (v.clone(), scope.spawn(|| cache::fetch(&tools.helm, root, chart, v)))).collect();
-        handles.into_iter().map(|(v, h)| (v, h.join().unwrap_or_else(|_| Err("the pull panicked".into())))).collect()
-    });
-    let mut out = std::collections::BTreeMap::new();
-    for (version, result) in results {
-        let cached = result.map_err(|e| {
-            RunError::Other(format!(
-                "cannot fetch {} {version} for the preflight: {e}\nhint: check the chart source; --no-preflight skips the preflight",
-                facts.release.chart_name
-            ))
-        })?;
-        out.insert(version, cached);
-    }
-    Ok(out)
+/// A hop as the preflight found it: the archive of its target and what helm rendered.
+struct Prepared {
+    chart: CachedChart,
+    rendered: Rendered,
 }
 
-/// Each hop rendered by helm, in parallel; None for a hop with no deploy to render.
-fn render_all(
+/// Each hop's target pulled and then rendered, the hops in parallel (a hop's render waits
+/// only for its own pull); None for a hop with no deploy to render. A hop's start is not
+/// pulled: the way back deploys it from the source, as it would without a preflight (one
+/// process per hop saved on every run, for a path rarely taken).
+fn prepare_all(
     plan: &Plan,
     facts: &Facts,
     tools: &Tools,
     start: &StartValues,
-    charts: &std::collections::BTreeMap<ChartVersion, CachedChart>,
+    folder: &Path,
     work: &Path,
-) -> Result<Vec<Option<Rendered>>, RunError> {
+) -> Result<Vec<Option<Prepared>>, RunError> {
     let mut jobs = Vec::new();
     for (i, hop) in plan.hops.iter().enumerate() {
         jobs.push(hop_flags(plan, i, hop, start, work)?);
     }
-    let release = &facts.release.name;
-    let results: Vec<Option<Result<Rendered, crate::helm::ExecError>>> = std::thread::scope(|scope| {
+    let (release, source) = (&facts.release.name, &facts.offer.chart);
+    let results: Vec<Option<Result<Prepared, Failure>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = plan
             .hops
             .iter()
-            .zip(&jobs)
+            .zip(jobs)
             .map(|(hop, flags)| {
-                let chart = charts[&hop.to].path.display().to_string();
-                flags.clone().map(|flags| {
+                flags.map(|flags| {
                     scope.spawn(move || {
+                        let chart = cache::fetch(&tools.helm, folder, source, &hop.to).map_err(Failure::Fetch)?;
                         let purpose = format!("render {release} at {} (preflight)", hop.to);
-                        tools.helm.render(purpose, release, &chart, flags)
+                        let rendered = tools
+                            .helm
+                            .render(purpose, release, &chart.path.display().to_string(), flags)
+                            .map_err(Failure::Render)?;
+                        Ok(Prepared { chart, rendered })
                     })
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.map(|h| h.join().expect("a render thread does not panic"))).collect()
+        handles.into_iter().map(|h| h.map(|h| h.join().expect("a preflight thread does not panic"))).collect()
     });
+    let name = &facts.release.chart_name;
     let mut out = Vec::new();
     for (i, (hop, result)) in plan.hops.iter().zip(results).enumerate() {
         out.push(match result {
             None => None,
-            Some(Ok(rendered)) => Some(rendered),
-            Some(Err(e)) => return Err(refusal(i, hop, &facts.release.chart_name, &e)),
+            Some(Ok(prepared)) => Some(prepared),
+            Some(Err(Failure::Render(e))) => return Err(refusal(i, hop, name, &e)),
+            Some(Err(Failure::Fetch(e))) => {
+                return Err(RunError::Other(format!(
+                    "cannot fetch {name} {} for the preflight: {e}\nhint: check the chart source; --no-preflight skips the preflight",
+                    hop.to
+                )));
+            }
         });
     }
     Ok(out)
+}
+
+/// Why a hop could not be prepared.
+enum Failure {
+    Fetch(String),
+    Render(crate::helm::ExecError),
 }
 
 /// helm's flags for hop `i`'s rendered deploy, as the walk passes them (its values files
