@@ -180,6 +180,13 @@ fn execute(parsed: &Parsed, shape: &str, printer: &Printer) -> Result<(), AppErr
         return Ok(());
     }
     let live_release = common.release.clone().filter(|_| common.from.is_none());
+    if live_release.is_none() && common.diff.is_some() {
+        // Said rather than ignored: offline there is no release to render against.
+        return Err(usage(
+            "--diff needs a live release: it renders each hop against the cluster",
+            "name the release (helm safe-upgrade RELEASE --to VERSION --plan --diff); offline plans show the path only",
+        ));
+    }
     let plan = match (parsed, live_release) {
         (Parsed::Upgrade(cli), Some(_)) => {
             let opts = run_options(common, shape)?;

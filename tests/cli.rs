@@ -563,3 +563,14 @@ fn errors_are_coloured_on_request_and_bad_colour_values_refused() {
     let err = stderr_of(upgrade().args(["--from", "1.0.4", "--color", "sometimes"]), 2);
     assert!(err.contains("invalid value 'sometimes' for '--color <WHEN>'"), "{err}");
 }
+
+#[test]
+fn diff_offline_is_refused_rather_than_ignored() {
+    let offline = ["--from", "1.0.4", "--to", "1.3.0", "--policy", "bsr", "--versions", BSR_VERSIONS, "--plan"];
+    for diff in ["--diff", "--diff=full"] {
+        let err = stderr_of(upgrade().args(offline).arg(diff), 2);
+        assert!(err.contains("--diff needs a live release"), "{diff}: {err}");
+    }
+    let err = stderr_of(upgrade().args(offline).arg("--diff=everything"), 2);
+    assert!(err.contains("everything"), "{err}");
+}
