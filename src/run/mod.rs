@@ -44,28 +44,31 @@ pub enum Either {
 /// `helm safe-upgrade RELEASE …`.
 pub fn upgrade(opts: &RunOptions, up: &UpgradeOptions, printer: &Printer) -> Result<Either, RunError> {
     let (tools, mut facts) = gather::gather(opts, Direction::Upgrade, printer)?;
-    let mut decision = decide::upgrade(&mut facts, opts, up, printer)?;
-    // Kept to the end: the walk deploys the archives the preflight pulled.
-    let checked = checked(&mut decision, &facts, &tools, opts)?;
-    facts.offer.chart = checked.chart.clone();
-    if opts.plan_only {
-        return Ok(Either::Plan(Box::new(decision.plan)));
-    }
-    let report = execute::execute(decision, facts, &tools, opts);
-    drop(checked);
-    report.map(|r| Either::Report(Box::new(r)))
+    let decision = decide::upgrade(&mut facts, opts, up, printer)?;
+    check_then_execute(decision, facts, &tools, opts)
 }
 
 /// `helm safe-rollback RELEASE …`.
 pub fn rollback(opts: &RunOptions, down: &RollbackOptions, printer: &Printer) -> Result<Either, RunError> {
     let (tools, mut facts) = gather::gather(opts, Direction::Rollback, printer)?;
-    let mut decision = decide::rollback(&mut facts, &tools, opts, down)?;
-    let checked = checked(&mut decision, &facts, &tools, opts)?;
+    let decision = decide::rollback(&mut facts, &tools, opts, down)?;
+    check_then_execute(decision, facts, &tools, opts)
+}
+
+/// Both commands after `decide`: the preflight, then the plan (`--plan`) or the run.
+fn check_then_execute(
+    mut decision: decide::Decision,
+    mut facts: gather::Facts,
+    tools: &gather::Tools,
+    opts: &RunOptions,
+) -> Result<Either, RunError> {
+    // Kept to the end: the walk deploys the archives the preflight pulled.
+    let checked = checked(&mut decision, &facts, tools, opts)?;
     facts.offer.chart = checked.chart.clone();
     if opts.plan_only {
         return Ok(Either::Plan(Box::new(decision.plan)));
     }
-    let report = execute::execute(decision, facts, &tools, opts);
+    let report = execute::execute(decision, facts, tools, opts);
     drop(checked);
     report.map(|r| Either::Report(Box::new(r)))
 }
