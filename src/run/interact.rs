@@ -152,6 +152,14 @@ impl Terminal {
             match rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(Ok(answer)) => return Reply::Answered(answer),
                 Ok(Err(dialoguer::Error::IO(e))) if e.kind() == std::io::ErrorKind::Interrupted => {
+                    // The terminal was raw, so the key came as a byte: `console` raised
+                    // SIGINT itself, which the signal thread counts a moment later. Wait
+                    // for it while the prompt is still open, or the thread would take it
+                    // for a Ctrl-C during a step and say so.
+                    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+                    while self.signals.interrupts() == interrupts && std::time::Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
                     self.after_interrupt();
                     return Reply::Interrupted;
                 }
