@@ -17,6 +17,21 @@ use helm_safe_upgrade::run::ledger::{
     open_store_at,
 };
 use helm_safe_upgrade::version::ChartVersion;
+
+/// A hop as the planner would make it, for the journal.
+fn minor_hop(from: &str, to: &str) -> helm_safe_upgrade::plan::Hop {
+    helm_safe_upgrade::plan::Hop {
+        from: from.parse().unwrap(),
+        to: to.parse().unwrap(),
+        kind: helm_safe_upgrade::plan::HopKind::Minor,
+        downtime: false,
+        procedure: "rolling".into(),
+        release_notes: None,
+        steps: vec![],
+        values: vec![],
+        check: None,
+    }
+}
 use kube_standin::testing::kubectl_path;
 use kube_standin::{DenyRule, Options, StandIn, Verb};
 
@@ -180,7 +195,7 @@ fn a_held_lock_names_its_holder_and_survives_a_dropped_held() {
     let ana = run_elsewhere("ana", 7, "helm safe-upgrade registry --to ***");
     let mut held = Held::acquire(store.clone(), &ana, &Takeover::No).unwrap();
     held.ledger_mut().set_in_progress(plan_to("1.3.0"), 0, None, None);
-    held.ledger_mut().record_hop_start(&v("1.1.2"), &v("1.2.6"), "minor");
+    held.ledger_mut().record_hop_start(&minor_hop("1.1.2", "1.2.6"), 0);
     held.ledger_mut().note_deployed(&v("1.2.6"));
     held.save().unwrap();
     // The run dies here without releasing: the lock and the journal stay.
@@ -288,7 +303,7 @@ fn a_replace_of_a_deleted_record_is_a_conflict_and_loses_the_lock() {
 
     let mut held = Held::acquire(bed.store("registry"), &run_elsewhere("ana", 7, "first"), &Takeover::No).unwrap();
     bed.delete_ledger("registry");
-    held.ledger_mut().record_hop_start(&v("1.1.2"), &v("1.2.6"), "minor");
+    held.ledger_mut().record_hop_start(&minor_hop("1.1.2", "1.2.6"), 0);
     let err = held.save().unwrap_err();
     assert!(matches!(err, LedgerError::LockLost { .. }), "{err}");
 }

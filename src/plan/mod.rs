@@ -131,6 +131,32 @@ pub enum HopKind {
     Restore,
 }
 
+impl HopKind {
+    /// Every kind, in the order the plan's JSON documents them.
+    pub const ALL: [HopKind; 7] = [
+        HopKind::Patch,
+        HopKind::Minor,
+        HopKind::Major,
+        HopKind::FastPath,
+        HopKind::PatchDowngrade,
+        HopKind::MinorDowngrade,
+        HopKind::Restore,
+    ];
+
+    /// The kind as the plan's JSON names it (`patch-downgrade`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HopKind::Patch => "patch",
+            HopKind::Minor => "minor",
+            HopKind::Major => "major",
+            HopKind::FastPath => "fast-path",
+            HopKind::PatchDowngrade => "patch-downgrade",
+            HopKind::MinorDowngrade => "minor-downgrade",
+            HopKind::Restore => "restore",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     pub direction: Direction,

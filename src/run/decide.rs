@@ -419,6 +419,7 @@ mod tests {
     fn ledger_with(outcome: &str, from: &str, to: &str, at: &str) -> Ledger {
         let mut ledger = Ledger::new("bsr", "bsr");
         ledger.runs.push(RunRecord {
+            id: 1,
             started_at: "2026-11-30T08:00:00Z".into(),
             ended_at: Some("2026-11-30T08:05:00Z".into()),
             holder: "ops@bastion pid 42".into(),
@@ -429,6 +430,7 @@ mod tests {
             outcome: Some(outcome.into()),
             at: Some(v(at)),
             message: None,
+            steps: vec![],
         });
         ledger
     }

@@ -99,6 +99,7 @@ fn take_lock(facts: &Facts, plan: &Plan, opts: &RunOptions) -> Result<Held, RunE
         l.policy_record = Some(policy_record(&facts.policy));
         note_history(l, &facts.release);
         l.record_run_start(RunRecord {
+            id: 0,
             started_at: ledger::now(),
             ended_at: None,
             holder: me.holder(),
@@ -109,6 +110,7 @@ fn take_lock(facts: &Facts, plan: &Plan, opts: &RunOptions) -> Result<Held, RunE
             outcome: None,
             at: None,
             message: None,
+            steps: vec![],
         });
     };
     Held::acquire_and_record(facts.store.clone(), &claim, &takeover, &record)
@@ -217,7 +219,7 @@ fn walk(
 ) -> (Outcome, Vec<crate::report::StepReport>) {
     let progress = Progress::new(tools.printer.clone());
     let cluster = Live { helm: &tools.helm, kube: &tools.kube, helm_major: tools.helm_major };
-    let mut recorder = Recorder { held, values: setup.values.record.clone() };
+    let mut recorder = Recorder { held, values: setup.values.record.clone(), downtime: false };
     let ports = Ports { cluster: &cluster, watch: &cluster, interaction, journal: &mut recorder, progress: &progress };
     let mut walk = Walk::new(setup, ports);
     let outcome = walk.run(plan);
@@ -277,6 +279,8 @@ fn plan_summary(plan: &Plan) -> String {
 struct Recorder<'a> {
     held: &'a mut Held,
     values: ValuesRecord,
+    /// The hop under way has downtime (its procedure says so): its end records how long.
+    downtime: bool,
 }
 
 impl Recorder<'_> {
@@ -295,8 +299,8 @@ impl Journal for Recorder<'_> {
         l.set_in_progress(plan.clone(), index, first_change, Some(self.values.clone()));
         // The preflight's call (no step of a hop yet) records where the walk is, no hop.
         if let (Some(hop), Some(_)) = (plan.hops.get(index), first_change) {
-            let kind = serde_json::to_value(hop.kind).ok().and_then(|k| k.as_str().map(String::from));
-            l.record_hop_start(&hop.from, &hop.to, &kind.unwrap_or_default());
+            l.record_hop_start(hop, index);
+            self.downtime = hop.downtime;
         }
         self.save()
     }
@@ -312,7 +316,7 @@ impl Journal for Recorder<'_> {
     fn hop_ended(&mut self, _index: usize, outcome: HopOutcome, message: Option<&Message>) {
         let l = self.held.ledger_mut();
         if l.hops.last().is_some_and(|h| h.outcome == HopOutcome::Running) {
-            let _ = l.record_hop_end(outcome, message.map(Message::redacted));
+            let _ = l.record_hop_end(outcome, message.map(Message::redacted), self.downtime);
         } else if let Some(last) = l.hops.last_mut().filter(|_| outcome == HopOutcome::RolledBack) {
             // "Roll this hop back" at a pause: the hop that had succeeded is undone.
             last.outcome = HopOutcome::RolledBack;
@@ -325,6 +329,17 @@ impl Journal for Recorder<'_> {
 
     fn snapshot_taken(&mut self, at: &ChartVersion, how: &str) {
         self.held.ledger_mut().record_snapshot(at, how);
+    }
+
+    fn step_finished(&mut self, step: &crate::report::StepReport, waited_for_operator: bool) {
+        self.held.ledger_mut().record_step(ledger::StepRecord {
+            hop: step.hop,
+            action: step.action.clone(),
+            detail: step.detail.clone(),
+            outcome: step.outcome.to_string(),
+            duration_ms: u64::try_from(step.duration_ms).unwrap_or(u64::MAX),
+            waited_for_operator,
+        });
     }
 
     fn newest_ever(&self) -> Option<ChartVersion> {

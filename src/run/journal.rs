@@ -37,6 +37,9 @@ pub trait Journal {
     /// A snapshot was taken (or confirmed) while `at` was deployed; stored with the next
     /// write.
     fn snapshot_taken(&mut self, at: &ChartVersion, how: &str);
+    /// A step ended (a hop's, the preflight's or a way back's): kept with the run, for
+    /// `--history` and for the next plan's estimates. Stored with the next write.
+    fn step_finished(&mut self, step: &crate::report::StepReport, waited_for_operator: bool);
     fn newest_ever(&self) -> Option<ChartVersion>;
     fn has_snapshot(&self) -> bool;
 }

@@ -470,7 +470,7 @@ impl<'a> Walk<'a> {
             Err(e @ StepError::Halted(_)) => ("not started", Some(e.message())),
         };
         self.progress.step_finished(&format!("  {detail}"), outcome, elapsed);
-        self.reports.push(StepReport {
+        let report = StepReport {
             // As the screen numbers them: hop 1 is the first.
             hop: hop.map(|i| i + 1),
             action: step.action().to_string(),
@@ -478,7 +478,9 @@ impl<'a> Walk<'a> {
             outcome,
             duration_ms: elapsed.as_millis(),
             message,
-        });
+        };
+        self.journal.step_finished(&report, step.asks_operator());
+        self.reports.push(report);
         result
     }
 

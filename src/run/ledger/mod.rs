@@ -45,9 +45,11 @@ pub use open::{OpenedStore, open_store, open_store_at};
 pub use store::{LedgerStore, Revision, Stored};
 
 /// The record format this build writes. A newer one is refused rather than half-read and
-/// rewritten, which would drop the fields this build does not know. Schema 1 (no policy
-/// text, no runs, an untyped plan) is read and upgraded on the next write.
-pub const SCHEMA: u32 = 2;
+/// rewritten, which would drop the fields this build does not know (`--history`, which
+/// writes nothing, reads it as far as it understands: [`Ledger::from_json_for_reading`]).
+/// Schema 1 (no policy text, no runs, an untyped plan) and schema 2 (no run ids, steps or
+/// hop timings) are read and upgraded on the next write.
+pub const SCHEMA: u32 = 3;
 
 /// Hop records kept: enough to explain the recent past.
 pub const MAX_HOPS: usize = 100;
@@ -55,6 +57,8 @@ pub const MAX_HOPS: usize = 100;
 pub const MAX_SNAPSHOTS: usize = 100;
 /// Run records kept.
 pub const MAX_RUNS: usize = 100;
+/// Step records kept per run (a run of many hops, each with a way back, stays well under).
+pub const MAX_STEPS_PER_RUN: usize = 200;
 /// The longest message kept in a hop or run record (helm's error output can be long).
 pub const MAX_MESSAGE_BYTES: usize = 2048;
 /// The longest policy text kept. A longer policy is recorded by digest only, and a run
@@ -101,6 +105,30 @@ pub struct Ledger {
     /// Set when older records were dropped to keep the record small.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trimmed: Option<String>,
+    /// How many runs, hops and snapshots were ever dropped (by count or by size), so the
+    /// history can say that older entries are gone.
+    #[serde(default, skip_serializing_if = "Dropped::is_nothing")]
+    pub dropped: Dropped,
+    /// Runs ever recorded: the next run's id (ids stay unique when old runs are dropped).
+    #[serde(default)]
+    pub runs_recorded: u64,
+}
+
+/// Records dropped over the ledger's life to keep it small.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dropped {
+    #[serde(default)]
+    pub runs: u64,
+    #[serde(default)]
+    pub hops: u64,
+    #[serde(default)]
+    pub snapshots: u64,
+}
+
+impl Dropped {
+    pub fn is_nothing(&self) -> bool {
+        *self == Dropped::default()
+    }
 }
 
 /// The policy a run used, so the next run can use exactly the same one.
@@ -117,6 +145,10 @@ pub struct PolicyRecord {
 /// One run of the tool on the release: the release's story, in order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunRecord {
+    /// Unique within the ledger (set by [`Ledger::record_run_start`]); 0 in records
+    /// written before schema 3.
+    #[serde(default)]
+    pub id: u64,
     pub started_at: String,
     #[serde(default)]
     pub ended_at: Option<String>,
@@ -137,10 +169,39 @@ pub struct RunRecord {
     pub at: Option<ChartVersion>,
     #[serde(default)]
     pub message: Option<String>,
+    /// Every step the run took, in order, hops and ways back alike.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepRecord>,
+}
+
+/// One step a run took: what the screen showed, how it ended, how long it took. Written
+/// from the plan's own words (policy text and versions), never the operator's values.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// The hop it belongs to, 1-based as the screen numbers them; None: the preflight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hop: Option<usize>,
+    /// The plan's action (`deploy`, `verify`, `run`, …).
+    pub action: String,
+    /// "deploy 1.2.6", "run bufd migratedownto".
+    pub detail: String,
+    /// `ok`, `failed`, `declined`, `not started`.
+    pub outcome: String,
+    pub duration_ms: u64,
+    /// The step waited for the operator (a confirmation): its time is theirs, not the
+    /// release's, and estimates leave it out.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub waited_for_operator: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HopRecord {
+    /// The run that walked it ([`RunRecord::id`]); None before schema 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<u64>,
+    /// Its place in that run's plan, 1-based.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
     pub from: ChartVersion,
     pub to: ChartVersion,
     /// The hop's kind as the plan's JSON names it (`minor`, `patch-downgrade`, …).
@@ -150,6 +211,16 @@ pub struct HopRecord {
     pub ended_at: Option<String>,
     pub outcome: HopOutcome,
     pub message: Option<String>,
+    /// The plan's procedure for it (`rolling`, `maintenance-jump`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub procedure: Option<String>,
+    /// How long its own steps took, without the time spent waiting for the operator: what
+    /// estimates learn from (the pause after a hop is not part of it either).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_ms: Option<u64>,
+    /// For a procedure with downtime: from its first deploy to its end, without waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downtime_ms: Option<u64>,
 }
 
 /// How a hop ended; `running` on record after the run is gone means it crashed mid-hop.
@@ -183,6 +254,9 @@ impl std::fmt::Display for HopOutcome {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SnapshotRecord {
+    /// The run that took it ([`RunRecord::id`]); None before schema 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<u64>,
     /// The version deployed when the snapshot was taken: a restore brings the release
     /// back to this version, whatever the walk did after.
     pub version: ChartVersion,
@@ -341,6 +415,8 @@ impl Ledger {
             in_progress: None,
             lock: None,
             trimmed: None,
+            dropped: Dropped::default(),
+            runs_recorded: 0,
         }
     }
 
@@ -364,6 +440,35 @@ impl Ledger {
         serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))
     }
 
+    /// Read a stored record only to show it (`--history`): a record of a newer schema is
+    /// read as far as this build understands it (fields it does not know are left out,
+    /// entries it cannot read are skipped), and the second value says so. Never written
+    /// back: that would drop what this build does not know.
+    pub fn from_json_for_reading(
+        text: &str,
+        location: &str,
+        inspect: &str,
+    ) -> Result<(Ledger, Option<String>), LedgerError> {
+        match Ledger::from_json(text, location, inspect) {
+            Err(LedgerError::NewerSchema { found, .. }) => {
+                let value: serde_json::Value = serde_json::from_str(text).map_err(|e| LedgerError::Corrupt {
+                    location: location.to_string(),
+                    error: e.to_string(),
+                    inspect: inspect.to_string(),
+                })?;
+                let (ledger, skipped) = lenient(value);
+                let mut note = format!(
+                    "the ledger in {location} was written by a newer helm-safe-upgrade (schema {found}; this one reads up to {SCHEMA}): shown as far as this version understands it"
+                );
+                if skipped > 0 {
+                    note.push_str(&format!(" ({skipped} entries it cannot read are left out)"));
+                }
+                Ok((ledger, Some(note)))
+            }
+            other => other.map(|l| (l, None)),
+        }
+    }
+
     /// The record as stored: pretty JSON (people read it with `kubectl get cm -o jsonpath`
     /// when something went wrong), no larger than [`MAX_RECORD_BYTES`].
     pub fn to_json(&self) -> Result<String, LedgerError> {
@@ -384,12 +489,15 @@ impl Ledger {
             if self.runs.len() > 1 {
                 self.runs.remove(0);
                 dropped.0 += 1;
+                self.dropped.runs += 1;
             } else if self.hops.len() > 1 {
                 self.hops.remove(0);
                 dropped.1 += 1;
+                self.dropped.hops += 1;
             } else if self.snapshots.len() > 1 {
                 self.snapshots.remove(0);
                 dropped.2 += 1;
+                self.dropped.snapshots += 1;
             } else if let Some(text) = self.policy_record.as_mut().and_then(|p| p.text.take()) {
                 drop(text);
             } else {
@@ -420,41 +528,91 @@ impl Ledger {
         true
     }
 
-    pub fn record_hop_start(&mut self, from: &ChartVersion, to: &ChartVersion, kind: &str) {
+    /// Hop `index` (0-based) of the plan of the run under way starts.
+    pub fn record_hop_start(&mut self, hop: &crate::plan::Hop, index: usize) {
         self.hops.push(HopRecord {
-            from: from.clone(),
-            to: to.clone(),
-            kind: kind.to_string(),
+            run: self.current_run_id(),
+            index: Some(index + 1),
+            from: hop.from.clone(),
+            to: hop.to.clone(),
+            kind: hop.kind.as_str().to_string(),
             started_at: now(),
             ended_at: None,
             outcome: HopOutcome::Running,
             message: None,
+            procedure: Some(hop.procedure.clone()),
+            work_ms: None,
+            downtime_ms: None,
         });
-        trim_front(&mut self.hops, MAX_HOPS);
+        self.dropped.hops += trim_front(&mut self.hops, MAX_HOPS);
     }
 
-    /// End the latest running hop.
-    pub fn record_hop_end(&mut self, outcome: HopOutcome, text: Option<String>) -> Result<(), LedgerError> {
-        let hop =
-            self.hops.iter_mut().rev().find(|h| h.outcome == HopOutcome::Running).ok_or(LedgerError::NoHopRunning)?;
+    /// End the latest running hop. Its timings come from the steps the run recorded for
+    /// it; `downtime` says whether its procedure has downtime.
+    pub fn record_hop_end(
+        &mut self,
+        outcome: HopOutcome,
+        text: Option<String>,
+        downtime: bool,
+    ) -> Result<(), LedgerError> {
+        let run = self.current_run_id();
+        let position =
+            self.hops.iter().rposition(|h| h.outcome == HopOutcome::Running).ok_or(LedgerError::NoHopRunning)?;
+        let index = self.hops[position].index;
+        let steps: Vec<&StepRecord> = self
+            .runs
+            .iter()
+            .rev()
+            .find(|r| Some(r.id) == run && r.ended_at.is_none())
+            .map(|r| r.steps.iter().filter(|s| s.hop.is_some() && s.hop == index).collect())
+            .unwrap_or_default();
+        let work = |steps: &[&StepRecord]| steps.iter().filter(|s| !s.waited_for_operator).map(|s| s.duration_ms).sum();
+        let work_ms = (!steps.is_empty()).then(|| work(&steps));
+        let downtime_ms = steps
+            .iter()
+            .position(|s| s.action == "deploy")
+            .filter(|_| downtime)
+            .map(|first_deploy| work(&steps[first_deploy..]));
+        let hop = &mut self.hops[position];
         hop.outcome = outcome;
         hop.ended_at = Some(now());
         hop.message = message(text);
+        hop.work_ms = work_ms;
+        hop.downtime_ms = downtime_ms;
         Ok(())
     }
 
+    /// A step of the run under way ended.
+    pub fn record_step(&mut self, step: StepRecord) {
+        if let Some(run) = self.runs.iter_mut().rev().find(|r| r.ended_at.is_none())
+            && run.steps.len() < MAX_STEPS_PER_RUN
+        {
+            run.steps.push(step);
+        }
+    }
+
     pub fn record_snapshot(&mut self, version: &ChartVersion, how: &str) {
-        self.snapshots.push(SnapshotRecord { version: version.clone(), taken_at: now(), how: how.to_string() });
-        trim_front(&mut self.snapshots, MAX_SNAPSHOTS);
+        let run = self.current_run_id();
+        self.snapshots.push(SnapshotRecord { run, version: version.clone(), taken_at: now(), how: how.to_string() });
+        self.dropped.snapshots += trim_front(&mut self.snapshots, MAX_SNAPSHOTS);
+    }
+
+    /// The id of the run under way (the latest that has not ended).
+    fn current_run_id(&self) -> Option<u64> {
+        self.runs.iter().rev().find(|r| r.ended_at.is_none()).map(|r| r.id)
     }
 
     pub fn latest_snapshot(&self) -> Option<&SnapshotRecord> {
         self.snapshots.last()
     }
 
-    pub fn record_run_start(&mut self, run: RunRecord) {
+    /// A run starts; it gets the ledger's next run id.
+    pub fn record_run_start(&mut self, mut run: RunRecord) {
+        // Records older than schema 3 have no ids (0): start after them.
+        self.runs_recorded = self.runs_recorded.max(self.runs.len() as u64) + 1;
+        run.id = self.runs_recorded;
         self.runs.push(run);
-        trim_front(&mut self.runs, MAX_RUNS);
+        self.dropped.runs += trim_front(&mut self.runs, MAX_RUNS);
     }
 
     /// End the latest run that has not ended.
@@ -503,10 +661,47 @@ fn upgrade_schema_1(value: &mut serde_json::Value) {
     }
 }
 
-fn trim_front<T>(list: &mut Vec<T>, keep: usize) {
-    if list.len() > keep {
-        list.drain(..list.len() - keep);
+/// Keep the newest `keep` entries; returns how many were dropped.
+fn trim_front<T>(list: &mut Vec<T>, keep: usize) -> u64 {
+    let over = list.len().saturating_sub(keep);
+    list.drain(..over);
+    over as u64
+}
+
+/// A record of a newer schema, read entry by entry: what this build cannot read of a
+/// run, hop or snapshot is skipped (and counted) rather than failing the whole record.
+fn lenient(mut value: serde_json::Value) -> (Ledger, usize) {
+    fn entries<T: serde::de::DeserializeOwned>(
+        value: &mut serde_json::Value,
+        key: &str,
+        skipped: &mut usize,
+    ) -> Vec<T> {
+        let list = value.get_mut(key).map(serde_json::Value::take);
+        let items = match list {
+            Some(serde_json::Value::Array(items)) => items,
+            _ => return vec![],
+        };
+        let total = items.len();
+        let read: Vec<T> = items.into_iter().filter_map(|i| serde_json::from_value(i).ok()).collect();
+        *skipped += total - read.len();
+        read
     }
+    let mut skipped = 0;
+    let runs = entries(&mut value, "runs", &mut skipped);
+    let hops = entries(&mut value, "hops", &mut skipped);
+    let snapshots = entries(&mut value, "snapshots", &mut skipped);
+    let text = |key: &str| value.get(key).and_then(serde_json::Value::as_str).unwrap_or_default().to_string();
+    let mut ledger = Ledger::new(&text("release"), &text("namespace"));
+    ledger.newest_ever = value.get("newest_ever").and_then(|v| serde_json::from_value(v.clone()).ok());
+    ledger.chart = value.get("chart").and_then(|v| v.as_str()).map(String::from);
+    ledger.policy = value.get("policy").and_then(|v| v.as_str()).map(String::from);
+    ledger.lock = value.get("lock").and_then(|v| serde_json::from_value(v.clone()).ok());
+    ledger.trimmed = value.get("trimmed").and_then(|v| v.as_str()).map(String::from);
+    ledger.dropped = value.get("dropped").and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default();
+    ledger.runs = runs;
+    ledger.hops = hops;
+    ledger.snapshots = snapshots;
+    (ledger, skipped)
 }
 
 #[cfg(test)]

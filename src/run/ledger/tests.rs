@@ -56,16 +56,31 @@ fn plan(to: &str) -> Plan {
     }
 }
 
+fn hop(from: ChartVersion, to: ChartVersion) -> crate::plan::Hop {
+    crate::plan::Hop {
+        from,
+        to,
+        kind: crate::plan::HopKind::Minor,
+        downtime: false,
+        procedure: "rolling".into(),
+        release_notes: None,
+        steps: vec![],
+        values: vec![],
+        check: None,
+    }
+}
+
 fn full_ledger() -> Ledger {
     let mut l = Ledger::new("registry", "bsr");
     l.chart = Some("oci://example.test/charts/bsr".into());
     l.policy = Some("bsr".into());
     l.note_deployed(&v("v1.1.2"));
-    l.record_hop_start(&v("1.1.2"), &v("1.2.6"), "minor-upgrade");
-    l.record_hop_end(HopOutcome::RolledBack, Some("verify failed".into())).unwrap();
+    l.record_hop_start(&hop(v("1.1.2"), v("1.2.6")), 0);
+    l.record_hop_end(HopOutcome::RolledBack, Some("verify failed".into()), false).unwrap();
     l.record_snapshot(&v("1.1.2"), "--snapshot-taken");
     l.set_in_progress(plan("1.2.6"), 1, Some(2), None);
     l.record_run_start(RunRecord {
+        id: 0,
         started_at: now(),
         ended_at: None,
         holder: "ana@box pid 7".into(),
@@ -76,6 +91,7 @@ fn full_ledger() -> Ledger {
         outcome: None,
         at: None,
         message: None,
+        steps: vec![],
     });
     l.lock = Some(Lock {
         holder: "ana@box pid 7".into(),
@@ -95,7 +111,7 @@ fn json_round_trip_keeps_everything_including_version_spelling() {
     assert_eq!(back, ledger);
     assert_eq!(back.newest_ever().unwrap().original(), "v1.1.2");
     let value: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(value["schema"], 2);
+    assert_eq!(value["schema"], SCHEMA);
     assert_eq!(value["hops"][0]["outcome"], "rolled-back");
     assert_eq!(value["in_progress"]["step"], 2);
 }
@@ -103,9 +119,9 @@ fn json_round_trip_keeps_everything_including_version_spelling() {
 #[test]
 fn a_newer_schema_is_refused_not_rewritten() {
     let mut value = serde_json::to_value(Ledger::new("r", "n")).unwrap();
-    value["schema"] = 3.into();
+    value["schema"] = (SCHEMA + 1).into();
     let err = Ledger::from_json(&value.to_string(), "somewhere", "").unwrap_err();
-    assert!(matches!(err, LedgerError::NewerSchema { found: 3, .. }), "{err}");
+    assert!(matches!(err, LedgerError::NewerSchema { found, .. } if found == u64::from(SCHEMA) + 1), "{err}");
     assert!(err.to_string().contains("upgrade helm-safe-upgrade"), "{err}");
     let err = Ledger::from_json("{\"release\": \"r\"}", "somewhere", " in x").unwrap_err();
     assert!(matches!(err, LedgerError::Corrupt { .. }), "{err}");
@@ -126,8 +142,8 @@ fn newest_ever_only_rises() {
 fn hops_and_snapshots_keep_the_last_hundred() {
     let mut l = Ledger::new("r", "n");
     for i in 0..130u64 {
-        l.record_hop_start(&v(&format!("1.{i}.0")), &v(&format!("1.{}.0", i + 1)), "minor-upgrade");
-        l.record_hop_end(HopOutcome::Succeeded, None).unwrap();
+        l.record_hop_start(&hop(v(&format!("1.{i}.0")), v(&format!("1.{}.0", i + 1))), 0);
+        l.record_hop_end(HopOutcome::Succeeded, None, false).unwrap();
         l.record_snapshot(&v(&format!("1.{i}.0")), "command");
     }
     assert_eq!(l.hops.len(), MAX_HOPS);
@@ -140,14 +156,14 @@ fn hops_and_snapshots_keep_the_last_hundred() {
 #[test]
 fn hop_end_closes_the_running_hop_only() {
     let mut l = Ledger::new("r", "n");
-    assert!(matches!(l.record_hop_end(HopOutcome::Failed, None), Err(LedgerError::NoHopRunning)));
-    l.record_hop_start(&v("1.0.0"), &v("1.1.0"), "minor-upgrade");
+    assert!(matches!(l.record_hop_end(HopOutcome::Failed, None, false), Err(LedgerError::NoHopRunning)));
+    l.record_hop_start(&hop(v("1.0.0"), v("1.1.0")), 0);
     assert_eq!(l.hops[0].outcome, HopOutcome::Running);
     assert!(l.hops[0].ended_at.is_none());
-    l.record_hop_end(HopOutcome::Stopped, Some("operator".into())).unwrap();
+    l.record_hop_end(HopOutcome::Stopped, Some("operator".into()), false).unwrap();
     assert_eq!(l.hops[0].outcome, HopOutcome::Stopped);
     assert!(l.hops[0].ended_at.is_some());
-    assert!(matches!(l.record_hop_end(HopOutcome::Failed, None), Err(LedgerError::NoHopRunning)));
+    assert!(matches!(l.record_hop_end(HopOutcome::Failed, None, false), Err(LedgerError::NoHopRunning)));
 }
 
 #[test]
@@ -170,11 +186,12 @@ fn a_schema_1_record_is_read_and_its_values_path_dropped() {
 #[test]
 fn messages_are_bounded_and_the_record_stays_small() {
     let mut l = full_ledger();
-    l.record_hop_start(&v("1.2.6"), &v("1.3.0"), "minor");
-    l.record_hop_end(HopOutcome::Failed, Some("x".repeat(100_000))).unwrap();
+    l.record_hop_start(&hop(v("1.2.6"), v("1.3.0")), 0);
+    l.record_hop_end(HopOutcome::Failed, Some("x".repeat(100_000)), false).unwrap();
     assert!(l.hops.last().unwrap().message.as_ref().unwrap().len() < MAX_MESSAGE_BYTES + 64);
     for i in 0..MAX_RUNS {
         l.record_run_start(RunRecord {
+            id: 0,
             started_at: now(),
             ended_at: None,
             holder: "h".into(),
@@ -185,6 +202,7 @@ fn messages_are_bounded_and_the_record_stays_small() {
             outcome: None,
             at: None,
             message: None,
+            steps: vec![],
         });
         l.record_run_end("completed", Some(v("1.1.0")), Some(format!("run {i} {}", "m".repeat(3000))));
     }
@@ -447,7 +465,7 @@ fn a_run_whose_lock_was_taken_cannot_save() {
     let _new =
         Held::acquire(s.clone(), &claim(Me::current(), "second"), &Takeover::Named("ana@ci-runner-7 pid 7".into()))
             .unwrap();
-    stale.ledger_mut().record_hop_start(&v("1.0.0"), &v("1.1.0"), "minor");
+    stale.ledger_mut().record_hop_start(&hop(v("1.0.0"), v("1.1.0")), 0);
     let err = stale.save().unwrap_err();
     assert!(matches!(err, LedgerError::LockLost { .. }), "{err}");
     assert!(err.to_string().contains("no longer holds the lock"), "{err}");
@@ -510,12 +528,12 @@ fn a_write_that_timed_out_is_checked_not_assumed() {
         let dir = tempfile::tempdir().unwrap();
         let flaky = Arc::new(Flaky { inner: store(dir.path()), fail_after_apply: Default::default() });
         let mut held = Held::acquire(flaky.clone(), &claim(Me::current(), "first"), &Takeover::No).unwrap();
-        held.ledger_mut().record_hop_start(&v("1.0.0"), &v("1.1.0"), "minor");
+        held.ledger_mut().record_hop_start(&hop(v("1.0.0"), v("1.1.0")), 0);
         *flaky.fail_after_apply.lock().unwrap() = Some(applied);
         held.save().unwrap();
         assert_eq!(flaky.load().unwrap().unwrap().ledger, *held.ledger(), "applied: {applied}");
         // And the lock is still ours: the next write goes over the right revision.
-        held.ledger_mut().record_hop_end(HopOutcome::Succeeded, None).unwrap();
+        held.ledger_mut().record_hop_end(HopOutcome::Succeeded, None, false).unwrap();
         held.save().unwrap();
     }
 }
@@ -575,4 +593,79 @@ fn an_unreachable_cluster_is_an_error_unless_the_ledger_is_local_by_choice() {
     assert_eq!(opened.store.location(), dir.path().join("prod/bsr/registry.json").display().to_string());
     let warning = opened.warning.unwrap();
     assert!(warning.contains("--local-ledger") && warning.contains("Only this machine sees it"), "{warning}");
+}
+
+#[test]
+fn a_newer_schema_is_read_for_showing_as_far_as_understood() {
+    let mut value = serde_json::to_value(full_ledger()).unwrap();
+    value["schema"] = (SCHEMA + 1).into();
+    value["hops"][0]["future_field"] = "kept out".into();
+    value["runs"][0]["from"] = serde_json::json!({"not": "a version"});
+    value["something_new"] = serde_json::json!([1, 2]);
+    let (read, note) = Ledger::from_json_for_reading(&value.to_string(), "cm/x", "").unwrap();
+    let note = note.expect("says it was written by a newer version");
+    assert!(note.contains("newer helm-safe-upgrade") && note.contains("1 entries it cannot read"), "{note}");
+    assert_eq!(read.hops.len(), 1, "an unknown field does not hide the hop");
+    assert!(read.runs.is_empty(), "the run it cannot read is left out");
+    assert_eq!(read.release, "registry");
+    let (_, none) = Ledger::from_json_for_reading(&full_ledger().to_json().unwrap(), "cm/x", "").unwrap();
+    assert!(none.is_none());
+}
+
+#[test]
+fn a_hop_records_its_work_without_the_operators_time_and_its_downtime_from_the_first_deploy() {
+    let mut l = Ledger::new("r", "n");
+    l.record_run_start(RunRecord {
+        id: 0,
+        started_at: now(),
+        ended_at: None,
+        holder: "h".into(),
+        command: "c".into(),
+        direction: "upgrade".into(),
+        from: v("1.0.0"),
+        to: v("1.2.0"),
+        outcome: None,
+        at: None,
+        message: None,
+        steps: vec![],
+    });
+    let step = |hop: Option<usize>, action: &str, ms: u64, waited: bool| StepRecord {
+        hop,
+        action: action.into(),
+        detail: action.into(),
+        outcome: "ok".into(),
+        duration_ms: ms,
+        waited_for_operator: waited,
+    };
+    l.record_step(step(None, "snapshot", 50_000, true));
+    l.record_hop_start(&hop(v("1.0.0"), v("1.2.0")), 0);
+    for s in [
+        step(Some(1), "confirm", 600_000, true),
+        step(Some(1), "snapshot", 30_000, false),
+        step(Some(1), "deploy", 20_000, false),
+        step(Some(1), "verify", 5_000, false),
+    ] {
+        l.record_step(s);
+    }
+    l.record_hop_end(HopOutcome::Succeeded, None, true).unwrap();
+    let recorded = &l.hops[0];
+    assert_eq!((recorded.run, recorded.index), (Some(1), Some(1)));
+    assert_eq!(recorded.procedure.as_deref(), Some("rolling"));
+    assert_eq!(recorded.work_ms, Some(55_000), "the confirmation's ten minutes are the operator's");
+    assert_eq!(recorded.downtime_ms, Some(25_000), "from the first deploy");
+    assert_eq!(l.runs[0].steps.len(), 5);
+    l.record_run_end("completed", Some(v("1.2.0")), None);
+    l.record_run_start(l.runs[0].clone());
+    assert_eq!(l.runs[1].id, 2, "ids are unique");
+}
+
+#[test]
+fn dropped_entries_are_counted() {
+    let mut l = Ledger::new("r", "n");
+    for i in 0..(MAX_HOPS as u64 + 7) {
+        l.record_hop_start(&hop(v(&format!("1.{i}.0")), v(&format!("1.{}.0", i + 1))), 0);
+    }
+    assert_eq!(l.dropped.hops, 7);
+    let value: serde_json::Value = serde_json::from_str(&l.to_json().unwrap()).unwrap();
+    assert_eq!(value["dropped"]["hops"], 7);
 }

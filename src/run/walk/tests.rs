@@ -230,6 +230,8 @@ struct FakeJournal {
     writes: usize,
     lose_lock_at_write: Option<usize>,
     newest: Option<ChartVersion>,
+    /// Each finished step: its hop, its detail, whether it waited for the operator.
+    steps: Vec<(Option<usize>, String, bool)>,
 }
 
 impl FakeJournal {
@@ -261,6 +263,9 @@ impl Journal for FakeJournal {
     }
     fn snapshot_taken(&mut self, at: &ChartVersion, how: &str) {
         self.events.push(format!("snapshot at {at} ({how})"));
+    }
+    fn step_finished(&mut self, step: &crate::report::StepReport, waited_for_operator: bool) {
+        self.steps.push((step.hop, step.detail.clone(), waited_for_operator));
     }
     fn newest_ever(&self) -> Option<ChartVersion> {
         self.newest.clone()
