@@ -484,6 +484,11 @@ fn offline_context(common: &Common, policy: &Policy) -> Context {
             chart: common.chart.clone().map(|c| format!("{c} (--chart)")),
         }),
         values: None,
+        history: vec![],
+        stated_times: policy.states_times_for(
+            &common.chart.as_deref().and_then(chart_name).unwrap_or_default(),
+            common.policy.is_some(),
+        ),
     }
 }
 

@@ -381,6 +381,10 @@ fn policy_errors_name_line_column_and_a_hint() {
         VALID.to_string() + "catalog:\n  - version: 1.2\n    schema: 3\n",
         VALID.replace("- deploy: {}", "- deplyo: {}"),
         VALID.replace("- deploy: {}", "- verify"),
+        VALID.to_string() + "typical_minutes:\n  patch: [5, 10]\n  minor: [-10, 30]\n",
+        VALID.to_string() + "typical_minutes:\n  minor: [30, 10]\n",
+        VALID.to_string() + "typical_minutes:\n  minro: [10, 30]\n",
+        VALID.to_string() + "catalog:\n  - version: 1.2.0\n    duration: 30m-10m\n",
     ];
     let rendered: Vec<String> = errors.iter().map(|y| policy_error(y)).collect();
     insta::assert_snapshot!(rendered.join("\n----\n"));

@@ -43,9 +43,12 @@ fn start_two_hops(bed: &Bed) -> Pty {
 /// Wait for the pause after hop 1 and check what it says.
 fn expect_pause(pty: &mut Pty) {
     let before = pty.expect(PAUSE_PROMPT);
+    // Wrapped to the terminal's width: compared word by word.
+    let words = before.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(
-        before.contains("1.1.9 is deployed and verified (1/2). Next: 1.1.9 → 1.2.6"),
-        "{}: the pause names where the release is and the next hop:\n{before}",
+        words.contains("1.1.9 is deployed and verified: 1 of 2 hops done in ")
+            && words.contains(". Next: 1.1.9 → 1.2.6"),
+        "{}: the pause names where the release is, the hops done and the next hop:\n{before}",
         pty.version
     );
 }
@@ -176,7 +179,7 @@ fn status_at_the_pause_then_stop(version: HelmVersion) {
     // `helm status bsr`, then the same question again (the menu redraws its prompt at
     // every key, so the status is waited for first).
     let mut status = pty.expect("REVISION: 2");
-    status.push_str(&pty.expect("1.1.9 is deployed and verified (1/2)"));
+    status.push_str(&pty.expect("1.1.9 is deployed and verified: 1 of 2 hops done"));
     pty.expect(PAUSE_PROMPT);
     for line in ["NAME: bsr", &format!("NAMESPACE: {}", bed.ns), "STATUS: deployed"] {
         assert!(status.contains(line), "{version}: no {line:?} in the status:\n{status}");

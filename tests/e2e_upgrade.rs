@@ -178,3 +178,43 @@ fn a_migration_that_fails_after_running_fails_the_upgrade_and_leaves_its_log(ver
     assert_eq!(kubectl(&["logs", name, "--tail=2"]), "ERROR: relation \"idx\" already exists\nmigration failed\n");
 }
 both_helms!(failing_migration, super::a_migration_that_fails_after_running_fails_the_upgrade_and_leaves_its_log);
+
+/// Two upgrades of a release, then `--plan`: the plan's estimates come from this
+/// release's own hops, which the ledger recorded with their work time; the run says how
+/// far it is against them.
+fn estimates_come_from_the_releases_own_history(version: HelmVersion) {
+    let bed = Bed::new(version);
+    bed.install("bsr", "1.0.4", VALUES);
+    let (_, stderr) = bed.run_expect(&["bsr", "--to", "1.1.9", "--chart", "demo/bsr", "--yes"], 0);
+    assert!(stderr.contains("hop 1/1: 1.0.4 → 1.1.9 (rolling)\n"), "no estimate yet:\n{stderr}");
+    assert!(stderr.contains("hop 1/1 done in "), "{stderr}");
+    let (stdout, stderr) = bed.run_expect(&["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--yes", "-o", "json"], 0);
+    assert!(stderr.contains("hop 1/1: 1.1.9 → 1.2.6 (rolling), expected ~"), "{stderr}");
+    assert!(stderr.contains("(expected ~") && stderr.contains("1 of 1 hops done in "), "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["plan"]["hops"][0]["estimate"]["basis"], serde_json::json!({"from": "history", "hops": 1}));
+    let record = bed.ledger_record().unwrap();
+    for hop in record["hops"].as_array().unwrap() {
+        assert_eq!(hop["procedure"], "rolling", "{record}");
+        assert!(hop["work_ms"].as_u64().unwrap() > 0, "{record}");
+    }
+
+    let (stdout, _) = bed.run_expect(&["bsr", "--to", "1.3.0", "--chart", "demo/bsr", "--plan", "-o", "json"], 0);
+    let plan: Value = serde_json::from_str(&stdout).unwrap();
+    let hop = &plan["hops"][0];
+    assert_eq!(hop["estimate"]["basis"], serde_json::json!({"from": "history", "hops": 2}), "{stdout}");
+    let (low, expected, high) = (
+        hop["estimate"]["low_secs"].as_u64().unwrap(),
+        hop["estimate"]["expected_secs"].as_u64().unwrap(),
+        hop["estimate"]["high_secs"].as_u64().unwrap(),
+    );
+    assert!(low <= expected && expected <= high, "{hop}");
+    assert_eq!(plan["estimate"]["expected_secs"], expected, "one hop: the total is the hop");
+    let (text, _) = bed.run_expect(&["bsr", "--to", "1.3.0", "--chart", "demo/bsr", "--plan"], 0);
+    assert!(text.contains("expected time: ~") && text.contains("no downtime"), "{text}");
+    assert!(
+        text.contains("hop 1 (→ 1.3.0): ~") && text.contains("median of this release's last 2 hops like it"),
+        "{text}"
+    );
+}
+both_helms!(estimates_from_history, super::estimates_come_from_the_releases_own_history);

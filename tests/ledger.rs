@@ -30,6 +30,7 @@ fn minor_hop(from: &str, to: &str) -> helm_safe_upgrade::plan::Hop {
         steps: vec![],
         values: vec![],
         check: None,
+        estimate: None,
     }
 }
 use kube_standin::testing::kubectl_path;
@@ -126,6 +127,7 @@ fn plan_to(to: &str) -> Plan {
         alternatives: vec![],
         warnings: vec![],
         not_rendered: None,
+        estimate: None,
     }
 }
 
@@ -149,7 +151,7 @@ fn create_load_update_and_labels() {
     assert_eq!(cm["metadata"]["labels"]["helm-safe-upgrade/release"], "registry");
     assert_eq!(cm["metadata"]["resourceVersion"].as_str().unwrap(), rev.0);
     let stored: serde_json::Value = serde_json::from_str(cm["data"]["ledger"].as_str().unwrap()).unwrap();
-    assert_eq!(stored["schema"], 2);
+    assert_eq!(stored["schema"], helm_safe_upgrade::run::ledger::SCHEMA);
     assert_eq!(stored["newest_ever"], "1.1.2");
     assert_eq!(stored["chart"], "bufbuild/bsr");
 

@@ -6,6 +6,7 @@
 //! `-o json` serialises and the executor runs.
 
 pub mod chart_values;
+pub mod estimate;
 mod rollback;
 pub mod text;
 mod upgrade;
@@ -46,6 +47,12 @@ pub struct Context {
     /// The release's values, when a live run knows them: the policy's value rules are
     /// checked against them.
     pub values: Option<values::ValuesInput>,
+    /// This release's past hops (the ledger), oldest first: what estimates learn from.
+    pub history: Vec<estimate::PastHop>,
+    /// The policy's stated times apply to this release: the operator or the ledger named
+    /// the policy, or it lists the release's chart. A preset chosen only because nothing
+    /// else matched claims none.
+    pub stated_times: bool,
 }
 
 /// Where a plan's inputs came from: the operator sees, before confirming, which policy
@@ -179,6 +186,10 @@ pub struct Plan {
     /// offline planning); None when every hop was ([`Hop::check`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_rendered: Option<String>,
+    /// How long the hops are expected to take together ([`estimate`]); None when no hop's
+    /// time is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<estimate::Total>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -198,6 +209,9 @@ pub struct Hop {
     /// What the preflight found when it rendered this hop (None: not rendered).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<HopCheck>,
+    /// How long it is expected to take, and why ([`estimate`]); None: unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<estimate::Estimate>,
 }
 
 impl Plan {
@@ -351,6 +365,11 @@ pub struct Alternative {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flag: Option<String>,
     pub summary: String,
+    /// Its hops, as far as their time goes: estimated on the same terms as the plan's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub path: Vec<estimate::Leg>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<estimate::Total>,
 }
 
 /// Why a request was refused: the rule, what was asked, and what is supported instead.

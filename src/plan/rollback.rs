@@ -76,6 +76,7 @@ pub fn plan_rollback(
         steps,
         values: vec![],
         check: None,
+        estimate: None,
     }];
     // `helm rollback REVISION` deploys that revision's own values: no rule applies.
     let mut warnings = match request.by_revision {
@@ -97,7 +98,7 @@ pub fn plan_rollback(
         });
     }
     let alternatives = restore_alternative(&builder, strategy, request, current, &target)?;
-    Ok(Plan {
+    let mut plan = Plan {
         direction: Direction::Rollback,
         policy: policy.name.clone(),
         sources: context.sources.clone(),
@@ -112,7 +113,10 @@ pub fn plan_rollback(
         alternatives,
         warnings,
         not_rendered: None,
-    })
+        estimate: None,
+    };
+    super::estimate::attach(&mut plan, policy, context);
+    Ok(plan)
 }
 
 /// Restoring the snapshot, offered beside a down-migration when one may exist.
@@ -130,12 +134,21 @@ fn restore_alternative(
         && request.snapshot != SnapshotKnowledge::None
     {
         let steps = builder.steps(restore, current, target)?;
+        let downtime = policy.procedure(restore).downtime;
         alternatives.push(Alternative {
             strategy: Strategy::Restore,
             hops: 1,
-            downtime: policy.procedure(restore).downtime,
+            downtime,
             flag: None,
             summary: format!("restore the snapshot: {}", steps_text(&steps)),
+            path: vec![super::estimate::Leg {
+                from: current.clone(),
+                to: target.clone(),
+                kind: HopKind::Restore,
+                procedure: restore.clone(),
+                downtime,
+            }],
+            estimate: None,
         });
     }
     Ok(alternatives)

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeSet;
 
+use super::estimate::Leg;
 use super::text::{path_text, steps_text, thousands};
 use super::{
     Alternative, Available, Context, Direction, Hop, HopKind, Plan, PlanError, Step, StepBuilder, Strategy,
@@ -37,6 +38,7 @@ pub fn plan_upgrade(
         alternatives: vec![],
         warnings,
         not_rendered: None,
+        estimate: None,
     };
     if target == current {
         return Ok(empty_plan(vec![format!("already at {target}: nothing to do")]));
@@ -74,7 +76,7 @@ pub fn plan_upgrade(
     if hops.iter().any(|h| h.kind == HopKind::Major) {
         warnings.push("the path crosses a major version: read the release notes before confirming that hop".into());
     }
-    Ok(Plan {
+    let mut plan = Plan {
         downtime: hops.iter().any(|h| h.downtime),
         strategy,
         hops,
@@ -82,7 +84,9 @@ pub fn plan_upgrade(
         warnings,
         preflight: preflight(policy),
         ..empty_plan(vec![])
-    })
+    };
+    super::estimate::attach(&mut plan, policy, context);
+    Ok(plan)
 }
 
 /// The versions the plan may use, once the request itself is sound: the target is newer,
@@ -155,6 +159,8 @@ fn choose_strategy(
                     downtime: sequential.iter().any(|h| h.downtime),
                     flag: None,
                     summary: format!("hop by hop: {}", path_text(current, &sequential)),
+                    path: sequential.iter().map(Leg::of).collect(),
+                    estimate: None,
                 };
                 Ok((Strategy::FastPath, vec![hop], vec![alternative]))
             }
@@ -176,6 +182,8 @@ fn choose_strategy(
             downtime: hop.downtime,
             flag: Some("--fast-path".into()),
             summary: format!("{current} → {target} in one hop: {}", steps_text(&hop.steps)),
+            path: vec![Leg::of(&hop)],
+            estimate: None,
         }],
         Err(_) => vec![],
     };
@@ -223,6 +231,7 @@ fn sequential_hop(builder: &StepBuilder, from: &ChartVersion, to: &ChartVersion)
         steps,
         values: vec![],
         check: None,
+        estimate: None,
     })
 }
 
@@ -263,6 +272,7 @@ fn fast_path_hop(
         steps,
         values: vec![],
         check: None,
+        estimate: None,
     }))
 }
 

@@ -253,6 +253,7 @@ impl Validator<'_> {
             procedures,
             catalog: self.catalog()?,
             values: self.value_rules()?,
+            typical: self.typical_minutes()?,
             text: String::new(),
             digest: String::new(),
             origin: super::Origin::Text { label: String::new() },
@@ -476,7 +477,20 @@ impl Validator<'_> {
                 schema: e.schema.as_ref().map(|s| s.0.clone()),
                 app_version: e.app_version.as_ref().map(|s| s.0.clone()),
                 notes: e.notes.clone(),
-                duration: e.duration.clone(),
+                duration: e.duration.as_ref().map(|d| d.value.clone()),
+                time: e
+                    .duration
+                    .as_ref()
+                    .map(|d| {
+                        super::times::parse_duration_range(&d.value).map_err(|why| {
+                            self.ctx.at(
+                                d.referenced,
+                                format!("catalog duration of {}: {why}", e.version),
+                                Some("write a duration as helm does (20m, 1h30m) or a range (10m-30m)".into()),
+                            )
+                        })
+                    })
+                    .transpose()?,
             };
             if out.insert(e.version.clone(), value).is_some() {
                 return Err(self.ctx.at(
@@ -492,6 +506,21 @@ impl Validator<'_> {
 
 impl Validator<'_> {
     /// The `values:` rules, in version order (rules of one version keep their order).
+    fn typical_minutes(&self) -> Result<BTreeMap<String, super::times::TimeRange>, PolicyError> {
+        let mut out = BTreeMap::new();
+        for (kind, minutes) in self.raw.typical_minutes.iter().flat_map(|t| t.given()) {
+            let range = minutes.value.range().map_err(|why| {
+                self.ctx.at(
+                    minutes.referenced,
+                    format!("typical_minutes.{kind}: {why}"),
+                    Some("write [MIN, MAX] in minutes, e.g. [10, 30], or one number".into()),
+                )
+            })?;
+            out.insert(kind.to_string(), range);
+        }
+        Ok(out)
+    }
+
     fn value_rules(&self) -> Result<Vec<ValueRule>, PolicyError> {
         let mut rules = Vec::new();
         for entry in &self.raw.values {

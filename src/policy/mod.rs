@@ -13,6 +13,7 @@
 mod load;
 pub mod presets;
 mod raw;
+pub mod times;
 pub mod values;
 
 use std::collections::BTreeMap;
@@ -45,6 +46,8 @@ pub struct Policy {
     pub catalog: BTreeMap<ChartVersion, CatalogEntry>,
     /// What versions require of the values (`values:`), in version order.
     pub values: Vec<values::ValueRule>,
+    /// `typical_minutes`: how long a hop of each kind (`minor`, `fast-path`, …) takes.
+    pub typical: BTreeMap<String, times::TimeRange>,
     /// The policy's YAML exactly as written, for `--show-policy` and the ledger.
     pub text: String,
     /// `sha256:…` of `text`: what a later run compares to know it has the same policy.
@@ -197,6 +200,9 @@ pub struct CatalogEntry {
     pub notes: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration: Option<String>,
+    /// `duration` read: how long a hop to this version takes.
+    #[serde(skip)]
+    pub time: Option<times::TimeRange>,
 }
 
 /// Placeholders a `run` argument, `confirm` message or selector may use.
@@ -207,6 +213,13 @@ impl Policy {
     pub fn procedure(&self, name: &str) -> &Procedure {
         // Validation guarantees every referenced procedure exists.
         &self.procedures[name]
+    }
+
+    /// Whether the policy's own times apply to a release of `chart_name`: any policy the
+    /// operator wrote or chose, but a preset only for the charts it lists (the generic
+    /// preset picked because nothing matched knows nothing of this chart's times).
+    pub fn states_times_for(&self, chart_name: &str, chosen_by_name: bool) -> bool {
+        chosen_by_name || !matches!(self.origin, Origin::Preset { .. }) || self.charts.iter().any(|c| c == chart_name)
     }
 
     /// The catalog entry of a version, if the policy knows it.

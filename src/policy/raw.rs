@@ -38,6 +38,40 @@ pub struct RawPolicy {
     pub catalog: Vec<Spanned<RawCatalogEntry>>,
     #[serde(default)]
     pub values: Vec<Spanned<RawValueRule>>,
+    /// How long hops of each kind typically take, in minutes (`{minor: [10, 30]}`).
+    #[serde(default)]
+    pub typical_minutes: Option<RawTypical>,
+}
+
+/// `typical_minutes`, one optional figure per hop kind, named as the plan's JSON names
+/// them (so a misspelt kind is an unknown field at its line).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawTypical {
+    pub patch: Option<Spanned<super::times::RawMinutes>>,
+    pub minor: Option<Spanned<super::times::RawMinutes>>,
+    pub major: Option<Spanned<super::times::RawMinutes>>,
+    pub fast_path: Option<Spanned<super::times::RawMinutes>>,
+    pub patch_downgrade: Option<Spanned<super::times::RawMinutes>>,
+    pub minor_downgrade: Option<Spanned<super::times::RawMinutes>>,
+    pub restore: Option<Spanned<super::times::RawMinutes>>,
+}
+
+impl RawTypical {
+    /// Each figure given, with its kind's name (in [`super::times::HOP_KINDS`]).
+    pub fn given(&self) -> Vec<(&'static str, &Spanned<super::times::RawMinutes>)> {
+        let figures = [
+            &self.patch,
+            &self.minor,
+            &self.major,
+            &self.fast_path,
+            &self.patch_downgrade,
+            &self.minor_downgrade,
+            &self.restore,
+        ];
+        let all = super::times::HOP_KINDS.into_iter().zip(figures);
+        all.into_iter().filter_map(|(kind, figure)| figure.as_ref().map(|f| (kind, f))).collect()
+    }
 }
 
 /// One entry of `values:`: a version and exactly one of `require`, `rename`, `remove`,
@@ -251,7 +285,7 @@ pub struct RawCatalogEntry {
     #[serde(default)]
     pub notes: Option<String>,
     #[serde(default)]
-    pub duration: Option<String>,
+    pub duration: Option<Spanned<String>>,
 }
 
 /// A scalar read as text whether YAML typed it as a number or a string

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::error::{RunError, bad, bad_text};
-use super::ledger::{self, Ledger, LedgerStore, OpenedStore};
+use super::ledger::{self, HopOutcome, Ledger, LedgerStore, OpenedStore};
 use super::options::RunOptions;
 use super::policy_choice::choose_policy;
 use crate::catalog::{self, ChartSource, Offer, OfferOptions};
@@ -117,6 +117,8 @@ pub fn gather(opts: &RunOptions, direction: Direction, printer: &Printer) -> Res
             chart: Some(format!("{} ({origin})", one_line(&chart_reference))),
         }),
         values: None,
+        history: ledger.as_ref().map(past_hops).unwrap_or_default(),
+        stated_times: chosen.policy.states_times_for(&release.chart_name, opts.policy.is_some()),
     };
     let tools = Tools { helm, kube, helm_major, printer: printer.clone() };
     let facts = Facts {
@@ -132,6 +134,24 @@ pub fn gather(opts: &RunOptions, direction: Direction, printer: &Printer) -> Res
         warnings,
     };
     Ok((tools, facts))
+}
+
+/// The hops this release walked to the end, as estimates learn from them (oldest first).
+fn past_hops(ledger: &Ledger) -> Vec<crate::plan::estimate::PastHop> {
+    let secs = |ms: u64| (ms + 500) / 1000;
+    ledger
+        .hops
+        .iter()
+        .filter(|h| h.outcome == HopOutcome::Succeeded)
+        .filter_map(|h| {
+            Some(crate::plan::estimate::PastHop {
+                kind: h.kind.clone(),
+                procedure: h.procedure.clone()?,
+                work_secs: secs(h.work_ms?),
+                downtime_secs: h.downtime_ms.map(secs),
+            })
+        })
+        .collect()
 }
 
 /// The release, refused unless it is deployed (a rollback may start from a failed or

@@ -25,6 +25,7 @@ use super::values::RunValues;
 use crate::catalog::ChartArg;
 use crate::disclose::Message;
 use crate::helm::ExecError;
+use crate::plan::estimate::{self, about, short};
 use crate::plan::text::{step_text, steps_text};
 use crate::plan::{self, Available, Context, Hop, Plan, PlanError, RollbackRequest, SnapshotKnowledge, Step, Strategy};
 use crate::policy::Policy;
@@ -32,7 +33,7 @@ use crate::printer::Role;
 use crate::release::{Release, ReleaseStatus};
 use crate::report::{Outcome, StepReport};
 use crate::text::for_terminal;
-use crate::ui::progress::Progress;
+use crate::ui::progress::{Clock, Progress};
 use crate::ui::render::step_detail;
 use crate::version::ChartVersion;
 
@@ -162,6 +163,9 @@ pub struct Walk<'a> {
     /// What the plan showed for the deploy under way (the one the preflight rendered):
     /// the chart archive and the values it deploys, by digest.
     expected: Option<crate::plan::HopCheck>,
+    /// When the walk and the hop under way started: progress against the estimates.
+    started: Instant,
+    hop_started: Instant,
 }
 
 impl<'a> Walk<'a> {
@@ -187,6 +191,8 @@ impl<'a> Walk<'a> {
             carried_files: vec![],
             values_hop: None,
             expected: None,
+            started: Instant::now(),
+            hop_started: Instant::now(),
         }
     }
 
@@ -272,14 +278,22 @@ impl<'a> Walk<'a> {
     /// One hop: checked, recorded, walked; on failure, brought back.
     fn walk_hop(&mut self, plan: &Plan, i: usize, hop: &Hop) -> Result<(), Outcome> {
         self.check_unchanged(i, plan)?;
+        let expected = hop.estimate.as_ref().map(|e| format!(", expected {}", about(e.time.expected_secs)));
         self.progress.heading(&format!(
-            "hop {}/{}: {} → {} ({})",
+            "hop {}/{}: {} → {} ({}){}",
             i + 1,
             plan.hops.len(),
             hop.from,
             hop.to,
-            hop.procedure
+            hop.procedure,
+            expected.unwrap_or_default()
         ));
+        self.hop_started = Instant::now();
+        self.progress.set_clock(Some(Clock {
+            hop_started: self.hop_started,
+            hop_expected: hop.estimate.as_ref().map(|e| e.time.expected_secs),
+            after_hop: estimate::remaining(plan, i + 1, 0),
+        }));
         let first_change = hop.steps.iter().position(Step::changes_something);
         if let Err(e) = self.journal.hop_starting(plan, i, first_change) {
             return Err(self.halted(e, &hop.from, &format!("before hop {}", i + 1)));
@@ -313,17 +327,43 @@ impl<'a> Walk<'a> {
         }
         self.ensure_left_known(&hop.to)?;
         self.journal.hop_ended(i, HopOutcome::Succeeded, None);
+        self.progress.set_clock(None);
+        self.progress.line(&self.hop_done_text(plan, i));
         Ok(())
+    }
+
+    /// "hop 2/3 done in 11 min (expected ~12 min); 2 of 3 hops done in 25 min, ~15 min
+    /// left": after each hop, in logs too.
+    fn hop_done_text(&self, plan: &Plan, i: usize) -> String {
+        let took = self.hop_started.elapsed().as_secs();
+        let expected = plan.hops[i].estimate.as_ref().map(|e| format!(" (expected {})", about(e.time.expected_secs)));
+        format!(
+            "hop {}/{} done in {}{}; {}",
+            i + 1,
+            plan.hops.len(),
+            short(took),
+            expected.unwrap_or_default(),
+            self.so_far(plan, i + 1)
+        )
+    }
+
+    /// "2 of 3 hops done in 25 min, ~15 min left" (the time left when every remaining
+    /// hop has an estimate).
+    fn so_far(&self, plan: &Plan, done: usize) -> String {
+        let left = match estimate::remaining(plan, done, 0) {
+            Some(left) if done < plan.hops.len() => format!(", {} left", about(left)),
+            _ => String::new(),
+        };
+        format!("{done} of {} hops done in {}{left}", plan.hops.len(), short(self.started.elapsed().as_secs()))
     }
 
     /// The pause after hop `i`: None to go on, or how the walk ends.
     fn pause(&mut self, plan: &Plan, i: usize, hop: &Hop) -> Option<Outcome> {
         let next = &plan.hops[i + 1];
         let summary = format!(
-            "{} is deployed and verified ({}/{}). Next: {} → {} ({}).",
+            "{} is deployed and verified: {}. Next: {} → {} ({}).",
             hop.to,
-            i + 1,
-            plan.hops.len(),
+            self.so_far(plan, i + 1),
             next.from,
             next.to,
             steps_text(&next.steps)

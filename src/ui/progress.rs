@@ -7,7 +7,7 @@
 //! reach every log.
 
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -17,11 +17,36 @@ use crate::sensitive::Disclosure;
 pub struct Progress {
     printer: Printer,
     current: Mutex<Option<ProgressBar>>,
+    clock: Mutex<Option<Clock>>,
+}
+
+/// Where the hop under way stands against its estimate, shown beside each step's spinner:
+/// `hop 3 min of ~12 min, ~20 min left`.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    pub hop_started: Instant,
+    /// The hop's expected seconds; None: unknown (only the hop's elapsed time is shown).
+    pub hop_expected: Option<u64>,
+    /// The expected seconds of the hops after this one; None: one of them is unknown.
+    pub after_hop: Option<u64>,
+}
+
+impl Clock {
+    /// ` · hop 3 min of ~12 min, ~20 min left` as of now.
+    pub fn text(&self) -> String {
+        use crate::plan::estimate::{about, short};
+        let elapsed = self.hop_started.elapsed().as_secs();
+        let Some(expected) = self.hop_expected else {
+            return format!(" · hop {}", short(elapsed));
+        };
+        let left = self.after_hop.map(|after| format!(", {} left", about(after + expected.saturating_sub(elapsed))));
+        format!(" · hop {} of {}{}", short(elapsed), about(expected), left.unwrap_or_default())
+    }
 }
 
 impl Progress {
     pub fn new(printer: Printer) -> Progress {
-        Progress { printer, current: Mutex::new(None) }
+        Progress { printer, current: Mutex::new(None), clock: Mutex::new(None) }
     }
 
     /// How stderr looks, for callers that colour words of their lines.
@@ -48,13 +73,27 @@ impl Progress {
         }
     }
 
+    /// The hop under way, for the spinners of its steps (None between hops).
+    pub fn set_clock(&self, clock: Option<Clock>) {
+        *self.clock.lock().unwrap_or_else(|e| e.into_inner()) = clock;
+    }
+
     /// A step starts. `asks` steps wait for the operator, so they get a line, not a spinner
     /// that would draw over the question.
     pub fn step_started(&self, text: &str, asks: bool) {
         if self.printer.interactive() && !asks {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-            // The step, its elapsed time, then what the rollout is doing (`step_detail`).
-            bar.set_style(ProgressStyle::with_template("{spinner} {prefix} ({elapsed}){msg}").expect("valid template"));
+            let clock = *self.clock.lock().unwrap_or_else(|e| e.into_inner());
+            // The step, its elapsed time, the hop against its estimate, then what the
+            // rollout is doing (`step_detail`).
+            let style = ProgressStyle::with_template("{spinner} {prefix} ({elapsed}{hop}){msg}")
+                .expect("valid template")
+                .with_key("hop", move |_: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    if let Some(clock) = clock {
+                        let _ = w.write_str(&clock.text());
+                    }
+                });
+            bar.set_style(style);
             bar.set_prefix(text.to_string());
             bar.enable_steady_tick(Duration::from_millis(120));
             *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar);

@@ -41,19 +41,7 @@ fn yes_no(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
 }
 
-fn kind_text(kind: HopKind) -> &'static str {
-    match kind {
-        HopKind::Patch => "patch",
-        HopKind::Minor => "minor",
-        HopKind::Major => "major",
-        HopKind::FastPath => "fast-path",
-        HopKind::PatchDowngrade => "patch-downgrade",
-        HopKind::MinorDowngrade => "minor-downgrade",
-        HopKind::Restore => "restore",
-    }
-}
-
-fn strategy_text(strategy: Strategy) -> &'static str {
+pub(super) fn strategy_text(strategy: Strategy) -> &'static str {
     match strategy {
         Strategy::Sequential => "sequential",
         Strategy::FastPath => "fast-path",
@@ -93,15 +81,17 @@ pub fn plan_table(plan: &Plan, look: Look) -> String {
     }
     out.push_str(&value_rules(plan, look));
     out.push_str(&checks(plan, look));
+    out.push_str(&super::timing::expected(plan, look));
     if !plan.alternatives.is_empty() {
         push_line(&mut out, look, &format!("\n{}", look.paint(Role::Heading, "alternatives")));
         for alt in &plan.alternatives {
             let flag = alt.flag.as_deref().map(|f| format!(" ({f})")).unwrap_or_default();
             let line = format!(
-                "  - {}{flag}: {}, {}: {}",
+                "  - {}{flag}: {}, {}{}: {}",
                 strategy_text(alt.strategy),
                 crate::text::count(alt.hops, "hop", "hops"),
                 downtime(alt.downtime, look),
+                super::timing::total_suffix(alt.estimate.as_ref()),
                 alt.summary
             );
             push_line(&mut out, look, &line);
@@ -192,7 +182,7 @@ fn value_rules(plan: &Plan, look: Look) -> String {
 
 /// One line (or a few, when it contains newlines), wrapped to the width with the hanging
 /// indent its shape asks for.
-fn push_line(out: &mut String, look: Look, line: &str) {
+pub(super) fn push_line(out: &mut String, look: Look, line: &str) {
     out.push_str(&look.wrap(line));
     out.push('\n');
 }
@@ -244,7 +234,7 @@ fn hop_table(plan: &Plan, look: Look) -> String {
                 (i + 1).to_string(),
                 h.from.to_string(),
                 h.to.to_string(),
-                kind_text(h.kind).to_string(),
+                h.kind.as_str().to_string(),
                 yes_no(h.downtime).to_string(),
                 steps_text(&h.steps),
             ]
@@ -390,6 +380,7 @@ mod tests {
                 chart: Some("oci://us-docker.pkg.dev/buf-images-1/bsr/charts/bsr (from the ledger)".into()),
             }),
             values: None,
+            ..Context::default()
         }
     }
 

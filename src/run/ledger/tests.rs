@@ -53,6 +53,7 @@ fn plan(to: &str) -> Plan {
         alternatives: vec![],
         warnings: vec![],
         not_rendered: None,
+        estimate: None,
     }
 }
 
@@ -67,6 +68,7 @@ fn hop(from: ChartVersion, to: ChartVersion) -> crate::plan::Hop {
         steps: vec![],
         values: vec![],
         check: None,
+        estimate: None,
     }
 }
 

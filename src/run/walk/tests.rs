@@ -292,6 +292,7 @@ fn context() -> Context {
         chart_name: Some("bsr".into()),
         sources: None,
         values: None,
+        ..Context::default()
     }
 }
 
