@@ -125,3 +125,23 @@ impl Progress {
         self.line(&format!("{text}: {} {}", look.paint(role, outcome), look.paint(Role::Dim, &took)));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clock_shows_the_hop_against_its_estimate_and_the_time_left() {
+        let started = Instant::now().checked_sub(Duration::from_secs(200)).unwrap();
+        let clock = Clock { hop_started: started, hop_expected: Some(720), after_hop: Some(600) };
+        assert_eq!(clock.text(), " · hop 3 min of ~12 min, ~19 min left");
+        let last = Clock { after_hop: Some(0), ..clock };
+        assert_eq!(last.text(), " · hop 3 min of ~12 min, ~9 min left");
+        let over = Clock { hop_expected: Some(60), after_hop: Some(0), ..clock };
+        assert_eq!(over.text(), " · hop 3 min of ~1 min, ~0 s left", "over its estimate: nearly done");
+        let unknown_after = Clock { after_hop: None, ..clock };
+        assert_eq!(unknown_after.text(), " · hop 3 min of ~12 min");
+        let unknown = Clock { hop_expected: None, ..clock };
+        assert_eq!(unknown.text(), " · hop 3 min");
+    }
+}

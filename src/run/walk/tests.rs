@@ -387,6 +387,16 @@ fn hops_are_checked_recorded_and_verified_from_helms_own_answer() {
     assert_eq!(s.journal.newest, Some(v("1.3.0")));
 }
 
+#[test]
+fn each_step_reaches_the_journal_saying_whether_it_waited_for_the_operator() {
+    let mut s = Scenario::new("1.0.4");
+    let mut plan = upgrade_plan(&policy(), "1.0.4", "1.1.9");
+    plan.hops[0].steps.insert(0, Step::Confirm { message: "ready?".into() });
+    assert_eq!(s.walk(&plan), Outcome::Completed { at: v("1.1.9") });
+    let step = |detail: &str, waited| (Some(1), detail.to_string(), waited);
+    assert_eq!(s.journal.steps, [step("confirm", true), step("deploy 1.1.9", false), step("verify 1.1.9", false)]);
+}
+
 /// The plan's hops as the preflight checked them, each with `values` as the values
 /// digest it showed, and the scenario's chart as archives on disk (`<version>.tgz`
 /// holding the version's name) whose digests the plan shows.
