@@ -45,6 +45,9 @@ pub struct Policy {
     pub catalog: BTreeMap<ChartVersion, CatalogEntry>,
     /// What versions require of the values (`values:`), in version order.
     pub values: Vec<values::ValueRule>,
+    /// `notify:`: the program and arguments called with each event of a live run (a JSON
+    /// document on stdin), passed exactly as written; `--notify` replaces it.
+    pub notify: Option<Vec<String>>,
     /// The policy's YAML exactly as written, for `--show-policy` and the ledger.
     pub text: String,
     /// `sha256:…` of `text`: what a later run compares to know it has the same policy.

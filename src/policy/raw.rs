@@ -38,6 +38,9 @@ pub struct RawPolicy {
     pub catalog: Vec<Spanned<RawCatalogEntry>>,
     #[serde(default)]
     pub values: Vec<Spanned<RawValueRule>>,
+    /// The hook called at a run's events (`--notify` replaces it for one run).
+    #[serde(default)]
+    pub notify: Option<Spanned<Vec<String>>>,
 }
 
 /// One entry of `values:`: a version and exactly one of `require`, `rename`, `remove`,
