@@ -9,7 +9,7 @@
 //! is `--plan`, and `--version` (which helm users type for a chart version) is refused
 //! with a pointer to `--to`; the tool's own version is `--tool-version`.
 
-use clap::{ArgAction, Args, Parser, ValueEnum};
+use clap::{ArgAction, Args, Parser, ValueEnum, ValueHint};
 
 use crate::exit::HELP_TABLE;
 
@@ -110,6 +110,24 @@ pub struct Common {
     /// Extra literal string value for every hop, as helm's --set-literal (repeatable).
     #[arg(long = "set-literal", value_name = "KEY=VALUE", help_heading = VALUES, hide_short_help = true)]
     pub set_literal: Vec<String>,
+
+    /// A program to call at the run's start, each hop's end and the run's end, with a JSON
+    /// document on its stdin (a name on PATH or a path; no shell; killed after 10 s; a
+    /// failure is a warning). Replaces the policy's `notify`.
+    #[arg(long, value_name = "PROGRAM", value_hint = ValueHint::ExecutablePath, help_heading = UNATTENDED, hide_short_help = true)]
+    pub notify: Option<String>,
+
+    /// An argument for the --notify program (repeatable, in order). Never shown or
+    /// recorded: it may hold a webhook's token.
+    #[arg(
+        long = "notify-arg",
+        value_name = "ARG",
+        allow_hyphen_values = true,
+        requires = "notify",
+        help_heading = UNATTENDED,
+        hide_short_help = true
+    )]
+    pub notify_arg: Vec<String>,
 
     /// A snapshot exists already: snapshot steps without a command are satisfied.
     #[arg(long, help_heading = UNATTENDED, hide_short_help = true)]

@@ -17,7 +17,7 @@ use crate::policy::{self, Policy, PolicyError, presets};
 use crate::printer::{ColourChoice, Printer, Role};
 use crate::report::RunReport;
 use crate::run::ledger::Takeover;
-use crate::run::options::{RollbackOptions, RunOptions, UpgradeOptions};
+use crate::run::options::{NotifyCommand, RollbackOptions, RunOptions, UpgradeOptions};
 use crate::run::values::Overrides;
 use crate::run::{self, Either, RunError};
 use crate::setvalues::{SetArg, SetKind};
@@ -289,6 +289,7 @@ fn run_options(common: &Common, shape: &str) -> Result<RunOptions, AppError> {
         },
         outcome_in_words: common.output == OutputFormat::Table,
         command_shape: shape.to_string(),
+        notify: common.notify.clone().map(|program| NotifyCommand { program, args: common.notify_arg.clone() }),
     })
 }
 

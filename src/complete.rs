@@ -265,8 +265,8 @@ fn values(flag: &Flag, current: &str, prefix: &str, typed: &Typed, lookups: &dyn
             let candidates = matching(versions.into_iter().map(|v| (v.to_string(), String::new())).collect());
             Completions { candidates, directive: directive::NO_FILE_COMP | directive::KEEP_ORDER }
         }
-        // Files and directories: the shell's own completion.
-        Some("values" | "chart") => Completions { candidates: vec![], directive: directive::DEFAULT },
+        // Files and directories: the shell's own completion (a notify hook is a program's path).
+        Some("values" | "chart" | "notify") => Completions { candidates: vec![], directive: directive::DEFAULT },
         _ => Completions::none(),
     }
 }
@@ -479,6 +479,10 @@ mod tests {
     fn files_for_values_and_nothing_for_free_text() {
         assert_eq!(complete(Mode::Upgrade, &words("bsr -f "), &Fake).directive, directive::DEFAULT);
         assert_eq!(complete(Mode::Upgrade, &words("bsr --timeout "), &Fake), Completions::none());
+        assert_eq!(complete(Mode::Rollback, &words("bsr --notify "), &Fake).directive, directive::DEFAULT);
+        assert_eq!(complete(Mode::Upgrade, &words("bsr --notify x --notify-arg "), &Fake), Completions::none());
+        let again = values(&complete(Mode::Upgrade, &words("bsr --notify x --notify-arg a --notify"), &Fake));
+        assert_eq!(again, ["--notify-arg"], "--notify-arg repeats, --notify does not");
     }
 
     #[test]

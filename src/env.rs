@@ -99,7 +99,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable { name: DOCKER_CONFIG, meaning: "docker's config folder, the fallback for registry credentials" },
     Variable {
         name: PATH,
-        meaning: "where helm, the policy's commands, docker credential helpers and kubeconfig exec plugins are found",
+        meaning: "where helm, the policy's commands, the notify hook, docker credential helpers and kubeconfig exec plugins are found",
     },
     Variable {
         name: KUBECONFIG,

@@ -32,15 +32,28 @@ pub struct Invocation {
     pub program: PathBuf,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// The arguments are never shown, not even on the operator's terminal: a notify
+    /// hook's arguments may be a webhook URL whose path is its token.
+    pub args_unshown: bool,
 }
 
 impl Invocation {
     pub fn new(purpose: impl Into<String>, program: impl Into<PathBuf>, args: Vec<String>) -> Self {
-        Invocation { purpose: purpose.into(), program: program.into(), args, env: vec![] }
+        Invocation { purpose: purpose.into(), program: program.into(), args, env: vec![], args_unshown: false }
+    }
+
+    /// The same command, its arguments shown as `***` wherever its command line is shown
+    /// (`--debug` lines, errors).
+    pub fn with_unshown_args(mut self) -> Self {
+        self.args_unshown = true;
+        self
     }
 
     /// The command line, to be rendered for whoever reads it.
     pub fn argv(&self) -> Argv {
+        if self.args_unshown && !self.args.is_empty() {
+            return Argv::new(self.program.display().to_string(), &["***".to_string()]);
+        }
         Argv::new(self.program.display().to_string(), &self.args)
     }
 }
@@ -54,9 +67,31 @@ pub struct Finished {
 }
 
 pub enum ExecError {
-    Spawn { purpose: String, program: String, source: std::io::Error, hint: String },
-    Failed { purpose: String, argv: Argv, status: String, stderr: String, stdout: String },
-    Parse { purpose: String, argv: Argv, error: String },
+    Spawn {
+        purpose: String,
+        program: String,
+        source: std::io::Error,
+        hint: String,
+    },
+    Failed {
+        purpose: String,
+        argv: Argv,
+        status: String,
+        stderr: String,
+        stdout: String,
+    },
+    Parse {
+        purpose: String,
+        argv: Argv,
+        error: String,
+    },
+    /// The child ran past its time limit and its process group was killed.
+    TimedOut {
+        purpose: String,
+        program: String,
+        limit: Duration,
+        stderr: String,
+    },
 }
 
 /// Redacted, like every default rendering of a command line: [`ExecError::message`]
@@ -102,13 +137,18 @@ impl ExecError {
                     .then(Message::command(argv.clone()))
                     .then(format!(": {error}"))
             }
+            ExecError::TimedOut { purpose, program, limit, stderr } => Message::plain(format!(
+                "{purpose}: {program} did not finish within {} and was killed\n",
+                humantime::format_duration(*limit)
+            ))
+            .then(Message::outside(stderr.clone())),
         }
     }
 
-    /// helm's own stderr, for callers that recognise specific helm errors.
+    /// The child's own stderr (helm's, for callers that recognise specific helm errors).
     pub fn stderr(&self) -> &str {
         match self {
-            ExecError::Failed { stderr, .. } => stderr,
+            ExecError::Failed { stderr, .. } | ExecError::TimedOut { stderr, .. } => stderr,
             _ => "",
         }
     }
@@ -154,6 +194,24 @@ impl Runner {
     }
 
     pub fn run_with_input(&self, inv: &Invocation, stdin: Option<&[u8]>) -> Result<Finished, ExecError> {
+        self.run_within(inv, stdin, None)
+    }
+
+    /// Run with a time limit: past `limit` the child's whole process group (it is the
+    /// leader of its own) is killed with SIGKILL, and the result is
+    /// [`ExecError::TimedOut`]. For programs whose work is not the run's (a notify hook):
+    /// one that hangs must not hold the run, and nothing of the release is half done
+    /// when it is killed.
+    pub fn run_limited(&self, inv: &Invocation, stdin: Option<&[u8]>, limit: Duration) -> Result<Finished, ExecError> {
+        self.run_within(inv, stdin, Some(limit))
+    }
+
+    fn run_within(
+        &self,
+        inv: &Invocation,
+        stdin: Option<&[u8]>,
+        limit: Option<Duration>,
+    ) -> Result<Finished, ExecError> {
         if self.debug {
             self.say_debug(inv);
         }
@@ -171,12 +229,28 @@ impl Runner {
         let mut err_file = tempfile::tempfile().map_err(spawn_error)?;
         let mut child = spawn(inv, stdin.is_some(), &out_file, &err_file)?;
         if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            use std::io::Write;
-            let _ = pipe.write_all(input);
+            // Written by a thread of its own, which closes the pipe when done: a child
+            // that never reads its input cannot hold this one past its time limit.
+            let input = input.to_vec();
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let _ = pipe.write_all(&input);
+            });
         }
-        let status = self.wait(inv, &mut child)?;
+        let deadline = limit.map(|l| started + l);
+        let status = self.wait(inv, &mut child, deadline)?;
         let stdout = read_all(&mut out_file);
         let stderr = read_all(&mut err_file);
+        // The child's stderr may quote a chart's or the cluster's text: shown, not obeyed.
+        let shown_stderr = crate::text::for_terminal(stderr.trim_end()).into_owned();
+        let Some(status) = status else {
+            return Err(ExecError::TimedOut {
+                purpose: inv.purpose.clone(),
+                program: inv.program.display().to_string(),
+                limit: limit.unwrap_or_default(),
+                stderr: shown_stderr,
+            });
+        };
         let finished = Finished { stdout, stderr, status, duration: started.elapsed() };
         if finished.status.success() {
             Ok(finished)
@@ -185,8 +259,7 @@ impl Runner {
                 purpose: inv.purpose.clone(),
                 argv: inv.argv(),
                 status: describe(&finished.status),
-                // helm's stderr may quote a chart's or the cluster's text: shown, not obeyed.
-                stderr: crate::text::for_terminal(finished.stderr.trim_end()).into_owned(),
+                stderr: shown_stderr,
                 stdout: finished.stdout,
             })
         }
@@ -194,12 +267,18 @@ impl Runner {
 
     /// Wait for the child, passing on a request to stop now. Only a stop request that
     /// arrives while this child runs is passed on to it: the bookkeeping after an insisted
-    /// stop (reading the release, releasing the lock) must still run.
-    fn wait(&self, inv: &Invocation, child: &mut std::process::Child) -> Result<ExitStatus, ExecError> {
+    /// stop (reading the release, releasing the lock) must still run. Past `deadline`,
+    /// the child's process group is killed and reaped: `None`.
+    fn wait(
+        &self,
+        inv: &Invocation,
+        child: &mut std::process::Child,
+        deadline: Option<Instant>,
+    ) -> Result<Option<ExitStatus>, ExecError> {
         let mut forwarded_term = self.signals.stop_now();
         loop {
             match child.try_wait() {
-                Ok(Some(status)) => return Ok(status),
+                Ok(Some(status)) => return Ok(Some(status)),
                 Ok(None) => {}
                 Err(e) => {
                     return Err(ExecError::Parse {
@@ -208,6 +287,13 @@ impl Runner {
                         error: e.to_string(),
                     });
                 }
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                // The group, not only the child: a script's own children (`curl`, `sleep`)
+                // would otherwise live on and keep its output files open.
+                let _ = nix_kill_group(child.id(), signal_hook::consts::SIGKILL);
+                let _ = child.wait();
+                return Ok(None);
             }
             if !forwarded_term && self.signals.stop_now() {
                 // SIGTERM (an orchestrator's request) or a second Ctrl-C (the operator
@@ -281,6 +367,13 @@ fn describe(status: &ExitStatus) -> String {
         (None, Some(sig)) => format!("killed by signal {sig}"),
         _ => "unknown status".to_string(),
     }
+}
+
+/// `signal` to the process group led by `pid` (every child is the leader of its own).
+fn nix_kill_group(pid: u32, signal: i32) -> std::io::Result<()> {
+    // SAFETY: kill(2) has no memory-safety preconditions; a negative pid names a group.
+    let rc = unsafe { libc::kill(-(pid as libc::pid_t), signal) };
+    if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
 }
 
 fn nix_kill(pid: u32, signal: i32) -> std::io::Result<()> {
@@ -542,6 +635,69 @@ pub fn policy_command(purpose: impl Into<String>, argv: &[String], env: Vec<(Str
     inv
 }
 
+/// Why a program named by the operator or a policy cannot be run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NotRunnable {
+    /// A path (a name with `/`) where nothing exists.
+    Missing,
+    /// A name (no `/`) found in no directory of PATH.
+    NotOnPath,
+    /// A path to a directory, a device or a pipe: not a program.
+    NotAFile,
+    /// A file (the path given, or the first of that name on PATH) this user may not execute.
+    NotExecutable(PathBuf),
+}
+
+impl std::fmt::Display for NotRunnable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotRunnable::Missing => f.write_str("no such file"),
+            NotRunnable::NotOnPath => f.write_str("not found on PATH"),
+            NotRunnable::NotAFile => f.write_str("not a file"),
+            NotRunnable::NotExecutable(path) => write!(f, "{} is not executable", path.display()),
+        }
+    }
+}
+
+/// The file `program` names, as the kernel's `execvp` would find it: a name with a `/` is
+/// a path (relative to the current folder), any other is looked up in each directory of
+/// `search_path` (PATH) in turn, an empty entry meaning the current folder. Checked before
+/// a run starts, so that a program that cannot start is refused before anything changes
+/// rather than failing at the first moment it is needed; the path found is what is run.
+pub fn find_program(program: &str, search_path: Option<&std::ffi::OsStr>) -> Result<PathBuf, NotRunnable> {
+    if program.contains('/') {
+        let path = PathBuf::from(program);
+        return match std::fs::metadata(&path) {
+            Err(_) => Err(NotRunnable::Missing),
+            Ok(meta) if !meta.is_file() => Err(NotRunnable::NotAFile),
+            Ok(_) if !may_execute(&path) => Err(NotRunnable::NotExecutable(path)),
+            Ok(_) => Ok(path),
+        };
+    }
+    let mut not_executable = None;
+    for dir in std::env::split_paths(search_path.unwrap_or_default()) {
+        let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+        let candidate = dir.join(program);
+        if !std::fs::metadata(&candidate).is_ok_and(|m| m.is_file()) {
+            continue;
+        }
+        if may_execute(&candidate) {
+            return Ok(candidate);
+        }
+        not_executable.get_or_insert(candidate);
+    }
+    Err(not_executable.map_or(NotRunnable::NotOnPath, NotRunnable::NotExecutable))
+}
+
+/// access(2) with X_OK: this user, with its groups, may execute `path` (a mode bit check
+/// alone would say yes to a file only its owner may run).
+fn may_execute(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else { return false };
+    // SAFETY: access(2) reads the NUL-terminated string only.
+    unsafe { libc::access(c_path.as_ptr(), libc::X_OK) == 0 }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -680,5 +836,94 @@ mod tests {
         let child_group: u32 = out.stdout.trim().parse().unwrap();
         let own_group = unsafe { libc::getpgrp() } as u32;
         assert_ne!(child_group, own_group);
+    }
+
+    #[test]
+    fn a_time_limit_kills_the_childs_whole_group_quickly() {
+        let runner = Runner::new(Signals::default(), false);
+        // The shell's own child (`sleep`) is in its group: killed with it, so nothing holds
+        // the output files open and the call returns at the limit, not after 5 s.
+        let inv = Invocation::new("sleep on purpose", "sh", s(&["-c", "echo starting >&2; sleep 5; echo late"]));
+        let started = Instant::now();
+        let err = runner.run_limited(&inv, Some(b"{}\n"), Duration::from_millis(200)).unwrap_err();
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(2), "took {took:?}");
+        assert!(took >= Duration::from_millis(200), "took {took:?}");
+        match &err {
+            ExecError::TimedOut { limit, stderr, .. } => {
+                assert_eq!(*limit, Duration::from_millis(200));
+                assert_eq!(stderr, "starting");
+            }
+            other => panic!("not a timeout: {other}"),
+        }
+        assert!(err.to_string().contains("did not finish within 200ms and was killed"), "{err}");
+    }
+
+    #[test]
+    fn a_limited_child_gets_its_input_and_finishes_in_time() {
+        let runner = Runner::new(Signals::default(), false);
+        let inv = Invocation::new("echo the input", "sh", s(&["-c", "cat"]));
+        let done = runner.run_limited(&inv, Some(b"{\"event\":\"start\"}\n"), Duration::from_secs(10)).unwrap();
+        assert_eq!(done.stdout, "{\"event\":\"start\"}\n");
+        // A child that never reads its input still ends at its limit.
+        let deaf = Invocation::new("ignore the input", "sh", s(&["-c", "exec sleep 5"]));
+        let big = vec![b'x'; 1 << 20];
+        let started = Instant::now();
+        assert!(matches!(
+            runner.run_limited(&deaf, Some(&big), Duration::from_millis(200)),
+            Err(ExecError::TimedOut { .. })
+        ));
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn unshown_arguments_stay_out_of_errors_and_debug_lines() {
+        let (printer, _, stderr) = Printer::captured(true);
+        let runner = Runner::printing(Signals::default(), true, printer.clone());
+        let url = "https://hooks.example/T0/B0/s3cr3tT0ken";
+        let inv = Invocation::new("notify", "sh", s(&["-c", "exit 1", url])).with_unshown_args();
+        let err = runner.run(&inv).unwrap_err();
+        let shown = format!("{}\n{}", stderr.text(), err.message().render(printer.disclosure()));
+        assert!(shown.contains("debug: sh '***' (notify)"), "{shown}");
+        assert!(shown.contains("notify failed (exit 1): sh '***'"), "{shown}");
+        assert!(!shown.contains("s3cr3tT0ken"), "{shown}");
+    }
+
+    #[test]
+    fn programs_are_found_as_execvp_finds_them() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        let other = dir.path().join("other");
+        for d in [&bin, &other] {
+            std::fs::create_dir(d).unwrap();
+        }
+        let write = |path: &Path, mode: u32| {
+            std::fs::write(path, "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        write(&bin.join("hook"), 0o755);
+        write(&other.join("plain"), 0o644);
+        write(&bin.join("plain"), 0o755);
+        write(&other.join("only-plain"), 0o644);
+        let path = std::env::join_paths([&other, &bin]).unwrap();
+        let find = |p: &str| find_program(p, Some(path.as_os_str()));
+        assert_eq!(find("hook"), Ok(bin.join("hook")));
+        // A file without the execute bit earlier on PATH is passed over, as execvp does.
+        assert_eq!(find("plain"), Ok(bin.join("plain")));
+        assert_eq!(find("only-plain"), Err(NotRunnable::NotExecutable(other.join("only-plain"))));
+        assert_eq!(find("nope"), Err(NotRunnable::NotOnPath));
+        assert_eq!(find_program("hook", None), Err(NotRunnable::NotOnPath));
+        // A name with a slash is a path: PATH is not searched.
+        let hook = bin.join("hook");
+        assert_eq!(find_program(hook.to_str().unwrap(), None), Ok(hook.clone()));
+        assert_eq!(find(&format!("{}/nope", bin.display())), Err(NotRunnable::Missing));
+        assert_eq!(find(bin.to_str().unwrap()), Err(NotRunnable::NotAFile));
+        let plain = other.join("plain");
+        assert_eq!(find(plain.to_str().unwrap()), Err(NotRunnable::NotExecutable(plain)));
+        // What is found runs.
+        std::fs::write(&hook, "#!/bin/sh\necho ran\n").unwrap();
+        let runner = Runner::new(Signals::default(), false);
+        assert_eq!(runner.run(&Invocation::new("run", find("hook").unwrap(), vec![])).unwrap().stdout, "ran\n");
     }
 }

@@ -254,6 +254,7 @@ impl Validator<'_> {
             catalog: self.catalog()?,
             values: self.value_rules()?,
             typical: self.typical_minutes()?,
+            notify: self.notify()?,
             text: String::new(),
             digest: String::new(),
             origin: super::Origin::Text { label: String::new() },
@@ -505,7 +506,35 @@ impl Validator<'_> {
 }
 
 impl Validator<'_> {
-    /// The `values:` rules, in version order (rules of one version keep their order).
+    /// `notify:`, an argv passed as written. Its placeholders would not be filled: the
+    /// hook is run once per event, and the event's document on its stdin already says
+    /// the release, the versions and what happened, so `{release}` is refused rather
+    /// than passed on literally to a program that expected it filled.
+    fn notify(&self) -> Result<Option<Vec<String>>, PolicyError> {
+        let Some(argv) = &self.raw.notify else { return Ok(None) };
+        if argv.value.is_empty() || argv.value[0].trim().is_empty() {
+            return Err(self.ctx.at(
+                argv.referenced,
+                "notify: the command is empty",
+                Some(
+                    "write the program and its arguments as a list: notify: [/usr/local/bin/page-oncall, --team, db]"
+                        .into(),
+                ),
+            ));
+        }
+        if let Some(arg) = argv.value.iter().find(|a| !placeholder_names(a).is_empty()) {
+            return Err(self.ctx.at(
+                argv.referenced,
+                format!("notify: {arg:?} has a placeholder; notify's arguments are passed as written"),
+                Some(
+                    "leave it out: the hook reads the release, the versions and the event as JSON on its stdin".into(),
+                ),
+            ));
+        }
+        Ok(Some(argv.value.clone()))
+    }
+
+    /// `typical_minutes`, by hop kind, each a checked range.
     fn typical_minutes(&self) -> Result<BTreeMap<String, super::times::TimeRange>, PolicyError> {
         let mut out = BTreeMap::new();
         for (kind, minutes) in self.raw.typical_minutes.iter().flat_map(|t| t.given()) {
@@ -521,6 +550,7 @@ impl Validator<'_> {
         Ok(out)
     }
 
+    /// The `values:` rules, in version order (rules of one version keep their order).
     fn value_rules(&self) -> Result<Vec<ValueRule>, PolicyError> {
         let mut rules = Vec::new();
         for entry in &self.raw.values {

@@ -48,6 +48,9 @@ pub struct Policy {
     pub values: Vec<values::ValueRule>,
     /// `typical_minutes`: how long a hop of each kind (`minor`, `fast-path`, …) takes.
     pub typical: BTreeMap<String, times::TimeRange>,
+    /// `notify:`: the program and arguments called with each event of a live run (a JSON
+    /// document on stdin), passed exactly as written; `--notify` replaces it.
+    pub notify: Option<Vec<String>>,
     /// The policy's YAML exactly as written, for `--show-policy` and the ledger.
     pub text: String,
     /// `sha256:…` of `text`: what a later run compares to know it has the same policy.

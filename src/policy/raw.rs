@@ -41,6 +41,9 @@ pub struct RawPolicy {
     /// How long hops of each kind typically take, in minutes (`{minor: [10, 30]}`).
     #[serde(default)]
     pub typical_minutes: Option<RawTypical>,
+    /// The hook called at a run's events (`--notify` replaces it for one run).
+    #[serde(default)]
+    pub notify: Option<Spanned<Vec<String>>>,
 }
 
 /// `typical_minutes`, one optional figure per hop kind, named as the plan's JSON names

@@ -5,6 +5,12 @@
 //! chart source. The backup is made only once the operator says yes: a declined run leaves
 //! nothing behind. Whatever the walk's outcome, the run's end is recorded and the lock
 //! given back in one last write.
+//!
+//! The notify hook hears of the run here: its start once the backup is made (the operator
+//! agreed, the lock is held, nothing has changed), each hop's end as the walk records it,
+//! and the run's end once the lock is given back. A declined run tells it nothing.
+
+use std::time::Instant;
 
 use super::backup;
 use super::cluster::Live;
@@ -16,6 +22,7 @@ use super::interact::{self, Answer, Interaction};
 use super::journal::{Journal, JournalError};
 use super::ledger::lock::Claim;
 use super::ledger::{self, Held, HopOutcome, Ledger, PolicyRecord, RunRecord, Takeover, ValuesRecord};
+use super::notify::{Hook, Notifier, RunFacts};
 use super::options::RunOptions;
 use super::values::RunValues;
 use super::walk::{Ports, Setup, Walk};
@@ -28,7 +35,13 @@ use crate::text::count;
 use crate::ui::progress::Progress;
 use crate::version::ChartVersion;
 
-pub fn execute(decision: Decision, facts: Facts, tools: &Tools, opts: &RunOptions) -> Result<RunReport, RunError> {
+pub fn execute(
+    decision: Decision,
+    facts: Facts,
+    tools: &Tools,
+    opts: &RunOptions,
+    hook: Option<&Hook>,
+) -> Result<RunReport, RunError> {
     let decision_values = decision.start_values(&facts, opts);
     let Decision { plan, consent, resumed_values } = decision;
     let printer = &tools.printer;
@@ -70,8 +83,13 @@ pub fn execute(decision: Decision, facts: Facts, tools: &Tools, opts: &RunOption
         printer.line("carrying the values the interrupted run started with, its -f/--set included");
     }
     let setup = setup(&plan, &facts, opts, backup.values, resumed_values.is_some());
-    let (outcome, steps) = walk(&plan, setup, tools, &mut held, interaction.as_ref());
+    let run = RunFacts::new(&plan, &facts.release.name, &facts.release.namespace, Me::current().holder());
+    let notifier = Notifier::new(hook, run, &tools.helm.runner, printer);
+    notifier.started();
+    let (outcome, steps) = walk(&plan, setup, tools, &mut held, interaction.as_ref(), &notifier);
     finish(held, &outcome, printer);
+    // After the lock is given back: a hook that starts the next run finds it free.
+    notifier.finished(&outcome);
     Ok(RunReport {
         outcome,
         release: facts.release.name.clone(),
@@ -216,10 +234,12 @@ fn walk(
     tools: &Tools,
     held: &mut Held,
     interaction: &dyn Interaction,
+    notifier: &Notifier<'_>,
 ) -> (Outcome, Vec<crate::report::StepReport>) {
     let progress = Progress::new(tools.printer.clone());
     let cluster = Live { helm: &tools.helm, kube: &tools.kube, helm_major: tools.helm_major };
-    let mut recorder = Recorder { held, values: setup.values.record.clone(), downtime: false };
+    let values = setup.values.record.clone();
+    let mut recorder = Recorder { held, values, plan, notifier, hop_clock: None };
     let ports = Ports { cluster: &cluster, watch: &cluster, interaction, journal: &mut recorder, progress: &progress };
     let mut walk = Walk::new(setup, ports);
     let outcome = walk.run(plan);
@@ -275,12 +295,16 @@ fn plan_summary(plan: &Plan) -> String {
     )
 }
 
-/// The journal of a run: the ledger, plus where this run's values are kept.
+/// The journal of a run: the ledger, plus where this run's values are kept; and the
+/// notify hook, which hears of each hop's end.
 struct Recorder<'a> {
     held: &'a mut Held,
     values: ValuesRecord,
-    /// The hop under way has downtime (its procedure says so): its end records how long.
-    downtime: bool,
+    plan: &'a Plan,
+    notifier: &'a Notifier<'a>,
+    /// When the hop under way started, or the way back of a hop the operator rolls back
+    /// at a pause: how long it took goes with its end.
+    hop_clock: Option<Instant>,
 }
 
 impl Recorder<'_> {
@@ -295,17 +319,21 @@ impl Recorder<'_> {
 
 impl Journal for Recorder<'_> {
     fn hop_starting(&mut self, plan: &Plan, index: usize, first_change: Option<usize>) -> Result<(), JournalError> {
+        self.hop_clock = Some(Instant::now());
         let l = self.held.ledger_mut();
         l.set_in_progress(plan.clone(), index, first_change, Some(self.values.clone()));
         // The preflight's call (no step of a hop yet) records where the walk is, no hop.
         if let (Some(hop), Some(_)) = (plan.hops.get(index), first_change) {
             l.record_hop_start(hop, index);
-            self.downtime = hop.downtime;
         }
         self.save()
     }
 
     fn change_starting(&mut self, hop: usize, step: Option<usize>) -> Result<(), JournalError> {
+        if step.is_none() && self.hop_clock.is_none() {
+            // The first change of a way back after the hop had ended: a pause's rollback.
+            self.hop_clock = Some(Instant::now());
+        }
         if let (Some(step), Some(p)) = (step, self.held.ledger_mut().in_progress.as_mut()) {
             p.next_hop = hop;
             p.step = Some(step);
@@ -313,14 +341,17 @@ impl Journal for Recorder<'_> {
         self.save()
     }
 
-    fn hop_ended(&mut self, _index: usize, outcome: HopOutcome, message: Option<&Message>) {
+    fn hop_ended(&mut self, index: usize, outcome: HopOutcome, message: Option<&Message>) {
+        let downtime = self.plan.hops.get(index).is_some_and(|h| h.downtime);
         let l = self.held.ledger_mut();
         if l.hops.last().is_some_and(|h| h.outcome == HopOutcome::Running) {
-            let _ = l.record_hop_end(outcome, message.map(Message::redacted), self.downtime);
+            let _ = l.record_hop_end(outcome, message.map(Message::redacted), downtime);
         } else if let Some(last) = l.hops.last_mut().filter(|_| outcome == HopOutcome::RolledBack) {
             // "Roll this hop back" at a pause: the hop that had succeeded is undone.
             last.outcome = HopOutcome::RolledBack;
         }
+        let took = self.hop_clock.take().map(|started| started.elapsed()).unwrap_or_default();
+        self.notifier.hop_ended(self.plan, index, outcome, took);
     }
 
     fn helm_ran(&mut self, version: &ChartVersion) {

@@ -21,6 +21,7 @@ pub mod holder;
 pub mod interact;
 pub mod journal;
 pub mod ledger;
+pub mod notify;
 pub mod options;
 pub mod policy_choice;
 pub mod preflight;
@@ -62,13 +63,16 @@ fn check_then_execute(
     tools: &gather::Tools,
     opts: &RunOptions,
 ) -> Result<Either, RunError> {
+    // A hook that cannot start is refused before the preflight's work and the lock, with
+    // nothing changed. `--plan` calls no hook, so it does not need one that runs here.
+    let hook = if opts.plan_only { None } else { notify::hook_for_run(opts.notify.as_ref(), &facts.policy)? };
     // Kept to the end: the walk deploys the archives the preflight pulled.
     let checked = checked(&mut decision, &facts, tools, opts)?;
     facts.offer.chart = checked.chart.clone();
     if opts.plan_only {
         return Ok(Either::Plan(Box::new(decision.plan)));
     }
-    let report = execute::execute(decision, facts, tools, opts);
+    let report = execute::execute(decision, facts, tools, opts, hook.as_ref());
     drop(checked);
     report.map(|r| Either::Report(Box::new(r)))
 }

@@ -36,6 +36,16 @@ pub struct RunOptions {
     pub outcome_in_words: bool,
     /// The command line with every value redacted, for the lock and the run record.
     pub command_shape: String,
+    /// `--notify PROGRAM` with its `--notify-arg`s: replaces the policy's `notify`.
+    pub notify: Option<NotifyCommand>,
+}
+
+/// A program called with each event of a run, as the operator or the policy named it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotifyCommand {
+    /// As typed: a name looked up on PATH, or a path.
+    pub program: String,
+    pub args: Vec<String>,
 }
 
 /// How much of each hop's changes the plan carries.
