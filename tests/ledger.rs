@@ -149,7 +149,7 @@ fn create_load_update_and_labels() {
     assert_eq!(cm["metadata"]["labels"]["helm-safe-upgrade/release"], "registry");
     assert_eq!(cm["metadata"]["resourceVersion"].as_str().unwrap(), rev.0);
     let stored: serde_json::Value = serde_json::from_str(cm["data"]["ledger"].as_str().unwrap()).unwrap();
-    assert_eq!(stored["schema"], 2);
+    assert_eq!(stored["schema"], helm_safe_upgrade::run::ledger::SCHEMA);
     assert_eq!(stored["newest_ever"], "1.1.2");
     assert_eq!(stored["chart"], "bufbuild/bsr");
 
