@@ -504,6 +504,9 @@ impl LedgerStore for Flaky {
     fn load(&self) -> Result<Option<Stored>, LedgerError> {
         self.inner.load()
     }
+    fn load_for_showing(&self) -> Result<Option<ForShowing>, LedgerError> {
+        self.inner.load_for_showing()
+    }
     fn write(&self, ledger: &Ledger, expected: Option<&Revision>) -> Result<Revision, LedgerError> {
         let timeout = || LedgerError::Io {
             action: "write".into(),
