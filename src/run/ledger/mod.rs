@@ -192,6 +192,10 @@ pub struct StepRecord {
     /// release's, and estimates leave it out.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub waited_for_operator: bool,
+    /// A step of the way back of a failed or rolled back hop (`hop` is that hop), not of
+    /// the hop itself: the history shows them apart.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub way_back: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
