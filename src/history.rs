@@ -325,6 +325,11 @@ pub fn json(history: &History) -> serde_json::Value {
     serde_json::to_value(history).expect("a history always serialises")
 }
 
+/// A time between two of the record's timestamps, which have whole seconds: `4s`, `2m 05s`.
+fn wall_text(ms: u64) -> String {
+    if ms < 60_000 { format!("{}s", ms / 1000) } else { duration_text(ms) }
+}
+
 /// `1.9s`, `2m 05s`, `1h 02m`.
 pub fn duration_text(ms: u64) -> String {
     let secs = Duration::from_millis(ms).as_secs();
@@ -358,9 +363,25 @@ fn outcome(look: Look, word: &str) -> String {
     }
 }
 
-/// ` in 2.1s`, dimmed.
-fn took(look: Look, ms: Option<u64>) -> String {
-    ms.map(|ms| format!(" in {}", look.paint(Role::Dim, &duration_text(ms)))).unwrap_or_default()
+/// How long something took, as measured (` in 2.1s`) or between two timestamps (` in 4s`), dimmed.
+#[derive(Clone, Copy)]
+enum Took {
+    Measured(u64),
+    Between(u64),
+}
+
+fn took(look: Look, time: Option<Took>) -> String {
+    let text = match time {
+        Some(Took::Measured(ms)) => duration_text(ms),
+        Some(Took::Between(ms)) => wall_text(ms),
+        None => return String::new(),
+    };
+    format!(" in {}", look.paint(Role::Dim, &text))
+}
+
+/// A hop's time: its work as measured, else the time between its start and end.
+fn hop_time(work_ms: Option<u64>, started_at: Option<&str>, ended_at: Option<&str>) -> Option<Took> {
+    work_ms.map(Took::Measured).or_else(|| between(started_at?, ended_at?).map(Took::Between))
 }
 
 /// A message from the record: escaped, its further lines indented under the first.
@@ -429,8 +450,17 @@ fn ending(look: Look, run: &Run) -> String {
         "crashed" => format!("{word}: no end on record (killed, or its machine lost, before it could record one)"),
         _ => {
             let at = run.at.as_ref().map(|v| format!(" at {v}")).unwrap_or_default();
-            let why = run.message.as_deref().map(|m| format!(": {}", message_text(m, 4))).unwrap_or_default();
-            format!("{word}{at}{}{why}", took(look, run.duration_ms))
+            // A failed hop's error is the run's too: said once, under the hop.
+            let said_below = run.hops.iter().enumerate().find(|(_, h)| h.message.is_some() && h.message == run.message);
+            let why = match (said_below, run.message.as_deref()) {
+                (Some((n, hop)), _) => {
+                    let word = outcome(look, hop.outcome.as_deref().unwrap_or_default());
+                    format!(": hop {} {word} (below)", hop.index.unwrap_or(n + 1))
+                }
+                (None, Some(message)) => format!(": {}", message_text(message, 4)),
+                (None, None) => String::new(),
+            };
+            format!("{word}{at}{}{why}", took(look, run.duration_ms.map(Took::Between)))
         }
     }
 }
@@ -446,7 +476,7 @@ fn hop_lines(out: &mut String, look: Look, hop: &Hop, n: usize, run_outcome: &st
                 Some(procedure) => format!("{kind}, {}", one_line(procedure)),
                 None => kind,
             };
-            let time = hop.work_ms.or_else(|| between(hop.started_at.as_deref()?, hop.ended_at.as_deref()?));
+            let time = hop_time(hop.work_ms, hop.started_at.as_deref(), hop.ended_at.as_deref());
             let state = match (word.as_str(), run_outcome) {
                 ("running", "crashed") => format!("{}: left so by a run that crashed", outcome(look, word)),
                 ("running", _) => outcome(look, word),
@@ -479,12 +509,8 @@ fn hop_lines(out: &mut String, look: Look, hop: &Hop, n: usize, run_outcome: &st
 /// `deploy 1.1.9: ok in 2.1s`, `confirm: ok in 40.0s, waiting for the operator`.
 fn step_line(look: Look, step: &StepRecord) -> String {
     let waited = if step.waited_for_operator { ", waiting for the operator" } else { "" };
-    format!(
-        "{}: {}{}{waited}",
-        one_line(&step.detail),
-        outcome(look, &step.outcome),
-        took(look, Some(step.duration_ms))
-    )
+    let time = took(look, Some(Took::Measured(step.duration_ms)));
+    format!("{}: {}{time}{waited}", one_line(&step.detail), outcome(look, &step.outcome))
 }
 
 /// `snapshot taken 2026-… while 1.0.4 ran: command`.
@@ -502,7 +528,7 @@ fn without_run_block(out: &mut String, look: Look, entries: &Unattributed) {
     push_line(out, look, &look.paint(Role::Heading, title));
     for hop in &entries.hops {
         let procedure = hop.procedure.as_deref().map(|p| format!(", {}", one_line(p))).unwrap_or_default();
-        let time = hop.work_ms.or_else(|| between(&hop.started_at, hop.ended_at.as_deref()?));
+        let time = hop_time(hop.work_ms, Some(&hop.started_at), hop.ended_at.as_deref());
         let line = format!(
             "  {}  hop {} → {} ({}{procedure}): {}{}",
             one_line(&hop.started_at),

@@ -653,7 +653,7 @@ fn history_of_a_local_ledger_as_helm_starts_the_plugin() {
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(stdout.starts_with("history of bsr: 1 run, recorded in "), "{stdout}");
-    assert!(stdout.contains("  completed at 1.1.9 in 4.0s: \\x1b[2Jcleared"), "{stdout}");
+    assert!(stdout.contains("  completed at 1.1.9 in 4s: \\x1b[2Jcleared"), "{stdout}");
     assert!(stdout.contains("\\x1b]0;owned\\x07") && !stdout.contains('\x1b'), "{stdout}");
     assert!(stderr.contains("--local-ledger: the history of bsr is read from"), "{stderr}");
     // safe-rollback shows the same history.

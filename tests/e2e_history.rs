@@ -151,7 +151,7 @@ fn timestamp_at(text: &str) -> Option<usize> {
     fits.then_some(shape.len())
 }
 
-/// The length of a duration as the history writes it (`4.0s`, `2m 05s`, `1h 02m`) at the start.
+/// The length of a duration as the history writes it (`4s`, `4.0s`, `2m 05s`, `1h 02m`) at the start.
 fn duration_at(text: &str) -> Option<usize> {
     let digits = |t: &str| t.len() - t.trim_start_matches(|c: char| c.is_ascii_digit()).len();
     let first = digits(text);
@@ -159,6 +159,9 @@ fn duration_at(text: &str) -> Option<usize> {
         return None;
     }
     let after = &text[first..];
+    if after.starts_with('s') {
+        return Some(first + 1);
+    }
     if let Some(tenths) = after.strip_prefix('.') {
         let n = digits(tenths);
         return (n > 0 && tenths[n..].starts_with('s')).then_some(first + 1 + n + 1);

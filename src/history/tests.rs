@@ -202,7 +202,7 @@ fn the_story_of_a_release_in_order() {
     let headers: Vec<usize> =
         ["(run 1)", "(run 2)", "(run 3)", "(run 4)"].iter().map(|h| text.find(h).unwrap()).collect();
     assert!(headers.windows(2).all(|w| w[0] < w[1]), "{text}");
-    assert!(text.contains("  stopped at 1.2.6 in 40.0s: stopped by the operator"), "{text}");
+    assert!(text.contains("  stopped at 1.2.6 in 40s: stopped by the operator"), "{text}");
     // The way back is apart from the hop's own steps, under the hop it brought back.
     let failed = text.find("hop 1: 1.2.6 → 1.3.0 (minor, rolling): failed in 2m 00s").unwrap();
     let way_back = text.find("    way back to 1.2.6:\n      deploy 1.2.6: ok in 3.0s").unwrap();
@@ -343,8 +343,17 @@ fn a_schema_2_record_is_grouped_into_runs_by_time() {
     insta::assert_snapshot!("schema_2", text);
     assert!(text.contains("  hop 1: 1.0.4 → 1.1.9 (minor): succeeded in 2m 00s"), "{text}");
     assert!(text.contains("  hop 2: 1.1.9 → 1.2.6 (minor): succeeded in 2m 30s"), "{text}");
-    assert!(text.contains("    wait failed"), "the hop's message: {text}");
+    assert!(text.contains("  hop 1: 1.2.6 → 1.1.9 (minor-downgrade): failed in 40s\n    wait failed\n"), "{text}");
     assert!(text.contains("2026-10-02T09:00:00Z  rollback 1.2.6 → 1.1.9  by ci@runner-3\n"), "{text}");
+}
+
+#[test]
+fn a_failed_hops_error_is_said_once() {
+    let mut l = story();
+    l.runs[2].message = l.hops[2].message.clone();
+    let text = table(&history(&l, SUBJECT, None), Look::PLAIN);
+    assert!(text.contains("  recovered at 1.2.6 in 2m 12s: hop 1 failed (below)\n"), "{text}");
+    assert_eq!(text.matches("upgrade bsr to 1.3.0 failed (exit 1)").count(), 1, "{text}");
 }
 
 #[test]
