@@ -246,7 +246,7 @@ fn show_history(common: &Common, shape: &str, printer: &Printer) -> Result<(), A
     let history = crate::history::history(&ledger, subject, note.as_deref());
     match common.output {
         OutputFormat::Json => {
-            let text = serde_json::to_string_pretty(&crate::history::json(&history)).expect("serialises");
+            let text = crate::history::json(&history);
             printer.data(&format!("{}\n", crate::text::json_for_terminal(&text)));
         }
         OutputFormat::Table => {

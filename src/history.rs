@@ -320,9 +320,11 @@ fn attach_steps(run: &mut Run, steps: &[StepRecord]) {
     run.hops.sort_by_key(|h| h.index.unwrap_or(0));
 }
 
-/// The `-o json` document.
-pub fn json(history: &History) -> serde_json::Value {
-    serde_json::to_value(history).expect("a history always serialises")
+/// The `-o json` document, its fields in the order of [`History`] (not a JSON value's
+/// sorted keys: the release first, then its runs). Escaped for a terminal by the caller
+/// ([`crate::text::json_for_terminal`]).
+pub fn json(history: &History) -> String {
+    serde_json::to_string_pretty(history).expect("a history always serialises")
 }
 
 /// A time between two of the record's timestamps, which have whole seconds: `4s`, `2m 05s`.
