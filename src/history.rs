@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::printer::{Look, Role};
-use crate::run::ledger::{Dropped, HopRecord, Ledger, SnapshotRecord, StepRecord};
+use crate::run::ledger::{Dropped, HopRecord, Ledger, RunRecord, SnapshotRecord, StepRecord};
 use crate::text::{count, for_terminal, one_line};
 use crate::version::ChartVersion;
 
@@ -210,7 +210,7 @@ fn direction_word(direction: crate::plan::Direction) -> &'static str {
 }
 
 /// A run as recorded, without its hops, steps and snapshots yet.
-fn run(record: &crate::run::ledger::RunRecord, ledger: &Ledger) -> Run {
+fn run(record: &RunRecord, ledger: &Ledger) -> Run {
     // The lock is this run's while it has not ended: the latest unended run of its holder.
     let holds_lock = record.ended_at.is_none()
         && ledger.lock.as_ref().is_some_and(|l| l.holder == record.holder)

@@ -3,7 +3,7 @@
 //! edited to hold escape sequences, a schema 2 record, dropped entries, a crashed run.
 
 use super::*;
-use crate::run::ledger::{HopOutcome, InProgress, Lock, RunRecord};
+use crate::run::ledger::{HopOutcome, InProgress, Lock};
 
 fn v(s: &str) -> ChartVersion {
     ChartVersion::parse(s).unwrap()
