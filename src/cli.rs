@@ -209,6 +209,23 @@ pub struct Common {
     #[arg(long, env = "HELM_KUBECONTEXT", value_name = "CONTEXT", hide_env_values = true, hide_short_help = true)]
     pub kube_context: Option<String>,
 
+    /// Print the release's history from the ledger and change nothing: every run of this
+    /// tool (who, when, from → to, how it ended), each hop and step with its outcome and
+    /// duration, snapshots, stops and recoveries. It outlives helm's --history-max.
+    // No conflict with the flags helm sets through the environment (-n, --kube-context,
+    // --debug): conflicts count values from the environment too.
+    #[arg(
+        long,
+        help_heading = OUTPUT,
+        hide_short_help = true,
+        conflicts_with_all = [
+            "to", "plan", "diff", "no_preflight", "timeout", "chart", "policy", "plain_http", "values", "set",
+            "set_string", "set_json", "set_file", "set_literal", "snapshot_taken", "resume", "force_unlock", "from",
+            "versions", "list_policies", "show_policy", "extra",
+        ]
+    )]
+    pub history: bool,
+
     /// List the built-in policies.
     #[arg(long, help_heading = POLICIES, hide_short_help = true)]
     pub list_policies: bool,
@@ -232,6 +249,7 @@ Examples:
   helm safe-upgrade bsr --to 1.3.0 --chart demo/bsr  # walk it: plan, confirm, hop, verify, repeat
   helm safe-upgrade bsr --to 1.3.0 --yes -o json     # unattended, one JSON document (CI)
   helm safe-upgrade bsr --resume                     # continue a run that was killed
+  helm safe-upgrade bsr --history                    # every run on the release, from the ledger
   helm safe-upgrade --from 1.0.4 --to 1.3.0 --policy bsr --versions 1.0.4,1.1.9,1.2.6,1.3.0 --plan";
 
 const ROLLBACK_EXAMPLES: &str = "\
@@ -255,6 +273,7 @@ refusing what the vendor's policy forbids.",
     after_long_help = format!("{UPGRADE_EXAMPLES}\n\n{HELP_TABLE}"),
     override_usage = "helm safe-upgrade RELEASE --to VERSION [--plan] [--chart REF] [--policy NAME|FILE] [-y] [-o table|json]\n       \
 helm safe-upgrade --from VERSION --to VERSION --policy NAME|FILE [--versions LIST]\n       \
+helm safe-upgrade RELEASE --history [-o table|json]\n       \
 helm safe-upgrade --list-policies | --show-policy NAME"
 )]
 pub struct UpgradeCli {
@@ -268,11 +287,11 @@ pub struct UpgradeCli {
     pub common: Common,
 
     /// Take the policy's faster path with downtime (e.g. BSR's maintenance mode).
-    #[arg(long, help_heading = RUN, hide_short_help = true)]
+    #[arg(long, help_heading = RUN, hide_short_help = true, conflicts_with = "history")]
     pub fast_path: bool,
 
     /// Allow a pre-release target (never an intermediate stop).
-    #[arg(long, help_heading = RUN, hide_short_help = true)]
+    #[arg(long, help_heading = RUN, hide_short_help = true, conflicts_with = "history")]
     pub devel: bool,
 }
 
@@ -286,7 +305,8 @@ pub struct UpgradeCli {
     after_help = "Examples:\n  helm safe-rollback bsr --plan\n  helm safe-rollback bsr --to 1.2.6\n\nRun with --help for every flag, more examples and the exit codes.",
     after_long_help = format!("{ROLLBACK_EXAMPLES}\n\n{HELP_TABLE}"),
     override_usage = "helm safe-rollback RELEASE [REVISION] [--to VERSION] [--plan] [-y [--accept-data-loss]] [-o table|json]\n       \
-helm safe-rollback --from VERSION [--to VERSION] [--newest-ever VERSION] --policy NAME|FILE"
+helm safe-rollback --from VERSION [--to VERSION] [--newest-ever VERSION] --policy NAME|FILE\n       \
+helm safe-rollback RELEASE --history [-o table|json]"
 )]
 pub struct RollbackCli {
     /// The version to go back to. Default: the newest earlier safe version.
@@ -297,14 +317,14 @@ pub struct RollbackCli {
     pub common: Common,
 
     /// The newest version ever deployed (offline planning). Default: --from.
-    #[arg(long, value_name = "VERSION", help_heading = OFFLINE, hide_short_help = true)]
+    #[arg(long, value_name = "VERSION", help_heading = OFFLINE, hide_short_help = true, conflicts_with = "history")]
     pub newest_ever: Option<String>,
 
     /// With --yes: accept the data loss the policy warns of.
     ///
     /// A minor downgrade or a restore may lose data written since. On a terminal the
     /// operator types the release name instead.
-    #[arg(long, help_heading = RUN, display_order = 4)]
+    #[arg(long, help_heading = RUN, display_order = 4, conflicts_with = "history")]
     pub accept_data_loss: bool,
 }
 

@@ -179,6 +179,9 @@ fn execute(parsed: &Parsed, shape: &str, printer: &Printer) -> Result<(), AppErr
         printer.data(text);
         return Ok(());
     }
+    if common.history {
+        return show_history(common, shape, printer);
+    }
     let live_release = common.release.clone().filter(|_| common.from.is_none());
     if live_release.is_none() && common.diff.is_some() {
         // Said rather than ignored: offline there is no release to render against.
@@ -218,6 +221,41 @@ fn execute(parsed: &Parsed, shape: &str, printer: &Printer) -> Result<(), AppErr
     match common.output {
         OutputFormat::Json => printer.data(&format!("{}\n", render::plan_json(&plan))),
         OutputFormat::Table => printer.data(&render::plan_table(&plan, printer.data_look())),
+    }
+    Ok(())
+}
+
+/// `--history`: the release's ledger as a table or one JSON document; nothing changes and
+/// no lock is taken. A note about the record (written by a newer version) is a warning on
+/// stderr beside the table, a `note` field in the JSON.
+fn show_history(common: &Common, shape: &str, printer: &Printer) -> Result<(), AppError> {
+    if common.release.is_none() {
+        return Err(usage("--history needs a release", "name it: helm safe-upgrade RELEASE --history"));
+    }
+    let opts = run_options(common, shape)?;
+    let opened = run::gather::ledger_for_showing(&opts)?;
+    if let Some(warning) = &opened.warning {
+        printer.line(&crate::text::for_terminal(warning));
+    }
+    let location = opened.store.location();
+    let subject = crate::history::Subject { release: &opts.release, namespace: &opts.namespace, location: &location };
+    let (ledger, note) = match opened.loaded {
+        Some(shown) => (shown.ledger, shown.note),
+        None => (crate::run::ledger::Ledger::new(&opts.release, &opts.namespace), None),
+    };
+    let history = crate::history::history(&ledger, subject, note.as_deref());
+    match common.output {
+        OutputFormat::Json => {
+            let text = crate::history::json(&history);
+            printer.data(&format!("{}\n", crate::text::json_for_terminal(&text)));
+        }
+        OutputFormat::Table => {
+            if let Some(note) = &note {
+                let warning = printer.text_look().paint(Role::Notice, "warning");
+                printer.line(&format!("{warning}: {}", crate::text::for_terminal(note)));
+            }
+            printer.data(&crate::history::table(&history, printer.data_look()));
+        }
     }
     Ok(())
 }

@@ -17,6 +17,7 @@ pub mod duration;
 pub mod env;
 pub mod exit;
 pub mod helm;
+pub mod history;
 pub mod kube;
 pub mod names;
 pub mod plan;

@@ -90,6 +90,9 @@ pub struct StepReport {
     pub duration_ms: u128,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<Message>,
+    /// A step of the way back of a failed (or rolled back) hop, not of the hop itself.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub way_back: bool,
 }
 
 /// The `-o json` document of a live run.

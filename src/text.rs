@@ -36,6 +36,27 @@ pub fn for_terminal(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// A JSON document made safe to print: the characters a terminal would act on that JSON
+/// leaves as they are (DEL, C1 controls, bidirectional overrides; serde escapes the C0
+/// controls itself) are written as `\uXXXX` escapes. Outside strings a JSON document
+/// holds none of them, so the document still means exactly what it meant: a program
+/// reading it gets the text as recorded, and a terminal showing it obeys nothing.
+pub fn json_for_terminal(json: &str) -> Cow<'_, str> {
+    if !json.chars().any(is_hazard) {
+        return Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len() + 8);
+    for c in json.chars() {
+        if is_hazard(c) {
+            // Every hazard is in the Basic Multilingual Plane: one escape each.
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// [`for_terminal`] on one line: newlines and tabs escaped too, for fields that must stay
 /// on the line they are printed on (a lock holder, a command).
 pub fn one_line(text: &str) -> String {
@@ -189,6 +210,17 @@ mod tests {
         assert_eq!(for_terminal("abc\u{202e}fed"), "abc\\u{202e}fed");
         assert_eq!(for_terminal("\x7f"), "\\x7f");
         assert!(matches!(for_terminal("nothing to do"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn json_is_escaped_for_the_terminal_and_still_means_the_same() {
+        let value = serde_json::json!({"message": "a\u{9b}31m\u{7f}b\u{202e}c\x1b[2J\n", "ok": "plain →"});
+        let text = serde_json::to_string_pretty(&value).unwrap();
+        let safe = json_for_terminal(&text);
+        assert!(!safe.chars().any(|c| c.is_control() && c != '\n'), "{safe}");
+        assert!(safe.contains(r"a\u009b31m\u007fb\u202ec\u001b[2J\n"), "{safe}");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&safe).unwrap(), value);
+        assert!(matches!(json_for_terminal("{\"a\": \"→\"}"), Cow::Borrowed(_)));
     }
 
     #[test]

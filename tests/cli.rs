@@ -578,3 +578,93 @@ fn diff_offline_is_refused_rather_than_ignored() {
     let err = stderr_of(upgrade().args(offline).arg("--diff=everything"), 2);
     assert!(err.contains("everything"), "{err}");
 }
+
+// ---------------------------------------------------------------------------------------
+// --history
+
+/// A kubeconfig whose API server nothing answers (port 1): enough for a run that must not
+/// need the cluster.
+fn unreachable_kubeconfig(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("kubeconfig");
+    std::fs::write(
+        &path,
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'http://127.0.0.1:1'}}]\n\
+         users: [{name: u, user: {}}]\ncontexts: [{name: kind-x, context: {cluster: c, user: u}}]\ncurrent-context: kind-x\n",
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn history_takes_no_flag_of_a_run_and_needs_a_release() {
+    for args in [
+        &["bsr", "--history", "--to", "1.2.0"][..],
+        &["bsr", "--history", "--plan"],
+        &["bsr", "--history", "--resume"],
+        &["bsr", "--history", "--set", "a=b"],
+        &["bsr", "--history", "--chart", "demo/bsr"],
+        &["bsr", "--history", "--fast-path"],
+    ] {
+        let err = stderr_of(upgrade().args(args), 2);
+        assert!(err.contains("cannot be used with"), "{args:?}: {err}");
+    }
+    let err = stderr_of(rollback().args(["bsr", "--history", "--accept-data-loss"]), 2);
+    assert!(err.contains("cannot be used with"), "{err}");
+    let err = stderr_of(upgrade().arg("--history"), 2);
+    assert!(err.contains("--history needs a release"), "{err}");
+}
+
+/// Through helm, HELM_NAMESPACE, HELM_KUBECONTEXT and HELM_DEBUG are always set: they
+/// fill flags that --history must not refuse. The local ledger is read without the
+/// cluster, and what an edited record holds is shown, never obeyed.
+#[test]
+fn history_of_a_local_ledger_as_helm_starts_the_plugin() {
+    use helm_safe_upgrade::run::ledger::{FileStore, Ledger, LedgerStore, RunRecord};
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = unreachable_kubeconfig(dir.path());
+    let state = dir.path().join("state");
+    let file = FileStore::new(&state.join("helm-safe-upgrade"), Some("kind-x"), "bsr", "bsr");
+    let mut ledger = Ledger::new("bsr", "bsr");
+    ledger.runs.push(RunRecord {
+        id: 1,
+        started_at: "2026-11-22T05:46:21Z".into(),
+        ended_at: Some("2026-11-22T05:46:25Z".into()),
+        holder: "ana@box pid 7".into(),
+        command: "helm safe-upgrade bsr --to *** \x1b]0;owned\x07".into(),
+        direction: "upgrade".into(),
+        from: "1.0.4".parse().unwrap(),
+        to: "1.1.9".parse().unwrap(),
+        outcome: Some("completed".into()),
+        at: Some("1.1.9".parse().unwrap()),
+        message: Some("\x1b[2Jcleared".into()),
+        steps: vec![],
+    });
+    file.write(&ledger, None).unwrap();
+    let history = |mode: &str, extra: &[&str]| {
+        let mut cmd = upgrade();
+        cmd.env("HELM_PLUGIN_NAME", mode)
+            .env("HELM_NAMESPACE", "bsr")
+            .env("HELM_KUBECONTEXT", "kind-x")
+            .env("HELM_DEBUG", "false")
+            .env("KUBECONFIG", &kubeconfig)
+            .env("XDG_STATE_HOME", &state)
+            .args(["bsr", "--history", "--local-ledger"])
+            .args(extra)
+            .timeout(std::time::Duration::from_secs(20));
+        cmd.output().unwrap()
+    };
+    let out = history("safe-upgrade", &[]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.starts_with("history of bsr: 1 run, recorded in "), "{stdout}");
+    assert!(stdout.contains("  completed at 1.1.9 in 4s: \\x1b[2Jcleared"), "{stdout}");
+    assert!(stdout.contains("\\x1b]0;owned\\x07") && !stdout.contains('\x1b'), "{stdout}");
+    assert!(stderr.contains("--local-ledger: the history of bsr is read from"), "{stderr}");
+    // safe-rollback shows the same history.
+    assert_eq!(history("safe-rollback", &[]).stdout, out.stdout);
+    let out = history("safe-upgrade", &["-o", "json"]);
+    let doc = json(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(doc["runs"][0]["outcome"], "completed");
+    assert_eq!(doc["runs"][0]["message"], "\x1b[2Jcleared", "JSON carries the text as recorded");
+    assert!(!out.stdout.contains(&0x1b), "escaped as \\u001b in the document");
+}

@@ -12,6 +12,8 @@ const LAYERS: &[&str] = &[
     "complete",
     "commands",
     "cli",
+    // The release's history rendered from the ledger's record (pure).
+    "history",
     "run",
     "ui",
     "release",

@@ -405,3 +405,63 @@ fn open_store_keeps_the_ledger_on_the_cluster_unless_it_cannot_exist_there() {
     let err = open_store_at(&client, "registry", None, false, Some(&root)).unwrap_err();
     assert!(matches!(err, LedgerError::Unverifiable { .. }), "{err}");
 }
+
+/// `--history` reads the record from the store a run would use, and writes nothing: no
+/// ConfigMap created, no lock taken, a record of a newer version read as far as
+/// understood (a run refuses it), a local ledger read where a run would have kept it.
+#[test]
+fn the_history_reads_where_a_run_would_and_writes_nothing() {
+    use helm_safe_upgrade::run::ledger::{FileStore, open_for_showing};
+    let bed = Bed::new();
+    let client = bed.client();
+    let root = bed.dir.path().join("state");
+    // Every write to a ConfigMap refused: reading must not need one.
+    let no_writes = [Verb::Create, Verb::Update, Verb::Patch, Verb::Delete]
+        .map(|verb| bed.standin.deny(DenyRule::new(&[verb], "configmaps").in_namespace("bsr")));
+    // Nothing on record (and this user may not create one, so the local file is asked).
+    let opened = open_for_showing(&client, "registry", None, false, Some(&root)).unwrap();
+    assert!(opened.loaded.is_none());
+    assert!(bed.standin.get("v1", "configmaps", Some("bsr"), &configmap_name("registry")).is_none());
+    assert!(!root.exists(), "nothing was created on this machine either");
+    for id in no_writes {
+        bed.standin.allow(id);
+    }
+
+    // A run holds the lock: the record is read as it is, the lock left with its holder.
+    Held::acquire(bed.store("registry"), &run_elsewhere("ana", 7, "x"), &Takeover::No).unwrap();
+    let before = bed.configmap("registry");
+    let opened = open_for_showing(&client, "registry", None, false, Some(&root)).unwrap();
+    let shown = opened.loaded.unwrap();
+    assert_eq!(shown.ledger.lock.unwrap().holder, "ana@ci-runner-7 pid 7");
+    assert!(shown.note.is_none() && opened.warning.is_none());
+    assert_eq!(bed.configmap("registry"), before, "the record is untouched");
+
+    // A record of a newer version: a run refuses it, the history reads it and says so.
+    let mut cm = bed.configmap("registry");
+    let mut record: serde_json::Value = serde_json::from_str(cm["data"]["ledger"].as_str().unwrap()).unwrap();
+    record["schema"] = 99.into();
+    record["a_field_of_the_future"] = true.into();
+    cm["data"]["ledger"] = record.to_string().into();
+    bed.kubectl(&["replace", "-f", "-"], Some(&cm.to_string()));
+    let err = bed.store("registry").load().unwrap_err();
+    assert!(matches!(err, LedgerError::NewerSchema { .. }), "{err}");
+    let shown = open_for_showing(&client, "registry", None, false, Some(&root)).unwrap().loaded.unwrap();
+    let note = shown.note.expect("a note");
+    assert!(note.contains("schema 99") && note.contains("shown as far as this version understands it"), "{note}");
+    assert_eq!(shown.ledger.lock.unwrap().holder, "ana@ci-runner-7 pid 7", "what it understands is shown");
+
+    // No ConfigMap and no right to create one: the local file a run would have used.
+    let file = FileStore::new(&root, Some("standin"), "bsr", "other");
+    let mut local = Ledger::new("other", "bsr");
+    local.note_deployed(&v("1.2.6"));
+    file.write(&local, None).unwrap();
+    bed.standin.deny(DenyRule::new(&[Verb::Create], "configmaps").in_namespace("bsr"));
+    let opened = open_for_showing(&client, "other", Some("standin"), false, Some(&root)).unwrap();
+    assert_eq!(opened.loaded.unwrap().ledger.newest_ever, Some(v("1.2.6")));
+    let warning = opened.warning.unwrap();
+    assert!(warning.contains("a ledger only this machine sees"), "{warning}");
+    assert_eq!(opened.store.location(), file.path().display().to_string());
+    // --local-ledger reads it too, whatever the cluster holds.
+    let opened = open_for_showing(&client, "other", Some("standin"), true, Some(&root)).unwrap();
+    assert!(opened.loaded.is_some() && opened.warning.unwrap().starts_with("--local-ledger"));
+}

@@ -370,6 +370,7 @@ impl Journal for Recorder<'_> {
             outcome: step.outcome.to_string(),
             duration_ms: u64::try_from(step.duration_ms).unwrap_or(u64::MAX),
             waited_for_operator,
+            way_back: step.way_back,
         });
     }
 

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::error::{RunError, bad, bad_text};
-use super::ledger::{self, HopOutcome, Ledger, LedgerStore, OpenedStore};
+use super::ledger::{self, ForShowing, HopOutcome, Ledger, LedgerStore, OpenedStore};
 use super::options::RunOptions;
 use super::policy_choice::choose_policy;
 use crate::catalog::{self, ChartSource, Offer, OfferOptions};
@@ -55,14 +55,27 @@ pub struct Facts {
     pub warnings: Vec<String>,
 }
 
-/// The API client, configured as helm is (the same cluster and identity), and the ledger
-/// read through it.
+/// The API client, configured as helm is (the same cluster and identity).
+fn connect(opts: &RunOptions) -> Result<KubeClient, RunError> {
+    KubeClient::from_process_env(opts.kube_context.as_deref(), &opts.namespace)
+        .map_err(|e| RunError::Other(e.to_string()))
+}
+
+/// The API client and the ledger read through it.
 fn connect_and_open_ledger(opts: &RunOptions) -> Result<(KubeClient, OpenedStore), RunError> {
-    let context = opts.kube_context.as_deref();
-    let client = KubeClient::from_process_env(context, &opts.namespace).map_err(|e| RunError::Other(e.to_string()))?;
-    let opened = ledger::open_store(&client, &opts.release, context, opts.local_ledger)
+    let client = connect(opts)?;
+    let opened = ledger::open_store(&client, &opts.release, opts.kube_context.as_deref(), opts.local_ledger)
         .map_err(|e| RunError::Other(e.to_string()))?;
     Ok((client, opened))
+}
+
+/// The release's ledger only to show it (`--history`): read from the store a live run
+/// would use, through the same client, and nothing else: no helm, no lock, nothing
+/// created. A release without a record (or without a release) reads as none.
+pub fn ledger_for_showing(opts: &RunOptions) -> Result<OpenedStore<ForShowing>, RunError> {
+    let client = connect(opts)?;
+    ledger::open_for_showing(&client, &opts.release, opts.kube_context.as_deref(), opts.local_ledger, None)
+        .map_err(|e| RunError::Other(e.to_string()))
 }
 
 /// Read everything and refuse what cannot go on. Changes nothing.

@@ -518,6 +518,7 @@ impl<'a> Walk<'a> {
             outcome,
             duration_ms: elapsed.as_millis(),
             message,
+            way_back: self.going_back,
         };
         self.journal.step_finished(&report, step.asks_operator());
         self.reports.push(report);

@@ -8,7 +8,8 @@
 //! or overwritten.
 
 use super::{
-    DATA_KEY, Ledger, LedgerError, LedgerStore, MANAGED_BY_LABEL, MANAGED_BY_VALUE, RELEASE_LABEL, Revision, Stored,
+    DATA_KEY, ForShowing, Ledger, LedgerError, LedgerStore, MANAGED_BY_LABEL, MANAGED_BY_VALUE, RELEASE_LABEL,
+    Revision, Stored,
 };
 use crate::kube::{KubeClient, KubeError};
 
@@ -89,14 +90,27 @@ impl LedgerConfigMap {
     /// The record in a ConfigMap as the API server returned it. One without this tool's
     /// label is someone else's ([`LedgerError::NotOurs`]) and is never read or overwritten.
     pub fn parse(&self, object: &serde_json::Value) -> Result<Stored, LedgerError> {
+        let text = self.record_text(object)?;
+        let revision = self.revision_of(object, "the API server")?;
+        let ledger = Ledger::from_json(text, &self.location(), &self.inspect_hint())?;
+        Ok(Stored { ledger, revision })
+    }
+
+    /// The record in a ConfigMap, only to show it: [`LedgerConfigMap::parse`], except that
+    /// a newer schema is read as far as understood, and no revision is needed.
+    pub fn parse_for_showing(&self, object: &serde_json::Value) -> Result<ForShowing, LedgerError> {
+        let text = self.record_text(object)?;
+        let (ledger, note) = Ledger::from_json_for_reading(text, &self.location(), &self.inspect_hint())?;
+        Ok(ForShowing { ledger, note })
+    }
+
+    /// The record's JSON text, from a ConfigMap that carries this tool's label.
+    fn record_text<'a>(&self, object: &'a serde_json::Value) -> Result<&'a str, LedgerError> {
         let labels = &object["metadata"]["labels"];
         if labels[MANAGED_BY_LABEL].as_str() != Some(MANAGED_BY_VALUE) {
             return Err(LedgerError::NotOurs { name: self.name(), namespace: self.namespace.clone() });
         }
-        let text = object["data"][DATA_KEY].as_str().ok_or_else(|| self.corrupt("no data.ledger key"))?;
-        let revision = self.revision_of(object, "the API server")?;
-        let ledger = Ledger::from_json(text, &self.location(), &self.inspect_hint())?;
-        Ok(Stored { ledger, revision })
+        object["data"][DATA_KEY].as_str().ok_or_else(|| self.corrupt("no data.ledger key"))
     }
 
     /// The resourceVersion of an object `who` returned: the revision the next write goes over.
@@ -124,6 +138,13 @@ impl ConfigMapStore {
     /// `helm-safe-upgrade.<release>`.
     pub fn name(&self) -> String {
         self.configmap.name()
+    }
+
+    /// The ConfigMap as the API server returns it; None when there is none (in a
+    /// namespace that may not exist yet): no record.
+    fn get(&self) -> Result<Option<serde_json::Value>, LedgerError> {
+        let purpose = format!("read the ledger of {}", self.configmap.release);
+        self.client.configmap(&purpose, &self.name()).map_err(|e| self.refused("get", e))
     }
 
     /// What a refused or failed call means for the ledger. `verb` is the API's verb.
@@ -164,13 +185,11 @@ impl LedgerStore for ConfigMapStore {
     }
 
     fn load(&self) -> Result<Option<Stored>, LedgerError> {
-        let purpose = format!("read the ledger of {}", self.configmap.release);
-        match self.client.configmap(&purpose, &self.name()) {
-            Ok(Some(object)) => self.configmap.parse(&object).map(Some),
-            // No ConfigMap (in a namespace that may not exist yet) is no record.
-            Ok(None) => Ok(None),
-            Err(e) => Err(self.refused("get", e)),
-        }
+        self.get()?.map(|object| self.configmap.parse(&object)).transpose()
+    }
+
+    fn load_for_showing(&self) -> Result<Option<ForShowing>, LedgerError> {
+        self.get()?.map(|object| self.configmap.parse_for_showing(&object)).transpose()
     }
 
     fn write(&self, ledger: &Ledger, expected: Option<&Revision>) -> Result<Revision, LedgerError> {

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 
-use super::{Ledger, LedgerError, LedgerStore, Revision, Stored};
+use super::{ForShowing, Ledger, LedgerError, LedgerStore, Revision, Stored};
 
 pub(crate) fn io_error(action: &str, path: &Path, source: std::io::Error) -> LedgerError {
     let hint = if source.kind() == std::io::ErrorKind::PermissionDenied {
@@ -94,15 +94,26 @@ impl FileStore {
         Ok(file)
     }
 
-    fn read(&self) -> Result<Option<(Ledger, u64)>, LedgerError> {
+    /// The file's text; None when there is no file (no record yet).
+    fn read_text(&self) -> Result<Option<String>, LedgerError> {
         let mut text = String::new();
         match File::open(&self.path) {
             Ok(mut f) => f.read_to_string(&mut text).map_err(|e| io_error("cannot read", &self.path, e))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_error("cannot open", &self.path, e)),
         };
+        Ok(Some(text))
+    }
+
+    /// How a person reads the file when it cannot be parsed.
+    fn inspect_hint(&self) -> String {
+        format!(" in {}", self.path.display())
+    }
+
+    fn read(&self) -> Result<Option<(Ledger, u64)>, LedgerError> {
+        let Some(text) = self.read_text()? else { return Ok(None) };
         let location = self.location();
-        let inspect = format!(" in {}", self.path.display());
+        let inspect = self.inspect_hint();
         let ledger = Ledger::from_json(&text, &location, &inspect)?;
         // serde ignores the unknown `revision` key when reading the Ledger; read it apart.
         let revision = serde_json::from_str::<serde_json::Value>(&text)
@@ -195,6 +206,13 @@ impl LedgerStore for FileStore {
     fn load(&self) -> Result<Option<Stored>, LedgerError> {
         // No flock needed: the file is only ever replaced whole, by rename.
         Ok(self.read()?.map(|(ledger, n)| Stored { ledger, revision: Revision(n.to_string()) }))
+    }
+
+    fn load_for_showing(&self) -> Result<Option<ForShowing>, LedgerError> {
+        // The `revision` counter beside the record is not needed: nothing is written back.
+        let Some(text) = self.read_text()? else { return Ok(None) };
+        let (ledger, note) = Ledger::from_json_for_reading(&text, &self.location(), &self.inspect_hint())?;
+        Ok(Some(ForShowing { ledger, note }))
     }
 
     fn write(&self, ledger: &Ledger, expected: Option<&Revision>) -> Result<Revision, LedgerError> {

@@ -41,8 +41,8 @@ use crate::version::ChartVersion;
 pub use configmap::{ConfigMapStore, LedgerConfigMap, configmap_name};
 pub use file::{FileStore, path_component, state_root};
 pub use lock::{Held, Takeover};
-pub use open::{OpenedStore, open_store, open_store_at};
-pub use store::{LedgerStore, Revision, Stored};
+pub use open::{OpenedStore, open_for_showing, open_store, open_store_at};
+pub use store::{ForShowing, LedgerStore, Revision, Stored};
 
 /// The record format this build writes. A newer one is refused rather than half-read and
 /// rewritten, which would drop the fields this build does not know (`--history`, which
@@ -192,6 +192,10 @@ pub struct StepRecord {
     /// release's, and estimates leave it out.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub waited_for_operator: bool,
+    /// A step of the way back of a failed or rolled back hop (`hop` is that hop), not of
+    /// the hop itself: the history shows them apart.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub way_back: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -9,19 +9,23 @@
 //! Everything else that keeps the ConfigMap from being read (a kubeconfig that cannot be
 //! used, reading forbidden, the cluster unreachable) is an error: a run that silently switched to a
 //! local file would not see the lock of a run elsewhere and could deploy at the same time.
+//!
+//! `--history` reads the record from the same choice ([`open_for_showing`]), so it shows
+//! what a run would have written, and writes nothing itself.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{ConfigMapStore, FileStore, LedgerError, LedgerStore, configmap_name, state_root};
+use super::{ConfigMapStore, FileStore, ForShowing, LedgerError, LedgerStore, Stored, configmap_name, state_root};
 use crate::kube::KubeClient;
 
 /// The store to use, its record as read now, and when it is not the shared ConfigMap, a
-/// note saying why.
+/// note saying why. `T` is how the record was read: [`Stored`] to write over it, or
+/// [`ForShowing`] only to show it.
 #[derive(Debug)]
-pub struct OpenedStore {
+pub struct OpenedStore<T = Stored> {
     pub store: Arc<dyn LedgerStore>,
-    pub loaded: Option<super::Stored>,
+    pub loaded: Option<T>,
     pub warning: Option<String>,
 }
 
@@ -53,6 +57,34 @@ pub fn open_store_at(
     open_configmap_store(store, may_create, context, local, state_root_override)
 }
 
+/// The record of `release` only to show it (`--history`), from the store a live run
+/// would choose ([`open_store`]), read by [`LedgerStore::load_for_showing`]. Nothing is
+/// written: no ConfigMap is created, no lock is taken.
+pub fn open_for_showing(
+    client: &KubeClient,
+    release: &str,
+    context: Option<&str>,
+    local: bool,
+    state_root_override: Option<&Path>,
+) -> Result<OpenedStore<ForShowing>, LedgerError> {
+    let namespace = client.namespace().to_string();
+    let configmaps: Arc<dyn LedgerStore> = Arc::new(ConfigMapStore::new(client.clone(), release));
+    let may_create = CreatePermission {
+        ask: &|| client.can_i("create", "configmaps", Some(&namespace)),
+        asked_how: "a SelfSubjectAccessReview says no",
+    };
+    let read = |store: &dyn LedgerStore| store.load_for_showing();
+    let chosen = choose(configmaps, may_create, context, local, state_root_override, read)?;
+    let warning = chosen.file_because.map(|why| {
+        format!(
+            "{why}: the history of {release} is read from {}, a ledger only this machine sees (the shared ConfigMap {} is not used)",
+            chosen.store.location(),
+            configmap_name(release)
+        )
+    });
+    Ok(OpenedStore { store: chosen.store, loaded: chosen.loaded, warning })
+}
+
 /// Whether this user may create ConfigMaps in the release's namespace: Some(false) only
 /// for a clear "no".
 pub struct CreatePermission<'a> {
@@ -73,45 +105,74 @@ pub fn open_configmap_store(
     state_root_override: Option<&Path>,
 ) -> Result<OpenedStore, LedgerError> {
     let (release, namespace) = (configmaps.release().to_string(), configmaps.namespace().to_string());
-    let file = |why: String| -> Result<OpenedStore, LedgerError> {
+    let read = |store: &dyn LedgerStore| store.load();
+    let chosen = match choose(configmaps, may_create, context, local, state_root_override, read) {
+        Ok(chosen) => chosen,
+        Err(LedgerError::Forbidden { stderr, .. }) => {
+            return Err(LedgerError::Unverifiable {
+                release: release.clone(),
+                why: format!(
+                    "the cluster forbids this user to read ConfigMap {} in namespace {namespace} ({})",
+                    configmap_name(&release),
+                    stderr.lines().next().unwrap_or_default()
+                ),
+                hint: format!(
+                    "grant get, create and update on configmaps in namespace {namespace}; or, if no one else runs this tool on {release}, pass --local-ledger to keep the ledger on this machine only"
+                ),
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    let warning = chosen.file_because.map(|why| {
+        format!(
+            "{why}: the ledger of {release} is kept in {} instead of ConfigMap {} in namespace {namespace}. \
+             Only this machine sees it: it does not lock out runs from elsewhere, and they do not know the \
+             newest version deployed from here.",
+            chosen.store.location(),
+            configmap_name(&release)
+        )
+    });
+    Ok(OpenedStore { store: chosen.store, loaded: chosen.loaded, warning })
+}
+
+/// The store chosen, its record as `read` read it, and why the local file was chosen.
+struct Chosen<T> {
+    store: Arc<dyn LedgerStore>,
+    loaded: Option<T>,
+    file_because: Option<String>,
+}
+
+/// The one choice of store, for runs and for `--history` alike (so the history is read
+/// where a run would have written it); `read` reads the chosen store's record.
+fn choose<T>(
+    configmaps: Arc<dyn LedgerStore>,
+    may_create: CreatePermission<'_>,
+    context: Option<&str>,
+    local: bool,
+    state_root_override: Option<&Path>,
+    read: impl Fn(&dyn LedgerStore) -> Result<Option<T>, LedgerError>,
+) -> Result<Chosen<T>, LedgerError> {
+    let (release, namespace) = (configmaps.release().to_string(), configmaps.namespace().to_string());
+    let file = |why: String| -> Result<Chosen<T>, LedgerError> {
         let root = match state_root_override {
             Some(root) => root.to_path_buf(),
             None => state_root()?,
         };
         let file = FileStore::new(&root, context, &namespace, &release);
-        let loaded = file.load()?;
-        let warning = format!(
-            "{why}: the ledger of {release} is kept in {} instead of ConfigMap {} in namespace {namespace}. \
-             Only this machine sees it: it does not lock out runs from elsewhere, and they do not know the \
-             newest version deployed from here.",
-            file.path().display(),
-            configmap_name(&release)
-        );
-        Ok(OpenedStore { store: Arc::new(file), loaded, warning: Some(warning) })
+        let loaded = read(&file)?;
+        Ok(Chosen { store: Arc::new(file), loaded, file_because: Some(why) })
     };
     if local {
         return file("--local-ledger".to_string());
     }
-    match configmaps.load() {
-        Ok(Some(stored)) => Ok(OpenedStore { store: configmaps, loaded: Some(stored), warning: None }),
-        Ok(None) => match (may_create.ask)() {
+    match read(configmaps.as_ref())? {
+        Some(loaded) => Ok(Chosen { store: configmaps, loaded: Some(loaded), file_because: None }),
+        None => match (may_create.ask)() {
             Some(false) => file(format!(
                 "this user may not create ConfigMaps in namespace {namespace} ({}) and none holds a ledger yet",
                 may_create.asked_how
             )),
-            _ => Ok(OpenedStore { store: configmaps, loaded: None, warning: None }),
+            _ => Ok(Chosen { store: configmaps, loaded: None, file_because: None }),
         },
-        Err(LedgerError::Forbidden { stderr, .. }) => Err(LedgerError::Unverifiable {
-            release: release.clone(),
-            why: format!(
-                "the cluster forbids this user to read ConfigMap {} in namespace {namespace} ({})",
-                configmap_name(&release),
-                stderr.lines().next().unwrap_or_default()
-            ),
-            hint: format!(
-                "grant get, create and update on configmaps in namespace {namespace}; or, if no one else runs this tool on {release}, pass --local-ledger to keep the ledger on this machine only"
-            ),
-        }),
-        Err(e) => Err(e),
     }
 }

@@ -506,6 +506,9 @@ impl LedgerStore for Flaky {
     fn load(&self) -> Result<Option<Stored>, LedgerError> {
         self.inner.load()
     }
+    fn load_for_showing(&self) -> Result<Option<ForShowing>, LedgerError> {
+        self.inner.load_for_showing()
+    }
     fn write(&self, ledger: &Ledger, expected: Option<&Revision>) -> Result<Revision, LedgerError> {
         let timeout = || LedgerError::Io {
             action: "write".into(),
@@ -638,6 +641,7 @@ fn a_hop_records_its_work_without_the_operators_time_and_its_downtime_from_the_f
         outcome: "ok".into(),
         duration_ms: ms,
         waited_for_operator: waited,
+        way_back: false,
     };
     l.record_step(step(None, "snapshot", 50_000, true));
     l.record_hop_start(&hop(v("1.0.0"), v("1.2.0")), 0);
