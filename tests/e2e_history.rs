@@ -73,9 +73,9 @@ fn story(version: HelmVersion) {
     let record = bed.get("v1", "configmaps", "helm-safe-upgrade.bsr").expect("the ledger");
     let during = history(&bed, "safe-upgrade", &[]);
     assert!(during.contains("  running: holds the lock since "), "{version}:\n{during}");
-    // The walk stores a hop's end with its next write (the next hop's start, or the end of
-    // the run): at the pause, hop 1 is on record as running still.
-    assert!(during.contains("  hop 1: 1.1.9 → 1.2.6 (minor, rolling): running\n"), "{version}:\n{during}");
+    // A run on a terminal stores the hop's end before it pauses: hop 1 is on record as
+    // done while the operator decides.
+    assert!(during.contains("  hop 1: 1.1.9 → 1.2.6 (minor, rolling): succeeded in "), "{version}:\n{during}");
     let after = bed.get("v1", "configmaps", "helm-safe-upgrade.bsr").expect("the ledger");
     assert_eq!(after["metadata"]["resourceVersion"], record["metadata"]["resourceVersion"], "{version}");
     pty.answer(STOP_HERE);

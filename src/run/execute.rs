@@ -374,6 +374,10 @@ impl Journal for Recorder<'_> {
         });
     }
 
+    fn store_now(&mut self) -> Result<(), JournalError> {
+        self.save()
+    }
+
     fn newest_ever(&self) -> Option<ChartVersion> {
         self.held.ledger().newest_ever().cloned()
     }

@@ -40,6 +40,8 @@ pub trait Journal {
     /// A step ended (a hop's, the preflight's or a way back's): kept with the run, for
     /// `--history` and for the next plan's estimates. Stored with the next write.
     fn step_finished(&mut self, step: &crate::report::StepReport, waited_for_operator: bool);
+    /// Store what was noted since the last write, now (before a pause that may last).
+    fn store_now(&mut self) -> Result<(), JournalError>;
     fn newest_ever(&self) -> Option<ChartVersion>;
     fn has_snapshot(&self) -> bool;
 }

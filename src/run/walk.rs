@@ -359,6 +359,14 @@ impl<'a> Walk<'a> {
 
     /// The pause after hop `i`: None to go on, or how the walk ends.
     fn pause(&mut self, plan: &Plan, i: usize, hop: &Hop) -> Option<Outcome> {
+        // A person may take hours to answer: store the hop's end now, so that the ledger
+        // (`--history`, another operator) does not show it running meanwhile. Unattended
+        // runs do not pause, and store it with the next hop's start.
+        if self.interaction.attended()
+            && let Err(e) = self.journal.store_now()
+        {
+            return Some(self.halted(e, &hop.to, "at the pause"));
+        }
         let next = &plan.hops[i + 1];
         let summary = format!(
             "{} is deployed and verified: {}. Next: {} → {} ({}).",

@@ -267,6 +267,9 @@ impl Journal for FakeJournal {
     fn step_finished(&mut self, step: &crate::report::StepReport, waited_for_operator: bool) {
         self.steps.push((step.hop, step.detail.clone(), waited_for_operator));
     }
+    fn store_now(&mut self) -> Result<(), JournalError> {
+        self.write("stored at the pause".into())
+    }
     fn newest_ever(&self) -> Option<ChartVersion> {
         self.newest.clone()
     }
