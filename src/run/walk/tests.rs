@@ -512,6 +512,24 @@ fn stop_here_at_a_pause_ends_at_the_verified_version() {
     let outcome = s.walk(&plan);
     assert!(matches!(&outcome, Outcome::Stopped { at, .. } if *at == v("1.1.9")), "{outcome:?}");
     assert_eq!(s.cluster.deployed_versions(), ["1.1.9"]);
+    assert_eq!(
+        s.journal.events,
+        ["hop 0 starts (change at Some(0))", "hop 0 succeeded", "stored at the pause"],
+        "the hop's end is stored before the operator is asked"
+    );
+}
+
+#[test]
+fn a_lock_lost_while_pausing_ends_the_walk_before_the_question() {
+    let mut s = Scenario::new("1.0.4");
+    s.operator = FakeOperator { pauses: RefCell::new([PauseChoice::Continue].into()), attended: true };
+    s.journal.lose_lock_at_write = Some(2);
+    let plan = upgrade_plan(&policy(), "1.0.4", "1.3.0");
+    let outcome = s.walk(&plan);
+    let Outcome::Failed { error, .. } = &outcome else { panic!("{outcome:?}") };
+    assert!(error.redacted().contains("lost the lock of bsr at the pause"), "{error}");
+    assert_eq!(s.cluster.deployed_versions(), ["1.1.9"]);
+    assert!(s.operator.pauses.borrow().len() == 1, "the operator was not asked");
 }
 
 #[test]
