@@ -332,19 +332,19 @@ impl<'a> Walk<'a> {
         Ok(())
     }
 
-    /// "hop 2/3 done in 11 min (expected ~12 min); 2 of 3 hops done in 25 min, ~15 min
-    /// left": after each hop, in logs too.
+    /// "hop 2/3 done in 11 min (expected ~12 min); ~15 min left", after each hop, in logs
+    /// too; after the last, how long the hops took together.
     fn hop_done_text(&self, plan: &Plan, i: usize) -> String {
-        let took = self.hop_started.elapsed().as_secs();
+        let took = short(self.hop_started.elapsed().as_secs());
         let expected = plan.hops[i].estimate.as_ref().map(|e| format!(" (expected {})", about(e.time.expected_secs)));
-        format!(
-            "hop {}/{} done in {}{}; {}",
-            i + 1,
-            plan.hops.len(),
-            short(took),
-            expected.unwrap_or_default(),
-            self.so_far(plan, i + 1)
-        )
+        let after = match estimate::remaining(plan, i + 1, 0) {
+            _ if i + 1 == plan.hops.len() && i > 0 => {
+                format!("; the {} hops took {}", plan.hops.len(), short(self.started.elapsed().as_secs()))
+            }
+            Some(left) if i + 1 < plan.hops.len() => format!("; {} left", about(left)),
+            _ => String::new(),
+        };
+        format!("hop {}/{} done in {took}{}{after}", i + 1, plan.hops.len(), expected.unwrap_or_default())
     }
 
     /// "2 of 3 hops done in 25 min, ~15 min left" (the time left when every remaining

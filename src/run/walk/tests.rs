@@ -520,6 +520,32 @@ fn stop_here_at_a_pause_ends_at_the_verified_version() {
 }
 
 #[test]
+fn each_hop_says_how_long_it_took_against_its_estimate_and_the_time_left() {
+    let mut s = Scenario::new("1.0.4");
+    let (printer, _, err) = Printer::captured(false);
+    s.printer = printer;
+    let past = |m: u64| crate::plan::estimate::PastHop {
+        kind: "minor".into(),
+        procedure: "rolling".into(),
+        work_secs: m * 60u64,
+        downtime_secs: None,
+    };
+    let context = Context { history: vec![past(8), past(12)], ..context() };
+    let request = UpgradeRequest { current: v("1.0.4"), target: v("1.3.0"), fast_path: false, devel: false };
+    let plan = plan::plan_upgrade(&policy(), &offered(), &request, &context).unwrap();
+    assert_eq!(s.walk(&plan), Outcome::Completed { at: v("1.3.0") });
+    let log = err.text();
+    for line in [
+        "hop 1/3: 1.0.4 → 1.1.9 (rolling), expected ~10 min",
+        "hop 1/3 done in 0 s (expected ~10 min); ~20 min left",
+        "hop 2/3 done in 0 s (expected ~10 min); ~10 min left",
+        "hop 3/3 done in 0 s (expected ~10 min); the 3 hops took 0 s",
+    ] {
+        assert!(log.contains(line), "no {line:?} in:\n{log}");
+    }
+}
+
+#[test]
 fn a_lock_lost_while_pausing_ends_the_walk_before_the_question() {
     let mut s = Scenario::new("1.0.4");
     s.operator = FakeOperator { pauses: RefCell::new([PauseChoice::Continue].into()), attended: true };
