@@ -109,6 +109,16 @@ fn no_operator_value_reaches_the_ledger_or_a_refused_run(version: HelmVersion) {
     for secret in secrets {
         assert!(!ledger_text(&bed).contains(secret), "{secret} is in the ledger after the resumed run");
     }
+    // The release's history tells it: the killed run, then the one that resumed it; no value.
+    let (table, _) = bed.run_expect(&["bsr", "--history"], 0);
+    let (json, _) = bed.run_expect(&["bsr", "--history", "-o", "json"], 0);
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let outcomes: Vec<&str> = doc["runs"].as_array().unwrap().iter().map(|r| r["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, ["crashed", "completed"], "{}: {json}", bed.version);
+    assert!(table.contains("crashed") && table.contains("completed at 1.1.9"), "{}:\n{table}", bed.version);
+    for secret in secrets {
+        assert!(!table.contains(secret) && !json.contains(secret), "{secret} is in the history:\n{table}");
+    }
 }
 both_helms!(secrets_stay_out_of_the_ledger, super::no_operator_value_reaches_the_ledger_or_a_refused_run);
 
