@@ -31,6 +31,16 @@ fn recording_hook(dir: &Path) -> PathBuf {
 }
 
 /// Every document the hook received, in order.
+/// The bed with bsr 1.0.4, and a hook that records each event in `events.jsonl` of a
+/// folder of the test's (kept alive by the caller).
+fn hooked_bed(version: HelmVersion) -> (Bed, tempfile::TempDir, PathBuf, PathBuf) {
+    let bed = Bed::new(version);
+    bed.install("bsr", "1.0.4", VALUES);
+    let dir = tempfile::tempdir().unwrap();
+    let (hook, out) = (recording_hook(dir.path()), dir.path().join("events.jsonl"));
+    (bed, dir, hook, out)
+}
+
 fn events(file: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(file).unwrap_or_default();
     assert!(text.is_empty() || text.ends_with('\n'), "each document ends its line: {text:?}");
@@ -51,10 +61,7 @@ fn policy_with_notify(dir: &Path, argv: &[&str]) -> PathBuf {
 }
 
 fn every_event_is_sent_once_in_order(version: HelmVersion) {
-    let bed = Bed::new(version);
-    bed.install("bsr", "1.0.4", VALUES);
-    let dir = tempfile::tempdir().unwrap();
-    let (hook, out) = (recording_hook(dir.path()), dir.path().join("events.jsonl"));
+    let (bed, _dir, hook, out) = hooked_bed(version);
     // Through helm, as an operator types it.
     let run = bed
         .through_helm("safe-upgrade")
@@ -106,10 +113,7 @@ fn every_event_is_sent_once_in_order(version: HelmVersion) {
 both_helms!(every_event_once_in_order, super::every_event_is_sent_once_in_order);
 
 fn a_failed_hop_is_told_redacted(version: HelmVersion) {
-    let bed = Bed::new(version);
-    bed.install("bsr", "1.0.4", VALUES);
-    let dir = tempfile::tempdir().unwrap();
-    let (hook, out) = (recording_hook(dir.path()), dir.path().join("events.jsonl"));
+    let (bed, _dir, hook, out) = hooked_bed(version);
     let timeout = bed.fail_timeout("4s");
     let policy = bed_policy();
     bed.run_expect(
@@ -248,10 +252,7 @@ both_helms!(failing_hook_warns, super::a_failing_hook_is_a_warning);
 /// On a terminal: a declined start tells the hook nothing; a hop rolled back at the pause
 /// ends twice (succeeded, then rolled-back) and the run ends stopped where it went back to.
 fn a_hop_rolled_back_at_the_pause_ends_twice(version: HelmVersion) {
-    let bed = Bed::new(version);
-    bed.install("bsr", "1.0.4", VALUES);
-    let dir = tempfile::tempdir().unwrap();
-    let (hook, out) = (recording_hook(dir.path()), dir.path().join("events.jsonl"));
+    let (bed, _dir, hook, out) = hooked_bed(version);
     let policy = bed_policy();
     let args = [
         "bsr",
