@@ -12,8 +12,14 @@
 //! cheaply which content a version has now (`helm search repo` gives no digest, a
 //! registry tag can be pushed again), and a cache that may serve yesterday's archive
 //! for today's plan would defeat the check.
+//!
+//! Within a run, [`RunCharts`] pulls each version once: the target chart is read for the
+//! policy it ships before the plan is made, and the preflight then renders (and the walk
+//! deploys) that same file rather than pulling it again.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use super::ChartArg;
 use crate::digest::sha256;
@@ -37,6 +43,55 @@ pub fn fetch(helm: &Helm, dir: &Path, chart: &ChartArg, version: &ChartVersion) 
             Ok(CachedChart { digest: digest_of(Path::new(&path))?, path: PathBuf::from(path) })
         }
         ChartArg::Reference { .. } => pull_into(helm, chart, version, dir),
+    }
+}
+
+/// The archives one run has fetched, by version, in a private folder of the run (0700,
+/// made at the first pull, removed when this is dropped). One run deploys one chart from
+/// one source, so a version names one archive. Shared by threads: the preflight pulls the
+/// hops' targets in parallel.
+#[derive(Default)]
+pub struct RunCharts {
+    folder: Mutex<Option<tempfile::TempDir>>,
+    fetched: Mutex<BTreeMap<ChartVersion, CachedChart>>,
+}
+
+impl RunCharts {
+    pub fn new() -> RunCharts {
+        RunCharts::default()
+    }
+
+    /// The archive of `version` from `chart`: fetched by this run already, else now
+    /// ([`fetch`]; a pull lands in the run's folder).
+    pub fn fetch(&self, helm: &Helm, chart: &ChartArg, version: &ChartVersion) -> Result<CachedChart, String> {
+        if let Some(known) = self.fetched.lock().expect("not poisoned").get(version) {
+            return Ok(known.clone());
+        }
+        let folder = if pulled(chart) { self.folder()? } else { PathBuf::new() };
+        let fetched = fetch(helm, &folder, chart, version)?;
+        self.fetched.lock().expect("not poisoned").insert(version.clone(), fetched.clone());
+        Ok(fetched)
+    }
+
+    /// The run's folder, made on first use: a source of packaged files on disk needs none.
+    fn folder(&self) -> Result<PathBuf, String> {
+        let mut folder = self.folder.lock().expect("not poisoned");
+        if folder.is_none() {
+            let made = tempfile::Builder::new().prefix("helm-safe-upgrade-charts-").tempdir().map_err(|e| {
+                format!("cannot make a private folder for the run's charts: {e}\nhint: set TMPDIR to a writable folder")
+            })?;
+            *folder = Some(made);
+        }
+        Ok(folder.as_ref().expect("made above").path().to_path_buf())
+    }
+}
+
+/// Whether [`fetch`] pulls `chart` (into a folder) rather than using a file where it is.
+fn pulled(chart: &ChartArg) -> bool {
+    match chart {
+        ChartArg::Reference { .. } => true,
+        ChartArg::Files(_) => false,
+        ChartArg::Cached { source, .. } => pulled(source),
     }
 }
 
