@@ -106,7 +106,7 @@ fn pull_into(helm: &Helm, chart: &ChartArg, version: &ChartVersion, dir: &Path) 
     let cannot = |what: &str, e: std::io::Error| format!("cannot {what} in {}: {e}", dir.display());
     let landing = tempfile::Builder::new().prefix(".pull-").tempdir_in(dir).map_err(|e| cannot("pull", e))?;
     let (reference, flags) = chart.helm_args(version)?;
-    helm.pull(format!("pull {reference} {version} for the preflight"), &reference, flags, landing.path())
+    helm.pull(format!("pull {reference} {version} into the run's charts"), &reference, flags, landing.path())
         .map_err(|e| e.to_string())?;
     let pulled = std::fs::read_dir(landing.path())
         .map_err(|e| cannot("read the pulled chart", e))?
