@@ -17,7 +17,7 @@ use std::sync::Arc;
 use super::error::{RunError, bad, bad_text};
 use super::ledger::{self, HopOutcome, Ledger, LedgerStore, OpenedStore};
 use super::options::RunOptions;
-use super::policy_choice::{choose_policy, settle};
+use super::policy_choice::{Choice, ChosenPolicy, choose_policy, settle};
 use crate::catalog::cache::RunCharts;
 use crate::catalog::{self, ChartSource, Offer, OfferOptions};
 use crate::env;
@@ -146,11 +146,7 @@ pub fn gather(
         Some((offer, listed)) if listed == chart_reference => offer,
         _ => list(&helm, opts, &chart_reference, Some(&release.chart_name)),
     }?;
-    let shipped = match target_version(&target, &offer, &release).filter(|_| choice.chart_first) {
-        Some(version) => super::chart_policy::read(&helm, charts, &offer.chart, &release.chart_name, &version)?,
-        None => None,
-    };
-    let chosen = settle(choice, shipped, ledger.as_ref());
+    let chosen = with_charts_policy(choice, &helm, charts, &offer, &release, &target, ledger.as_ref())?;
     super::chart_policy::gate(&chosen.policy, opts.allow_chart_commands)?;
     let mut warnings = chosen.notes;
     offer.available = with_catalog(std::mem::take(&mut offer.available), &chosen.policy);
@@ -179,6 +175,39 @@ pub fn gather(
         warnings,
     };
     Ok((tools, facts))
+}
+
+/// The choice settled: when the chart's own policy outranks it, the target chart is
+/// fetched and read first.
+fn with_charts_policy(
+    choice: Choice,
+    helm: &Helm,
+    charts: &RunCharts,
+    offer: &Offer,
+    release: &Release,
+    target: &TargetChart,
+    ledger: Option<&Ledger>,
+) -> Result<ChosenPolicy, RunError> {
+    if !choice.chart_first {
+        return Ok(settle(choice, None, ledger));
+    }
+    let Some(version) = target_version(target, offer, release) else {
+        let mut chosen = settle(choice, None, ledger);
+        // An upgrade to a version the source does not offer is refused by the planner; a
+        // rollback goes on (it may be the way out of a failed release), saying what it
+        // could not read.
+        if matches!(target, TargetChart::Rollback) {
+            chosen.notes.push(format!(
+                "the chart source does not offer {} {}, so a policy its chart may ship could not be read: {} decides (--policy chooses another)",
+                release.chart_name,
+                release.version,
+                one_line(&chosen.policy.origin.to_string())
+            ));
+        }
+        return Ok(chosen);
+    };
+    let shipped = super::chart_policy::read(helm, charts, &offer.chart, &release.chart_name, &version)?;
+    Ok(settle(choice, shipped, ledger))
 }
 
 /// The version whose chart may ship the run's policy, as the source spells it.
