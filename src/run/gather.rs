@@ -115,9 +115,9 @@ fn first_reads(
     Ok(FirstReads { release, helm_major, kube, opened, early_offer })
 }
 
-/// The chart whose policy a run reads: the upgrade's target as the source offers it
-/// (`--to`; None when it names nothing offered, which the planner then refuses), or the
-/// version a rollback leaves.
+/// The chart whose policy a run reads: the upgrade's target, `--to` (when it is absent or
+/// names nothing the source offers, no chart is read: the upgrade is refused later), or
+/// the version a rollback leaves.
 pub enum TargetChart<'a> {
     Upgrade(Option<&'a VersionSpec>),
     Rollback,
