@@ -77,9 +77,15 @@ pub struct Common {
 
     /// The policy: a preset (see --list-policies) or a YAML file.
     ///
-    /// Default: what the last run used, then the preset for the chart's name.
+    /// Default: a file the last run used, then the policy the target chart ships, then a
+    /// preset (the last run's, else the one for the chart's name).
     #[arg(long, value_name = "NAME|FILE", help_heading = SOURCE, display_order = 5)]
     pub policy: Option<String>,
+
+    /// Let a policy shipped in the chart run its commands (run steps, snapshot command,
+    /// checks), after reviewing them: without it, such a plan is refused and lists them.
+    #[arg(long, help_heading = SOURCE, hide_short_help = true)]
+    pub allow_chart_commands: bool,
 
     /// Use plain HTTP for an oci:// chart registry (as helm's --plain-http).
     #[arg(long, help_heading = SOURCE, hide_short_help = true)]

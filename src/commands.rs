@@ -320,6 +320,7 @@ fn run_options(common: &Common, shape: &str) -> Result<RunOptions, AppError> {
         local_ledger: common.local_ledger,
         debug: common.debug,
         no_preflight: common.no_preflight,
+        allow_chart_commands: common.allow_chart_commands,
         diff: match common.diff.as_deref() {
             None => crate::run::options::DiffDetail::None,
             Some("full") => crate::run::options::DiffDetail::Full,
@@ -521,6 +522,7 @@ fn offline_context(common: &Common, policy: &Policy) -> Context {
             policy: policy.origin.to_string(),
             policy_digest: policy.digest.clone(),
             chart: common.chart.clone().map(|c| format!("{c} (--chart)")),
+            chart_commands: vec![],
         }),
         values: None,
         history: vec![],

@@ -12,8 +12,14 @@
 //! cheaply which content a version has now (`helm search repo` gives no digest, a
 //! registry tag can be pushed again), and a cache that may serve yesterday's archive
 //! for today's plan would defeat the check.
+//!
+//! Within a run, [`RunCharts`] pulls each version once: the target chart is read for the
+//! policy it ships before the plan is made, and the preflight then renders (and the walk
+//! deploys) that same file rather than pulling it again.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use super::ChartArg;
 use crate::digest::sha256;
@@ -40,6 +46,55 @@ pub fn fetch(helm: &Helm, dir: &Path, chart: &ChartArg, version: &ChartVersion) 
     }
 }
 
+/// The archives one run has fetched, by version, in a private folder of the run (0700,
+/// made at the first pull, removed when this is dropped). One run deploys one chart from
+/// one source, so a version names one archive. Shared by threads: the preflight pulls the
+/// hops' targets in parallel.
+#[derive(Default)]
+pub struct RunCharts {
+    folder: Mutex<Option<tempfile::TempDir>>,
+    fetched: Mutex<BTreeMap<ChartVersion, CachedChart>>,
+}
+
+impl RunCharts {
+    pub fn new() -> RunCharts {
+        RunCharts::default()
+    }
+
+    /// The archive of `version` from `chart`: fetched by this run already, else now
+    /// ([`fetch`]; a pull lands in the run's folder).
+    pub fn fetch(&self, helm: &Helm, chart: &ChartArg, version: &ChartVersion) -> Result<CachedChart, String> {
+        if let Some(known) = self.fetched.lock().expect("not poisoned").get(version) {
+            return Ok(known.clone());
+        }
+        let folder = if pulled(chart) { self.folder()? } else { PathBuf::new() };
+        let fetched = fetch(helm, &folder, chart, version)?;
+        self.fetched.lock().expect("not poisoned").insert(version.clone(), fetched.clone());
+        Ok(fetched)
+    }
+
+    /// The run's folder, made on first use: a source of packaged files on disk needs none.
+    fn folder(&self) -> Result<PathBuf, String> {
+        let mut folder = self.folder.lock().expect("not poisoned");
+        if folder.is_none() {
+            let made = tempfile::Builder::new().prefix("helm-safe-upgrade-charts-").tempdir().map_err(|e| {
+                format!("cannot make a private folder for the run's charts: {e}\nhint: set TMPDIR to a writable folder")
+            })?;
+            *folder = Some(made);
+        }
+        Ok(folder.as_ref().expect("made above").path().to_path_buf())
+    }
+}
+
+/// Whether [`fetch`] pulls `chart` (into a folder) rather than using a file where it is.
+fn pulled(chart: &ChartArg) -> bool {
+    match chart {
+        ChartArg::Reference { .. } => true,
+        ChartArg::Files(_) => false,
+        ChartArg::Cached { source, .. } => pulled(source),
+    }
+}
+
 /// The `sha256:` of a file's content.
 pub fn digest_of(path: &Path) -> Result<String, String> {
     std::fs::read(path).map(|bytes| sha256(&bytes)).map_err(|e| format!("cannot read {}: {e}", path.display()))
@@ -51,7 +106,7 @@ fn pull_into(helm: &Helm, chart: &ChartArg, version: &ChartVersion, dir: &Path) 
     let cannot = |what: &str, e: std::io::Error| format!("cannot {what} in {}: {e}", dir.display());
     let landing = tempfile::Builder::new().prefix(".pull-").tempdir_in(dir).map_err(|e| cannot("pull", e))?;
     let (reference, flags) = chart.helm_args(version)?;
-    helm.pull(format!("pull {reference} {version} for the preflight"), &reference, flags, landing.path())
+    helm.pull(format!("pull {reference} {version} into the run's charts"), &reference, flags, landing.path())
         .map_err(|e| e.to_string())?;
     let pulled = std::fs::read_dir(landing.path())
         .map_err(|e| cannot("read the pulled chart", e))?

@@ -171,6 +171,11 @@ pub fn read_archive(path: &Path) -> Result<(String, Available), String> {
 /// by their path in the archive, those present; each at most 1 MiB. Stops reading once
 /// all are found.
 pub fn top_files(path: &Path, names: &[&str]) -> Result<Vec<(String, String)>, String> {
+    top_files_up_to(path, names, MAX_CHART_YAML)
+}
+
+/// [`top_files`], each file at most `max` bytes: a larger one is an error, not read whole.
+pub fn top_files_up_to(path: &Path, names: &[&str], max: u64) -> Result<Vec<(String, String)>, String> {
     let file = File::open(path).map_err(|e| format!("cannot open it: {e}"))?;
     let mut archive = tar::Archive::new(GzDecoder::new(BufReader::new(file)));
     let entries = archive.entries().map_err(|e| format!("not a gzip tar archive: {e}"))?;
@@ -186,11 +191,11 @@ pub fn top_files(path: &Path, names: &[&str]) -> Result<Vec<(String, String)>, S
         }
         let mut text = String::new();
         (&mut entry)
-            .take(MAX_CHART_YAML + 1)
+            .take(max + 1)
             .read_to_string(&mut text)
             .map_err(|e| format!("cannot read {}: {e}", entry_path.display()))?;
-        if text.len() as u64 > MAX_CHART_YAML {
-            return Err(format!("{} is larger than 1 MiB", entry_path.display()));
+        if text.len() as u64 > max {
+            return Err(format!("{} is larger than {}", entry_path.display(), size_text(max)));
         }
         found.push((entry_path.display().to_string(), text));
         if found.len() == names.len() {
@@ -198,6 +203,15 @@ pub fn top_files(path: &Path, names: &[&str]) -> Result<Vec<(String, String)>, S
         }
     }
     Ok(found)
+}
+
+/// `1 MiB`, `64 KiB`, `100 bytes`: a size limit as people say it.
+fn size_text(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} bytes"),
+    }
 }
 
 fn parse_chart_yaml(text: &str) -> Result<(String, Available), String> {

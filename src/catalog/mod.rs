@@ -16,6 +16,7 @@ pub mod dir;
 pub mod oci;
 pub mod offer;
 pub mod repo;
+pub mod shipped;
 
 pub use offer::{ChartArg, Offer, OfferOptions, offered};
 

@@ -66,6 +66,11 @@ pub struct Sources {
     /// "demo/bsr (--chart)", "demo/bsr (from the ledger)".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chart: Option<String>,
+    /// Every command a policy shipped in the chart would run (as it writes them,
+    /// placeholders unfilled), for the plan to list: the chart's vendor wrote them, the
+    /// operator allowed them. Empty for a policy the operator chose.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chart_commands: Vec<crate::policy::commands::PolicyCommand>,
 }
 
 #[derive(Clone, Debug)]
@@ -468,6 +473,9 @@ fn catalog_fix(policy: &Policy, version: &ChartVersion) -> String {
         crate::policy::Origin::File { path } | crate::policy::Origin::Recorded { path } => {
             format!("add {entry} to the catalog of {path} ({notes}) and run again with --policy {path}")
         }
+        crate::policy::Origin::Chart { chart, version, file } => format!(
+            "the policy is the one chart {chart} {version} ships ({file}): ask its vendor to add {entry}; meanwhile copy {file} out of the chart (`helm pull --untar`), add it ({notes}), and run again with --policy {file}"
+        ),
         _ => format!(
             "copy the policy: `helm safe-upgrade --show-policy {name} > {name}.yaml`, add {entry} to its catalog ({notes}), and run again with --policy {name}.yaml",
             name = policy.name

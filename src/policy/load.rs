@@ -133,6 +133,7 @@ pub fn parse_from(text: &str, origin: super::Origin) -> Result<Policy, PolicyErr
         super::Origin::Preset { name } => format!("preset {name}"),
         super::Origin::File { path } | super::Origin::Recorded { path } => path.clone(),
         super::Origin::Text { label } => label.clone(),
+        super::Origin::Chart { chart, version, file } => format!("chart {chart} {version}, {file}"),
     };
     let ctx = Ctx { text, origin: &label };
     let raw: RawPolicy = serde_saphyr::from_str(text).map_err(|e| ctx.yaml_error(&e))?;

@@ -10,6 +10,7 @@
 //! This module reads no files itself except through [`load_from_path`]; the planner only
 //! ever sees a validated [`Policy`].
 
+pub mod commands;
 mod load;
 pub mod presets;
 mod raw;
@@ -72,6 +73,10 @@ pub enum Origin {
     Recorded { path: String },
     /// Text from elsewhere (tests, a label).
     Text { label: String },
+    /// The file a chart package ships, named by its `Chart.yaml` annotation
+    /// `helm-safe-upgrade/policy`: untrusted text from the chart's vendor (its commands
+    /// need the operator's `--allow-chart-commands`, see [`commands`]).
+    Chart { chart: String, version: String, file: String },
 }
 
 impl std::fmt::Display for Origin {
@@ -81,6 +86,7 @@ impl std::fmt::Display for Origin {
             Origin::File { path } => write!(f, "file {path}"),
             Origin::Recorded { path } => write!(f, "the ledger's copy of {path}"),
             Origin::Text { label } => f.write_str(label),
+            Origin::Chart { chart, version, file } => write!(f, "chart {chart} {version} ({file})"),
         }
     }
 }

@@ -3,10 +3,13 @@
 //!
 //! The reads overlap: the release (three helm reads, themselves in parallel), helm's
 //! version, the ledger, and the chart source's listing (as soon as the chart reference is
-//! known: from `--chart` at once, from the ledger as soon as it is read). What cannot go
-//! on is refused here, before anything changes: an unknown release, one that is not
-//! `deployed` (a rollback may start from a failed or pending one), a ledger that cannot be
-//! read, a chart of another name, a source that does not answer.
+//! known: from `--chart` at once, from the ledger as soon as it is read). Then, unless
+//! `--policy`, `--resume` or a policy file the ledger recorded decides, the target chart is
+//! fetched (into the run's charts, where the preflight finds it) for the policy it may
+//! ship. What cannot go on is refused here, before anything changes: an unknown release,
+//! one that is not `deployed` (a rollback may start from a failed or pending one), a
+//! ledger that cannot be read, a chart of another name, a source that does not answer, a
+//! chart's policy that does not load or would run commands the operator did not allow.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,7 +17,8 @@ use std::sync::Arc;
 use super::error::{RunError, bad, bad_text};
 use super::ledger::{self, ForShowing, HopOutcome, Ledger, LedgerStore, OpenedStore};
 use super::options::RunOptions;
-use super::policy_choice::choose_policy;
+use super::policy_choice::{Choice, ChosenPolicy, choose_policy, settle};
+use crate::catalog::cache::RunCharts;
 use crate::catalog::{self, ChartSource, Offer, OfferOptions};
 use crate::env;
 use crate::helm::{ExecError, Helm, Runner, Signals};
@@ -24,6 +28,7 @@ use crate::policy::Policy;
 use crate::printer::Printer;
 use crate::release::{Release, ReleaseStatus};
 use crate::text::one_line;
+use crate::version::{ChartVersion, VersionSpec};
 
 /// What a run talks to the cluster with (and where its output goes): helm for the
 /// release, the API client for the tool's own bookkeeping and reads.
@@ -78,16 +83,27 @@ pub fn ledger_for_showing(opts: &RunOptions) -> Result<OpenedStore<ForShowing>, 
         .map_err(|e| RunError::Other(e.to_string()))
 }
 
-/// Read everything and refuse what cannot go on. Changes nothing.
-pub fn gather(opts: &RunOptions, direction: Direction, printer: &Printer) -> Result<(Tools, Facts), RunError> {
-    let signals =
-        Signals::install(printer).map_err(|e| RunError::Other(format!("cannot install signal handlers: {e}")))?;
-    let runner = Runner::printing(signals, opts.debug, printer.clone());
-    let helm_bin = env::path(env::HELM_BIN).unwrap_or_else(|| PathBuf::from("helm"));
-    let helm = Helm::new(runner, helm_bin, opts.namespace.clone(), opts.kube_context.clone());
+/// What the first, overlapping reads found.
+struct FirstReads {
+    release: Release,
+    helm_major: u32,
+    kube: KubeClient,
+    opened: OpenedStore,
+    /// The chart source's listing, when its reference was known before the release was
+    /// read, and that reference.
+    early_offer: Option<(Result<Offer, RunError>, String)>,
+}
 
+/// The release, helm's version, the ledger and (when its reference is known early) the
+/// chart source's listing, read at once.
+fn first_reads(
+    helm: &Helm,
+    opts: &RunOptions,
+    direction: Direction,
+    printer: &Printer,
+) -> Result<FirstReads, RunError> {
     let (release, helm_major, opened, early_offer) = std::thread::scope(|s| {
-        let release = s.spawn(|| read_release(&helm, opts, direction, printer));
+        let release = s.spawn(|| read_release(helm, opts, direction, printer));
         let major = s.spawn(|| helm.major_version());
         let ledger = s.spawn(|| connect_and_open_ledger(opts));
         // The chart source can be listed as soon as its reference is known.
@@ -98,7 +114,7 @@ pub fn gather(opts: &RunOptions, direction: Direction, printer: &Printer) -> Res
             .or_else(|| opened.as_ref().ok()?.1.loaded.as_ref()?.ledger.chart.clone())
             // A directory may hold several charts: it is listed once the release says which.
             .filter(|r| ChartSource::parse(r).is_ok_and(|s| s.chart_name().is_some()));
-        let offer = known.map(|reference| s.spawn(|| (list(&helm, opts, &reference, None), reference)));
+        let offer = known.map(|reference| s.spawn(|| (list(helm, opts, &reference, None), reference)));
         (
             release.join().expect("release reader"),
             major.join().expect("version reader"),
@@ -108,15 +124,44 @@ pub fn gather(opts: &RunOptions, direction: Direction, printer: &Printer) -> Res
     });
     let release = release?;
     let helm_major = helm_major.map_err(|e| bad(e.to_string(), "set HELM_BIN or put helm on PATH"))?;
-    let (kube, OpenedStore { store, loaded, warning }) = opened?;
+    let (kube, opened) = opened?;
+    Ok(FirstReads { release, helm_major, kube, opened, early_offer })
+}
+
+/// The chart whose policy a run reads: the upgrade's target, `--to` (when it is absent or
+/// names nothing the source offers, no chart is read: the upgrade is refused later), or
+/// the version a rollback leaves.
+pub enum TargetChart<'a> {
+    Upgrade(Option<&'a VersionSpec>),
+    Rollback,
+}
+
+/// Read everything and refuse what cannot go on. Changes nothing. `charts` keeps the
+/// archives fetched (the target's, to read the policy it ships) for the preflight.
+pub fn gather(
+    opts: &RunOptions,
+    direction: Direction,
+    target: TargetChart,
+    charts: &RunCharts,
+    printer: &Printer,
+) -> Result<(Tools, Facts), RunError> {
+    let signals =
+        Signals::install(printer).map_err(|e| RunError::Other(format!("cannot install signal handlers: {e}")))?;
+    let runner = Runner::printing(signals, opts.debug, printer.clone());
+    let helm_bin = env::path(env::HELM_BIN).unwrap_or_else(|| PathBuf::from("helm"));
+    let helm = Helm::new(runner, helm_bin, opts.namespace.clone(), opts.kube_context.clone());
+    let FirstReads { release, helm_major, kube, opened, early_offer } = first_reads(&helm, opts, direction, printer)?;
+    let OpenedStore { store, loaded, warning } = opened;
     let ledger = loaded.map(|s| s.ledger);
-    let chosen = choose_policy(opts, ledger.as_ref(), &release.chart_name)?;
-    let mut warnings = chosen.notes;
-    let (chart_reference, origin) = chart_reference(opts, ledger.as_ref(), &chosen.policy, &release)?;
+    let choice = choose_policy(opts.resume, opts.policy.as_deref(), ledger.as_ref(), &release.chart_name)?;
+    let (chart_reference, origin) = chart_reference(opts, ledger.as_ref(), &choice.chosen.policy, &release)?;
     let mut offer = match early_offer {
         Some((offer, listed)) if listed == chart_reference => offer,
         _ => list(&helm, opts, &chart_reference, Some(&release.chart_name)),
     }?;
+    let chosen = with_charts_policy(choice, &helm, charts, &offer, &release, &target, ledger.as_ref())?;
+    super::chart_policy::gate(&chosen.policy, opts.allow_chart_commands)?;
+    let mut warnings = chosen.notes;
     offer.available = with_catalog(std::mem::take(&mut offer.available), &chosen.policy);
     warnings.append(&mut offer.warnings);
     warnings.extend(pinned_image_tag(&release));
@@ -124,11 +169,7 @@ pub fn gather(opts: &RunOptions, direction: Direction, printer: &Printer) -> Res
         release: Some(opts.release.clone()),
         namespace: Some(opts.namespace.clone()),
         chart_name: Some(release.chart_name.clone()),
-        sources: Some(Sources {
-            policy: one_line(&chosen.policy.origin.to_string()),
-            policy_digest: chosen.policy.digest.clone(),
-            chart: Some(format!("{} ({origin})", one_line(&chart_reference))),
-        }),
+        sources: Some(sources(&chosen.policy, &chart_reference, origin)),
         values: None,
         history: ledger.as_ref().map(past_hops).unwrap_or_default(),
         stated_times: chosen.policy.states_times_for(&release.chart_name, opts.policy.is_some()),
@@ -147,6 +188,59 @@ pub fn gather(opts: &RunOptions, direction: Direction, printer: &Printer) -> Res
         warnings,
     };
     Ok((tools, facts))
+}
+
+/// The choice settled: when the chart's own policy outranks it, the target chart is
+/// fetched and read first.
+fn with_charts_policy(
+    choice: Choice,
+    helm: &Helm,
+    charts: &RunCharts,
+    offer: &Offer,
+    release: &Release,
+    target: &TargetChart,
+    ledger: Option<&Ledger>,
+) -> Result<ChosenPolicy, RunError> {
+    if !choice.chart_first {
+        return Ok(settle(choice, None, ledger));
+    }
+    let Some(version) = target_version(target, offer, release) else {
+        let mut chosen = settle(choice, None, ledger);
+        // An upgrade to a version the source does not offer is refused by the planner; a
+        // rollback goes on (it may be the way out of a failed release), saying what it
+        // could not read.
+        if matches!(target, TargetChart::Rollback) {
+            chosen.notes.push(format!(
+                "the chart source does not offer {} {}, so a policy its chart may ship could not be read: {} decides (--policy chooses another)",
+                release.chart_name,
+                release.version,
+                one_line(&chosen.policy.origin.to_string())
+            ));
+        }
+        return Ok(chosen);
+    };
+    let shipped = super::chart_policy::read(helm, charts, &offer.chart, &release.chart_name, &version)?;
+    Ok(settle(choice, shipped, ledger))
+}
+
+/// The version whose chart may ship the run's policy, as the source spells it.
+fn target_version(target: &TargetChart, offer: &Offer, release: &Release) -> Option<ChartVersion> {
+    let wanted = match target {
+        TargetChart::Upgrade(spec) => crate::plan::exact_target(spec.as_ref()?, &offer.available).ok()?,
+        TargetChart::Rollback => release.version.clone(),
+    };
+    offer.available.iter().find(|a| a.version == wanted).map(|a| a.version.clone())
+}
+
+/// Where the plan's policy and chart source came from, and the commands a chart's policy
+/// would run (listed in the plan: the operator allowed them without seeing a plan).
+fn sources(policy: &Policy, chart_reference: &str, origin: &str) -> Sources {
+    Sources {
+        policy: one_line(&policy.origin.to_string()),
+        policy_digest: policy.digest.clone(),
+        chart: Some(format!("{} ({origin})", one_line(chart_reference))),
+        chart_commands: crate::policy::commands::needing_consent(policy),
+    }
 }
 
 /// The hops this release walked to the end, as estimates learn from them (oldest first).

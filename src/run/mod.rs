@@ -12,6 +12,7 @@
 //! to the cluster only through [`cluster::Cluster`], so it is tested with fakes.
 
 pub mod backup;
+pub mod chart_policy;
 pub mod cluster;
 pub mod decide;
 pub mod error;
@@ -30,6 +31,7 @@ pub mod unready;
 pub mod values;
 pub mod walk;
 
+use crate::catalog::cache::RunCharts;
 use crate::plan::{Direction, Plan};
 use crate::printer::Printer;
 use crate::report::RunReport;
@@ -44,16 +46,22 @@ pub enum Either {
 
 /// `helm safe-upgrade RELEASE …`.
 pub fn upgrade(opts: &RunOptions, up: &UpgradeOptions, printer: &Printer) -> Result<Either, RunError> {
-    let (tools, mut facts) = gather::gather(opts, Direction::Upgrade, printer)?;
+    // The run's chart archives: kept to the end, since the walk deploys the files the
+    // preflight rendered (and the target's was read for the policy it ships).
+    let charts = RunCharts::new();
+    let target = gather::TargetChart::Upgrade(up.target.as_ref());
+    let (tools, mut facts) = gather::gather(opts, Direction::Upgrade, target, &charts, printer)?;
     let decision = decide::upgrade(&mut facts, opts, up, printer)?;
-    check_then_execute(decision, facts, &tools, opts)
+    check_then_execute(decision, facts, &tools, opts, &charts)
 }
 
 /// `helm safe-rollback RELEASE …`.
 pub fn rollback(opts: &RunOptions, down: &RollbackOptions, printer: &Printer) -> Result<Either, RunError> {
-    let (tools, mut facts) = gather::gather(opts, Direction::Rollback, printer)?;
+    let charts = RunCharts::new();
+    let (tools, mut facts) =
+        gather::gather(opts, Direction::Rollback, gather::TargetChart::Rollback, &charts, printer)?;
     let decision = decide::rollback(&mut facts, &tools, opts, down)?;
-    check_then_execute(decision, facts, &tools, opts)
+    check_then_execute(decision, facts, &tools, opts, &charts)
 }
 
 /// Both commands after `decide`: the preflight, then the plan (`--plan`) or the run.
@@ -62,19 +70,17 @@ fn check_then_execute(
     mut facts: gather::Facts,
     tools: &gather::Tools,
     opts: &RunOptions,
+    charts: &RunCharts,
 ) -> Result<Either, RunError> {
     // A hook that cannot start is refused before the preflight's work and the lock, with
     // nothing changed. `--plan` calls no hook, so it does not need one that runs here.
     let hook = if opts.plan_only { None } else { notify::hook_for_run(opts.notify.as_ref(), &facts.policy)? };
-    // Kept to the end: the walk deploys the archives the preflight pulled.
-    let checked = checked(&mut decision, &facts, tools, opts)?;
-    facts.offer.chart = checked.chart.clone();
+    let checked = checked(&mut decision, &facts, tools, opts, charts)?;
+    facts.offer.chart = checked.chart;
     if opts.plan_only {
         return Ok(Either::Plan(Box::new(decision.plan)));
     }
-    let report = execute::execute(decision, facts, tools, opts, hook.as_ref());
-    drop(checked);
-    report.map(|r| Either::Report(Box::new(r)))
+    execute::execute(decision, facts, tools, opts, hook.as_ref()).map(|r| Either::Report(Box::new(r)))
 }
 
 /// The preflight, with the values the run starts from (a resumed run's, from its backup).
@@ -83,8 +89,9 @@ fn checked(
     facts: &gather::Facts,
     tools: &gather::Tools,
     opts: &RunOptions,
+    charts: &RunCharts,
 ) -> Result<preflight::Checked, RunError> {
     let (carried, overrides) = decision.start_values(facts, opts);
     let start = preflight::StartValues { carried: &carried, overrides: &overrides };
-    preflight::check(&mut decision.plan, facts, tools, opts, &start)
+    preflight::check(&mut decision.plan, facts, tools, opts, &start, charts)
 }

@@ -30,6 +30,8 @@ pub struct RunOptions {
     pub debug: bool,
     /// `--no-preflight`: the hops are not rendered before the first change.
     pub no_preflight: bool,
+    /// `--allow-chart-commands`: a policy the chart ships may run its commands.
+    pub allow_chart_commands: bool,
     /// `--diff`: what each hop changes, in the plan.
     pub diff: DiffDetail,
     /// The outcome is printed as text at the end (`-o table`), not as JSON.

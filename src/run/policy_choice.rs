@@ -2,11 +2,12 @@
 //!
 //! The ledger records the policy a run used (origin, digest, text), so the next run on
 //! the release, and above all a `--resume`, uses the policy the operator chose rather than
-//! whatever a chart name would pick. The precedence is written once, here.
+//! whatever a chart name would pick. The precedence is written once, here ([`precedence`],
+//! a pure function of what is known); reading a chart's own policy is the caller's (it
+//! needs the target chart's archive), which then settles the choice with [`settle`].
 
 use super::error::{RunError, bad};
 use super::ledger::{Ledger, PolicyRecord};
-use super::options::RunOptions;
 use crate::policy::{self, Origin, Policy, presets};
 use crate::text::one_line;
 
@@ -17,38 +18,162 @@ pub struct ChosenPolicy {
     pub change: Option<String>,
 }
 
+/// Where a run's policy comes from, highest precedence first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    /// `--resume`: the ledger's copy of what the interrupted run used, always.
+    Resumed,
+    /// `--policy NAME|FILE`.
+    Explicit,
+    /// The ledger's copy of a policy file an earlier run used (the operator's choice
+    /// then, kept until another `--policy` replaces it).
+    LedgerFile,
+    /// The policy file the target chart ships (`Chart.yaml` annotation
+    /// `helm-safe-upgrade/policy`): the vendor's own rules for that version.
+    Chart,
+    /// A preset: the one the ledger names, else the one for the chart's name.
+    Preset,
+}
+
+/// What the ledger says the last run used, as far as precedence goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    Nothing,
+    /// A file (or text of another origin): its copy is what the operator chose.
+    File,
+    Preset,
+    /// A chart's own policy: a new run reads its own target chart's again (the vendor may
+    /// have changed it), so the record ranks no higher than the chart.
+    Chart,
+}
+
+/// The precedence: `--resume` > `--policy` > the ledger's policy file > the policy the
+/// target chart ships > a preset (the ledger's, else by chart name). Pure: `chart_ships`
+/// says whether the target chart names a policy file.
+pub fn precedence(resume: bool, explicit: bool, recorded: Recorded, chart_ships: bool) -> Level {
+    if resume {
+        Level::Resumed
+    } else if explicit {
+        Level::Explicit
+    } else if recorded == Recorded::File {
+        Level::LedgerFile
+    } else if chart_ships {
+        Level::Chart
+    } else {
+        Level::Preset
+    }
+}
+
+/// What the ledger's record ranks as.
+fn recorded_kind(record: Option<&PolicyRecord>) -> Recorded {
+    match record.map(|r| &r.origin) {
+        None => Recorded::Nothing,
+        Some(Origin::Preset { .. }) => Recorded::Preset,
+        Some(Origin::Chart { .. }) => Recorded::Chart,
+        Some(Origin::File { .. } | Origin::Recorded { .. } | Origin::Text { .. }) => Recorded::File,
+    }
+}
+
+/// The policy chosen before the target chart is read.
+pub struct Choice {
+    /// The policy at the highest level that needs no chart: final unless `chart_first`,
+    /// when it is the preset a chart without a policy falls back to.
+    pub chosen: ChosenPolicy,
+    /// A policy the target chart ships outranks `chosen`: read the chart first.
+    pub chart_first: bool,
+}
+
 /// Which policy decides, in this order:
 /// - `--resume`: always the one the interrupted run recorded (its text, from the ledger);
 ///   a `--policy` that differs is refused.
 /// - `--policy`: that one; if it differs from the recorded one, the change is shown and
 ///   confirmed before anything happens.
 /// - a file the last run used: the ledger's copy of it (the file may have changed or gone).
+/// - the policy the target chart ships, when it ships one ([`settle`], once the chart is read).
 /// - a preset the last run used: today's version of that preset (newest knowledge), saying
 ///   when it differs from the recorded one.
 /// - otherwise, the preset for the release's chart name.
-pub fn choose_policy(opts: &RunOptions, ledger: Option<&Ledger>, chart_name: &str) -> Result<ChosenPolicy, RunError> {
+///
+/// `resume` and `explicit` are `--resume` and `--policy`.
+pub fn choose_policy(
+    resume: bool,
+    explicit: Option<&str>,
+    ledger: Option<&Ledger>,
+    chart_name: &str,
+) -> Result<Choice, RunError> {
     let record = ledger.and_then(|l| l.policy_record.as_ref());
-    let explicit = opts.policy.as_deref().map(policy::load_named_or_path).transpose().map_err(invalid)?;
-    if opts.resume {
-        let policy = for_resume(explicit, record, ledger.and_then(|l| l.policy.as_deref()))?;
-        return Ok(ChosenPolicy { policy, notes: vec![], change: None });
+    let explicit = explicit.map(policy::load_named_or_path).transpose().map_err(invalid)?;
+    let level = precedence(resume, explicit.is_some(), recorded_kind(record), true);
+    let chosen = match (level, explicit) {
+        (Level::Resumed, explicit) => {
+            let policy = for_resume(explicit, record, ledger.and_then(|l| l.policy.as_deref()))?;
+            let notes = match &policy.origin {
+                Origin::Chart { .. } => vec![format!(
+                    "--resume: the policy is the ledger's copy of the one {} shipped, as the interrupted run used it",
+                    one_line(&policy.origin.to_string())
+                )],
+                _ => vec![],
+            };
+            ChosenPolicy { policy, notes, change: None }
+        }
+        (Level::Explicit, Some(policy)) => {
+            let change = record.and_then(|r| change_from(r, &policy));
+            ChosenPolicy { policy, notes: change.iter().cloned().collect(), change }
+        }
+        (Level::LedgerFile, _) => from_record(record.expect("a recorded file"))?,
+        _ => preset_level(record, ledger.and_then(|l| l.policy.as_deref()), chart_name)?,
+    };
+    Ok(Choice { chosen, chart_first: level == Level::Chart })
+}
+
+/// The choice once the target chart has been read: the policy it ships (already loaded,
+/// with its chart origin), or the preset when it ships none; either way saying what
+/// changed since the ledger's record.
+pub fn settle(choice: Choice, shipped: Option<Policy>, ledger: Option<&Ledger>) -> ChosenPolicy {
+    let record = ledger.and_then(|l| l.policy_record.as_ref());
+    match shipped {
+        Some(policy) if choice.chart_first => {
+            let change = record.and_then(|r| change_from(r, &policy));
+            ChosenPolicy { policy, notes: change.iter().cloned().collect(), change }
+        }
+        _ => {
+            let mut chosen = choice.chosen;
+            if let Some(r) = record.filter(|r| matches!(r.origin, Origin::Chart { .. }) && choice.chart_first) {
+                let change = format!(
+                    "the last run used the policy {} shipped; the target chart ships none, so {} decides",
+                    one_line(&r.origin.to_string()),
+                    one_line(&chosen.policy.origin.to_string())
+                );
+                chosen.notes.push(change.clone());
+                chosen.change = Some(change);
+            }
+            chosen
+        }
     }
-    if let Some(policy) = explicit {
-        let change = record.filter(|r| r.digest != policy.digest).map(|r| {
-            format!(
-                "the policy changes: the last run used {} ({}), this one uses {} ({})",
-                one_line(&r.origin.to_string()),
-                crate::digest::short(&r.digest),
-                one_line(&policy.origin.to_string()),
-                crate::digest::short(&policy.digest)
-            )
-        });
-        return Ok(ChosenPolicy { policy, notes: change.iter().cloned().collect(), change });
-    }
+}
+
+/// "the policy changes: …" when `policy` is not the one the ledger recorded.
+fn change_from(record: &PolicyRecord, policy: &Policy) -> Option<String> {
+    (record.digest != policy.digest).then(|| {
+        format!(
+            "the policy changes: the last run used {} ({}), this one uses {} ({})",
+            one_line(&record.origin.to_string()),
+            crate::digest::short(&record.digest),
+            one_line(&policy.origin.to_string()),
+            crate::digest::short(&policy.digest)
+        )
+    })
+}
+
+/// The preset level: a preset the ledger names (today's version of it), else the preset
+/// for the chart's name.
+fn preset_level(record: Option<&PolicyRecord>, name: Option<&str>, chart_name: &str) -> Result<ChosenPolicy, RunError> {
     match record {
-        Some(record) => from_record(record),
+        Some(record @ PolicyRecord { origin: Origin::Preset { .. }, .. }) => from_record(record),
+        // A chart's policy is read again from the target chart; this is the fallback.
+        Some(_) => Ok(ChosenPolicy { policy: presets::for_chart(chart_name), notes: vec![], change: None }),
         // A record of an older version keeps the policy's name only.
-        None => match ledger.and_then(|l| l.policy.as_deref()) {
+        None => match name {
             Some(name) if presets::text(name).is_some() => Ok(ChosenPolicy {
                 policy: policy::load_named_or_path(name).map_err(invalid)?,
                 notes: vec![],
@@ -160,4 +285,143 @@ fn recorded_policy(record: &PolicyRecord) -> Result<Policy, RunError> {
         ),
         "pass --policy with that file",
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RECORDED: [Recorded; 4] = [Recorded::Nothing, Recorded::File, Recorded::Preset, Recorded::Chart];
+
+    #[test]
+    fn precedence_is_resume_then_policy_then_the_ledgers_file_then_the_chart_then_a_preset() {
+        for recorded in RECORDED {
+            for ships in [false, true] {
+                let ctx = format!("{recorded:?}, chart ships: {ships}");
+                // --resume wins over everything, --policy over everything else.
+                assert_eq!(precedence(true, true, recorded, ships), Level::Resumed, "{ctx}");
+                assert_eq!(precedence(true, false, recorded, ships), Level::Resumed, "{ctx}");
+                assert_eq!(precedence(false, true, recorded, ships), Level::Explicit, "{ctx}");
+            }
+        }
+        // The ledger's file outranks the chart's policy.
+        assert_eq!(precedence(false, false, Recorded::File, true), Level::LedgerFile);
+        assert_eq!(precedence(false, false, Recorded::File, false), Level::LedgerFile);
+        // The chart's policy outranks any preset: the ledger's, or by chart name; and a
+        // recorded chart policy is read again from the new target chart.
+        for recorded in [Recorded::Nothing, Recorded::Preset, Recorded::Chart] {
+            assert_eq!(precedence(false, false, recorded, true), Level::Chart, "{recorded:?}");
+            assert_eq!(precedence(false, false, recorded, false), Level::Preset, "{recorded:?}");
+        }
+    }
+
+    const VENDOR: &str = "name: vendorapp\ndescription: d\nupgrade: {max_minor_step: 3, major: refuse, procedure: rolling, required_stops: [\"1.2.0\"]}\ndowngrade: {}\nprocedures:\n  rolling: {steps: [deploy: {}, verify: {}]}\n";
+
+    fn shipped(version: &str, text: &str) -> Policy {
+        let origin =
+            Origin::Chart { chart: "vendorapp".into(), version: version.into(), file: "upgrade-policy.yaml".into() };
+        policy::parse_from(text, origin).unwrap()
+    }
+
+    fn ledger_recording(policy: &Policy) -> Ledger {
+        let mut ledger = Ledger::new("vendorapp", "ns");
+        ledger.policy = Some(policy.name.clone());
+        ledger.policy_record = Some(PolicyRecord {
+            name: policy.name.clone(),
+            origin: policy.origin.clone(),
+            digest: policy.digest.clone(),
+            text: Some(policy.text.clone()),
+        });
+        ledger
+    }
+
+    fn origin_of(chosen: &ChosenPolicy) -> String {
+        chosen.policy.origin.to_string()
+    }
+
+    #[test]
+    fn a_release_with_no_record_takes_the_charts_policy_else_the_preset_for_its_name() {
+        let choice = choose_policy(false, None, None, "vendorapp").unwrap();
+        assert!(choice.chart_first);
+        let chosen = settle(choice, Some(shipped("1.4.0", VENDOR)), None);
+        assert_eq!(origin_of(&chosen), "chart vendorapp 1.4.0 (upgrade-policy.yaml)");
+        assert!(chosen.notes.is_empty() && chosen.change.is_none());
+
+        let chosen = settle(choose_policy(false, None, None, "bsr").unwrap(), None, None);
+        assert_eq!(origin_of(&chosen), "preset bsr");
+    }
+
+    #[test]
+    fn an_explicit_policy_or_a_recorded_file_is_not_looked_past() {
+        let choice = choose_policy(false, Some("sequential-minor"), None, "vendorapp").unwrap();
+        assert!(!choice.chart_first, "--policy: the chart is not read");
+        let chosen = settle(choice, None, None);
+        assert_eq!(origin_of(&chosen), "preset sequential-minor");
+
+        let file = policy::parse_from(VENDOR, Origin::File { path: "/ops/vendorapp.yaml".into() }).unwrap();
+        let ledger = ledger_recording(&file);
+        let choice = choose_policy(false, None, Some(&ledger), "vendorapp").unwrap();
+        assert!(!choice.chart_first, "the ledger's file outranks the chart");
+        // Even if a chart's policy were at hand, a settled choice keeps its policy.
+        let chosen = settle(choice, Some(shipped("1.4.0", VENDOR)), Some(&ledger));
+        assert_eq!(origin_of(&chosen), "the ledger's copy of /ops/vendorapp.yaml");
+    }
+
+    #[test]
+    fn a_recorded_preset_ranks_below_the_charts_policy() {
+        let preset = presets::for_chart("vendorapp");
+        let ledger = ledger_recording(&preset);
+        let choice = choose_policy(false, None, Some(&ledger), "vendorapp").unwrap();
+        assert!(choice.chart_first);
+        let chosen = settle(choice, Some(shipped("1.4.0", VENDOR)), Some(&ledger));
+        assert_eq!(origin_of(&chosen), "chart vendorapp 1.4.0 (upgrade-policy.yaml)");
+        let change = chosen.change.expect("another policy than the last run's is confirmed");
+        assert!(change.starts_with("the policy changes: the last run used preset sequential-minor"), "{change}");
+        // Without a policy in the chart, the recorded preset decides, as before.
+        let chosen = settle(choose_policy(false, None, Some(&ledger), "vendorapp").unwrap(), None, Some(&ledger));
+        assert_eq!(origin_of(&chosen), "preset sequential-minor");
+        assert!(chosen.change.is_none());
+    }
+
+    #[test]
+    fn a_recorded_chart_policy_is_read_again_from_the_new_target_chart() {
+        let last = shipped("1.4.0", VENDOR);
+        let ledger = ledger_recording(&last);
+        let choice = choose_policy(false, None, Some(&ledger), "vendorapp").unwrap();
+        assert!(choice.chart_first, "the vendor may have changed it: read the target's");
+        // The same text in the next version: no change to confirm.
+        let chosen = settle(choice, Some(shipped("1.5.0", VENDOR)), Some(&ledger));
+        assert_eq!(origin_of(&chosen), "chart vendorapp 1.5.0 (upgrade-policy.yaml)");
+        assert!(chosen.change.is_none(), "{:?}", chosen.change);
+        // The vendor changed it: the change is said and confirmed.
+        let newer = VENDOR.replace("max_minor_step: 3", "max_minor_step: 2");
+        let choice = choose_policy(false, None, Some(&ledger), "vendorapp").unwrap();
+        let chosen = settle(choice, Some(shipped("1.5.0", &newer)), Some(&ledger));
+        assert!(chosen.change.as_deref().is_some_and(|c| c.contains("chart vendorapp 1.4.0")), "{:?}", chosen.change);
+        // The vendor dropped it: the preset for the chart's name, saying so.
+        let choice = choose_policy(false, None, Some(&ledger), "vendorapp").unwrap();
+        let chosen = settle(choice, None, Some(&ledger));
+        assert_eq!(origin_of(&chosen), "preset sequential-minor");
+        let change = chosen.change.expect("said at the confirmation");
+        assert_eq!(
+            change,
+            "the last run used the policy chart vendorapp 1.4.0 (upgrade-policy.yaml) shipped; the target chart ships none, so preset sequential-minor decides"
+        );
+        assert_eq!(chosen.notes, [change]);
+    }
+
+    #[test]
+    fn resume_uses_the_ledgers_copy_of_a_charts_policy() {
+        let last = shipped("1.4.0", VENDOR);
+        let ledger = ledger_recording(&last);
+        let choice = choose_policy(true, None, Some(&ledger), "vendorapp").unwrap();
+        assert!(!choice.chart_first, "--resume does not read the chart");
+        let other = VENDOR.replace("max_minor_step: 3", "max_minor_step: 1");
+        let chosen = settle(choice, Some(shipped("1.5.0", &other)), Some(&ledger));
+        assert_eq!(chosen.policy.digest, last.digest);
+        assert_eq!(origin_of(&chosen), "chart vendorapp 1.4.0 (upgrade-policy.yaml)");
+        assert!(chosen.notes[0].contains("the ledger's copy"), "{:?}", chosen.notes);
+        // Its commands still need leave: the origin is kept.
+        assert!(matches!(chosen.policy.origin, Origin::Chart { .. }));
+    }
 }

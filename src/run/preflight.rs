@@ -27,7 +27,7 @@ use super::gather::{Facts, Tools};
 use super::options::{DiffDetail, RunOptions};
 use super::values::Overrides;
 use crate::catalog::ChartArg;
-use crate::catalog::cache::{self, CachedChart};
+use crate::catalog::cache::{CachedChart, RunCharts};
 use crate::diff::{ManifestDiff, Secrets};
 use crate::digest::json_sha256;
 use crate::helm::Rendered;
@@ -41,11 +41,10 @@ pub struct StartValues<'a> {
     pub overrides: &'a Overrides,
 }
 
-/// How the walk passes each version to helm, and the run's folder of pulled archives,
-/// which must outlive the walk.
+/// How the walk passes each version to helm: the archives the preflight rendered (kept in
+/// the run's [`RunCharts`], which must outlive the walk).
 pub struct Checked {
     pub chart: ChartArg,
-    pub folder: Option<tempfile::TempDir>,
 }
 
 /// Check every hop of `plan` and record what was found in it.
@@ -55,14 +54,14 @@ pub fn check(
     tools: &Tools,
     opts: &RunOptions,
     start: &StartValues,
+    charts: &RunCharts,
 ) -> Result<Checked, RunError> {
     if let Some(why) = skipped(plan, opts) {
         plan.not_rendered = Some(why);
-        return Ok(Checked { chart: facts.offer.chart.clone(), folder: None });
+        return Ok(Checked { chart: facts.offer.chart.clone() });
     }
-    let folder = dir("charts")?;
     let work = dir("values")?;
-    let prepared = prepare_all(plan, facts, tools, start, folder.path(), work.path())?;
+    let prepared = prepare_all(plan, facts, tools, start, charts, work.path())?;
     let mut said = BTreeSet::new();
     let mut files = std::collections::BTreeMap::new();
     // What each hop starts from, for --diff: the live release, then the hop before.
@@ -87,7 +86,7 @@ pub fn check(
         });
         files.insert(hop.to.clone(), chart.path);
     }
-    Ok(Checked { chart: ChartArg::Cached { files, source: Box::new(facts.offer.chart.clone()) }, folder: Some(folder) })
+    Ok(Checked { chart: ChartArg::Cached { files, source: Box::new(facts.offer.chart.clone()) } })
 }
 
 /// Why the hops are not rendered, or None when they are.
@@ -103,8 +102,8 @@ fn skipped(plan: &Plan, opts: &RunOptions) -> Option<String> {
     None
 }
 
-/// A private folder of the run (0700; removed when dropped): the pulled archives, the
-/// values files of the renders.
+/// A private folder of the run (0700; removed when dropped): the values files of the
+/// renders.
 fn dir(what: &str) -> Result<tempfile::TempDir, RunError> {
     tempfile::Builder::new().prefix(&format!("helm-safe-upgrade-{what}-")).tempdir().map_err(|e| {
         RunError::Other(format!(
@@ -122,13 +121,14 @@ struct Prepared {
 /// Each hop's target pulled and then rendered, the hops in parallel (a hop's render waits
 /// only for its own pull); None for a hop with no deploy to render. A hop's start is not
 /// pulled: the way back deploys it from the source, as it would without a preflight (one
-/// process per hop saved on every run, for a path rarely taken).
+/// process per hop saved on every run, for a path rarely taken). A target the run fetched
+/// already (to read the policy its chart ships) is not pulled again.
 fn prepare_all(
     plan: &Plan,
     facts: &Facts,
     tools: &Tools,
     start: &StartValues,
-    folder: &Path,
+    charts: &RunCharts,
     work: &Path,
 ) -> Result<Vec<Option<Prepared>>, RunError> {
     let mut jobs = Vec::new();
@@ -144,7 +144,7 @@ fn prepare_all(
             .map(|(hop, flags)| {
                 flags.map(|flags| {
                     scope.spawn(move || {
-                        let chart = cache::fetch(&tools.helm, folder, source, &hop.to).map_err(Failure::Fetch)?;
+                        let chart = charts.fetch(&tools.helm, source, &hop.to).map_err(Failure::Fetch)?;
                         let purpose = format!("render {release} at {} (preflight)", hop.to);
                         let rendered = tools
                             .helm

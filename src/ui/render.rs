@@ -79,6 +79,7 @@ pub fn plan_table(plan: &Plan, look: Look) -> String {
             push_line(&mut out, look, &format!("  {}. {}", n + 1, step_detail(step)));
         }
     }
+    out.push_str(&chart_commands(plan, look));
     out.push_str(&value_rules(plan, look));
     out.push_str(&checks(plan, look));
     out.push_str(&super::timing::expected(plan, look));
@@ -159,6 +160,22 @@ fn hop_changes(out: &mut String, look: Look, changes: &crate::plan::HopChanges) 
             let _ = writeln!(out, "      {}", for_terminal(line));
         }
     }
+}
+
+/// Every command a policy shipped in the chart would run, the checks' argv included
+/// (the table names checks only): the operator allowed the vendor's commands, and sees
+/// them all here before confirming.
+fn chart_commands(plan: &Plan, look: Look) -> String {
+    let mut out = String::new();
+    let Some(commands) = plan.sources.as_ref().map(|s| &s.chart_commands).filter(|c| !c.is_empty()) else {
+        return out;
+    };
+    let title = "commands from the chart (allowed by --allow-chart-commands; placeholders filled per hop)";
+    push_line(&mut out, look, &format!("\n{}", look.paint(Role::Heading, title)));
+    for command in commands {
+        push_line(&mut out, look, &format!("  - {}", command.line()));
+    }
+    out
 }
 
 /// The policy's value rules the plan crosses, by hop, with the vendor's words: what the
@@ -378,6 +395,7 @@ mod tests {
                 policy: "the ledger's copy of /home/operator/policies/bsr-with-our-own-smoke-checks.yaml".into(),
                 policy_digest: "sha256:5f0c4a1e9b7d2c3e8f6a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e".into(),
                 chart: Some("oci://us-docker.pkg.dev/buf-images-1/bsr/charts/bsr (from the ledger)".into()),
+                chart_commands: vec![],
             }),
             values: None,
             ..Context::default()

@@ -24,7 +24,7 @@ use crate::archive;
 include!(concat!(env!("OUT_DIR"), "/fixture_files.rs"));
 
 /// The fixture charts, by name.
-pub const CHARTS: [&str; 5] = ["acme", "bsr", "coder", "generic-app", "sourcegraph"];
+pub const CHARTS: [&str; 6] = ["acme", "bsr", "coder", "generic-app", "sourcegraph", "vendorapp"];
 
 /// First `created` time of every fixture chart (2024-01-01T00:00:00Z); each later
 /// version in versions.yaml is one day later.
@@ -372,6 +372,31 @@ mod tests {
         assert!(err.contains("c/versions/4.0.0/ is no version listed in c/versions.yaml"), "{err}");
         let chart_yaml: &[(&str, &[u8])] = &[("c/versions/1.0.0/Chart.yaml", b"x")];
         assert!(check_overlays(chart_yaml, "c", &vs).is_err());
+    }
+
+    #[test]
+    fn vendorapp_ships_its_upgrade_policy_from_1_2_0() {
+        let policy_of = |version: &str| {
+            let (files, _) = files("vendorapp", version).unwrap();
+            let chart_yaml: serde_json::Value = yaml_serde::from_slice(&files["Chart.yaml"]).unwrap();
+            let named = chart_yaml["annotations"]["helm-safe-upgrade/policy"].as_str().map(str::to_owned);
+            let text = files.get("upgrade-policy.yaml").map(|b| String::from_utf8(b.clone()).unwrap());
+            (named, text)
+        };
+        for version in ["1.0.0", "1.1.0"] {
+            assert_eq!(policy_of(version), (None, None), "{version}");
+        }
+        let shipped = |version: &str| {
+            let (named, text) = policy_of(version);
+            assert_eq!(named.as_deref(), Some("upgrade-policy.yaml"), "{version}");
+            text.unwrap_or_else(|| panic!("{version} ships no upgrade-policy.yaml"))
+        };
+        let first = shipped("1.2.0");
+        assert!(first.contains("required_stops: [\"1.2.0\"]") && !first.contains("run:"), "{first}");
+        assert_eq!(shipped("1.3.0"), first);
+        assert_eq!(shipped("1.4.0"), first);
+        assert!(shipped("1.5.0").contains("- run: {name: prepare the database"));
+        assert!(shipped("1.6.0").contains("max_minor_stpe"), "1.6.0 ships a policy with a typo");
     }
 
     #[test]
