@@ -81,7 +81,9 @@ pub fn truncated(text: &str, max: usize) -> Cow<'_, str> {
 pub fn display_argv(argv: &[String]) -> String {
     argv.iter()
         .map(|a| {
-            if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:{}@,+".contains(c)) {
+            // Braces are plain to a shell unless they could expand (`{a,b}`, `{1..3}`).
+            let expands = a.contains('{') && (a.contains(',') || a.contains(".."));
+            if !a.is_empty() && !expands && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:{}@,+".contains(c)) {
                 a.clone()
             } else {
                 format!("'{}'", a.replace('\'', r"'\''"))
@@ -221,6 +223,20 @@ mod tests {
         assert!(safe.contains(r"a\u009b31m\u007fb\u202ec\u001b[2J\n"), "{safe}");
         assert_eq!(serde_json::from_str::<serde_json::Value>(&safe).unwrap(), value);
         assert!(matches!(json_for_terminal("{\"a\": \"→\"}"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn an_argv_is_shown_as_a_shell_would_take_it() {
+        let argv = |words: &[&str]| display_argv(&words.iter().map(|w| w.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            argv(&["kubectl", "get", "-o=jsonpath={.status.readyReplicas}"]),
+            "kubectl get -o=jsonpath={.status.readyReplicas}"
+        );
+        assert_eq!(argv(&["-o", "go-template={{.status.phase}}"]), "-o go-template={{.status.phase}}");
+        // Brace expansion would make two words (or a sequence) of these.
+        assert_eq!(argv(&["{a,b}", "x{1..3}", "a,b"]), "'{a,b}' 'x{1..3}' a,b");
+        assert_eq!(argv(&[r#"{"spec":{"replicas":0}}"#]), r#"'{"spec":{"replicas":0}}'"#);
+        assert_eq!(argv(&["it's", ""]), r"'it'\''s' ''");
     }
 
     #[test]

@@ -378,6 +378,12 @@ fn policy_errors_name_line_column_and_a_hint() {
         VALID.replace("max_minor_step: 1", "max_minor_step: 2\n  fast_path:\n    min_minors: 2\n    procedure: p"),
         VALID.replace("max_minor_step: 1", "max_minor_step: 0"),
         VALID.to_string() + "      - run: {name: r, argv: [x, \"{to_shcema}\"]}\n",
+        // Literal braces written as a terminal takes them: JSON, where a `{` opens no
+        // placeholder, and a jsonpath, which reads as an unknown one.
+        VALID.to_string()
+            + "      - run: {name: stop, argv: [kubectl, patch, deploy, \"{release}\", -p, '{\"spec\":{\"replicas\":0}}']}\n",
+        VALID.to_string()
+            + "      - run: {name: ready, argv: [kubectl, get, deploy, \"-o=jsonpath={.status.readyReplicas}\"]}\n",
         VALID.to_string() + "catalog:\n  - version: 1.2\n    schema: 3\n",
         VALID.replace("- deploy: {}", "- deplyo: {}"),
         VALID.replace("- deploy: {}", "- verify"),

@@ -47,6 +47,36 @@ fn three_hops_carry_values_exactly(version: HelmVersion) {
 }
 both_helms!(three_hops, super::three_hops_carry_values_exactly);
 
+/// A policy's `run` steps read the cluster the way operators do, a jsonpath and a
+/// go-template, and pass JSON: each written with doubled braces in the policy, each
+/// reaching its program (no shell between) with single ones.
+fn commands_get_literal_braces(version: HelmVersion) {
+    let bed = Bed::new(version);
+    bed.install("bsr", "1.0.4", VALUES);
+    let steps = concat!(
+        "      - deploy: {}\n",
+        "      - verify: {}\n",
+        "      - run: {name: jsonpath, argv: [kubectl, --namespace, \"{namespace}\", get, deployment, bsr-server,\n",
+        "                                     \"-o=jsonpath=by jsonpath: {{.metadata.name}}\"]}\n",
+        "      - run: {name: go-template, argv: [kubectl, --namespace, \"{namespace}\", get, deployment, bsr-server,\n",
+        "                                        \"-o=go-template=by go-template: {{{{.metadata.name}}}}\"]}\n",
+        "      - run: {name: json, argv: [printf, \"%s\\n\", '{{\"release\": \"{release}\"}}']}\n",
+    );
+    let policy = bed.policy_with_rolling_steps(steps);
+    let (stdout, stderr) = bed
+        .run_expect(&["bsr", "--to", "1.1.9", "--chart", "demo/bsr", "--policy", policy.to_str().unwrap(), "--yes"], 0);
+    let output = format!("{stdout}{stderr}");
+    // The plan shows each command as it will run.
+    assert!(output.contains("get deployment bsr-server '-o=jsonpath=by jsonpath: {.metadata.name}'"), "{output}");
+    assert!(output.contains("'-o=go-template=by go-template: {{.metadata.name}}'"), "{output}");
+    // And each ran so: kubectl read the Deployment's name through both templates.
+    assert!(output.contains("by jsonpath: bsr-server"), "{output}");
+    assert!(output.contains("by go-template: bsr-server"), "{output}");
+    assert!(output.contains(r#"{"release": "bsr"}"#), "{output}");
+    assert_eq!(bed.charts_deployed(), ["bsr-1.0.4", "bsr-1.1.9"]);
+}
+both_helms!(literal_braces, super::commands_get_literal_braces);
+
 fn refusals_change_nothing(version: HelmVersion) {
     let bed = Bed::new(version);
     bed.install("bsr", "1.0.4", VALUES);

@@ -49,6 +49,10 @@ fn a_bad_notify_is_a_located_error() {
         "{placeholder}"
     );
     assert!(placeholder.contains("hint: leave it out: the hook reads the release"), "{placeholder}");
+    // Braces that name no placeholder are passed as written (JSON, a template of the hook's).
+    let json = format!("{VALID}notify: [page-oncall, '{{\"team\": \"db\"}}', '{{{{.release}}}}']\n");
+    let policy = helm_safe_upgrade::policy::parse(&json, "policy.yaml").expect("JSON in an argument is fine");
+    assert_eq!(policy.notify.unwrap(), ["page-oncall", r#"{"team": "db"}"#, "{{.release}}"]);
 
     // Not a list: the reader says where.
     let text = error_of(&format!("{VALID}notify: page-oncall --team db\n"));

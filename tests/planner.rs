@@ -121,9 +121,10 @@ mod bsr {
         assert_eq!(hop.kind, HopKind::MinorDowngrade);
         assert_eq!(actions(&hop.steps), ["deploy", "wait-gone", "run", "verify"]);
         match &hop.steps[1] {
-            Step::WaitGone { version, selector } => {
+            Step::WaitGone { version, selector, unfilled } => {
                 assert_eq!(version.to_string(), "1.3.0");
                 assert_eq!(selector, "app.kubernetes.io/instance=rel,helm.sh/chart=chart-1.3.0");
+                assert!(unfilled.is_empty(), "{unfilled:?}");
             }
             other => panic!("{other:?}"),
         }
@@ -728,5 +729,100 @@ mod value_rules {
         assert!(err.contains("indexes a list"), "{err}");
         let err = bad("  - version: 4.0.0\n    requires: a\n");
         assert!(err.contains("unknown field"), "{err}");
+    }
+}
+
+/// Policy text with placeholders and doubled braces, filled in every field the planner
+/// fills: `{{`/`}}` are literal braces, the rest is the hop's values.
+mod templates {
+    use super::*;
+    use helm_safe_upgrade::plan;
+
+    const POLICY: &str = r#"name: t
+description: d
+release_notes: "https://example.com/{{notes}}/{to}"
+upgrade:
+  max_minor_step: 1
+  major: refuse
+  snapshot_first: true
+  procedure: p
+downgrade: {}
+snapshot:
+  message: "Back up {release} ({{all}} of it)"
+  command: [backup, "{release}", '{{"from": "{from}", "to": "{to}"}}']
+checks:
+  - {name: ready, argv: [kubectl, get, deploy, "{release}", "-o=jsonpath={{.status.readyReplicas}}={to}"]}
+procedures:
+  p:
+    steps:
+      - confirm: {message: "{{ready}} for {to}?"}
+      - snapshot: {message: "Again: {{{release}}}"}
+      - deploy: {}
+      - wait-gone: {version: from, selector: "app={release},v={version},x={{y}}"}
+      - run: {name: image, argv: [echo, "{to_app_version}", "{{to_app_version}}"]}
+      - verify: {}
+"#;
+
+    fn argv(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn every_filled_field_reads_doubled_braces_as_literal_ones() {
+        let plan = upgrade(&policy_yaml(POLICY), "1.0.0,1.1.0", "1.0.0", "1.1.0").unwrap();
+        let first_snapshot = &plan.preflight[1];
+        assert_eq!(
+            first_snapshot,
+            &Step::Snapshot {
+                message: "Back up rel ({all} of it)".into(),
+                argv: Some(argv(&["backup", "rel", r#"{"from": "1.0.0", "to": "1.1.0"}"#])),
+                unfilled: vec![],
+            }
+        );
+        let hop = &plan.hops[0];
+        assert_eq!(hop.release_notes.as_deref(), Some("https://example.com/{notes}/1.1.0"));
+        assert_eq!(hop.steps[0], Step::Confirm { message: "{ready} for 1.1.0?".into() });
+        let Step::Snapshot { message, .. } = &hop.steps[1] else { panic!("{:?}", hop.steps[1]) };
+        assert_eq!(message, "Again: {rel}");
+        assert_eq!(
+            hop.steps[3],
+            Step::WaitGone { version: v("1.0.0"), selector: "app=rel,v=1.0.0,x={y}".into(), unfilled: vec![] }
+        );
+        let Step::Verify { checks, unfilled, .. } = &hop.steps[5] else { panic!("{:?}", hop.steps[5]) };
+        assert_eq!(
+            checks[0].argv,
+            argv(&["kubectl", "get", "deploy", "rel", "-o=jsonpath={.status.readyReplicas}=1.1.0"])
+        );
+        assert!(unfilled.is_empty());
+    }
+
+    /// The source gives no app version and the policy's catalog neither: the placeholder
+    /// stays as written and the step names it, apart from the literal that reads the same.
+    #[test]
+    fn a_placeholder_without_a_value_is_named_by_the_step() {
+        let plan = upgrade(&policy_yaml(POLICY), "1.0.0,1.1.0", "1.0.0", "1.1.0").unwrap();
+        assert_eq!(
+            plan.hops[0].steps[4],
+            Step::Run {
+                name: "image".into(),
+                argv: argv(&["echo", "{to_app_version}", "{to_app_version}"]),
+                unfilled: vec!["to_app_version".into()],
+            }
+        );
+    }
+
+    /// The way back the executor puts together itself verifies with the same checks,
+    /// filled for going from the version it leaves to the one it returns to.
+    #[test]
+    fn the_way_back_verify_is_filled_like_a_planned_one() {
+        let policy = policy_yaml(POLICY);
+        let step = plan::way_back_verify(&policy, &versions("1.0.0,1.1.0"), &context(), &v("1.1.0"), &v("1.0.0"));
+        let Step::Verify { version, checks, unfilled } = step else { panic!("{step:?}") };
+        assert_eq!(version, v("1.0.0"));
+        assert_eq!(
+            checks[0].argv,
+            argv(&["kubectl", "get", "deploy", "rel", "-o=jsonpath={.status.readyReplicas}=1.0.0"])
+        );
+        assert!(unfilled.is_empty());
     }
 }

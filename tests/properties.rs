@@ -732,3 +732,163 @@ mod hostile {
         }
     }
 }
+
+/// Policy text with placeholders and literal braces, through the loader and the planner:
+/// what validation accepts is filled exactly as written (`{{` and `}}` are one brace, a
+/// placeholder its value), and an escaped text comes back unchanged.
+mod templates {
+    use helm_safe_upgrade::plan::{self, Step, UpgradeRequest};
+    use helm_safe_upgrade::policy::{self, template};
+    use proptest::prelude::*;
+
+    use super::common::{context, v, versions};
+
+    /// Placeholders with the value a plan from 1.0.0 to 1.1.0 of release `rel` (namespace
+    /// `ns`, chart `chart`, [`context`]) gives them.
+    const VALUES: &[(&str, &str)] = &[
+        ("release", "rel"),
+        ("namespace", "ns"),
+        ("chart", "chart"),
+        ("from", "1.0.0"),
+        ("to", "1.1.0"),
+        ("var.img", "reg/img"),
+    ];
+
+    #[derive(Clone, Debug)]
+    enum Part {
+        Text(String),
+        Placeholder(usize),
+    }
+
+    /// Text an operator could type: heavy on braces and the characters YAML and JSON
+    /// care about, with some outside ASCII; no control characters.
+    fn text() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop_oneof![
+                4 => prop::sample::select(vec!['{', '}']),
+                4 => prop::char::range(' ', '~'),
+                1 => prop::sample::select(vec!['é', '世', '🦀', '\u{301}', '·']),
+            ],
+            0..24,
+        )
+        .prop_map(|chars| chars.into_iter().collect())
+    }
+
+    fn parts() -> impl Strategy<Value = Vec<Part>> {
+        prop::collection::vec(
+            prop_oneof![text().prop_map(Part::Text), (0..VALUES.len()).prop_map(Part::Placeholder)],
+            0..6,
+        )
+    }
+
+    /// Text with pieces of templates in it, right and wrong.
+    fn text_with_placeholders() -> impl Strategy<Value = String> {
+        let pieces = ["{release}", "{to}", "{var.img}", "{nope}", "{var.x}", "{}", "{{", "}}", "{", "}", "{{{to}}}"];
+        prop::collection::vec(
+            prop_oneof![
+                2 => prop::sample::select(pieces.to_vec()).prop_map(str::to_string),
+                3 => text(),
+            ],
+            0..6,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    /// The template language restated, for [`VALUES`]' placeholders: reading left to
+    /// right, `{{` is `{`, `}}` is `}`, `{NAME}` is NAME's value, any other brace makes
+    /// the text invalid (None). Written without the tool's scanner.
+    fn oracle(text: &str) -> Option<String> {
+        let mut out = String::new();
+        let mut rest = text;
+        'reading: while let Some(c) = rest.chars().next() {
+            for (escape, brace) in [("{{", "{"), ("}}", "}")] {
+                if let Some(after) = rest.strip_prefix(escape) {
+                    out.push_str(brace);
+                    rest = after;
+                    continue 'reading;
+                }
+            }
+            for (name, value) in VALUES {
+                if let Some(after) = rest.strip_prefix(&format!("{{{name}}}")) {
+                    out.push_str(value);
+                    rest = after;
+                    continue 'reading;
+                }
+            }
+            if c == '{' || c == '}' {
+                return None;
+            }
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
+        Some(out)
+    }
+
+    /// A `run` step's argv and the placeholders left unfilled in it, as planned; `None`
+    /// when the loader refused the policy.
+    type Planned = Option<(Vec<String>, Vec<String>)>;
+
+    /// The `run` step whose one argument is `template`, planned for a hop.
+    fn planned(template: &str) -> Result<Planned, String> {
+        // A JSON string is a YAML double-quoted scalar: the argument arrives verbatim.
+        let arg = serde_json::to_string(template).unwrap();
+        let text = format!(
+            "name: t\ndescription: d\nupgrade:\n  max_minor_step: 1\n  major: refuse\n  procedure: p\ndowngrade: {{}}\nvars: {{img: reg/img}}\nprocedures:\n  p:\n    steps:\n      - deploy: {{}}\n      - run: {{name: r, argv: [echo, {arg}]}}\n"
+        );
+        let policy = match policy::parse(&text, "template") {
+            Ok(p) => p,
+            Err(e) if e.to_string().contains("placeholder") || e.to_string().contains("lone") => return Ok(None),
+            Err(e) => return Err(format!("not a template error: {e}")),
+        };
+        let request = UpgradeRequest { current: v("1.0.0"), target: v("1.1.0"), fast_path: false, devel: false };
+        let plan =
+            plan::plan_upgrade(&policy, &versions("1.0.0,1.1.0"), &request, &context()).map_err(|e| e.to_string())?;
+        Ok(plan.hops[0].steps.iter().find_map(|s| match s {
+            Step::Run { argv, unfilled, .. } => Some((argv.clone(), unfilled.clone())),
+            _ => None,
+        }))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+        #[test]
+        fn escaped_text_and_placeholders_fill_to_the_text_and_the_values(parts in parts()) {
+            let mut template_text = String::new();
+            let mut expected = String::new();
+            for part in &parts {
+                match part {
+                    Part::Text(t) => {
+                        template_text.push_str(&template::escape(t));
+                        expected.push_str(t);
+                    }
+                    Part::Placeholder(i) => {
+                        template_text.push_str(&format!("{{{}}}", VALUES[*i].0));
+                        expected.push_str(VALUES[*i].1);
+                    }
+                }
+            }
+            let planned = planned(&template_text).map_err(TestCaseError::fail)?;
+            let Some((argv, unfilled)) = planned else {
+                return Err(TestCaseError::fail(format!("{template_text:?} was refused")));
+            };
+            prop_assert_eq!(argv, vec!["echo".to_string(), expected]);
+            prop_assert!(unfilled.is_empty(), "{:?}", unfilled);
+        }
+
+        #[test]
+        fn escaping_then_filling_is_the_identity(text in text()) {
+            let planned = planned(&template::escape(&text)).map_err(TestCaseError::fail)?;
+            prop_assert_eq!(planned, Some((vec!["echo".to_string(), text], vec![])));
+        }
+
+        /// Any text: the loader accepts it exactly when the oracle reads it, and the
+        /// planner fills it as the oracle does.
+        #[test]
+        fn any_text_is_refused_or_filled_as_the_oracle_reads_it(text in text_with_placeholders()) {
+            let planned = planned(&text).map_err(TestCaseError::fail)?;
+            let expected = oracle(&text).map(|filled| (vec!["echo".to_string(), filled], vec![]));
+            prop_assert_eq!(planned, expected, "{:?}", text);
+        }
+    }
+}

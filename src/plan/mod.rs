@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::policy::template::{self, Filled};
 use crate::policy::{Check, Policy, StepSpec, VersionRef};
 use crate::version::{ChartVersion, Minor};
 
@@ -280,6 +281,13 @@ pub struct HopChanges {
     pub unified: Option<String>,
 }
 
+/// The placeholders of a step's commands that the planner had no value for (a schema or
+/// app version the catalog and the chart source do not give; the release, offline). They
+/// stay `{name}` in the argv, to show what is missing, but that text cannot tell them
+/// from literal braces (`{{release}}` in a policy is the text `{release}`): this list
+/// does, and the executor refuses to run a command while it is not empty.
+pub type Unfilled = Vec<String>;
+
 /// One action of a plan. `action` names it in JSON.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
@@ -301,21 +309,30 @@ pub enum Step {
     Verify {
         version: ChartVersion,
         checks: Vec<Check>,
+        /// Placeholders in the checks' commands that nothing filled in ([`Unfilled`]).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        unfilled: Unfilled,
     },
     /// Run the snapshot command, or have the operator confirm one was taken.
     Snapshot {
         message: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         argv: Option<Vec<String>>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        unfilled: Unfilled,
     },
     Run {
         name: String,
         argv: Vec<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        unfilled: Unfilled,
     },
     /// Wait until no pod of `version` remains.
     WaitGone {
         version: ChartVersion,
         selector: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        unfilled: Unfilled,
     },
     Confirm {
         message: String,
@@ -537,23 +554,13 @@ impl StepBuilder<'_> {
         for spec in &self.policy.procedure(procedure).steps {
             steps.push(match spec {
                 StepSpec::Deploy { version, set } => Step::Deploy { version: pick(*version), set: set.clone(), revision: None },
-                StepSpec::Verify => Step::Verify {
-                    // A verify checks the version the last deploy step installed.
-                    version: last_deployed(&steps).unwrap_or_else(|| to.clone()),
-                    checks: self.policy.checks.iter().map(|c| self.check(c, values())).collect(),
-                },
-                StepSpec::Snapshot { message } => Step::Snapshot {
-                    message: fill(message.as_deref().unwrap_or(&self.policy.snapshot.message), values()),
-                    argv: self
-                        .policy
-                        .snapshot
-                        .command
-                        .as_ref()
-                        .map(|argv| argv.iter().map(|a| fill(a, values())).collect()),
-                },
+                // A verify checks the version the last deploy step installed.
+                StepSpec::Verify => self.verify(last_deployed(&steps).unwrap_or_else(|| to.clone()), values),
+                StepSpec::Snapshot { message } => self.snapshot(message.as_deref(), values()),
                 StepSpec::Run { name, argv } => {
+                    let (argv, unfilled) = fill_argv(argv, values());
                     for needed in ["to_schema", "from_schema"] {
-                        if argv.iter().any(|a| a.contains(&format!("{{{needed}}}"))) && !values().contains_key(needed) {
+                        if unfilled.iter().any(|u| u == needed) {
                             let version = if needed == "to_schema" { to } else { from };
                             return Err(refuse(
                                 "catalog-schema",
@@ -565,30 +572,79 @@ impl StepBuilder<'_> {
                             ));
                         }
                     }
-                    Step::Run { name: name.clone(), argv: argv.iter().map(|a| fill(a, values())).collect() }
+                    Step::Run { name: name.clone(), argv, unfilled }
                 }
                 StepSpec::WaitGone { version, selector } => {
                     let v = pick(*version);
                     let mut with_version = values().clone();
                     with_version.insert("version".into(), v.to_string());
-                    Step::WaitGone { selector: fill(selector, &with_version), version: v }
+                    let Filled { text, unfilled } = fill(selector, &with_version);
+                    Step::WaitGone { selector: text, version: v, unfilled }
                 }
-                StepSpec::Confirm { message } => Step::Confirm { message: fill(message, values()) },
+                StepSpec::Confirm { message } => Step::Confirm { message: fill(message, values()).text },
             });
         }
         Ok(steps)
     }
 
-    fn check(&self, check: &Check, values: &BTreeMap<String, String>) -> Check {
-        Check { name: check.name.clone(), argv: check.argv.iter().map(|a| fill(a, values)).collect() }
+    /// Verify `version` with the policy's checks, filled with `values` (asked for only when
+    /// there are checks).
+    fn verify<'v>(&self, version: ChartVersion, values: impl Fn() -> &'v BTreeMap<String, String>) -> Step {
+        let mut unfilled = Unfilled::new();
+        let checks = self
+            .policy
+            .checks
+            .iter()
+            .map(|check| {
+                let (argv, holes) = fill_argv(&check.argv, values());
+                add_once(&mut unfilled, holes);
+                Check { name: check.name.clone(), argv }
+            })
+            .collect();
+        Step::Verify { version, checks, unfilled }
+    }
+
+    /// A snapshot by the policy's command (or the operator), `message` standing in for the
+    /// policy's.
+    fn snapshot(&self, message: Option<&str>, values: &BTreeMap<String, String>) -> Step {
+        let message = fill(message.unwrap_or(&self.policy.snapshot.message), values).text;
+        match &self.policy.snapshot.command {
+            Some(argv) => {
+                let (argv, unfilled) = fill_argv(argv, values);
+                Step::Snapshot { message, argv: Some(argv), unfilled }
+            }
+            None => Step::Snapshot { message, argv: None, unfilled: vec![] },
+        }
+    }
+
+    /// The snapshot a policy takes before anything changes (`snapshot_first`), filled as
+    /// for a hop from the deployed version to the plan's target.
+    pub fn first_snapshot(&self, current: &ChartVersion, target: &ChartVersion) -> Step {
+        self.snapshot(None, &self.values(current, target))
     }
 
     pub fn release_notes(&self, to: &ChartVersion) -> Option<String> {
         self.policy
             .catalog_entry(to)
             .and_then(|e| e.notes.clone())
-            .or_else(|| self.policy.release_notes.as_ref().map(|t| fill(t, &self.values(to, to))))
+            .or_else(|| self.policy.release_notes.as_ref().map(|t| fill(t, &self.values(to, to)).text))
     }
+}
+
+/// The verify step of a way back the executor puts together itself (redeploying the
+/// version a hop left, without the hop's value overrides): the policy's checks filled in
+/// as a planned way back from `from` to `to` fills them.
+pub fn way_back_verify(
+    policy: &Policy,
+    available: &[Available],
+    context: &Context,
+    from: &ChartVersion,
+    to: &ChartVersion,
+) -> Step {
+    let candidates = candidate_versions(available, true, &[]);
+    let builder = StepBuilder { policy, context, available: &candidates };
+    let values = builder.values(from, to);
+    builder.verify(to.clone(), || &values)
 }
 
 fn last_deployed(steps: &[Step]) -> Option<ChartVersion> {
@@ -598,35 +654,33 @@ fn last_deployed(steps: &[Step]) -> Option<ChartVersion> {
     })
 }
 
-/// Replace each known `{name}`; unknown ones stay as written so an offline plan shows
-/// what will be filled in at run time (the executor refuses to run anything unfilled).
-pub(crate) fn fill(template: &str, values: &BTreeMap<String, String>) -> String {
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 1..];
-        match after.find('}') {
-            Some(close) => {
-                let name = &after[..close];
-                match values.get(name) {
-                    Some(v) => out.push_str(v),
-                    None => {
-                        out.push('{');
-                        out.push_str(name);
-                        out.push('}');
-                    }
-                }
-                rest = &after[close + 1..];
-            }
-            None => {
-                out.push_str(&rest[open..]);
-                rest = "";
-            }
+/// Fill a policy template ([`crate::policy::template`]: `{name}` filled in, `{{` and `}}`
+/// literal braces). A placeholder without a value stays `{name}`, so an offline plan shows
+/// what a live run fills in, and is named in [`Filled::unfilled`].
+pub(crate) fn fill(template: &str, values: &BTreeMap<String, String>) -> Filled {
+    template::fill(template, |name| values.get(name).map(String::as_str))
+}
+
+/// Fill each element of a command; the placeholders left unfilled in any of them, once.
+fn fill_argv(argv: &[String], values: &BTreeMap<String, String>) -> (Vec<String>, Unfilled) {
+    let mut unfilled = Unfilled::new();
+    let argv = argv
+        .iter()
+        .map(|arg| {
+            let Filled { text, unfilled: holes } = fill(arg, values);
+            add_once(&mut unfilled, holes);
+            text
+        })
+        .collect();
+    (argv, unfilled)
+}
+
+fn add_once(unfilled: &mut Unfilled, names: Vec<String>) {
+    for name in names {
+        if !unfilled.contains(&name) {
+            unfilled.push(name);
         }
     }
-    out.push_str(rest);
-    out
 }
 
 /// The preflight every plan starts with: a backup of what helm knows about the release.
@@ -648,9 +702,19 @@ mod tests {
     fn fill_replaces_known_and_keeps_unknown() {
         let mut values = BTreeMap::new();
         values.insert("to_schema".to_string(), "222".to_string());
-        assert_eq!(fill("migratedownto {to_schema}", &values), "migratedownto 222");
-        assert_eq!(fill("{release}-x", &values), "{release}-x");
-        assert_eq!(fill("no braces", &values), "no braces");
-        assert_eq!(fill("open { only", &values), "open { only");
+        assert_eq!(fill("migratedownto {to_schema}", &values).text, "migratedownto 222");
+        let kept = fill("{release}-x", &values);
+        assert_eq!((kept.text.as_str(), kept.unfilled), ("{release}-x", vec!["release".to_string()]));
+        assert_eq!(fill("no braces", &values).text, "no braces");
+        assert_eq!(fill("jsonpath={{.status.schema}}={to_schema}", &values).text, "jsonpath={.status.schema}=222");
+    }
+
+    #[test]
+    fn an_argv_names_each_unfilled_placeholder_once() {
+        let values = BTreeMap::from([("release".to_string(), "bsr".to_string())]);
+        let argv: Vec<String> = ["{release}", "{{to}}", "{to}", "{namespace}/{to}"].map(String::from).into();
+        let (filled, unfilled) = fill_argv(&argv, &values);
+        assert_eq!(filled, ["bsr", "{to}", "{to}", "{namespace}/{to}"]);
+        assert_eq!(unfilled, ["to", "namespace"], "the escaped {{{{to}}}} is text, not a hole");
     }
 }

@@ -82,7 +82,7 @@ pub fn plan_upgrade(
         hops,
         alternatives,
         warnings,
-        preflight: preflight(policy),
+        preflight: preflight(&builder, current, target),
         ..empty_plan(vec![])
     };
     super::estimate::attach(&mut plan, policy, context);
@@ -190,10 +190,10 @@ fn choose_strategy(
     Ok((Strategy::Sequential, sequential, alternatives))
 }
 
-fn preflight(policy: &Policy) -> Vec<Step> {
+fn preflight(builder: &StepBuilder, current: &ChartVersion, target: &ChartVersion) -> Vec<Step> {
     let mut steps = vec![backup_step()];
-    if policy.upgrade.snapshot_first {
-        steps.push(Step::Snapshot { message: policy.snapshot.message.clone(), argv: policy.snapshot.command.clone() });
+    if builder.policy.upgrade.snapshot_first {
+        steps.push(builder.first_snapshot(current, target));
     }
     steps
 }

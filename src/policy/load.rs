@@ -10,6 +10,7 @@ use std::path::Path;
 use serde_saphyr::{Location, Spanned};
 
 use super::raw::{RawPolicy, RawStep, RawStepKind};
+use super::template::{self, Problem};
 use super::values::{KeyPath, ValueChange, ValueRule};
 use super::{
     CatalogEntry, Check, DowngradeRules, FastPath, MinorDowngrade, PLACEHOLDERS, Policy, Procedure, RequiredStop,
@@ -293,7 +294,12 @@ impl Validator<'_> {
         Ok(match &step.value.0 {
             RawStepKind::Deploy(d) => StepSpec::Deploy { version: d.version, set: d.set.clone() },
             RawStepKind::Verify(_) => StepSpec::Verify,
-            RawStepKind::Snapshot(s) => StepSpec::Snapshot { message: s.message.clone() },
+            RawStepKind::Snapshot(s) => {
+                if let Some(message) = &s.message {
+                    self.placeholders_in(message, at, &[])?;
+                }
+                StepSpec::Snapshot { message: s.message.clone() }
+            }
             RawStepKind::Run(r) => {
                 if r.argv.is_empty() {
                     return Err(self.ctx.at(at, format!("run step {:?} has an empty argv", r.name), None));
@@ -328,23 +334,38 @@ impl Validator<'_> {
         Ok(())
     }
 
-    /// Every `{name}` must be a known placeholder or `{var.NAME}` of a declared var.
+    /// Every `{name}` must be a known placeholder or `{var.NAME}` of a declared var, and
+    /// every other brace doubled: read by [`template::check`], the reading the planner
+    /// fills by, so nothing accepted here is filled differently.
     fn placeholders_in(&self, text: &str, at: Location, extra: &[&str]) -> Result<(), PolicyError> {
-        for name in placeholder_names(text) {
-            let known = PLACEHOLDERS.contains(&name)
+        let known = |name: &str| {
+            PLACEHOLDERS.contains(&name)
                 || extra.contains(&name)
-                || name.strip_prefix("var.").is_some_and(|v| self.raw.vars.contains_key(v));
-            if !known {
+                || name.strip_prefix("var.").is_some_and(|v| self.raw.vars.contains_key(v))
+        };
+        let Err(e) = template::check(text, known) else {
+            return Ok(());
+        };
+        let literal = format!("write {{{{ and }}}} for literal braces: {:?}", e.escaped);
+        Err(match e.problem {
+            Problem::Unknown(name) => {
                 let mut all: Vec<String> = PLACEHOLDERS.iter().chain(extra).map(|p| format!("{{{p}}}")).collect();
                 all.extend(self.raw.vars.keys().map(|v| format!("{{var.{v}}}")));
-                return Err(self.ctx.at(
+                self.ctx.at(
                     at,
                     format!("unknown placeholder {{{name}}} in {text:?}"),
-                    Some(format!("placeholders are {}", all.join(", "))),
-                ));
+                    Some(format!("placeholders are {}; {literal}", all.join(", "))),
+                )
             }
-        }
-        Ok(())
+            Problem::Stray(brace) => self.ctx.at(
+                at,
+                format!(
+                    "lone \"{brace}\" at character {} of {text:?}: a brace belongs to a placeholder or is doubled",
+                    e.character
+                ),
+                Some(literal),
+            ),
+        })
     }
 
     fn procedure_ref(
@@ -466,7 +487,11 @@ impl Validator<'_> {
                 if let Some(cmd) = &s.command {
                     self.argv(cmd, &[])?;
                 }
-                Ok(SnapshotConfig { command: s.command.as_ref().map(|c| c.value.clone()), message: s.message.clone() })
+                self.placeholders_in(&s.message.value, s.message.referenced, &[])?;
+                Ok(SnapshotConfig {
+                    command: s.command.as_ref().map(|c| c.value.clone()),
+                    message: s.message.value.clone(),
+                })
             }
         }
     }
@@ -523,7 +548,15 @@ impl Validator<'_> {
                 ),
             ));
         }
-        if let Some(arg) = argv.value.iter().find(|a| !placeholder_names(a).is_empty()) {
+        // Braces are literal here (JSON in an argument is fine); only a placeholder's name
+        // is refused, since it would reach the program unfilled.
+        let placeholder = |a: &String| {
+            super::template::scan(a).any(|p| {
+                matches!(p, super::template::Piece::Placeholder { name, .. }
+                    if super::PLACEHOLDERS.contains(&name) || name.starts_with("var."))
+            })
+        };
+        if let Some(arg) = argv.value.iter().find(|a| placeholder(a)) {
             return Err(self.ctx.at(
                 argv.referenced,
                 format!("notify: {arg:?} has a placeholder; notify's arguments are passed as written"),
@@ -605,21 +638,4 @@ impl Validator<'_> {
         rules.sort_by(|a, b| a.version.cmp(&b.version));
         Ok(rules)
     }
-}
-
-/// The names inside `{…}` in a template, in order.
-pub fn placeholder_names(text: &str) -> Vec<&str> {
-    let mut names = Vec::new();
-    let mut rest = text;
-    while let Some(open) = rest.find('{') {
-        let after = &rest[open + 1..];
-        match after.find('}') {
-            Some(close) => {
-                names.push(&after[..close]);
-                rest = &after[close + 1..];
-            }
-            None => break,
-        }
-    }
-    names
 }

@@ -14,6 +14,7 @@ pub mod commands;
 mod load;
 pub mod presets;
 mod raw;
+pub mod template;
 pub mod times;
 pub mod values;
 
@@ -23,7 +24,7 @@ use serde::Serialize;
 
 use crate::version::{ChartVersion, Minor};
 
-pub use load::{MAX_POLICY_BYTES, PolicyError, load_named_or_path, parse, parse_from, placeholder_names};
+pub use load::{MAX_POLICY_BYTES, PolicyError, load_named_or_path, parse, parse_from};
 
 /// A validated policy.
 #[derive(Clone, Debug)]

@@ -154,7 +154,7 @@ pub struct RawMinorDowngrade {
 pub struct RawSnapshot {
     #[serde(default)]
     pub command: Option<Spanned<Vec<String>>>,
-    pub message: String,
+    pub message: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize)]

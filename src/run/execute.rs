@@ -265,7 +265,7 @@ fn finish(mut held: Held, outcome: &Outcome, printer: &crate::printer::Printer) 
 fn needs_a_person(plan: &Plan, snapshot_taken: bool) -> Option<String> {
     let all = plan.preflight.iter().chain(plan.hops.iter().flat_map(|h| h.steps.iter()));
     for step in all {
-        if let Step::Snapshot { message, argv: None } = step
+        if let Step::Snapshot { message, argv: None, .. } = step
             && !snapshot_taken
         {
             return Some(format!(

@@ -538,23 +538,33 @@ impl<'a> Walk<'a> {
             Step::Backup { .. } => Ok(()),
             Step::Deploy { version, revision: Some(revision), .. } => self.rollback_to(version, *revision),
             Step::Deploy { version, set, .. } => self.deploy(version, set),
-            Step::Verify { version, checks } => {
+            Step::Verify { version, checks, unfilled } => {
                 self.verify(version)?;
+                all_filled_in(unfilled, || "the policy's checks".into())?;
                 for check in checks {
-                    self.cluster.policy_command(format!("check {}", check.name), &unfilled_ok(&check.argv)?)?;
+                    self.cluster.policy_command(format!("check {}", check.name), &check.argv)?;
                 }
                 Ok(())
             }
-            Step::Snapshot { message, argv } => self.snapshot(message, argv.as_deref()),
-            Step::Run { name, argv } => {
+            Step::Snapshot { message, argv, unfilled } => {
+                if let Some(argv) = argv {
+                    all_filled_in(unfilled, || format!("the command {:?}", argv.join(" ")))?;
+                }
+                self.snapshot(message, argv.as_deref())
+            }
+            Step::Run { name, argv, unfilled } => {
+                all_filled_in(unfilled, || format!("the command {:?}", argv.join(" ")))?;
                 self.commands_ran = true;
-                let stdout = self.cluster.policy_command(name.clone(), &unfilled_ok(argv)?)?;
+                let stdout = self.cluster.policy_command(name.clone(), argv)?;
                 if !stdout.trim().is_empty() {
                     self.progress.line(&format!("    {}", for_terminal(stdout.trim_end()).replace('\n', "\n    ")));
                 }
                 Ok(())
             }
-            Step::WaitGone { version, selector } => self.wait_gone(version, selector),
+            Step::WaitGone { version, selector, unfilled } => {
+                all_filled_in(unfilled, || format!("the selector {selector:?}"))?;
+                self.wait_gone(version, selector)
+            }
             Step::Confirm { message } => match self.interaction.confirm(&format!("{message}\nContinue?")) {
                 Answer::Yes => Ok(()),
                 Answer::No => Err(StepError::Declined(format!("not confirmed: {message}"))),
@@ -569,7 +579,7 @@ impl<'a> Walk<'a> {
         let at = self.left.version.clone();
         let how = match argv {
             Some(argv) => {
-                self.cluster.policy_command(format!("take a snapshot ({message})"), &unfilled_ok(argv)?)?;
+                self.cluster.policy_command(format!("take a snapshot ({message})"), argv)?;
                 "command"
             }
             None if self.setup.snapshot_taken => "--snapshot-taken",
@@ -729,11 +739,10 @@ impl<'a> Walk<'a> {
     }
 
     fn wait_gone(&self, version: &ChartVersion, selector: &str) -> Result<(), StepError> {
-        let selector = unfilled_ok(&[selector.to_string()])?.remove(0);
         let limit = crate::duration::parse(&self.setup.timeout).unwrap_or(Duration::from_secs(300));
         let deadline = Instant::now() + limit;
         loop {
-            let left = self.cluster.count_pods(&selector)?;
+            let left = self.cluster.count_pods(selector)?;
             if left == 0 {
                 return Ok(());
             }
@@ -933,7 +942,13 @@ impl<'a> Walk<'a> {
             // Only value overrides (maintenance mode) changed: redeploy without them.
             return Ok(vec![
                 Step::Deploy { version: hop.from.clone(), set: Default::default(), revision: None },
-                Step::Verify { version: hop.from.clone(), checks: policy.checks.clone() },
+                plan::way_back_verify(
+                    policy,
+                    &self.setup.available,
+                    &self.setup.context,
+                    &live.leaving_version(),
+                    &hop.from,
+                ),
             ]);
         }
         let newest = self.journal.newest_ever().filter(|n| *n > live.version).unwrap_or_else(|| live.version.clone());
@@ -1017,19 +1032,18 @@ impl<'a> Walk<'a> {
     }
 }
 
-/// Refuse to run an argv that still holds `{placeholder}`s: running a half-filled command
-/// (an empty schema version, say) could do damage.
-fn unfilled_ok(argv: &[String]) -> Result<Vec<String>, StepError> {
-    for arg in argv {
-        let names = crate::policy::placeholder_names(arg);
-        if let Some(name) = names.first() {
-            return Err(failed(format!(
-                "the command {:?} still holds the placeholder {{{name}}}, which nothing filled in; set it in the policy (vars or catalog)",
-                argv.join(" ")
-            )));
-        }
+/// Refuse to run a command with a placeholder the planner had no value for: running a
+/// half-filled command (an empty schema version, say) could do damage. The plan names
+/// them; the command's text cannot (`{release}` there may be a literal the policy wrote
+/// as `{{release}}`).
+fn all_filled_in(unfilled: &[String], what: impl FnOnce() -> String) -> Result<(), StepError> {
+    match unfilled.first() {
+        None => Ok(()),
+        Some(name) => Err(failed(format!(
+            "{} still holds the placeholder {{{name}}}, which nothing filled in; set it in the policy (vars or catalog)",
+            what()
+        ))),
     }
-    Ok(argv.to_vec())
 }
 
 #[cfg(test)]

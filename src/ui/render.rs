@@ -318,12 +318,14 @@ fn is_plain(hop: &Hop) -> bool {
 /// One step with everything an operator needs to judge it (full argv, messages).
 pub fn step_detail(step: &Step) -> String {
     match step {
-        Step::Run { name, argv } => format!("run {name}: {}", display_argv(argv)),
-        Step::Snapshot { message, argv: Some(argv) } => format!("snapshot: {message} ({})", display_argv(argv)),
-        Step::Snapshot { message, argv: None } => format!("snapshot: {message} (the operator confirms it was taken)"),
-        Step::WaitGone { version, selector } => format!("wait until no {version} pod remains ({selector})"),
+        Step::Run { name, argv, .. } => format!("run {name}: {}", display_argv(argv)),
+        Step::Snapshot { message, argv: Some(argv), .. } => format!("snapshot: {message} ({})", display_argv(argv)),
+        Step::Snapshot { message, argv: None, .. } => {
+            format!("snapshot: {message} (the operator confirms it was taken)")
+        }
+        Step::WaitGone { version, selector, .. } => format!("wait until no {version} pod remains ({selector})"),
         Step::Confirm { message } => format!("confirm: {message}"),
-        Step::Verify { version, checks } if !checks.is_empty() => {
+        Step::Verify { version, checks, .. } if !checks.is_empty() => {
             let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
             format!("verify {version} is deployed; checks: {}", names.join(", "))
         }

@@ -78,7 +78,7 @@ pub fn run_argv<'a>(steps: &'a [Step], name: &str) -> &'a [String] {
     steps
         .iter()
         .find_map(|s| match s {
-            Step::Run { name: n, argv } if n == name => Some(argv.as_slice()),
+            Step::Run { name: n, argv, .. } if n == name => Some(argv.as_slice()),
             _ => None,
         })
         .unwrap_or_else(|| panic!("no run step {name:?} in {steps:#?}"))

@@ -400,6 +400,36 @@ fn each_step_reaches_the_journal_saying_whether_it_waited_for_the_operator() {
     assert_eq!(s.journal.steps, [step("confirm", true), step("deploy 1.1.9", false), step("verify 1.1.9", false)]);
 }
 
+#[test]
+fn a_policy_command_runs_with_its_literal_braces() {
+    let text = include_str!("../../../bed/policies/bsr-bed.yaml").replace(
+        "  rolling:\n    downtime: false\n    steps:\n      - deploy: {}\n      - verify: {}\n",
+        "  rolling:\n    steps:\n      - deploy: {}\n      - run: {name: replicas, argv: [kubectl, get, deploy, \"{release}\", \"-o=jsonpath={{.status.readyReplicas}}\"]}\n",
+    );
+    let policy = crate::policy::parse(&text, "braces").unwrap();
+    let mut s = Scenario::new("1.0.4");
+    let plan = upgrade_plan(&policy, "1.0.4", "1.1.9");
+    assert_eq!(s.walk(&plan), Outcome::Completed { at: v("1.1.9") });
+    let calls = s.cluster.calls();
+    assert!(
+        calls.contains(&"command replicas: kubectl get deploy bsr -o=jsonpath={.status.readyReplicas}".into()),
+        "{calls:?}"
+    );
+}
+
+#[test]
+fn a_command_the_planner_could_not_fill_in_never_runs() {
+    let mut s = Scenario::new("1.0.4");
+    let mut plan = upgrade_plan(&policy(), "1.0.4", "1.1.9");
+    let argv = vec!["migrate".to_string(), "--to={to_schema}".to_string()];
+    plan.hops[0].steps.insert(0, Step::Run { name: "migrate".into(), argv, unfilled: vec!["to_schema".into()] });
+    let outcome = s.walk(&plan);
+    let Outcome::Recovered { error, at, .. } = &outcome else { panic!("{outcome:?}") };
+    assert_eq!(at, &v("1.0.4"));
+    assert!(error.redacted().contains("still holds the placeholder {to_schema}"), "{error}");
+    assert!(s.cluster.calls().iter().all(|c| !c.starts_with("command")), "{:?}", s.cluster.calls());
+}
+
 /// The plan's hops as the preflight checked them, each with `values` as the values
 /// digest it showed, and the scenario's chart as archives on disk (`<version>.tgz`
 /// holding the version's name) whose digests the plan shows.
