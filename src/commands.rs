@@ -526,6 +526,8 @@ fn offline_context(common: &Common, policy: &Policy) -> Context {
         }),
         values: None,
         history: vec![],
+        // Offline: no release, so nothing for `--execute` to check (it refuses such plans).
+        made_from: None,
         stated_times: policy.states_times_for(
             &common.chart.as_deref().and_then(chart_name).unwrap_or_default(),
             common.policy.is_some(),

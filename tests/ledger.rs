@@ -113,6 +113,7 @@ fn run_elsewhere(user: &str, pid: u32, command: &str) -> Claim {
 
 fn plan_to(to: &str) -> Plan {
     Plan {
+        schema: helm_safe_upgrade::plan::document::SCHEMA,
         direction: Direction::Upgrade,
         policy: "bsr".into(),
         sources: None,
@@ -128,6 +129,8 @@ fn plan_to(to: &str) -> Plan {
         warnings: vec![],
         not_rendered: None,
         estimate: None,
+        made_from: None,
+        digest: None,
     }
 }
 

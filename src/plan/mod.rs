@@ -6,6 +6,7 @@
 //! `-o json` serialises and the executor runs.
 
 pub mod chart_values;
+pub mod document;
 pub mod estimate;
 mod rollback;
 pub mod text;
@@ -54,6 +55,30 @@ pub struct Context {
     /// the policy, or it lists the release's chart. A preset chosen only because nothing
     /// else matched claims none.
     pub stated_times: bool,
+    /// The live release the plan is made from, copied into the plan: what `--execute`
+    /// checks is still so. None offline.
+    pub made_from: Option<MadeFrom>,
+}
+
+/// The state of the release a live plan was made from, by digest where it is values: a
+/// reviewed plan file (`--plan -o json`, then `--execute`) is walked only while all of
+/// this is still so. Never a value: the file is committed to repositories and read in
+/// pull requests.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MadeFrom {
+    /// helm's revision of the release when the plan was made.
+    pub revision: u64,
+    /// helm's status of that revision (`deployed`, `failed`, …).
+    pub status: String,
+    /// `sha256:` of the release's user values (canonical JSON, [`crate::digest::json_sha256`]).
+    pub values_digest: String,
+    /// The chart reference helm is told (`demo/bsr`, `oci://…`), as written: `--execute`
+    /// uses it when no `--chart` is given.
+    pub chart_reference: String,
+    /// `sha256:` of the operator's `-f` files and `--set*` lines, in order; None: none were
+    /// given. `--execute` must be given the same ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overrides_digest: Option<String>,
 }
 
 /// Where a plan's inputs came from: the operator sees, before confirming, which policy
@@ -172,6 +197,10 @@ impl HopKind {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
+    /// The document's format ([`document::SCHEMA`]); 0 in plans kept by versions before
+    /// plan files, which cannot be executed.
+    #[serde(default)]
+    pub schema: u32,
     pub direction: Direction,
     pub policy: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -196,6 +225,13 @@ pub struct Plan {
     /// time is known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimate: Option<estimate::Total>,
+    /// The release the plan was made from (live plans only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub made_from: Option<MadeFrom>,
+    /// `sha256:` of the document itself ([`document::digest`]), set when a live `--plan`
+    /// prints it: `--execute` refuses a file whose content no longer matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

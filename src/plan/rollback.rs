@@ -99,6 +99,7 @@ pub fn plan_rollback(
     }
     let alternatives = restore_alternative(&builder, strategy, request, current, &target)?;
     let mut plan = Plan {
+        schema: super::document::SCHEMA,
         direction: Direction::Rollback,
         policy: policy.name.clone(),
         sources: context.sources.clone(),
@@ -114,6 +115,8 @@ pub fn plan_rollback(
         warnings,
         not_rendered: None,
         estimate: None,
+        made_from: context.made_from.clone(),
+        digest: None,
     };
     super::estimate::attach(&mut plan, policy, context);
     Ok(plan)

@@ -24,6 +24,7 @@ pub fn plan_upgrade(
 ) -> Result<Plan, PlanError> {
     let (current, target) = (&request.current, &request.target);
     let empty_plan = |warnings| Plan {
+        schema: super::document::SCHEMA,
         direction: Direction::Upgrade,
         policy: policy.name.clone(),
         sources: context.sources.clone(),
@@ -39,6 +40,8 @@ pub fn plan_upgrade(
         warnings,
         not_rendered: None,
         estimate: None,
+        made_from: context.made_from.clone(),
+        digest: None,
     };
     if target == current {
         return Ok(empty_plan(vec![format!("already at {target}: nothing to do")]));

@@ -23,7 +23,7 @@ use crate::catalog::{self, ChartSource, Offer, OfferOptions};
 use crate::env;
 use crate::helm::{ExecError, Helm, Runner, Signals};
 use crate::kube::KubeClient;
-use crate::plan::{Available, Context, Direction, Sources};
+use crate::plan::{Available, Context, Direction, MadeFrom, Sources};
 use crate::policy::Policy;
 use crate::printer::Printer;
 use crate::release::{Release, ReleaseStatus};
@@ -173,6 +173,7 @@ pub fn gather(
         values: None,
         history: ledger.as_ref().map(past_hops).unwrap_or_default(),
         stated_times: chosen.policy.states_times_for(&release.chart_name, opts.policy.is_some()),
+        made_from: Some(made_from(&release, &chart_reference, &opts.overrides)),
     };
     let tools = Tools { helm, kube, helm_major, printer: printer.clone() };
     let facts = Facts {
@@ -240,6 +241,18 @@ fn sources(policy: &Policy, chart_reference: &str, origin: &str) -> Sources {
         policy_digest: policy.digest.clone(),
         chart: Some(format!("{} ({origin})", one_line(chart_reference))),
         chart_commands: crate::policy::commands::needing_consent(policy),
+    }
+}
+
+/// The release as the plan is made from it, for a reviewed plan file to be checked
+/// against: revision, status and values by digest, never a value.
+fn made_from(release: &Release, chart_reference: &str, overrides: &super::values::Overrides) -> MadeFrom {
+    MadeFrom {
+        revision: release.revision,
+        status: release.status.as_str().to_string(),
+        values_digest: crate::digest::json_sha256(&release.user_values),
+        chart_reference: chart_reference.to_string(),
+        overrides_digest: overrides.digest(),
     }
 }
 

@@ -315,6 +315,7 @@ mod tests {
             namespace: Some("bsr".into()),
             chart_name: Some("bsr".into()),
             sources: None,
+            made_from: None,
             values: None,
             history: vec![crate::plan::estimate::PastHop {
                 kind: "minor".into(),

@@ -36,6 +36,20 @@ impl Overrides {
         self.files.is_empty() && self.sets.is_empty()
     }
 
+    /// `sha256:` of the `-f` files' contents and the set-lines, in the order helm applies
+    /// them; None when there are none. Compares the operator's values of two runs (a
+    /// reviewed plan and its execution) without keeping them; a file's path does not
+    /// count (CI checks the repository out elsewhere), its content does. Unreadable files
+    /// count as empty (they were checked before the run).
+    pub fn digest(&self) -> Option<String> {
+        if self.is_empty() {
+            return None;
+        }
+        let files: Vec<String> = self.files.iter().map(|f| sha256(&std::fs::read(f).unwrap_or_default())).collect();
+        let sets: Vec<[&str; 2]> = self.sets.iter().map(|s| [s.kind.flag(), s.text.as_str()]).collect();
+        Some(crate::digest::json_sha256(&serde_json::json!({ "files": files, "sets": sets })))
+    }
+
     /// Every key path the operator's `-f` files and set-lines set (each map's keys at
     /// every depth; a path stops at a list index): what a policy's `require` is met by.
     /// Unreadable input gives no paths (it was checked before the run).

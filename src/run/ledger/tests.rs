@@ -39,6 +39,7 @@ fn claim(me: Me, command: &str) -> Claim {
 
 fn plan(to: &str) -> Plan {
     Plan {
+        schema: crate::plan::document::SCHEMA,
         direction: Direction::Upgrade,
         policy: "bsr".into(),
         sources: None,
@@ -54,6 +55,8 @@ fn plan(to: &str) -> Plan {
         warnings: vec![],
         not_rendered: None,
         estimate: None,
+        made_from: None,
+        digest: None,
     }
 }
 
