@@ -139,6 +139,25 @@ pub struct Common {
     #[arg(long, help_heading = UNATTENDED, hide_short_help = true)]
     pub snapshot_taken: bool,
 
+    /// Walk a reviewed plan file (`--plan -o json > FILE`), after checking that the release,
+    /// the policy, the charts and the values are still what it was made from. The release
+    /// is the file's.
+    // No conflict with the flags helm sets through the environment (-n, --kube-context,
+    // --debug): conflicts count values from the environment too. --chart, --policy and
+    // -f/--set* stay allowed: they are inputs the plan was made with, and are compared.
+    #[arg(
+        long,
+        value_name = "FILE",
+        value_hint = ValueHint::FilePath,
+        help_heading = UNATTENDED,
+        hide_short_help = true,
+        conflicts_with_all = [
+            "to", "plan", "diff", "no_preflight", "resume", "from", "versions", "history", "list_policies",
+            "show_policy", "extra",
+        ]
+    )]
+    pub execute: Option<std::path::PathBuf>,
+
     /// Continue the plan a killed run left in the ledger, after checking the live release.
     #[arg(long, help_heading = UNATTENDED, hide_short_help = true)]
     pub resume: bool,
@@ -254,6 +273,8 @@ Examples:
   helm safe-upgrade bsr --to 1.3.0 --plan            # the path the vendor supports, nothing changed
   helm safe-upgrade bsr --to 1.3.0 --chart demo/bsr  # walk it: plan, confirm, hop, verify, repeat
   helm safe-upgrade bsr --to 1.3.0 --yes -o json     # unattended, one JSON document (CI)
+  helm safe-upgrade bsr --to 1.3.0 --plan -o json > plan.json   # a plan to review
+  helm safe-upgrade --execute plan.json --yes        # walk it, if the release is still as planned
   helm safe-upgrade bsr --resume                     # continue a run that was killed
   helm safe-upgrade bsr --history                    # every run on the release, from the ledger
   helm safe-upgrade --from 1.0.4 --to 1.3.0 --policy bsr --versions 1.0.4,1.1.9,1.2.6,1.3.0 --plan";
@@ -280,6 +301,7 @@ refusing what the vendor's policy forbids.",
     override_usage = "helm safe-upgrade RELEASE --to VERSION [--plan] [--chart REF] [--policy NAME|FILE] [-y] [-o table|json]\n       \
 helm safe-upgrade --from VERSION --to VERSION --policy NAME|FILE [--versions LIST]\n       \
 helm safe-upgrade RELEASE --history [-o table|json]\n       \
+helm safe-upgrade --execute PLAN.json [-y] [-o table|json]\n       \
 helm safe-upgrade --list-policies | --show-policy NAME"
 )]
 pub struct UpgradeCli {
@@ -293,11 +315,11 @@ pub struct UpgradeCli {
     pub common: Common,
 
     /// Take the policy's faster path with downtime (e.g. BSR's maintenance mode).
-    #[arg(long, help_heading = RUN, hide_short_help = true, conflicts_with = "history")]
+    #[arg(long, help_heading = RUN, hide_short_help = true, conflicts_with_all = ["history", "execute"])]
     pub fast_path: bool,
 
     /// Allow a pre-release target (never an intermediate stop).
-    #[arg(long, help_heading = RUN, hide_short_help = true, conflicts_with = "history")]
+    #[arg(long, help_heading = RUN, hide_short_help = true, conflicts_with_all = ["history", "execute"])]
     pub devel: bool,
 }
 
@@ -312,7 +334,8 @@ pub struct UpgradeCli {
     after_long_help = format!("{ROLLBACK_EXAMPLES}\n\n{HELP_TABLE}"),
     override_usage = "helm safe-rollback RELEASE [REVISION] [--to VERSION] [--plan] [-y [--accept-data-loss]] [-o table|json]\n       \
 helm safe-rollback --from VERSION [--to VERSION] [--newest-ever VERSION] --policy NAME|FILE\n       \
-helm safe-rollback RELEASE --history [-o table|json]"
+helm safe-rollback RELEASE --history [-o table|json]\n       \
+helm safe-rollback --execute PLAN.json [-y [--accept-data-loss]] [-o table|json]"
 )]
 pub struct RollbackCli {
     /// The version to go back to. Default: the newest earlier safe version.
@@ -323,7 +346,7 @@ pub struct RollbackCli {
     pub common: Common,
 
     /// The newest version ever deployed (offline planning). Default: --from.
-    #[arg(long, value_name = "VERSION", help_heading = OFFLINE, hide_short_help = true, conflicts_with = "history")]
+    #[arg(long, value_name = "VERSION", help_heading = OFFLINE, hide_short_help = true, conflicts_with_all = ["history", "execute"])]
     pub newest_ever: Option<String>,
 
     /// With --yes: accept the data loss the policy warns of.

@@ -182,6 +182,9 @@ fn execute(parsed: &Parsed, shape: &str, printer: &Printer) -> Result<(), AppErr
     if common.history {
         return show_history(common, shape, printer);
     }
+    if let Some(file) = &common.execute {
+        return execute_plan_file(parsed, file, shape, printer);
+    }
     let live_release = common.release.clone().filter(|_| common.from.is_none());
     if live_release.is_none() && common.diff.is_some() {
         // Said rather than ignored: offline there is no release to render against.
@@ -225,6 +228,63 @@ fn execute(parsed: &Parsed, shape: &str, printer: &Printer) -> Result<(), AppErr
     Ok(())
 }
 
+/// `--execute FILE`: read the reviewed plan (refused, exit 2, when it is not an
+/// executable plan of this command or not the release named), then walk it if the
+/// release still gives exactly it (`run::execute_reviewed`).
+fn execute_plan_file(parsed: &Parsed, file: &Path, shape: &str, printer: &Printer) -> Result<(), AppError> {
+    let common = parsed.common();
+    let what = file.display().to_string();
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| usage(format!("--execute {what}: {e}"), "pass the file `--plan -o json` wrote"))?;
+    let reviewed = plan::document::read(&text, &what).map_err(|e| {
+        let text = e.to_string();
+        let (message, hint) = text.split_once("\nhint: ").unwrap_or((&text, ""));
+        usage(message, hint)
+    })?;
+    let (command, other) = match parsed {
+        Parsed::Upgrade(_) => ("helm safe-upgrade", "helm safe-rollback"),
+        Parsed::Rollback(_) => ("helm safe-rollback", "helm safe-upgrade"),
+    };
+    let wanted = match parsed {
+        Parsed::Upgrade(_) => plan::Direction::Upgrade,
+        Parsed::Rollback(_) => plan::Direction::Rollback,
+    };
+    if reviewed.direction != wanted {
+        return Err(usage(
+            format!("{what} is a plan for `{other}`, not `{command}`"),
+            format!("run `{other} --execute {what}`"),
+        ));
+    }
+    // `read` refuses a plan without a release.
+    let release = reviewed.release.clone().unwrap_or_default();
+    let namespace = reviewed.namespace.clone().unwrap_or_default();
+    if common.release.as_ref().is_some_and(|r| *r != release) {
+        return Err(usage(
+            format!("{what} is a plan for release {release}, not {}", common.release.as_deref().unwrap_or_default()),
+            "drop the release name (the file names it), or pass the plan made for that release",
+        ));
+    }
+    let mut opts = run_options_for(release, common, shape)?;
+    if opts.namespace != namespace {
+        // helm always sets HELM_NAMESPACE (its -n, else the context's namespace): a
+        // mismatch is a plan for another namespace, or a forgotten -n.
+        return Err(usage(
+            format!("{what} is a plan for namespace {namespace}, and this run is in {}", opts.namespace),
+            format!("pass -n {namespace} (helm's own flag) to execute it"),
+        ));
+    }
+    // The plan was made by a live run with a chart reference; without --chart, the same.
+    if opts.chart.is_none() {
+        opts.chart = reviewed.made_from.as_ref().map(|m| m.chart_reference.clone());
+    }
+    // A plan made with --no-preflight is executed without it, and one made with it is
+    // rendered again and compared hop by hop.
+    opts.no_preflight = reviewed.hops.iter().all(|h| h.check.is_none());
+    let accept_data_loss = matches!(parsed, Parsed::Rollback(cli) if cli.accept_data_loss);
+    let report = run::execute_reviewed(&opts, reviewed, accept_data_loss, printer)?;
+    report_run(&report, common.output, printer)
+}
+
 /// `--history`: the release's ledger as a table or one JSON document; nothing changes and
 /// no lock is taken. A note about the record (written by a newer version) is a warning on
 /// stderr beside the table, a `note` field in the JSON.
@@ -263,7 +323,11 @@ fn show_history(common: &Common, shape: &str, printer: &Printer) -> Result<(), A
 /// Every flag of a live run, checked before anything is read or changed: a value helm
 /// would reject later (after the lock was taken, or between two hops) is bad input now.
 fn run_options(common: &Common, shape: &str) -> Result<RunOptions, AppError> {
-    let release = common.release.clone().unwrap_or_default();
+    run_options_for(common.release.clone().unwrap_or_default(), common, shape)
+}
+
+/// [`run_options`] for `release` (`--execute`: the plan file's).
+fn run_options_for(release: String, common: &Common, shape: &str) -> Result<RunOptions, AppError> {
     crate::names::check_release_name(&release).map_err(|e| {
         let text = e.to_string();
         let (message, hint) = text.split_once("\nhint: ").unwrap_or((&text, ""));

@@ -78,9 +78,67 @@ fn check_then_execute(
     let checked = checked(&mut decision, &facts, tools, opts, charts)?;
     facts.offer.chart = checked.chart;
     if opts.plan_only {
-        return Ok(Either::Plan(Box::new(decision.plan)));
+        // Sealed: the printed plan is a document `--execute` can later check was not
+        // edited (an offline plan, with no release to check against, is not sealed).
+        let plan = decision.plan;
+        let plan = if plan.made_from.is_some() { crate::plan::document::sealed(plan) } else { plan };
+        return Ok(Either::Plan(Box::new(plan)));
     }
     execute::execute(decision, facts, tools, opts, hook.as_ref()).map(|r| Either::Report(Box::new(r)))
+}
+
+/// `--execute FILE`: a reviewed plan, walked only if the release still gives exactly it.
+/// Everything is gathered, decided and rendered again as for a live run to the plan's
+/// target; any difference in what the plan depended on ([`document::changes`]) refuses
+/// the run (exit 3, rule `plan-stale`) before the lock and with nothing changed.
+/// Otherwise the reviewed plan itself is walked, through the usual executor.
+///
+/// [`document::changes`]: crate::plan::document::changes
+pub fn execute_reviewed(
+    opts: &RunOptions,
+    reviewed: Plan,
+    accept_data_loss: bool,
+    printer: &Printer,
+) -> Result<RunReport, RunError> {
+    let charts = RunCharts::new();
+    let target = crate::version::VersionSpec::Exact(reviewed.to.clone());
+    let (tools, mut facts, mut decision) = match reviewed.direction {
+        Direction::Upgrade => {
+            let up = UpgradeOptions {
+                target: Some(target),
+                fast_path: reviewed.strategy == crate::plan::Strategy::FastPath,
+                // A pre-release is only ever the target, so the target says it.
+                devel: reviewed.to.is_prerelease(),
+            };
+            let chart = gather::TargetChart::Upgrade(up.target.as_ref());
+            let (tools, mut facts) = gather::gather(opts, Direction::Upgrade, chart, &charts, printer)?;
+            let decision = decide::upgrade(&mut facts, opts, &up, printer)?;
+            (tools, facts, decision)
+        }
+        Direction::Rollback => {
+            let down = RollbackOptions { target: Some(target), revision: None, accept_data_loss };
+            let (tools, mut facts) =
+                gather::gather(opts, Direction::Rollback, gather::TargetChart::Rollback, &charts, printer)?;
+            let decision = decide::rollback(&mut facts, &tools, opts, &down)?;
+            (tools, facts, decision)
+        }
+    };
+    let hook = notify::hook_for_run(opts.notify.as_ref(), &facts.policy)?;
+    let checked = checked(&mut decision, &facts, &tools, opts, &charts)?;
+    facts.offer.chart = checked.chart;
+    let changed = crate::plan::document::changes(&reviewed, &decision.plan);
+    if !changed.is_empty() {
+        return Err(RunError::Refused {
+            rule: "plan-stale".into(),
+            message: format!(
+                "the reviewed plan no longer holds; since it was made:\n    {}",
+                changed.join("\n    ")
+            ),
+            supported: "make the plan again (--plan -o json), review it, and execute the new file; a plan made with -f/--set* is executed with the same ones".into(),
+        });
+    }
+    decision.plan = reviewed;
+    execute::execute(decision, facts, &tools, opts, hook.as_ref())
 }
 
 /// The preflight, with the values the run starts from (a resumed run's, from its backup).
