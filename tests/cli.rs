@@ -674,3 +674,44 @@ fn history_of_a_local_ledger_as_helm_starts_the_plugin() {
     assert_eq!(doc["runs"][0]["message"], "\x1b[2Jcleared", "JSON carries the text as recorded");
     assert!(!out.stdout.contains(&0x1b), "escaped as \\u001b in the document");
 }
+
+/// `--execute` takes a plan file and nothing that would make another plan; an offline plan
+/// (no release revision to check against) is refused as not executable, before any
+/// cluster is read.
+#[test]
+fn execute_refuses_other_plan_flags_and_offline_plans() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plan.json");
+    let file_arg = file.to_str().unwrap();
+    for extra in [&["--to", "1.3.0"][..], &["--plan"], &["--resume"], &["--fast-path"], &["--from", "1.0.4"]] {
+        let mut args = vec!["--execute", file_arg];
+        args.extend_from_slice(extra);
+        let stderr = stderr_of(upgrade().args(&args), 2);
+        assert!(stderr.contains("cannot be used with"), "{extra:?}: {stderr}");
+    }
+    let offline = stdout_of(
+        upgrade().args([
+            "--from",
+            "1.0.4",
+            "--to",
+            "1.3.0",
+            "--policy",
+            "bsr",
+            "--versions",
+            BSR_VERSIONS,
+            "--plan",
+            "-o",
+            "json",
+        ]),
+        0,
+    );
+    assert!(json(&offline).get("digest").is_none(), "an offline plan is not sealed");
+    std::fs::write(&file, &offline).unwrap();
+    let stderr = stderr_of(upgrade().args(["--execute", file_arg, "--yes"]), 2);
+    assert!(stderr.contains("is an offline plan (--from)"), "{stderr}");
+    let stderr = stderr_of(rollback().args(["--execute", file_arg, "--yes"]), 2);
+    assert!(stderr.contains("is an offline plan (--from)"), "{stderr}");
+    std::fs::write(&file, r#"{"schema": 9, "direction": "upgrade", "hops": []}"#).unwrap();
+    let stderr = stderr_of(upgrade().args(["--execute", file_arg]), 2);
+    assert!(stderr.contains("schema 9, newer than this helm-safe-upgrade reads"), "{stderr}");
+}

@@ -53,7 +53,10 @@ fn reviewed_plan_is_walked(version: HelmVersion) {
     assert_eq!(bed.user_values(), yaml_to_json(VALUES), "values are exactly what they were");
     // Executed again: the release moved on, so the plan is stale.
     let (_, stderr) = bed.run_expect(&["--execute", file.to_str().unwrap(), "--yes"], 3);
-    assert!(stderr.contains("plan-stale") && stderr.contains("the release's revision: 1 when planned, 4 now"), "{stderr}");
+    assert!(
+        stderr.contains("plan-stale") && stderr.contains("the release's revision: 1 when planned, 4 now"),
+        "{stderr}"
+    );
 }
 both_helms!(walked, super::reviewed_plan_is_walked);
 

@@ -66,8 +66,8 @@ pub fn sealed(mut plan: Plan) -> Plan {
 /// version reads, unchanged since it was printed.
 pub fn read(text: &str, what: &str) -> Result<Plan, DocumentError> {
     let what = what.to_string();
-    let value: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| DocumentError::NotJson { what: what.clone(), reason: e.to_string() })?;
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| DocumentError::NotJson { what: what.clone(), reason: e.to_string() })?;
     let not_a_plan = |reason: &str| DocumentError::NotAPlan { what: what.clone(), reason: reason.to_string() };
     let object = value.as_object().ok_or_else(|| not_a_plan("it is not a JSON object"))?;
     if !object.contains_key("direction") || !object.contains_key("hops") {
@@ -89,7 +89,9 @@ pub fn read(text: &str, what: &str) -> Result<Plan, DocumentError> {
         Some(recorded) if *recorded == found => Ok(plan),
         recorded => Err(DocumentError::Tampered {
             what,
-            recorded: recorded.as_deref().map_or_else(|| "missing".to_string(), |d| crate::digest::short(d).to_string()),
+            recorded: recorded
+                .as_deref()
+                .map_or_else(|| "missing".to_string(), |d| crate::digest::short(d).to_string()),
             found: crate::digest::short(&found).to_string(),
         }),
     }
@@ -109,7 +111,8 @@ pub fn changes(reviewed: &Plan, now: &Plan) -> Vec<String> {
     let opt = |s: Option<&str>| s.map_or_else(|| "none".to_string(), str::to_string);
     differ("the release", opt(reviewed.release.as_deref()), opt(now.release.as_deref()));
     differ("the namespace", opt(reviewed.namespace.as_deref()), opt(now.namespace.as_deref()));
-    let (then_made, now_made) = (reviewed.made_from.clone().unwrap_or_default(), now.made_from.clone().unwrap_or_default());
+    let (then_made, now_made) =
+        (reviewed.made_from.clone().unwrap_or_default(), now.made_from.clone().unwrap_or_default());
     differ("the release's revision", then_made.revision.to_string(), now_made.revision.to_string());
     differ("the release's version", reviewed.from.to_string(), now.from.to_string());
     differ("the release's status", then_made.status, now_made.status);

@@ -37,7 +37,12 @@ fn live_plan(history: &[u64]) -> Plan {
         }),
         history: history
             .iter()
-            .map(|m| PastHop { kind: "minor".into(), procedure: "rolling".into(), work_secs: m * 60, downtime_secs: None })
+            .map(|m| PastHop {
+                kind: "minor".into(),
+                procedure: "rolling".into(),
+                work_secs: m * 60,
+                downtime_secs: None,
+            })
             .collect(),
         stated_times: true,
         made_from: Some(made_from()),
@@ -56,6 +61,9 @@ fn live_plan(history: &[u64]) -> Plan {
     }
     plan
 }
+
+/// One edit of a plan, named by what it changes.
+type Edit = Box<dyn Fn(&mut Plan)>;
 
 fn file_text(plan: &Plan) -> String {
     serde_json::to_string_pretty(&sealed(plan.clone())).unwrap()
@@ -94,7 +102,7 @@ fn the_digest_ignores_key_order_and_estimates_and_covers_everything_else() {
     assert_ne!(later.hops[1].estimate, plan.hops[1].estimate, "the history changed the estimate");
     assert_eq!(digest(&later), base);
     // Anything else does.
-    let edits: Vec<(&str, Box<dyn Fn(&mut Plan)>)> = vec![
+    let edits: Vec<(&str, Edit)> = vec![
         ("a hop's target", Box::new(|p| p.hops[0].to = v("1.1.8"))),
         ("the revision", Box::new(|p| p.made_from.as_mut().unwrap().revision = 4)),
         ("the values digest", Box::new(|p| p.made_from.as_mut().unwrap().values_digest = "sha256:00".into())),
@@ -163,7 +171,7 @@ fn the_same_release_gives_no_changes_whatever_the_estimates() {
 #[test]
 fn each_kind_of_change_is_named() {
     let reviewed = live_plan(&[]);
-    let cases: Vec<(&str, Box<dyn Fn(&mut Plan)>)> = vec![
+    let cases: Vec<(&str, Edit)> = vec![
         ("the release's revision: 3 when planned, 4 now", Box::new(|p| p.made_from.as_mut().unwrap().revision = 4)),
         (
             "the release's status: deployed when planned, failed now",
@@ -178,13 +186,22 @@ fn each_kind_of_change_is_named() {
             "the chart source: demo/bsr when planned, oci://x/bsr now",
             Box::new(|p| p.made_from.as_mut().unwrap().chart_reference = "oci://x/bsr".into()),
         ),
-        ("the policy: file bsr-bed.yaml (", Box::new(|p| p.sources.as_mut().unwrap().policy_digest = "sha256:9".into())),
+        (
+            "the policy: file bsr-bed.yaml (",
+            Box::new(|p| p.sources.as_mut().unwrap().policy_digest = "sha256:9".into()),
+        ),
         ("the release's version: 1.0.4 when planned, 1.1.9 now", Box::new(|p| p.from = v("1.1.9"))),
-        ("the path: 1.0.4 → 1.1.9 (minor) → 1.2.6 (minor) → 1.3.0 (minor) when planned", Box::new(|p| {
-            p.hops.remove(0);
-        })),
+        (
+            "the path: 1.0.4 → 1.1.9 (minor) → 1.2.6 (minor) → 1.3.0 (minor) when planned",
+            Box::new(|p| {
+                p.hops.remove(0);
+            }),
+        ),
         ("hop 1.1.9 → 1.2.6: steps: ", Box::new(|p| p.hops[1].steps.truncate(1))),
-        ("hop 1.1.9 → 1.2.6: procedure: rolling when planned, other now", Box::new(|p| p.hops[1].procedure = "other".into())),
+        (
+            "hop 1.1.9 → 1.2.6: procedure: rolling when planned, other now",
+            Box::new(|p| p.hops[1].procedure = "other".into()),
+        ),
         (
             "hop 1.2.6 → 1.3.0: chart digest: ",
             Box::new(|p| p.hops[2].check.as_mut().unwrap().chart_digest = "sha256:5".into()),
@@ -193,9 +210,12 @@ fn each_kind_of_change_is_named() {
             "hop 1.0.4 → 1.1.9: values digest: ",
             Box::new(|p| p.hops[0].check.as_mut().unwrap().values_digest = "sha256:6".into()),
         ),
-        ("hop 1.0.4 → 1.1.9: rendered before the first change: yes when planned, no now", Box::new(|p| {
-            p.hops[0].check = None;
-        })),
+        (
+            "hop 1.0.4 → 1.1.9: rendered before the first change: yes when planned, no now",
+            Box::new(|p| {
+                p.hops[0].check = None;
+            }),
+        ),
         ("the release: bsr when planned, other now", Box::new(|p| p.release = Some("other".into()))),
     ];
     for (named, edit) in cases {
