@@ -224,21 +224,8 @@ fn parse_chart_yaml(text: &str) -> Result<(String, Available), String> {
 
 #[cfg(test)]
 mod tests {
+    use super::testing::tgz;
     use super::*;
-
-    /// A `.tgz` laid out like `helm package` output.
-    fn tgz(top: &str, files: &[(&str, &str)]) -> Vec<u8> {
-        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        let mut builder = tar::Builder::new(gz);
-        for (rel, data) in files {
-            let mut header = tar::Header::new_ustar();
-            header.set_size(data.len() as u64);
-            header.set_mode(0o644);
-            header.set_entry_type(tar::EntryType::Regular);
-            builder.append_data(&mut header, format!("{top}/{rel}"), data.as_bytes()).unwrap();
-        }
-        builder.into_inner().unwrap().finish().unwrap()
-    }
 
     fn chart(name: &str, version: &str, app: Option<&str>) -> Vec<u8> {
         let mut yaml =
@@ -377,5 +364,23 @@ mod tests {
         let got = versions_for(dir.path(), "meta").unwrap();
         assert_eq!(got.available[0].version.semver().build.as_str(), "build.7");
         assert_eq!(got.available[0].app_version.as_deref(), Some("3.2"));
+    }
+}
+
+/// Packaged charts for the catalog's tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    /// A `.tgz` laid out like `helm package` output: `files` under `top/`.
+    pub fn tgz(top: &str, files: &[(&str, &str)]) -> Vec<u8> {
+        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut builder = tar::Builder::new(gz);
+        for (rel, data) in files {
+            let mut header = tar::Header::new_ustar();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            header.set_entry_type(tar::EntryType::Regular);
+            builder.append_data(&mut header, format!("{top}/{rel}"), data.as_bytes()).unwrap();
+        }
+        builder.into_inner().unwrap().finish().unwrap()
     }
 }

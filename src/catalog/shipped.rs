@@ -89,21 +89,8 @@ pub fn plain_file_name(name: &str) -> Result<&str, &'static str> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::dir::testing::tgz;
     use super::*;
-
-    /// A `.tgz` laid out like `helm package` output, with entries of any type.
-    fn tgz(top: &str, files: &[(&str, &str)]) -> Vec<u8> {
-        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        let mut builder = tar::Builder::new(gz);
-        for (rel, data) in files {
-            let mut header = tar::Header::new_ustar();
-            header.set_size(data.len() as u64);
-            header.set_mode(0o644);
-            header.set_entry_type(tar::EntryType::Regular);
-            builder.append_data(&mut header, format!("{top}/{rel}"), data.as_bytes()).unwrap();
-        }
-        builder.into_inner().unwrap().finish().unwrap()
-    }
 
     const NAMED: &str = "apiVersion: v2\nname: vendorapp\nversion: 1.3.0\nannotations:\n  helm-safe-upgrade/policy: upgrade-policy.yaml\n  other/key: x\n";
 
