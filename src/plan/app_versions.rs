@@ -116,7 +116,8 @@ pub fn plan_upgrade(
     context: &super::Context,
 ) -> Result<Plan, PlanError> {
     let space = translate(available, &request.current, &request.target)?;
-    let (current_app, target_app) = (app_of(available, &request.current, "deployed")?, app_of(available, &request.target, "requested")?);
+    let (current_app, target_app) =
+        (app_of(available, &request.current, "deployed")?, app_of(available, &request.target, "requested")?);
     if current_app == target_app && request.current != request.target {
         return Err(bad_request(
             format!(

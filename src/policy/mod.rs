@@ -54,7 +54,7 @@ pub struct Policy {
     /// document on stdin), passed exactly as written; `--notify` replaces it.
     pub notify: Option<Vec<String>>,
     /// `versions:`: whether the upgrade rules count in chart versions or in application
-    /// versions (`appVersion`), see [`crate::plan::app_versions`].
+    /// versions (`appVersion`), which the planner translates to and from (its `app_versions`).
     pub versions: VersionSpace,
     /// The policy's YAML exactly as written, for `--show-policy` and the ledger.
     pub text: String,
