@@ -22,7 +22,7 @@ use crate::policy::template::{self, Filled};
 use crate::policy::{Check, Policy, StepSpec, VersionRef};
 use crate::version::{ChartVersion, Minor};
 
-pub use rollback::{plan_rollback, rollback_target};
+pub use rollback::rollback_target;
 
 /// Plan an upgrade: in chart versions, or, for a policy with `versions: app`, in the
 /// application versions the charts package ([`app_versions`]). One planner either way.
@@ -40,6 +40,23 @@ pub fn plan_upgrade(
             Ok(plan)
         }
     }
+}
+
+/// Plan a rollback. Its window is counted in chart versions even under `versions: app`
+/// (not translated yet): the plan says so rather than count silently in the wrong unit.
+pub fn plan_rollback(
+    policy: &Policy,
+    available: &[Available],
+    request: &RollbackRequest,
+    context: &Context,
+) -> Result<Plan, PlanError> {
+    let mut plan = rollback::plan_rollback(policy, available, request, context)?;
+    if policy.versions == crate::policy::VersionSpace::App {
+        plan.warnings.push(
+            "the policy counts in app versions, but a rollback's window is counted in chart versions: check the minors it crosses against the vendor's rules".into(),
+        );
+    }
+    Ok(plan)
 }
 
 /// The policy's `stop_notes` for each minor the path stops in (its hops' targets): how a
