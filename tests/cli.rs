@@ -286,6 +286,18 @@ fn the_acme_bed_policy_plans_its_value_rules_per_hop() {
 
 #[test]
 fn bad_input_exits_2_naming_what_is_wrong() {
+    // `--versions CHART=APP` pairs: an app version must follow `=`, and under a policy
+    // that counts in app versions the target needs one.
+    let err = stderr_of(
+        upgrade().args(["--from", "8.0.0", "--to", "8.3.0", "--policy", "gitlab", "--versions", "8.0.0=17.0.1,8.3.0="]),
+        2,
+    );
+    assert!(err.contains("--versions: \"8.3.0=\" names no app version after `=`"), "{err}");
+    let err = stderr_of(
+        upgrade().args(["--from", "8.0.0", "--to", "8.3.0", "--policy", "gitlab", "--versions", "8.0.0=17.0.1,8.3.0"]),
+        2,
+    );
+    assert!(err.contains("the requested chart 8.3.0 has no appVersion"), "{err}");
     let err = stderr_of(upgrade().args(["--from", "1.0.4", "--to", "1.3.0", "--versions", BSR_VERSIONS]), 2);
     assert!(err.contains("needs --policy or --chart"), "{err}");
     let err =

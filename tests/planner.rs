@@ -890,6 +890,15 @@ mod app_versions {
     }
 
     #[test]
+    fn a_rollback_says_its_window_counts_in_chart_versions() {
+        let policy = policy_yaml(
+            "name: app\ndescription: d\nversions: app\nupgrade:\n  max_minor_step: 1\n  major: refuse\n  procedure: p\ndowngrade:\n  patch: p\nprocedures:\n  p:\n    steps:\n      - deploy: {}\n",
+        );
+        let plan = rollback(&policy, "5.0.0,5.0.1", "5.0.1", Some("5.0.0"), "5.0.1").unwrap();
+        assert!(plan.warnings.iter().any(|w| w.contains("a rollback's window is counted in chart versions")));
+    }
+
+    #[test]
     fn a_chart_only_change_is_refused_by_name() {
         let (message, _) = bad_request(upgrade_charts(&policy(), "5.0.0=2.0.0,5.0.1=2.0.0", "5.0.0", "5.0.1"));
         assert!(message.contains("5.0.0 and 5.0.1 package the same app version 2.0.0"), "{message}");
