@@ -47,6 +47,9 @@ struct AppSpace {
     /// App versions packaged by several charts, with all of them (oldest first).
     shared: BTreeMap<ChartVersion, Vec<ChartVersion>>,
     warnings: Vec<String>,
+    /// The app versions of the deployed and the requested chart.
+    current_app: ChartVersion,
+    target_app: ChartVersion,
 }
 
 /// The app version a chart packages, or a refusal naming the chart (`role`: "deployed").
@@ -83,7 +86,14 @@ fn translate(available: &[Available], current: &ChartVersion, target: &ChartVers
             None => left_out.push(format!("{} (no appVersion)", offered.version)),
         }
     }
-    let mut space = AppSpace { offered: vec![], chart_of: BTreeMap::new(), shared: BTreeMap::new(), warnings: vec![] };
+    let mut space = AppSpace {
+        offered: vec![],
+        chart_of: BTreeMap::new(),
+        shared: BTreeMap::new(),
+        warnings: vec![],
+        current_app: current_app.clone(),
+        target_app: target_app.clone(),
+    };
     if !left_out.is_empty() {
         space.warnings.push(format!(
             "left out of the path, the policy counts in app versions: chart {}",
@@ -116,8 +126,7 @@ pub fn plan_upgrade(
     context: &super::Context,
 ) -> Result<Plan, PlanError> {
     let space = translate(available, &request.current, &request.target)?;
-    let (current_app, target_app) =
-        (app_of(available, &request.current, "deployed")?, app_of(available, &request.target, "requested")?);
+    let (current_app, target_app) = (space.current_app.clone(), space.target_app.clone());
     if current_app == target_app && request.current != request.target {
         return Err(bad_request(
             format!(
