@@ -185,8 +185,9 @@ pub struct Common {
     #[arg(long, value_name = "VERSION", help_heading = OFFLINE, hide_short_help = true)]
     pub from: Option<String>,
 
-    /// Versions the chart source offers, comma-separated (offline planning). Default: the
-    /// policy's catalog.
+    /// Versions the chart source offers, comma-separated (offline planning); CHART=APP
+    /// pairs give each chart's appVersion (for a policy with `versions: app`). Default:
+    /// the policy's catalog.
     #[arg(long, value_name = "LIST", help_heading = OFFLINE, hide_short_help = true)]
     pub versions: Option<String>,
 

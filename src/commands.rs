@@ -531,9 +531,12 @@ fn offline_from(common: &Common) -> Result<ChartVersion, AppError> {
 
 /// `--versions`, else the policy's catalog.
 fn offline_versions(common: &Common, policy: &Policy) -> Result<Vec<Available>, AppError> {
-    let versions = match &common.versions {
-        Some(list) => version::parse_list(list)
-            .map_err(|e| usage(format!("--versions: {e}"), "list versions separated by commas: 1.0.4,1.1.0"))?,
+    let given = match &common.versions {
+        Some(list) => offered_list(list)?,
+        None => vec![],
+    };
+    let versions: Vec<version::ChartVersion> = match &common.versions {
+        Some(_) => given.iter().map(|(v, _)| v.clone()).collect(),
         None => policy.catalog.keys().cloned().collect(),
     };
     if versions.is_empty() {
@@ -545,10 +548,31 @@ fn offline_versions(common: &Common, policy: &Policy) -> Result<Vec<Available>, 
     Ok(versions
         .into_iter()
         .map(|v| {
-            let app_version = policy.catalog_entry(&v).and_then(|e| e.app_version.clone());
+            // An app version given on the command line wins over the catalog's.
+            let given_app = given.iter().find(|(chart, _)| chart == &v).and_then(|(_, app)| app.clone());
+            let app_version = given_app.or_else(|| policy.catalog_entry(&v).and_then(|e| e.app_version.clone()));
             Available { version: v, app_version }
         })
         .collect())
+}
+
+/// `--versions 1.0.4,1.1.0` or, for a policy that counts in app versions,
+/// `--versions 8.0.0=17.0.1,8.2.0=17.2.3` (CHART=APP, as the chart source would say).
+fn offered_list(list: &str) -> Result<Vec<(version::ChartVersion, Option<String>)>, AppError> {
+    let hint = "list versions separated by commas: 1.0.4,1.1.0, or CHART=APP pairs: 8.0.0=17.0.1,8.2.0=17.2.3";
+    list.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            let (chart, app) = match item.split_once('=') {
+                Some((chart, app)) if !app.trim().is_empty() => (chart, Some(app.trim().to_string())),
+                Some(_) => return Err(usage(format!("--versions: {item:?} names no app version after `=`"), hint)),
+                None => (item, None),
+            };
+            let chart = version::ChartVersion::parse(chart).map_err(|e| usage(format!("--versions: {e}"), hint))?;
+            Ok((chart, app))
+        })
+        .collect()
 }
 
 /// Offline without `--versions`, the versions are the policy's catalog: a target outside

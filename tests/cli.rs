@@ -286,6 +286,18 @@ fn the_acme_bed_policy_plans_its_value_rules_per_hop() {
 
 #[test]
 fn bad_input_exits_2_naming_what_is_wrong() {
+    // `--versions CHART=APP` pairs: an app version must follow `=`, and under a policy
+    // that counts in app versions the target needs one.
+    let err = stderr_of(
+        upgrade().args(["--from", "8.0.0", "--to", "8.3.0", "--policy", "gitlab", "--versions", "8.0.0=17.0.1,8.3.0="]),
+        2,
+    );
+    assert!(err.contains("--versions: \"8.3.0=\" names no app version after `=`"), "{err}");
+    let err = stderr_of(
+        upgrade().args(["--from", "8.0.0", "--to", "8.3.0", "--policy", "gitlab", "--versions", "8.0.0=17.0.1,8.3.0"]),
+        2,
+    );
+    assert!(err.contains("the requested chart 8.3.0 has no appVersion"), "{err}");
     let err = stderr_of(upgrade().args(["--from", "1.0.4", "--to", "1.3.0", "--versions", BSR_VERSIONS]), 2);
     assert!(err.contains("needs --policy or --chart"), "{err}");
     let err =
@@ -299,7 +311,7 @@ fn bad_input_exits_2_naming_what_is_wrong() {
     assert!(err.contains("1.2.9 is not available") && err.contains("available in 1.2: 1.2.0, 1.2.6"), "{err}");
     let err = stderr_of(upgrade().args(["--from", "1.0.4", "--to", "1.3.0", "--policy", "nope"]), 2);
     assert!(
-        err.contains("no policy named \"nope\"") && err.contains("bsr, sourcegraph, coder, sequential-minor"),
+        err.contains("no policy named \"nope\"") && err.contains("bsr, sourcegraph, coder, gitlab, sequential-minor"),
         "{err}"
     );
     // A live release needs helm: a missing one is named, with the way to point at it.
@@ -391,6 +403,7 @@ fn policy_errors_name_line_column_and_a_hint() {
         VALID.to_string() + "typical_minutes:\n  minor: [30, 10]\n",
         VALID.to_string() + "typical_minutes:\n  minro: [10, 30]\n",
         VALID.to_string() + "catalog:\n  - version: 1.2.0\n    duration: 30m-10m\n",
+        VALID.to_string() + "versions: ap\n",
     ];
     let rendered: Vec<String> = errors.iter().map(|y| policy_error(y)).collect();
     insta::assert_snapshot!(rendered.join("\n----\n"));

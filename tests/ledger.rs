@@ -31,6 +31,7 @@ fn minor_hop(from: &str, to: &str) -> helm_safe_upgrade::plan::Hop {
         values: vec![],
         check: None,
         estimate: None,
+        app: None,
     }
 }
 use kube_standin::testing::kubectl_path;

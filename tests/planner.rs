@@ -826,3 +826,147 @@ procedures:
         assert!(unfilled.is_empty());
     }
 }
+
+/// `versions: app`: rules counted in the application versions the charts package.
+mod app_versions {
+    use super::*;
+    use helm_safe_upgrade::plan::app_versions::read_app_version;
+
+    /// One minor at a time, in app versions, with a required stop at app 2.2.
+    fn policy() -> helm_safe_upgrade::policy::Policy {
+        policy_yaml(
+            "name: app\ndescription: d\nversions: app\nupgrade:\n  max_minor_step: 1\n  major: one-at-a-time\n  required_stops: [\"2.2\"]\n  stop_notes:\n    \"2.2\": only for instances with NPM packages\n  procedure: p\ndowngrade: {}\nprocedures:\n  p:\n    steps:\n      - deploy: {}\n      - verify: {}\n",
+        )
+    }
+
+    #[test]
+    fn minors_are_counted_in_app_versions_and_deployed_as_charts() {
+        // Chart minors 0 → 7 would be seven steps; app minors 2.0 → 2.3 are three.
+        let plan =
+            upgrade_charts(&policy(), "5.0.0=2.0.0,5.4.0=2.1.0,5.6.0=2.2.0,5.7.0=2.3.0", "5.0.0", "5.7.0").unwrap();
+        assert_eq!(path(&plan), ["5.4.0", "5.6.0", "5.7.0"]);
+        assert_eq!(app_path(&plan), ["2.1.0", "2.2.0", "2.3.0"]);
+        assert_eq!(actions(&plan.hops[1].steps), ["deploy", "verify"]);
+        assert!(matches!(&plan.hops[1].steps[0], Step::Deploy { version, .. } if version == &v("5.6.0")));
+        assert_eq!((plan.from.to_string(), plan.to.to_string()), ("5.0.0".into(), "5.7.0".into()));
+        // The conditional stop's note, when the path stops in its minor.
+        assert!(
+            plan.warnings.iter().any(|w| w == "stop 2.2: only for instances with NPM packages"),
+            "{:?}",
+            plan.warnings
+        );
+    }
+
+    #[test]
+    fn several_charts_of_one_app_version_the_newest_is_deployed_and_said() {
+        let plan =
+            upgrade_charts(&policy(), "5.0.0=2.0.0,5.1.0=2.1.0,5.1.1=2.1.0,5.2.0=2.2.0", "5.0.0", "5.2.0").unwrap();
+        assert_eq!(path(&plan), ["5.1.1", "5.2.0"]);
+        assert!(
+            plan.warnings
+                .iter()
+                .any(|w| w == "app version 2.1.0 is packaged by charts 5.1.0, 5.1.1: the path deploys 5.1.1")
+        );
+    }
+
+    #[test]
+    fn the_deployed_and_requested_charts_stand_for_their_app_versions() {
+        // 5.0.0 and 5.0.1 both package 2.0.0: the deployed one is where the path starts.
+        let plan =
+            upgrade_charts(&policy(), "5.0.0=2.0.0,5.0.1=2.0.0,5.1.0=2.1.0,5.1.1=2.1.0", "5.0.0", "5.1.0").unwrap();
+        assert_eq!(path(&plan), ["5.1.0"]);
+        assert_eq!(plan.hops[0].from, v("5.0.0"));
+    }
+
+    #[test]
+    fn a_chart_without_app_version_is_left_out_off_the_ends_and_refused_at_them() {
+        let plan = upgrade_charts(&policy(), "5.0.0=2.0.0,5.0.5,5.1.0=2.1.0", "5.0.0", "5.1.0").unwrap();
+        assert!(plan.warnings.iter().any(|w| w.contains("left out") && w.contains("chart 5.0.5 (no appVersion)")));
+        let (message, hint) = bad_request(upgrade_charts(&policy(), "5.0.0=2.0.0,5.1.0", "5.0.0", "5.1.0"));
+        assert_eq!(message, "the requested chart 5.1.0 has no appVersion, and the policy counts in app versions");
+        assert!(hint.contains("versions: app"));
+        let (message, _) = bad_request(upgrade_charts(&policy(), "5.0.0=latest,5.1.0=2.1.0", "5.0.0", "5.1.0"));
+        assert!(message.starts_with("the deployed chart 5.0.0: appVersion \"latest\" is not a version"), "{message}");
+    }
+
+    #[test]
+    fn a_rollback_says_its_window_counts_in_chart_versions() {
+        let policy = policy_yaml(
+            "name: app\ndescription: d\nversions: app\nupgrade:\n  max_minor_step: 1\n  major: refuse\n  procedure: p\ndowngrade:\n  patch: p\nprocedures:\n  p:\n    steps:\n      - deploy: {}\n",
+        );
+        let plan = rollback(&policy, "5.0.0,5.0.1", "5.0.1", Some("5.0.0"), "5.0.1").unwrap();
+        assert!(plan.warnings.iter().any(|w| w.contains("a rollback's window is counted in chart versions")));
+    }
+
+    #[test]
+    fn a_chart_only_change_is_refused_by_name() {
+        let (message, _) = bad_request(upgrade_charts(&policy(), "5.0.0=2.0.0,5.0.1=2.0.0", "5.0.0", "5.0.1"));
+        assert!(message.contains("5.0.0 and 5.0.1 package the same app version 2.0.0"), "{message}");
+    }
+
+    #[test]
+    fn app_versions_are_read_with_a_v_an_edition_and_two_numbers() {
+        for (text, read) in
+            [("v17.3.0-ee", "17.3.0"), ("17.3.0-ce", "17.3.0"), ("2024.1", "2024.1.0"), ("v2.1", "2.1.0")]
+        {
+            assert_eq!(read_app_version(text).unwrap(), v(read), "{text}");
+        }
+        assert!(read_app_version("17.3.0-rc1").unwrap().is_prerelease());
+        for bad in ["latest", "2024", "17.3.0.1", ""] {
+            let why = read_app_version(bad).unwrap_err();
+            assert!(why.starts_with(&format!("appVersion {bad:?} is not a version")), "{why}");
+        }
+    }
+
+    #[test]
+    fn versions_is_read_strictly_with_its_line() {
+        let text = "name: x\ndescription: d\nversions: ap\nupgrade:\n  max_minor_step: 1\n  major: refuse\n  procedure: p\ndowngrade: {}\nprocedures:\n  p:\n    steps:\n      - deploy: {}\n";
+        let error = helm_safe_upgrade::policy::parse(text, "p.yaml").unwrap_err().to_string();
+        assert!(error.contains(":3:"), "{error}");
+        assert!(error.contains("ap"), "{error}");
+        let notes = text
+            .replace("versions: ap", "versions: app")
+            .replace("  procedure: p", "  stop_notes:\n    \"2\": x\n  procedure: p");
+        let error = helm_safe_upgrade::policy::parse(&notes, "p.yaml").unwrap_err().to_string();
+        assert!(error.contains(":8:10:") && error.contains("stop_notes key \"2\" is not a minor"), "{error}");
+    }
+}
+
+/// GitLab's published required stops, in GitLab versions, on a chart versioned 8.x.
+mod gitlab {
+    use super::*;
+
+    /// Chart 8.N packages GitLab 17.N (GitLab's chart major is the app major − 9), with two
+    /// patches of each minor.
+    fn gitlab_17() -> String {
+        (0..=11)
+            .flat_map(|n| [format!("8.{n}.0=v17.{n}.0-ee"), format!("8.{n}.1=v17.{n}.2-ee")])
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    #[test]
+    fn a_path_through_17_stops_at_each_required_stop_newest_patch() {
+        let plan = upgrade_charts(&preset("gitlab"), &gitlab_17(), "8.0.0", "8.11.1").unwrap();
+        assert_eq!(app_path(&plan), ["17.3.2", "17.5.2", "17.8.2", "17.11.2"]);
+        assert_eq!(path(&plan), ["8.3.1", "8.5.1", "8.8.1", "8.11.1"]);
+        assert!(plan.hops.iter().all(|h| actions(&h.steps) == ["deploy", "verify", "confirm"]));
+    }
+
+    #[test]
+    fn conditional_16_stops_are_taken_and_said() {
+        let list = "7.0.0=16.0.9,7.1.0=16.1.7,7.2.0=16.2.10,7.3.0=16.3.8,7.5.0=16.5.0";
+        let plan = upgrade_charts(&preset("gitlab"), list, "7.0.0", "7.5.0").unwrap();
+        assert_eq!(app_path(&plan), ["16.1.7", "16.2.10", "16.3.8", "16.5.0"]);
+        assert!(plan.warnings.iter().any(|w| w.starts_with("stop 16.1: required for instances with NPM packages")));
+        assert!(plan.warnings.iter().any(|w| w.starts_with("stop 16.2: required for instances with large pipeline")));
+    }
+
+    #[test]
+    fn a_major_waits_for_the_last_stop_of_the_previous_one() {
+        let list = "7.11.0=16.11.10,8.0.0=17.0.0,8.3.0=17.3.6,7.7.0=16.7.10";
+        let plan = upgrade_charts(&preset("gitlab"), list, "7.7.0", "8.3.0").unwrap();
+        assert_eq!(app_path(&plan), ["16.11.10", "17.0.0", "17.3.6"]);
+        assert_eq!(plan.hops[1].kind, HopKind::Major);
+    }
+}

@@ -892,3 +892,74 @@ mod templates {
         }
     }
 }
+
+/// The same oracle in application versions (`versions: app`): the generated train is the
+/// app versions, each packaged by a chart versioned apart (`N.1.0`) and every other one
+/// also by an older chart (`N.0.0`), so the planner must translate, choose the newest
+/// chart of each app version and map the path back.
+mod app_versions {
+    use super::*;
+
+    /// The primary (newest) chart of the app version at `index` in app order.
+    fn chart(index: usize) -> ChartVersion {
+        v(&format!("{}.1.0", index + 1))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+        #[test]
+        fn app_version_plans_obey_the_policy_in_app_versions((list, rules, ci, ti, _) in case()) {
+            let policy = policy_yaml(&format!("{}versions: app\n", policy_text(&rules)));
+            let mut apps: Vec<ChartVersion> = list.iter().map(|s| v(s)).collect();
+            apps.sort();
+            let mut available = Vec::new();
+            for (i, app) in apps.iter().enumerate() {
+                available.push(Available { version: chart(i), app_version: Some(app.to_string()) });
+                if i % 2 == 1 {
+                    available.push(Available { version: v(&format!("{}.0.0", i + 1)), app_version: Some(app.to_string()) });
+                }
+            }
+            let (current, target) = (apps[ci].clone(), apps[ti].clone());
+            let request = UpgradeRequest { current: chart(ci), target: chart(ti), fast_path: false, devel: true };
+            let result = plan::plan_upgrade(&policy, &available, &request, &context());
+            let oracle = Oracle::new(&apps, &current, &target, &rules);
+            match result {
+                Ok(plan) => {
+                    prop_assert_eq!(&plan.from, &chart(ci));
+                    prop_assert_eq!(&plan.to, &chart(ti));
+                    if target == current {
+                        prop_assert!(plan.hops.is_empty());
+                        return Ok(());
+                    }
+                    let mut at = current.clone();
+                    for hop in &plan.hops {
+                        let app = hop.app.as_ref().expect("every hop carries its app versions");
+                        prop_assert_eq!(&app.from, &at, "hops do not chain in app versions");
+                        let index = apps.iter().position(|a| a == &app.to).expect("a hop lands on an offered app version");
+                        prop_assert_eq!(&hop.to, &chart(index), "the newest chart of {} is not deployed", app.to);
+                        if let Err(why) = oracle.legal(&app.from, &app.to) {
+                            return Err(TestCaseError::fail(format!("illegal hop: {why}")));
+                        }
+                        at = app.to.clone();
+                    }
+                    prop_assert_eq!(&at, &target, "path does not end at the target app version");
+                    prop_assert_eq!(Some(plan.hops.len()), oracle.shortest(), "not the shortest path");
+                    for m in &oracle.minor_stops {
+                        if *m > current.minor() && *m < target.minor() {
+                            let stopped = plan.hops.iter().any(|h| h.app.as_ref().is_some_and(|a| a.to.minor() == *m));
+                            prop_assert!(stopped, "required minor {} missing", m);
+                        }
+                    }
+                }
+                Err(PlanError::Refused(r)) => match r.rule.as_str() {
+                    "major" => prop_assert!(!rules.majors && target.minor().major > current.minor().major),
+                    _ => prop_assert_eq!(oracle.shortest(), None, "refused ({:?}) although a path exists", r),
+                },
+                Err(PlanError::BadRequest { message, .. }) => {
+                    prop_assert!(target < current, "unexpected bad request: {}", message);
+                }
+            }
+        }
+    }
+}

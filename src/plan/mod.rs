@@ -5,6 +5,7 @@
 //! tested exhaustively. The [`Plan`] it returns is the one value that `--plan` prints,
 //! `-o json` serialises and the executor runs.
 
+pub mod app_versions;
 pub mod chart_values;
 pub mod document;
 pub mod estimate;
@@ -21,8 +22,54 @@ use crate::policy::template::{self, Filled};
 use crate::policy::{Check, Policy, StepSpec, VersionRef};
 use crate::version::{ChartVersion, Minor};
 
-pub use rollback::{plan_rollback, rollback_target};
-pub use upgrade::plan_upgrade;
+pub use rollback::rollback_target;
+
+/// Plan an upgrade: in chart versions, or, for a policy with `versions: app`, in the
+/// application versions the charts package ([`app_versions`]). One planner either way.
+pub fn plan_upgrade(
+    policy: &Policy,
+    available: &[Available],
+    request: &UpgradeRequest,
+    context: &Context,
+) -> Result<Plan, PlanError> {
+    match policy.versions {
+        crate::policy::VersionSpace::App => app_versions::plan_upgrade(policy, available, request, context),
+        crate::policy::VersionSpace::Chart => {
+            let mut plan = upgrade::plan_upgrade(policy, available, request, context)?;
+            stop_notes(policy, &mut plan);
+            Ok(plan)
+        }
+    }
+}
+
+/// Plan a rollback. Its window is counted in chart versions even under `versions: app`
+/// (not translated yet): the plan says so rather than count silently in the wrong unit.
+pub fn plan_rollback(
+    policy: &Policy,
+    available: &[Available],
+    request: &RollbackRequest,
+    context: &Context,
+) -> Result<Plan, PlanError> {
+    let mut plan = rollback::plan_rollback(policy, available, request, context)?;
+    if policy.versions == crate::policy::VersionSpace::App {
+        plan.warnings.push(
+            "the policy counts in app versions, but a rollback's window is counted in chart versions: check the minors it crosses against the vendor's rules".into(),
+        );
+    }
+    Ok(plan)
+}
+
+/// The policy's `stop_notes` for each minor the path stops in (its hops' targets): how a
+/// vendor's conditional stops ("only for instances with NPM packages") reach the operator.
+pub(crate) fn stop_notes(policy: &Policy, plan: &mut Plan) {
+    let mut minors: Vec<Minor> = plan.hops.iter().map(|h| h.to.minor()).collect();
+    minors.dedup();
+    for minor in minors {
+        if let Some(note) = policy.upgrade.stop_notes.get(&minor) {
+            plan.warnings.push(format!("stop {minor}: {note}"));
+        }
+    }
+}
 
 /// A version a chart source offers, with what the source says about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -254,6 +301,17 @@ pub struct Hop {
     /// How long it is expected to take, and why ([`estimate`]); None: unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimate: Option<estimate::Estimate>,
+    /// The application versions the hop goes between, when the policy counts in them
+    /// (`versions: app`); `from` and `to` stay chart versions, what helm is told.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<AppHop>,
+}
+
+/// A hop's ends in application versions ([`app_versions`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppHop {
+    pub from: ChartVersion,
+    pub to: ChartVersion,
 }
 
 impl Plan {

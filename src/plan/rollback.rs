@@ -77,6 +77,7 @@ pub fn plan_rollback(
         values: vec![],
         check: None,
         estimate: None,
+        app: None,
     }];
     // `helm rollback REVISION` deploys that revision's own values: no rule applies.
     let mut warnings = match request.by_revision {

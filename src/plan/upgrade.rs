@@ -235,6 +235,7 @@ fn sequential_hop(builder: &StepBuilder, from: &ChartVersion, to: &ChartVersion)
         values: vec![],
         check: None,
         estimate: None,
+        app: None,
     })
 }
 
@@ -276,6 +277,7 @@ fn fast_path_hop(
         values: vec![],
         check: None,
         estimate: None,
+        app: None,
     }))
 }
 

@@ -257,6 +257,7 @@ impl Validator<'_> {
             values: self.value_rules()?,
             typical: self.typical_minutes()?,
             notify: self.notify()?,
+            versions: raw.versions,
             text: String::new(),
             digest: String::new(),
             origin: super::Origin::Text { label: String::new() },
@@ -431,6 +432,7 @@ impl Validator<'_> {
             stop_at: u.stop_at,
             major: u.major,
             required_stops,
+            stop_notes: self.stop_notes()?,
             snapshot_first: u.snapshot_first,
             procedure: self.procedure_ref(&u.procedure, procedures)?,
             fast_path,
@@ -452,6 +454,27 @@ impl Validator<'_> {
                 Some("write an exact version (1.2.3) or a minor (1.2)".into()),
             )
         })
+    }
+
+    /// `stop_notes` keys are minors (`"16.0"`), like a required stop that names a minor.
+    fn stop_notes(&self) -> Result<BTreeMap<Minor, String>, PolicyError> {
+        let mut notes = BTreeMap::new();
+        for (key, note) in &self.raw.upgrade.stop_notes {
+            let parts: Vec<&str> = key.trim().trim_start_matches('v').split('.').collect();
+            let minor = match parts.as_slice() {
+                [major, minor] => major.parse().ok().zip(minor.parse().ok()),
+                _ => None,
+            };
+            let Some((major, minor)) = minor else {
+                return Err(self.ctx.at(
+                    note.referenced,
+                    format!("stop_notes key {key:?} is not a minor"),
+                    Some("key each note by MAJOR.MINOR, e.g. \"16.0\"".into()),
+                ));
+            };
+            notes.insert(Minor { major, minor }, note.value.clone());
+        }
+        Ok(notes)
     }
 
     fn downgrade(&self, procedures: &BTreeMap<String, Procedure>) -> Result<DowngradeRules, PolicyError> {

@@ -53,6 +53,9 @@ pub struct Policy {
     /// `notify:`: the program and arguments called with each event of a live run (a JSON
     /// document on stdin), passed exactly as written; `--notify` replaces it.
     pub notify: Option<Vec<String>>,
+    /// `versions:`: whether the upgrade rules count in chart versions or in application
+    /// versions (`appVersion`), which the planner translates to and from (its `app_versions`).
+    pub versions: VersionSpace,
     /// The policy's YAML exactly as written, for `--show-policy` and the ledger.
     pub text: String,
     /// `sha256:…` of `text`: what a later run compares to know it has the same policy.
@@ -99,10 +102,22 @@ pub struct UpgradeRules {
     pub stop_at: StopAt,
     pub major: MajorRule,
     pub required_stops: Vec<RequiredStop>,
+    /// `stop_notes`: text the plan warns with when a path stops in that minor.
+    pub stop_notes: BTreeMap<Minor, String>,
     /// Take a snapshot (or confirm one) before the first hop.
     pub snapshot_first: bool,
     pub procedure: String,
     pub fast_path: Option<FastPath>,
+}
+
+/// What the upgrade rules' versions are: the chart's own, or the application's it
+/// packages (GitLab publishes its stops as 17.5, 17.8, … while its chart is 8.x).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VersionSpace {
+    #[default]
+    Chart,
+    App,
 }
 
 /// Which version of an intermediate minor a path stops at.

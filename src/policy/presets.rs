@@ -6,6 +6,7 @@ const PRESETS: &[(&str, &str)] = &[
     ("bsr", include_str!("../../policies/bsr.yaml")),
     ("sourcegraph", include_str!("../../policies/sourcegraph.yaml")),
     ("coder", include_str!("../../policies/coder.yaml")),
+    ("gitlab", include_str!("../../policies/gitlab.yaml")),
     ("sequential-minor", include_str!("../../policies/sequential-minor.yaml")),
 ];
 
@@ -55,6 +56,7 @@ mod tests {
         assert_eq!(for_chart("bsr").name, "bsr");
         assert_eq!(for_chart("sourcegraph").name, "sourcegraph");
         assert_eq!(for_chart("coder").name, "coder");
+        assert_eq!(for_chart("gitlab").name, "gitlab");
         assert_eq!(for_chart("some-other-chart").name, "sequential-minor");
     }
 }

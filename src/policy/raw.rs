@@ -44,6 +44,9 @@ pub struct RawPolicy {
     /// The hook called at a run's events (`--notify` replaces it for one run).
     #[serde(default)]
     pub notify: Option<Spanned<Vec<String>>>,
+    /// Which versions the upgrade rules count in: the chart's (default) or its `appVersion`.
+    #[serde(default)]
+    pub versions: super::VersionSpace,
 }
 
 /// `typical_minutes`, one optional figure per hop kind, named as the plan's JSON names
@@ -111,6 +114,10 @@ pub struct RawUpgrade {
     pub major: MajorRule,
     #[serde(default)]
     pub required_stops: Vec<Spanned<String>>,
+    /// Free text shown as a plan warning when a path stops in a minor (`"16.0": "…"`):
+    /// how a vendor's conditional stops reach the operator.
+    #[serde(default)]
+    pub stop_notes: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
     pub snapshot_first: bool,
     pub procedure: Spanned<String>,

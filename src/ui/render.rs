@@ -70,7 +70,9 @@ pub fn plan_table(plan: &Plan, look: Look) -> String {
     // The table row says all there is for a plain deploy-and-verify hop; spell out the
     // rest (commands, snapshots, pauses), because that is what the operator confirms.
     for (i, hop) in plan.hops.iter().enumerate().filter(|(_, h)| !is_plain(h)) {
-        let title = format!("hop {}: {} → {} ({})", i + 1, hop.from, hop.to, hop.procedure);
+        // Under `versions: app` the policy's rules speak of app versions: show them too.
+        let app = hop.app.as_ref().map(|a| format!(", app {} → {}", a.from, a.to)).unwrap_or_default();
+        let title = format!("hop {}: {} → {} ({}{app})", i + 1, hop.from, hop.to, hop.procedure);
         push_line(&mut out, look, &format!("\n{}", look.paint(Role::Heading, &title)));
         if let Some(notes) = hop.release_notes.as_ref().filter(|_| hop.kind == HopKind::Major) {
             push_line(&mut out, look, &format!("  release notes: {notes}"));

@@ -88,3 +88,24 @@ pub fn run_argv<'a>(steps: &'a [Step], name: &str) -> &'a [String] {
 pub fn policy_yaml(text: &str) -> Policy {
     policy::parse(text, "test policy").unwrap_or_else(|e| panic!("{e}"))
 }
+
+/// Charts with app versions, as a chart source lists them: "8.0.0=17.0.1,8.9.0" (a chart
+/// without `=` has no appVersion).
+pub fn charts(list: &str) -> Vec<Available> {
+    list.split(',')
+        .map(|item| match item.trim().split_once('=') {
+            Some((chart, app)) => Available { version: v(chart), app_version: Some(app.to_string()) },
+            None => Available { version: v(item.trim()), app_version: None },
+        })
+        .collect()
+}
+
+pub fn upgrade_charts(policy: &Policy, list: &str, from: &str, to: &str) -> Result<Plan, PlanError> {
+    let request = UpgradeRequest { current: v(from), target: v(to), fast_path: false, devel: false };
+    plan::plan_upgrade(policy, &charts(list), &request, &context())
+}
+
+/// The app versions a plan stops at (`versions: app`).
+pub fn app_path(plan: &Plan) -> Vec<String> {
+    plan.hops.iter().map(|h| h.app.as_ref().expect("hop has app versions").to.to_string()).collect()
+}

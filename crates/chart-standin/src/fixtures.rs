@@ -24,7 +24,7 @@ use crate::archive;
 include!(concat!(env!("OUT_DIR"), "/fixture_files.rs"));
 
 /// The fixture charts, by name.
-pub const CHARTS: [&str; 6] = ["acme", "bsr", "coder", "generic-app", "sourcegraph", "vendorapp"];
+pub const CHARTS: [&str; 7] = ["acme", "bsr", "coder", "generic-app", "gitlab", "sourcegraph", "vendorapp"];
 
 /// First `created` time of every fixture chart (2024-01-01T00:00:00Z); each later
 /// version in versions.yaml is one day later.

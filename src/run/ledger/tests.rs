@@ -72,6 +72,7 @@ fn hop(from: ChartVersion, to: ChartVersion) -> crate::plan::Hop {
         values: vec![],
         check: None,
         estimate: None,
+        app: None,
     }
 }
 

@@ -1,0 +1,180 @@
+//! Planning in application versions (`versions: app`): the chart source's versions are
+//! translated into the `appVersion`s they package, the one planner plans there, and the
+//! path is mapped back to chart versions (what helm deploys), each hop keeping the app
+//! versions it goes between for the plan to show.
+//!
+//! Pure like the rest of [`crate::plan`]: the app versions arrive in [`Available`].
+//!
+//! Decisions, documented in the README ("Policies"):
+//! - an app version is read leniently but never guessed: a leading `v` and an edition
+//!   suffix `-ee`/`-ce` are dropped, `MAJOR.MINOR` is padded with `.0`; anything else
+//!   semver cannot read (`2024.1.x`, `latest`) is not an app version;
+//! - several charts packaging one app version: the newest chart stands for it (the
+//!   deployed and the requested chart stand for their own), and a hop that lands there
+//!   says so;
+//! - a chart without a readable app version is left out of the path with a warning
+//!   naming it, and refused by name when it is the deployed or the requested chart.
+
+use std::collections::BTreeMap;
+
+use super::{Available, Plan, PlanError, Step, UpgradeRequest, bad_request};
+use crate::version::ChartVersion;
+
+/// An app version as the policy's rules count it, or why it cannot be one.
+pub fn read_app_version(text: &str) -> Result<ChartVersion, String> {
+    let trimmed = text.trim();
+    let bare = trimmed.strip_prefix('v').unwrap_or(trimmed);
+    // GitLab's images are tagged `17.3.0-ee`/`-ce`: an edition, not a pre-release.
+    let lower = bare.to_ascii_lowercase();
+    let bare = if lower.ends_with("-ee") || lower.ends_with("-ce") { &bare[..bare.len() - 3] } else { bare };
+    let padded = if bare.split('.').count() == 2 { format!("{bare}.0") } else { bare.to_string() };
+    ChartVersion::parse(&padded).map_err(|e| {
+        format!(
+            "appVersion {trimmed:?} is not a version the policy can count in ({}); \
+             read: an optional leading v, MAJOR.MINOR[.PATCH][-PRE], an optional -ee/-ce edition",
+            e.reason
+        )
+    })
+}
+
+/// The chart source seen in app versions.
+struct AppSpace {
+    /// One entry per app version: the app version, with the original spelling as its
+    /// `app_version` (for `{to_app_version}`).
+    offered: Vec<Available>,
+    /// App version → the chart version deployed for it.
+    chart_of: BTreeMap<ChartVersion, ChartVersion>,
+    /// App versions packaged by several charts, with all of them (oldest first).
+    shared: BTreeMap<ChartVersion, Vec<ChartVersion>>,
+    warnings: Vec<String>,
+    /// The app versions of the deployed and the requested chart.
+    current_app: ChartVersion,
+    target_app: ChartVersion,
+}
+
+/// The app version a chart packages, or a refusal naming the chart (`role`: "deployed").
+fn app_of(available: &[Available], chart: &ChartVersion, role: &str) -> Result<ChartVersion, PlanError> {
+    let offered = available.iter().find(|a| &a.version == chart);
+    let text = match offered.and_then(|a| a.app_version.as_deref()) {
+        Some(text) => text,
+        None if offered.is_none() => {
+            return Err(bad_request(
+                format!("the {role} chart {chart} is not offered by the chart source, so its appVersion is unknown"),
+                "the policy counts in app versions (`versions: app`): offline, list it as --versions CHART=APP",
+            ));
+        }
+        None => {
+            return Err(bad_request(
+                format!("the {role} chart {chart} has no appVersion, and the policy counts in app versions"),
+                "use a chart that sets appVersion, or a policy without `versions: app`",
+            ));
+        }
+    };
+    read_app_version(text).map_err(|e| {
+        bad_request(format!("the {role} chart {chart}: {e}"), "use a policy without `versions: app` for this chart")
+    })
+}
+
+fn translate(available: &[Available], current: &ChartVersion, target: &ChartVersion) -> Result<AppSpace, PlanError> {
+    let (current_app, target_app) = (app_of(available, current, "deployed")?, app_of(available, target, "requested")?);
+    let mut grouped: BTreeMap<ChartVersion, Vec<ChartVersion>> = BTreeMap::new();
+    let mut left_out = Vec::new();
+    for offered in available {
+        match offered.app_version.as_deref().map(read_app_version) {
+            Some(Ok(app)) => grouped.entry(app).or_default().push(offered.version.clone()),
+            Some(Err(why)) => left_out.push(format!("{} ({why})", offered.version)),
+            None => left_out.push(format!("{} (no appVersion)", offered.version)),
+        }
+    }
+    let mut space = AppSpace {
+        offered: vec![],
+        chart_of: BTreeMap::new(),
+        shared: BTreeMap::new(),
+        warnings: vec![],
+        current_app: current_app.clone(),
+        target_app: target_app.clone(),
+    };
+    if !left_out.is_empty() {
+        space.warnings.push(format!(
+            "left out of the path, the policy counts in app versions: chart {}",
+            left_out.join(", chart ")
+        ));
+    }
+    for (app, mut charts) in grouped {
+        charts.sort();
+        charts.dedup();
+        let chart = match () {
+            _ if app == current_app => current.clone(),
+            _ if app == target_app => target.clone(),
+            _ => charts.last().cloned().expect("a group has a chart"),
+        };
+        let spelling = available.iter().find(|a| a.version == chart).and_then(|a| a.app_version.clone());
+        space.offered.push(Available { version: app.clone(), app_version: spelling });
+        space.chart_of.insert(app.clone(), chart);
+        if charts.len() > 1 {
+            space.shared.insert(app, charts);
+        }
+    }
+    Ok(space)
+}
+
+/// Plan an upgrade whose rules count in app versions: translate, plan, map back.
+pub fn plan_upgrade(
+    policy: &crate::policy::Policy,
+    available: &[Available],
+    request: &UpgradeRequest,
+    context: &super::Context,
+) -> Result<Plan, PlanError> {
+    let space = translate(available, &request.current, &request.target)?;
+    let (current_app, target_app) = (space.current_app.clone(), space.target_app.clone());
+    if current_app == target_app && request.current != request.target {
+        return Err(bad_request(
+            format!(
+                "{} and {} package the same app version {current_app}: the policy counts in app versions and has no rule for a chart-only change",
+                request.current, request.target
+            ),
+            "upgrade the chart with `helm upgrade` directly, or plan it with a policy without `versions: app`",
+        ));
+    }
+    let in_app = UpgradeRequest { current: current_app, target: target_app, ..request.clone() };
+    let mut plan = super::upgrade::plan_upgrade(policy, &space.offered, &in_app, context)?;
+    super::stop_notes(policy, &mut plan);
+    Ok(to_chart_versions(plan, &space))
+}
+
+/// The plan in chart versions: every version helm is told, and the plan's ends; each hop
+/// keeps the app versions it goes between.
+fn to_chart_versions(mut plan: Plan, space: &AppSpace) -> Plan {
+    let chart = |app: &ChartVersion| space.chart_of.get(app).cloned().unwrap_or_else(|| app.clone());
+    let mut warnings = space.warnings.clone();
+    for hop in &mut plan.hops {
+        if let Some(charts) = space.shared.get(&hop.to) {
+            let listed: Vec<String> = charts.iter().map(ToString::to_string).collect();
+            warnings.push(format!(
+                "app version {} is packaged by charts {}: the path deploys {}",
+                hop.to,
+                listed.join(", "),
+                chart(&hop.to)
+            ));
+        }
+        hop.app = Some(super::AppHop { from: hop.from.clone(), to: hop.to.clone() });
+        (hop.from, hop.to) = (chart(&hop.from), chart(&hop.to));
+        for step in &mut hop.steps {
+            match step {
+                Step::Deploy { version, .. } | Step::Verify { version, .. } | Step::WaitGone { version, .. } => {
+                    *version = chart(version);
+                }
+                Step::Backup { .. } | Step::Snapshot { .. } | Step::Run { .. } | Step::Confirm { .. } => {}
+            }
+        }
+    }
+    for step in &mut plan.preflight {
+        if let Step::Deploy { version, .. } | Step::Verify { version, .. } | Step::WaitGone { version, .. } = step {
+            *version = chart(version);
+        }
+    }
+    (plan.from, plan.to) = (chart(&plan.from), chart(&plan.to));
+    warnings.append(&mut plan.warnings);
+    plan.warnings = warnings;
+    plan
+}
