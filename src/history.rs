@@ -24,6 +24,7 @@ use serde::Serialize;
 use crate::printer::{Look, Role};
 use crate::run::ledger::{Dropped, HopRecord, Ledger, RunRecord, SnapshotRecord, StepRecord};
 use crate::text::{count, for_terminal, one_line};
+use crate::ui::render::push_line;
 use crate::version::ChartVersion;
 
 /// Whose record it is and where it was read: the release and namespace asked for (not
@@ -188,7 +189,7 @@ pub fn history(ledger: &Ledger, subject: Subject<'_>, note: Option<&str>) -> His
             plan: l.plan.clone(),
         }),
         in_progress: ledger.in_progress.as_ref().filter(|_| !running).map(|p| InProgressView {
-            direction: direction_word(p.plan.direction).to_string(),
+            direction: p.plan.direction.as_str().to_string(),
             from: p.plan.from.clone(),
             to: p.plan.to.clone(),
             hops: p.plan.hops.len(),
@@ -199,13 +200,6 @@ pub fn history(ledger: &Ledger, subject: Subject<'_>, note: Option<&str>) -> His
         dropped: ledger.dropped,
         trimmed: ledger.trimmed.clone(),
         note: note.map(str::to_string),
-    }
-}
-
-fn direction_word(direction: crate::plan::Direction) -> &'static str {
-    match direction {
-        crate::plan::Direction::Upgrade => "upgrade",
-        crate::plan::Direction::Rollback => "rollback",
     }
 }
 
@@ -593,13 +587,6 @@ fn closing_lines(out: &mut String, look: Look, history: &History) {
     for line in lines {
         push_line(out, look, &line);
     }
-}
-
-/// One line (or a few, when it holds newlines), wrapped to the width with the hanging
-/// indent its shape asks for.
-fn push_line(out: &mut String, look: Look, line: &str) {
-    out.push_str(&look.wrap(line));
-    out.push('\n');
 }
 
 #[cfg(test)]

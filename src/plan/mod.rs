@@ -189,6 +189,16 @@ pub enum Direction {
     Rollback,
 }
 
+impl Direction {
+    /// The direction as the plan's JSON, the ledger and the screen name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Upgrade => "upgrade",
+            Direction::Rollback => "rollback",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {

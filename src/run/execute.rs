@@ -122,7 +122,7 @@ fn take_lock(facts: &Facts, plan: &Plan, opts: &RunOptions) -> Result<Held, RunE
             ended_at: None,
             holder: me.holder(),
             command: opts.command_shape.clone(),
-            direction: direction_word(plan.direction).into(),
+            direction: plan.direction.as_str().into(),
             from: plan.from.clone(),
             to: plan.to.clone(),
             outcome: None,
@@ -277,22 +277,9 @@ fn needs_a_person(plan: &Plan, snapshot_taken: bool) -> Option<String> {
     None
 }
 
-fn direction_word(direction: Direction) -> &'static str {
-    match direction {
-        Direction::Upgrade => "upgrade",
-        Direction::Rollback => "rollback",
-    }
-}
-
 /// "upgrade 1.0.4 → 1.3.0 (3 hops)", for the lock.
 fn plan_summary(plan: &Plan) -> String {
-    format!(
-        "{} {} → {} ({})",
-        direction_word(plan.direction),
-        plan.from,
-        plan.to,
-        count(plan.hops.len(), "hop", "hops")
-    )
+    format!("{} {} → {} ({})", plan.direction.as_str(), plan.from, plan.to, count(plan.hops.len(), "hop", "hops"))
 }
 
 /// The journal of a run: the ledger, plus where this run's values are kept; and the

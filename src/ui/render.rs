@@ -201,7 +201,7 @@ fn value_rules(plan: &Plan, look: Look) -> String {
 
 /// One line (or a few, when it contains newlines), wrapped to the width with the hanging
 /// indent its shape asks for.
-pub(super) fn push_line(out: &mut String, look: Look, line: &str) {
+pub fn push_line(out: &mut String, look: Look, line: &str) {
     out.push_str(&look.wrap(line));
     out.push('\n');
 }
@@ -214,10 +214,7 @@ fn downtime(yes: bool, look: Look) -> String {
 /// `upgrade bsr 1.0.4 → 1.3.2  (policy bsr, …)` and where the policy and chart came from.
 fn header(plan: &Plan, look: Look) -> String {
     let mut out = String::new();
-    let direction = match plan.direction {
-        crate::plan::Direction::Upgrade => "upgrade",
-        crate::plan::Direction::Rollback => "rollback",
-    };
+    let direction = plan.direction.as_str();
     let release = plan.release.as_deref().map(|r| format!(" {r}")).unwrap_or_default();
     let title = format!("{direction}{release} {} → {}", plan.from, plan.to);
     let line = format!(
