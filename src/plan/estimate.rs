@@ -60,6 +60,11 @@ impl Span {
         }
     }
 
+    /// Its ends say the same when rounded as people read them (`10 min`–`10 min`).
+    pub fn reads_as_one_figure(&self) -> bool {
+        short(self.low_secs) == short(self.high_secs)
+    }
+
     fn plus(self, other: Span) -> Span {
         Span {
             expected_secs: self.expected_secs.saturating_add(other.expected_secs),
@@ -226,7 +231,7 @@ pub fn short(secs: u64) -> String {
 
 /// "10–30 min", or one figure when the range is a point.
 pub fn range_text(span: &Span) -> String {
-    if short(span.low_secs) == short(span.high_secs) {
+    if span.reads_as_one_figure() {
         return short(span.low_secs);
     }
     let (low, high) = (short(span.low_secs), short(span.high_secs));

@@ -3,7 +3,7 @@
 
 use super::render::{push_line, strategy_text};
 use crate::plan::Plan;
-use crate::plan::estimate::{Estimate, Span, Total, about, range_text, short};
+use crate::plan::estimate::{Estimate, Span, Total, about, range_text};
 use crate::printer::{Look, Role};
 
 /// The `expected time` section of a plan; empty for a plan with nothing to do.
@@ -47,7 +47,7 @@ fn total_text(total: &Total) -> String {
 
 /// ` (10–30 min)`, or nothing when the range is one figure.
 fn range_after(span: &Span) -> String {
-    if short(span.low_secs) == short(span.high_secs) {
+    if span.reads_as_one_figure() {
         return String::new();
     }
     format!(" ({})", range_text(span))
