@@ -47,14 +47,14 @@ impl Span {
         sorted.sort_unstable();
         let (low, high) = (*sorted.first()?, *sorted.last()?);
         let middle = sorted.len() / 2;
-        let expected = if sorted.len() % 2 == 1 { sorted[middle] } else { (sorted[middle - 1] + sorted[middle]) / 2 };
+        let expected = if sorted.len() % 2 == 1 { sorted[middle] } else { sorted[middle - 1].midpoint(sorted[middle]) };
         Some(Span { expected_secs: expected, low_secs: low, high_secs: high })
     }
 
     /// A stated range: the middle of it is what to expect.
     fn stated(range: TimeRange) -> Span {
         Span {
-            expected_secs: (range.low_secs + range.high_secs) / 2,
+            expected_secs: range.low_secs.midpoint(range.high_secs),
             low_secs: range.low_secs,
             high_secs: range.high_secs,
         }
@@ -220,7 +220,8 @@ pub fn short(secs: u64) -> String {
         0..60 => format!("{secs} s"),
         60..3600 => format!("{} min", (secs + 30) / 60),
         _ => {
-            let minutes = (secs + 30) / 60;
+            // Saturating: the figures come from the ledger, which anyone may edit.
+            let minutes = secs.saturating_add(30) / 60;
             match minutes % 60 {
                 0 => format!("{} h", minutes / 60),
                 m => format!("{} h {m} min", minutes / 60),

@@ -258,7 +258,8 @@ fn made_from(release: &Release, chart_reference: &str, overrides: &super::values
 
 /// The hops this release walked to the end, as estimates learn from them (oldest first).
 fn past_hops(ledger: &Ledger) -> Vec<crate::plan::estimate::PastHop> {
-    let secs = |ms: u64| (ms + 500) / 1000;
+    // Saturating: the record is anyone's to edit, `work_ms` included.
+    let secs = |ms: u64| ms.saturating_add(500) / 1000;
     ledger
         .hops
         .iter()

@@ -39,7 +39,9 @@ impl Clock {
         let Some(expected) = self.hop_expected else {
             return format!(" · hop {}", short(elapsed));
         };
-        let left = self.after_hop.map(|after| format!(", {} left", about(after + expected.saturating_sub(elapsed))));
+        let left = self
+            .after_hop
+            .map(|after| format!(", {} left", about(after.saturating_add(expected.saturating_sub(elapsed)))));
         format!(" · hop {} of {}{}", short(elapsed), about(expected), left.unwrap_or_default())
     }
 }

@@ -182,3 +182,18 @@ fn figures_read_as_a_person_says_them() {
     assert_eq!(range_text(&span(40, 1800)), "40 s–30 min");
     assert_eq!(range_text(&span(1800, 4800)), "30 min–1 h 20 min");
 }
+
+#[test]
+fn absurd_figures_from_an_edited_ledger_do_not_overflow() {
+    let history = past("minor", "rolling", &[]).into_iter().chain([u64::MAX, u64::MAX - 1].map(|secs| PastHop {
+        kind: "minor".into(),
+        procedure: "rolling".into(),
+        work_secs: secs,
+        downtime_secs: Some(secs),
+    }));
+    let plan = plan("1.3.2", false, &context(history.collect(), false));
+    let total = plan.estimate.as_ref().unwrap();
+    assert_eq!(total.time.high_secs, u64::MAX, "sums saturate");
+    assert_eq!(remaining(&plan, 0, 0), Some(u64::MAX));
+    assert!(about(u64::MAX).starts_with("~") && range_text(&total.time).ends_with(" h"));
+}

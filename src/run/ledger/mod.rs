@@ -570,7 +570,10 @@ impl Ledger {
             .find(|r| Some(r.id) == run && r.ended_at.is_none())
             .map(|r| r.steps.iter().filter(|s| s.hop.is_some() && s.hop == index).collect())
             .unwrap_or_default();
-        let work = |steps: &[&StepRecord]| steps.iter().filter(|s| !s.waited_for_operator).map(|s| s.duration_ms).sum();
+        // Saturating: the steps are read back from a record anyone may edit.
+        let work = |steps: &[&StepRecord]| {
+            steps.iter().filter(|s| !s.waited_for_operator).fold(0u64, |sum, s| sum.saturating_add(s.duration_ms))
+        };
         let work_ms = (!steps.is_empty()).then(|| work(&steps));
         let downtime_ms = steps
             .iter()
