@@ -423,3 +423,40 @@ fn the_spinner_follows_the_rollout(version: HelmVersion) {
     assert!(all.contains("updated"), "{version}: {all}");
 }
 both_helms!(spinner_follows_the_rollout, super::the_spinner_follows_the_rollout);
+
+/// Through helm on a terminal, a hop with an estimate (the release's first hop, on record)
+/// shows its time against it and the time left beside the step's spinner.
+fn the_spinner_shows_the_hop_against_its_estimate(version: HelmVersion) {
+    let bed = Bed::new(version);
+    bed.install("bsr", "1.0.4", VALUES);
+    let policy = policy();
+    bed.run_expect(&["bsr", "--to", "1.1.9", "--chart", "demo/bsr", "--policy", &policy, "--yes"], 0);
+    let mut pty = Pty::upgrade(
+        &bed,
+        &[
+            "bsr",
+            "--to",
+            "1.2.6",
+            "--chart",
+            "demo/bsr",
+            "--policy",
+            &policy,
+            "--yes",
+            "--set",
+            "migration.runSeconds=3",
+        ],
+    );
+    // ASCII only: the pty's reader does not decode UTF-8 (`→`, `·`).
+    let heading = pty.expect("(rolling), expected ~");
+    let spinner = pty.expect("deploy 1.2.6 (");
+    let clock = pty.expect(" left)");
+    let (end, code) = pty.finish();
+    assert_eq!(code, 0, "{version}: {heading}{spinner}{clock}{end}");
+    assert!(heading.contains("hop 1/1: 1.1.9 "), "{version}: {heading}");
+    assert!(
+        clock.contains(" hop ") && clock.contains(" of ~"),
+        "{version}: the hop's time against its estimate: {clock}"
+    );
+    assert!(end.contains("hop 1/1 done in ") && end.contains("(expected ~"), "{version}: {end}");
+}
+both_helms!(spinner_shows_the_estimate, super::the_spinner_shows_the_hop_against_its_estimate);
