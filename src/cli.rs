@@ -33,6 +33,33 @@ const UNATTENDED: &str = "Unattended runs, locks and recovery";
 const OFFLINE: &str = "Offline planning (no cluster)";
 const OUTPUT: &str = "Output";
 const POLICIES: &str = "Policies";
+const FLEET: &str = "Fleet view (many releases)";
+
+/// What a fleet view cannot take: it plans every release to the newest version it can
+/// reach, by each one's own policy, source and values, and changes nothing.
+const NOT_WITH_A_FLEET: [&str; 21] = [
+    "release",
+    "extra",
+    "to",
+    "execute",
+    "history",
+    "resume",
+    "from",
+    "versions",
+    "fast_path",
+    "devel",
+    "policy",
+    "diff",
+    "force_unlock",
+    "values",
+    "set",
+    "set_string",
+    "set_json",
+    "set_file",
+    "set_literal",
+    "notify",
+    "local_ledger",
+];
 
 /// Flags both commands share. Names follow helm's own where helm has one.
 #[derive(Debug, Args)]
@@ -71,9 +98,11 @@ pub struct Common {
     /// The chart: repo/name, oci://host/path/name or a directory of packages.
     ///
     /// Default: what the last run used, then the policy's. Offline, its name picks the
-    /// preset when --policy is absent.
-    #[arg(long, value_name = "REF", help_heading = SOURCE, display_order = 4)]
-    pub chart: Option<String>,
+    /// preset when --policy is absent. A fleet view takes several, one per chart.
+    // Repeatable for the fleet view only; a run of one release refuses a second one
+    // (`commands`), and reads it through `Common::chart`.
+    #[arg(long = "chart", id = "chart", value_name = "REF", help_heading = SOURCE, display_order = 4)]
+    pub charts: Vec<String>,
 
     /// The policy: a preset (see --list-policies) or a YAML file.
     ///
@@ -269,6 +298,13 @@ pub struct Common {
     pub tool_version: Option<bool>,
 }
 
+impl Common {
+    /// The one `--chart` of a run (a second one is refused before anything runs).
+    pub fn chart(&self) -> Option<&str> {
+        self.charts.last().map(String::as_str)
+    }
+}
+
 const UPGRADE_EXAMPLES: &str = "\
 Examples:
   helm safe-upgrade bsr --to 1.3.0 --plan            # the path the vendor supports, nothing changed
@@ -278,6 +314,7 @@ Examples:
   helm safe-upgrade --execute plan.json --yes        # walk it, if the release is still as planned
   helm safe-upgrade bsr --resume                     # continue a run that was killed
   helm safe-upgrade bsr --history                    # every run on the release, from the ledger
+  helm safe-upgrade --all-namespaces --plan          # every release: its policy, how far it can go
   helm safe-upgrade --from 1.0.4 --to 1.3.0 --policy bsr --versions 1.0.4,1.1.9,1.2.6,1.3.0 --plan";
 
 const ROLLBACK_EXAMPLES: &str = "\
@@ -303,6 +340,7 @@ refusing what the vendor's policy forbids.",
 helm safe-upgrade --from VERSION --to VERSION --policy NAME|FILE [--versions LIST]\n       \
 helm safe-upgrade RELEASE --history [-o table|json]\n       \
 helm safe-upgrade --execute PLAN.json [-y] [-o table|json]\n       \
+helm safe-upgrade --all-namespaces | --fleet --plan [--chart REF] [-o table|json]\n       \
 helm safe-upgrade --list-policies | --show-policy NAME"
 )]
 pub struct UpgradeCli {
@@ -322,6 +360,30 @@ pub struct UpgradeCli {
     /// Allow a pre-release target (never an intermediate stop).
     #[arg(long, help_heading = RUN, hide_short_help = true, conflicts_with_all = ["history", "execute"])]
     pub devel: bool,
+
+    /// With --plan: every release in all namespaces on one line, with its policy and the
+    /// newest version it can reach (hops, downtime, refusals, estimate). Changes nothing.
+    #[arg(
+        short = 'A',
+        long,
+        help_heading = FLEET,
+        hide_short_help = true,
+        conflicts_with_all = NOT_WITH_A_FLEET,
+        conflicts_with = "fleet",
+        conflicts_with_all = ["list_policies", "show_policy"]
+    )]
+    pub all_namespaces: bool,
+
+    /// With --plan: --all-namespaces for helm's namespace only (-n). helm always sets a
+    /// namespace, so a missing release name alone never means a fleet.
+    #[arg(
+        long,
+        help_heading = FLEET,
+        hide_short_help = true,
+        conflicts_with_all = NOT_WITH_A_FLEET,
+        conflicts_with_all = ["list_policies", "show_policy"]
+    )]
+    pub fleet: bool,
 }
 
 #[derive(Debug, Parser)]

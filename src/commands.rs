@@ -185,6 +185,17 @@ fn execute(parsed: &Parsed, shape: &str, printer: &Printer) -> Result<(), AppErr
     if let Some(file) = &common.execute {
         return execute_plan_file(parsed, file, shape, printer);
     }
+    if let Parsed::Upgrade(cli) = parsed
+        && (cli.all_namespaces || cli.fleet)
+    {
+        return fleet_view(cli, printer);
+    }
+    if common.charts.len() > 1 {
+        return Err(usage(
+            "--chart is given more than once: a release has one chart source",
+            "pass one --chart (several only with --all-namespaces or --fleet, one per chart)",
+        ));
+    }
     let live_release = common.release.clone().filter(|_| common.from.is_none());
     if live_release.is_none() && common.diff.is_some() {
         // Said rather than ignored: offline there is no release to render against.
@@ -285,6 +296,38 @@ fn execute_plan_file(parsed: &Parsed, file: &Path, shape: &str, printer: &Printe
     report_run(&report, common.output, printer)
 }
 
+/// `--all-namespaces --plan` / `--fleet --plan`: every release, planned; nothing changes.
+fn fleet_view(cli: &UpgradeCli, printer: &Printer) -> Result<(), AppError> {
+    let common = &cli.common;
+    let flag = if cli.all_namespaces { "--all-namespaces" } else { "--fleet" };
+    if !common.plan {
+        return Err(usage(
+            format!("{flag} plans every release and changes nothing: it needs --plan"),
+            format!(
+                "run `helm safe-upgrade {flag} --plan`, then upgrade each release with `helm safe-upgrade RELEASE --to VERSION`"
+            ),
+        ));
+    }
+    let opts = crate::fleet::FleetOptions {
+        all_namespaces: cli.all_namespaces,
+        namespace: common.namespace.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| "default".into()),
+        kube_context: common.kube_context.clone().filter(|c| !c.is_empty()),
+        charts: common.charts.clone(),
+        plain_http: common.plain_http,
+        allow_chart_commands: common.allow_chart_commands,
+        debug: common.debug,
+    };
+    let view = crate::fleet::view(&opts, printer)?;
+    match common.output {
+        OutputFormat::Json => {
+            let text = crate::fleet::render::json(&view);
+            printer.data(&format!("{}\n", crate::text::json_for_terminal(&text)));
+        }
+        OutputFormat::Table => printer.data(&crate::fleet::render::table(&view, printer.data_look())),
+    }
+    Ok(())
+}
+
 /// `--history`: the release's ledger as a table or one JSON document; nothing changes and
 /// no lock is taken. A note about the record (written by a newer version) is a warning on
 /// stderr beside the table, a `note` field in the JSON.
@@ -372,7 +415,7 @@ fn run_options_for(release: String, common: &Common, shape: &str) -> Result<RunO
         namespace: common.namespace.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| "default".into()),
         kube_context: common.kube_context.clone().filter(|c| !c.is_empty()),
         policy: common.policy.clone(),
-        chart: common.chart.clone(),
+        chart: common.chart().map(String::from),
         plan_only: common.plan,
         yes: common.yes,
         timeout: common.timeout.clone(),
@@ -467,7 +510,7 @@ pub fn chart_name(reference: &str) -> Option<String> {
 /// The policy named by `--policy`, else the preset for `--chart`'s name. Offline there is
 /// no release whose chart could pick one.
 fn offline_policy(common: &Common) -> Result<Policy, AppError> {
-    match (&common.policy, common.chart.as_deref().and_then(chart_name)) {
+    match (&common.policy, common.chart().and_then(chart_name)) {
         (Some(name), _) => Ok(policy::load_named_or_path(name)?),
         (None, Some(chart)) => Ok(presets::for_chart(&chart)),
         (None, None) => Err(usage(
@@ -605,21 +648,19 @@ fn offline_context(common: &Common, policy: &Policy) -> Context {
     Context {
         release: common.release.clone(),
         namespace: common.namespace.clone(),
-        chart_name: common.chart.as_deref().and_then(chart_name).or_else(|| policy.charts.first().cloned()),
+        chart_name: common.chart().and_then(chart_name).or_else(|| policy.charts.first().cloned()),
         sources: Some(Sources {
             policy: policy.origin.to_string(),
             policy_digest: policy.digest.clone(),
-            chart: common.chart.clone().map(|c| format!("{c} (--chart)")),
+            chart: common.chart().map(|c| format!("{c} (--chart)")),
             chart_commands: vec![],
         }),
         values: None,
         history: vec![],
         // Offline: no release, so nothing for `--execute` to check (it refuses such plans).
         made_from: None,
-        stated_times: policy.states_times_for(
-            &common.chart.as_deref().and_then(chart_name).unwrap_or_default(),
-            common.policy.is_some(),
-        ),
+        stated_times: policy
+            .states_times_for(&common.chart().and_then(chart_name).unwrap_or_default(), common.policy.is_some()),
     }
 }
 

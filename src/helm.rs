@@ -557,6 +557,24 @@ impl Helm {
         self.run(purpose, vec!["list".into(), "-o".into(), "json".into()], &[])
     }
 
+    /// `helm list` of every release that is deployed, failed or pending, in helm's
+    /// namespace or (`all_namespaces`) in all, as JSON (the fleet view). The states are
+    /// named because helm 3 shows only deployed and failed releases by default and helm 4
+    /// has no `--all`; `--max 0` because helm stops at 256 otherwise.
+    pub fn list_releases_json(&self, all_namespaces: bool) -> Result<String, ExecError> {
+        let mut args =
+            ["list", "--deployed", "--failed", "--pending", "--max", "0", "-o", "json"].map(String::from).to_vec();
+        if all_namespaces {
+            args.push("--all-namespaces".into());
+        }
+        let purpose = if all_namespaces {
+            "list the releases in all namespaces".to_string()
+        } else {
+            format!("list the releases in namespace {}", self.namespace)
+        };
+        Ok(self.run(purpose, args, &[])?.stdout)
+    }
+
     /// `helm search repo --versions --devel -o json REFERENCE`: what helm's cached index
     /// says of a repository chart, as helm prints it (the catalog reads it).
     pub fn search_repo_json(&self, reference: &str) -> Result<String, ExecError> {

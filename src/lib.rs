@@ -16,6 +16,7 @@ pub mod disclose;
 pub mod duration;
 pub mod env;
 pub mod exit;
+pub mod fleet;
 pub mod helm;
 pub mod history;
 pub mod kube;

@@ -286,6 +286,20 @@ impl KubeClient {
         self.get_opt(purpose, &self.configmaps(), name)
     }
 
+    /// The ConfigMaps `selector` picks, in this client's namespace or (`all_namespaces`)
+    /// in all: one request, however many releases there are (the fleet view's ledgers).
+    pub fn list_configmaps(&self, selector: &str, all_namespaces: bool) -> Result<Vec<Value>, KubeError> {
+        let (collection, scope) = if all_namespaces {
+            ("/api/v1/configmaps".to_string(), "all namespaces".to_string())
+        } else {
+            (self.configmaps(), format!("namespace {}", self.namespace))
+        };
+        let purpose = format!("list the ConfigMaps {selector} in {scope}");
+        let params = ::kube::api::ListParams::default().labels(selector);
+        let list = self.send(&purpose, Request::new(collection).list(&params))?;
+        items(&purpose, list)
+    }
+
     /// Create `object` (a ConfigMap) in this client's namespace; returns it as stored.
     pub fn create_configmap(&self, purpose: &str, object: &Value) -> Result<Value, KubeError> {
         let body = self.body(purpose, object)?;

@@ -235,7 +235,7 @@ fn target_version(target: &TargetChart, offer: &Offer, release: &Release) -> Opt
 
 /// Where the plan's policy and chart source came from, and the commands a chart's policy
 /// would run (listed in the plan: the operator allowed them without seeing a plan).
-fn sources(policy: &Policy, chart_reference: &str, origin: &str) -> Sources {
+pub(crate) fn sources(policy: &Policy, chart_reference: &str, origin: &str) -> Sources {
     Sources {
         policy: one_line(&policy.origin.to_string()),
         policy_digest: policy.digest.clone(),
@@ -257,7 +257,7 @@ fn made_from(release: &Release, chart_reference: &str, overrides: &super::values
 }
 
 /// The hops this release walked to the end, as estimates learn from them (oldest first).
-fn past_hops(ledger: &Ledger) -> Vec<crate::plan::estimate::PastHop> {
+pub(crate) fn past_hops(ledger: &Ledger) -> Vec<crate::plan::estimate::PastHop> {
     // Saturating: the record is anyone's to edit, `work_ms` included.
     let secs = |ms: u64| ms.saturating_add(500) / 1000;
     ledger
@@ -414,7 +414,7 @@ fn list(helm: &Helm, opts: &RunOptions, reference: &str, chart_name: Option<&str
 
 /// Versions from the source, with what the policy's catalog knows about them (schema,
 /// app version). The catalog adds no versions: only what the source offers can be deployed.
-fn with_catalog(mut available: Vec<Available>, policy: &Policy) -> Vec<Available> {
+pub(crate) fn with_catalog(mut available: Vec<Available>, policy: &Policy) -> Vec<Available> {
     for a in &mut available {
         if a.app_version.is_none() {
             a.app_version = policy.catalog_entry(&a.version).and_then(|e| e.app_version.clone());
