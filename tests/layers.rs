@@ -12,6 +12,8 @@ const LAYERS: &[&str] = &[
     "complete",
     "commands",
     "cli",
+    // Every release planned at once (list reads, then the run's policy choice and the planner).
+    "fleet",
     // The release's history rendered from the ledger's record (pure).
     "history",
     "run",

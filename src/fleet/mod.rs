@@ -350,9 +350,9 @@ fn read_shipped(helm: &Helm, prepared: &[Prepared], offers: &Offers) -> Shipped 
     keys.into_iter().zip(read).collect()
 }
 
-/// The release's line, planned.
-fn finish(p: Prepared, offers: &Offers, shipped: &Shipped, opts: &FleetOptions) -> Row {
-    let mut row = Row {
+/// A release's line before it is planned: what helm and the ledger say of it.
+fn blank_row(p: &Prepared) -> Row {
+    Row {
         namespace: p.listed.namespace.clone(),
         release: p.listed.name.clone(),
         chart: p.chart.as_ref().map(|(name, _)| name.clone()),
@@ -372,7 +372,12 @@ fn finish(p: Prepared, offers: &Offers, shipped: &Shipped, opts: &FleetOptions) 
         refused: vec![],
         untried: 0,
         notes: ledger_notes(p.ledger.as_ref(), &p.listed),
-    };
+    }
+}
+
+/// The release's line, planned.
+fn finish(p: Prepared, offers: &Offers, shipped: &Shipped, opts: &FleetOptions) -> Row {
+    let mut row = blank_row(&p);
     if let Some(problem) = p.problem {
         row.notes.insert(0, problem);
         return row;
@@ -433,18 +438,31 @@ fn finish(p: Prepared, offers: &Offers, shipped: &Shipped, opts: &FleetOptions) 
         row.notes.insert(0, note(&e.to_string()));
         return row;
     }
-    let available = crate::run::gather::with_catalog(offer.available.clone(), &policy);
+    plan_row(&mut row, &policy, &offer.available, (&chart_name, &deployed), (&reference, origin), p.ledger.as_ref());
+    row
+}
+
+/// The newest version the release reaches under `policy`, planned, into its line.
+fn plan_row(
+    row: &mut Row,
+    policy: &Policy,
+    offered: &[crate::plan::Available],
+    (chart_name, deployed): (&str, &ChartVersion),
+    (reference, origin): (&str, &str),
+    ledger: Option<&Ledger>,
+) {
+    let available = crate::run::gather::with_catalog(offered.to_vec(), policy);
     let context = Context {
         release: Some(row.release.clone()),
         namespace: Some(row.namespace.clone()),
-        chart_name: Some(chart_name.clone()),
-        sources: Some(crate::run::gather::sources(&policy, &reference, origin)),
+        chart_name: Some(chart_name.to_string()),
+        sources: Some(crate::run::gather::sources(policy, reference, origin)),
         values: None,
-        history: p.ledger.as_ref().map(crate::run::gather::past_hops).unwrap_or_default(),
-        stated_times: policy.states_times_for(&chart_name, false),
+        history: ledger.map(crate::run::gather::past_hops).unwrap_or_default(),
+        stated_times: policy.states_times_for(chart_name, false),
         made_from: None,
     };
-    let reach = reach::newest_reachable(&policy, &available, &deployed, &context);
+    let reach = reach::newest_reachable(policy, &available, deployed, &context);
     row.refused = reach.refused;
     row.untried = reach.untried;
     row.standing = match (&reach.newest, &reach.plan) {
@@ -460,7 +478,6 @@ fn finish(p: Prepared, offers: &Offers, shipped: &Shipped, opts: &FleetOptions) 
         row.estimate = plan.estimate.clone();
         row.notes.extend(plan.warnings.iter().map(|w| one_line(w)));
     }
-    row
 }
 
 /// What the ledger says an operator must know before planning: a run under way, or one
