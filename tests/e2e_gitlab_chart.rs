@@ -3,6 +3,7 @@
 //! GitLab 16.x (`v16.1.7-ee`), and the `gitlab` preset counts its required stops in GitLab
 //! versions (`versions: app`). The plan shows the app versions and the conditional stops'
 //! notes; the walk deploys the charts in order, the newest chart of a shared app version.
+//! A rollback's window counts in GitLab versions too (`helm safe-rollback` through helm).
 
 #[path = "e2e/bed.rs"]
 mod bed;
@@ -32,3 +33,53 @@ fn gitlab_stops_in_app_versions_are_walked(version: HelmVersion) {
     assert_eq!(bed.charts_deployed(), ["gitlab-7.0.0", "gitlab-7.1.0", "gitlab-7.2.1", "gitlab-7.3.0"], "{version}");
 }
 both_helms!(gitlab_app_version_path, super::gitlab_stops_in_app_versions_are_walked);
+
+/// A `versions: app` policy that goes back at most two GitLab minors below the newest
+/// GitLab ever deployed, by redeploying the older chart.
+const APP_WINDOW_POLICY: &str = "name: gitlab-window\ndescription: GitLab-like, rules in GitLab versions\nversions: app\nupgrade:\n  max_minor_step: 99\n  major: one-at-a-time\n  procedure: p\ndowngrade:\n  patch: p\n  minor:\n    max_minors_below_newest: 2\n    procedure: p\nprocedures:\n  p:\n    steps:\n      - deploy: {}\n      - verify: {}\n";
+
+/// `helm safe-rollback ARGS` as the operator types it, through the installed plugin:
+/// (stdout, stderr), the exit code checked.
+fn safe_rollback(bed: &Bed, args: &[&str], code: i32) -> (String, String) {
+    let out = bed.through_helm("safe-rollback").args(args).output().expect("run helm safe-rollback");
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+    assert_eq!(out.status.code(), Some(code), "{}: helm safe-rollback {args:?}\n{stdout}\n{stderr}", bed.version);
+    (stdout, stderr)
+}
+
+/// The rollback window counted in GitLab versions: chart 8.9.0 packages GitLab 17.5.1, so
+/// going back to chart 8.3.0 (17.3.1) is six chart minors but two GitLab minors, allowed
+/// and walked; then, from there, chart 8.2.0 (17.2.2) is three GitLab minors below the
+/// newest ever deployed (17.5.1): refused, and helm's history gains no revision.
+fn gitlab_rollback_window_counts_in_app_versions(version: HelmVersion) {
+    let bed = Bed::new(version);
+    let policy = bed.env.dir().join("gitlab-window.yaml");
+    std::fs::write(&policy, APP_WINDOW_POLICY).unwrap();
+    let policy = policy.to_str().unwrap();
+    bed.install("gitlab", "8.3.0", "replicaCount: 1\n");
+    bed.run_expect(&["bsr", "--to", "8.9.0", "--chart", "demo/gitlab", "--policy", policy, "--yes"], 0);
+    let common = ["--chart", "demo/gitlab", "--policy", policy, "--yes", "--accept-data-loss", "-o", "json"];
+
+    let (stdout, stderr) = safe_rollback(&bed, &[&["bsr", "--to", "8.3.0"][..], &common].concat(), 0);
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    assert_eq!(report["result"], "completed", "{version}: {stdout}");
+    let hop = &report["plan"]["hops"][0];
+    assert_eq!((&hop["from"], &hop["to"]), (&"8.9.0".into(), &"8.3.0".into()), "{version}: {stdout}");
+    assert_eq!((&hop["app"]["from"], &hop["app"]["to"]), (&"17.5.1".into(), &"17.3.1".into()), "{stdout}");
+    assert_eq!(hop["kind"], "minor-downgrade", "{version}: {stdout}");
+    assert_eq!(bed.charts_deployed(), ["gitlab-8.3.0", "gitlab-8.9.0", "gitlab-8.3.0"], "{version}");
+
+    let before = bed.history();
+    let (stdout, _) = safe_rollback(&bed, &[&["bsr", "--to", "8.2.0"][..], &common].concat(), 3);
+    let refusal: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(refusal["refused"]["rule"], "downgrade-window", "{version}: {stdout}");
+    let message = refusal["refused"]["message"].as_str().unwrap();
+    let said = "17.2.2 (chart 8.2.0) is 3 minors below 17.5.1 (chart 8.9.0), the newest version ever deployed";
+    assert!(message.starts_with(said), "{version}: {message}");
+    let supported = refusal["refused"]["supported"].as_str().unwrap();
+    let floor = "roll back no further than 17.3.0 (the oldest offered in 17.3: 17.3.1, chart 8.3.0)";
+    assert!(supported.starts_with(floor), "{version}: {supported}");
+    assert_eq!(bed.history(), before, "{version}: the refusal changed helm's history");
+}
+both_helms!(gitlab_app_version_rollback_window, super::gitlab_rollback_window_counts_in_app_versions);

@@ -889,13 +889,131 @@ mod app_versions {
         assert!(message.starts_with("the deployed chart 5.0.0: appVersion \"latest\" is not a version"), "{message}");
     }
 
+    /// Back by at most two minors below the newest app version ever deployed; the
+    /// down-migration is told app versions.
+    fn rollback_policy() -> helm_safe_upgrade::policy::Policy {
+        policy_yaml(
+            "name: app\ndescription: d\nversions: app\nupgrade:\n  max_minor_step: 1\n  major: refuse\n  procedure: p\ndowngrade:\n  patch: p\n  minor:\n    max_minors_below_newest: 2\n    procedure: down\nprocedures:\n  p:\n    steps:\n      - deploy: {}\n      - verify: {}\n  down:\n    steps:\n      - deploy: {}\n      - run: {name: migrate, argv: [migrate, \"{from}\", \"{to}\", \"{to_app_version}\"]}\n      - verify: {}\n",
+        )
+    }
+
+    /// Chart minors and app minors apart: 8.7 → 8.2 is five chart minors but two app minors
+    /// (17.4 → 17.2); 9.x and 10.x package the same app major 18.
+    const TRAIN: &str = "8.0.0=17.0.0,8.1.2=17.1.0,8.2.0=17.2.0,8.2.1=17.2.0,8.3.0=17.3.0,8.7.0=v17.4.0-ee,8.7.1=17.4.0,8.9.0=17.4.1,9.0.0=18.0.0,9.1.0=18.1.0,10.0.0=18.2.0";
+
     #[test]
-    fn a_rollback_says_its_window_counts_in_chart_versions() {
-        let policy = policy_yaml(
-            "name: app\ndescription: d\nversions: app\nupgrade:\n  max_minor_step: 1\n  major: refuse\n  procedure: p\ndowngrade:\n  patch: p\nprocedures:\n  p:\n    steps:\n      - deploy: {}\n",
+    fn a_rollback_window_counts_app_minors_and_deploys_the_chart_asked_for() {
+        // Seven chart minors, two app minors: inside the window.
+        let plan = rollback_charts(&rollback_policy(), TRAIN, "8.9.0", Some("8.2.0"), "8.9.0").unwrap();
+        let hop = &plan.hops[0];
+        assert_eq!(hop.kind, HopKind::MinorDowngrade);
+        assert_eq!((hop.from.to_string(), hop.to.to_string()), ("8.9.0".into(), "8.2.0".into()));
+        let app = hop.app.as_ref().expect("the hop carries its app versions");
+        assert_eq!((app.from.to_string(), app.to.to_string()), ("17.4.1".into(), "17.2.0".into()));
+        assert_eq!(plan.to, v("8.2.0"), "the chart asked for stands for its app version");
+        assert!(matches!(&hop.steps[0], Step::Deploy { version, .. } if version == &v("8.2.0")));
+        assert_eq!(run_argv(&hop.steps, "migrate"), ["migrate", "17.4.1", "17.2.0", "17.2.0"]);
+        assert!(matches!(&hop.steps[2], Step::Verify { version, .. } if version == &v("8.2.0")));
+        assert!(
+            plan.warnings
+                .iter()
+                .any(|w| w == "app version 17.2.0 is packaged by charts 8.2.0, 8.2.1: the path deploys 8.2.0"),
+            "{:?}",
+            plan.warnings
         );
-        let plan = rollback(&policy, "5.0.0,5.0.1", "5.0.1", Some("5.0.0"), "5.0.1").unwrap();
-        assert!(plan.warnings.iter().any(|w| w.contains("a rollback's window is counted in chart versions")));
+        assert!(!plan.warnings.iter().any(|w| w.contains("chart versions")), "{:?}", plan.warnings);
+    }
+
+    #[test]
+    fn a_rollback_beyond_the_app_window_is_refused_naming_app_and_chart_versions() {
+        // Two chart minors below 8.3.0, but three app minors below 17.4.1, the newest ever.
+        let r = refusal(rollback_charts(&rollback_policy(), TRAIN, "8.3.0", Some("8.1.2"), "8.9.0"));
+        assert_eq!(r.rule, "downgrade-window");
+        assert_eq!(
+            r.message,
+            "17.1.0 (chart 8.1.2) is 3 minors below 17.4.1 (chart 8.9.0), the newest version ever deployed; policy app allows at most 2"
+        );
+        assert!(
+            r.supported.starts_with("roll back no further than 17.2.0 (chart 8.2.1); or restore"),
+            "{}",
+            r.supported
+        );
+        // The newest ever is named as the ledger recorded it, not by 8.7.1, which stands
+        // for the same app version.
+        let r = refusal(rollback_charts(&rollback_policy(), TRAIN, "8.3.0", Some("8.1.2"), "8.7.0"));
+        assert!(r.message.starts_with("17.1.0 (chart 8.1.2) is 3 minors below 17.4.0 (chart 8.7.0),"), "{}", r.message);
+        // From the same release, 17.2.0 is inside the window.
+        let plan = rollback_charts(&rollback_policy(), TRAIN, "8.3.0", Some("8.2.1"), "8.9.0").unwrap();
+        assert_eq!(plan.hops[0].app.as_ref().map(|a| a.to.to_string()), Some("17.2.0".into()));
+        // A floor no chart packages exactly names the oldest one offered in its minor.
+        let sparse = "8.0.0=17.0.0,8.2.5=17.2.3,8.4.0=17.4.0";
+        let r = refusal(rollback_charts(&rollback_policy(), sparse, "8.4.0", Some("8.0.0"), "8.4.0"));
+        let floor = "roll back no further than 17.2.0 (the oldest offered in 17.2: 17.2.3, chart 8.2.5);";
+        assert!(r.supported.starts_with(floor), "{}", r.supported);
+    }
+
+    #[test]
+    fn a_patch_rollback_is_judged_by_the_app_minor_not_the_chart_minor() {
+        // Charts 8.9 → 8.7 are two chart minors; the app goes 17.4.1 → 17.4.0.
+        let plan = rollback_charts(&rollback_policy(), TRAIN, "8.9.0", Some("8.7.0"), "8.9.0").unwrap();
+        assert_eq!(plan.hops[0].kind, HopKind::PatchDowngrade);
+        assert_eq!(actions(&plan.hops[0].steps), ["deploy", "verify"]);
+    }
+
+    #[test]
+    fn the_major_boundary_of_a_rollback_is_the_app_major() {
+        // Charts 10 → 9 cross a chart major; the app stays in 18.
+        let plan = rollback_charts(&rollback_policy(), TRAIN, "10.0.0", Some("9.1.0"), "10.0.0").unwrap();
+        assert_eq!(plan.hops[0].kind, HopKind::MinorDowngrade);
+        // Charts 9.1 → 8.9 cross the app major 18 → 17: never planned.
+        let r = refusal(rollback_charts(&rollback_policy(), TRAIN, "9.1.0", Some("8.9.0"), "9.1.0"));
+        assert_eq!(r.rule, "downgrade-window");
+        assert!(
+            r.message.starts_with(
+                "17.4.1 (chart 8.9.0) is in an older major than 18.1.0 (chart 9.1.0), the newest version ever deployed"
+            ),
+            "{}",
+            r.message
+        );
+    }
+
+    #[test]
+    fn the_newest_chart_ever_deployed_without_a_readable_app_version_is_refused_not_guessed() {
+        let (message, hint) = bad_request(rollback_charts(&rollback_policy(), TRAIN, "8.3.0", Some("8.2.0"), "8.10.0"));
+        assert_eq!(
+            message,
+            "the newest chart ever deployed 8.10.0 is not offered by the chart source, so its appVersion is unknown"
+        );
+        assert!(hint.contains("--versions 8.10.0=APP"), "{hint}");
+        let list = format!("{TRAIN},8.10.0");
+        let (message, _) = bad_request(rollback_charts(&rollback_policy(), &list, "8.3.0", Some("8.2.0"), "8.10.0"));
+        assert_eq!(
+            message,
+            "the newest chart ever deployed 8.10.0 has no appVersion, and the policy counts in app versions"
+        );
+    }
+
+    #[test]
+    fn a_rollback_between_charts_of_one_app_version_is_refused_by_name() {
+        let (message, hint) = bad_request(rollback_charts(&rollback_policy(), TRAIN, "8.2.1", Some("8.2.0"), "8.9.0"));
+        assert!(message.contains("8.2.1 and 8.2.0 package the same app version 17.2.0"), "{message}");
+        assert!(hint.contains("helm rollback"), "{hint}");
+    }
+
+    #[test]
+    fn the_default_rollback_target_is_the_newest_earlier_chart_deployed() {
+        let request = helm_safe_upgrade::plan::RollbackRequest {
+            current: v("8.9.0"),
+            target: None,
+            newest_ever: v("8.9.0"),
+            deployed_before: vec![v("8.2.0"), v("8.7.1"), v("9.0.0")],
+            snapshot: SnapshotKnowledge::Unknown,
+            by_revision: None,
+        };
+        let plan =
+            helm_safe_upgrade::plan::plan_rollback(&rollback_policy(), &charts(TRAIN), &request, &context()).unwrap();
+        assert_eq!(plan.to, v("8.7.1"));
+        assert_eq!(plan.hops[0].app.as_ref().map(|a| a.to.to_string()), Some("17.4.0".into()));
     }
 
     #[test]
@@ -960,6 +1078,18 @@ mod gitlab {
         assert_eq!(app_path(&plan), ["16.1.7", "16.2.10", "16.3.8", "16.5.0"]);
         assert!(plan.warnings.iter().any(|w| w.starts_with("stop 16.1: required for instances with NPM packages")));
         assert!(plan.warnings.iter().any(|w| w.starts_with("stop 16.2: required for instances with large pipeline")));
+    }
+
+    #[test]
+    fn going_back_restores_the_backup_taken_on_the_older_gitlab() {
+        let plan = rollback_charts(&preset("gitlab"), &gitlab_17(), "8.3.1", Some("8.2.0"), "8.3.1").unwrap();
+        assert_eq!(plan.strategy, Strategy::Restore);
+        let hop = &plan.hops[0];
+        assert_eq!(actions(&hop.steps), ["confirm", "deploy", "verify"]);
+        assert!(matches!(&hop.steps[1], Step::Deploy { version, .. } if version == &v("8.2.0")));
+        assert!(matches!(&hop.steps[0], Step::Confirm { message } if message.contains("taken on v17.2.0-ee")));
+        let said = "needs a snapshot taken while 17.2.0 (chart 8.2.0) was deployed; the operator confirms it exists";
+        assert!(plan.warnings.iter().any(|w| w == said), "{:?}", plan.warnings);
     }
 
     #[test]

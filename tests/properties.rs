@@ -896,13 +896,25 @@ mod templates {
 /// The same oracle in application versions (`versions: app`): the generated train is the
 /// app versions, each packaged by a chart versioned apart (`N.1.0`) and every other one
 /// also by an older chart (`N.0.0`), so the planner must translate, choose the newest
-/// chart of each app version and map the path back.
+/// chart of each app version and map the path back. Each app version has a chart major
+/// of its own: a rollback window counted in chart versions would cross a major every time.
 mod app_versions {
     use super::*;
 
     /// The primary (newest) chart of the app version at `index` in app order.
     fn chart(index: usize) -> ChartVersion {
         v(&format!("{}.1.0", index + 1))
+    }
+
+    fn train(apps: &[ChartVersion]) -> Vec<Available> {
+        let mut available = Vec::new();
+        for (i, app) in apps.iter().enumerate() {
+            available.push(Available { version: chart(i), app_version: Some(app.to_string()) });
+            if i % 2 == 1 {
+                available.push(Available { version: v(&format!("{}.0.0", i + 1)), app_version: Some(app.to_string()) });
+            }
+        }
+        available
     }
 
     proptest! {
@@ -913,13 +925,7 @@ mod app_versions {
             let policy = policy_yaml(&format!("{}versions: app\n", policy_text(&rules)));
             let mut apps: Vec<ChartVersion> = list.iter().map(|s| v(s)).collect();
             apps.sort();
-            let mut available = Vec::new();
-            for (i, app) in apps.iter().enumerate() {
-                available.push(Available { version: chart(i), app_version: Some(app.to_string()) });
-                if i % 2 == 1 {
-                    available.push(Available { version: v(&format!("{}.0.0", i + 1)), app_version: Some(app.to_string()) });
-                }
-            }
+            let available = train(&apps);
             let (current, target) = (apps[ci].clone(), apps[ti].clone());
             let request = UpgradeRequest { current: chart(ci), target: chart(ti), fast_path: false, devel: true };
             let result = plan::plan_upgrade(&policy, &available, &request, &context());
@@ -958,6 +964,57 @@ mod app_versions {
                 },
                 Err(PlanError::BadRequest { message, .. }) => {
                     prop_assert!(target < current, "unexpected bad request: {}", message);
+                }
+            }
+        }
+
+        /// The window, the major boundary and patch-or-minor in app versions, against the
+        /// oracle's arithmetic on the app versions; the newest chart ever deployed is the
+        /// ledger's, and a chart the source does not offer is refused, never guessed.
+        #[test]
+        fn app_version_rollbacks_stay_in_the_app_window(
+            (list, rules, ci, ti, _) in case(),
+            newer in any::<prop::sample::Index>(),
+            unlisted in prop::bool::weighted(0.1),
+        ) {
+            let policy = policy_yaml(&format!("{}versions: app\n", policy_text(&rules)));
+            let mut apps: Vec<ChartVersion> = list.iter().map(|s| v(s)).collect();
+            apps.sort();
+            let available = train(&apps);
+            let ni = ci + newer.index(apps.len() - ci);
+            let newest_chart = if unlisted { v(&format!("{}.0.0", apps.len() + 5)) } else { chart(ni) };
+            let (current, target, newest) = (&apps[ci], &apps[ti], &apps[ni]);
+            let request = RollbackRequest {
+                current: chart(ci),
+                target: Some(chart(ti)),
+                newest_ever: newest_chart.clone(),
+                deployed_before: vec![],
+                snapshot: SnapshotKnowledge::Unknown,
+                by_revision: None,
+            };
+            // Only meaningful going back (target below current, so below newest).
+            let outside = target.minor().major != newest.minor().major
+                || newest.minor().minor.saturating_sub(target.minor().minor) > u64::from(rules.max_step);
+            match plan::plan_rollback(&policy, &available, &request, &context()) {
+                Ok(plan) => {
+                    prop_assert!(ti < ci && !unlisted);
+                    prop_assert!(!outside, "{} → {} planned outside the window from {}", current, target, newest);
+                    let hop = &plan.hops[0];
+                    prop_assert_eq!((&hop.from, &hop.to), (&chart(ci), &chart(ti)), "not the charts asked for");
+                    let app = hop.app.as_ref().expect("the hop carries its app versions");
+                    prop_assert_eq!((&app.from, &app.to), (current, target));
+                    let patch = target.minor() == current.minor();
+                    prop_assert_eq!(hop.kind == plan::HopKind::PatchDowngrade, patch, "{:?} for {} → {}", hop.kind, current, target);
+                }
+                Err(PlanError::Refused(r)) => {
+                    prop_assert!(ti < ci && !unlisted);
+                    prop_assert_eq!(r.rule.as_str(), "downgrade-window");
+                    prop_assert!(outside, "refused inside the window: {:?}", r);
+                    prop_assert!(r.message.contains(&format!("(chart {})", chart(ti))), "{}", r.message);
+                }
+                Err(PlanError::BadRequest { message, .. }) => {
+                    let unreadable_newest = unlisted && message.contains(&newest_chart.to_string());
+                    prop_assert!(ti >= ci || unreadable_newest, "unexpected bad request: {}", message);
                 }
             }
         }

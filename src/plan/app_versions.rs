@@ -1,7 +1,8 @@
 //! Planning in application versions (`versions: app`): the chart source's versions are
-//! translated into the `appVersion`s they package, the one planner plans there, and the
-//! path is mapped back to chart versions (what helm deploys), each hop keeping the app
-//! versions it goes between for the plan to show.
+//! translated into the `appVersion`s they package, the one planner plans there (an
+//! upgrade's path, a rollback's window), and the plan is mapped back to chart versions
+//! (what helm deploys), each hop keeping the app versions it goes between for the plan to
+//! show.
 //!
 //! Pure like the rest of [`crate::plan`]: the app versions arrive in [`Available`].
 //!
@@ -13,11 +14,14 @@
 //!   deployed and the requested chart stand for their own), and a hop that lands there
 //!   says so;
 //! - a chart without a readable app version is left out of the path with a warning
-//!   naming it, and refused by name when it is the deployed or the requested chart.
+//!   naming it, and refused by name when it is the deployed or the requested chart;
+//! - a rollback's window counts from the app version of the newest chart ever deployed
+//!   (the ledger records chart versions); when the source cannot say what that chart
+//!   packages, the rollback is refused by name rather than measured from a guess.
 
 use std::collections::BTreeMap;
 
-use super::{Available, Plan, PlanError, Step, UpgradeRequest, bad_request};
+use super::{Available, Plan, PlanError, RollbackRequest, Step, UpgradeRequest, bad_request};
 use crate::version::ChartVersion;
 
 /// An app version as the policy's rules count it, or why it cannot be one.
@@ -38,7 +42,7 @@ pub fn read_app_version(text: &str) -> Result<ChartVersion, String> {
 }
 
 /// The chart source seen in app versions.
-struct AppSpace {
+pub(crate) struct AppSpace {
     /// One entry per app version: the app version, with the original spelling as its
     /// `app_version` (for `{to_app_version}`).
     offered: Vec<Available>,
@@ -50,33 +54,70 @@ struct AppSpace {
     /// The app versions of the deployed and the requested chart.
     current_app: ChartVersion,
     target_app: ChartVersion,
+    /// A rollback's newest chart ever deployed, with its app version: named as the chart
+    /// the ledger recorded, which need not be the one that stands for its app version.
+    newest_ever: Option<(ChartVersion, ChartVersion)>,
 }
 
-/// The app version a chart packages, or a refusal naming the chart (`role`: "deployed").
+impl AppSpace {
+    /// The chart deployed for an app version of this space.
+    pub(crate) fn chart(&self, app: &ChartVersion) -> ChartVersion {
+        self.chart_of.get(app).cloned().unwrap_or_else(|| app.clone())
+    }
+
+    /// An app version as a message names it, with the chart helm is told:
+    /// `17.1.0 (chart 8.1.2)`.
+    pub(crate) fn named(&self, app: &ChartVersion) -> String {
+        let recorded = self.newest_ever.as_ref().filter(|(newest, _)| newest == app && *app != self.current_app);
+        match recorded.map(|(_, chart)| chart).or_else(|| self.chart_of.get(app)) {
+            Some(chart) => format!("{app} (chart {chart})"),
+            None => app.to_string(),
+        }
+    }
+
+    /// The oldest app version a window allows (`floor`, the first of its minor), with the
+    /// chart to ask for: the one that packages it, or else the oldest offered in its minor.
+    pub(crate) fn floor_named(&self, floor: &ChartVersion) -> String {
+        if let Some(chart) = self.chart_of.get(floor) {
+            return format!("{floor} (chart {chart})");
+        }
+        let oldest_of_minor = self.chart_of.iter().find(|(app, _)| *app > floor && app.minor() == floor.minor());
+        match oldest_of_minor {
+            Some((app, chart)) => format!("{floor} (the oldest offered in {}: {app}, chart {chart})", floor.minor()),
+            None => format!("{floor} (no chart offered packages {})", floor.minor()),
+        }
+    }
+}
+
+/// The app version a chart packages, or a refusal naming the chart (`role`: "deployed
+/// chart").
 fn app_of(available: &[Available], chart: &ChartVersion, role: &str) -> Result<ChartVersion, PlanError> {
     let offered = available.iter().find(|a| &a.version == chart);
     let text = match offered.and_then(|a| a.app_version.as_deref()) {
         Some(text) => text,
         None if offered.is_none() => {
             return Err(bad_request(
-                format!("the {role} chart {chart} is not offered by the chart source, so its appVersion is unknown"),
-                "the policy counts in app versions (`versions: app`): offline, list it as --versions CHART=APP",
+                format!("the {role} {chart} is not offered by the chart source, so its appVersion is unknown"),
+                format!(
+                    "the policy counts in app versions (`versions: app`): use a chart source that offers {chart}, or offline, list it as --versions {chart}=APP"
+                ),
             ));
         }
         None => {
             return Err(bad_request(
-                format!("the {role} chart {chart} has no appVersion, and the policy counts in app versions"),
+                format!("the {role} {chart} has no appVersion, and the policy counts in app versions"),
                 "use a chart that sets appVersion, or a policy without `versions: app`",
             ));
         }
     };
     read_app_version(text).map_err(|e| {
-        bad_request(format!("the {role} chart {chart}: {e}"), "use a policy without `versions: app` for this chart")
+        bad_request(format!("the {role} {chart}: {e}"), "use a policy without `versions: app` for this chart")
     })
 }
 
 fn translate(available: &[Available], current: &ChartVersion, target: &ChartVersion) -> Result<AppSpace, PlanError> {
-    let (current_app, target_app) = (app_of(available, current, "deployed")?, app_of(available, target, "requested")?);
+    let current_app = app_of(available, current, "deployed chart")?;
+    let target_app = app_of(available, target, "requested chart")?;
     let mut grouped: BTreeMap<ChartVersion, Vec<ChartVersion>> = BTreeMap::new();
     let mut left_out = Vec::new();
     for offered in available {
@@ -93,6 +134,7 @@ fn translate(available: &[Available], current: &ChartVersion, target: &ChartVers
         warnings: vec![],
         current_app: current_app.clone(),
         target_app: target_app.clone(),
+        newest_ever: None,
     };
     if !left_out.is_empty() {
         space.warnings.push(format!(
@@ -142,10 +184,59 @@ pub fn plan_upgrade(
     Ok(to_chart_versions(plan, &space))
 }
 
+/// Plan a rollback whose window counts in app versions: the target is chosen in chart
+/// versions (`--to`, or the newest earlier chart deployed successfully), then the window,
+/// the major boundary and the patch-or-minor choice are decided between the app versions
+/// of the deployed chart, the target and the newest chart ever deployed.
+pub fn plan_rollback(
+    policy: &crate::policy::Policy,
+    available: &[Available],
+    request: &RollbackRequest,
+    context: &super::Context,
+) -> Result<Plan, PlanError> {
+    let target = super::rollback::rollback_target(available, request)?;
+    let mut space = translate(available, &request.current, &target)?;
+    // A rollback has no path to leave charts out of; a chart it needs is refused by name.
+    space.warnings.clear();
+    let (current_app, target_app) = (space.current_app.clone(), space.target_app.clone());
+    if target_app >= current_app {
+        let how = if target_app == current_app {
+            format!(
+                "package the same app version {current_app}: the policy counts in app versions and has no rule for a chart-only change"
+            )
+        } else {
+            format!(
+                "go forward in app versions ({current_app} → {target_app}): the policy's rollback rules do not apply"
+            )
+        };
+        return Err(bad_request(
+            format!("the deployed chart {} and {target} {how}", request.current),
+            "roll the chart back with `helm rollback` directly, or plan it with a policy without `versions: app`",
+        ));
+    }
+    // The ledger keeps chart versions; what the newest one packaged is the source's word.
+    let newest = &request.newest_ever;
+    let newest_app = if newest > &request.current {
+        app_of(available, newest, "newest chart ever deployed")?
+    } else {
+        current_app.clone()
+    };
+    space.newest_ever = Some((newest_app.clone(), newest.clone()));
+    let in_app = RollbackRequest {
+        current: current_app.clone(),
+        target: Some(target_app),
+        newest_ever: newest_app.max(current_app),
+        deployed_before: vec![],
+        ..request.clone()
+    };
+    let plan = super::rollback::plan_rollback(policy, &space.offered, &in_app, context, Some(&space))?;
+    Ok(to_chart_versions(plan, &space))
+}
+
 /// The plan in chart versions: every version helm is told, and the plan's ends; each hop
 /// keeps the app versions it goes between.
 fn to_chart_versions(mut plan: Plan, space: &AppSpace) -> Plan {
-    let chart = |app: &ChartVersion| space.chart_of.get(app).cloned().unwrap_or_else(|| app.clone());
+    let chart = |app: &ChartVersion| space.chart(app);
     let mut warnings = space.warnings.clone();
     for hop in &mut plan.hops {
         if let Some(charts) = space.shared.get(&hop.to) {
@@ -172,6 +263,9 @@ fn to_chart_versions(mut plan: Plan, space: &AppSpace) -> Plan {
         if let Step::Deploy { version, .. } | Step::Verify { version, .. } | Step::WaitGone { version, .. } = step {
             *version = chart(version);
         }
+    }
+    for leg in plan.alternatives.iter_mut().flat_map(|a| a.path.iter_mut()) {
+        (leg.from, leg.to) = (chart(&leg.from), chart(&leg.to));
     }
     (plan.from, plan.to) = (chart(&plan.from), chart(&plan.to));
     warnings.append(&mut plan.warnings);

@@ -42,21 +42,18 @@ pub fn plan_upgrade(
     }
 }
 
-/// Plan a rollback. Its window is counted in chart versions even under `versions: app`
-/// (not translated yet): the plan says so rather than count silently in the wrong unit.
+/// Plan a rollback: its window counted in chart versions, or, for a policy with
+/// `versions: app`, in the application versions the charts package ([`app_versions`]).
 pub fn plan_rollback(
     policy: &Policy,
     available: &[Available],
     request: &RollbackRequest,
     context: &Context,
 ) -> Result<Plan, PlanError> {
-    let mut plan = rollback::plan_rollback(policy, available, request, context)?;
-    if policy.versions == crate::policy::VersionSpace::App {
-        plan.warnings.push(
-            "the policy counts in app versions, but a rollback's window is counted in chart versions: check the minors it crosses against the vendor's rules".into(),
-        );
+    match policy.versions {
+        crate::policy::VersionSpace::App => app_versions::plan_rollback(policy, available, request, context),
+        crate::policy::VersionSpace::Chart => rollback::plan_rollback(policy, available, request, context, None),
     }
-    Ok(plan)
 }
 
 /// The policy's `stop_notes` for each minor the path stops in (its hops' targets): how a

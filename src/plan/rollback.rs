@@ -2,7 +2,12 @@
 //!
 //! The window is measured from the *newest version ever deployed*, not from the current
 //! one: after 1.3 → 1.2, going on to 1.1 is two minors below what the database has seen.
+//!
+//! Under `versions: app` the same decisions are made between app versions
+//! ([`super::app_versions::plan_rollback`] translates and maps back); the messages then
+//! name each app version with the chart that packages it.
 
+use super::app_versions::AppSpace;
 use super::text::steps_text;
 use super::{
     Alternative, Available, Context, Direction, Hop, HopKind, Plan, PlanError, RollbackRequest, SnapshotKnowledge,
@@ -44,12 +49,46 @@ pub fn rollback_target(available: &[Available], request: &RollbackRequest) -> Re
     }
 }
 
-pub fn plan_rollback(
+/// How a rollback's messages name a version: as itself, or, planned in app versions, with
+/// the chart that packages it (`17.1.0 (chart 8.1.2)`), since the operator asked for a
+/// chart and the policy's rules speak of the app.
+#[derive(Clone, Copy)]
+pub(crate) struct Names<'a>(pub Option<&'a AppSpace>);
+
+impl Names<'_> {
+    fn version(self, v: &ChartVersion) -> String {
+        self.0.map_or_else(|| v.to_string(), |space| space.named(v))
+    }
+
+    /// The oldest version a window allows, from its minor.
+    fn floor(self, minor: crate::version::Minor) -> String {
+        let floor = format!("{}.{}.0", minor.major, minor.minor);
+        match (self.0, ChartVersion::parse(&floor)) {
+            (Some(space), Ok(floor)) => space.floor_named(&floor),
+            _ => floor,
+        }
+    }
+
+    /// The step as helm will be told it: its versions in charts.
+    fn in_charts(self, step: &mut Step) {
+        if let Some(space) = self.0
+            && let Step::Deploy { version, .. } | Step::Verify { version, .. } | Step::WaitGone { version, .. } = step
+        {
+            *version = space.chart(version);
+        }
+    }
+}
+
+/// Plan a rollback in the version space of `space`: chart versions (None), or the app
+/// versions it translated the request into.
+pub(crate) fn plan_rollback(
     policy: &Policy,
     available: &[Available],
     request: &RollbackRequest,
     context: &Context,
+    space: Option<&AppSpace>,
 ) -> Result<Plan, PlanError> {
+    let names = Names(space);
     let current = &request.current;
     let newest = if request.newest_ever > *current { &request.newest_ever } else { current };
     let named: Vec<&ChartVersion> = request.target.iter().collect();
@@ -57,7 +96,7 @@ pub fn plan_rollback(
     let builder = StepBuilder { policy, context, available: &candidates };
 
     let target = rollback_target(available, request)?;
-    let (strategy, kind, procedure) = choose_procedure(policy, current, newest, &target, request)?;
+    let (strategy, kind, procedure) = choose_procedure(policy, current, newest, &target, request, names)?;
     let mut steps = builder.steps(&procedure, current, &target)?;
     if let Some(revision) = request.by_revision
         && let Some(Step::Deploy { revision: by, .. }) = steps
@@ -95,10 +134,13 @@ pub fn plan_rollback(
     if strategy == Strategy::Restore {
         warnings.push(match &request.snapshot {
             SnapshotKnowledge::TakenAt(v) => format!("restores the snapshot taken while {v} was deployed"),
-            _ => format!("needs a snapshot taken while {target} was deployed; the operator confirms it exists"),
+            _ => format!(
+                "needs a snapshot taken while {} was deployed; the operator confirms it exists",
+                names.version(&target)
+            ),
         });
     }
-    let alternatives = restore_alternative(&builder, strategy, request, current, &target)?;
+    let alternatives = restore_alternative(&builder, strategy, request, current, &target, names)?;
     let mut plan = Plan {
         schema: super::document::SCHEMA,
         direction: Direction::Rollback,
@@ -130,6 +172,7 @@ fn restore_alternative(
     request: &RollbackRequest,
     current: &ChartVersion,
     target: &ChartVersion,
+    names: Names,
 ) -> Result<Vec<Alternative>, PlanError> {
     let policy = builder.policy;
     let mut alternatives = Vec::new();
@@ -137,7 +180,8 @@ fn restore_alternative(
         && let Some(restore) = &policy.downgrade.restore
         && request.snapshot != SnapshotKnowledge::None
     {
-        let steps = builder.steps(restore, current, target)?;
+        let mut steps = builder.steps(restore, current, target)?;
+        steps.iter_mut().for_each(|step| names.in_charts(step));
         let downtime = policy.procedure(restore).downtime;
         alternatives.push(Alternative {
             strategy: Strategy::Restore,
@@ -177,8 +221,10 @@ fn choose_procedure(
     newest: &ChartVersion,
     target: &ChartVersion,
     request: &RollbackRequest,
+    names: Names,
 ) -> Result<(Strategy, HopKind, String), PlanError> {
     let rules = &policy.downgrade;
+    let (target_named, newest_named) = (names.version(target), names.version(newest));
     // Where the policy cannot go back its own way, restoring the snapshot is the way
     // (Coder, the generic guide); without a restore procedure or a snapshot it is refused.
     let restore_or_refuse = |rule: &str, message: String, first_choice: Option<String>| {
@@ -187,7 +233,7 @@ fn choose_procedure(
                 return Ok((Strategy::Restore, HopKind::Restore, p.clone()));
             }
             (Some(_), SnapshotKnowledge::None) => format!(
-                "no snapshot was recorded while {target} ran: restore a database backup taken while {target} ran, by hand, then redeploy {target}"
+                "no snapshot was recorded while {target_named} ran: restore a database backup taken while {target_named} ran, by hand, then redeploy {target_named}"
             ),
             (None, _) => "restore a backup taken before the upgrade, following the vendor's documentation".to_string(),
         };
@@ -202,7 +248,7 @@ fn choose_procedure(
         return restore_or_refuse(
             "downgrade-window",
             format!(
-                "{target} is in an older major than the newest version ever deployed ({newest}); policy {} never downgrades across a major",
+                "{target_named} is in an older major than {newest_named}, the newest version ever deployed; policy {} never downgrades across a major",
                 policy.name
             ),
             None,
@@ -224,20 +270,24 @@ fn choose_procedure(
     let Some(minor) = &rules.minor else {
         return restore_or_refuse(
             "downgrade-unsupported",
-            format!("policy {} supports no downgrade below the newest minor ever deployed ({newest})", policy.name),
+            format!(
+                "policy {} supports no downgrade below the minor of {newest_named}, the newest version ever deployed",
+                policy.name
+            ),
             None,
         );
     };
     let below = minor_distance(target.minor(), newest.minor());
     if below > u64::from(minor.max_minors_below_newest) {
         let earliest = newest.minor().minor.saturating_sub(u64::from(minor.max_minors_below_newest));
+        let floor = names.floor(crate::version::Minor { major: newest.minor().major, minor: earliest });
         return restore_or_refuse(
             "downgrade-window",
             format!(
-                "{target} is {below} minors below {newest}, the newest version ever deployed; policy {} allows at most {}",
+                "{target_named} is {below} minors below {newest_named}, the newest version ever deployed; policy {} allows at most {}",
                 policy.name, minor.max_minors_below_newest
             ),
-            Some(format!("roll back no further than {}.{earliest}.0", newest.minor().major)),
+            Some(format!("roll back no further than {floor}")),
         );
     }
     if within_one_minor && let Some(p) = &rules.patch {

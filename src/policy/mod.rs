@@ -53,7 +53,7 @@ pub struct Policy {
     /// `notify:`: the program and arguments called with each event of a live run (a JSON
     /// document on stdin), passed exactly as written; `--notify` replaces it.
     pub notify: Option<Vec<String>>,
-    /// `versions:`: whether the upgrade rules count in chart versions or in application
+    /// `versions:`: whether the rules (upgrade and downgrade) count in chart versions or in application
     /// versions (`appVersion`), which the planner translates to and from (its `app_versions`).
     pub versions: VersionSpace,
     /// The policy's YAML exactly as written, for `--show-policy` and the ledger.
@@ -110,7 +110,7 @@ pub struct UpgradeRules {
     pub fast_path: Option<FastPath>,
 }
 
-/// What the upgrade rules' versions are: the chart's own, or the application's it
+/// What the rules' versions are (upgrade and downgrade alike): the chart's own, or the application's it
 /// packages (GitLab publishes its stops as 17.5, 17.8, … while its chart is 8.x).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -109,3 +109,23 @@ pub fn upgrade_charts(policy: &Policy, list: &str, from: &str, to: &str) -> Resu
 pub fn app_path(plan: &Plan) -> Vec<String> {
     plan.hops.iter().map(|h| h.app.as_ref().expect("hop has app versions").to.to_string()).collect()
 }
+
+/// A rollback over charts with app versions ([`charts`]), the newest chart ever deployed
+/// as the ledger records it.
+pub fn rollback_charts(
+    policy: &Policy,
+    list: &str,
+    from: &str,
+    to: Option<&str>,
+    newest: &str,
+) -> Result<Plan, PlanError> {
+    let request = RollbackRequest {
+        current: v(from),
+        target: to.map(v),
+        newest_ever: v(newest),
+        deployed_before: vec![],
+        snapshot: SnapshotKnowledge::Unknown,
+        by_revision: None,
+    };
+    plan::plan_rollback(policy, &charts(list), &request, &context())
+}
