@@ -4,7 +4,8 @@
 mod common;
 
 use common::*;
-use helm_safe_upgrade::plan::{HopKind, SnapshotKnowledge, Step, Strategy};
+use helm_safe_upgrade::plan::{self, HopKind, SnapshotKnowledge, Step, Strategy};
+use helm_safe_upgrade::policy::Policy;
 
 /// BSR-like release train: every minor of 1.x has several patches, plus a 2.x.
 const BSR: &str =
@@ -1099,4 +1100,17 @@ mod gitlab {
         assert_eq!(app_path(&plan), ["16.11.10", "17.0.0", "17.3.6"]);
         assert_eq!(plan.hops[1].kind, HopKind::Major);
     }
+}
+
+#[test]
+fn a_patch_rollback_is_a_patch_in_the_versions_the_policy_counts() {
+    // Under `versions: app` a chart patch can be an app minor: then it is no patch
+    // rollback, and helm's old revision must not stand in for the policy's procedure.
+    let available = charts("8.1.0=17.1.0,8.1.1=v17.2.0-ee,8.1.2=17.2.3,8.1.3");
+    let gitlab = preset("gitlab");
+    let same = |policy: &Policy, a: &str, b: &str| plan::same_counted_minor(policy, &available, &v(a), &v(b));
+    assert!(!same(&gitlab, "8.1.1", "8.1.0"), "app 17.2 and 17.1");
+    assert!(same(&gitlab, "8.1.2", "8.1.1"), "app 17.2.3 and 17.2.0");
+    assert!(!same(&gitlab, "8.1.3", "8.1.2"), "no app version: a minor of its own");
+    assert!(same(&preset("sequential-minor"), "8.1.1", "8.1.0"), "chart versions: one minor");
 }

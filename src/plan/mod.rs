@@ -56,6 +56,22 @@ pub fn plan_rollback(
     }
 }
 
+/// Whether two chart versions are in one minor as the policy counts: chart minors, or for
+/// `versions: app` the minors of the app versions they package (a chart patch may be an
+/// app minor). A version whose app version cannot be read is in no minor but its own.
+pub fn same_counted_minor(policy: &Policy, available: &[Available], a: &ChartVersion, b: &ChartVersion) -> bool {
+    match policy.versions {
+        crate::policy::VersionSpace::Chart => a.minor() == b.minor(),
+        crate::policy::VersionSpace::App => {
+            let app = |v: &ChartVersion| {
+                let text = available.iter().find(|x| &x.version == v)?.app_version.as_deref()?;
+                app_versions::read_app_version(text).ok()
+            };
+            matches!((app(a), app(b)), (Some(x), Some(y)) if x.minor() == y.minor())
+        }
+    }
+}
+
 /// The policy's `stop_notes` for each minor the path stops in (its hops' targets): how a
 /// vendor's conditional stops ("only for instances with NPM packages") reach the operator.
 pub(crate) fn stop_notes(policy: &Policy, plan: &mut Plan) {

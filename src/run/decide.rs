@@ -192,7 +192,9 @@ pub fn rollback(
     let release = &facts.release;
     if pending {
         request.by_revision = Some(clear_pending_by(release, &target, &mut notes)?);
-    } else if target.minor() == request.current.minor() {
+    } else if plan::same_counted_minor(&facts.policy, &facts.offer.available, &target, &request.current) {
+        // A patch rollback as the policy counts it: under `versions: app` a chart patch can
+        // be an app minor, whose procedure must run rather than helm's old revision.
         request.by_revision = patch_by_revision(&tools.helm, release, &target, !opts.overrides.is_empty(), &mut notes);
     }
     facts.context.values = Some(plan::values::ValuesInput {
