@@ -92,7 +92,7 @@ fn the_fleet_is_planned_release_by_release(version: HelmVersion) {
     let gl = row(&view, &ns, "gl");
     assert_eq!((gl["policy"].as_str(), gl["target"].as_str()), (Some("gitlab"), Some("7.3.0")), "{version}: {gl:#}");
     assert_eq!(strings(&gl["path"]), ["7.1.0", "7.2.1", "7.3.0"], "{version}: {gl:#}");
-    assert_eq!(gl["newest"], "8.5.0", "{version}: {gl:#}");
+    assert_eq!(gl["newest"], "8.9.0", "{version}: {gl:#}");
     assert_eq!(gl["refused"][0]["rule"], "required-stop", "{version}: {gl:#}");
 
     // web: no preset for its chart, no policy shipped, none recorded: listed as such.
@@ -124,7 +124,7 @@ fn the_fleet_is_planned_release_by_release(version: HelmVersion) {
     assert!(
         gl_line.contains(" gitlab ")
             && gl_line.contains(" 7.3.0 ")
-            && gl_line.ends_with("upgradable (8.5.0 refused: required-stop)"),
+            && gl_line.ends_with("upgradable (8.9.0 refused: required-stop)"),
         "{version}: {table}"
     );
     let column = lines[2].find("STANDING").unwrap();

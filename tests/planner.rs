@@ -1067,8 +1067,10 @@ mod gitlab {
     #[test]
     fn a_path_through_17_stops_at_each_required_stop_newest_patch() {
         let plan = upgrade_charts(&preset("gitlab"), &gitlab_17(), "8.0.0", "8.11.1").unwrap();
-        assert_eq!(app_path(&plan), ["17.3.2", "17.5.2", "17.8.2", "17.11.2"]);
-        assert_eq!(path(&plan), ["8.3.1", "8.5.1", "8.8.1", "8.11.1"]);
+        assert_eq!(app_path(&plan), ["17.1.2", "17.3.2", "17.5.2", "17.8.2", "17.11.2"]);
+        assert_eq!(path(&plan), ["8.1.1", "8.3.1", "8.5.1", "8.8.1", "8.11.1"]);
+        let conditional = "stop 17.1: conditional: required for instances with long-running pipeline messages";
+        assert!(plan.warnings.iter().any(|w| w.starts_with(conditional)), "{:?}", plan.warnings);
         assert!(plan.hops.iter().all(|h| actions(&h.steps) == ["deploy", "verify", "confirm"]));
     }
 
@@ -1095,9 +1097,9 @@ mod gitlab {
 
     #[test]
     fn a_major_waits_for_the_last_stop_of_the_previous_one() {
-        let list = "7.11.0=16.11.10,8.0.0=17.0.0,8.3.0=17.3.6,7.7.0=16.7.10";
+        let list = "7.11.0=16.11.10,8.0.0=17.0.0,8.1.0=17.1.8,8.3.0=17.3.6,7.7.0=16.7.10";
         let plan = upgrade_charts(&preset("gitlab"), list, "7.7.0", "8.3.0").unwrap();
-        assert_eq!(app_path(&plan), ["16.11.10", "17.0.0", "17.3.6"]);
+        assert_eq!(app_path(&plan), ["16.11.10", "17.0.0", "17.1.8", "17.3.6"]);
         assert_eq!(plan.hops[1].kind, HopKind::Major);
     }
 }
