@@ -659,6 +659,7 @@ fn offline_context(common: &Common, policy: &Policy) -> Context {
         history: vec![],
         // Offline: no release, so nothing for `--execute` to check (it refuses such plans).
         made_from: None,
+        charts_of_apps: Default::default(),
         stated_times: policy
             .states_times_for(&common.chart().and_then(chart_name).unwrap_or_default(), common.policy.is_some()),
     }

@@ -1116,3 +1116,31 @@ fn a_patch_rollback_is_a_patch_in_the_versions_the_policy_counts() {
     assert!(!same(&gitlab, "8.1.3", "8.1.2"), "no app version: a minor of its own");
     assert!(same(&preset("sequential-minor"), "8.1.1", "8.1.0"), "chart versions: one minor");
 }
+
+#[test]
+fn a_command_under_app_versions_can_name_the_charts_too() {
+    // `{to}` counts in app versions there; a command pulling the chart needs the chart's.
+    let text = helm_safe_upgrade::policy::presets::text("gitlab").unwrap().replace(
+            "      - deploy: {}\n      - verify: {}\n      # \"Allow",
+            "      - run:\n          name: pull\n          argv: [helm, pull, gitlab, --version, \"{to_chart_version}\", --app, \"{to}\", --from, \"{from_chart_version}\"]\n      - deploy: {}\n      - verify: {}\n      # \"Allow",
+        );
+    assert!(text.contains("{to_chart_version}"), "the preset's text changed: edit this test");
+    let policy = policy_yaml(&text);
+    let plan =
+        upgrade_charts(&policy, "8.0.0=v17.0.1-ee,8.1.0=17.1.8,8.3.0=17.3.2,8.3.1=17.3.2", "8.0.0", "8.3.0").unwrap();
+    let argv: Vec<&[String]> = plan.hops.iter().map(|h| run_argv(&h.steps, "pull")).collect();
+    assert_eq!(argv[0], ["helm", "pull", "gitlab", "--version", "8.1.0", "--app", "17.1.8", "--from", "8.0.0"]);
+    assert_eq!(
+        argv[1],
+        ["helm", "pull", "gitlab", "--version", "8.3.0", "--app", "17.3.2", "--from", "8.1.0"],
+        "the requested chart, not the newest of its app version"
+    );
+    // In chart versions, the chart versions are the versions planned.
+    let generic = helm_safe_upgrade::policy::presets::text("sequential-minor").unwrap().replace(
+        "    downtime: true\n    steps:\n      - deploy: {}\n      - verify: {}\n  restore-backup:",
+        "    downtime: true\n    steps:\n      - run:\n          name: pull\n          argv: [echo, \"{to_chart_version}\", \"{to}\"]\n      - deploy: {}\n      - verify: {}\n  restore-backup:",
+    );
+    assert!(generic.contains("{to_chart_version}"), "the preset's text changed: edit this test");
+    let plan = upgrade(&policy_yaml(&generic), "1.0.0,1.1.0", "1.0.0", "1.1.0").unwrap();
+    assert_eq!(run_argv(&plan.hops[0].steps, "pull"), ["echo", "1.1.0", "1.1.0"]);
+}

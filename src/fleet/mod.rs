@@ -461,6 +461,7 @@ fn plan_row(
         history: ledger.map(crate::run::gather::past_hops).unwrap_or_default(),
         stated_times: policy.states_times_for(chart_name, false),
         made_from: None,
+        charts_of_apps: Default::default(),
     };
     let reach = reach::newest_reachable(policy, &available, deployed, &context);
     row.refused = reach.refused;

@@ -65,6 +65,12 @@ impl AppSpace {
         self.chart_of.get(app).cloned().unwrap_or_else(|| app.clone())
     }
 
+    /// The context with the chart of each app version, for `{to_chart_version}` (the
+    /// deployed and the requested chart stand for their own app versions already).
+    fn for_placeholders(&self, context: &super::Context) -> super::Context {
+        super::Context { charts_of_apps: self.chart_of.clone(), ..context.clone() }
+    }
+
     /// An app version as a message names it, with the chart helm is told:
     /// `17.1.0 (chart 8.1.2)`.
     pub(crate) fn named(&self, app: &ChartVersion) -> String {
@@ -179,7 +185,8 @@ pub fn plan_upgrade(
         ));
     }
     let in_app = UpgradeRequest { current: current_app, target: target_app, ..request.clone() };
-    let mut plan = super::upgrade::plan_upgrade(policy, &space.offered, &in_app, context)?;
+    let context = space.for_placeholders(context);
+    let mut plan = super::upgrade::plan_upgrade(policy, &space.offered, &in_app, &context)?;
     super::stop_notes(policy, &mut plan);
     Ok(to_chart_versions(plan, &space))
 }
@@ -229,7 +236,8 @@ pub fn plan_rollback(
         deployed_before: vec![],
         ..request.clone()
     };
-    let plan = super::rollback::plan_rollback(policy, &space.offered, &in_app, context, Some(&space))?;
+    let context = space.for_placeholders(context);
+    let plan = super::rollback::plan_rollback(policy, &space.offered, &in_app, &context, Some(&space))?;
     Ok(to_chart_versions(plan, &space))
 }
 

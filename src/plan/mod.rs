@@ -118,6 +118,10 @@ pub struct Context {
     /// The live release the plan is made from, copied into the plan: what `--execute`
     /// checks is still so. None offline.
     pub made_from: Option<MadeFrom>,
+    /// Under `versions: app`, the chart helm deploys for each app version the planner
+    /// counts in, for `{from_chart_version}`/`{to_chart_version}` (set by
+    /// [`app_versions`]; empty otherwise: the versions planned are the charts).
+    pub charts_of_apps: BTreeMap<ChartVersion, ChartVersion>,
 }
 
 /// The state of the release a live plan was made from, by digest where it is values: a
@@ -650,6 +654,9 @@ impl StepBuilder<'_> {
         put("to_schema", self.policy.catalog_entry(to).and_then(|e| e.schema.clone()));
         put("from_app_version", self.app_version(from));
         put("to_app_version", self.app_version(to));
+        let chart_of = |v: &ChartVersion| self.context.charts_of_apps.get(v).unwrap_or(v).to_string();
+        put("from_chart_version", Some(chart_of(from)));
+        put("to_chart_version", Some(chart_of(to)));
         for (k, v) in &self.policy.vars {
             values.insert(format!("var.{k}"), v.clone());
         }

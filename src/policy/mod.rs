@@ -231,8 +231,19 @@ pub struct CatalogEntry {
 }
 
 /// Placeholders a `run` argument, `confirm` message or selector may use.
-pub const PLACEHOLDERS: &[&str] =
-    &["release", "namespace", "chart", "from", "to", "from_schema", "to_schema", "from_app_version", "to_app_version"];
+pub const PLACEHOLDERS: &[&str] = &[
+    "release",
+    "namespace",
+    "chart",
+    "from",
+    "to",
+    "from_schema",
+    "to_schema",
+    "from_app_version",
+    "to_app_version",
+    "from_chart_version",
+    "to_chart_version",
+];
 
 impl Policy {
     pub fn procedure(&self, name: &str) -> &Procedure {

@@ -174,6 +174,7 @@ pub fn gather(
         history: ledger.as_ref().map(past_hops).unwrap_or_default(),
         stated_times: chosen.policy.states_times_for(&release.chart_name, opts.policy.is_some()),
         made_from: Some(made_from(&release, &chart_reference, &opts.overrides)),
+        charts_of_apps: Default::default(),
     };
     let tools = Tools { helm, kube, helm_major, printer: printer.clone() };
     let facts = Facts {

@@ -324,6 +324,7 @@ mod tests {
                 downtime_secs: None,
             }],
             stated_times: false,
+            charts_of_apps: Default::default(),
         };
         crate::plan::plan_upgrade(&policy(), &offered, &request, &context).unwrap()
     }
