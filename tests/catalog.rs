@@ -318,3 +318,38 @@ fn repository_sources_are_left_to_helm() {
     let err = catalog::list(&source, "bsr", &ctx).unwrap_err();
     assert!(err.to_string().contains("helm search repo"), "{err}");
 }
+
+#[test]
+fn oci_app_versions_come_from_each_charts_config_with_one_challenge() {
+    // Tags carry no appVersion; a policy counting in app versions reads each chart's
+    // config (helm writes Chart.yaml's metadata there), behind the registry's auth.
+    let charts = packaged();
+    let reg = start(charts.path(), OciAuth::Bearer(StandinCreds::new(USER, PASSWORD)), None);
+    let home = Home::new();
+    home.helm_login(&reg.host(), USER, PASSWORD);
+    let ChartSource::Oci { registry, repository, .. } = oci_source(&reg, "gitlab") else { unreachable!() };
+    let fixture = fixtures::versions("gitlab").unwrap();
+    let wanted: Vec<_> =
+        fixture.iter().map(|f| helm_safe_upgrade::version::ChartVersion::parse(&f.version).unwrap()).collect();
+    let files = home.files();
+    let lookup = || helm_safe_upgrade::catalog::credentials::find(&registry, &files, &no_helper);
+    let found = oci::app_versions(&registry, &repository, &wanted, &lookup, &plain()).unwrap();
+    let got: Vec<(String, Option<String>)> = found.iter().map(|(v, a)| (v.to_string(), a.clone())).collect();
+    let expected: Vec<(String, Option<String>)> =
+        fixture.iter().map(|f| (f.version.clone(), Some(f.app_version.clone()))).collect();
+    assert_eq!(got, expected);
+    assert!(got.iter().any(|(_, a)| a.as_deref() == Some("v17.1.8-ee")), "GitLab's spelling kept");
+    let requests = reg.requests();
+    assert_eq!(requests.iter().filter(|r| r.status == 401).count(), 1, "one challenge: {requests:?}");
+    assert_eq!(requests.iter().filter(|r| r.target.contains("/manifests/") && r.status == 200).count(), wanted.len());
+    assert_eq!(
+        requests.iter().filter(|r| r.target.contains("/blobs/sha256:") && r.status == 200).count(),
+        wanted.len()
+    );
+
+    // Without the credentials the registry asks for: the same refusal as listing.
+    let empty = Home::new().files();
+    let anonymous = || helm_safe_upgrade::catalog::credentials::find(&registry, &empty, &no_helper);
+    let err = oci::app_versions(&registry, &repository, &wanted[..1], &anonymous, &plain()).unwrap_err();
+    assert!(matches!(err, CatalogError::CredentialsRequired { .. }), "{err:?}");
+}

@@ -9,6 +9,7 @@
 mod bed;
 
 use bed::Bed;
+use chart_standin::{OciAuth, OciOptions, OciRegistry};
 use kube_standin::testing::HelmVersion;
 use serde_json::Value;
 
@@ -83,3 +84,33 @@ fn gitlab_rollback_window_counts_in_app_versions(version: HelmVersion) {
     assert_eq!(bed.history(), before, "{version}: the refusal changed helm's history");
 }
 both_helms!(gitlab_app_version_rollback_window, super::gitlab_rollback_window_counts_in_app_versions);
+
+/// The same app-version path from the other chart sources: an OCI registry, whose tags
+/// carry no appVersion (the tool reads each chart's config), and a directory of packages
+/// (each package's Chart.yaml). Planned from each, walked from the registry.
+fn app_versions_from_a_registry_and_a_directory(version: HelmVersion) {
+    let bed = Bed::new(version);
+    let registry = OciRegistry::start(bed.charts.path(), OciOptions { auth: OciAuth::None, ..OciOptions::default() })
+        .expect("start the OCI registry");
+    let reference = registry.reference("gitlab");
+    bed.install_from(&[], &reference, &["--version", "7.0.0", "--plain-http"], "replicaCount: 1\n");
+    let dir = bed.charts.path().to_str().unwrap().to_string();
+    let app_path = |plan: &Value| -> Vec<String> {
+        plan["hops"].as_array().unwrap().iter().map(|h| h["app"]["to"].as_str().unwrap().to_string()).collect()
+    };
+    for chart in [reference.as_str(), dir.as_str()] {
+        let args =
+            ["bsr", "--to", "7.3.0", "--chart", chart, "--plain-http", "--policy", "gitlab", "--plan", "-o", "json"];
+        let (stdout, _) = bed.run_expect(&args, 0);
+        let plan: Value = serde_json::from_str(&stdout).expect("one JSON document");
+        assert_eq!(app_path(&plan), ["16.1.7", "16.2.10", "16.3.8"], "{version}: from {chart}: {stdout}");
+    }
+    let walk = ["bsr", "--to", "7.3.0", "--chart", &reference, "--plain-http", "--policy", "gitlab"];
+    let (stdout, _) = bed.run_expect(&[&walk[..], &["--yes", "--snapshot-taken", "-o", "json"]].concat(), 0);
+    let report: Value = serde_json::from_str(&stdout).expect("one JSON document");
+    assert_eq!(report["result"], "completed", "{version}: {stdout}");
+    assert_eq!(bed.charts_deployed(), ["gitlab-7.0.0", "gitlab-7.1.0", "gitlab-7.2.1", "gitlab-7.3.0"], "{version}");
+    let configs = registry.requests().iter().filter(|r| r.target.contains("/blobs/sha256:")).count();
+    assert!(configs >= 4, "{version}: the chart configs were read: {:?}", registry.requests());
+}
+both_helms!(app_versions_from_other_sources, super::app_versions_from_a_registry_and_a_directory);

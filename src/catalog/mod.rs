@@ -18,7 +18,7 @@ pub mod offer;
 pub mod repo;
 pub mod shipped;
 
-pub use offer::{ChartArg, Offer, OfferOptions, offered};
+pub use offer::{ChartArg, Offer, OfferOptions, fill_app_versions, offered};
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -86,31 +86,8 @@ pub fn list_tags(
     credentials: &CredentialsFn<'_>,
     options: &OciOptions,
 ) -> Result<Vec<String>, CatalogError> {
-    let mut config = ureq::Agent::config_builder();
-    if is_loopback(api_host(registry)) {
-        // Go's proxy rules, which helm follows, never proxy loopback addresses; ureq would
-        // send them to HTTP(S)_PROXY unless NO_PROXY says otherwise.
-        config = config.proxy(None);
-    }
-    let agent: ureq::Agent = config
-        .timeout_global(Some(options.timeout))
-        .http_status_as_error(false)
-        .user_agent(concat!("helm-safe-upgrade/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into();
-    let scheme = if options.plain_http { "http" } else { "https" };
-    let origin = format!("{scheme}://{}", api_host(registry));
-    let mut session = Session {
-        agent,
-        origin: origin.clone(),
-        registry,
-        repository,
-        lookup: credentials,
-        found: None,
-        authorization: None,
-        auth_attempt: None,
-        plain_http: options.plain_http,
-    };
+    let mut session = Session::new(registry, repository, credentials, options);
+    let origin = session.origin.clone();
     let mut url = format!("{origin}/v2/{repository}/tags/list");
     if let Some(n) = options.page_size {
         url.push_str(&format!("?n={n}"));
@@ -174,6 +151,82 @@ struct Session<'a> {
     plain_http: bool,
 }
 
+impl<'a> Session<'a> {
+    /// A session with `registry` for `repository`: no request made yet; the first `401`
+    /// is answered from `credentials`.
+    fn new(
+        registry: &'a str,
+        repository: &'a str,
+        credentials: &'a CredentialsFn<'a>,
+        options: &OciOptions,
+    ) -> Session<'a> {
+        let mut config = ureq::Agent::config_builder();
+        if is_loopback(api_host(registry)) {
+            // Go's proxy rules, which helm follows, never proxy loopback addresses; ureq would
+            // send them to HTTP(S)_PROXY unless NO_PROXY says otherwise.
+            config = config.proxy(None);
+        }
+        let agent: ureq::Agent = config
+            .timeout_global(Some(options.timeout))
+            .http_status_as_error(false)
+            .user_agent(concat!("helm-safe-upgrade/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        let scheme = if options.plain_http { "http" } else { "https" };
+        Session {
+            agent,
+            origin: format!("{scheme}://{}", api_host(registry)),
+            registry,
+            repository,
+            lookup: credentials,
+            found: None,
+            authorization: None,
+            auth_attempt: None,
+            plain_http: options.plain_http,
+        }
+    }
+}
+
+/// The longest chart config read: Chart.yaml's metadata as JSON is a few KiB; a registry
+/// sending more is not answering the question.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// The `appVersion` each of `versions` packages, from its manifest's config (helm writes
+/// the chart's `Chart.yaml` metadata there as JSON): two requests per version, on one
+/// session, so a registry's challenge is answered once. None for a chart that sets none.
+/// Policies counting in app versions need these; tags alone do not say them.
+pub fn app_versions(
+    registry: &str,
+    repository: &str,
+    versions: &[ChartVersion],
+    credentials: &CredentialsFn<'_>,
+    options: &OciOptions,
+) -> Result<Vec<(ChartVersion, Option<String>)>, CatalogError> {
+    let mut session = Session::new(registry, repository, credentials, options);
+    let origin = session.origin.clone();
+    let mut found = Vec::with_capacity(versions.len());
+    for version in versions {
+        // OCI tags spell `+` as `_`; the original spelling is the tag listed.
+        let url = format!("{origin}/v2/{repository}/manifests/{}", version.original());
+        let manifest = session.json(&url, "application/vnd.oci.image.manifest.v1+json")?;
+        let digest = manifest["config"]["digest"].as_str().unwrap_or_default();
+        if !is_sha256_digest(digest) {
+            return Err(CatalogError::BadResponse { url, reason: "the manifest names no sha256 config digest".into() });
+        }
+        let config = session.json(&format!("{origin}/v2/{repository}/blobs/{digest}"), "application/json")?;
+        let app = config["appVersion"].as_str().filter(|a| !a.is_empty()).map(str::to_string);
+        found.push((version.clone(), app));
+    }
+    Ok(found)
+}
+
+/// `sha256:` and 64 lowercase hex digits: a digest safe to put in a URL.
+fn is_sha256_digest(digest: &str) -> bool {
+    digest
+        .strip_prefix("sha256:")
+        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+}
+
 #[derive(Deserialize)]
 struct TagList {
     #[serde(default)]
@@ -189,17 +242,18 @@ impl Session<'_> {
         self.found.as_ref().map(|f| f.origin.clone()).unwrap_or_default()
     }
 
-    fn get(&self, url: &str) -> Result<ureq::http::Response<ureq::Body>, CatalogError> {
-        let mut req = self.agent.get(url).header("Accept", "application/json");
+    fn get(&self, url: &str, accept: &str) -> Result<ureq::http::Response<ureq::Body>, CatalogError> {
+        let mut req = self.agent.get(url).header("Accept", accept);
         if let Some(a) = &self.authorization {
             req = req.header("Authorization", a);
         }
         req.call().map_err(|e| self.transport(url, e))
     }
 
-    /// One page: its tags and the `Link` to the next, answering a `401` challenge once.
-    fn page(&mut self, url: &str) -> Result<(Vec<String>, Option<String>), CatalogError> {
-        let mut resp = self.get(url)?;
+    /// `GET url`, answering a `401` challenge once: the status, the `Link` to a next page,
+    /// and the body.
+    fn call(&mut self, url: &str, accept: &str) -> Result<(u16, Option<String>, String), CatalogError> {
+        let mut resp = self.get(url, accept)?;
         if resp.status() == 401 && self.auth_attempt.is_none() {
             let challenges: Vec<String> = resp
                 .headers()
@@ -208,20 +262,50 @@ impl Session<'_> {
                 .filter_map(|v| v.to_str().ok().map(str::to_string))
                 .collect();
             self.answer(&challenges)?;
-            resp = self.get(url)?;
+            resp = self.get(url, accept)?;
         }
         let status = resp.status().as_u16();
         let link = resp.headers().get_all("link").iter().filter_map(|v| v.to_str().ok()).find_map(parse_next_link);
-        let body = resp.body_mut().read_to_string().map_err(|e| self.transport(url, e))?;
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_CONFIG_BYTES.max(16 * 1024 * 1024))
+            .read_to_string()
+            .map_err(|e| self.transport(url, e))?;
+        Ok((status, link, body))
+    }
+
+    /// A JSON document (a manifest, a chart's config).
+    fn json(&mut self, url: &str, accept: &str) -> Result<serde_json::Value, CatalogError> {
+        let (status, _, body) = self.call(url, accept)?;
+        if status != 200 {
+            return Err(self.refused(status, url, &body));
+        }
+        if body.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(CatalogError::BadResponse {
+                url: url.to_string(),
+                reason: "the document is over 1 MiB".into(),
+            });
+        }
+        serde_json::from_str(&body)
+            .map_err(|e| CatalogError::BadResponse { url: url.to_string(), reason: format!("not JSON ({e})") })
+    }
+
+    /// One page: its tags and the `Link` to the next, answering a `401` challenge once.
+    fn page(&mut self, url: &str) -> Result<(Vec<String>, Option<String>), CatalogError> {
+        let (status, link, body) = self.call(url, "application/json")?;
+        if status != 200 {
+            return Err(self.refused(status, url, &body));
+        }
+        let list: TagList = serde_json::from_str(&body)
+            .map_err(|e| CatalogError::BadResponse { url: url.to_string(), reason: format!("not a tag list ({e})") })?;
+        Ok((list.tags.unwrap_or_default(), link))
+    }
+
+    /// The error for an answer other than `200`.
+    fn refused(&self, status: u16, url: &str, body: &str) -> CatalogError {
         match status {
-            200 => {
-                let list: TagList = serde_json::from_str(&body).map_err(|e| CatalogError::BadResponse {
-                    url: url.to_string(),
-                    reason: format!("not a tag list ({e})"),
-                })?;
-                Ok((list.tags.unwrap_or_default(), link))
-            }
-            401 => Err(match self.auth_attempt {
+            401 => match self.auth_attempt {
                 Some(Attempt::Basic) => {
                     CatalogError::CredentialsRefused { registry: self.registry.into(), origin: self.origin_of_creds() }
                 }
@@ -231,23 +315,23 @@ impl Session<'_> {
                     origin: Some(self.origin_of_creds()),
                 },
                 _ => CatalogError::CredentialsRequired { registry: self.registry.into() },
-            }),
-            403 => Err(CatalogError::Denied {
+            },
+            403 => CatalogError::Denied {
                 registry: self.registry.into(),
                 repository: self.repository.into(),
                 origin: self.creds().map(|_| self.origin_of_creds()),
-            }),
-            404 => Err(CatalogError::RepositoryNotFound {
+            },
+            404 => CatalogError::RepositoryNotFound {
                 registry: self.registry.into(),
                 repository: self.repository.into(),
-                message: registry_message(&body),
-            }),
-            other => Err(CatalogError::Http {
+                message: registry_message(body),
+            },
+            other => CatalogError::Http {
                 what: format!("registry {}", self.registry),
                 url: url.to_string(),
                 status: other,
-                message: registry_message(&body),
-            }),
+                message: registry_message(body),
+            },
         }
     }
 

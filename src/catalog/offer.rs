@@ -139,3 +139,49 @@ pub fn offered(
         }
     }
 }
+
+/// At most this many configs are read for app versions: two requests each, and a range of
+/// hundreds of versions is no path an operator walks.
+pub const MAX_APP_VERSION_READS: usize = 200;
+
+/// The `appVersion`s of `wanted` versions the offer lists without one, for a policy that
+/// counts in app versions. A repository index and packaged charts carry them already; an
+/// OCI registry's tags do not, so each chart's config is read (the newest
+/// [`MAX_APP_VERSION_READS`] of them, said in the offer's warnings when more were wanted).
+pub fn fill_app_versions(
+    source: &ChartSource,
+    offer: &mut Offer,
+    wanted: &[ChartVersion],
+    helm: &Helm,
+    plain_http: bool,
+) -> Result<(), CatalogError> {
+    let ChartSource::Oci { registry, repository, .. } = source else { return Ok(()) };
+    let mut missing: Vec<ChartVersion> = offer
+        .available
+        .iter()
+        .filter(|a| a.app_version.is_none() && wanted.contains(&a.version))
+        .map(|a| a.version.clone())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    missing.sort();
+    if missing.len() > MAX_APP_VERSION_READS {
+        let left = missing.len() - MAX_APP_VERSION_READS;
+        offer.warnings.push(format!(
+            "the app versions of the {left} oldest of {} versions were not read from {registry}/{repository}: at most {MAX_APP_VERSION_READS} are",
+            missing.len()
+        ));
+        missing.drain(..left);
+    }
+    let helper = |helper: &str, server: &str| credentials::ask_helper(&helm.runner, helper, server);
+    let files = credentials::CredentialFiles::from_process_env();
+    let lookup = || credentials::find(registry, &files, &helper);
+    let options = oci::OciOptions { plain_http, ..Default::default() };
+    for (version, app) in oci::app_versions(registry, repository, &missing, &lookup, &options)? {
+        if let Some(entry) = offer.available.iter_mut().find(|a| a.version == version) {
+            entry.app_version = app;
+        }
+    }
+    Ok(())
+}

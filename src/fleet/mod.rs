@@ -181,7 +181,7 @@ pub fn view(opts: &FleetOptions, printer: &Printer) -> Result<FleetView, RunErro
         .collect();
     let offers = list_sources(&helm, &prepared, opts, &mut warnings);
     let shipped = read_shipped(&helm, &prepared, &offers);
-    let releases = prepared.into_iter().map(|p| finish(p, &offers, &shipped, opts)).collect();
+    let releases = prepared.into_iter().map(|p| finish(p, &offers, &shipped, &helm, opts)).collect();
     let scope =
         if opts.all_namespaces { "all namespaces".to_string() } else { format!("namespace {}", opts.namespace) };
     Ok(FleetView { schema: SCHEMA, scope, releases, warnings })
@@ -376,7 +376,7 @@ fn blank_row(p: &Prepared) -> Row {
 }
 
 /// The release's line, planned.
-fn finish(p: Prepared, offers: &Offers, shipped: &Shipped, opts: &FleetOptions) -> Row {
+fn finish(p: Prepared, offers: &Offers, shipped: &Shipped, helm: &Helm, opts: &FleetOptions) -> Row {
     let mut row = blank_row(&p);
     if let Some(problem) = p.problem {
         row.notes.insert(0, problem);
@@ -438,7 +438,21 @@ fn finish(p: Prepared, offers: &Offers, shipped: &Shipped, opts: &FleetOptions) 
         row.notes.insert(0, note(&e.to_string()));
         return row;
     }
-    plan_row(&mut row, &policy, &offer.available, (&chart_name, &deployed), (&reference, origin), p.ledger.as_ref());
+    let mut offered = offer.clone();
+    if policy.versions == crate::policy::VersionSpace::App {
+        // An OCI registry's tags carry no app versions: read those the path may cross (a
+        // run reads the same; per release, since each starts elsewhere).
+        let wanted: Vec<ChartVersion> =
+            offer.available.iter().map(|a| a.version.clone()).filter(|v| *v >= deployed).collect();
+        let filled = ChartSource::parse(&reference).map_err(|e| e.to_string()).and_then(|source| {
+            catalog::fill_app_versions(&source, &mut offered, &wanted, helm, opts.plain_http).map_err(|e| e.to_string())
+        });
+        if let Err(e) = filled {
+            row.notes.insert(0, format!("the app versions of its charts cannot be read: {}", note(&e)));
+            return row;
+        }
+    }
+    plan_row(&mut row, &policy, &offered.available, (&chart_name, &deployed), (&reference, origin), p.ledger.as_ref());
     row
 }
 

@@ -124,22 +124,7 @@ pub(crate) fn plan_rollback(
         None => super::values::attach(policy, &mut hops, Direction::Rollback, context.values.as_ref(), available)?,
     };
     let hop = hops.remove(0);
-    // Within a minor the schema does not move (BSR: "no downtime or data loss"); below
-    // it, or by a restore, data written since can be lost.
-    if matches!(hop.kind, HopKind::MinorDowngrade | HopKind::Restore)
-        && let Some(warning) = &policy.downgrade.data_loss_warning
-    {
-        warnings.push(warning.clone());
-    }
-    if strategy == Strategy::Restore {
-        warnings.push(match &request.snapshot {
-            SnapshotKnowledge::TakenAt(v) => format!("restores the snapshot taken while {v} was deployed"),
-            _ => format!(
-                "needs a snapshot taken while {} was deployed; the operator confirms it exists",
-                names.version(&target)
-            ),
-        });
-    }
+    warnings.extend(what_may_be_lost(policy, &hop, strategy, request, &names.version(&target)));
     let alternatives = restore_alternative(&builder, strategy, request, current, &target, names)?;
     let mut plan = Plan {
         schema: super::document::SCHEMA,
@@ -163,6 +148,31 @@ pub(crate) fn plan_rollback(
     };
     super::estimate::attach(&mut plan, policy, context);
     Ok(plan)
+}
+
+/// What the operator must know may be lost: within a minor the schema does not move
+/// (BSR: "no downtime or data loss"); below it, or by a restore, data written since can
+/// be, and a restore needs its snapshot (`target` as messages name it).
+fn what_may_be_lost(
+    policy: &Policy,
+    hop: &Hop,
+    strategy: Strategy,
+    request: &RollbackRequest,
+    target: &str,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if matches!(hop.kind, HopKind::MinorDowngrade | HopKind::Restore)
+        && let Some(warning) = &policy.downgrade.data_loss_warning
+    {
+        warnings.push(warning.clone());
+    }
+    if strategy == Strategy::Restore {
+        warnings.push(match &request.snapshot {
+            SnapshotKnowledge::TakenAt(v) => format!("restores the snapshot taken while {v} was deployed"),
+            _ => format!("needs a snapshot taken while {target} was deployed; the operator confirms it exists"),
+        });
+    }
+    warnings
 }
 
 /// Restoring the snapshot, offered beside a down-migration when one may exist.

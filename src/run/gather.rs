@@ -163,6 +163,12 @@ pub fn gather(
     super::chart_policy::gate(&chosen.policy, opts.allow_chart_commands)?;
     let mut warnings = chosen.notes;
     offer.available = with_catalog(std::mem::take(&mut offer.available), &chosen.policy);
+    if chosen.policy.versions == crate::policy::VersionSpace::App {
+        let wanted = app_versions_wanted(&offer, &release, &target, ledger.as_ref());
+        let source = ChartSource::parse(&chart_reference).map_err(|e| bad(e.to_string(), "see --help for --chart"))?;
+        catalog::fill_app_versions(&source, &mut offer, &wanted, &helm, opts.plain_http)
+            .map_err(|e| RunError::Other(crate::text::for_terminal(&e.to_string()).into_owned()))?;
+    }
     warnings.append(&mut offer.warnings);
     warnings.extend(pinned_image_tag(&release));
     let context = Context {
@@ -223,6 +229,35 @@ fn with_charts_policy(
     };
     let shipped = super::chart_policy::read(helm, charts, &offer.chart, &release.chart_name, &version)?;
     Ok(settle(choice, shipped, ledger))
+}
+
+/// The versions whose app versions a policy counting in them needs: those between the
+/// deployed one and the target (an upgrade), or every one up to the newest ever deployed
+/// (a rollback: its target may be any older one; the catalog reads the newest few hundred).
+fn app_versions_wanted(
+    offer: &Offer,
+    release: &Release,
+    target: &TargetChart,
+    ledger: Option<&Ledger>,
+) -> Vec<ChartVersion> {
+    let current = &release.version;
+    let (low, high) = match target {
+        TargetChart::Upgrade(spec) => {
+            let to = spec.and_then(|s| crate::plan::exact_target(s, &offer.available).ok());
+            (Some(current), to.unwrap_or_else(|| current.clone()))
+        }
+        TargetChart::Rollback => {
+            let newest = ledger.and_then(|l| l.newest_ever().cloned());
+            (None, newest.map_or(current.clone(), |n| n.max(current.clone())))
+        }
+    };
+    offer
+        .available
+        .iter()
+        .map(|a| &a.version)
+        .filter(|v| low.is_none_or(|low| *v >= low) && **v <= high)
+        .cloned()
+        .collect()
 }
 
 /// The version whose chart may ship the run's policy, as the source spells it.
