@@ -576,6 +576,50 @@ mod tests {
         );
     }
 
+    #[test]
+    fn the_ledger_says_a_run_under_way_or_an_interrupted_one() {
+        let listed = Listed {
+            namespace: "ns".into(),
+            name: "bsr".into(),
+            chart: None,
+            chart_text: "bsr-1.0.4".into(),
+            status: "deployed".into(),
+            revision: "3".into(),
+        };
+        assert!(ledger_notes(None, &listed).is_empty());
+        let mut ledger = Ledger::new("bsr", "ns");
+        assert!(ledger_notes(Some(&ledger), &listed).is_empty());
+        let plan = crate::plan::plan_upgrade(
+            &policy(presets::FALLBACK),
+            &["1.0.4", "1.1.0"].map(|v| crate::plan::Available::new(ChartVersion::parse(v).unwrap())),
+            &crate::plan::UpgradeRequest {
+                current: ChartVersion::parse("1.0.4").unwrap(),
+                target: ChartVersion::parse("1.1.0").unwrap(),
+                fast_path: false,
+                devel: false,
+            },
+            &Context::default(),
+        )
+        .unwrap();
+        ledger.in_progress =
+            Some(ledger::InProgress { plan, next_hop: 0, step: None, started_at: "t0".into(), values: None });
+        assert_eq!(
+            ledger_notes(Some(&ledger), &listed),
+            [
+                "an interrupted run's plan to 1.1.0 is in the ledger: `helm safe-upgrade bsr -n ns --resume` continues it"
+            ]
+        );
+        ledger.lock = Some(ledger::Lock {
+            holder: "ops@host pid 7\x1b[2J".into(),
+            since: "t1".into(),
+            command: "helm safe-upgrade bsr --to ***".into(),
+            plan: Some("upgrade 1.0.4 → 1.1.0 (1 hop)".into()),
+            process: None,
+        });
+        let notes = ledger_notes(Some(&ledger), &listed);
+        assert_eq!(notes, ["a run holds the lock: ops@host pid 7\\x1b[2J since t1 (upgrade 1.0.4 → 1.1.0 (1 hop))"]);
+    }
+
     fn policy(name: &str) -> Policy {
         presets::all().into_iter().find(|p| p.name == name).unwrap()
     }
