@@ -135,6 +135,33 @@ pub struct Row {
     pub notes: Vec<String>,
 }
 
+impl Row {
+    /// A line that says nothing yet but who the release is.
+    pub fn unplanned(namespace: &str, release: &str, status: &str, revision: &str) -> Row {
+        Row {
+            namespace: namespace.to_string(),
+            release: release.to_string(),
+            chart: None,
+            deployed: String::new(),
+            status: status.to_string(),
+            revision: revision.to_string(),
+            standing: Standing::NotPlanned,
+            policy: None,
+            policy_source: None,
+            chart_source: None,
+            newest: None,
+            target: None,
+            path: vec![],
+            hops: 0,
+            downtime: false,
+            estimate: None,
+            refused: vec![],
+            untried: 0,
+            notes: vec![],
+        }
+    }
+}
+
 fn is_zero(n: &usize) -> bool {
     *n == 0
 }
@@ -352,27 +379,12 @@ fn read_shipped(helm: &Helm, prepared: &[Prepared], offers: &Offers) -> Shipped 
 
 /// A release's line before it is planned: what helm and the ledger say of it.
 fn blank_row(p: &Prepared) -> Row {
-    Row {
-        namespace: p.listed.namespace.clone(),
-        release: p.listed.name.clone(),
-        chart: p.chart.as_ref().map(|(name, _)| name.clone()),
-        deployed: p.chart.as_ref().map(|(_, v)| v.to_string()).unwrap_or_else(|| p.listed.chart_text.clone()),
-        status: p.listed.status.clone(),
-        revision: p.listed.revision.clone(),
-        standing: Standing::NotPlanned,
-        policy: None,
-        policy_source: None,
-        chart_source: p.source.as_ref().map(|(r, origin)| format!("{} ({origin})", one_line(r))),
-        newest: None,
-        target: None,
-        path: vec![],
-        hops: 0,
-        downtime: false,
-        estimate: None,
-        refused: vec![],
-        untried: 0,
-        notes: ledger_notes(p.ledger.as_ref(), &p.listed),
-    }
+    let mut row = Row::unplanned(&p.listed.namespace, &p.listed.name, &p.listed.status, &p.listed.revision);
+    row.chart = p.chart.as_ref().map(|(name, _)| name.clone());
+    row.deployed = p.chart.as_ref().map(|(_, v)| v.to_string()).unwrap_or_else(|| p.listed.chart_text.clone());
+    row.chart_source = p.source.as_ref().map(|(r, origin)| format!("{} ({origin})", one_line(r)));
+    row.notes = ledger_notes(p.ledger.as_ref(), &p.listed);
+    row
 }
 
 /// The release's line, planned.

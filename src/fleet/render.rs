@@ -155,27 +155,10 @@ mod tests {
     use crate::version::ChartVersion;
 
     fn row(namespace: &str, release: &str, standing: Standing) -> Row {
-        Row {
-            namespace: namespace.into(),
-            release: release.into(),
-            chart: Some("bsr".into()),
-            deployed: "1.0.4".into(),
-            status: "deployed".into(),
-            revision: "1".into(),
-            standing,
-            policy: Some("bsr".into()),
-            policy_source: Some("preset bsr".into()),
-            chart_source: Some("demo/bsr (--chart)".into()),
-            newest: None,
-            target: None,
-            path: vec![],
-            hops: 0,
-            downtime: false,
-            estimate: None,
-            refused: vec![],
-            untried: 0,
-            notes: vec![],
-        }
+        let mut row = Row::unplanned(namespace, release, "deployed", "1");
+        (row.chart, row.deployed, row.standing) = (Some("bsr".into()), "1.0.4".into(), standing);
+        (row.policy, row.policy_source) = (Some("bsr".into()), Some("preset bsr".into()));
+        row
     }
 
     #[test]

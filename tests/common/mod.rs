@@ -38,16 +38,20 @@ pub fn upgrade_fast(policy: &Policy, list: &str, from: &str, to: &str) -> Result
     plan::plan_upgrade(policy, &versions(list), &request, &context())
 }
 
-pub fn rollback(policy: &Policy, list: &str, from: &str, to: Option<&str>, newest: &str) -> Result<Plan, PlanError> {
-    let request = RollbackRequest {
+/// An offline-like rollback request: from, to (None: the default), the newest ever.
+fn rollback_request(from: &str, to: Option<&str>, newest: &str) -> RollbackRequest {
+    RollbackRequest {
         current: v(from),
         target: to.map(v),
         newest_ever: v(newest),
         deployed_before: vec![],
         snapshot: SnapshotKnowledge::Unknown,
         by_revision: None,
-    };
-    plan::plan_rollback(policy, &versions(list), &request, &context())
+    }
+}
+
+pub fn rollback(policy: &Policy, list: &str, from: &str, to: Option<&str>, newest: &str) -> Result<Plan, PlanError> {
+    plan::plan_rollback(policy, &versions(list), &rollback_request(from, to, newest), &context())
 }
 
 /// The versions a plan stops at, e.g. ["1.1.9", "1.2.6"].
@@ -119,13 +123,5 @@ pub fn rollback_charts(
     to: Option<&str>,
     newest: &str,
 ) -> Result<Plan, PlanError> {
-    let request = RollbackRequest {
-        current: v(from),
-        target: to.map(v),
-        newest_ever: v(newest),
-        deployed_before: vec![],
-        snapshot: SnapshotKnowledge::Unknown,
-        by_revision: None,
-    };
-    plan::plan_rollback(policy, &charts(list), &request, &context())
+    plan::plan_rollback(policy, &charts(list), &rollback_request(from, to, newest), &context())
 }
