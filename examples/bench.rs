@@ -19,6 +19,10 @@
 //! The "processes" column is bare / tool: how many processes each side starts (the tool
 //! runs with `--debug`, which names every process it starts).
 //!
+//! Then the fleet view (see [`fleet`]): on a bed of [`fleet::RELEASES`] releases, one
+//! release's `--plan` against `--all-namespaces --plan` over all of them (target: the fleet
+//! in ≤ 3× the one release). `scripts/bench fleet` runs only that part.
+//!
 //! First, without helm, the planner itself on a hostile chart source: 20,000 offered
 //! versions with arbitrary minors (see [`planning`]). `scripts/bench planning` runs only
 //! that part, in seconds.
@@ -135,8 +139,14 @@ impl Bed {
 }
 
 fn main() {
+    let only = |part: &str| std::env::args().skip(1).any(|a| a == part);
+    if only("fleet") {
+        assert!(tool_path().is_file(), "build the plugin first: cargo build --release (scripts/bench does)");
+        fleet::report();
+        return;
+    }
     planning::report();
-    if std::env::args().skip(1).any(|a| a == "planning") {
+    if only("planning") {
         return;
     }
     println!();
@@ -213,6 +223,136 @@ fn main() {
                 tool.as_secs_f64() / bare.as_secs_f64(),
                 processes
             );
+        }
+    }
+    println!();
+    fleet::report();
+}
+
+/// The fleet view against one release's plan, on a bed of [`RELEASES`] releases: the
+/// BSR-like chart at a few versions over [`NAMESPACES`] namespaces, installed with real
+/// helm (no `--wait`, [`INSTALLERS`] at a time), `bsr` in namespace `bsr` at 1.0.4 among
+/// them. Each round times `bsr --to 1.3.0 --plan` (the same command as "read and plan"
+/// above, here with 199 other releases on the bed) and `--all-namespaces --plan` over
+/// all of them; the JSON variant is checked once to list every release once, planned.
+mod fleet {
+    use std::collections::BTreeSet;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    use kube_standin::testing::HelmVersion;
+
+    use super::{Bed, ROUNDS, median, run, run_counted};
+
+    pub const RELEASES: usize = 200;
+    const NAMESPACES: usize = 10;
+    /// helm installs at once while the bed is filled.
+    const INSTALLERS: usize = 2;
+    /// The versions the releases other than `bsr` are installed at, in turn.
+    const VERSIONS: [&str; 5] = ["1.0.4", "1.1.9", "1.2.6", "1.3.0", "1.4.1"];
+    /// The issue's target: the fleet's plan in at most this many times one release's.
+    const TARGET: f64 = 3.0;
+
+    /// (namespace, release, version) of every release but `bsr`.
+    fn releases() -> Vec<(String, String, &'static str)> {
+        (1..RELEASES)
+            .map(|i| (format!("fleet-{}", i % NAMESPACES), format!("app-{i:03}"), VERSIONS[i % VERSIONS.len()]))
+            .collect()
+    }
+
+    /// Installs the releases, [`INSTALLERS`] at a time; how long it took.
+    fn fill(bed: &Bed) -> Duration {
+        let started = Instant::now();
+        bed.fresh_install();
+        let releases = releases();
+        let values = bed.values.to_str().unwrap();
+        let next = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..INSTALLERS {
+                s.spawn(|| {
+                    while let Some((namespace, name, version)) = releases.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        let mut cmd = bed.env.command(bed.env.helm_bin());
+                        cmd.args(["install", name, "demo/bsr", "--version", version, "-f", values]).args([
+                            "--namespace",
+                            namespace,
+                            "--create-namespace",
+                        ]);
+                        run(cmd, "helm install (fleet)");
+                    }
+                });
+            }
+        });
+        started.elapsed()
+    }
+
+    /// The JSON view lists every release once, each planned: the timed runs are the
+    /// real thing.
+    fn check(bed: &Bed) {
+        let out = bed
+            .tool(&["--all-namespaces", "--plan", "--chart", "demo/bsr", "-o", "json"])
+            .output()
+            .expect("fleet view");
+        assert!(out.status.success(), "fleet view -o json failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        let view: serde_json::Value = serde_json::from_slice(&out.stdout).expect("fleet JSON");
+        let rows = view["releases"].as_array().expect("releases");
+        let listed: BTreeSet<(&str, &str)> =
+            rows.iter().map(|r| (r["namespace"].as_str().unwrap(), r["release"].as_str().unwrap())).collect();
+        assert_eq!(rows.len(), RELEASES, "the fleet view lists {} releases", rows.len());
+        assert_eq!(listed.len(), RELEASES, "a release listed twice");
+        let unplanned: Vec<_> = rows
+            .iter()
+            .filter(|r| !matches!(r["standing"].as_str(), Some("upgradable" | "up-to-date" | "blocked")))
+            .collect();
+        assert!(unplanned.is_empty(), "not planned: {unplanned:?}");
+    }
+
+    pub fn report() {
+        println!(
+            "fleet view: {RELEASES} releases of demo/bsr ({}) over {} namespaces, {ROUNDS} rounds, medians;\n\
+             ratio = all {RELEASES} (--all-namespaces --plan) / one release's --plan on the same bed, target ≤ ×{TARGET}\n",
+            VERSIONS.join(", "),
+            NAMESPACES + 1
+        );
+        println!("{:<14} {:<28} {:>10} {:>10} {:>7} {:>10}", "helm", "scenario", "one", "fleet", "ratio", "processes");
+        let mut notes = vec![];
+        for version in HelmVersion::TESTED {
+            let bed = Bed::new(version);
+            let filled = fill(&bed);
+            check(&bed);
+            let (mut one, mut all, mut one_processes, mut all_processes) = (vec![], vec![], 0, 0);
+            for _ in 0..ROUNDS {
+                let (time, processes) = run_counted(
+                    bed.tool(&["bsr", "--to", "1.3.0", "--chart", "demo/bsr", "--plan"]),
+                    "safe-upgrade --plan",
+                );
+                one.push(time);
+                one_processes = processes;
+                let (time, processes) =
+                    run_counted(bed.tool(&["--all-namespaces", "--plan", "--chart", "demo/bsr"]), "fleet view");
+                all.push(time);
+                all_processes = processes;
+            }
+            let (one, all) = (median(one), median(all));
+            let ratio = all.as_secs_f64() / one.as_secs_f64();
+            println!(
+                "{:<14} {:<28} {:>9.2}s {:>9.2}s {:>7.2} {:>10}",
+                version.to_string(),
+                format!("plan 1 / {RELEASES} releases"),
+                one.as_secs_f64(),
+                all.as_secs_f64(),
+                ratio,
+                format!("{one_processes} / {all_processes}")
+            );
+            notes.push(format!(
+                "{version}: {} ({RELEASES} installs, {INSTALLERS} at a time, no --wait) in {:.1}s; fleet/one ×{ratio:.2}: {}",
+                "bed filled",
+                filled.as_secs_f64(),
+                if ratio <= TARGET { "met" } else { "MISSED" }
+            ));
+        }
+        println!();
+        for note in notes {
+            println!("{note}");
         }
     }
 }
