@@ -29,6 +29,9 @@ pub const HELM_DRIVER: &str = "HELM_DRIVER";
 pub const HELM_REGISTRY_CONFIG: &str = "HELM_REGISTRY_CONFIG";
 pub const HELM_CONFIG_HOME: &str = "HELM_CONFIG_HOME";
 pub const XDG_CONFIG_HOME: &str = "XDG_CONFIG_HOME";
+pub const HELM_REPOSITORY_CACHE: &str = "HELM_REPOSITORY_CACHE";
+pub const HELM_CACHE_HOME: &str = "HELM_CACHE_HOME";
+pub const XDG_CACHE_HOME: &str = "XDG_CACHE_HOME";
 pub const DOCKER_CONFIG: &str = "DOCKER_CONFIG";
 pub const PATH: &str = "PATH";
 pub const KUBECONFIG: &str = "KUBECONFIG";
@@ -96,6 +99,15 @@ pub const VARIABLES: &[Variable] = &[
         meaning: "set by helm: where its registry config lives when HELM_REGISTRY_CONFIG is not set",
     },
     Variable { name: XDG_CONFIG_HOME, meaning: "the config folder, for helm's registry config by default" },
+    Variable {
+        name: HELM_REPOSITORY_CACHE,
+        meaning: "set by helm: where its repository indexes are cached, read to see whether a chart version ships a policy before fetching it",
+    },
+    Variable {
+        name: HELM_CACHE_HOME,
+        meaning: "helm's cache folder, for the repository cache when HELM_REPOSITORY_CACHE is not set",
+    },
+    Variable { name: XDG_CACHE_HOME, meaning: "the cache folder, for helm's cache by default" },
     Variable { name: DOCKER_CONFIG, meaning: "docker's config folder, the fallback for registry credentials" },
     Variable {
         name: PATH,

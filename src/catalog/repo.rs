@@ -3,8 +3,61 @@
 //! Parsing only: helm does the listing (it owns the repository index and its
 //! credentials), `crate::helm` runs it.
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
 use crate::plan::Available;
 use crate::version::ChartVersion;
+
+/// Larger cached indexes are not read: asking helm for the chart costs less.
+const MAX_INDEX_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Where helm caches `repo`'s index after `helm repo update`: `HELM_REPOSITORY_CACHE`
+/// (helm sets it for plugins), else helmpath's rules (`HELM_CACHE_HOME`, then
+/// `XDG_CACHE_HOME/helm`, then the platform default) with `repository/`.
+pub fn cached_index(var: impl Fn(&str) -> Option<String>, home: Option<&Path>, repo: &str) -> PathBuf {
+    let set = |k: &str| var(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let cache = set(crate::env::HELM_REPOSITORY_CACHE).unwrap_or_else(|| {
+        let helm_cache = set(crate::env::HELM_CACHE_HOME).unwrap_or_else(|| match set(crate::env::XDG_CACHE_HOME) {
+            Some(xdg) => xdg.join("helm"),
+            None => {
+                let home = home.map(Path::to_path_buf).unwrap_or_default();
+                if cfg!(target_os = "macos") { home.join("Library/Caches/helm") } else { home.join(".cache/helm") }
+            }
+        });
+        helm_cache.join("repository")
+    });
+    cache.join(format!("{repo}-index.yaml"))
+}
+
+/// Whether the repository index at `index` says that chart `name` at `version` names no
+/// policy file (no `helm-safe-upgrade/policy` annotation): then it need not be fetched to
+/// be read. None when the index cannot say (unreadable, too large, no such entry): fetch
+/// it. An index without the annotation anywhere says so without being parsed, which is
+/// how most repositories' large indexes are answered.
+pub fn index_says_no_policy(index: &Path, name: &str, version: &ChartVersion) -> Option<bool> {
+    if std::fs::metadata(index).ok()?.len() > MAX_INDEX_BYTES {
+        return None;
+    }
+    let text = std::fs::read_to_string(index).ok()?;
+    if !text.contains(super::shipped::POLICY_ANNOTATION) {
+        return Some(true);
+    }
+    #[derive(serde::Deserialize)]
+    struct Index {
+        #[serde(default)]
+        entries: BTreeMap<String, Vec<Entry>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        version: String,
+        #[serde(default)]
+        annotations: Option<BTreeMap<String, serde_json::Value>>,
+    }
+    let parsed: Index = serde_saphyr::from_str(&text).ok()?;
+    let entry = parsed.entries.get(name)?.iter().find(|e| e.version == version.original())?;
+    Some(!entry.annotations.as_ref().is_some_and(|a| a.contains_key(super::shipped::POLICY_ANNOTATION)))
+}
 
 /// The versions of exactly `repo/name`. `search repo` matches substrings of names and
 /// descriptions (`bsr` also finds `bsr-tools`), so other charts are filtered out here.
@@ -31,6 +84,56 @@ pub fn parse_search(json: &str, repo: &str, name: &str) -> Result<Vec<Available>
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cached_index_is_where_helm_keeps_it() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        };
+        let home = Some(Path::new("/home/op"));
+        assert_eq!(
+            cached_index(env(&[("HELM_REPOSITORY_CACHE", "/rc")]), home, "demo"),
+            Path::new("/rc/demo-index.yaml")
+        );
+        assert_eq!(
+            cached_index(env(&[("HELM_CACHE_HOME", "/hc")]), home, "demo"),
+            Path::new("/hc/repository/demo-index.yaml")
+        );
+        assert_eq!(
+            cached_index(env(&[("XDG_CACHE_HOME", "/x")]), home, "demo"),
+            Path::new("/x/helm/repository/demo-index.yaml")
+        );
+        if !cfg!(target_os = "macos") {
+            assert_eq!(
+                cached_index(env(&[]), home, "demo"),
+                Path::new("/home/op/.cache/helm/repository/demo-index.yaml")
+            );
+        }
+    }
+
+    #[test]
+    fn the_index_says_which_versions_name_no_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = |s: &str| ChartVersion::parse(s).unwrap();
+        let plain = dir.path().join("plain-index.yaml");
+        std::fs::write(&plain, "apiVersion: v1\nentries:\n  bsr:\n  - version: 1.0.0\n    name: bsr\n").unwrap();
+        assert_eq!(index_says_no_policy(&plain, "bsr", &v("1.0.0")), Some(true), "no annotation anywhere");
+        let vendor = dir.path().join("vendor-index.yaml");
+        std::fs::write(
+            &vendor,
+            "apiVersion: v1\nentries:\n  app:\n  - version: 1.1.0\n    annotations:\n      helm-safe-upgrade/policy: p.yaml\n  - version: 1.0.0\n    annotations:\n      other: x\n",
+        )
+        .unwrap();
+        assert_eq!(index_says_no_policy(&vendor, "app", &v("1.1.0")), Some(false));
+        assert_eq!(index_says_no_policy(&vendor, "app", &v("1.0.0")), Some(true));
+        assert_eq!(index_says_no_policy(&vendor, "app", &v("2.0.0")), None, "no such entry: ask helm");
+        assert_eq!(index_says_no_policy(&vendor, "other", &v("1.0.0")), None);
+        assert_eq!(index_says_no_policy(&dir.path().join("missing.yaml"), "app", &v("1.0.0")), None);
+        let broken = dir.path().join("broken-index.yaml");
+        std::fs::write(&broken, "entries: [helm-safe-upgrade/policy\n").unwrap();
+        assert_eq!(index_says_no_policy(&broken, "app", &v("1.0.0")), None, "unreadable: ask helm");
+    }
     #[test]
     fn keeps_only_the_exact_chart_with_app_versions() {
         // As helm 3.19.0 and 4.1.4 print it, with a substring match helm also returns.

@@ -32,6 +32,9 @@ pub fn read(
     chart_name: &str,
     version: &ChartVersion,
 ) -> Result<Option<Policy>, RunError> {
+    if repository_index_says_none(chart, chart_name, version) {
+        return Ok(None);
+    }
     let archive = charts.fetch(helm, chart, version).map_err(|e| {
         RunError::Other(format!(
             "cannot fetch {chart_name} {version} to read the policy it may ship: {e}\nhint: check the chart source, or choose the policy with --policy NAME|FILE"
@@ -55,6 +58,19 @@ pub fn read(
         )
     })?;
     Ok(Some(policy))
+}
+
+/// A repository chart whose entry in helm's cached index (fresh: the run refreshed it
+/// before listing) carries no policy annotation ships none: no need to fetch it. The
+/// index's entry is the chart's own `Chart.yaml` metadata, annotations included.
+fn repository_index_says_none(chart: &ChartArg, chart_name: &str, version: &ChartVersion) -> bool {
+    let ChartArg::Reference { reference, .. } = chart else { return false };
+    let Ok(crate::catalog::ChartSource::Repo { repo, .. }) = crate::catalog::ChartSource::parse(reference) else {
+        return false;
+    };
+    let home = crate::env::path(crate::env::HOME);
+    let index = crate::catalog::repo::cached_index(crate::env::get, home.as_deref(), &repo);
+    crate::catalog::repo::index_says_no_policy(&index, chart_name, version) == Some(true)
 }
 
 fn found_file(policy: &Policy) -> String {
