@@ -1,7 +1,7 @@
 //! A reviewed plan file end to end, on the real helm 3.19.0 and 4.1.4 against the
 //! Kubernetes API stand-in: `--plan -o json > plan.json`, then `--execute plan.json`
 //! walks exactly it, or refuses (stale: exit 3; not a plan or edited: exit 2) with the
-//! release untouched.
+//! release untouched; a rollback's plan likewise, through `helm safe-rollback --execute`.
 
 #[path = "e2e/bed.rs"]
 mod bed;
@@ -111,3 +111,48 @@ fn the_operators_values_must_be_the_same(version: HelmVersion) {
     assert_eq!(bed.user_values()["replicaCount"], 3);
 }
 both_helms!(overrides, super::the_operators_values_must_be_the_same);
+
+/// `helm safe-rollback` as helm starts it (its plugin name), with `args`.
+fn rollback(bed: &Bed, args: &[&str]) -> std::process::Output {
+    bed.tool().env("HELM_PLUGIN_NAME", "safe-rollback").args(args).output().expect("run helm-safe-upgrade")
+}
+
+/// A reviewed rollback: `helm safe-rollback --plan -o json`, then `helm safe-rollback
+/// --execute` walks the policy's down-migration exactly as reviewed; the other command
+/// refuses the file.
+fn reviewed_rollback_is_walked(version: HelmVersion) {
+    let bed = Bed::new(version);
+    bed.install("bsr", "1.0.4", VALUES);
+    let policy = bed::bed_policy();
+    let up = ["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--policy", &policy, "--snapshot-taken", "--yes"];
+    bed.run_expect(&up, 0);
+    let out = rollback(&bed, &["bsr", "--to", "1.1.9", "--chart", "demo/bsr", "--plan", "-o", "json"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{version}: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let plan: Value = serde_json::from_str(&stdout).expect("one JSON document");
+    assert_eq!(plan["direction"], "rollback", "{version}: {stdout}");
+    assert_eq!(hops(&plan), [("1.2.6".to_string(), "1.1.9".to_string())], "{version}");
+    let file = bed.env.dir().join("rollback-plan.json");
+    std::fs::write(&file, &stdout).unwrap();
+    let file = file.to_str().unwrap();
+
+    // The upgrade command does not take a rollback's plan.
+    let (_, stderr) = bed.run_expect(&["--execute", file, "--yes"], 2);
+    assert!(stderr.contains("is a plan for `helm safe-rollback`, not `helm safe-upgrade`"), "{version}: {stderr}");
+    // Unattended, the policy's data-loss warning must be accepted, as for any rollback.
+    let refused = rollback(&bed, &["--execute", file, "--yes"]);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{version}: {said}");
+    assert!(said.contains("pass --accept-data-loss with --yes"), "{version}: {said}");
+    assert_eq!(bed.charts_deployed(), ["bsr-1.0.4", "bsr-1.1.9", "bsr-1.2.6"], "{version}: nothing changed");
+
+    let done = rollback(&bed, &["--execute", file, "--yes", "--accept-data-loss", "-o", "json"]);
+    let stdout = String::from_utf8_lossy(&done.stdout).into_owned();
+    assert_eq!(done.status.code(), Some(0), "{version}: {stdout}{}", String::from_utf8_lossy(&done.stderr));
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["result"], "completed", "{version}: {stdout}");
+    assert_eq!(report["plan"]["digest"], plan["digest"], "{version}: the reviewed plan itself was walked");
+    assert_eq!(bed.charts_deployed().last().map(String::as_str), Some("bsr-1.1.9"), "{version}");
+    assert_eq!(bed.user_values(), yaml_to_json(VALUES), "{version}: values are exactly what they were");
+}
+both_helms!(rollback_walked, super::reviewed_rollback_is_walked);
