@@ -903,6 +903,21 @@ mod app_versions {
     const TRAIN: &str = "8.0.0=17.0.0,8.1.2=17.1.0,8.2.0=17.2.0,8.2.1=17.2.0,8.3.0=17.3.0,8.7.0=v17.4.0-ee,8.7.1=17.4.0,8.9.0=17.4.1,9.0.0=18.0.0,9.1.0=18.1.0,10.0.0=18.2.0";
 
     #[test]
+    fn only_charts_between_the_ends_left_out_are_said() {
+        // 8.1.5 (no appVersion) and 8.1.7 (unreadable) lie on the way; 7.0.0 and 9.9.9 (no
+        // appVersion, as an OCI registry's charts outside the range are) do not.
+        let list = "7.0.0,8.0.0=17.0.0,8.1.0=17.1.0,8.1.5,8.1.7=latest,8.2.0=17.2.0,9.9.9";
+        let plan = upgrade_charts(&rollback_policy(), list, "8.0.0", "8.2.0").unwrap();
+        let left_out: Vec<&String> = plan.warnings.iter().filter(|w| w.starts_with("left out of the path")).collect();
+        assert_eq!(left_out.len(), 1, "{:?}", plan.warnings);
+        assert!(
+            left_out[0].contains("chart 8.1.5 (no appVersion)") && left_out[0].contains("chart 8.1.7 ("),
+            "{left_out:?}"
+        );
+        assert!(!left_out[0].contains("7.0.0") && !left_out[0].contains("9.9.9"), "{left_out:?}");
+    }
+
+    #[test]
     fn a_rollback_window_counts_app_minors_and_deploys_the_chart_asked_for() {
         // Seven chart minors, two app minors: inside the window.
         let plan = rollback_charts(&rollback_policy(), TRAIN, "8.9.0", Some("8.2.0"), "8.9.0").unwrap();

@@ -126,11 +126,16 @@ fn translate(available: &[Available], current: &ChartVersion, target: &ChartVers
     let target_app = app_of(available, target, "requested chart")?;
     let mut grouped: BTreeMap<ChartVersion, Vec<ChartVersion>> = BTreeMap::new();
     let mut left_out = Vec::new();
+    // Only a chart between the two ends could be on the path: one outside them left out
+    // is not worth a word (an OCI registry's charts outside the range are never read).
+    let (low, high) = if current <= target { (current, target) } else { (target, current) };
+    let between = |v: &ChartVersion| v >= low && v <= high;
     for offered in available {
         match offered.app_version.as_deref().map(read_app_version) {
             Some(Ok(app)) => grouped.entry(app).or_default().push(offered.version.clone()),
-            Some(Err(why)) => left_out.push(format!("{} ({why})", offered.version)),
-            None => left_out.push(format!("{} (no appVersion)", offered.version)),
+            Some(Err(why)) if between(&offered.version) => left_out.push(format!("{} ({why})", offered.version)),
+            None if between(&offered.version) => left_out.push(format!("{} (no appVersion)", offered.version)),
+            _ => {}
         }
     }
     let mut space = AppSpace {
