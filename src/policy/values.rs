@@ -229,7 +229,9 @@ pub fn apply(rule: &ValueRule, values: &mut Value) -> Result<Option<String>, App
 /// A `require` not met by the carried values nor by a path the operator sets.
 pub fn missing(rule: &ValueRule, carried: &Value, operator_sets: &[KeyPath]) -> Option<KeyPath> {
     let ValueChange::Require(path) = &rule.change else { return None };
-    let set_by_operator = operator_sets.iter().any(|set| path.within(set) || set.within(path));
+    // The operator's paths are leaves: one at or below the required path sets it; one
+    // above it (a map beside it) does not.
+    let set_by_operator = operator_sets.iter().any(|set| set.within(path));
     (path.get(carried).is_none() && !set_by_operator).then(|| path.clone())
 }
 
@@ -291,7 +293,9 @@ mod tests {
         assert_eq!(missing(&r, &json!({"redis": {"host": null}}), &[]), Some(path("redis.host")));
         assert_eq!(missing(&r, &json!({"redis": {"host": "r:6379"}}), &[]), None);
         assert_eq!(missing(&r, &json!({}), &[path("redis.host")]), None);
-        assert_eq!(missing(&r, &json!({}), &[path("redis")]), None, "-f with a whole redis map");
+        assert_eq!(missing(&r, &json!({}), &[path("redis.host.primary")]), None, "set below it");
+        assert_eq!(missing(&r, &json!({}), &[path("redis.port")]), Some(path("redis.host")), "a sibling is not it");
+        assert_eq!(missing(&r, &json!({}), &[path("redis")]), Some(path("redis.host")), "a leaf redis is no map");
     }
 
     #[test]

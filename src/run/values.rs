@@ -50,38 +50,51 @@ impl Overrides {
         Some(crate::digest::json_sha256(&serde_json::json!({ "files": files, "sets": sets })))
     }
 
-    /// Every key path the operator's `-f` files and set-lines set (each map's keys at
-    /// every depth; a path stops at a list index): what a policy's `require` is met by.
-    /// Unreadable input gives no paths (it was checked before the run).
+    /// Every key path the operator's `-f` files and set-lines set, to its leaves (a map's
+    /// own path is not one: `redis: {port: 1}` sets `redis.port`, not `redis.host`; a
+    /// path stops at a list index; a `--set-json` object is followed into its keys):
+    /// what a policy's `require` is met by. Unreadable input gives no paths (it was
+    /// checked before the run).
     pub fn paths(&self) -> Vec<KeyPath> {
-        fn walk(value: &serde_json::Value, prefix: &mut Vec<String>, out: &mut Vec<KeyPath>) {
-            if let Some(map) = value.as_object() {
-                for (key, inner) in map {
-                    prefix.push(key.clone());
-                    out.extend(KeyPath::from_segments(prefix.clone()));
-                    walk(inner, prefix, out);
-                    prefix.pop();
+        fn leaves(value: &serde_json::Value, prefix: &mut Vec<String>, out: &mut Vec<KeyPath>) {
+            match value.as_object() {
+                Some(map) if !map.is_empty() => {
+                    for (key, inner) in map {
+                        prefix.push(key.clone());
+                        leaves(inner, prefix, out);
+                        prefix.pop();
+                    }
                 }
+                _ => out.extend(KeyPath::from_segments(prefix.clone())),
             }
         }
         let mut out = Vec::new();
         for file in &self.files {
             let text = std::fs::read_to_string(file).unwrap_or_default();
             if let Ok(value) = serde_saphyr::from_str::<serde_json::Value>(&text) {
-                walk(&value, &mut Vec::new(), &mut out);
+                leaves(&value, &mut Vec::new(), &mut out);
             }
         }
         for set in &self.sets {
             for assignment in set.parse().unwrap_or_default() {
-                let keys: Vec<String> = assignment
-                    .path
-                    .iter()
-                    .map_while(|s| match s {
-                        Segment::Key(k) => Some(k.clone()),
-                        Segment::Index(_) => None,
-                    })
-                    .collect();
-                out.extend(KeyPath::from_segments(keys));
+                let mut keys: Vec<String> = Vec::new();
+                let mut whole = true;
+                for segment in &assignment.path {
+                    match segment {
+                        Segment::Key(k) => keys.push(k.clone()),
+                        Segment::Index(_) => {
+                            whole = false;
+                            break;
+                        }
+                    }
+                }
+                let json = (whole && set.kind == SetKind::SetJson)
+                    .then(|| serde_json::from_str::<serde_json::Value>(&assignment.value).ok())
+                    .flatten();
+                match json {
+                    Some(value) => leaves(&value, &mut keys, &mut out),
+                    None => out.extend(KeyPath::from_segments(keys)),
+                }
             }
         }
         out.sort();
@@ -323,6 +336,21 @@ mod tests {
                 SetArg::new(SetKind::SetFile, format!("tls.cert={}", escape_value(&cert.display().to_string()))),
             ],
         }
+    }
+
+    #[test]
+    fn the_operators_paths_are_leaves_so_a_sibling_never_meets_a_requirement() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("redis.yaml");
+        std::fs::write(&file, "redis:\n  port: 6379\nempty: {}\nlist:\n  - a\n").unwrap();
+        let sets = vec![
+            SetArg::new(SetKind::SetJson, r#"db={"host":"h","tls":{"on":true}}"#),
+            SetArg::new(SetKind::SetJson, "flags=[1,2]"),
+            SetArg::new(SetKind::Set, "a.b[0].c=1,plain=x"),
+        ];
+        let paths: Vec<String> =
+            Overrides { files: vec![file], sets }.paths().iter().map(|p| p.to_string()).collect();
+        assert_eq!(paths, ["a.b", "db.host", "db.tls.on", "empty", "flags", "list", "plain", "redis.port"]);
     }
 
     #[test]
