@@ -85,7 +85,7 @@ fn procedure_values_left(release: &Release, ledger: Option<&Ledger>) -> Option<S
     let plan = &ledger?.in_progress.as_ref()?.plan;
     let values = release.user_values.as_object()?;
     plan.hops.iter().flat_map(|h| &h.steps).find_map(|step| match step {
-        Step::Deploy { set, version, .. } if !set.is_empty() && set.iter().all(|(k, v)| values.get(k) == Some(v)) => {
+        Step::Deploy { set, version, .. } if !set.is_empty() && set.iter().all(|(k, v)| holds(values.get(k), v)) => {
             let keys: Vec<String> = set.keys().map(|k| one_line(k)).collect();
             Some(format!(
                 "the release's values hold {} set by the interrupted run's deploy of {version} for that step only",
@@ -94,6 +94,18 @@ fn procedure_values_left(release: &Release, ledger: Option<&Ledger>) -> Option<S
         }
         _ => None,
     })
+}
+
+/// Whether `value` holds every leaf of `set` with its value: helm deep-merges a
+/// procedure's values into the user's, so a nested `set:` is found beside the user's own
+/// keys of the same map.
+fn holds(value: Option<&serde_json::Value>, set: &serde_json::Value) -> bool {
+    match (value, set.as_object()) {
+        (Some(value), Some(set)) if !set.is_empty() => {
+            set.iter().all(|(k, inner)| holds(value.as_object().and_then(|m| m.get(k)), inner))
+        }
+        (value, _) => value == Some(set),
+    }
 }
 
 /// The last run stopped part-way (at a pause, by Ctrl-C) and the release is still where it
@@ -459,5 +471,17 @@ mod tests {
             assert_eq!(earlier_stopped_run(Some(&ledger), &v(current), &v("1.2.6")), None, "{outcome} at {at}");
         }
         assert_eq!(earlier_stopped_run(None, &v("1.1.9"), &v("1.2.6")), None);
+    }
+
+    #[test]
+    fn procedure_values_are_found_beside_the_users_own_keys() {
+        use serde_json::json;
+        let user = json!({"app": {"replicas": 3, "maintenance": {"enabled": true, "note": "x"}}, "top": 1});
+        assert!(super::holds(Some(&user), &json!({"app": {"maintenance": {"enabled": true}}})), "nested, deep-merged");
+        assert!(super::holds(user.get("top"), &json!(1)));
+        assert!(!super::holds(Some(&user), &json!({"app": {"maintenance": {"enabled": false}}})));
+        assert!(!super::holds(Some(&user), &json!({"app": {"paused": true}})));
+        assert!(!super::holds(None, &json!(true)));
+        assert!(super::holds(Some(&json!({})), &json!({})), "an empty map set is that map");
     }
 }

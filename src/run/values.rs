@@ -348,8 +348,7 @@ mod tests {
             SetArg::new(SetKind::SetJson, "flags=[1,2]"),
             SetArg::new(SetKind::Set, "a.b[0].c=1,plain=x"),
         ];
-        let paths: Vec<String> =
-            Overrides { files: vec![file], sets }.paths().iter().map(|p| p.to_string()).collect();
+        let paths: Vec<String> = Overrides { files: vec![file], sets }.paths().iter().map(|p| p.to_string()).collect();
         assert_eq!(paths, ["a.b", "db.host", "db.tls.on", "empty", "flags", "list", "plain", "redis.port"]);
     }
 
