@@ -298,11 +298,16 @@ impl Runner {
             if !forwarded_term && self.signals.stop_now() {
                 // SIGTERM (an orchestrator's request) or a second Ctrl-C (the operator
                 // insists): helm handles SIGTERM by marking the operation failed, which
-                // leaves no `pending-*` release behind. Say so before doing it.
-                self.say(&format!(
-                    "stopping now: `{}` is told to stop; helm marks what it was doing as failed, and this run ends without bringing the release back (the message below says what to do)",
-                    inv.purpose
-                ));
+                // leaves no `pending-*` release behind. Say so before doing it; before the
+                // run's first change, what is stopped only reads.
+                self.say(&if self.signals.changing() {
+                    format!(
+                        "stopping now: `{}` is told to stop; helm marks what it was doing as failed, and this run ends without bringing the release back (the message below says what to do)",
+                        inv.purpose
+                    )
+                } else {
+                    format!("stopping now: `{}` is stopped; nothing had been changed", inv.purpose)
+                });
                 let _ = nix_kill(child.id(), signal_hook::consts::SIGTERM);
                 forwarded_term = true;
             }

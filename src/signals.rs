@@ -29,6 +29,9 @@ pub struct Signals {
     output_lost: Arc<AtomicBool>,
     /// A prompt is open: it answers a Ctrl-C itself.
     asking: Arc<AtomicBool>,
+    /// The run has begun to change things (it took the lock): until then a stop costs
+    /// nothing, and is said so.
+    changing: Arc<AtomicBool>,
 }
 
 /// While alive, a prompt is open ([`Signals::asking`]).
@@ -63,9 +66,16 @@ impl Signals {
                 let first = counter.fetch_add(1, Ordering::SeqCst) == 0;
                 if first && !(signal == SIGINT && seen.asking.load(Ordering::SeqCst)) {
                     let what = printer.text_look().paint(crate::printer::Role::Notice, what);
-                    printer.text(&format!(
-                        "\n{what}: the step under way finishes, then the run stops at the next safe point{again}\n"
-                    ));
+                    if seen.changing.load(Ordering::SeqCst) {
+                        printer.text(&format!(
+                            "\n{what}: the step under way finishes, then the run stops at the next safe point{again}\n"
+                        ));
+                    } else {
+                        let again = if signal == SIGINT { " (Ctrl-C again stops it now)" } else { "" };
+                        printer.text(&format!(
+                            "\n{what}: nothing has been changed; the run stops once the read under way returns{again}\n"
+                        ));
+                    }
                 }
             }
         });
@@ -78,6 +88,27 @@ impl Signals {
     pub fn asking(&self) -> Asking {
         self.asking.store(true, Ordering::SeqCst);
         Asking(self.asking.clone())
+    }
+
+    /// The run is about to make its first change (it takes the lock): from now on a stop
+    /// waits for a safe point.
+    pub fn changes_begin(&self) {
+        self.changing.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the run has begun to change things ([`Signals::changes_begin`]).
+    pub fn changing(&self) -> bool {
+        self.changing.load(Ordering::SeqCst)
+    }
+
+    /// Before the first change, a stop asked for ends the run here, having changed
+    /// nothing (exit 5); read-only work is never worth finishing against the operator's
+    /// word.
+    pub fn stop_before_changes(&self) -> Result<(), String> {
+        if self.changing() || !self.stop_requested() {
+            return Ok(());
+        }
+        Err(format!("{} before any change: nothing was changed", self.stop_reason()))
     }
 
     pub fn interrupts(&self) -> usize {
@@ -136,6 +167,16 @@ mod tests {
         assert_eq!(signals.stop_reason(), "interrupted");
         signals.simulate_interrupt();
         assert!(signals.stop_now());
+    }
+
+    #[test]
+    fn before_the_first_change_a_stop_ends_the_run_having_changed_nothing() {
+        let signals = Signals::default();
+        assert_eq!(signals.stop_before_changes(), Ok(()));
+        signals.simulate_interrupt();
+        assert_eq!(signals.stop_before_changes(), Err("interrupted before any change: nothing was changed".into()));
+        signals.changes_begin();
+        assert_eq!(signals.stop_before_changes(), Ok(()), "once changing, the walk decides where to stop");
     }
 
     #[test]

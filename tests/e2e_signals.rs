@@ -152,3 +152,28 @@ fn kill_9_then_resume_finishes_the_plan(version: HelmVersion) {
     assert_eq!(bed.user_values(), yaml_to_json(VALUES));
 }
 both_helms!(kill_9_then_resume, super::kill_9_then_resume_finishes_the_plan);
+
+/// Ctrl-C before the run changes anything, through helm on a terminal: nothing is worth
+/// finishing, so the run ends once the read under way returns, says nothing was changed,
+/// prints no plan, and exits 5 — with the API slowed so the Ctrl-C lands in the reads.
+fn ctrl_c_before_any_change_ends_the_run_at_once(version: HelmVersion) {
+    let bed = Bed::behind_proxy(version);
+    bed.install("bsr", "1.0.4", VALUES);
+    let before = bed.history();
+    bed.proxy().delay(Duration::from_millis(400));
+    let mut pty = Pty::upgrade(&bed, &["bsr", "--to", "1.3.0", "--chart", "demo/bsr", "--plan", "--debug"]);
+    // The plugin runs (and holds the terminal) once it has started its first helm read.
+    pty.expect("get metadata -o json");
+    pty.control('c');
+    pty.expect("interrupted: nothing has been changed; the run stops once the read under way returns (Ctrl-C again stops it now)");
+    bed.proxy().delay(Duration::ZERO);
+    let (rest, code) = pty.finish();
+    assert_eq!(code, 5, "{}: {rest}", bed.version);
+    assert!(rest.contains("interrupted before any change: nothing was changed"), "{}: {rest}", bed.version);
+    assert!(!rest.contains("HOP  FROM"), "{}: no plan is printed: {rest}", bed.version);
+    // helm's own line (with --debug, helm 3 adds one of its own after it).
+    assert!(rest.contains(&helm_plugin_error("safe-upgrade")), "{}: {rest}", bed.version);
+    assert_eq!(bed.history(), before, "{}: nothing changed", bed.version);
+    assert!(bed.ledger_record().is_none(), "{}: no ledger written", bed.version);
+}
+both_helms!(ctrl_c_before_any_change, super::ctrl_c_before_any_change_ends_the_run_at_once);

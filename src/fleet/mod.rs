@@ -209,6 +209,8 @@ pub fn view(opts: &FleetOptions, printer: &Printer) -> Result<FleetView, RunErro
     let offers = list_sources(&helm, &prepared, opts, &mut warnings);
     let shipped = read_shipped(&helm, &prepared, &offers);
     let releases = prepared.into_iter().map(|p| finish(p, &offers, &shipped, &helm, opts)).collect();
+    // The view changes nothing: a Ctrl-C ends it without a half-read table.
+    helm.runner.signals.stop_before_changes().map_err(RunError::Interrupted)?;
     let scope =
         if opts.all_namespaces { "all namespaces".to_string() } else { format!("namespace {}", opts.namespace) };
     Ok(FleetView { schema: SCHEMA, scope, releases, warnings })

@@ -14,6 +14,9 @@ pub enum RunError {
     /// Exit 1: anything else (a cluster that cannot be read, a held lock, …).
     #[error("{0}")]
     Other(String),
+    /// Exit 5: stopped by the operator (or SIGTERM, SIGHUP) before any change.
+    #[error("{0}")]
+    Interrupted(String),
 }
 
 impl RunError {
@@ -22,6 +25,7 @@ impl RunError {
             RunError::BadInput { .. } => crate::exit::BAD_INPUT,
             RunError::Refused { .. } => crate::exit::REFUSED,
             RunError::Other(_) => crate::exit::FAILURE,
+            RunError::Interrupted(_) => crate::exit::STOPPED_BY_OPERATOR,
         }
     }
 }

@@ -61,6 +61,10 @@ pub fn execute(
     if let Some(note) = &facts.store_note {
         printer.line(note);
     }
+    let signals = &tools.helm.runner.signals;
+    signals.stop_before_changes().map_err(RunError::Interrupted)?;
+    // Taking the lock is the first change: from here a stop waits for a safe point.
+    signals.changes_begin();
     let mut held = take_lock(&facts, &plan, opts)?;
     printer.text(&crate::ui::render::plan_table(&plan, printer.text_look()));
     match agreed(interaction.as_ref(), consent, &plan, &facts) {

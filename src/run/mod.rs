@@ -51,6 +51,7 @@ pub fn upgrade(opts: &RunOptions, up: &UpgradeOptions, printer: &Printer) -> Res
     let charts = RunCharts::new();
     let target = gather::TargetChart::Upgrade(up.target.as_ref());
     let (tools, mut facts) = gather::gather(opts, Direction::Upgrade, target, &charts, printer)?;
+    tools.helm.runner.signals.stop_before_changes().map_err(RunError::Interrupted)?;
     let decision = decide::upgrade(&mut facts, opts, up, printer)?;
     check_then_execute(decision, facts, &tools, opts, &charts)
 }
@@ -60,6 +61,7 @@ pub fn rollback(opts: &RunOptions, down: &RollbackOptions, printer: &Printer) ->
     let charts = RunCharts::new();
     let (tools, mut facts) =
         gather::gather(opts, Direction::Rollback, gather::TargetChart::Rollback, &charts, printer)?;
+    tools.helm.runner.signals.stop_before_changes().map_err(RunError::Interrupted)?;
     let decision = decide::rollback(&mut facts, &tools, opts, down)?;
     check_then_execute(decision, facts, &tools, opts, &charts)
 }
@@ -76,6 +78,7 @@ fn check_then_execute(
     // nothing changed. `--plan` calls no hook, so it does not need one that runs here.
     let hook = if opts.plan_only { None } else { notify::hook_for_run(opts.notify.as_ref(), &facts.policy)? };
     let checked = checked(&mut decision, &facts, tools, opts, charts)?;
+    tools.helm.runner.signals.stop_before_changes().map_err(RunError::Interrupted)?;
     facts.offer.chart = checked.chart;
     if opts.plan_only {
         // Sealed: the printed plan is a document `--execute` can later check was not
@@ -125,6 +128,7 @@ pub fn execute_reviewed(
     };
     let hook = notify::hook_for_run(opts.notify.as_ref(), &facts.policy)?;
     let checked = checked(&mut decision, &facts, &tools, opts, &charts)?;
+    tools.helm.runner.signals.stop_before_changes().map_err(RunError::Interrupted)?;
     facts.offer.chart = checked.chart;
     let changed = crate::plan::document::changes(&reviewed, &decision.plan);
     if !changed.is_empty() {
