@@ -10,9 +10,9 @@
 #   5. a build from source with cargo, when the download is impossible and a Rust toolchain
 #      and the sources are present (HELM_SAFE_UPGRADE_FROM_SOURCE=1 builds without trying
 #      the download).
-# Then it sets up the companion plugin safe-rollback next to this one (helm-facts §2.6).
+# Then it sets up the companion plugin safe-rollback next to this one (one plugin per command).
 #
-# helm keeps a plugin whose install hook failed (helm-facts §2.4), so every failure says
+# helm keeps a plugin whose install hook failed, so every failure says
 # so and gives the commands that uninstall and install again. A binary is only moved into
 # place once it is verified and runs. `helm plugin update` leaves no binary behind before
 # it runs this hook (the plugin's ignored files are gone), so a failed update is a broken

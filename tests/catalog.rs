@@ -113,7 +113,7 @@ fn basic_auth_with_helm_registry_login_credentials() {
     let listing = list_with(&oci_source(&reg, "coder"), &home, &no_helper).unwrap();
     assert_eq!(spelled(&listing.available), fixture_versions("coder"));
 
-    // Anonymous first, then the Basic retry helm's own client makes (helm-facts §3.13).
+    // Anonymous first, then the Basic retry helm's own client makes (as helm's registry client does).
     let seen: Vec<(u16, Option<String>)> = reg.requests().into_iter().map(|r| (r.status, r.auth_scheme)).collect();
     assert_eq!(seen, [(401, None), (200, Some("Basic".to_string()))]);
 }

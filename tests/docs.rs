@@ -44,3 +44,34 @@ fn the_readmes_offline_examples_run() {
         assert!(out.status.success(), "`{example}` failed ({}):\n{}", out.status, String::from_utf8_lossy(&out.stderr));
     }
 }
+
+/// The facts the code relies on are said where they are used (a comment, the README),
+/// not cited by section from a document this repository does not hold.
+#[test]
+fn no_file_cites_a_document_outside_the_repository() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("git")
+        .args(["ls-files", "--cached", "--others", "--exclude-standard"])
+        .current_dir(root)
+        .output()
+        .expect("git ls-files");
+    assert!(out.status.success(), "git ls-files failed");
+    let mut citing = Vec::new();
+    for file in String::from_utf8_lossy(&out.stdout).lines() {
+        let code = [".rs", ".sh", ".py", ".yaml", ".complete", ".toml"].iter().any(|e| file.ends_with(e));
+        let Ok(text) = std::fs::read_to_string(root.join(file)) else { continue };
+        if !code {
+            continue;
+        }
+        for (n, line) in text.lines().enumerate() {
+            // Spelt apart so that this file does not cite it either.
+            let name = ["helm", "facts"].join("-");
+            let section =
+                line.contains('§') && line.chars().skip_while(|c| *c != '§').nth(1).is_some_and(|c| c.is_ascii_digit());
+            if line.contains(&name) || section {
+                citing.push(format!("{file}:{}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(citing.is_empty(), "say the fact instead of citing it:\n{}", citing.join("\n"));
+}

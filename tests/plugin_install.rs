@@ -254,7 +254,7 @@ fn path_without_cargo() -> String {
         .join(":")
 }
 
-/// Releases for helm's memory driver (helm-facts: HELM_DRIVER=memory loads them from YAML),
+/// Releases for helm's memory driver (HELM_DRIVER=memory loads them from YAML),
 /// so completion lists real `helm list` output without a cluster.
 const RELEASES: &str = "\
 - name: bsr
@@ -408,7 +408,7 @@ fn install_from_directory(version: HelmVersion) {
     let src = checkout_copy(home.dir.path());
     let out = home.ok(&["plugin", "install", src.to_str().unwrap()], &[("HELM_SAFE_UPGRADE_BIN", BIN)]);
     assert!(out.contains("(from HELM_SAFE_UPGRADE_BIN)") && out.contains("companion plugin safe-rollback"), "{out}");
-    // A local directory is linked, not copied (helm-facts §2.4): the binary lands in it.
+    // A local directory is linked, not copied: the binary lands in it.
     assert!(home.plugins().join("helm-safe-upgrade").is_symlink());
     assert!(src.join("bin/helm-safe-upgrade").is_file());
     check_installed_and_uninstall(&home, &src);

@@ -9,7 +9,7 @@
 #       -> DIR/helm-safe-upgrade-VERSION-checksums.txt (sha256sum format, every archive in DIR)
 #
 # PLATFORM is <os>-<arch>: linux-amd64, linux-arm64, macos-amd64, macos-arm64, windows-amd64.
-# An archive holds, at its root (Helm 3 wants plugin.yaml there, helm-facts §2.4):
+# An archive holds, at its root (Helm 3 wants plugin.yaml there):
 # plugin.yaml, plugins/, install-binary.sh, plugin.complete, README.md, LICENSE (if any),
 # bin/helm-safe-upgrade[.exe] and .release-archive, the marker that makes the install hook
 # use the shipped binary; so an extracted archive installs offline with

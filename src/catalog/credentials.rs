@@ -428,7 +428,7 @@ mod tests {
 
     #[test]
     fn helm_registry_config_as_helm_login_writes_it() {
-        // Byte for byte what `helm registry login 127.0.0.1:6000 -u alice` wrote (§3.13).
+        // Byte for byte what `helm registry login 127.0.0.1:6000 -u alice` wrote (checked with helm 3.19.0 and 4.1.4).
         let text = "{\n\t\"auths\": {\n\t\t\"127.0.0.1:6000\": {\n\t\t\t\"auth\": \"YWxpY2U6czNjcmV0\"\n\t\t}\n\t}\n}";
         let found = look(&[helm(text)]).unwrap().unwrap();
         assert_eq!(found.credentials, Credentials::basic("alice", "s3cret"));

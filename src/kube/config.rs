@@ -1,6 +1,6 @@
 //! Which cluster, as which identity: the configuration helm itself would use.
 //!
-//! helm hands a plugin its connection settings as environment variables (helm-facts §2.5):
+//! helm hands a plugin its connection settings as environment variables (checked with helm 3 and 4):
 //! `KUBECONFIG` (a list of files), `HELM_KUBECONTEXT` (empty for the current context) and
 //! one `HELM_KUBE*` variable per global flag (`--kube-apiserver`, `--kube-token`, …). The
 //! ledger must be read and written where helm deploys the release, by the same user, or

@@ -113,7 +113,7 @@ fn utf8(latin1: &str) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-/// helm's own last words after a plugin's non-zero exit (helm-facts: every non-zero exit).
+/// helm's own last words after a plugin's non-zero exit (helm 3 and 4, on every non-zero exit).
 pub fn helm_plugin_error(plugin: &str) -> String {
     format!("Error: plugin \"{plugin}\" exited with error")
 }

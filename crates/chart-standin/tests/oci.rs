@@ -189,7 +189,7 @@ fn basic_auth_needs_registry_login() {
         assert!(!out.status.success(), "{ctx}: login with a wrong password succeeded");
         let out = login(&helm, &reg.host(), "alice", "s3cret");
         helm.check(&["registry", "login"], &out);
-        // Docker-format credentials (helm-facts §3.13).
+        // Docker-format credentials, as helm writes them.
         let config: serde_json::Value =
             serde_json::from_slice(&std::fs::read(helm.registry_config()).unwrap()).unwrap();
         let auth = config["auths"][reg.host()]["auth"].as_str().unwrap();

@@ -20,7 +20,7 @@ fn search_versions(helm: &Helm, chart: &str, devel: bool) -> Vec<String> {
     }
     let out = helm.ok(&args);
     let rows: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
-    // search is a substring match; keep exact names only (helm-facts §3.6).
+    // search is a substring match; keep exact names only.
     rows.iter().filter(|r| r["name"] == name).map(|r| r["version"].as_str().unwrap().to_owned()).collect()
 }
 
