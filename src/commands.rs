@@ -197,6 +197,19 @@ fn execute(parsed: &Parsed, shape: &str, printer: &Printer) -> Result<(), AppErr
         ));
     }
     let live_release = common.release.clone().filter(|_| common.from.is_none());
+    // Said rather than ignored: the diff comes from the preflight's renders of upgrade hops.
+    if common.diff.is_some() && common.no_preflight {
+        return Err(usage(
+            "--diff shows what each hop's render changes, and --no-preflight renders nothing",
+            "drop one of them",
+        ));
+    }
+    if common.diff.is_some() && matches!(parsed, Parsed::Rollback(_)) {
+        return Err(usage(
+            "--diff is shown for an upgrade's hops only",
+            "plan the rollback without --diff; `helm diff rollback` (the helm-diff plugin) shows a revision's changes",
+        ));
+    }
     if live_release.is_none() && common.diff.is_some() {
         // Said rather than ignored: offline there is no release to render against.
         return Err(usage(

@@ -598,6 +598,15 @@ fn diff_offline_is_refused_rather_than_ignored() {
     assert!(err.contains("everything"), "{err}");
 }
 
+#[test]
+fn diff_that_would_show_nothing_is_refused_rather_than_ignored() {
+    // Checked before anything is read: no cluster is needed to be told.
+    let err = stderr_of(upgrade().args(["bsr", "--to", "1.3.0", "--plan", "--diff", "--no-preflight"]), 2);
+    assert!(err.contains("--no-preflight renders nothing"), "{err}");
+    let err = stderr_of(rollback().args(["bsr", "--plan", "--diff=full"]), 2);
+    assert!(err.contains("--diff is shown for an upgrade's hops only"), "{err}");
+}
+
 // ---------------------------------------------------------------------------------------
 // --history
 
