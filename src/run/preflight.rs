@@ -149,7 +149,7 @@ fn prepare_all(
                         let rendered = tools
                             .helm
                             .render(purpose, release, &chart.path.display().to_string(), flags)
-                            .map_err(Failure::Render)?;
+                            .map_err(|error| Failure::Render { error, schema: broken_schema(&chart.path) })?;
                         Ok(Prepared { chart, rendered })
                     })
                 })
@@ -163,7 +163,7 @@ fn prepare_all(
         out.push(match result {
             None => None,
             Some(Ok(prepared)) => Some(prepared),
-            Some(Err(Failure::Render(e))) => return Err(refusal(i, hop, name, &e)),
+            Some(Err(Failure::Render { error, schema })) => return Err(refusal(i, hop, name, &error, schema)),
             Some(Err(Failure::Fetch(e))) => {
                 return Err(RunError::Other(format!(
                     "cannot fetch {name} {} for the preflight: {e}\nhint: check the chart source; --no-preflight skips the preflight",
@@ -178,7 +178,20 @@ fn prepare_all(
 /// Why a hop could not be prepared.
 enum Failure {
     Fetch(String),
-    Render(crate::helm::ExecError),
+    /// helm's error, and why the chart's `values.schema.json` cannot be read, if it cannot
+    /// (helm then fails with its "values don't meet the schema" words too).
+    Render {
+        error: crate::helm::ExecError,
+        schema: Option<String>,
+    },
+}
+
+/// Why the chart archive's `values.schema.json` is not a JSON document (None: it is, or
+/// there is none).
+fn broken_schema(archive: &std::path::Path) -> Option<String> {
+    let files = crate::catalog::dir::top_files(archive, &["values.schema.json"]).ok()?;
+    let (_, text) = files.first()?;
+    serde_json::from_str::<Value>(text).err().map(|e| format!("line {}, column {}: {e}", e.line(), e.column()))
 }
 
 /// helm's flags for hop `i`'s rendered deploy, as the walk passes them (its values files
@@ -220,12 +233,20 @@ fn hop_flags(
 const SCHEMA_REJECTS: &str = "values don't meet the specifications of the schema";
 
 /// A hop that does not render refuses the whole plan: `values-schema` when the chart's
-/// schema rejects the values, `render` for any other failure.
-fn refusal(i: usize, hop: &Hop, chart: &str, error: &crate::helm::ExecError) -> RunError {
+/// schema rejects the values — or is itself broken (`broken`: why it is not JSON), which
+/// helm reports in the same words, but which no change of values can mend — `render` for
+/// any other failure.
+fn refusal(i: usize, hop: &Hop, chart: &str, error: &crate::helm::ExecError, broken: Option<String>) -> RunError {
     let said = error.stderr().trim();
     let said = said.strip_prefix("Error: ").unwrap_or(said);
     let said = said.strip_prefix("UPGRADE FAILED: ").unwrap_or(said);
-    let (rule, what, supported) = if said.contains(SCHEMA_REJECTS) {
+    let (rule, what, supported) = if let Some(why) = broken {
+        (
+            "values-schema",
+            format!("{chart} {}'s values.schema.json is not valid JSON ({why}): the chart is broken", hop.to),
+            "no values can mend it: tell the chart's vendor, and stop before this version with --to",
+        )
+    } else if said.contains(SCHEMA_REJECTS) {
         (
             "values-schema",
             format!("{chart} {}'s values.schema.json rejects the values this hop would deploy", hop.to),
@@ -287,4 +308,65 @@ fn changes(before: &(String, Value), after: &Rendered, detail: DiffDetail, hop: 
         _ => None,
     };
     Ok(HopChanges { manifests, values, unified })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::dir::testing::tgz;
+    use crate::plan::{Available, Context, UpgradeRequest};
+
+    fn archive(dir: &std::path::Path, schema: Option<&str>) -> std::path::PathBuf {
+        let mut files = vec![("Chart.yaml", "name: app\nversion: 1.1.0\n"), ("values.yaml", "a: 1\n")];
+        files.extend(schema.map(|s| ("values.schema.json", s)));
+        let path = dir.join(format!("app-{}.tgz", schema.map_or(0, str::len)));
+        std::fs::write(&path, tgz("app", &files)).unwrap();
+        path
+    }
+
+    fn helm_says(stderr: &str) -> crate::helm::ExecError {
+        crate::helm::ExecError::Failed {
+            purpose: "render".into(),
+            argv: crate::disclose::Argv::new("helm", &[]),
+            status: "exit status: 1".into(),
+            stderr: stderr.into(),
+            stdout: String::new(),
+        }
+    }
+
+    fn hop() -> Hop {
+        let policy = crate::policy::presets::for_chart("app");
+        let available: Vec<Available> =
+            ["1.0.0", "1.1.0"].iter().map(|v| Available::new(ChartVersion::parse(v).unwrap())).collect();
+        let v = |s: &str| ChartVersion::parse(s).unwrap();
+        let request = UpgradeRequest { current: v("1.0.0"), target: v("1.1.0"), fast_path: false, devel: false };
+        crate::plan::plan_upgrade(&policy, &available, &request, &Context::default()).unwrap().hops.remove(0)
+    }
+
+    #[test]
+    fn a_broken_schema_is_the_charts_fault_not_the_values() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(broken_schema(&archive(dir.path(), None)), None);
+        assert_eq!(broken_schema(&archive(dir.path(), Some(r#"{"type":"object"}"#))), None);
+        let why = broken_schema(&archive(dir.path(), Some("{\n  \"type\": \"object\",\n"))).expect("broken");
+        assert!(why.starts_with("line 3, column 0: EOF"), "{why}");
+        // helm says the same words for both; the broken schema decides.
+        let words = "Error: UPGRADE FAILED: values don't meet the specifications of the schema(s) in the following chart(s):\napp:\nunexpected EOF";
+        let RunError::Refused { rule, message, supported } = refusal(0, &hop(), "app", &helm_says(words), Some(why))
+        else {
+            panic!("a refusal")
+        };
+        assert_eq!(rule, "values-schema");
+        assert!(message.contains("app 1.1.0's values.schema.json is not valid JSON (line 3"), "{message}");
+        assert!(supported.starts_with("no values can mend it"), "{supported}");
+        let RunError::Refused { message, supported, .. } = refusal(0, &hop(), "app", &helm_says(words), None) else {
+            panic!("a refusal")
+        };
+        assert!(message.contains("rejects the values"), "{message}");
+        assert!(supported.starts_with("change the values"), "{supported}");
+        let RunError::Refused { rule, .. } = refusal(0, &hop(), "app", &helm_says("Error: template: x"), None) else {
+            panic!("a refusal")
+        };
+        assert_eq!(rule, "render");
+    }
 }
