@@ -296,6 +296,12 @@ pub struct Common {
     /// Print the tool's version.
     #[arg(long = "tool-version", action = ArgAction::Version, help_heading = OUTPUT, hide_short_help = true)]
     pub tool_version: Option<bool>,
+
+    /// Print help (-h: the everyday flags; --help: every flag).
+    // clap's own help flag would take three lines of -h (its own "Options:" group) to say
+    // what the last line of -h says already.
+    #[arg(short = 'h', long = "help", action = ArgAction::Help, help_heading = OUTPUT, hide_short_help = true)]
+    pub help: Option<bool>,
 }
 
 impl Common {
@@ -331,6 +337,7 @@ Examples:
     bin_name = "helm safe-upgrade",
     version,
     disable_version_flag = true,
+    disable_help_flag = true,
     about = "Upgrade a release along the path its vendor supports",
     long_about = "Upgrade a release along the path its vendor supports: one hop at a time, \
 refusing what the vendor's policy forbids.",
@@ -392,6 +399,7 @@ pub struct UpgradeCli {
     bin_name = "helm safe-rollback",
     version,
     disable_version_flag = true,
+    disable_help_flag = true,
     about = "Roll a release back only as far as its vendor calls safe, the vendor's way",
     after_help = "Examples:\n  helm safe-rollback bsr --plan\n  helm safe-rollback bsr --to 1.2.6\n\nRun with --help for every flag, more examples and the exit codes.",
     after_long_help = format!("{ROLLBACK_EXAMPLES}\n\n{HELP_TABLE}"),

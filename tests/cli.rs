@@ -737,3 +737,15 @@ fn execute_refuses_other_plan_flags_and_offline_plans() {
     let stderr = stderr_of(upgrade().args(["--execute", file_arg]), 2);
     assert!(stderr.contains("schema 9, newer than this helm-safe-upgrade reads"), "{stderr}");
 }
+
+#[test]
+fn short_help_fits_a_screen_and_long_help_says_how_to_get_each() {
+    for (name, mut cmd) in [("safe-upgrade", upgrade()), ("safe-rollback", rollback())] {
+        let short = stdout_of(cmd.arg("-h"), 0);
+        assert!(short.lines().count() <= 30, "{name} -h is {} lines:\n{short}", short.lines().count());
+        assert!(short.contains("Run with --help for every flag"), "{name}: {short}");
+        assert!(!short.contains("-h, --help"), "{name}: the last line says it: {short}");
+    }
+    let long = stdout_of(upgrade().arg("--help"), 0);
+    assert!(long.contains("-h, --help") && long.contains("Fleet view (many releases)"), "{long}");
+}

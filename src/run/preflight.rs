@@ -146,10 +146,10 @@ fn prepare_all(
                     scope.spawn(move || {
                         let chart = charts.fetch(&tools.helm, source, &hop.to).map_err(Failure::Fetch)?;
                         let purpose = format!("render {release} at {} (preflight)", hop.to);
-                        let rendered = tools
-                            .helm
-                            .render(purpose, release, &chart.path.display().to_string(), flags)
-                            .map_err(|error| Failure::Render { error, schema: broken_schema(&chart.path) })?;
+                        let rendered =
+                            tools.helm.render(purpose, release, &chart.path.display().to_string(), flags).map_err(
+                                |error| Failure::Render { error: Box::new(error), schema: broken_schema(&chart.path) },
+                            )?;
                         Ok(Prepared { chart, rendered })
                     })
                 })
@@ -181,7 +181,7 @@ enum Failure {
     /// helm's error, and why the chart's `values.schema.json` cannot be read, if it cannot
     /// (helm then fails with its "values don't meet the schema" words too).
     Render {
-        error: crate::helm::ExecError,
+        error: Box<crate::helm::ExecError>,
         schema: Option<String>,
     },
 }
