@@ -94,14 +94,16 @@ fn stop_here_then_run_again(version: HelmVersion) {
     assert_eq!(bed.charts_deployed(), ["bsr-1.0.4", "bsr-1.1.9"], "{version}");
     assert_eq!(bed.history().last().unwrap().1, "deployed", "{version}");
     assert_eq!(bed.server_version_label(), "1.1.9", "{version}");
-    // The same command again (unattended) goes on from 1.1.9: one hop, not two.
+    // The same command again, through helm on the terminal (unattended), says it continues
+    // the stopped run, and goes on from 1.1.9: one hop, not two.
     let policy = policy();
-    let (stdout, _) =
-        bed.run_expect(&["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--policy", &policy, "--yes", "-o", "json"], 0);
-    let report: Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(report["result"], "completed", "{version}: {stdout}");
-    assert_eq!(report["plan"]["hops"].as_array().unwrap().len(), 1, "{version}: {stdout}");
-    assert_eq!(bed.charts_deployed(), ["bsr-1.0.4", "bsr-1.1.9", "bsr-1.2.6"], "{version}");
+    let mut again = Pty::upgrade(&bed, &["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--policy", &policy, "--yes"]);
+    // ASCII only: the reader does not decode UTF-8 (the arrow).
+    again.expect("continuing the upgrade 1.0.4 ");
+    let (rest, code) = again.finish();
+    assert_eq!(code, 0, "{version}: {rest}");
+    assert!(rest.contains(": it stopped at 1.1.9"), "{version}: {rest}");
+    assert_eq!(bed.charts_deployed(), ["bsr-1.0.4", "bsr-1.1.9", "bsr-1.2.6"], "{version}: one hop");
     assert_eq!(bed.user_values(), yaml_to_json(VALUES), "{version}");
 }
 both_helms!(pause_stop, super::stop_here_then_run_again);
