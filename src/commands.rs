@@ -197,26 +197,7 @@ fn execute(parsed: &Parsed, shape: &str, printer: &Printer) -> Result<(), AppErr
         ));
     }
     let live_release = common.release.clone().filter(|_| common.from.is_none());
-    // Said rather than ignored: the diff comes from the preflight's renders of upgrade hops.
-    if common.diff.is_some() && common.no_preflight {
-        return Err(usage(
-            "--diff shows what each hop's render changes, and --no-preflight renders nothing",
-            "drop one of them",
-        ));
-    }
-    if common.diff.is_some() && matches!(parsed, Parsed::Rollback(_)) {
-        return Err(usage(
-            "--diff is shown for an upgrade's hops only",
-            "plan the rollback without --diff; `helm diff rollback` (the helm-diff plugin) shows a revision's changes",
-        ));
-    }
-    if live_release.is_none() && common.diff.is_some() {
-        // Said rather than ignored: offline there is no release to render against.
-        return Err(usage(
-            "--diff needs a live release: it renders each hop against the cluster",
-            "name the release (helm safe-upgrade RELEASE --to VERSION --plan --diff); offline plans show the path only",
-        ));
-    }
+    refuse_diff_showing_nothing(parsed, live_release.is_some())?;
     let plan = match (parsed, live_release) {
         (Parsed::Upgrade(cli), Some(_)) => {
             let opts = run_options(common, shape)?;
@@ -248,6 +229,34 @@ fn execute(parsed: &Parsed, shape: &str, printer: &Printer) -> Result<(), AppErr
     match common.output {
         OutputFormat::Json => printer.data(&format!("{}\n", render::plan_json(&plan))),
         OutputFormat::Table => printer.data(&render::plan_table(&plan, printer.data_look())),
+    }
+    Ok(())
+}
+
+/// `--diff` where it would show nothing is said rather than ignored: the diff comes from
+/// the preflight's renders of an upgrade's hops against the live release.
+fn refuse_diff_showing_nothing(parsed: &Parsed, live: bool) -> Result<(), AppError> {
+    let common = parsed.common();
+    if common.diff.is_none() {
+        return Ok(());
+    }
+    if common.no_preflight {
+        return Err(usage(
+            "--diff shows what each hop's render changes, and --no-preflight renders nothing",
+            "drop one of them",
+        ));
+    }
+    if matches!(parsed, Parsed::Rollback(_)) {
+        return Err(usage(
+            "--diff is shown for an upgrade's hops only",
+            "plan the rollback without --diff; `helm diff rollback` (the helm-diff plugin) shows a revision's changes",
+        ));
+    }
+    if !live {
+        return Err(usage(
+            "--diff needs a live release: it renders each hop against the cluster",
+            "name the release (helm safe-upgrade RELEASE --to VERSION --plan --diff); offline plans show the path only",
+        ));
     }
     Ok(())
 }

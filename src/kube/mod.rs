@@ -91,10 +91,6 @@ impl KubeError {
     pub fn is_not_found(&self) -> bool {
         self.status_code() == Some(404)
     }
-
-    pub fn is_forbidden(&self) -> bool {
-        self.status_code() == Some(403)
-    }
 }
 
 /// The workload kinds a rollout waits for, as the API addresses them.

@@ -247,10 +247,7 @@ fn choose_procedure(
             ),
             (None, _) => "restore a backup taken before the upgrade, following the vendor's documentation".to_string(),
         };
-        let supported = match first_choice {
-            Some(choice) => format!("{choice}; or {fallback}"),
-            None => fallback,
-        };
+        let supported = first_choice.map_or(fallback.clone(), |choice| format!("{choice}; or {fallback}"));
         Err(refuse(rule, message, supported))
     };
 
