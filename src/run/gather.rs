@@ -103,18 +103,24 @@ fn first_reads(
     printer: &Printer,
 ) -> Result<FirstReads, RunError> {
     let (release, helm_major, opened, early_offer) = std::thread::scope(|s| {
+        // The chart source can be listed as soon as its reference is known: `--chart` at
+        // once (the listing chain, `repo update` then `search`, is the longest read), the
+        // ledger's once the ledger is read. A directory may hold several charts: it is
+        // listed once the release says which.
+        let listable = |r: &String| ChartSource::parse(r).is_ok_and(|s| s.chart_name().is_some());
+        let listing = |reference: String| s.spawn(move || (list(helm, opts, &reference, None), reference));
+        let from_flag = opts.chart.clone().filter(listable).map(listing);
         let release = s.spawn(|| read_release(helm, opts, direction, printer));
         let major = s.spawn(|| helm.major_version());
         let ledger = s.spawn(|| connect_and_open_ledger(opts));
-        // The chart source can be listed as soon as its reference is known.
         let opened = ledger.join().expect("ledger reader");
-        let known = opts
-            .chart
-            .clone()
-            .or_else(|| opened.as_ref().ok()?.1.loaded.as_ref()?.ledger.chart.clone())
-            // A directory may hold several charts: it is listed once the release says which.
-            .filter(|r| ChartSource::parse(r).is_ok_and(|s| s.chart_name().is_some()));
-        let offer = known.map(|reference| s.spawn(|| (list(helm, opts, &reference, None), reference)));
+        let offer = match opts.chart {
+            Some(_) => from_flag,
+            None => {
+                let recorded = opened.as_ref().ok().and_then(|o| o.1.loaded.as_ref()?.ledger.chart.clone());
+                recorded.filter(listable).map(listing)
+            }
+        };
         (
             release.join().expect("release reader"),
             major.join().expect("version reader"),
