@@ -206,9 +206,9 @@ pub fn view(opts: &FleetOptions, printer: &Printer) -> Result<FleetView, RunErro
             prepare(l, ledger, opts)
         })
         .collect();
-    let offers = list_sources(&helm, &prepared, opts, &mut warnings);
+    let mut offers = list_sources(&helm, &prepared, opts, &mut warnings);
     let shipped = read_shipped(&helm, &prepared, &offers);
-    let releases = prepared.into_iter().map(|p| finish(p, &offers, &shipped, &helm, opts)).collect();
+    let releases = prepared.into_iter().map(|p| finish(p, &mut offers, &shipped, &helm, opts)).collect();
     // The view changes nothing: a Ctrl-C ends it without a half-read table.
     helm.runner.signals.stop_before_changes().map_err(RunError::Interrupted)?;
     let scope =
@@ -390,7 +390,9 @@ fn blank_row(p: &Prepared) -> Row {
 }
 
 /// The release's line, planned.
-fn finish(p: Prepared, offers: &Offers, shipped: &Shipped, helm: &Helm, opts: &FleetOptions) -> Row {
+/// `offers` is mutable: app versions an OCI source's configs gave for one release serve
+/// the next releases of that chart, rather than being read again.
+fn finish(p: Prepared, offers: &mut Offers, shipped: &Shipped, helm: &Helm, opts: &FleetOptions) -> Row {
     let mut row = blank_row(&p);
     if let Some(problem) = p.problem {
         row.notes.insert(0, problem);
@@ -413,7 +415,7 @@ fn finish(p: Prepared, offers: &Offers, shipped: &Shipped, helm: &Helm, opts: &F
         }
         return row;
     };
-    let offer = match &offers[&(reference.clone(), chart_name.clone())] {
+    let offer = match offers.get_mut(&(reference.clone(), chart_name.clone())).expect("every source was listed") {
         Ok(offer) => offer,
         Err(e) => {
             row.notes.insert(0, format!("its chart source cannot be listed: {}", note(e)));
@@ -452,21 +454,21 @@ fn finish(p: Prepared, offers: &Offers, shipped: &Shipped, helm: &Helm, opts: &F
         row.notes.insert(0, note(&e.to_string()));
         return row;
     }
-    let mut offered = offer.clone();
     if policy.versions == crate::policy::VersionSpace::App {
         // An OCI registry's tags carry no app versions: read those the path may cross (a
-        // run reads the same; per release, since each starts elsewhere).
+        // run reads the same), into the listing itself, so only what no earlier release
+        // of this chart needed is read.
         let wanted: Vec<ChartVersion> =
             offer.available.iter().map(|a| a.version.clone()).filter(|v| *v >= deployed).collect();
         let filled = ChartSource::parse(&reference).map_err(|e| e.to_string()).and_then(|source| {
-            catalog::fill_app_versions(&source, &mut offered, &wanted, helm, opts.plain_http).map_err(|e| e.to_string())
+            catalog::fill_app_versions(&source, offer, &wanted, helm, opts.plain_http).map_err(|e| e.to_string())
         });
         if let Err(e) = filled {
             row.notes.insert(0, format!("the app versions of its charts cannot be read: {}", note(&e)));
             return row;
         }
     }
-    plan_row(&mut row, &policy, &offered.available, (&chart_name, &deployed), (&reference, origin), p.ledger.as_ref());
+    plan_row(&mut row, &policy, &offer.available, (&chart_name, &deployed), (&reference, origin), p.ledger.as_ref());
     row
 }
 
