@@ -403,9 +403,17 @@ impl Helm {
         Helm { runner, bin, namespace, kube_context }
     }
 
-    /// helm's major version (3 or 4): some flags differ between them. Asked with
-    /// `helm version --template {{.Version}}`, which both answer with `vX.Y.Z`.
+    /// helm's major version (3 or 4): some flags differ between them. Read from the
+    /// binary's Go build info when `bin` is helm's own binary (no process: one fewer helm
+    /// starting beside the first reads), else asked with `helm version --template
+    /// {{.Version}}`, which both answer with `vX.Y.Z` (a version manager's shim, a
+    /// wrapper script, a binary built otherwise).
     pub fn major_version(&self) -> Result<u32, ExecError> {
+        let search_path = crate::env::path(crate::env::PATH);
+        let found = find_program(&self.bin.to_string_lossy(), search_path.as_deref().map(|p| p.as_os_str()));
+        if let Some(major) = found.ok().and_then(|path| major_from_build_info(&path)) {
+            return Ok(major);
+        }
         let inv = Invocation::new(
             "ask helm for its version",
             &self.bin,
@@ -682,6 +690,45 @@ impl std::fmt::Display for NotRunnable {
     }
 }
 
+/// helm's major version as its binary's Go build info names its main package
+/// (`path\thelm.sh/helm/v4/cmd/helm`), or None when `path` is not helm's own binary.
+///
+/// Go writes the build info after a `\xff Go buildinf:` header in the binary's data, with
+/// the main package's path in its first few hundred bytes; only a binary built from
+/// helm's `cmd/helm` names it there. A shim that picks a helm by the folder it runs in
+/// (asdf, mise, proto) or a wrapper script is not, and is asked instead. The data section
+/// sits near the end of the file, so the file is read backwards in blocks; nothing is
+/// kept between runs.
+pub fn major_from_build_info(path: &Path) -> Option<u32> {
+    use std::io::{Read, Seek, SeekFrom};
+    const MAGIC: &[u8] = b"\xff Go buildinf:";
+    const BLOCK: u64 = 1 << 20;
+    // The header (32 bytes) and the Go version before the main package's path.
+    const WINDOW: usize = 512;
+    let mut file = std::fs::File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    let mut end = len;
+    let mut block = vec![];
+    while end > 0 {
+        let start = end.saturating_sub(BLOCK);
+        // Each block overlaps the next one read by a window, so a header and its path
+        // are seen together in one of them.
+        let read_to = (end + WINDOW as u64).min(len);
+        block.resize((read_to - start) as usize, 0);
+        file.seek(SeekFrom::Start(start)).ok()?;
+        file.read_exact(&mut block).ok()?;
+        if let Some(at) = memchr::memmem::rfind(&block, MAGIC) {
+            let info = &block[at..(at + WINDOW).min(block.len())];
+            let main_is = |major: u32| {
+                memchr::memmem::find(info, format!("path\thelm.sh/helm/v{major}/cmd/helm\n").as_bytes()).is_some()
+            };
+            return [3, 4].into_iter().find(|major| main_is(*major));
+        }
+        end = start;
+    }
+    None
+}
+
 /// The file `program` names, as the kernel's `execvp` would find it: a name with a `/` is
 /// a path (relative to the current folder), any other is looked up in each directory of
 /// `search_path` (PATH) in turn, an empty entry meaning the current folder. Checked before
@@ -897,6 +944,31 @@ mod tests {
             Err(ExecError::TimedOut { .. })
         ));
         assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn helms_major_version_is_read_from_its_build_info_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, contents: &[u8]| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, contents).unwrap();
+            path
+        };
+        let built = |main: &str| {
+            let mut bytes = vec![0u8; 3 << 20];
+            let info = format!("\u{0}\u{0}\x0bgo1.24.4\u{0}path\t{main}\nmod\thelm.sh/helm/v4\tv4.1.4\t\n");
+            // Across the boundary of two blocks read backwards: the overlap must see it.
+            let at = (2 << 20) - 20;
+            bytes[at..at + 14].copy_from_slice(b"\xff Go buildinf:");
+            bytes[at + 32..at + 32 + info.len()].copy_from_slice(info.as_bytes());
+            bytes
+        };
+        assert_eq!(major_from_build_info(&file("helm4", &built("helm.sh/helm/v4/cmd/helm"))), Some(4));
+        assert_eq!(major_from_build_info(&file("helm3", &built("helm.sh/helm/v3/cmd/helm"))), Some(3));
+        // A Go program that uses helm as a library, and a shim, are not helm.
+        assert_eq!(major_from_build_info(&file("tool", &built("github.com/x/helmfile"))), None);
+        assert_eq!(major_from_build_info(&file("shim", b"#!/bin/sh\nexec helm \"$@\"\n")), None);
+        assert_eq!(major_from_build_info(&dir.path().join("missing")), None);
     }
 
     #[test]

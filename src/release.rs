@@ -10,6 +10,7 @@
 use serde::Deserialize;
 
 use crate::helm::{ExecError, Helm};
+use crate::kube::KubeClient;
 use crate::version::ChartVersion;
 
 /// helm's release statuses. Only the three `pending-*` count as "pending": a helm
@@ -99,6 +100,45 @@ struct StatusDoc {
 struct StatusInfo {
     #[serde(default)]
     description: String,
+}
+
+/// One revision as helm stores it (the parts read here; helm's release v1 document).
+#[derive(Clone, Debug, Deserialize)]
+struct StoredRelease {
+    name: String,
+    namespace: String,
+    version: u64,
+    info: StoredInfo,
+    #[serde(default)]
+    chart: Option<StoredChart>,
+    #[serde(default)]
+    config: Option<serde_json::Value>,
+    #[serde(default)]
+    manifest: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+struct StoredInfo {
+    status: ReleaseStatus,
+    #[serde(default)]
+    description: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+struct StoredChart {
+    #[serde(default)]
+    metadata: ChartMetadata,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ChartMetadata {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    version: String,
+    #[serde(default)]
+    app_version: Option<String>,
 }
 
 /// A revision with its chart version worked out.
@@ -193,12 +233,77 @@ impl Release {
             namespace: metadata.namespace,
             chart_name: metadata.chart,
             version,
-            app_version: metadata.app_version,
+            app_version: metadata.app_version.filter(|a| !a.is_empty()),
             revision: metadata.revision,
             status: metadata.status,
             description: status.info.description,
             user_values: values,
             manifest: status.manifest,
+        })
+    }
+
+    /// Through the API client when it can read helm's storage, else through helm.
+    pub fn read_through(kube: Option<&KubeClient>, helm: &Helm, release: &str) -> Result<Release, ReadError> {
+        kube.and_then(|kube| Release::read_stored(kube, release)).unwrap_or_else(|| Release::read(helm, release))
+    }
+
+    /// Read from helm's storage through the API client: one request for what
+    /// [`Release::read`] asks three helm processes for, from the same documents helm
+    /// reads. None when the client cannot read helm's storage (another `HELM_DRIVER`, no
+    /// answer, a document it cannot decode): the caller then asks helm, whose message says
+    /// what is wrong in helm's words.
+    pub fn read_stored(kube: &KubeClient, release: &str) -> Option<Result<Release, ReadError>> {
+        let documents = kube.release_documents(release).ok()?;
+        if documents.is_empty() {
+            return Some(Err(ReadError::NotFound {
+                release: release.to_string(),
+                namespace: kube.namespace().to_string(),
+            }));
+        }
+        let documents: Vec<StoredRelease> =
+            documents.into_iter().map(|(_, d)| serde_json::from_value(d)).collect::<Result<_, _>>().ok()?;
+        Some(Release::from_stored(documents))
+    }
+
+    /// The release as `helm status`, `helm history` and `helm get metadata` print it, from
+    /// its stored revisions (oldest first, at least one): the newest is the release, as
+    /// helm's `Last` takes it.
+    fn from_stored(mut documents: Vec<StoredRelease>) -> Result<Release, ReadError> {
+        let latest = documents.pop().expect("one revision at least");
+        let chart = latest.chart.as_ref().map(|c| c.metadata.clone()).unwrap_or_default();
+        let version = ChartVersion::parse(&chart.version).map_err(|e| ReadError::BadVersion {
+            release: latest.name.clone(),
+            version: chart.version.clone(),
+            reason: e.reason,
+        })?;
+        let revision = |d: &StoredRelease| Revision {
+            revision: d.version,
+            status: d.info.status,
+            // As `helm history` shows it, `<name>-<version>`, read with the current name.
+            version: d
+                .chart
+                .as_ref()
+                .filter(|c| c.metadata.name == chart.name)
+                .and_then(|c| ChartVersion::parse(&c.metadata.version).ok()),
+            description: d.info.description.clone(),
+        };
+        let mut history: Vec<Revision> = documents.iter().map(revision).collect();
+        history.push(revision(&latest));
+        Ok(Release {
+            history,
+            name: latest.name,
+            namespace: latest.namespace,
+            chart_name: chart.name,
+            version,
+            app_version: chart.app_version.filter(|a| !a.is_empty()),
+            revision: latest.version,
+            status: latest.info.status,
+            description: latest.info.description,
+            user_values: match latest.config {
+                None | Some(serde_json::Value::Null) => serde_json::Value::Object(Default::default()),
+                Some(v) => v,
+            },
+            manifest: latest.manifest,
         })
     }
 

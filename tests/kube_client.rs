@@ -160,6 +160,89 @@ fn release_revisions_after_helm_install_and_upgrade() {
     }
 }
 
+/// The release read through the API client from helm's storage is the release helm
+/// itself prints: `helm get metadata`, `helm history` and `helm status` are the oracle.
+#[test]
+fn a_release_read_from_helms_storage_is_what_helm_prints() {
+    use helm_safe_upgrade::release::Release;
+    for helm_version in HelmVersion::TESTED {
+        for driver in ["secret", "configmap"] {
+            let bed = Bed::new();
+            let helm = HelmEnv::new(&bed.standin, helm_version);
+            let with_driver = |args: &[&str]| {
+                let out = helm.command(helm.helm_bin()).env("HELM_DRIVER", driver).args(args).output().unwrap();
+                assert!(out.status.success(), "{helm_version} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+                String::from_utf8(out.stdout).unwrap()
+            };
+            let json = |args: &[&str]| -> serde_json::Value {
+                let mut all = args.to_vec();
+                all.extend(["-n", "bsr", "-o", "json"]);
+                serde_json::from_str(&with_driver(&all)).unwrap()
+            };
+            with_driver(&["install", "demo", chart("v1").to_str().unwrap(), "-n", "bsr", "--set", "a=1"]);
+            with_driver(&[
+                "upgrade",
+                "demo",
+                chart("v2").to_str().unwrap(),
+                "-n",
+                "bsr",
+                "--set",
+                "b.c=two",
+                "--set-string",
+                "d=3",
+            ]);
+            with_driver(&["rollback", "demo", "1", "-n", "bsr"]);
+            with_driver(&[
+                "upgrade",
+                "demo",
+                chart("v2").to_str().unwrap(),
+                "-n",
+                "bsr",
+                "--reuse-values",
+                "--set",
+                "e=true",
+            ]);
+
+            let mut env = bed.env();
+            env.set("HELM_DRIVER", driver);
+            let client = KubeClient::connect(&env, None, "bsr").unwrap();
+            let release = Release::read_stored(&client, "demo").expect("readable").unwrap();
+            let what = format!("{helm_version}, HELM_DRIVER={driver}");
+            let metadata = json(&["get", "metadata", "demo"]);
+            assert_eq!(release.name, metadata["name"].as_str().unwrap(), "{what}");
+            assert_eq!(release.chart_name, metadata["chart"].as_str().unwrap(), "{what}");
+            assert_eq!(release.version.to_string(), metadata["version"].as_str().unwrap(), "{what}");
+            assert_eq!(release.app_version.as_deref(), metadata["appVersion"].as_str(), "{what}");
+            assert_eq!(release.namespace, metadata["namespace"].as_str().unwrap(), "{what}");
+            assert_eq!(release.revision, metadata["revision"].as_u64().unwrap(), "{what}");
+            assert_eq!(release.status.as_str(), metadata["status"].as_str().unwrap(), "{what}");
+            let status = json(&["status", "demo"]);
+            assert_eq!(release.user_values, status["config"], "{what}");
+            // The rollback brought revision 1's values back, and the last upgrade reused them.
+            assert_eq!(release.user_values, serde_json::json!({"a": 1, "e": true}), "{what}");
+            assert_eq!(release.manifest, status["manifest"].as_str().unwrap(), "{what}");
+            assert_eq!(release.description, status["info"]["description"].as_str().unwrap(), "{what}");
+            let history = json(&["history", "demo"]);
+            let history = history.as_array().unwrap();
+            assert_eq!(release.history.len(), history.len(), "{what}");
+            for (ours, helms) in release.history.iter().zip(history) {
+                assert_eq!(ours.revision, helms["revision"].as_u64().unwrap(), "{what}");
+                assert_eq!(ours.status.as_str(), helms["status"].as_str().unwrap(), "{what}");
+                assert_eq!(ours.description, helms["description"].as_str().unwrap(), "{what}");
+                let chart = format!("demo-{}", ours.version.as_ref().unwrap());
+                assert_eq!(chart, helms["chart"].as_str().unwrap(), "{what}");
+            }
+            assert_eq!(release.history[2].description, "Rollback to 1", "{what}");
+
+            let missing = Release::read_stored(&client, "other").expect("readable").unwrap_err();
+            assert!(missing.to_string().contains("release \"other\" not found"), "{what}: {missing}");
+            env.set("HELM_DRIVER", "sql");
+            let sql = KubeClient::connect(&env, None, "bsr").unwrap();
+            assert!(Release::read_stored(&sql, "demo").is_none(), "{what}: sql is helm's to read");
+        }
+    }
+}
+
 #[test]
 fn release_revisions_leave_sql_and_memory_to_helm() {
     let bed = Bed::new();

@@ -712,3 +712,17 @@ fn update_of_a_git_install_and_recovery_from_a_failed_update() {
         assert!(!home.plugins().join("safe-rollback").exists());
     }
 }
+
+/// The tool reads helm's major version from the binary's Go build info rather than
+/// starting `helm version`: on every real helm, it says what `helm version` says.
+#[test]
+fn helms_major_version_from_its_build_info_is_what_helm_says() {
+    for version in [HelmVersion::V3_17_3, HelmVersion::V3_19_0, HelmVersion::V4_1_4] {
+        let path = helm_path(version);
+        let out = Command::new(&path).args(["version", "--template", "{{.Version}}"]).output().unwrap();
+        let said = String::from_utf8(out.stdout).unwrap();
+        let major: u32 = said.trim_start_matches('v').split('.').next().unwrap().parse().unwrap();
+        assert_eq!(major, version.major(), "{version}: {said}");
+        assert_eq!(helm_safe_upgrade::helm::major_from_build_info(&path), Some(major), "{version}");
+    }
+}

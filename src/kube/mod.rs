@@ -400,6 +400,13 @@ impl KubeClient {
     pub fn release_revisions(&self, release: &str) -> Result<Vec<(u64, String)>, KubeError> {
         release::revisions(self, release)
     }
+
+    /// Every revision of `release` as helm stored it (the whole release document, values
+    /// included), oldest first; empty when there is no such release. `HELM_DRIVER` as for
+    /// [`KubeClient::release_revisions`].
+    pub fn release_documents(&self, release: &str) -> Result<Vec<(u64, Value)>, KubeError> {
+        release::documents(self, release)
+    }
 }
 
 /// The `items` of a list answer.

@@ -44,6 +44,67 @@ pub(super) fn revisions(client: &KubeClient, release: &str) -> Result<Vec<(u64, 
     Ok(found)
 }
 
+/// Every revision helm stores for `release`, oldest first, each as helm wrote it: the
+/// release document (`name`, `namespace`, `version`, `info`, `chart`, `config`,
+/// `manifest`, …) that `helm status`, `helm history` and `helm get` print parts of. One
+/// list call reads them all, as `helm history` does; the documents hold the release's
+/// values, so they stay in memory and are never logged.
+pub(super) fn documents(client: &KubeClient, release: &str) -> Result<Vec<(u64, serde_json::Value)>, KubeError> {
+    let namespace = client.namespace();
+    let purpose = format!("read the release {release} in namespace {namespace}");
+    let (plural, twice) = match client.driver() {
+        // A Secret's data is base64 on the wire, over helm's own base64.
+        HelmDriver::Secret => ("secrets", true),
+        HelmDriver::ConfigMap => ("configmaps", false),
+        HelmDriver::Other(driver) => {
+            return Err(KubeError::Unsupported {
+                purpose,
+                message: format!("helm keeps releases in its {driver:?} storage (HELM_DRIVER), which only helm reads"),
+            });
+        }
+    };
+    let params = ::kube::api::ListParams::default().labels(&release_selector(release));
+    let request = Request::new(format!("/api/v1/namespaces/{namespace}/{plural}")).list(&params);
+    let list = client.send(&purpose, request)?;
+    let mut found = vec![];
+    for item in items(&purpose, list)? {
+        let Some((revision, _)) = revision_of(release, &item["metadata"]) else { continue };
+        let decoded = item["data"]["release"]
+            .as_str()
+            .ok_or_else(|| "it has no data.release".to_string())
+            .and_then(|text| decode(text, twice))
+            .map_err(|message| KubeError::Decode {
+                purpose: purpose.clone(),
+                message: format!("{}: {message}", release_object_name(release, revision)),
+            })?;
+        found.push((revision, decoded));
+    }
+    found.sort_by_key(|(revision, _)| *revision);
+    found.dedup_by_key(|(revision, _)| *revision);
+    Ok(found)
+}
+
+/// helm's encoding of a release, undone: base64 (twice for a Secret), then gzip when the
+/// bytes start with gzip's magic (helm has always compressed; older releases may not be),
+/// then JSON.
+fn decode(text: &str, twice: bool) -> Result<serde_json::Value, String> {
+    use base64::Engine;
+    use std::io::Read;
+    let engine = base64::engine::general_purpose::STANDARD;
+    let mut bytes = engine.decode(text.trim()).map_err(|e| format!("not base64: {e}"))?;
+    if twice {
+        bytes = engine.decode(&bytes).map_err(|e| format!("not helm's base64: {e}"))?;
+    }
+    if bytes.starts_with(&[0x1f, 0x8b, 0x08]) {
+        let mut unzipped = vec![];
+        flate2::read::GzDecoder::new(bytes.as_slice())
+            .read_to_end(&mut unzipped)
+            .map_err(|e| format!("not gzip: {e}"))?;
+        bytes = unzipped;
+    }
+    serde_json::from_slice(&bytes).map_err(|e| format!("not a release document: {e}"))
+}
+
 /// The revision and status one storage object's metadata records; None for an object
 /// that is not one of helm's (a label missing or unreadable, or a name that disagrees).
 fn revision_of(release: &str, metadata: &serde_json::Value) -> Option<(u64, String)> {
@@ -83,5 +144,22 @@ mod tests {
         assert_eq!(revision_of("bsr", &name_disagrees), None);
         let no_version = meta("sh.helm.release.v1.bsr.v3", json!({"owner": "helm", "name": "bsr", "status": "x"}));
         assert_eq!(revision_of("bsr", &no_version), None);
+    }
+
+    #[test]
+    fn a_release_document_is_decoded_as_helm_encodes_it() {
+        use base64::Engine;
+        use std::io::Write;
+        let engine = base64::engine::general_purpose::STANDARD;
+        let document = json!({"name": "bsr", "version": 3, "config": {"a": 1}});
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(document.to_string().as_bytes()).unwrap();
+        let helms = engine.encode(gz.finish().unwrap());
+        assert_eq!(decode(&helms, false).unwrap(), document, "a ConfigMap holds helm's base64");
+        assert_eq!(decode(&engine.encode(&helms), true).unwrap(), document, "a Secret's data is base64 again");
+        let uncompressed = engine.encode(document.to_string());
+        assert_eq!(decode(&uncompressed, false).unwrap(), document);
+        assert!(decode("not base64!", false).unwrap_err().contains("base64"));
+        assert!(decode(&engine.encode("{"), false).unwrap_err().contains("release document"));
     }
 }

@@ -67,7 +67,7 @@ impl Cluster for Live<'_> {
     }
 
     fn read(&self, release: &str) -> Result<Release, ReadError> {
-        Release::read(self.helm, release)
+        Release::read_through(Some(self.kube), self.helm, release)
     }
 
     fn status_text(&self, release: &str) -> Result<String, ExecError> {

@@ -66,9 +66,9 @@ fn connect(opts: &RunOptions) -> Result<KubeClient, RunError> {
         .map_err(|e| RunError::Other(e.to_string()))
 }
 
-/// The API client and the ledger read through it.
-fn connect_and_open_ledger(opts: &RunOptions) -> Result<(KubeClient, OpenedStore), RunError> {
-    let client = connect(opts)?;
+/// The ledger, read through the API client.
+fn open_ledger(client: &Result<KubeClient, String>, opts: &RunOptions) -> Result<(KubeClient, OpenedStore), RunError> {
+    let client = client.clone().map_err(RunError::Other)?;
     let opened = ledger::open_store(&client, &opts.release, opts.kube_context.as_deref(), opts.local_ledger)
         .map_err(|e| RunError::Other(e.to_string()))?;
     Ok((client, opened))
@@ -102,6 +102,9 @@ fn first_reads(
     direction: Direction,
     printer: &Printer,
 ) -> Result<FirstReads, RunError> {
+    // The client first: the release and the ledger are both read through it. (Building it
+    // reads the kubeconfig; an exec credential plugin may run.)
+    let kube = connect(opts).map_err(|e| e.to_string());
     let (release, helm_major, opened, early_offer) = std::thread::scope(|s| {
         // The chart source can be listed as soon as its reference is known: `--chart` at
         // once (the listing chain, `repo update` then `search`, is the longest read), the
@@ -110,9 +113,9 @@ fn first_reads(
         let listable = |r: &String| ChartSource::parse(r).is_ok_and(|s| s.chart_name().is_some());
         let listing = |reference: String| s.spawn(move || (list(helm, opts, &reference, None), reference));
         let from_flag = opts.chart.clone().filter(listable).map(listing);
-        let release = s.spawn(|| read_release(helm, opts, direction, printer));
+        let release = s.spawn(|| read_release(helm, kube.as_ref().ok(), opts, direction, printer));
         let major = s.spawn(|| helm.major_version());
-        let ledger = s.spawn(|| connect_and_open_ledger(opts));
+        let ledger = s.spawn(|| open_ledger(&kube, opts));
         let opened = ledger.join().expect("ledger reader");
         let offer = match opts.chart {
             Some(_) => from_flag,
@@ -320,9 +323,15 @@ pub(crate) fn past_hops(ledger: &Ledger) -> Vec<crate::plan::estimate::PastHop> 
 /// The release, refused unless it is deployed (a rollback may start from a failed or
 /// pending one: it is the way out of them). A resumed run first waits for the helm the
 /// interrupted run started, which goes on alone in its own process group.
-fn read_release(helm: &Helm, opts: &RunOptions, direction: Direction, printer: &Printer) -> Result<Release, RunError> {
+fn read_release(
+    helm: &Helm,
+    kube: Option<&KubeClient>,
+    opts: &RunOptions,
+    direction: Direction,
+    printer: &Printer,
+) -> Result<Release, RunError> {
     let read = |helm: &Helm| {
-        Release::read(helm, &opts.release).map_err(|e| match e {
+        Release::read_through(kube, helm, &opts.release).map_err(|e| match e {
             crate::release::ReadError::NotFound { .. } => bad(
                 e.to_string().lines().next().unwrap_or_default().to_string(),
                 format!("check the name and namespace with `helm list --namespace {}`", opts.namespace),
