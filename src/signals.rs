@@ -9,10 +9,18 @@
 //!   failed rather than leaving it `pending-*`);
 //! - Ctrl-C at a prompt: the prompt gives way at once and says so itself ([`Signals::asking`]);
 //! - SIGTSTP (Ctrl-Z): ignored, with a message (`terminal.rs` says why a run cannot be
-//!   suspended).
+//!   suspended);
+//! - SIGQUIT (Ctrl-\): as a second Ctrl-C, at once: the run says what it leaves, helm is
+//!   told to stop, and the run ends through its usual way out, which gives the terminal
+//!   back (its foreground group, modes and cursor). Left to its default, SIGQUIT would
+//!   kill the run where it stands: the lock held, helm's child still working, the
+//!   terminal's foreground left to a dead group and the cursor possibly hidden.
 //!
 //! Installing them also takes the terminal's foreground ([`crate::terminal::take`]), so
 //! that through helm the terminal's Ctrl-C reaches this process and not helm.
+//!
+//! POSIX only for SIGHUP, SIGTSTP, SIGQUIT and the foreground: elsewhere (Windows) Ctrl-C
+//! and SIGTERM are counted as above, silently, and helm's own Ctrl-C behaviour stands.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -25,6 +33,8 @@ use crate::printer::Printer;
 pub struct Signals {
     interrupts: Arc<AtomicUsize>,
     terminates: Arc<AtomicUsize>,
+    /// SIGQUIT (Ctrl-\): stop now, as a second Ctrl-C.
+    quits: Arc<AtomicUsize>,
     hangups: Arc<AtomicUsize>,
     output_lost: Arc<AtomicBool>,
     /// A prompt is open: it answers a Ctrl-C itself.
@@ -44,17 +54,26 @@ impl Drop for Asking {
 }
 
 impl Signals {
-    /// Receive SIGINT, SIGTERM and SIGHUP on a background thread from now on; say at once
-    /// what the first of each means (the step under way may take minutes).
+    /// Receive SIGINT, SIGTERM, SIGHUP, SIGQUIT and SIGTSTP on a background thread from
+    /// now on; say at once what the first of each means (the step under way may take
+    /// minutes).
+    #[cfg(unix)]
     pub fn install(printer: &Printer) -> std::io::Result<Signals> {
-        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGTSTP};
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTSTP};
         let signals = Signals { output_lost: printer.lost_flag(), ..Signals::default() };
-        let mut incoming = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGTSTP])?;
+        let mut incoming = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP])?;
         let (seen, printer) = (signals.clone(), printer.clone());
         std::thread::spawn(move || {
             for signal in incoming.forever() {
                 if signal == SIGTSTP {
                     printer.text("\nCtrl-Z: a run cannot be suspended (it holds the release's lock and helm keeps working); Ctrl-C stops it at the next safe point\n");
+                    continue;
+                }
+                if signal == SIGQUIT {
+                    if seen.quits.fetch_add(1, Ordering::SeqCst) == 0 {
+                        let what = printer.text_look().paint(crate::printer::Role::Notice, "quit (Ctrl-\\)");
+                        printer.text(&format!("\n{what}: stopping now, as a second Ctrl-C does\n"));
+                    }
                     continue;
                 }
                 let (counter, what, again) = match signal {
@@ -80,6 +99,24 @@ impl Signals {
             }
         });
         crate::terminal::take();
+        Ok(signals)
+    }
+
+    /// Without POSIX signals (Windows): Ctrl-C and SIGTERM are counted, as above, without
+    /// a word (a handler may not print); there is no terminal to take.
+    #[cfg(not(unix))]
+    pub fn install(printer: &Printer) -> std::io::Result<Signals> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let signals = Signals { output_lost: printer.lost_flag(), ..Signals::default() };
+        for (signal, counter) in [(SIGINT, &signals.interrupts), (SIGTERM, &signals.terminates)] {
+            let counter = counter.clone();
+            // SAFETY: the handler only increments an atomic counter.
+            unsafe {
+                signal_hook::low_level::register(signal, move || {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                })?;
+            }
+        }
         Ok(signals)
     }
 
@@ -119,6 +156,11 @@ impl Signals {
         self.terminates.load(Ordering::SeqCst) > 0
     }
 
+    /// SIGQUIT (Ctrl-\) arrived: stop now.
+    pub fn quit(&self) -> bool {
+        self.quits.load(Ordering::SeqCst) > 0
+    }
+
     /// The terminal is gone (SIGHUP): no prompt can be answered any more.
     pub fn hung_up(&self) -> bool {
         self.hangups.load(Ordering::SeqCst) > 0
@@ -127,13 +169,19 @@ impl Signals {
     /// Any reason to stop at the next safe point: a signal, or output that can no longer
     /// be written, since a run nobody can follow should not go on changing things.
     pub fn stop_requested(&self) -> bool {
-        self.interrupts() > 0 || self.terminated() || self.hung_up() || self.output_lost.load(Ordering::SeqCst)
+        self.interrupts() > 0
+            || self.terminated()
+            || self.quit()
+            || self.hung_up()
+            || self.output_lost.load(Ordering::SeqCst)
     }
 
     /// Why the run stops, in words, for the report.
     pub fn stop_reason(&self) -> &'static str {
         if self.terminated() {
             "terminated (SIGTERM)"
+        } else if self.quit() {
+            "quit (SIGQUIT)"
         } else if self.interrupts() > 0 {
             "interrupted"
         } else if self.hung_up() {
@@ -143,9 +191,9 @@ impl Signals {
         }
     }
 
-    /// A second Ctrl-C or a SIGTERM: stop now, do not start a way back.
+    /// A second Ctrl-C, a SIGTERM or a SIGQUIT: stop now, do not start a way back.
     pub fn stop_now(&self) -> bool {
-        self.interrupts() >= 2 || self.terminated()
+        self.interrupts() >= 2 || self.terminated() || self.quit()
     }
 
     /// For tests of the executor: a Ctrl-C as if the terminal had sent it.
@@ -167,6 +215,15 @@ mod tests {
         assert_eq!(signals.stop_reason(), "interrupted");
         signals.simulate_interrupt();
         assert!(signals.stop_now());
+    }
+
+    #[test]
+    fn a_quit_stops_now_as_a_second_interrupt_does() {
+        let signals = Signals::default();
+        signals.quits.fetch_add(1, Ordering::SeqCst);
+        assert!(signals.stop_requested() && signals.stop_now());
+        assert_eq!(signals.stop_reason(), "quit (SIGQUIT)");
+        assert_eq!(signals.stop_before_changes(), Err("quit (SIGQUIT) before any change: nothing was changed".into()));
     }
 
     #[test]

@@ -89,3 +89,74 @@ fn rollback_to_a_revision_number(version: HelmVersion) {
     assert_eq!(bed.user_values(), yaml_to_json(VALUES));
 }
 both_helms!(rollback_revision, super::rollback_to_a_revision_number);
+
+/// `helm safe-rollback RELEASE REVISION` to a revision that failed is refused with what to
+/// do instead, and so is one helm pruned (`--history-max`); neither changes anything.
+fn rollback_to_a_failed_or_pruned_revision_is_refused(version: HelmVersion) {
+    let bed = Bed::new(version);
+    bed.install("bsr", "1.0.4", VALUES);
+    let (policy, timeout) = (policy(), bed.fail_timeout("4s"));
+    // A hop that fails (an image that never starts) and is brought back: its revision
+    // stays in helm's history as failed.
+    bed.run_expect(
+        &[
+            "bsr",
+            "--to",
+            "1.1.9",
+            "--chart",
+            "demo/bsr",
+            "--policy",
+            &policy,
+            "--yes",
+            "--timeout",
+            &timeout,
+            "--set",
+            "image.tag=broken",
+            "--set",
+            "migration.imageTag=1.1.9",
+        ],
+        4,
+    );
+    let history = bed.history();
+    let failed = history.iter().find(|(_, status, _)| status == "failed").unwrap_or_else(|| panic!("{history:?}")).0;
+    assert_eq!(history.last().unwrap().1, "deployed", "{version}: brought back: {history:?}");
+    let (out, code) = session(&bed, "safe-rollback", &["bsr", &failed.to_string(), "--chart", "demo/bsr"]);
+    assert_eq!(code, 2, "{version}: {out}");
+    assert!(
+        out.contains(&format!("revision {failed} of bsr is failed: going back to it would deploy what did not work")),
+        "{version}: {out}"
+    );
+    assert!(out.contains("hint: name a revision that was deployed successfully"), "{version}: {out}");
+    assert!(out.trim_end().ends_with(&helm_plugin_error("safe-rollback")), "{version}: {out}");
+    assert_eq!(bed.history(), history, "{version}: nothing changed");
+    // helm keeps the last --history-max revisions: revision 1 is pruned by the next upgrade.
+    let ns = bed.ns.as_str();
+    bed.helm_with_ok(
+        &[],
+        &[
+            "upgrade",
+            "bsr",
+            "demo/bsr",
+            "--version",
+            "1.0.4",
+            "--namespace",
+            ns,
+            "--reuse-values",
+            "--history-max",
+            "2",
+        ],
+        None,
+    );
+    let history = bed.history();
+    assert!(history.iter().all(|(r, _, _)| *r > 1), "{version}: revision 1 was pruned: {history:?}");
+    let kept: Vec<String> = history.iter().map(|(r, _, _)| r.to_string()).collect();
+    let (out, code) = session(&bed, "safe-rollback", &["bsr", "1", "--chart", "demo/bsr"]);
+    assert_eq!(code, 2, "{version}: {out}");
+    assert!(
+        out.contains(&format!("revision 1 of bsr is not in helm's history (it keeps {})", kept.join(", "))),
+        "{version}: {out}"
+    );
+    assert!(out.contains("hint: helm keeps the last --history-max revisions"), "{version}: {out}");
+    assert_eq!(bed.history(), history, "{version}: nothing changed");
+}
+both_helms!(rollback_failed_or_pruned_revision, super::rollback_to_a_failed_or_pruned_revision_is_refused);

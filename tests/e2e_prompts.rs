@@ -11,8 +11,9 @@ mod bed;
 mod pty;
 
 use bed::{Bed, VALUES, yaml_to_json};
+use helm_safe_upgrade::text::without_colour;
 use kube_standin::testing::HelmVersion;
-use pty::{Pty, bed_policy_path as policy, helm_plugin_error};
+use pty::{Pty, bed_policy_path as policy, cursor_visibility, helm_plugin_error};
 use serde_json::Value;
 
 /// The pause menu's prompt, and the keys that pick each entry (dialoguer's Select: `j`
@@ -26,9 +27,14 @@ const SHOW_STATUS: &str = "jjj";
 /// The answer that has been typed is not part of what the tool prints; the pty echo is
 /// off (rexpect turns it off), so `before` strings hold only the tool's output.
 fn start_two_hops(bed: &Bed) -> Pty {
+    start_two_hops_in(bed, Pty::upgrade)
+}
+
+/// [`start_two_hops`] in a pty of `spawn`'s making (e.g. one that keeps the escape codes).
+fn start_two_hops_in(bed: &Bed, spawn: impl FnOnce(&Bed, &[&str]) -> Pty) -> Pty {
     let policy = policy();
-    let mut pty = Pty::upgrade(bed, &["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--policy", &policy]);
-    let plan = pty.expect("Start the 2 hops? [y/N]");
+    let mut pty = spawn(bed, &["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--policy", &policy]);
+    let plan = without_colour(&pty.expect("Start the 2 hops? [y/N]"));
     assert!(plan.contains("upgrade bsr 1.0.4 → 1.2.6"), "{}: the plan is shown first:\n{plan}", bed.version);
     assert!(
         plan.contains("1.0.4  1.1.9") && plan.contains("1.1.9  1.2.6"),
@@ -42,7 +48,7 @@ fn start_two_hops(bed: &Bed) -> Pty {
 
 /// Wait for the pause after hop 1 and check what it says.
 fn expect_pause(pty: &mut Pty) {
-    let before = pty.expect(PAUSE_PROMPT);
+    let before = without_colour(&pty.expect(PAUSE_PROMPT));
     // Wrapped to the terminal's width: compared word by word.
     let words = before.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(
@@ -249,15 +255,34 @@ fn rollback_asks_for_the_release_name(version: HelmVersion) {
 }
 both_helms!(typed_confirmation, super::rollback_asks_for_the_release_name);
 
+/// A pty that keeps the escape codes, as the terminal receives them, for `plugin`.
+fn raw(plugin: &'static str) -> impl Fn(&Bed, &[&str]) -> Pty {
+    move |bed, args| Pty::raw_plugin(bed, plugin, &[], args, &[])
+}
+
+/// After a Ctrl-C at a prompt, the cursor is visible: dialoguer hides it while a `[y/N]`
+/// or a menu reads keys and does not show it again when the read is interrupted, so the
+/// run must. `hidden`: whether this prompt hides it (a typed answer's prompt does not).
+fn assert_cursor_shown(raw: &str, hidden: bool, version: HelmVersion) {
+    let seen = cursor_visibility(raw);
+    assert_eq!(seen.contains(&false), hidden, "{version}: cursor escapes {seen:?} in:\n{raw:?}");
+    assert!(
+        !seen.contains(&false) || seen.last() == Some(&true),
+        "{version}: the cursor is left hidden ({seen:?}):\n{raw:?}"
+    );
+}
+
 /// Ctrl-C at the pause between hops stops there, and says it was Ctrl-C: the release
-/// stays at the verified version, nothing is left pending.
+/// stays at the verified version, nothing is left pending, the cursor is shown again.
 fn ctrl_c_at_the_pause_stops_there(version: HelmVersion) {
     let bed = Bed::new(version);
     bed.install("bsr", "1.0.4", VALUES);
-    let mut pty = start_two_hops(&bed);
+    let mut pty = start_two_hops_in(&bed, raw("safe-upgrade"));
     expect_pause(&mut pty);
     pty.control('c');
-    let (rest, code) = pty.finish();
+    let (rest, all, code) = pty.finish_all();
+    assert_cursor_shown(&all, true, version);
+    let rest = without_colour(&rest);
     assert_eq!(code, 5, "{}: {rest}", bed.version);
     assert!(rest.contains("interrupted at the prompt: stopping now"), "{}: {rest}", bed.version);
     assert!(!rest.contains("the step under way finishes"), "{}: nothing was under way: {rest}", bed.version);
@@ -267,15 +292,18 @@ fn ctrl_c_at_the_pause_stops_there(version: HelmVersion) {
 }
 both_helms!(pause_ctrl_c, super::ctrl_c_at_the_pause_stops_there);
 
-/// Ctrl-C at the start confirmation stops at once, changes nothing, and is not "declined".
+/// Ctrl-C at the start confirmation stops at once, changes nothing, is not "declined",
+/// and leaves the cursor shown.
 fn ctrl_c_at_the_confirmation_stops_at_once(version: HelmVersion) {
     let bed = Bed::new(version);
     bed.install("bsr", "1.0.4", VALUES);
     let policy = policy();
-    let mut pty = Pty::upgrade(&bed, &["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--policy", &policy]);
+    let mut pty = raw("safe-upgrade")(&bed, &["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--policy", &policy]);
     pty.expect("Start the 2 hops? [y/N]");
     pty.control('c');
-    let (rest, code) = pty.finish();
+    let (rest, all, code) = pty.finish_all();
+    assert_cursor_shown(&all, true, version);
+    let rest = without_colour(&rest);
     assert_eq!(code, 5, "{version}: {rest}");
     assert!(rest.contains("interrupted at the prompt: stopping now (nothing was under way)"), "{version}: {rest}");
     assert!(!rest.contains("the step under way finishes"), "{version}: {rest}");
@@ -291,6 +319,40 @@ fn ctrl_c_at_the_confirmation_stops_at_once(version: HelmVersion) {
     assert_eq!(record["runs"].as_array().unwrap().last().unwrap()["outcome"], "interrupted", "{version}: {record}");
 }
 both_helms!(confirmation_ctrl_c, super::ctrl_c_at_the_confirmation_stops_at_once);
+
+/// Ctrl-C at the typed release name (a rollback that may lose data) stops at once: it
+/// says it was interrupted, not declined, exits 5 through helm, changes nothing, gives the
+/// lock back, and leaves the cursor visible.
+fn ctrl_c_at_the_typed_name_stops_at_once(version: HelmVersion) {
+    let bed = Bed::new(version);
+    bed.install("bsr", "1.0.4", VALUES);
+    let policy = policy();
+    bed.run_expect(&["bsr", "--to", "1.1.9", "--chart", "demo/bsr", "--policy", &policy, "--yes"], 0);
+    let history = bed.history();
+    let mut pty = raw("safe-rollback")(&bed, &["bsr", "--chart", "demo/bsr", "--policy", &policy]);
+    pty.expect("to go on, or nothing to stop");
+    pty.control('c');
+    let (rest, all, code) = pty.finish_all();
+    // The typed answer's prompt shows the cursor (it is where the name is typed).
+    assert_cursor_shown(&all, false, version);
+    let rest = without_colour(&rest);
+    assert_eq!(code, 5, "{version}: helm passes the plugin's code on: {rest}");
+    assert!(rest.contains("interrupted at the prompt: stopping now (nothing was under way)"), "{version}: {rest}");
+    assert!(
+        rest.contains("bsr stopped at 1.1.9: not started: interrupted (Ctrl-C) at the confirmation; nothing changed"),
+        "{version}: {rest}"
+    );
+    assert!(!rest.contains("declined") && !rest.contains("did not match"), "{version}: {rest}");
+    assert!(!rest.contains("the step under way finishes"), "{version}: nothing was under way: {rest}");
+    assert!(rest.trim_end().ends_with(&helm_plugin_error("safe-rollback")), "{version}: {rest}");
+    assert_eq!(bed.history(), history, "{version}: no new revision");
+    assert_eq!(bed.charts_deployed(), ["bsr-1.0.4", "bsr-1.1.9"], "{version}");
+    assert!(bed.get("v1", "configmaps", "bsr-migratedownto-210").is_none(), "{version}: no down-migration");
+    let record = bed.ledger_record().unwrap();
+    assert!(record["lock"].is_null(), "{version}: {record}");
+    assert_eq!(record["runs"].as_array().unwrap().last().unwrap()["outcome"], "interrupted", "{version}: {record}");
+}
+both_helms!(typed_name_ctrl_c, super::ctrl_c_at_the_typed_name_stops_at_once);
 
 /// Colour and width through helm on a terminal. Colour is on by default (auto: a person
 /// watches); NO_COLOR turns it off, and so does `--color never` written after the

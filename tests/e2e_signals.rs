@@ -109,6 +109,51 @@ fn a_second_ctrl_c_stops_helm_without_leaving_it_pending(version: HelmVersion) {
 }
 both_helms!(second_ctrl_c, super::a_second_ctrl_c_stops_helm_without_leaving_it_pending);
 
+/// Ctrl-\ (SIGQUIT) on the terminal, through helm: left to its default it would kill the
+/// plugin where it stands (the lock held, its helm still upgrading, the terminal's
+/// foreground left to a dead group). It is a second Ctrl-C instead: the plugin says so and
+/// what it leaves, tells its helm to stop (failed, not pending), gives the terminal back and
+/// ends; helm, still alive, passes the code on and has the last word.
+fn ctrl_backslash_stops_now_and_gives_the_terminal_back(version: HelmVersion) {
+    let bed = Bed::new(version);
+    bed.install("bsr", "1.0.4", VALUES);
+    let mut pty = Pty::upgrade(
+        &bed,
+        &[
+            "bsr",
+            "--to",
+            "1.1.9",
+            "--chart",
+            "demo/bsr",
+            "--yes",
+            "--timeout",
+            "60s",
+            "--set",
+            "image.tag=broken",
+            "--set",
+            "migration.imageTag=1.1.9",
+        ],
+    );
+    wait_for(&bed, "hop 1 to start", |h| h.len() >= 2);
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    pty.control('\\');
+    pty.expect("stopping now, as a second Ctrl-C does");
+    pty.expect("is told to stop; helm marks what it was doing as failed");
+    let (rest, code) = pty.finish();
+    assert!(started.elapsed() < Duration::from_secs(30), "{}: Ctrl-\\ did not stop helm: {rest}", bed.version);
+    assert_eq!(code, 1, "{}: {rest}", bed.version);
+    assert!(rest.contains("helm safe-rollback bsr --to 1.0.4"), "{}: and what to do next: {rest}", bed.version);
+    // helm outlived the plugin and printed its own line last: the plugin ended by itself.
+    assert!(rest.trim_end().ends_with(&helm_plugin_error("safe-upgrade")), "{}: {rest}", bed.version);
+    let history = bed.history();
+    assert!(no_pending(&history), "{history:?}");
+    assert_eq!(history.last().unwrap().1, "failed");
+    let record = bed.ledger_record().unwrap();
+    assert!(record["lock"].is_null(), "{}: the lock was given back: {record}", bed.version);
+}
+both_helms!(ctrl_backslash, super::ctrl_backslash_stops_now_and_gives_the_terminal_back);
+
 /// Ctrl-Z on the terminal, through helm: a run cannot be suspended (it holds the lock and
 /// its helm keeps working); it says so and goes on to the end.
 fn ctrl_z_is_refused_and_the_run_goes_on(version: HelmVersion) {

@@ -209,6 +209,37 @@ fn a_migration_that_fails_after_running_fails_the_upgrade_and_leaves_its_log(ver
 }
 both_helms!(failing_migration, super::a_migration_that_fails_after_running_fails_the_upgrade_and_leaves_its_log);
 
+/// The same failing migration in a hop of the tool: while the hop fails, the operator is
+/// shown the failing hook Job by name, why it failed, and its last log lines (what they
+/// would otherwise open a second terminal for), then the hop is brought back.
+fn a_failing_hook_job_is_shown_with_its_reason_and_last_log_lines(version: HelmVersion) {
+    let bed = Bed::new(version);
+    bed.install("bsr", "1.0.4", VALUES);
+    let lines = "applying 0042_add_index\nERROR: relation \"idx\" already exists\nmigration failed\n";
+    let values = bed.env.dir().join("failing-migration.yaml");
+    let log = lines.trim_end().replace('\n', "\n    ");
+    std::fs::write(&values, format!("migration:\n  runSeconds: 1\n  exitCode: 1\n  log: |-\n    {log}\n")).unwrap();
+    let policy = bed::bed_policy();
+    let (_, stderr) = bed.run_expect(
+        &["bsr", "--to", "1.1.9", "--chart", "demo/bsr", "--policy", &policy, "--yes", "-f", values.to_str().unwrap()],
+        4,
+    );
+    let failed = stderr
+        .find("hook Job bsr-migrate failed: BackoffLimitExceeded")
+        .unwrap_or_else(|| panic!("{version}: the failing Job, by name, with its reason:\n{stderr}"));
+    let shown = &stderr[failed..];
+    assert!(shown.contains("\n  last lines of `kubectl logs bsr-migrate-"), "{version}: {stderr}");
+    let tail = "\n    ERROR: relation \"idx\" already exists\n    migration failed\n";
+    assert!(shown.contains(tail), "{version}: the Job's last log lines:\n{stderr}");
+    // Said while the hop fails, before the run brings the release back.
+    let hop_failed = stderr.find("hop 1 failed").unwrap_or_else(|| panic!("{version}: {stderr}"));
+    assert!(failed < hop_failed, "{version}: the Job is shown while the hop runs:\n{stderr}");
+    assert_eq!(stderr.matches("hook Job bsr-migrate failed:").count(), 1, "{version}: said once:\n{stderr}");
+    assert_eq!(bed.history().last().unwrap().1, "deployed", "{version}: brought back");
+    assert_eq!(bed.server_version_label(), "1.0.4", "{version}");
+}
+both_helms!(failing_hook_job_shown, super::a_failing_hook_job_is_shown_with_its_reason_and_last_log_lines);
+
 /// Two upgrades of a release, then `--plan`: the plan's estimates come from this
 /// release's own hops, which the ledger recorded with their work time; the run says how
 /// far it is against them.

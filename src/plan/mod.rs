@@ -602,21 +602,30 @@ pub(crate) fn nearest_listing(available: &[Available], around: &ChartVersion) ->
     }
 }
 
-/// How to add a schema version to the catalog, for where the policy came from: a preset is
-/// copied first; a file (or the ledger's copy of one) is edited where it is.
+/// How to add `version`'s schema to the catalog, where the operator is: the fix depends on
+/// where the policy came from. A preset cannot be edited (it is built in), so it is copied
+/// out first; a file of the operator's is edited in place; a chart's policy is the
+/// vendor's to fix, and meanwhile a copy taken out of the chart package is edited.
 fn catalog_fix(policy: &Policy, version: &ChartVersion) -> String {
+    use crate::policy::Origin;
     let entry = format!("`{{version: {version}, schema: <schema>}}`");
     let notes = "the vendor's release notes list schema versions";
     match &policy.origin {
-        crate::policy::Origin::File { path } | crate::policy::Origin::Recorded { path } => {
+        Origin::File { path } => {
             format!("add {entry} to the catalog of {path} ({notes}) and run again with --policy {path}")
         }
-        crate::policy::Origin::Chart { chart, version, file } => format!(
-            "the policy is the one chart {chart} {version} ships ({file}): ask its vendor to add {entry}; meanwhile copy {file} out of the chart (`helm pull --untar`), add it ({notes}), and run again with --policy {file}"
+        // No --policy was given: the run took the policy the ledger recorded.
+        Origin::Recorded { path } => format!(
+            "this run used the ledger's copy of {path}, the policy an earlier run was given: add {entry} to the catalog of {path} ({notes}) and run again with --policy {path}"
         ),
-        _ => format!(
-            "copy the policy: `helm safe-upgrade --show-policy {name} > {name}.yaml`, add {entry} to its catalog ({notes}), and run again with --policy {name}.yaml",
-            name = policy.name
+        Origin::Chart { chart, version: chart_version, file } => format!(
+            "the policy is the one chart {chart} {chart_version} ships ({file}): ask its vendor to add {entry}; meanwhile take the chart out (`helm pull` it with --version {chart_version} --untar), add the entry to {chart}/{file} ({notes}), and run again with --policy {chart}/{file}"
+        ),
+        Origin::Preset { name } => format!(
+            "preset {name} is built in: copy it (`helm safe-upgrade --show-policy {name} > {name}.yaml`), add {entry} to the copy's catalog ({notes}), and run again with --policy {name}.yaml"
+        ),
+        Origin::Text { label } => format!(
+            "add {entry} to the catalog of the policy {label} ({notes}) and run again with --policy and that file"
         ),
     }
 }
@@ -831,6 +840,78 @@ mod tests {
         assert_eq!((kept.text.as_str(), kept.unfilled), ("{release}-x", vec!["release".to_string()]));
         assert_eq!(fill("no braces", &values).text, "no braces");
         assert_eq!(fill("jsonpath={{.status.schema}}={to_schema}", &values).text, "jsonpath={.status.schema}=222");
+    }
+
+    /// The `catalog-schema` refusal of a down-migration to 1.2.6 (no schema in the bsr
+    /// preset's catalog), with the preset's text loaded as if it came from `origin`.
+    fn catalog_schema_refusal(origin: crate::policy::Origin) -> Refusal {
+        let text = crate::policy::presets::text("bsr").unwrap();
+        let policy = crate::policy::parse_from(text, origin).unwrap();
+        let v = |s: &str| ChartVersion::parse(s).unwrap();
+        let available: Vec<Available> =
+            ["1.1.9", "1.2.6", "1.3.0"].iter().map(|s| Available { version: v(s), app_version: None }).collect();
+        let request = RollbackRequest {
+            current: v("1.3.0"),
+            target: Some(v("1.2.6")),
+            newest_ever: v("1.3.0"),
+            deployed_before: vec![],
+            snapshot: SnapshotKnowledge::Unknown,
+            by_revision: None,
+        };
+        let context = Context { release: Some("bsr".into()), namespace: Some("bsr".into()), ..Context::default() };
+        match plan_rollback(&policy, &available, &request, &context) {
+            Err(PlanError::Refused(refusal)) => {
+                assert_eq!(refusal.rule, "catalog-schema", "{refusal:?}");
+                assert!(refusal.message.contains("schema version of 1.2.6"), "{refusal:?}");
+                refusal
+            }
+            other => panic!("not refused by catalog-schema: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_catalog_schema_hint_for_a_preset_copies_it_out_first() {
+        let hint = catalog_schema_refusal(crate::policy::Origin::Preset { name: "bsr".into() }).supported;
+        assert_eq!(
+            hint,
+            "preset bsr is built in: copy it (`helm safe-upgrade --show-policy bsr > bsr.yaml`), add `{version: 1.2.6, schema: <schema>}` to the copy's catalog (the vendor's release notes list schema versions), and run again with --policy bsr.yaml"
+        );
+    }
+
+    #[test]
+    fn the_catalog_schema_hint_for_the_operators_file_edits_that_file() {
+        let hint = catalog_schema_refusal(crate::policy::Origin::File { path: "/ops/bsr-prod.yaml".into() }).supported;
+        assert_eq!(
+            hint,
+            "add `{version: 1.2.6, schema: <schema>}` to the catalog of /ops/bsr-prod.yaml (the vendor's release notes list schema versions) and run again with --policy /ops/bsr-prod.yaml"
+        );
+        assert!(!hint.contains("--show-policy"), "a file is not a preset: {hint}");
+        let hint =
+            catalog_schema_refusal(crate::policy::Origin::Recorded { path: "/ops/bsr-prod.yaml".into() }).supported;
+        assert!(hint.starts_with("this run used the ledger's copy of /ops/bsr-prod.yaml"), "{hint}");
+        assert!(hint.ends_with("and run again with --policy /ops/bsr-prod.yaml"), "{hint}");
+    }
+
+    #[test]
+    fn the_catalog_schema_hint_for_a_charts_policy_names_the_vendor_and_the_untarred_copy() {
+        let origin = crate::policy::Origin::Chart {
+            chart: "bsr".into(),
+            version: "1.3.0".into(),
+            file: "upgrade-policy.yaml".into(),
+        };
+        let hint = catalog_schema_refusal(origin).supported;
+        assert!(hint.starts_with("the policy is the one chart bsr 1.3.0 ships (upgrade-policy.yaml): ask its vendor to add `{version: 1.2.6, schema: <schema>}`"), "{hint}");
+        // `helm pull --untar` puts the chart's files under a directory named after it.
+        assert!(hint.contains("--version 1.3.0 --untar"), "{hint}");
+        assert!(hint.ends_with("run again with --policy bsr/upgrade-policy.yaml"), "{hint}");
+        assert!(!hint.contains("--show-policy"), "a chart's policy is not a preset: {hint}");
+    }
+
+    #[test]
+    fn the_catalog_schema_hint_for_other_text_does_not_send_to_a_preset() {
+        let hint = catalog_schema_refusal(crate::policy::Origin::Text { label: "my-bsr".into() }).supported;
+        assert!(hint.contains("the catalog of the policy my-bsr"), "{hint}");
+        assert!(!hint.contains("--show-policy"), "{hint}");
     }
 
     #[test]

@@ -170,7 +170,7 @@ impl Terminal {
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     let interrupted = self.signals.interrupts() > interrupts;
-                    if interrupted || self.signals.terminated() || self.signals.hung_up() {
+                    if interrupted || self.signals.terminated() || self.signals.quit() || self.signals.hung_up() {
                         // The prompt's thread still waits for a key: leave it to the end
                         // of the process, and ask nothing more.
                         self.abandoned.store(true, Ordering::SeqCst);

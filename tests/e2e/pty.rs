@@ -41,7 +41,12 @@ impl Pty {
     /// `helm HELM_FLAGS safe-upgrade ARGS` in a pty with `env` added, read as the terminal
     /// receives it: escape codes kept.
     pub fn raw(bed: &Bed, helm_flags: &[&str], args: &[&str], env: &[(&str, &str)]) -> Pty {
-        let mut cmd: Command = bed.through_helm_with(helm_flags, "safe-upgrade");
+        Pty::raw_plugin(bed, "safe-upgrade", helm_flags, args, env)
+    }
+
+    /// [`Pty::raw`] for either plugin (`safe-upgrade` or `safe-rollback`).
+    pub fn raw_plugin(bed: &Bed, plugin: &str, helm_flags: &[&str], args: &[&str], env: &[(&str, &str)]) -> Pty {
+        let mut cmd: Command = bed.through_helm_with(helm_flags, plugin);
         // As a terminal emulator sets it (a runner's `TERM=dumb` would turn colour off).
         cmd.env("TERM", "xterm-256color").envs(env.iter().copied());
         Pty::spawn(bed, cmd, args, false)
@@ -93,14 +98,21 @@ impl Pty {
 
     /// Read to the end of the output and return (everything after the last expectation,
     /// helm's exit code).
-    pub fn finish(mut self) -> (String, i32) {
+    pub fn finish(self) -> (String, i32) {
+        let (rest, _, code) = self.finish_all();
+        (rest, code)
+    }
+
+    /// [`Pty::finish`], with everything the pty showed from the start as well: (everything
+    /// after the last expectation, everything, helm's exit code).
+    pub fn finish_all(mut self) -> (String, String, i32) {
         let rest = match self.session.exp_eof() {
             Ok(rest) => utf8(&rest),
             Err(e) => panic!("{}: waiting for the end: {e}\n--- output so far\n{}", self.version, self.seen),
         };
         self.seen.push_str(&rest);
         match self.session.process().wait() {
-            Ok(WaitStatus::Exited(_, code)) => (rest, code),
+            Ok(WaitStatus::Exited(_, code)) => (rest, self.seen, code),
             other => panic!("{}: helm did not exit normally: {other:?}\n--- output\n{}", self.version, self.seen),
         }
     }
@@ -111,6 +123,23 @@ impl Pty {
 fn utf8(latin1: &str) -> String {
     let bytes: Vec<u8> = latin1.chars().map(|c| u8::try_from(u32::from(c)).expect("one byte per char")).collect();
     String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// The cursor-visibility escapes in what a terminal received, in order: `true` for show
+/// (`ESC[?25h`), `false` for hide (`ESC[?25l`).
+pub fn cursor_visibility(raw: &str) -> Vec<bool> {
+    let mut seen = Vec::new();
+    let mut rest = raw;
+    while let Some(at) = rest.find("\x1b[?25") {
+        let after = &rest[at + "\x1b[?25".len()..];
+        match after.chars().next() {
+            Some('h') => seen.push(true),
+            Some('l') => seen.push(false),
+            _ => {}
+        }
+        rest = after;
+    }
+    seen
 }
 
 /// helm's own last words after a plugin's non-zero exit (helm 3 and 4, on every non-zero exit).
