@@ -731,6 +731,65 @@ mod value_rules {
         let err = bad("  - version: 4.0.0\n    requires: a\n");
         assert!(err.contains("unknown field"), "{err}");
     }
+
+    /// Where the loader points: the line and column of the bad rule's value, counted from
+    /// the first line of `rules` (1) in a copy of the generic preset; and the message.
+    fn bad_at(rules: &str) -> (u64, u64, String) {
+        let preset = helm_safe_upgrade::policy::presets::text("sequential-minor").unwrap().replace("values: []\n", "");
+        let first = preset.lines().count() as u64 + 2; // after the preset and `values:`
+        match helm_safe_upgrade::policy::parse(&(preset + "values:\n" + rules), "test.yaml") {
+            Err(helm_safe_upgrade::policy::PolicyError::Invalid(e)) => {
+                let shown = e.to_string();
+                assert!(shown.starts_with(&format!("invalid policy test.yaml:{}:{}: ", e.line, e.column)), "{shown}");
+                (e.line + 1 - first, e.column, e.message.clone())
+            }
+            other => panic!("expected a located error for {rules:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_bad_rule_is_named_by_line_and_column() {
+        // A require with a malformed path: at the path, on its own line.
+        let (line, column, message) =
+            bad_at("  - version: 3.9.0\n    remove: x\n  - version: 4.0.0\n    require: redis..host\n");
+        assert_eq!((line, column), (4, 14), "{message}");
+        assert!(message.contains("\"redis..host\" is not a values path"), "{message}");
+        let (line, column, message) = bad_at("  - {version: 4.0.0, require: \"redis.\"}\n");
+        assert_eq!((line, column), (1, 31), "at the quoted value: {message}");
+        let (line, column, message) = bad_at("  - version: 4.0.0\n    remove: hosts[0]\n");
+        assert_eq!((line, column), (2, 13), "{message}");
+        assert!(message.contains("indexes a list"), "{message}");
+        // A rename onto a key the policy already puts there: at the rename.
+        let (line, column, message) = bad_at(
+            "  - version: 3.9.0\n    set: {database.host: db}\n  - version: 4.0.0\n    rename: {from: postgres.host, to: database.host}\n",
+        );
+        assert_eq!((line, column), (4, 13), "{message}");
+        assert_eq!(
+            message,
+            "rename `postgres.host` → `database.host` (4.0.0) is onto `database.host`, which the rule `set database.host` (3.9.0) already puts in the values"
+        );
+        let (line, column, message) = bad_at(
+            "  - version: 3.9.0\n    rename: {from: a.host, to: db}\n  - version: 3.9.0\n    rename: {from: b.host, to: db.host}\n",
+        );
+        assert_eq!((line, column), (4, 13), "two renames onto one key: the later one; {message}");
+        assert!(message.contains("`rename a.host → db` (3.9.0)"), "{message}");
+        // A rename inside itself, and two kinds in one entry: at the rule.
+        let (line, column, message) = bad_at("  - version: 4.0.0\n    rename: {from: a.b, to: a.b.c}\n");
+        assert_eq!((line, column), (2, 13), "{message}");
+        let (line, column, message) =
+            bad_at("  - version: 3.9.0\n    remove: x\n  - version: 4.0.0\n    require: a\n    remove: b\n");
+        assert_eq!((line, column), (3, 5), "{message}");
+        assert!(message.contains("needs exactly one of"), "{message}");
+        // The rename's value moved by a later rule, or a set after it: allowed.
+        let ok = |rules: &str| {
+            let preset =
+                helm_safe_upgrade::policy::presets::text("sequential-minor").unwrap().replace("values: []\n", "");
+            helm_safe_upgrade::policy::parse(&(preset + "values:\n" + rules), "test.yaml")
+                .unwrap_or_else(|e| panic!("{e}"));
+        };
+        ok("  - version: 3.9.0\n    rename: {from: a, to: b}\n  - version: 4.0.0\n    rename: {from: b, to: c}\n");
+        ok("  - version: 3.9.0\n    rename: {from: a, to: b}\n  - version: 4.0.0\n    set: {b: 1}\n");
+    }
 }
 
 /// Policy text with placeholders and doubled braces, filled in every field the planner
