@@ -677,6 +677,46 @@ mod value_rules {
     }
 
     #[test]
+    fn set_values_are_carried_from_their_version_on_and_removed_keys_are_dropped() {
+        let rules = "  - version: 3.9.0\n    remove: legacy.flag\n  - version: 4.0.0\n    set: {features.newUI: true, cache.size: 64}\n";
+        let policy = policy_with(rules);
+        let values = json!({"legacy": {"flag": true, "mode": "a"}, "replicaCount": 2});
+        let plan = up(&policy, &live(values.clone(), &[]), "3.8.0", "4.1.0").unwrap();
+        assert_eq!(path(&plan), ["3.9.0", "4.0.0", "4.1.0"]);
+        let described: Vec<Vec<String>> =
+            plan.hops.iter().map(|h| h.values.iter().map(|r| r.describe()).collect()).collect();
+        assert_eq!(described, [vec!["remove legacy.flag"], vec!["set cache.size, features.newUI"], vec![]]);
+        let at = |hop: usize| carried_at(&plan.hops, hop, Direction::Upgrade, &values).unwrap();
+        // Hop 1 drops the removed key (its map keeps its other key); nothing is set yet.
+        assert_eq!(at(0), json!({"legacy": {"mode": "a"}, "replicaCount": 2}));
+        // Hop 2 carries the set values from 4.0.0 on, and hop 3 keeps both changes.
+        let from_4 =
+            json!({"legacy": {"mode": "a"}, "replicaCount": 2, "features": {"newUI": true}, "cache": {"size": 64}});
+        assert_eq!(at(1), from_4);
+        assert_eq!(at(2), from_4, "carried to the hops after");
+        // The plan's JSON shows each rule at the hop that crosses it, values and all.
+        let json = serde_json::to_value(&plan).unwrap();
+        assert_eq!(json["hops"][0]["values"][0]["remove"], "legacy.flag", "{json}");
+        assert_eq!(
+            json["hops"][1]["values"][0]["set"],
+            json!([["cache.size", 64], ["features.newUI", true]]),
+            "{json}"
+        );
+        // A walk that starts past 4.0.0 has nothing to apply; one that starts between the
+        // two rules gets only the set.
+        let plan = up(&policy, &live(values.clone(), &[]), "4.0.0", "4.1.0").unwrap();
+        assert!(plan.hops.iter().all(|h| h.values.is_empty()));
+        let plan = up(&policy, &live(values.clone(), &[]), "3.9.0", "4.1.0").unwrap();
+        let at_start = carried_at(&plan.hops, 0, Direction::Upgrade, &values).unwrap();
+        assert_eq!(at_start["legacy"], json!({"flag": true, "mode": "a"}), "the remove is behind this walk");
+        assert_eq!(at_start["features"]["newUI"], true);
+        // Offline (no release values), the rules are shown, not applied or warned about.
+        let plan = upgrade(&policy, TRAIN, "3.8.0", "4.1.0").unwrap();
+        assert_eq!(plan.hops[1].values.len(), 1);
+        assert!(plan.warnings.iter().all(|w| !w.contains("not checked offline")), "{:?}", plan.warnings);
+    }
+
+    #[test]
     fn going_back_across_a_rename_undoes_it() {
         let policy = policy_with(RENAME);
         let values = json!({"database": {"host": "db"}});
