@@ -8,7 +8,7 @@
 #[path = "e2e/bed.rs"]
 mod bed;
 
-use bed::Bed;
+use bed::{Bed, finish};
 use kube_standin::testing::HelmVersion;
 use serde_json::Value;
 
@@ -194,9 +194,41 @@ fn the_plan_shows_every_hop_rendered_and_the_walk_deploys_it(version: HelmVersio
         serde_json::json!([{"kind": "ConfigMap", "name": "acme-legacy"}])
     );
 
-    let (_, stderr) = bed.run_expect(&[&upgrade[..], &["--yes", "--snapshot-taken"]].concat(), 0);
+    // Without the preflight the plan says so, in place of the checks.
+    let (table, _) = bed.run_expect(&[&upgrade[..], &["--plan", "--no-preflight"]].concat(), 0);
+    assert!(table.contains("\nnot rendered: --no-preflight: no hop was rendered before the first change\n"), "{table}");
+    assert!(!table.contains("checked: "), "{version}: {table}");
+
+    // The walk, with --diff=full, held after hop 1's verify (the policy's procedure sleeps
+    // there) so that the ledger is read while it holds the plan.
+    let held = policy_with_a_hold(&bed);
+    let walk =
+        ["acme", "--to", "4.1.0", "--chart", "demo/acme", "--policy", &held, "--set", "redis.host=redis.acme.svc"];
+    let run = bed.spawn(&[&walk[..], &["--diff=full", "--yes", "--snapshot-taken"]].concat());
+    let record = wait_for_acme_ledger(&bed, |r| r["in_progress"]["step"] == 2);
+    let (code, stdout, stderr) = finish(run);
+    assert_eq!(code, Some(0), "{version}: {stdout}\n{stderr}");
     assert!(stderr.contains("checked: every hop rendered by helm"), "{version}: {stderr}");
+    assert!(stderr.contains("acme, Deployment (apps) has changed:"), "{version}: the full diff: {stderr}");
+    let out = format!("{stdout}{stderr}");
+    assert!(!out.contains("hunter2") && !out.contains("aHVudGVyMg=="), "{version}: {out}");
     assert_eq!(acme_history(&bed).len(), 4, "{version}");
+    // The ledger holds each hop's check as the plan showed it: the chart's and the values'
+    // digests and the values' keys, never a value (not even an ordinary one), and the
+    // --diff summary without the unified diff, which quotes rendered manifests.
+    let kept = &record["in_progress"]["plan"]["hops"];
+    for i in 0..3 {
+        let check = &kept[i]["check"];
+        for field in ["chart_digest", "values_digest", "values_keys"] {
+            assert_eq!(check[field], hop(i)[field], "{version}: hop {}'s {field} in the ledger: {record}", i + 1);
+        }
+        assert_eq!(check["changes"]["manifests"], hop(i)["changes"]["manifests"], "{version}: hop {}", i + 1);
+        assert!(check["changes"].get("unified").is_none(), "{version}: hop {}: {check}", i + 1);
+    }
+    let text = record.to_string();
+    for value in ["hunter2", "aHVudGVyMg==", "db.prod.internal", "redis.acme.svc"] {
+        assert!(!text.contains(value), "{version}: {value} in the ledger: {text}");
+    }
     // Each hop deployed the values whose digest the plan showed; the rename carried the
     // host to its new key, and the old key is gone.
     for i in 0..3 {
@@ -215,5 +247,46 @@ fn the_plan_shows_every_hop_rendered_and_the_walk_deploys_it(version: HelmVersio
     assert_eq!(env_value(&d, "ACME_DATABASE_HOST").as_deref(), Some("db.prod.internal"), "{version}");
     let ledger = bed.get("v1", "configmaps", "helm-safe-upgrade.acme").expect("the ledger").to_string();
     assert!(!ledger.contains("hunter2") && !ledger.contains("db.prod.internal"), "{version}: {ledger}");
+
+    // A rollback's hop is not rendered: its plan (back to the snapshot taken at 3.8.0)
+    // says so, in place of the checks.
+    let back = ["acme", "--to", "3.8.0", "--policy", &policy, "--plan"];
+    let (table, _) = bed.run_env_expect(&[("HELM_PLUGIN_NAME", "safe-rollback")], &back, 0);
+    assert!(table.contains("\nnot rendered: a rollback's hop is not rendered before it starts\n"), "{table}");
+    assert!(!table.contains("checked: "), "{version}: {table}");
+    let (stdout, _) =
+        bed.run_env_expect(&[("HELM_PLUGIN_NAME", "safe-rollback")], &[&back[..], &["-o", "json"]].concat(), 0);
+    let plan: Value = serde_json::from_str(&stdout).expect("one JSON document");
+    assert_eq!(plan["not_rendered"], "a rollback's hop is not rendered before it starts", "{version}: {stdout}");
+    assert!(plan["hops"].as_array().unwrap().iter().all(|h| h.get("check").is_none()), "{version}: {stdout}");
 }
 both_helms!(preflight_and_walk, super::the_plan_shows_every_hop_rendered_and_the_walk_deploys_it);
+
+/// A copy of the bed's acme policy whose `upgrade` procedure sleeps after its verify: a
+/// run holds there long enough for a test to read the ledger.
+fn policy_with_a_hold(bed: &Bed) -> String {
+    let text = std::fs::read_to_string(acme_policy()).unwrap();
+    let old = "  upgrade:\n    # \"Plan maintenance window";
+    let steps = "    steps:\n      - deploy: {}\n      - verify: {}\n";
+    let start = text.find(old).expect("the acme policy's upgrade procedure");
+    let at = start + text[start..].find(steps).expect("its steps") + steps.len();
+    let hold = "      - run: {name: hold, argv: [sleep, \"2\"]}\n";
+    let path = bed.env.dir().join("acme-with-a-hold.yaml");
+    std::fs::write(&path, format!("{}{hold}{}", &text[..at], &text[at..])).unwrap();
+    path.display().to_string()
+}
+
+/// Poll acme's ledger record until `ready` holds (or fail after 60 s).
+fn wait_for_acme_ledger(bed: &Bed, ready: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let record = bed.get("v1", "configmaps", "helm-safe-upgrade.acme").map(|cm| {
+            serde_json::from_str::<Value>(cm["data"]["ledger"].as_str().expect("data.ledger")).expect("JSON")
+        });
+        if let Some(record) = record.filter(|r| ready(r)) {
+            return record;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}: timed out waiting for acme's ledger", bed.version);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
