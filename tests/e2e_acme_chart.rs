@@ -290,3 +290,41 @@ fn wait_for_acme_ledger(bed: &Bed, ready: impl Fn(&Value) -> bool) -> Value {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// What the preflight's dry run against the cluster sees that `helm template` does not.
+
+/// acme 4.3.0 adds a label to its Deployment's selector, which an upgrade cannot change,
+/// and its templates look the live Deployment up (`lookup`) to fail while it has the old
+/// one. `helm template` has no cluster: `lookup` finds nothing and 4.3.0 renders. The
+/// preflight renders with `helm upgrade --dry-run=server`, which reads the cluster as the
+/// upgrade would: the plan is refused before anything changes, as the upgrade itself
+/// would have been refused at that hop.
+fn the_preflight_sees_what_only_the_cluster_shows(version: HelmVersion) {
+    let bed = Bed::new(version);
+    let ns = bed.ns.as_str();
+    let values = ["--set", "redis.host=redis.acme.svc", "--set", "tls.secretName=acme-tls"];
+    let install = ["install", "acme", "demo/acme", "--version", "4.2.0", "--namespace", ns, "--create-namespace"];
+    bed.helm_with_ok(&[], &[&install[..], &values[..], &["--wait", "--timeout", "60s"]].concat(), None);
+    // Offline, 4.3.0 renders with these values, `--is-upgrade` or not.
+    let template = ["template", "acme", "demo/acme", "--version", "4.3.0", "--namespace", ns, "--is-upgrade"];
+    let rendered = bed.helm_with_ok(&[], &[&template[..], &values[..]].concat(), None);
+    assert!(rendered.contains("app.kubernetes.io/component: server"), "{version}: {rendered}");
+
+    let upgrade = ["acme", "--to", "4.3.0", "--chart", "demo/acme", "--policy", &acme_policy()];
+    let why = refused(&bed, &upgrade);
+    assert_eq!(why["rule"], "render", "{version}: {why}");
+    let message = why["message"].as_str().unwrap();
+    assert!(message.starts_with("hop 1 (4.2.0 → 4.3.0): acme 4.3.0 does not render"), "{version}: {message}");
+    assert!(message.contains("acme 4.3.0 changes the selector of Deployment acme"), "{version}: {message}");
+    // Without the preflight the plan has nothing to refuse it with.
+    let (table, _) = bed.run_expect(&[&upgrade[..], &["--plan", "--no-preflight"]].concat(), 0);
+    assert!(table.contains("not rendered: --no-preflight"), "{version}: {table}");
+    // helm's own upgrade fails the same way, at its render, before it applies anything.
+    let by_hand = ["upgrade", "acme", "demo/acme", "--version", "4.3.0", "--namespace", ns, "--reuse-values"];
+    let out = bed.helm_with(&[], &by_hand, None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("changes the selector"), "{version}: {stderr}");
+    assert_eq!(acme_history(&bed), [(1, "deployed".to_string())], "{version}");
+}
+both_helms!(preflight_sees_the_cluster, super::the_preflight_sees_what_only_the_cluster_shows);
