@@ -8,6 +8,7 @@
 #[path = "e2e/bed.rs"]
 mod bed;
 
+use base64::Engine;
 use bed::{Bed, finish};
 use kube_standin::testing::HelmVersion;
 use serde_json::Value;
@@ -328,3 +329,48 @@ fn the_preflight_sees_what_only_the_cluster_shows(version: HelmVersion) {
     assert_eq!(acme_history(&bed), [(1, "deployed".to_string())], "{version}");
 }
 both_helms!(preflight_sees_the_cluster, super::the_preflight_sees_what_only_the_cluster_shows);
+
+// ---------------------------------------------------------------------------------------
+// `--diff=full` against real renders: the unified diff, masked.
+
+/// bsr at 1.0.4 with its database password in its Secret and, as operators do for a
+/// sidecar, again in a plain env var (`extraEnv`, a key that does not look secret).
+const BSR_WITH_A_COPIED_PASSWORD: &str =
+    "postgres:\n  password: Tr0ub4dor-and-3\nextraEnv:\n  - name: SIDECAR_DB_PASSWORD\n    value: Tr0ub4dor-and-3\n";
+
+fn the_full_diff_shows_each_hop_and_masks_every_secret(version: HelmVersion) {
+    let bed = Bed::new(version);
+    bed.install("bsr", "1.0.4", BSR_WITH_A_COPIED_PASSWORD);
+    // The plan rotates the password: the Secret's data changes with the hop.
+    let plan =
+        ["bsr", "--to", "1.1.9", "--chart", "demo/bsr", "--set", "postgres.password=C0rrect-Horse-Battery", "--plan"];
+    let (stdout, stderr) = bed.run_expect(&[&plan[..], &["--diff=full"]].concat(), 0);
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let secrets = ["Tr0ub4dor-and-3", "C0rrect-Horse-Battery"];
+    let leaked = |text: &str| secrets.iter().any(|s| text.contains(s) || text.contains(&b64(s)));
+    assert!(!leaked(&stdout) && !leaked(&stderr), "{version}: a secret leaked:\n{stdout}\n{stderr}");
+    // helm-diff's shape, under the hop's summary: a header per resource, then `-`/`+`
+    // lines with three unchanged lines around each change.
+    let shown = |text: &str, lines: &[&str]| {
+        let all: Vec<&str> = text.lines().map(str::trim_start).collect();
+        all.windows(lines.len()).any(|w| w == lines)
+    };
+    let expect = |text: &str, lines: &[&str]| assert!(shown(text, lines), "{version}: no {lines:?} in:\n{text}");
+    expect(&stdout, &["bsr-server, Deployment (apps) has changed:"]);
+    expect(&stdout, &["-         image: registry.example/bufbuild/bufd:1.0.4"]);
+    expect(&stdout, &["+         image: registry.example/bufbuild/bufd:1.1.9"]);
+    // The Secret's data changed, and shows only that it did; its other entry is masked.
+    expect(&stdout, &["bsr-postgres, Secret (v1) has changed:"]);
+    expect(&stdout, &["-   password: --------", "+   password: ++++++++", "user: \"***\""]);
+    // The env var holding the password that the values hold under `postgres.password` is
+    // masked where it is rendered, in the Deployment.
+    expect(&stdout, &["- name: SIDECAR_DB_PASSWORD", "value: \"***\""]);
+    // -o json carries the same unified diff, masked alike.
+    let (stdout, _) = bed.run_expect(&[&plan[..], &["--diff=full", "-o", "json"]].concat(), 0);
+    assert!(!leaked(&stdout), "{version}: {stdout}");
+    let plan: Value = serde_json::from_str(&stdout).expect("one JSON document");
+    let unified = plan["hops"][0]["check"]["changes"]["unified"].as_str().expect("the unified diff");
+    expect(unified, &["-   password: --------", "+   password: ++++++++"]);
+    expect(unified, &["- name: SIDECAR_DB_PASSWORD", "value: \"***\""]);
+}
+both_helms!(full_diff, super::the_full_diff_shows_each_hop_and_masks_every_secret);
