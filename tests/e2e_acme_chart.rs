@@ -4,6 +4,10 @@
 //! the renamed `postgres.host`, and the bed's acme policy (bed/policies/acme-bed.yaml)
 //! refuses a live plan across 4.0.0 without `redis.host`, in the vendor's words.
 //! What each version renders and how helm refuses it: crates/chart-standin/tests/acme.rs.
+//! Then the preflight on acme: every hop rendered before the first change, refusals, the
+//! ledger's record of the checks, what only a render against the cluster sees (4.3.0's
+//! `lookup`); and `--diff=full` on bsr, whose values can copy a password into a plain
+//! env var (acme renders its password only into its Secret).
 
 #[path = "e2e/bed.rs"]
 mod bed;
