@@ -75,3 +75,20 @@ fn no_file_cites_a_document_outside_the_repository() {
     }
     assert!(citing.is_empty(), "say the fact instead of citing it:\n{}", citing.join("\n"));
 }
+
+/// The README's `--plan --diff` transcript is the e2e snapshot of a real run (both helms,
+/// tests/e2e_acme_chart.rs), word for word: when the output changes, the snapshot is
+/// reviewed and the README follows, or this fails.
+#[test]
+fn the_readmes_plan_diff_transcript_is_the_e2e_snapshot() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let name = "tests/snapshots/e2e_acme_chart__acme_plan_diff.snap";
+    let intro = format!("snapshot `{name}`");
+    let after = readme.split(&intro).nth(1).unwrap_or_else(|| panic!("the README names {name}"));
+    let block = after.split("```\n").nth(1).expect("a code block after the snapshot's name");
+    let snapshot = std::fs::read_to_string(format!("{root}/{name}")).unwrap();
+    // insta's header (`---` … `---`), then the snapshot's text.
+    let body = snapshot.splitn(3, "---\n").nth(2).expect("an insta snapshot");
+    assert_eq!(block.trim_end(), body.trim_end(), "copy {name} (after its header) into the README");
+}

@@ -677,6 +677,46 @@ mod value_rules {
     }
 
     #[test]
+    fn set_values_are_carried_from_their_version_on_and_removed_keys_are_dropped() {
+        let rules = "  - version: 3.9.0\n    remove: legacy.flag\n  - version: 4.0.0\n    set: {features.newUI: true, cache.size: 64}\n";
+        let policy = policy_with(rules);
+        let values = json!({"legacy": {"flag": true, "mode": "a"}, "replicaCount": 2});
+        let plan = up(&policy, &live(values.clone(), &[]), "3.8.0", "4.1.0").unwrap();
+        assert_eq!(path(&plan), ["3.9.0", "4.0.0", "4.1.0"]);
+        let described: Vec<Vec<String>> =
+            plan.hops.iter().map(|h| h.values.iter().map(|r| r.describe()).collect()).collect();
+        assert_eq!(described, [vec!["remove legacy.flag"], vec!["set cache.size, features.newUI"], vec![]]);
+        let at = |hop: usize| carried_at(&plan.hops, hop, Direction::Upgrade, &values).unwrap();
+        // Hop 1 drops the removed key (its map keeps its other key); nothing is set yet.
+        assert_eq!(at(0), json!({"legacy": {"mode": "a"}, "replicaCount": 2}));
+        // Hop 2 carries the set values from 4.0.0 on, and hop 3 keeps both changes.
+        let from_4 =
+            json!({"legacy": {"mode": "a"}, "replicaCount": 2, "features": {"newUI": true}, "cache": {"size": 64}});
+        assert_eq!(at(1), from_4);
+        assert_eq!(at(2), from_4, "carried to the hops after");
+        // The plan's JSON shows each rule at the hop that crosses it, values and all.
+        let json = serde_json::to_value(&plan).unwrap();
+        assert_eq!(json["hops"][0]["values"][0]["remove"], "legacy.flag", "{json}");
+        assert_eq!(
+            json["hops"][1]["values"][0]["set"],
+            json!([["cache.size", 64], ["features.newUI", true]]),
+            "{json}"
+        );
+        // A walk that starts past 4.0.0 has nothing to apply; one that starts between the
+        // two rules gets only the set.
+        let plan = up(&policy, &live(values.clone(), &[]), "4.0.0", "4.1.0").unwrap();
+        assert!(plan.hops.iter().all(|h| h.values.is_empty()));
+        let plan = up(&policy, &live(values.clone(), &[]), "3.9.0", "4.1.0").unwrap();
+        let at_start = carried_at(&plan.hops, 0, Direction::Upgrade, &values).unwrap();
+        assert_eq!(at_start["legacy"], json!({"flag": true, "mode": "a"}), "the remove is behind this walk");
+        assert_eq!(at_start["features"]["newUI"], true);
+        // Offline (no release values), the rules are shown, not applied or warned about.
+        let plan = upgrade(&policy, TRAIN, "3.8.0", "4.1.0").unwrap();
+        assert_eq!(plan.hops[1].values.len(), 1);
+        assert!(plan.warnings.iter().all(|w| !w.contains("not checked offline")), "{:?}", plan.warnings);
+    }
+
+    #[test]
     fn going_back_across_a_rename_undoes_it() {
         let policy = policy_with(RENAME);
         let values = json!({"database": {"host": "db"}});
@@ -730,6 +770,65 @@ mod value_rules {
         assert!(err.contains("indexes a list"), "{err}");
         let err = bad("  - version: 4.0.0\n    requires: a\n");
         assert!(err.contains("unknown field"), "{err}");
+    }
+
+    /// Where the loader points: the line and column of the bad rule's value, counted from
+    /// the first line of `rules` (1) in a copy of the generic preset; and the message.
+    fn bad_at(rules: &str) -> (u64, u64, String) {
+        let preset = helm_safe_upgrade::policy::presets::text("sequential-minor").unwrap().replace("values: []\n", "");
+        let first = preset.lines().count() as u64 + 2; // after the preset and `values:`
+        match helm_safe_upgrade::policy::parse(&(preset + "values:\n" + rules), "test.yaml") {
+            Err(helm_safe_upgrade::policy::PolicyError::Invalid(e)) => {
+                let shown = e.to_string();
+                assert!(shown.starts_with(&format!("invalid policy test.yaml:{}:{}: ", e.line, e.column)), "{shown}");
+                (e.line + 1 - first, e.column, e.message.clone())
+            }
+            other => panic!("expected a located error for {rules:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_bad_rule_is_named_by_line_and_column() {
+        // A require with a malformed path: at the path, on its own line.
+        let (line, column, message) =
+            bad_at("  - version: 3.9.0\n    remove: x\n  - version: 4.0.0\n    require: redis..host\n");
+        assert_eq!((line, column), (4, 14), "{message}");
+        assert!(message.contains("\"redis..host\" is not a values path"), "{message}");
+        let (line, column, message) = bad_at("  - {version: 4.0.0, require: \"redis.\"}\n");
+        assert_eq!((line, column), (1, 31), "at the quoted value: {message}");
+        let (line, column, message) = bad_at("  - version: 4.0.0\n    remove: hosts[0]\n");
+        assert_eq!((line, column), (2, 13), "{message}");
+        assert!(message.contains("indexes a list"), "{message}");
+        // A rename onto a key the policy already puts there: at the rename.
+        let (line, column, message) = bad_at(
+            "  - version: 3.9.0\n    set: {database.host: db}\n  - version: 4.0.0\n    rename: {from: postgres.host, to: database.host}\n",
+        );
+        assert_eq!((line, column), (4, 13), "{message}");
+        assert_eq!(
+            message,
+            "rename `postgres.host` → `database.host` (4.0.0) is onto `database.host`, which the rule `set database.host` (3.9.0) already puts in the values"
+        );
+        let (line, column, message) = bad_at(
+            "  - version: 3.9.0\n    rename: {from: a.host, to: db}\n  - version: 3.9.0\n    rename: {from: b.host, to: db.host}\n",
+        );
+        assert_eq!((line, column), (4, 13), "two renames onto one key: the later one; {message}");
+        assert!(message.contains("`rename a.host → db` (3.9.0)"), "{message}");
+        // A rename inside itself, and two kinds in one entry: at the rule.
+        let (line, column, message) = bad_at("  - version: 4.0.0\n    rename: {from: a.b, to: a.b.c}\n");
+        assert_eq!((line, column), (2, 13), "{message}");
+        let (line, column, message) =
+            bad_at("  - version: 3.9.0\n    remove: x\n  - version: 4.0.0\n    require: a\n    remove: b\n");
+        assert_eq!((line, column), (3, 5), "{message}");
+        assert!(message.contains("needs exactly one of"), "{message}");
+        // The rename's value moved by a later rule, or a set after it: allowed.
+        let ok = |rules: &str| {
+            let preset =
+                helm_safe_upgrade::policy::presets::text("sequential-minor").unwrap().replace("values: []\n", "");
+            helm_safe_upgrade::policy::parse(&(preset + "values:\n" + rules), "test.yaml")
+                .unwrap_or_else(|e| panic!("{e}"));
+        };
+        ok("  - version: 3.9.0\n    rename: {from: a, to: b}\n  - version: 4.0.0\n    rename: {from: b, to: c}\n");
+        ok("  - version: 3.9.0\n    rename: {from: a, to: b}\n  - version: 4.0.0\n    set: {b: 1}\n");
     }
 }
 

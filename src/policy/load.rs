@@ -610,6 +610,7 @@ impl Validator<'_> {
     /// The `values:` rules, in version order (rules of one version keep their order).
     fn value_rules(&self) -> Result<Vec<ValueRule>, PolicyError> {
         let mut rules = Vec::new();
+        let mut renames = Vec::new();
         for entry in &self.raw.values {
             let raw = &entry.value;
             let path = |text: &str, at: Location| {
@@ -636,6 +637,7 @@ impl Validator<'_> {
                     ));
                 }
                 changes.push(ValueChange::Rename { from, to });
+                renames.push((rules.len(), rename.referenced));
             }
             if let Some(remove) = &raw.remove {
                 changes.push(ValueChange::Remove(path(&remove.value, remove.referenced)?));
@@ -658,7 +660,41 @@ impl Validator<'_> {
             let change = changes.pop().expect("one");
             rules.push(ValueRule { version: raw.version.clone(), change, message: raw.message.clone() });
         }
+        for (index, at) in renames {
+            self.rename_onto_a_key_put_before(&rules, index, at)?;
+        }
         rules.sort_by(|a, b| a.version.cmp(&b.version));
         Ok(rules)
+    }
+
+    /// A `rename` onto a key that another rule puts in the values first (a `set` or a
+    /// `rename` to it, of an older version, or of the same version earlier in the file):
+    /// the rename would then always meet a value at its new path, and a plan would be
+    /// refused at that hop for every release that set the old key. Said at the rename.
+    fn rename_onto_a_key_put_before(&self, rules: &[ValueRule], index: usize, at: Location) -> Result<(), PolicyError> {
+        let rule = &rules[index];
+        let ValueChange::Rename { from, to } = &rule.change else { return Ok(()) };
+        let overlaps = |path: &KeyPath| path.within(to) || to.within(path);
+        for (other_index, other) in rules.iter().enumerate() {
+            let before = other.version < rule.version || (other.version == rule.version && other_index < index);
+            let put = match &other.change {
+                ValueChange::Set(pairs) => pairs.iter().map(|(p, _)| p).find(|p| overlaps(p)),
+                ValueChange::Rename { to: other_to, .. } => Some(other_to).filter(|p| overlaps(p)),
+                ValueChange::Require(_) | ValueChange::Remove(_) => None,
+            };
+            if let (true, Some(path)) = (before, put) {
+                return Err(self.ctx.at(
+                    at,
+                    format!(
+                        "rename `{from}` → `{to}` ({}) is onto `{path}`, which the rule `{}` ({}) already puts in the values",
+                        rule.version,
+                        other.describe(),
+                        other.version
+                    ),
+                    Some("a rename moves a value to a key nothing else sets; drop one of the two rules".into()),
+                ));
+            }
+        }
+        Ok(())
     }
 }

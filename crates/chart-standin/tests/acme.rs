@@ -19,10 +19,10 @@ use kube_standin::testing::{HelmEnv, HelmVersion};
 use kube_standin::{Options, StandIn};
 use serde_json::{Value, json};
 
-const VERSIONS: [&str; 5] = ["3.8.0", "3.9.0", "4.0.0", "4.1.0", "4.2.0"];
+const VERSIONS: [&str; 6] = ["3.8.0", "3.9.0", "4.0.0", "4.1.0", "4.2.0", "4.3.0"];
 
 /// What a 4.x release needs to render (the schema wants redis.host from 4.0.0, the
-/// Deployment tls.secretName from 4.2.0).
+/// Deployment tls.secretName from 4.2.0; 4.3.0 needs nothing more).
 fn needs(version: &str) -> &'static [&'static str] {
     match version {
         "3.8.0" | "3.9.0" => &[],
@@ -89,6 +89,11 @@ fn each_version_packages_its_own_files() {
         match version {
             "3.8.0" | "3.9.0" => expected.extend(set(&["templates/configmap-legacy.yaml"])),
             "4.0.0" => expected.extend(set(&["templates/configmap-legacy.yaml", "values.schema.json"])),
+            "4.3.0" => expected.extend(set(&[
+                "templates/service-metrics.yaml",
+                "values.schema.json",
+                "templates/selector-check.yaml",
+            ])),
             _ => expected.extend(set(&["templates/service-metrics.yaml", "values.schema.json"])),
         }
         assert_eq!(files.keys().cloned().collect::<BTreeSet<_>>(), expected, "{ctx}: files");
@@ -127,7 +132,9 @@ fn each_version_packages_its_own_files() {
         assert_eq!(old_keys, version == "3.8.0", "{ctx}: {deployment}");
         assert_eq!(deployment.contains(".Values.database.host"), version != "3.8.0", "{ctx}");
         assert_eq!(deployment.contains(".Values.redis.host"), version >= "4.0.0", "{ctx}");
-        assert_eq!(deployment.contains("required \"acme 4.2.0 needs tls.secretName"), version == "4.2.0", "{ctx}");
+        assert_eq!(deployment.contains("required \"acme 4.2.0 needs tls.secretName"), version >= "4.2.0", "{ctx}");
+        // 4.3.0 selects by the component too, and looks the live Deployment up.
+        assert_eq!(files["templates/_helpers.tpl"].contains("app.kubernetes.io/component: server"), version == "4.3.0");
 
         // values.schema.json from 4.0.0: exactly the keys the version declares, nothing
         // else at the top or under postgres; redis.host a required string; tls optional.
@@ -143,7 +150,7 @@ fn each_version_packages_its_own_files() {
         assert_eq!(redis["required"], json!(["host"]), "{ctx}");
         assert_eq!(redis["properties"]["host"]["type"], "string", "{ctx}");
         // tls (4.2.0) is declared but not required: its absence fails the render, not the schema.
-        assert_eq!(schema["properties"].get("tls").is_some(), version == "4.2.0", "{ctx}");
+        assert_eq!(schema["properties"].get("tls").is_some(), version >= "4.2.0", "{ctx}");
         assert!(schema["properties"]["tls"].get("required").is_none(), "{ctx}");
     }
 }
@@ -258,6 +265,22 @@ fn helm_renders_each_version_and_refuses_the_old_shape() {
         assert!(!err.contains(SCHEMA), "{ctx}: a render failure, not the schema: {err}");
         let docs = rendered(&helm, &tgz["4.2.0"], needs("4.2.0"), &ctx);
         assert_eq!(env(&docs, "ACME_TLS_SECRET").unwrap()["value"], "acme-tls", "{ctx}");
+
+        // 4.3.0: the new selector label on the Deployment, its pods and the Services. Its
+        // check of the live Deployment (`lookup`) finds nothing offline and renders
+        // nothing; on a cluster it refuses an upgrade (tests/e2e_acme_chart.rs in the
+        // plugin's crate).
+        let ctx = format!("{} acme 4.3.0", helm.version);
+        let docs = rendered(&helm, &tgz["4.3.0"], needs("4.3.0"), &ctx);
+        assert_eq!(docs.len(), 4, "{ctx}: the check renders no object");
+        for d in &docs {
+            let selector = match d["kind"].as_str().unwrap() {
+                "Deployment" => &d["spec"]["selector"]["matchLabels"],
+                "Service" => &d["spec"]["selector"],
+                _ => continue,
+            };
+            assert_eq!(selector["app.kubernetes.io/component"], "server", "{ctx}: {d}");
+        }
     }
 }
 

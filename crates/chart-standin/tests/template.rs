@@ -10,11 +10,11 @@ use common::{Helm, helms, yaml_docs};
 use serde_json::Value;
 
 /// What a version needs set to render at all: acme's schema wants `redis.host` from
-/// 4.0.0, its Deployment `tls.secretName` from 4.2.0 (tests/acme.rs checks the failures).
+/// 4.0.0, its Deployment `tls.secretName` from 4.2.0 on (tests/acme.rs checks the failures).
 fn needs(chart: &str, version: &str) -> &'static [&'static str] {
     match (chart, version) {
         ("acme", "4.0.0" | "4.1.0") => &["redis.host=redis.acme.svc"],
-        ("acme", "4.2.0") => &["redis.host=redis.acme.svc", "tls.secretName=acme-tls"],
+        ("acme", "4.2.0" | "4.3.0") => &["redis.host=redis.acme.svc", "tls.secretName=acme-tls"],
         _ => &[],
     }
 }
