@@ -102,9 +102,10 @@ fn first_reads(
     direction: Direction,
     printer: &Printer,
 ) -> Result<FirstReads, RunError> {
-    // The client first: the release and the ledger are both read through it. (Building it
-    // reads the kubeconfig; an exec credential plugin may run.)
-    let kube = connect(opts).map_err(|e| e.to_string());
+    // The release and the ledger are both read through the API client, made once the
+    // listing chain and helm's version are under way (building it reads the kubeconfig; an
+    // exec credential plugin may run).
+    let kube = std::sync::OnceLock::new();
     let (release, helm_major, opened, early_offer) = std::thread::scope(|s| {
         // The chart source can be listed as soon as its reference is known: `--chart` at
         // once (the listing chain, `repo update` then `search`, is the longest read), the
@@ -113,9 +114,10 @@ fn first_reads(
         let listable = |r: &String| ChartSource::parse(r).is_ok_and(|s| s.chart_name().is_some());
         let listing = |reference: String| s.spawn(move || (list(helm, opts, &reference, None), reference));
         let from_flag = opts.chart.clone().filter(listable).map(listing);
-        let release = s.spawn(|| read_release(helm, kube.as_ref().ok(), opts, direction, printer));
         let major = s.spawn(|| helm.major_version());
-        let ledger = s.spawn(|| open_ledger(&kube, opts));
+        let kube = kube.get_or_init(|| connect(opts).map_err(|e| e.to_string()));
+        let release = s.spawn(|| read_release(helm, kube.as_ref().ok(), opts, direction, printer));
+        let ledger = s.spawn(|| open_ledger(kube, opts));
         let opened = ledger.join().expect("ledger reader");
         let offer = match opts.chart {
             Some(_) => from_flag,
