@@ -185,3 +185,136 @@ fn output_and_environment_have_one_owner_each() {
     }
     assert!(strays.is_empty(), "{strays:#?}");
 }
+
+/// The code without its comments (a doc link to a sibling is not an import).
+fn without_comments(code: &str) -> String {
+    code.lines().map(|line| line.split("//").next().unwrap_or_default()).collect::<Vec<_>>().join("\n")
+}
+
+/// The first segment of every path that starts right after `prefix` in `text`: `prefix`
+/// `values::Overrides` gives `values`; a group `{a::X, b, c::{Y, Z}}` gives `a`, `b`, `c`.
+fn first_segments(text: &str, prefix: &str) -> BTreeSet<String> {
+    let ident = |s: &str| -> String { s.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect() };
+    let mut found = BTreeSet::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(prefix) {
+        // `super::super::x` is read from its last `super::` by the caller's prefix; skip a
+        // match that is the tail of a longer path (`a::super::` does not occur in Rust).
+        let before = &rest[..i];
+        let after = &rest[i + prefix.len()..];
+        rest = after;
+        if before.ends_with("::") || before.ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+            continue;
+        }
+        if let Some(group) = after.strip_prefix('{') {
+            // The group's top-level items, nested groups skipped by depth.
+            let (mut depth, mut item) = (0usize, String::new());
+            for c in group.chars() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        found.insert(ident(item.trim()));
+                        item.clear();
+                        continue;
+                    }
+                    _ => {}
+                }
+                if depth == 0 {
+                    item.push(c);
+                }
+            }
+            found.insert(ident(item.trim()));
+        } else {
+            found.insert(ident(after));
+        }
+    }
+    found.retain(|n| !n.is_empty() && n != "self");
+    found
+}
+
+/// A cycle in `graph` (a list of its nodes, first repeated last), if there is one.
+fn find_cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit(
+        node: &str,
+        graph: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(start) = path.iter().position(|n| n == node) {
+            let mut cycle = path[start..].to_vec();
+            cycle.push(node.to_string());
+            return Some(cycle);
+        }
+        if done.contains(node) {
+            return None;
+        }
+        path.push(node.to_string());
+        for next in graph.get(node).into_iter().flatten() {
+            if let Some(cycle) = visit(next, graph, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        done.insert(node.to_string());
+        None
+    }
+    let mut done = BTreeSet::new();
+    graph.keys().find_map(|node| visit(node, graph, &mut Vec::new(), &mut done))
+}
+
+/// Within each top-level module, its submodules (`run::backup`, `run::values`, …; a
+/// folder's files belong to the folder's submodule: `run/ledger/lock.rs` is
+/// `run::ledger`) import each other without circles. An import is a `super::name` or
+/// `crate::module::name` path naming a sibling submodule, outside comments and tests;
+/// what the parent's `mod.rs` declares itself (and the `mod.rs` file's own uses, which
+/// wire its submodules together) are not counted.
+#[test]
+fn submodules_import_each_other_without_circles() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    let mut cycles = Vec::new();
+    for top in LAYERS {
+        let dir = src.join(top);
+        if !dir.is_dir() {
+            continue;
+        }
+        let mut children: BTreeSet<String> = BTreeSet::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+            let is_module = path.is_dir() || path.extension().is_some_and(|e| e == "rs");
+            if is_module && !["mod", "tests", "snapshots"].contains(&stem.as_str()) {
+                children.insert(stem);
+            }
+        }
+        let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for path in files.iter().filter(|p| p.starts_with(&dir)) {
+            let rel: Vec<String> = path
+                .strip_prefix(&dir)
+                .unwrap()
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().trim_end_matches(".rs").to_string())
+                .collect();
+            if rel == ["mod"] {
+                continue;
+            }
+            let Some(code) = non_test_code(path) else { continue };
+            let code = without_comments(&code);
+            let child = rel[0].clone();
+            // `super::` reaches the siblings from `top/child.rs`; from `top/child/x.rs` it
+            // is the child itself, and `super::super::` the siblings.
+            let sibling_prefix = if rel.len() == 1 { "super::" } else { "super::super::" };
+            let mut used = first_segments(&code, &format!("crate::{top}::"));
+            used.extend(first_segments(&code, sibling_prefix));
+            used.retain(|u| u != &child && children.contains(u));
+            graph.entry(child).or_default().extend(used);
+        }
+        if let Some(cycle) = find_cycle(&graph) {
+            cycles.push(cycle.iter().map(|c| format!("{top}::{c}")).collect::<Vec<_>>().join(" → "));
+        }
+    }
+    assert!(cycles.is_empty(), "import circles among submodules: {cycles:#?}");
+}

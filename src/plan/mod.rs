@@ -5,6 +5,7 @@
 //! tested exhaustively. The [`Plan`] it returns is the one value that `--plan` prints,
 //! `-o json` serialises and the executor runs.
 
+mod app_space;
 pub mod app_versions;
 pub mod chart_values;
 pub mod document;

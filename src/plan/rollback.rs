@@ -7,7 +7,7 @@
 //! ([`super::app_versions::plan_rollback`] translates and maps back); the messages then
 //! name each app version with the chart that packages it.
 
-use super::app_versions::AppSpace;
+use super::app_space::AppSpace;
 use super::text::steps_text;
 use super::{
     Alternative, Available, Context, Direction, Hop, HopKind, Plan, PlanError, RollbackRequest, SnapshotKnowledge,

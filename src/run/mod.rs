@@ -26,6 +26,7 @@ pub mod notify;
 pub mod options;
 pub mod policy_choice;
 pub mod preflight;
+pub mod private;
 pub mod rollout;
 pub mod unready;
 pub mod values;

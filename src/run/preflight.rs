@@ -208,7 +208,7 @@ fn hop_flags(
     };
     let private = |name: String, value: &Value| -> Result<PathBuf, RunError> {
         let path = work.join(name);
-        super::backup::write_private(&path, value.to_string().as_bytes())
+        super::private::write_private(&path, value.to_string().as_bytes())
             .map_err(|e| RunError::Other(format!("preflight: {e}")))?;
         Ok(path)
     };

@@ -14,12 +14,11 @@
 //! Values a procedure step sets for one deploy (BSR's `maintenance: true`) are never
 //! part of these: they go in a file of their own for that deploy only.
 
-use std::fs::DirBuilder;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use super::backup::{BackupError, backups_root, write_private};
 use super::ledger::{FileDigest, ValuesRecord};
+use super::private::{BackupError, backups_root, write_private};
 use crate::digest::sha256;
 use crate::policy::values::KeyPath;
 use crate::setvalues::{Segment, SetArg, SetKind, path_text};
@@ -310,19 +309,10 @@ fn escape_value(value: &str) -> String {
     out
 }
 
-/// Make the folder for a run's backup: 0700, under `root` (created 0700 if missing).
-pub fn private_dir(root: &Path, base: &str) -> Result<PathBuf, BackupError> {
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(root)
-        .map_err(|source| BackupError::Io { path: root.display().to_string(), source })?;
-    super::backup::new_private_dir(root, base)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::run::private::private_dir;
 
     fn overrides(dir: &Path) -> Overrides {
         let f = dir.join("extra.yaml");

@@ -252,7 +252,7 @@ impl<'a> Walk<'a> {
             let path = self.setup.values.dir.join(format!("carried-hop-{}.json", i + 1));
             let _ = std::fs::remove_file(&path);
             let text = serde_json::to_string(&values).map_err(|e| e.to_string())?;
-            super::backup::write_private(&path, text.as_bytes()).map_err(|e| e.to_string())?;
+            super::private::write_private(&path, text.as_bytes()).map_err(|e| e.to_string())?;
             self.carried_files.push(path);
         }
         Ok(())
@@ -629,7 +629,7 @@ impl<'a> Walk<'a> {
             self.procedure_files += 1;
             let path = self.setup.values.dir.join(format!("procedure-{}.json", self.procedure_files));
             let _ = std::fs::remove_file(&path);
-            super::backup::write_private(&path, serde_json::to_string(set).expect("json").as_bytes())
+            super::private::write_private(&path, serde_json::to_string(set).expect("json").as_bytes())
                 .map_err(|e| failed(e.to_string()))?;
             flags.extend(["-f".into(), path.display().to_string()]);
         }
