@@ -268,6 +268,15 @@ impl HopKind {
             HopKind::Restore => "restore",
         }
     }
+
+    /// Whether data written since the target may be lost: going below the target's minor
+    /// (the schema moves back) or restoring a snapshot. Exhaustive, so a new kind says.
+    pub fn may_lose_data(self) -> bool {
+        match self {
+            HopKind::MinorDowngrade | HopKind::Restore => true,
+            HopKind::Patch | HopKind::Minor | HopKind::Major | HopKind::FastPath | HopKind::PatchDowngrade => false,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

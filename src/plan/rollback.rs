@@ -161,7 +161,7 @@ fn what_may_be_lost(
     target: &str,
 ) -> Vec<String> {
     let mut warnings = Vec::new();
-    if matches!(hop.kind, HopKind::MinorDowngrade | HopKind::Restore)
+    if hop.kind.may_lose_data()
         && let Some(warning) = &policy.downgrade.data_loss_warning
     {
         warnings.push(warning.clone());

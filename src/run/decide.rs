@@ -326,10 +326,24 @@ fn clear_pending_by(release: &Release, target: &ChartVersion, notes: &mut Vec<St
     Ok(good.revision)
 }
 
+/// Whether a step is the operator's own work, confirmed when done (a restore by hand),
+/// which `--yes` cannot do. Exhaustive, so a new step kind must say.
+fn done_by_hand(step: &Step) -> bool {
+    match step {
+        Step::Confirm { .. } => true,
+        Step::Backup { .. }
+        | Step::Deploy { .. }
+        | Step::Verify { .. }
+        | Step::Snapshot { .. }
+        | Step::Run { .. }
+        | Step::WaitGone { .. } => false,
+    }
+}
+
 /// A rollback that may lose data needs the typed release name (or `--yes
 /// --accept-data-loss`); a restore by hand cannot be done by `--yes` at all.
 fn rollback_consent(plan: &Plan, opts: &RunOptions, down: &RollbackOptions, policy: &str) -> Result<Consent, RunError> {
-    let loses_data = plan.hops.iter().any(|h| matches!(h.kind, HopKind::MinorDowngrade | HopKind::Restore));
+    let loses_data = plan.hops.iter().any(|h| h.kind.may_lose_data());
     if opts.plan_only {
         return Ok(Consent::StartConfirmation);
     }
@@ -345,10 +359,7 @@ fn rollback_consent(plan: &Plan, opts: &RunOptions, down: &RollbackOptions, poli
             "run it on a terminal to confirm by typing the release name, or pass --accept-data-loss with --yes",
         ));
     }
-    if opts.yes
-        && plan.strategy == Strategy::Restore
-        && plan.hops.iter().flat_map(|h| &h.steps).any(|s| matches!(s, Step::Confirm { .. }))
-    {
+    if opts.yes && plan.strategy == Strategy::Restore && plan.hops.iter().flat_map(|h| &h.steps).any(done_by_hand) {
         return Err(RunError::Refused {
             rule: "restore-needs-a-person".into(),
             message: format!(
