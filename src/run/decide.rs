@@ -6,7 +6,7 @@
 //! than the chart, the values a failed release goes back with. The planner then makes the
 //! plan, and nothing edits it afterwards.
 
-use super::error::{RunError, bad, bad_text, plan_error};
+use super::error::{RunError, bad, bad_text, refused};
 use super::gather::{Facts, Tools};
 use super::holder::Me;
 use super::ledger::Ledger;
@@ -147,7 +147,7 @@ pub fn upgrade(
         ));
     }
     let target = match (&up.target, &resumed) {
-        (Some(spec), _) => plan::exact_target(spec, &facts.offer.available).map_err(plan_error)?,
+        (Some(spec), _) => plan::exact_target(spec, &facts.offer.available)?,
         (None, Some(r)) => r.target.clone(),
         (None, None) => return Err(bad("--to is required", "name the version to upgrade to with --to VERSION")),
     };
@@ -171,8 +171,7 @@ pub fn upgrade(
             None => opts.overrides.paths(),
         },
     });
-    let mut plan =
-        plan::plan_upgrade(&facts.policy, &facts.offer.available, &request, &facts.context).map_err(plan_error)?;
+    let mut plan = plan::plan_upgrade(&facts.policy, &facts.offer.available, &request, &facts.context)?;
     plan.warnings.append(&mut facts.warnings);
     Ok(Decision { plan, consent: Consent::StartConfirmation, resumed_values: resumed.map(|r| r.values) })
 }
@@ -191,10 +190,10 @@ pub fn rollback(
     }
     let mut target = down.target.as_ref().map(|spec| plan::exact_target(spec, &facts.offer.available)).transpose();
     if let Some(revision) = down.revision {
-        target = Ok(Some(revision_target(facts, &tools.helm, revision, target.map_err(plan_error)?)?));
+        target = Ok(Some(revision_target(facts, &tools.helm, revision, target?)?));
     }
-    let mut request = rollback_request(&facts.release, facts.ledger.as_ref(), target.map_err(plan_error)?);
-    let target = plan::rollback_target(&facts.offer.available, &request).map_err(plan_error)?;
+    let mut request = rollback_request(&facts.release, facts.ledger.as_ref(), target?);
+    let target = plan::rollback_target(&facts.offer.available, &request)?;
     request.snapshot = match facts.ledger.as_ref() {
         None => SnapshotKnowledge::Unknown,
         Some(l) if l.snapshots.iter().any(|s| s.version == target) => SnapshotKnowledge::TakenAt(target.clone()),
@@ -213,8 +212,7 @@ pub fn rollback(
         carried: facts.release.user_values.clone(),
         operator_sets: opts.overrides.paths(),
     });
-    let mut plan =
-        plan::plan_rollback(&facts.policy, &facts.offer.available, &request, &facts.context).map_err(plan_error)?;
+    let mut plan = plan::plan_rollback(&facts.policy, &facts.offer.available, &request, &facts.context)?;
     if plan.hops.first().is_some_and(|h| h.kind != HopKind::PatchDowngrade) && !pending {
         // The revision method was meant for a patch rollback only.
         notes.retain(|n| !n.contains("helm rollback"));
@@ -360,16 +358,11 @@ fn rollback_consent(plan: &Plan, opts: &RunOptions, down: &RollbackOptions, poli
         ));
     }
     if opts.yes && plan.strategy == Strategy::Restore && plan.hops.iter().flat_map(|h| &h.steps).any(done_by_hand) {
-        return Err(RunError::Refused {
-            rule: "restore-needs-a-person".into(),
-            message: format!(
-                "policy {policy} goes back to {} by restoring a snapshot by hand, which --yes cannot do",
-                plan.to
-            ),
-            supported:
-                "run it on a terminal and restore when asked, or give the policy a `run` step with your restore command"
-                    .into(),
-        });
+        return Err(refused(
+            "restore-needs-a-person",
+            format!("policy {policy} goes back to {} by restoring a snapshot by hand, which --yes cannot do", plan.to),
+            "run it on a terminal and restore when asked, or give the policy a `run` step with your restore command",
+        ));
     }
     Ok(if loses_data { Consent::TypeReleaseName } else { Consent::StartConfirmation })
 }

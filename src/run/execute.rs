@@ -15,7 +15,7 @@ use std::time::Instant;
 use super::backup;
 use super::cluster::Live;
 use super::decide::{Consent, Decision};
-use super::error::{RunError, bad_text};
+use super::error::{RunError, bad_text, refused};
 use super::gather::{Facts, Tools};
 use super::holder::Me;
 use super::interact::{self, Answer, Interaction};
@@ -50,13 +50,11 @@ pub fn execute(
     if !interaction.attended()
         && let Some(why) = needs_a_person(&plan, opts.snapshot_taken)
     {
-        return Err(RunError::Refused {
-            rule: "snapshot".into(),
-            message: format!("{why}; an unattended run cannot confirm one"),
-            supported:
-                "take the snapshot, then run again with --snapshot-taken; or set `snapshot.command` in the policy"
-                    .into(),
-        });
+        return Err(refused(
+            "snapshot",
+            format!("{why}; an unattended run cannot confirm one"),
+            "take the snapshot, then run again with --snapshot-taken; or set `snapshot.command` in the policy",
+        ));
     }
     if let Some(note) = &facts.store_note {
         printer.line(note);

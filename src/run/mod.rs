@@ -37,6 +37,7 @@ use crate::plan::{Direction, Plan};
 use crate::printer::Printer;
 use crate::report::RunReport;
 pub use error::RunError;
+use error::refused;
 use options::{RollbackOptions, RunOptions, UpgradeOptions};
 
 /// Either a plan to print (`--plan`) or the report of a run.
@@ -133,14 +134,11 @@ pub fn execute_reviewed(
     facts.offer.chart = checked.chart;
     let changed = crate::plan::document::changes(&reviewed, &decision.plan);
     if !changed.is_empty() {
-        return Err(RunError::Refused {
-            rule: "plan-stale".into(),
-            message: format!(
-                "the reviewed plan no longer holds; since it was made:\n    {}",
-                changed.join("\n    ")
-            ),
-            supported: "make the plan again (--plan -o json), review it, and execute the new file; a plan made with -f/--set* is executed with the same ones".into(),
-        });
+        return Err(refused(
+            "plan-stale",
+            format!("the reviewed plan no longer holds; since it was made:\n    {}", changed.join("\n    ")),
+            "make the plan again (--plan -o json), review it, and execute the new file; a plan made with -f/--set* is executed with the same ones",
+        ));
     }
     decision.plan = reviewed;
     execute::execute(decision, facts, &tools, opts, hook.as_ref())

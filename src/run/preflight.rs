@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::error::RunError;
+use super::error::{RunError, refused};
 use super::gather::{Facts, Tools};
 use super::options::{DiffDetail, RunOptions};
 use super::values::Overrides;
@@ -260,11 +260,11 @@ fn refusal(i: usize, hop: &Hop, chart: &str, error: &crate::helm::ExecError, bro
         )
     };
     let said = if said.is_empty() { error.to_string() } else { said.to_string() };
-    RunError::Refused {
-        rule: rule.into(),
-        message: format!("hop {} ({} → {}): {what}; nothing was changed\nhelm: {said}", i + 1, hop.from, hop.to),
-        supported: supported.into(),
-    }
+    refused(
+        rule,
+        format!("hop {} ({} → {}): {what}; nothing was changed\nhelm: {said}", i + 1, hop.from, hop.to),
+        supported,
+    )
 }
 
 /// The user values against the chart's own `values.yaml` and `values.schema.json`.
@@ -283,10 +283,12 @@ fn against_chart(
     };
     let defaults = if defaults.is_null() { Value::Object(Default::default()) } else { defaults };
     let schema: Option<Value> = match file("/values.schema.json") {
-        Some(text) => Some(serde_json::from_str(text).map_err(|e| RunError::Refused {
-            rule: "values-schema".into(),
-            message: format!("{name} {version}'s values.schema.json is not valid JSON: {e}"),
-            supported: "the chart is broken: ask its vendor, or stop before this version with --to".into(),
+        Some(text) => Some(serde_json::from_str(text).map_err(|e| {
+            refused(
+                "values-schema",
+                format!("{name} {version}'s values.schema.json is not valid JSON: {e}"),
+                "the chart is broken: ask its vendor, or stop before this version with --to",
+            )
         })?),
         None => None,
     };
@@ -314,7 +316,7 @@ fn changes(before: &(String, Value), after: &Rendered, detail: DiffDetail, hop: 
 mod tests {
     use super::*;
     use crate::catalog::dir::testing::tgz;
-    use crate::plan::{Available, Context, UpgradeRequest};
+    use crate::plan::{Available, Context, Refusal, UpgradeRequest};
 
     fn archive(dir: &std::path::Path, schema: Option<&str>) -> std::path::PathBuf {
         let mut files = vec![("Chart.yaml", "name: app\nversion: 1.1.0\n"), ("values.yaml", "a: 1\n")];
@@ -352,19 +354,22 @@ mod tests {
         assert!(why.starts_with("line 3, column 0: EOF"), "{why}");
         // helm says the same words for both; the broken schema decides.
         let words = "Error: UPGRADE FAILED: values don't meet the specifications of the schema(s) in the following chart(s):\napp:\nunexpected EOF";
-        let RunError::Refused { rule, message, supported } = refusal(0, &hop(), "app", &helm_says(words), Some(why))
+        let RunError::Refused(Refusal { rule, message, supported }) =
+            refusal(0, &hop(), "app", &helm_says(words), Some(why))
         else {
             panic!("a refusal")
         };
         assert_eq!(rule, "values-schema");
         assert!(message.contains("app 1.1.0's values.schema.json is not valid JSON (line 3"), "{message}");
         assert!(supported.starts_with("no values can mend it"), "{supported}");
-        let RunError::Refused { message, supported, .. } = refusal(0, &hop(), "app", &helm_says(words), None) else {
+        let RunError::Refused(Refusal { message, supported, .. }) = refusal(0, &hop(), "app", &helm_says(words), None)
+        else {
             panic!("a refusal")
         };
         assert!(message.contains("rejects the values"), "{message}");
         assert!(supported.starts_with("change the values"), "{supported}");
-        let RunError::Refused { rule, .. } = refusal(0, &hop(), "app", &helm_says("Error: template: x"), None) else {
+        let RunError::Refused(Refusal { rule, .. }) = refusal(0, &hop(), "app", &helm_says("Error: template: x"), None)
+        else {
             panic!("a refusal")
         };
         assert_eq!(rule, "render");
