@@ -27,6 +27,7 @@ pub mod options;
 pub mod policy_choice;
 pub mod preflight;
 pub mod private;
+pub mod revisions;
 pub mod rollout;
 pub mod unready;
 pub mod values;
@@ -64,8 +65,21 @@ pub fn rollback(opts: &RunOptions, down: &RollbackOptions, printer: &Printer) ->
     let (tools, mut facts) =
         gather::gather(opts, Direction::Rollback, gather::TargetChart::Rollback, &charts, printer)?;
     tools.helm.runner.signals.stop_before_changes().map_err(RunError::Interrupted)?;
-    let decision = decide::rollback(&mut facts, &tools, opts, down)?;
+    let decision = decide_rollback(&mut facts, &tools, opts, down)?;
     check_then_execute(decision, facts, &tools, opts, &charts)
+}
+
+/// A rollback's decision, after the reads it needs: the values of the revisions it carries
+/// or compares.
+fn decide_rollback(
+    facts: &mut gather::Facts,
+    tools: &gather::Tools,
+    opts: &RunOptions,
+    down: &RollbackOptions,
+) -> Result<decide::Decision, RunError> {
+    let reads = decide::rollback_reads(facts, opts, down);
+    let values = revisions::RevisionValues::read(&tools.helm, &facts.release.name, &reads);
+    decide::rollback(facts, &values, opts, down)
 }
 
 /// Both commands after `decide`: the preflight, then the plan (`--plan`) or the run.
@@ -124,7 +138,7 @@ pub fn execute_reviewed(
             let down = RollbackOptions { target: Some(target), revision: None, accept_data_loss };
             let (tools, mut facts) =
                 gather::gather(opts, Direction::Rollback, gather::TargetChart::Rollback, &charts, printer)?;
-            let decision = decide::rollback(&mut facts, &tools, opts, &down)?;
+            let decision = decide_rollback(&mut facts, &tools, opts, &down)?;
             (tools, facts, decision)
         }
     };
