@@ -30,7 +30,7 @@ use crate::catalog::ChartArg;
 use crate::catalog::cache::{CachedChart, RunCharts};
 use crate::diff::{ManifestDiff, Secrets};
 use crate::digest::json_sha256;
-use crate::helm::Rendered;
+use crate::helm::{DeployValues, Rendered};
 use crate::plan::chart_values::{self, ChartValues};
 use crate::plan::{Direction, Hop, HopChanges, HopCheck, Plan, Step};
 use crate::version::ChartVersion;
@@ -133,7 +133,7 @@ fn prepare_all(
 ) -> Result<Vec<Option<Prepared>>, RunError> {
     let mut jobs = Vec::new();
     for (i, hop) in plan.hops.iter().enumerate() {
-        jobs.push(hop_flags(plan, i, hop, start, work)?);
+        jobs.push(hop_values(plan, i, hop, start, work)?);
     }
     let (release, source) = (&facts.release.name, &facts.offer.chart);
     let results: Vec<Option<Result<Prepared, Failure>>> = std::thread::scope(|scope| {
@@ -141,15 +141,14 @@ fn prepare_all(
             .hops
             .iter()
             .zip(jobs)
-            .map(|(hop, flags)| {
-                flags.map(|flags| {
+            .map(|(hop, values)| {
+                values.map(|values| {
                     scope.spawn(move || {
                         let chart = charts.fetch(&tools.helm, source, &hop.to).map_err(Failure::Fetch)?;
                         let purpose = format!("render {release} at {} (preflight)", hop.to);
-                        let rendered =
-                            tools.helm.render(purpose, release, &chart.path.display().to_string(), flags).map_err(
-                                |error| Failure::Render { error: Box::new(error), schema: broken_schema(&chart.path) },
-                            )?;
+                        let rendered = tools.helm.render(purpose, release, &chart.path, &values).map_err(|error| {
+                            Failure::Render { error: Box::new(error), schema: broken_schema(&chart.path) }
+                        })?;
                         Ok(Prepared { chart, rendered })
                     })
                 })
@@ -194,15 +193,15 @@ fn broken_schema(archive: &std::path::Path) -> Option<String> {
     serde_json::from_str::<Value>(text).err().map(|e| format!("line {}, column {}: {e}", e.line(), e.column()))
 }
 
-/// helm's flags for hop `i`'s rendered deploy, as the walk passes them (its values files
+/// The values of hop `i`'s rendered deploy, as the walk passes them (its values files
 /// written into `work`); None when the hop deploys nothing by `helm upgrade`.
-fn hop_flags(
+fn hop_values(
     plan: &Plan,
     i: usize,
     hop: &Hop,
     start: &StartValues,
     work: &Path,
-) -> Result<Option<Vec<String>>, RunError> {
+) -> Result<Option<DeployValues>, RunError> {
     let Some(Step::Deploy { set, .. }) = hop.rendered_step().map(|n| &hop.steps[n]) else {
         return Ok(None);
     };
@@ -214,19 +213,13 @@ fn hop_flags(
     };
     let carried = crate::plan::values::carried_at(&plan.hops, i, plan.direction, start.carried)
         .map_err(|e| RunError::Other(format!("preflight: the values of hop {}: {e}", i + 1)))?;
-    let mut flags =
-        vec!["-f".to_string(), private(format!("carried-hop-{}.json", i + 1), &carried)?.display().to_string()];
-    for file in &start.overrides.files {
-        flags.extend(["-f".to_string(), file.display().to_string()]);
-    }
-    for line in &start.overrides.sets {
-        flags.extend(line.argv());
-    }
-    if !set.is_empty() {
-        let path = private(format!("procedure-hop-{}.json", i + 1), &Value::Object(set.clone()))?;
-        flags.extend(["-f".to_string(), path.display().to_string()]);
-    }
-    Ok(Some(flags))
+    let mut files = vec![private(format!("carried-hop-{}.json", i + 1), &carried)?];
+    files.extend(start.overrides.files.iter().cloned());
+    let step_file = match set.is_empty() {
+        true => None,
+        false => Some(private(format!("procedure-hop-{}.json", i + 1), &Value::Object(set.clone()))?),
+    };
+    Ok(Some(DeployValues { files, sets: start.overrides.sets.clone(), step_file }))
 }
 
 /// helm says the values do not meet the chart's schema in these words (helm 3 and 4).
