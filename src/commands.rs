@@ -739,11 +739,7 @@ fn report(e: &AppError, format: OutputFormat, printer: &Printer) {
     match (e, format) {
         // Already reported by the run itself.
         (AppError::Finished(_), _) => {}
-        (AppError::Run(RunError::Refused { rule, message, supported }), OutputFormat::Json) => {
-            let refusal = plan::Refusal { rule: rule.clone(), message: message.clone(), supported: supported.clone() };
-            printer.data(&format!("{}\n", render::refusal_json(&refusal)));
-        }
-        (AppError::Plan(PlanError::Refused(r)), OutputFormat::Json) => {
+        (AppError::Run(RunError::Refused(r)) | AppError::Plan(PlanError::Refused(r)), OutputFormat::Json) => {
             printer.data(&format!("{}\n", render::refusal_json(r)));
         }
         (AppError::Plan(PlanError::Refused(r)), OutputFormat::Table) => {

@@ -22,6 +22,7 @@ use serde::de::DeserializeOwned;
 
 use crate::disclose::{Argv, Message};
 use crate::printer::Printer;
+use crate::setvalues::SetArg;
 pub use crate::signals::Signals;
 
 /// One command to run.
@@ -392,7 +393,8 @@ fn nix_kill(pid: u32, signal: i32) -> std::io::Result<()> {
 #[derive(Clone, Debug)]
 pub struct Helm {
     pub runner: Runner,
-    pub bin: PathBuf,
+    /// Private: helm is run by this type's typed methods only, which build its argv.
+    bin: PathBuf,
     pub namespace: String,
     pub kube_context: Option<String>,
 }
@@ -438,16 +440,11 @@ impl Helm {
         Invocation::new(purpose, &self.bin, args)
     }
 
-    pub fn run(
-        &self,
-        purpose: impl Into<String>,
-        args: Vec<String>,
-        positional: &[&str],
-    ) -> Result<Finished, ExecError> {
+    fn run(&self, purpose: impl Into<String>, args: Vec<String>, positional: &[&str]) -> Result<Finished, ExecError> {
         self.runner.run(&self.invocation(purpose.into(), args, positional))
     }
 
-    pub fn json<T: DeserializeOwned>(
+    fn json<T: DeserializeOwned>(
         &self,
         purpose: impl Into<String>,
         args: Vec<String>,
@@ -456,26 +453,19 @@ impl Helm {
         self.runner.json(&self.invocation(purpose.into(), args, positional))
     }
 
-    /// `helm upgrade RELEASE CHART FLAGS -o json`: the release as helm reports it after
-    /// the upgrade (revision, status, chart version), so the caller knows exactly which
-    /// revision it made without another read.
+    /// `helm upgrade RELEASE CHART FLAGS -o json` ([`UpgradeRequest::flags`]): the
+    /// release as helm reports it after the upgrade (revision, status, chart version), so
+    /// the caller knows exactly which revision it made without another read.
     pub fn upgrade(
         &self,
         purpose: impl Into<String>,
         release: &str,
-        chart: &str,
-        mut flags: Vec<String>,
+        request: &UpgradeRequest,
     ) -> Result<Deployed, ExecError> {
-        flags.extend(["-o".into(), "json".into()]);
-        let inv = self.invocation(
-            purpose.into(),
-            {
-                let mut a = vec!["upgrade".to_string()];
-                a.extend(flags);
-                a
-            },
-            &[release, chart],
-        );
+        let mut args = vec!["upgrade".to_string()];
+        args.extend(request.flags());
+        args.extend(["-o".into(), "json".into()]);
+        let inv = self.invocation(purpose.into(), args, &[release, &request.chart.arg()]);
         let done: UpgradeJson = self.runner.json(&inv)?;
         Ok(Deployed {
             revision: done.version,
@@ -485,38 +475,32 @@ impl Helm {
         })
     }
 
-    /// `helm upgrade RELEASE CHART FLAGS --dry-run=server -o json`: what the upgrade would
-    /// deploy, rendered by helm against the cluster (`lookup` and the cluster's API
-    /// versions as the real upgrade sees them), changing nothing. helm answers with the
-    /// would-be release: its manifest and the user values after helm merged the flags.
+    /// `helm upgrade RELEASE CHART VALUES --dry-run=server -o json`: what the upgrade
+    /// would deploy of the packaged `chart`, rendered by helm against the cluster (`lookup`
+    /// and the cluster's API versions as the real upgrade sees them), changing nothing.
+    /// helm answers with the would-be release: its manifest and the user values after helm
+    /// merged the flags.
     pub fn render(
         &self,
         purpose: impl Into<String>,
         release: &str,
-        chart: &str,
-        mut flags: Vec<String>,
+        chart: &Path,
+        values: &DeployValues,
     ) -> Result<Rendered, ExecError> {
         let mut args = vec!["upgrade".to_string(), "--dry-run=server".into(), "-o".into(), "json".into()];
-        args.append(&mut flags);
-        let inv = self.invocation(purpose.into(), args, &[release, chart]);
+        args.extend(values.flags());
+        let inv = self.invocation(purpose.into(), args, &[release, &chart.display().to_string()]);
         let done: RenderJson = self.runner.json(&inv)?;
         Ok(Rendered { manifest: done.manifest, values: done.config.unwrap_or_default() })
     }
 
-    /// `helm pull CHART FLAGS --destination DIR`: the chart archive, into `dir`.
-    pub fn pull(
-        &self,
-        purpose: impl Into<String>,
-        chart: &str,
-        mut flags: Vec<String>,
-        dir: &Path,
-    ) -> Result<(), ExecError> {
+    /// `helm pull CHART [--version V] --destination DIR`: the chart archive, into `dir`.
+    pub fn pull(&self, purpose: impl Into<String>, chart: &ChartRef, dir: &Path) -> Result<(), ExecError> {
         let mut args = vec!["pull".to_string(), "--destination".into(), dir.display().to_string()];
-        args.append(&mut flags);
+        args.extend(chart.flags());
         // No --namespace: `helm pull` has nothing to do with the cluster.
-        let mut args_with_chart = args;
-        push_positional(&mut args_with_chart, &[chart]);
-        self.runner.run(&Invocation::new(purpose, &self.bin, args_with_chart)).map(|_| ())
+        push_positional(&mut args, &[&chart.arg()]);
+        self.runner.run(&Invocation::new(purpose, &self.bin, args)).map(|_| ())
     }
 
     /// `helm rollback RELEASE REVISION --wait --timeout T` (helm has no `-o json` for it).
@@ -551,6 +535,21 @@ impl Helm {
         let values: serde_json::Value =
             self.json(format!("read the values of {release} at revision {revision}"), args, &[release])?;
         Ok(if values.is_null() { serde_json::json!({}) } else { values })
+    }
+
+    /// `helm history RELEASE -o json`: every revision helm keeps.
+    pub fn history<T: DeserializeOwned>(&self, release: &str) -> Result<T, ExecError> {
+        let args = vec!["history".into(), "-o".into(), "json".into()];
+        self.json(format!("read the history of {release}"), args, &[release])
+    }
+
+    /// `helm status RELEASE -o json`: the current revision, its values among it.
+    pub fn status<T: DeserializeOwned>(&self, release: &str) -> Result<T, ExecError> {
+        self.json(
+            format!("read the status of {release}"),
+            vec!["status".into(), "-o".into(), "json".into()],
+            &[release],
+        )
     }
 
     /// `helm status RELEASE` as helm prints it, for people.
@@ -604,6 +603,93 @@ fn push_positional(args: &mut Vec<String>, positional: &[&str]) {
     if !positional.is_empty() {
         args.push("--".into());
         args.extend(positional.iter().map(|p| p.to_string()));
+    }
+}
+
+/// How helm is told the chart a deploy uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChartRef {
+    /// `repo/name` or `oci://…` at `version` (as the source spells it), over plain HTTP
+    /// to an OCI registry when `plain_http`.
+    Reference { reference: String, version: String, plain_http: bool },
+    /// A packaged chart on disk.
+    File(PathBuf),
+}
+
+impl ChartRef {
+    /// The chart as helm's positional argument: the reference, or the archive's path.
+    pub fn arg(&self) -> String {
+        match self {
+            ChartRef::Reference { reference, .. } => reference.clone(),
+            ChartRef::File(path) => path.display().to_string(),
+        }
+    }
+
+    /// The flags that go with it: `--version V [--plain-http]` for a reference.
+    fn flags(&self) -> Vec<String> {
+        match self {
+            ChartRef::Reference { version, plain_http, .. } => {
+                let mut flags = vec!["--version".to_string(), version.clone()];
+                if *plain_http {
+                    flags.push("--plain-http".into());
+                }
+                flags
+            }
+            ChartRef::File(_) => vec![],
+        }
+    }
+}
+
+/// The values a deploy (or its render) passes, in this order: each `-f` file (the carried
+/// values first, then the operator's), the operator's set-lines, then the procedure's own
+/// values for this one deploy. helm applies set-lines after every file whatever the order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeployValues {
+    pub files: Vec<PathBuf>,
+    pub sets: Vec<SetArg>,
+    pub step_file: Option<PathBuf>,
+}
+
+impl DeployValues {
+    fn flags(&self) -> Vec<String> {
+        let mut flags = Vec::new();
+        for file in &self.files {
+            flags.extend(["-f".to_string(), file.display().to_string()]);
+        }
+        for set in &self.sets {
+            flags.extend([set.kind.flag().to_string(), set.text.clone()]);
+        }
+        if let Some(file) = &self.step_file {
+            flags.extend(["-f".to_string(), file.display().to_string()]);
+        }
+        flags
+    }
+}
+
+/// A `helm upgrade` of the walk: the chart, its values, and how long helm waits for the
+/// rollout (bare `--wait`, which means the same on helm 3 and 4, while `--wait=true`
+/// warns on 4 and `--wait=watcher` fails on 3).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpgradeRequest {
+    pub chart: ChartRef,
+    pub values: DeployValues,
+    /// `--timeout`, as the operator gave it.
+    pub timeout: String,
+    /// `--force-conflicts` (helm 4): take back fields the policy's own commands changed.
+    pub force_conflicts: bool,
+}
+
+impl UpgradeRequest {
+    /// The flags after `helm upgrade` and before `-o json`, in the order helm is given
+    /// them (also what a test's fake cluster reads).
+    pub fn flags(&self) -> Vec<String> {
+        let mut flags = self.chart.flags();
+        flags.extend(self.values.flags());
+        flags.extend(["--wait".into(), "--timeout".into(), self.timeout.clone()]);
+        if self.force_conflicts {
+            flags.push("--force-conflicts".into());
+        }
+        flags
     }
 }
 

@@ -24,7 +24,7 @@ use serde::Serialize;
 use crate::printer::{Look, Role};
 use crate::run::ledger::{Dropped, HopRecord, Ledger, RunRecord, SnapshotRecord, StepRecord};
 use crate::text::{count, for_terminal, one_line};
-use crate::ui::render::push_line;
+use crate::ui::lines::push_line;
 use crate::version::ChartVersion;
 
 /// Whose record it is and where it was read: the release and namespace asked for (not

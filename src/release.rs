@@ -185,19 +185,10 @@ pub enum ReadError {
 impl Release {
     /// Ask helm, in parallel.
     pub fn read(helm: &Helm, release: &str) -> Result<Release, ReadError> {
-        let args = |cmd: &[&str]| -> Vec<String> {
-            let mut a: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
-            a.extend(["-o".to_string(), "json".to_string()]);
-            a
-        };
         let (metadata, history, status) = std::thread::scope(|s| {
             let m = s.spawn(|| helm.metadata::<Metadata>(format!("read the metadata of {release}"), release));
-            let h = s.spawn(|| {
-                helm.json::<Vec<HistoryEntry>>(format!("read the history of {release}"), args(&["history"]), &[release])
-            });
-            let st = s.spawn(|| {
-                helm.json::<StatusDoc>(format!("read the status of {release}"), args(&["status"]), &[release])
-            });
+            let h = s.spawn(|| helm.history::<Vec<HistoryEntry>>(release));
+            let st = s.spawn(|| helm.status::<StatusDoc>(release));
             (m.join().expect("reader thread"), h.join().expect("reader thread"), st.join().expect("reader thread"))
         });
         let not_found = |e: &ExecError| e.stderr().contains("release: not found");

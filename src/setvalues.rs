@@ -245,11 +245,6 @@ impl SetArg {
         }
         out
     }
-
-    /// The argv words helm is given: `--set`, `LINE`.
-    pub fn argv(&self) -> [String; 2] {
-        [self.kind.flag().to_string(), self.text.clone()]
-    }
 }
 
 struct Scanner {

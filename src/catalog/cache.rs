@@ -39,8 +39,8 @@ pub fn fetch(helm: &Helm, dir: &Path, chart: &ChartArg, version: &ChartVersion) 
     match chart {
         ChartArg::Cached { source, .. } => fetch(helm, dir, source, version),
         ChartArg::Files(_) => {
-            let (path, _) = chart.helm_args(version)?;
-            Ok(CachedChart { digest: digest_of(Path::new(&path))?, path: PathBuf::from(path) })
+            let path = PathBuf::from(chart.for_helm(version)?.arg());
+            Ok(CachedChart { digest: digest_of(&path)?, path })
         }
         ChartArg::Reference { .. } => pull_into(helm, chart, version, dir),
     }
@@ -105,8 +105,9 @@ pub fn digest_of(path: &Path) -> Result<String, String> {
 fn pull_into(helm: &Helm, chart: &ChartArg, version: &ChartVersion, dir: &Path) -> Result<CachedChart, String> {
     let cannot = |what: &str, e: std::io::Error| format!("cannot {what} in {}: {e}", dir.display());
     let landing = tempfile::Builder::new().prefix(".pull-").tempdir_in(dir).map_err(|e| cannot("pull", e))?;
-    let (reference, flags) = chart.helm_args(version)?;
-    helm.pull(format!("pull {reference} {version} into the run's charts"), &reference, flags, landing.path())
+    let chart = chart.for_helm(version)?;
+    let reference = chart.arg();
+    helm.pull(format!("pull {reference} {version} into the run's charts"), &chart, landing.path())
         .map_err(|e| e.to_string())?;
     let pulled = std::fs::read_dir(landing.path())
         .map_err(|e| cannot("read the pulled chart", e))?

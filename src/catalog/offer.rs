@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::{CatalogError, ChartSource, credentials, dir, oci, repo};
-use crate::helm::Helm;
+use crate::helm::{ChartRef, Helm};
 use crate::plan::Available;
 use crate::version::ChartVersion;
 
@@ -28,23 +28,21 @@ pub enum ChartArg {
 }
 
 impl ChartArg {
-    /// The chart as helm's positional argument, and the flags that go with it.
-    pub fn helm_args(&self, version: &ChartVersion) -> Result<(String, Vec<String>), String> {
+    /// The chart of `version` as helm is told it.
+    pub fn for_helm(&self, version: &ChartVersion) -> Result<ChartRef, String> {
         match self {
-            ChartArg::Reference { reference, plain_http } => {
-                let mut flags = vec!["--version".to_string(), version.original().to_string()];
-                if *plain_http {
-                    flags.push("--plain-http".into());
-                }
-                Ok((reference.clone(), flags))
-            }
+            ChartArg::Reference { reference, plain_http } => Ok(ChartRef::Reference {
+                reference: reference.clone(),
+                version: version.original().to_string(),
+                plain_http: *plain_http,
+            }),
             ChartArg::Files(files) => files
                 .get(version)
-                .map(|p| (p.display().to_string(), vec![]))
+                .map(|p| ChartRef::File(p.clone()))
                 .ok_or_else(|| format!("no packaged chart for {version} in the chart directory")),
             ChartArg::Cached { files, source } => match files.get(version) {
-                Some(path) => Ok((path.display().to_string(), vec![])),
-                None => source.helm_args(version),
+                Some(path) => Ok(ChartRef::File(path.clone())),
+                None => source.for_helm(version),
             },
         }
     }

@@ -5,7 +5,7 @@ use super::{FleetView, Row, Standing};
 use crate::plan::estimate::about;
 use crate::printer::{Look, Role};
 use crate::text::{count, one_line, width};
-use crate::ui::render::push_line;
+use crate::ui::lines::push_line;
 
 const HEADINGS: [&str; 10] =
     ["NAMESPACE", "RELEASE", "CHART", "POLICY", "DEPLOYED", "TARGET", "HOPS", "DOWNTIME", "ESTIMATE", "STANDING"];

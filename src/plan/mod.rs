@@ -5,6 +5,7 @@
 //! tested exhaustively. The [`Plan`] it returns is the one value that `--plan` prints,
 //! `-o json` serialises and the executor runs.
 
+mod app_space;
 pub mod app_versions;
 pub mod chart_values;
 pub mod document;
@@ -265,6 +266,15 @@ impl HopKind {
             HopKind::PatchDowngrade => "patch-downgrade",
             HopKind::MinorDowngrade => "minor-downgrade",
             HopKind::Restore => "restore",
+        }
+    }
+
+    /// Whether data written since the target may be lost: going below the target's minor
+    /// (the schema moves back) or restoring a snapshot. Exhaustive, so a new kind says.
+    pub fn may_lose_data(self) -> bool {
+        match self {
+            HopKind::MinorDowngrade | HopKind::Restore => true,
+            HopKind::Patch | HopKind::Minor | HopKind::Major | HopKind::FastPath | HopKind::PatchDowngrade => false,
         }
     }
 }

@@ -7,7 +7,7 @@
 //! ([`super::app_versions::plan_rollback`] translates and maps back); the messages then
 //! name each app version with the chart that packages it.
 
-use super::app_versions::AppSpace;
+use super::app_space::AppSpace;
 use super::text::steps_text;
 use super::{
     Alternative, Available, Context, Direction, Hop, HopKind, Plan, PlanError, RollbackRequest, SnapshotKnowledge,
@@ -161,7 +161,7 @@ fn what_may_be_lost(
     target: &str,
 ) -> Vec<String> {
     let mut warnings = Vec::new();
-    if matches!(hop.kind, HopKind::MinorDowngrade | HopKind::Restore)
+    if hop.kind.may_lose_data()
         && let Some(warning) = &policy.downgrade.data_loss_warning
     {
         warnings.push(warning.clone());

@@ -1,21 +1,14 @@
 //! The preflight backup: what helm knows about the release, saved before anything changes.
 //!
 //! User values may hold secrets, so the folder is 0700 and every file 0600, created with
-//! those modes (never chmod-ed afterwards, which would leave a window).
+//! those modes (never chmod-ed afterwards, which would leave a window): see
+//! [`super::private`].
 
-use std::fs::{DirBuilder, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use super::private::{BackupError, backups_root, private_dir, write_private};
 use super::values::{Overrides, RunValues};
 use crate::release::Release;
-
-#[derive(Debug, thiserror::Error)]
-pub enum BackupError {
-    #[error("cannot write the backup in {path}: {source}\nhint: set XDG_STATE_HOME to a writable folder")]
-    Io { path: String, source: std::io::Error },
-}
 
 /// A written backup: the release's manifest and metadata, and the values the run
 /// deploys (see [`RunValues`]).
@@ -23,38 +16,6 @@ pub enum BackupError {
 pub struct Backup {
     pub dir: PathBuf,
     pub values: RunValues,
-}
-
-/// `<state root>/backups`: `$XDG_STATE_HOME/helm-safe-upgrade/backups`, default
-/// `~/.local/state/helm-safe-upgrade/backups`.
-pub fn backups_root() -> PathBuf {
-    super::ledger::state_root()
-        .map(|root| root.join("backups"))
-        // No HOME and no XDG_STATE_HOME: a relative folder, which fails visibly when written.
-        .unwrap_or_else(|_| PathBuf::from("helm-safe-upgrade-backups"))
-}
-
-pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), BackupError> {
-    let io = |source| BackupError::Io { path: path.display().to_string(), source };
-    let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(io)?;
-    file.write_all(contents).map_err(io)
-}
-
-/// A new folder (0700) named `base`, or `base-2`, `base-3`…: two runs within the same
-/// second (a declined start, then the real one) must not share or clobber a backup.
-pub(crate) fn new_private_dir(root: &Path, base: &str) -> Result<PathBuf, BackupError> {
-    for n in 1..1000 {
-        let dir = if n == 1 { root.join(base) } else { root.join(format!("{base}-{n}")) };
-        match DirBuilder::new().mode(0o700).create(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(source) => return Err(BackupError::Io { path: dir.display().to_string(), source }),
-        }
-    }
-    Err(BackupError::Io {
-        path: root.join(base).display().to_string(),
-        source: std::io::Error::new(std::io::ErrorKind::AlreadyExists, "999 backups with this name already exist"),
-    })
 }
 
 /// Save the release's manifest and metadata (as read at the start), and the values this
@@ -66,7 +27,7 @@ pub fn take(
     host: &str,
     stamp: &str,
 ) -> Result<Backup, BackupError> {
-    let dir = super::values::private_dir(
+    let dir = private_dir(
         &backups_root(),
         &format!("{}-{}-rev{}-{stamp}", release.namespace, release.name, release.revision),
     )?;
@@ -83,21 +44,4 @@ pub fn take(
     write_private(&dir.join("metadata.json"), serde_json::to_string_pretty(&metadata).expect("json").as_bytes())?;
     let values = RunValues::save(&dir, host, carried, overrides)?;
     Ok(Backup { dir, values })
-}
-
-#[cfg(test)]
-mod tests {
-    use std::os::unix::fs::PermissionsExt;
-
-    #[test]
-    fn backups_in_the_same_second_get_their_own_private_folders() {
-        let root = tempfile::tempdir().unwrap();
-        let first = super::new_private_dir(root.path(), "ns-bsr-rev2-T").unwrap();
-        let second = super::new_private_dir(root.path(), "ns-bsr-rev2-T").unwrap();
-        assert_ne!(first, second);
-        assert!(second.ends_with("ns-bsr-rev2-T-2"));
-        for dir in [first, second] {
-            assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
-        }
-    }
 }

@@ -10,7 +10,7 @@
 
 use std::borrow::Cow;
 
-use super::error::{RunError, bad};
+use super::error::{RunError, bad, refused};
 use crate::catalog::ChartArg;
 use crate::catalog::cache::RunCharts;
 use crate::catalog::shipped;
@@ -108,17 +108,17 @@ pub fn gate(policy: &Policy, allowed: bool) -> Result<(), RunError> {
     if commands.is_empty() || allowed {
         return Ok(());
     }
-    Err(RunError::Refused {
-        rule: "chart-commands".into(),
-        message: format!(
+    Err(refused(
+        "chart-commands",
+        format!(
             "policy {} from {} would run {} on this machine:\n{}",
             one_line(&policy.name),
             one_line(&policy.origin.to_string()),
             crate::text::count(commands.len(), "command", "commands"),
             listed(&commands, "  - ")
         ),
-        supported: "review these commands, then run again with --allow-chart-commands; or choose the policy yourself with --policy FILE (or a preset)".into(),
-    })
+        "review these commands, then run again with --allow-chart-commands; or choose the policy yourself with --policy FILE (or a preset)",
+    ))
 }
 
 /// One line per command: where it is in the policy, then its argv as a shell would read
@@ -143,7 +143,9 @@ mod tests {
     #[test]
     fn chart_commands_are_refused_without_leave_and_listed() {
         let policy = chart_policy(WITH_RUN);
-        let Err(RunError::Refused { rule, message, supported }) = gate(&policy, false) else { panic!("not refused") };
+        let Err(RunError::Refused(crate::plan::Refusal { rule, message, supported })) = gate(&policy, false) else {
+            panic!("not refused")
+        };
         assert_eq!(rule, "chart-commands");
         assert_eq!(
             message,

@@ -6,14 +6,14 @@
 
 use super::rollout::{Snapshot, Watch};
 use super::unready;
-use crate::helm::{Deployed, ExecError, Helm, Signals, policy_command};
+use crate::helm::{Deployed, ExecError, Helm, Signals, UpgradeRequest, policy_command};
 use crate::kube::{KubeClient, KubeError};
 use crate::release::{Metadata, ReadError, Release, ReleaseStatus};
 
 /// What a walk does to and reads from the cluster.
 pub trait Cluster {
     /// `helm upgrade RELEASE CHART FLAGS -o json`.
-    fn upgrade(&self, purpose: String, release: &str, chart: &str, flags: Vec<String>) -> Result<Deployed, ExecError>;
+    fn upgrade(&self, purpose: String, release: &str, request: &UpgradeRequest) -> Result<Deployed, ExecError>;
     /// `helm rollback RELEASE REVISION --wait --timeout T`.
     fn rollback(&self, purpose: String, release: &str, revision: u64, timeout: &str) -> Result<(), ExecError>;
     /// The release's latest revision, version and status.
@@ -54,8 +54,8 @@ pub struct Live<'a> {
 }
 
 impl Cluster for Live<'_> {
-    fn upgrade(&self, purpose: String, release: &str, chart: &str, flags: Vec<String>) -> Result<Deployed, ExecError> {
-        self.helm.upgrade(purpose, release, chart, flags)
+    fn upgrade(&self, purpose: String, release: &str, request: &UpgradeRequest) -> Result<Deployed, ExecError> {
+        self.helm.upgrade(purpose, release, request)
     }
 
     fn rollback(&self, purpose: String, release: &str, revision: u64, timeout: &str) -> Result<(), ExecError> {

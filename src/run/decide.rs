@@ -4,15 +4,16 @@
 //! Everything the planner needs is decided here first: the target's snapshot knowledge,
 //! whether a rollback deploys a revision of helm's history (`helm rollback REV`) rather
 //! than the chart, the values a failed release goes back with. The planner then makes the
-//! plan, and nothing edits it afterwards.
+//! plan, and nothing edits it afterwards. Pure: what a rollback needs from helm (the
+//! values of earlier revisions, [`rollback_reads`]) is read before it is decided.
 
-use super::error::{RunError, bad, bad_text, plan_error};
-use super::gather::{Facts, Tools};
+use super::error::{RunError, bad, bad_text, refused};
+use super::gather::Facts;
 use super::holder::Me;
 use super::ledger::Ledger;
 use super::options::{RollbackOptions, RunOptions, UpgradeOptions};
+use super::revisions::RevisionValues;
 use super::values::RunValues;
-use crate::helm::Helm;
 use crate::plan::{self, HopKind, Plan, RollbackRequest, SnapshotKnowledge, Step, Strategy, UpgradeRequest};
 use crate::release::{Release, ReleaseStatus};
 use crate::text::one_line;
@@ -147,7 +148,7 @@ pub fn upgrade(
         ));
     }
     let target = match (&up.target, &resumed) {
-        (Some(spec), _) => plan::exact_target(spec, &facts.offer.available).map_err(plan_error)?,
+        (Some(spec), _) => plan::exact_target(spec, &facts.offer.available)?,
         (None, Some(r)) => r.target.clone(),
         (None, None) => return Err(bad("--to is required", "name the version to upgrade to with --to VERSION")),
     };
@@ -171,30 +172,63 @@ pub fn upgrade(
             None => opts.overrides.paths(),
         },
     });
-    let mut plan =
-        plan::plan_upgrade(&facts.policy, &facts.offer.available, &request, &facts.context).map_err(plan_error)?;
+    let mut plan = plan::plan_upgrade(&facts.policy, &facts.offer.available, &request, &facts.context)?;
     plan.warnings.append(&mut facts.warnings);
     Ok(Decision { plan, consent: Consent::StartConfirmation, resumed_values: resumed.map(|r| r.values) })
 }
 
+/// The revisions whose values [`rollback`] carries or compares, in the order it does:
+/// the last good one of a failed or pending release, the one `--revision` names, and the
+/// one a patch rollback could go back to by `helm rollback`. A request the decision
+/// refuses stops the list where the decision stops.
+pub fn rollback_reads(facts: &Facts, opts: &RunOptions, down: &RollbackOptions) -> Vec<u64> {
+    let release = &facts.release;
+    let pending = release.status.is_pending();
+    let mut reads = Vec::new();
+    if release.status == ReleaseStatus::Failed || pending {
+        reads.extend(release.last_good_revision().map(|good| good.revision));
+    }
+    let Ok(mut to) = down.target.as_ref().map(|spec| plan::exact_target(spec, &facts.offer.available)).transpose()
+    else {
+        return reads;
+    };
+    if let Some(revision) = down.revision {
+        let Ok(version) = revision_version(release, revision, to.as_ref()) else { return reads };
+        reads.push(revision);
+        to = Some(version);
+    }
+    let request = rollback_request(release, facts.ledger.as_ref(), to);
+    let Ok(target) = plan::rollback_target(&facts.offer.available, &request) else { return reads };
+    let patch = plan::same_counted_minor(&facts.policy, &facts.offer.available, &target, &request.current);
+    if !pending
+        && patch
+        && opts.overrides.is_empty()
+        && let Some(ran) = revision_that_ran(release, &target)
+    {
+        reads.push(ran);
+    }
+    reads
+}
+
 /// The rollback's plan: the newest earlier safe version (or `--to`), within the policy's
-/// window from the newest version ever deployed, by the policy's procedure.
+/// window from the newest version ever deployed, by the policy's procedure. `values` holds
+/// what [`rollback_reads`] named.
 pub fn rollback(
     facts: &mut Facts,
-    tools: &Tools,
+    values: &RevisionValues,
     opts: &RunOptions,
     down: &RollbackOptions,
 ) -> Result<Decision, RunError> {
     let pending = facts.release.status.is_pending();
     if facts.release.status == ReleaseStatus::Failed || pending {
-        carry_last_good_values(facts, &tools.helm)?;
+        carry_last_good_values(facts, values)?;
     }
     let mut target = down.target.as_ref().map(|spec| plan::exact_target(spec, &facts.offer.available)).transpose();
     if let Some(revision) = down.revision {
-        target = Ok(Some(revision_target(facts, &tools.helm, revision, target.map_err(plan_error)?)?));
+        target = Ok(Some(revision_target(facts, values, revision, target?)?));
     }
-    let mut request = rollback_request(&facts.release, facts.ledger.as_ref(), target.map_err(plan_error)?);
-    let target = plan::rollback_target(&facts.offer.available, &request).map_err(plan_error)?;
+    let mut request = rollback_request(&facts.release, facts.ledger.as_ref(), target?);
+    let target = plan::rollback_target(&facts.offer.available, &request)?;
     request.snapshot = match facts.ledger.as_ref() {
         None => SnapshotKnowledge::Unknown,
         Some(l) if l.snapshots.iter().any(|s| s.version == target) => SnapshotKnowledge::TakenAt(target.clone()),
@@ -207,34 +241,43 @@ pub fn rollback(
     } else if plan::same_counted_minor(&facts.policy, &facts.offer.available, &target, &request.current) {
         // A patch rollback as the policy counts it: under `versions: app` a chart patch can
         // be an app minor, whose procedure must run rather than helm's old revision.
-        request.by_revision = patch_by_revision(&tools.helm, release, &target, !opts.overrides.is_empty(), &mut notes);
+        request.by_revision = patch_by_revision(values, release, &target, !opts.overrides.is_empty(), &mut notes);
     }
     facts.context.values = Some(plan::values::ValuesInput {
         carried: facts.release.user_values.clone(),
         operator_sets: opts.overrides.paths(),
     });
-    let mut plan =
-        plan::plan_rollback(&facts.policy, &facts.offer.available, &request, &facts.context).map_err(plan_error)?;
-    if plan.hops.first().is_some_and(|h| h.kind != HopKind::PatchDowngrade) && !pending {
-        // The revision method was meant for a patch rollback only.
-        notes.retain(|n| !n.contains("helm rollback"));
-    }
-    plan.warnings.append(&mut notes);
+    let mut plan = plan::plan_rollback(&facts.policy, &facts.offer.available, &request, &facts.context)?;
+    let patch_rollback = plan.hops.first().is_none_or(|h| h.kind == HopKind::PatchDowngrade) || pending;
+    plan.warnings.extend(notes.into_iter().filter_map(|note| note.said(patch_rollback)));
     plan.warnings.append(&mut facts.warnings);
     let consent = rollback_consent(&plan, opts, down, &facts.policy.name)?;
     Ok(Decision { plan, consent, resumed_values: None })
 }
 
-/// `helm safe-rollback RELEASE REVISION`, helm's habit: that revision chooses the target
-/// version and the values deployed, and the policy still decides how (and whether) to go
-/// back there. A revision helm no longer keeps, or one that failed, is refused.
-fn revision_target(
-    facts: &mut Facts,
-    helm: &Helm,
-    revision: u64,
-    to: Option<ChartVersion>,
-) -> Result<ChartVersion, RunError> {
-    let release = &facts.release;
+/// A note on how the rollback goes, for the plan's warnings.
+enum Note {
+    /// Said whatever the plan.
+    Always(String),
+    /// Why a patch rollback goes, or not, by `helm rollback REV`: said only when the plan
+    /// is a patch rollback (the revision method is meant for one only).
+    PatchMethod(String),
+}
+
+impl Note {
+    /// The note's text, if it is said for this plan.
+    fn said(self, patch_rollback: bool) -> Option<String> {
+        match self {
+            Note::Always(text) => Some(text),
+            Note::PatchMethod(text) => patch_rollback.then_some(text),
+        }
+    }
+}
+
+/// Why `revision` cannot be gone back to (it is not in helm's history, it did not
+/// deploy, it has no chart version, or `--to` names another version), else the version
+/// it ran.
+fn revision_version(release: &Release, revision: u64, to: Option<&ChartVersion>) -> Result<ChartVersion, RunError> {
     let Some(chosen) = release.history.iter().find(|r| r.revision == revision) else {
         let kept: Vec<String> = release.history.iter().map(|r| r.revision.to_string()).collect();
         return Err(bad(
@@ -259,13 +302,26 @@ fn revision_target(
         .version
         .clone()
         .ok_or_else(|| bad(format!("revision {revision} has no chart version"), "name a version with --to"))?;
-    if to.as_ref().is_some_and(|t| *t != version) {
+    if to.is_some_and(|t| *t != version) {
         return Err(bad(
             format!("revision {revision} ran {version}, but --to names another version"),
             "give either the revision or --to",
         ));
     }
-    let values = helm.values_at(&release.name, revision).map_err(|e| RunError::Other(e.to_string()))?;
+    Ok(version)
+}
+
+/// `helm safe-rollback RELEASE REVISION`, helm's habit: that revision chooses the target
+/// version and the values deployed, and the policy still decides how (and whether) to go
+/// back there. A revision helm no longer keeps, or one that failed, is refused.
+fn revision_target(
+    facts: &mut Facts,
+    values: &RevisionValues,
+    revision: u64,
+    to: Option<ChartVersion>,
+) -> Result<ChartVersion, RunError> {
+    let version = revision_version(&facts.release, revision, to.as_ref())?;
+    let values = values.at(revision).map_err(RunError::Other)?.clone();
     facts.warnings.push(format!("going back to revision {revision}: {version} with the values it ran with"));
     facts.release.user_values = values;
     Ok(version)
@@ -297,7 +353,7 @@ fn rollback_request(release: &Release, ledger: Option<&Ledger>, target: Option<C
 
 /// A pending release can only go back to its last good revision, by `helm rollback` to it
 /// (helm upgrade refuses a pending release; helm rollback clears it).
-fn clear_pending_by(release: &Release, target: &ChartVersion, notes: &mut Vec<String>) -> Result<u64, RunError> {
+fn clear_pending_by(release: &Release, target: &ChartVersion, notes: &mut Vec<Note>) -> Result<u64, RunError> {
     let good = release.last_good_revision().filter(|r| r.version.as_ref() == Some(target)).ok_or_else(|| {
         bad(
             format!(
@@ -313,7 +369,7 @@ fn clear_pending_by(release: &Release, target: &ChartVersion, notes: &mut Vec<St
             "run without --to, or with --to that version",
         )
     })?;
-    notes.push(format!(
+    notes.push(Note::Always(format!(
         "{} is {} at {} (revision {}): helm did not finish it. Going back starts with `helm rollback {} {}`, which clears it; make sure no helm process still works on this release (another terminal, a CI job) before you confirm. {} may have run its migrations.",
         release.name,
         release.status.as_str(),
@@ -322,14 +378,28 @@ fn clear_pending_by(release: &Release, target: &ChartVersion, notes: &mut Vec<St
         release.name,
         good.revision,
         release.version
-    ));
+    )));
     Ok(good.revision)
+}
+
+/// Whether a step is the operator's own work, confirmed when done (a restore by hand),
+/// which `--yes` cannot do. Exhaustive, so a new step kind must say.
+fn done_by_hand(step: &Step) -> bool {
+    match step {
+        Step::Confirm { .. } => true,
+        Step::Backup { .. }
+        | Step::Deploy { .. }
+        | Step::Verify { .. }
+        | Step::Snapshot { .. }
+        | Step::Run { .. }
+        | Step::WaitGone { .. } => false,
+    }
 }
 
 /// A rollback that may lose data needs the typed release name (or `--yes
 /// --accept-data-loss`); a restore by hand cannot be done by `--yes` at all.
 fn rollback_consent(plan: &Plan, opts: &RunOptions, down: &RollbackOptions, policy: &str) -> Result<Consent, RunError> {
-    let loses_data = plan.hops.iter().any(|h| matches!(h.kind, HopKind::MinorDowngrade | HopKind::Restore));
+    let loses_data = plan.hops.iter().any(|h| h.kind.may_lose_data());
     if opts.plan_only {
         return Ok(Consent::StartConfirmation);
     }
@@ -345,20 +415,12 @@ fn rollback_consent(plan: &Plan, opts: &RunOptions, down: &RollbackOptions, poli
             "run it on a terminal to confirm by typing the release name, or pass --accept-data-loss with --yes",
         ));
     }
-    if opts.yes
-        && plan.strategy == Strategy::Restore
-        && plan.hops.iter().flat_map(|h| &h.steps).any(|s| matches!(s, Step::Confirm { .. }))
-    {
-        return Err(RunError::Refused {
-            rule: "restore-needs-a-person".into(),
-            message: format!(
-                "policy {policy} goes back to {} by restoring a snapshot by hand, which --yes cannot do",
-                plan.to
-            ),
-            supported:
-                "run it on a terminal and restore when asked, or give the policy a `run` step with your restore command"
-                    .into(),
-        });
+    if opts.yes && plan.strategy == Strategy::Restore && plan.hops.iter().flat_map(|h| &h.steps).any(done_by_hand) {
+        return Err(refused(
+            "restore-needs-a-person",
+            format!("policy {policy} goes back to {} by restoring a snapshot by hand, which --yes cannot do", plan.to),
+            "run it on a terminal and restore when asked, or give the policy a `run` step with your restore command",
+        ));
     }
     Ok(if loses_data { Consent::TypeReleaseName } else { Consent::StartConfirmation })
 }
@@ -366,10 +428,10 @@ fn rollback_consent(plan: &Plan, opts: &RunOptions, down: &RollbackOptions, poli
 /// A failed (or pending) revision's values are the ones that failed (often an operator's
 /// `--set` that broke the rollout): going back carries the values of the last good
 /// revision instead.
-fn carry_last_good_values(facts: &mut Facts, helm: &Helm) -> Result<(), RunError> {
+fn carry_last_good_values(facts: &mut Facts, values: &RevisionValues) -> Result<(), RunError> {
     let release = &facts.release;
     let Some(good) = release.last_good_revision() else { return Ok(()) };
-    let values = helm.values_at(&release.name, good.revision).map_err(|e| RunError::Other(e.to_string()))?;
+    let values = values.at(good.revision).map_err(RunError::Other)?.clone();
     facts.warnings.push(format!(
         "{} is {} at revision {}: carrying the values of revision {}, the last good one",
         release.name,
@@ -381,42 +443,46 @@ fn carry_last_good_values(facts: &mut Facts, helm: &Helm) -> Result<(), RunError
     Ok(())
 }
 
+/// The newest revision before the current one that deployed `target` successfully.
+fn revision_that_ran(release: &Release, target: &ChartVersion) -> Option<u64> {
+    let ran = release.history.iter().rev().filter(|r| r.revision < release.revision).find(|r| {
+        r.version.as_ref() == Some(target) && matches!(r.status, ReleaseStatus::Deployed | ReleaseStatus::Superseded)
+    });
+    ran.map(|r| r.revision)
+}
+
 /// A patch rollback can be helm's own rollback to a revision that ran the target, or a
-/// redeploy of the target with the current values. Decided here (it reads that
-/// revision's values); the planner is told, and the plan says which and why.
+/// redeploy of the target with the current values. Decided here (by that revision's
+/// values, read before); the planner is told, and the plan says which and why.
 fn patch_by_revision(
-    helm: &Helm,
+    values: &RevisionValues,
     release: &Release,
     target: &ChartVersion,
     operator_values: bool,
-    notes: &mut Vec<String>,
+    notes: &mut Vec<Note>,
 ) -> Option<u64> {
     if operator_values {
-        notes.push(format!(
+        notes.push(Note::PatchMethod(format!(
             "redeploying {target} with the current values and the -f/--set given (`helm rollback` would ignore them)"
-        ));
+        )));
         return None;
     }
-    let revision = release.history.iter().rev().filter(|r| r.revision < release.revision).find(|r| {
-        r.version.as_ref() == Some(target) && matches!(r.status, ReleaseStatus::Deployed | ReleaseStatus::Superseded)
-    });
-    let Some(revision) = revision else {
-        notes.push(format!(
+    let Some(revision) = revision_that_ran(release, target) else {
+        notes.push(Note::Always(format!(
             "no revision of {target} is left in helm's history: redeploying {target} from the chart source with the current values"
-        ));
+        )));
         return None;
     };
-    if helm.values_at(&release.name, revision.revision).ok().as_ref() == Some(&release.user_values) {
-        notes.push(format!(
-            "revision {} ran {target} with the same values: `helm rollback` to it restores exactly what ran, without fetching the chart",
-            revision.revision
-        ));
-        Some(revision.revision)
+    if values.at(revision).ok() == Some(&release.user_values) {
+        notes.push(Note::PatchMethod(format!(
+            "revision {revision} ran {target} with the same values: `helm rollback` to it restores exactly what ran, without fetching the chart"
+        )));
+        Some(revision)
     } else {
-        notes.push(format!(
-            "revision {} ran {target} with other values: redeploying {target} with the current values keeps the changes made since (`helm rollback {} {}` would restore that revision's values instead)",
-            revision.revision, release.name, revision.revision
-        ));
+        notes.push(Note::PatchMethod(format!(
+            "revision {revision} ran {target} with other values: redeploying {target} with the current values keeps the changes made since (`helm rollback {} {revision}` would restore that revision's values instead)",
+            release.name
+        )));
         None
     }
 }
@@ -471,6 +537,58 @@ mod tests {
             assert_eq!(earlier_stopped_run(Some(&ledger), &v(current), &v("1.2.6")), None, "{outcome} at {at}");
         }
         assert_eq!(earlier_stopped_run(None, &v("1.1.9"), &v("1.2.6")), None);
+    }
+
+    fn release_at(version: &str, history: &[(u64, &str, ReleaseStatus)]) -> Release {
+        let &(revision, _, status) = history.last().unwrap();
+        Release {
+            name: "bsr".into(),
+            namespace: "bsr".into(),
+            chart_name: "bsr".into(),
+            version: v(version),
+            app_version: None,
+            revision,
+            status,
+            description: String::new(),
+            history: history
+                .iter()
+                .map(|&(revision, version, status)| crate::release::Revision {
+                    revision,
+                    status,
+                    version: Some(v(version)),
+                    description: String::new(),
+                })
+                .collect(),
+            user_values: serde_json::json!({"replicas": 3}),
+            manifest: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_patch_rollback_goes_by_revision_from_values_read_before_deciding() {
+        use ReleaseStatus::{Deployed, Failed, Superseded};
+        let release = release_at("1.2.1", &[(1, "1.2.0", Superseded), (2, "1.2.2", Failed), (3, "1.2.1", Deployed)]);
+        assert_eq!(revision_that_ran(&release, &v("1.2.0")), Some(1));
+        assert_eq!(revision_that_ran(&release, &v("1.2.2")), None, "a failed revision is not gone back to");
+        let said = |notes: Vec<Note>, patch: bool| -> Vec<String> {
+            notes.into_iter().filter_map(|n| n.said(patch)).collect()
+        };
+        // The same values: helm's own rollback, said only for a patch rollback.
+        let same = RevisionValues::from_known([(1, serde_json::json!({"replicas": 3}))]);
+        let mut notes = Vec::new();
+        assert_eq!(patch_by_revision(&same, &release, &v("1.2.0"), false, &mut notes), Some(1));
+        assert!(said(notes, false).is_empty());
+        // Other values, or values that could not be read: a redeploy.
+        let other = RevisionValues::from_known([(1, serde_json::json!({"replicas": 1}))]);
+        for values in [other, RevisionValues::default()] {
+            let mut notes = Vec::new();
+            assert_eq!(patch_by_revision(&values, &release, &v("1.2.0"), false, &mut notes), None);
+            assert!(said(notes, true)[0].contains("with other values"));
+        }
+        // No revision of the target left: said whatever the plan.
+        let mut notes = Vec::new();
+        assert_eq!(patch_by_revision(&same, &release, &v("1.1.0"), false, &mut notes), None);
+        assert!(said(notes, false)[0].starts_with("no revision of 1.1.0 is left"));
     }
 
     #[test]

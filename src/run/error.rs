@@ -1,7 +1,7 @@
 //! Why a live run did not start (or could not go on before its first change), with the
 //! exit code it maps to.
 
-use crate::plan::PlanError;
+use crate::plan::{PlanError, Refusal};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -9,8 +9,8 @@ pub enum RunError {
     #[error("{message}\nhint: {hint}")]
     BadInput { message: String, hint: String },
     /// Exit 3: the policy forbids it.
-    #[error("refused: {message}\n  rule:      {rule}\n  supported: {supported}")]
-    Refused { rule: String, message: String, supported: String },
+    #[error("refused: {}\n  rule:      {}\n  supported: {}", .0.message, .0.rule, .0.supported)]
+    Refused(Refusal),
     /// Exit 1: anything else (a cluster that cannot be read, a held lock, …).
     #[error("{0}")]
     Other(String),
@@ -23,7 +23,7 @@ impl RunError {
     pub fn exit_code(&self) -> i32 {
         match self {
             RunError::BadInput { .. } => crate::exit::BAD_INPUT,
-            RunError::Refused { .. } => crate::exit::REFUSED,
+            RunError::Refused(_) => crate::exit::REFUSED,
             RunError::Other(_) => crate::exit::FAILURE,
             RunError::Interrupted(_) => crate::exit::STOPPED_BY_OPERATOR,
         }
@@ -40,9 +40,17 @@ pub fn bad_text(text: &str) -> RunError {
     bad(message, hint)
 }
 
-pub fn plan_error(e: PlanError) -> RunError {
-    match e {
-        PlanError::Refused(r) => RunError::Refused { rule: r.rule, message: r.message, supported: r.supported },
-        PlanError::BadRequest { message, hint } => bad(message, hint),
+/// Exit 3: the policy (or the state of the release) forbids it.
+pub fn refused(rule: &str, message: impl Into<String>, supported: impl Into<String>) -> RunError {
+    RunError::Refused(Refusal { rule: rule.to_string(), message: message.into(), supported: supported.into() })
+}
+
+/// The planner's refusal travels on as it is; its bad request is the run's.
+impl From<PlanError> for RunError {
+    fn from(e: PlanError) -> RunError {
+        match e {
+            PlanError::Refused(refusal) => RunError::Refused(refusal),
+            PlanError::BadRequest { message, hint } => bad(message, hint),
+        }
     }
 }

@@ -15,7 +15,7 @@ use std::time::Instant;
 use super::backup;
 use super::cluster::Live;
 use super::decide::{Consent, Decision};
-use super::error::{RunError, bad_text};
+use super::error::{RunError, bad_text, refused};
 use super::gather::{Facts, Tools};
 use super::holder::Me;
 use super::interact::{self, Answer, Interaction};
@@ -50,13 +50,11 @@ pub fn execute(
     if !interaction.attended()
         && let Some(why) = needs_a_person(&plan, opts.snapshot_taken)
     {
-        return Err(RunError::Refused {
-            rule: "snapshot".into(),
-            message: format!("{why}; an unattended run cannot confirm one"),
-            supported:
-                "take the snapshot, then run again with --snapshot-taken; or set `snapshot.command` in the policy"
-                    .into(),
-        });
+        return Err(refused(
+            "snapshot",
+            format!("{why}; an unattended run cannot confirm one"),
+            "take the snapshot, then run again with --snapshot-taken; or set `snapshot.command` in the policy",
+        ));
     }
     if let Some(note) = &facts.store_note {
         printer.line(note);
@@ -266,16 +264,28 @@ fn finish(mut held: Held, outcome: &Outcome, printer: &crate::printer::Printer) 
 }
 
 /// Steps that need a person and have no command: refused up front when nobody is there.
+/// Exhaustive over the step kinds, so a new one must say whether it needs a person.
 fn needs_a_person(plan: &Plan, snapshot_taken: bool) -> Option<String> {
     let all = plan.preflight.iter().chain(plan.hops.iter().flat_map(|h| h.steps.iter()));
     for step in all {
-        if let Step::Snapshot { message, argv: None, .. } = step
-            && !snapshot_taken
-        {
-            return Some(format!(
-                "policy {} requires a snapshot (\"{message}\") and has no command to take one",
-                plan.policy
-            ));
+        match step {
+            Step::Snapshot { message, argv: None, .. } if !snapshot_taken => {
+                return Some(format!(
+                    "policy {} requires a snapshot (\"{message}\") and has no command to take one",
+                    plan.policy
+                ));
+            }
+            // Taken by the policy's command, or vouched for with --snapshot-taken.
+            Step::Snapshot { .. } => {}
+            // Done by the tool or the policy's commands.
+            Step::Backup { .. }
+            | Step::Deploy { .. }
+            | Step::Verify { .. }
+            | Step::Run { .. }
+            | Step::WaitGone { .. } => {}
+            // A restore by hand is refused under --yes when the run is decided; any other
+            // confirmation is answered by --yes.
+            Step::Confirm { .. } => {}
         }
     }
     None

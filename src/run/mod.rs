@@ -26,6 +26,8 @@ pub mod notify;
 pub mod options;
 pub mod policy_choice;
 pub mod preflight;
+pub mod private;
+pub mod revisions;
 pub mod rollout;
 pub mod unready;
 pub mod values;
@@ -36,6 +38,7 @@ use crate::plan::{Direction, Plan};
 use crate::printer::Printer;
 use crate::report::RunReport;
 pub use error::RunError;
+use error::refused;
 use options::{RollbackOptions, RunOptions, UpgradeOptions};
 
 /// Either a plan to print (`--plan`) or the report of a run.
@@ -62,8 +65,21 @@ pub fn rollback(opts: &RunOptions, down: &RollbackOptions, printer: &Printer) ->
     let (tools, mut facts) =
         gather::gather(opts, Direction::Rollback, gather::TargetChart::Rollback, &charts, printer)?;
     tools.helm.runner.signals.stop_before_changes().map_err(RunError::Interrupted)?;
-    let decision = decide::rollback(&mut facts, &tools, opts, down)?;
+    let decision = decide_rollback(&mut facts, &tools, opts, down)?;
     check_then_execute(decision, facts, &tools, opts, &charts)
+}
+
+/// A rollback's decision, after the reads it needs: the values of the revisions it carries
+/// or compares.
+fn decide_rollback(
+    facts: &mut gather::Facts,
+    tools: &gather::Tools,
+    opts: &RunOptions,
+    down: &RollbackOptions,
+) -> Result<decide::Decision, RunError> {
+    let reads = decide::rollback_reads(facts, opts, down);
+    let values = revisions::RevisionValues::read(&tools.helm, &facts.release.name, &reads);
+    decide::rollback(facts, &values, opts, down)
 }
 
 /// Both commands after `decide`: the preflight, then the plan (`--plan`) or the run.
@@ -122,7 +138,7 @@ pub fn execute_reviewed(
             let down = RollbackOptions { target: Some(target), revision: None, accept_data_loss };
             let (tools, mut facts) =
                 gather::gather(opts, Direction::Rollback, gather::TargetChart::Rollback, &charts, printer)?;
-            let decision = decide::rollback(&mut facts, &tools, opts, &down)?;
+            let decision = decide_rollback(&mut facts, &tools, opts, &down)?;
             (tools, facts, decision)
         }
     };
@@ -132,14 +148,11 @@ pub fn execute_reviewed(
     facts.offer.chart = checked.chart;
     let changed = crate::plan::document::changes(&reviewed, &decision.plan);
     if !changed.is_empty() {
-        return Err(RunError::Refused {
-            rule: "plan-stale".into(),
-            message: format!(
-                "the reviewed plan no longer holds; since it was made:\n    {}",
-                changed.join("\n    ")
-            ),
-            supported: "make the plan again (--plan -o json), review it, and execute the new file; a plan made with -f/--set* is executed with the same ones".into(),
-        });
+        return Err(refused(
+            "plan-stale",
+            format!("the reviewed plan no longer holds; since it was made:\n    {}", changed.join("\n    ")),
+            "make the plan again (--plan -o json), review it, and execute the new file; a plan made with -f/--set* is executed with the same ones",
+        ));
     }
     decision.plan = reviewed;
     execute::execute(decision, facts, &tools, opts, hook.as_ref())

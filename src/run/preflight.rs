@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::error::RunError;
+use super::error::{RunError, refused};
 use super::gather::{Facts, Tools};
 use super::options::{DiffDetail, RunOptions};
 use super::values::Overrides;
@@ -30,7 +30,7 @@ use crate::catalog::ChartArg;
 use crate::catalog::cache::{CachedChart, RunCharts};
 use crate::diff::{ManifestDiff, Secrets};
 use crate::digest::json_sha256;
-use crate::helm::Rendered;
+use crate::helm::{DeployValues, Rendered};
 use crate::plan::chart_values::{self, ChartValues};
 use crate::plan::{Direction, Hop, HopChanges, HopCheck, Plan, Step};
 use crate::version::ChartVersion;
@@ -133,7 +133,7 @@ fn prepare_all(
 ) -> Result<Vec<Option<Prepared>>, RunError> {
     let mut jobs = Vec::new();
     for (i, hop) in plan.hops.iter().enumerate() {
-        jobs.push(hop_flags(plan, i, hop, start, work)?);
+        jobs.push(hop_values(plan, i, hop, start, work)?);
     }
     let (release, source) = (&facts.release.name, &facts.offer.chart);
     let results: Vec<Option<Result<Prepared, Failure>>> = std::thread::scope(|scope| {
@@ -141,15 +141,14 @@ fn prepare_all(
             .hops
             .iter()
             .zip(jobs)
-            .map(|(hop, flags)| {
-                flags.map(|flags| {
+            .map(|(hop, values)| {
+                values.map(|values| {
                     scope.spawn(move || {
                         let chart = charts.fetch(&tools.helm, source, &hop.to).map_err(Failure::Fetch)?;
                         let purpose = format!("render {release} at {} (preflight)", hop.to);
-                        let rendered =
-                            tools.helm.render(purpose, release, &chart.path.display().to_string(), flags).map_err(
-                                |error| Failure::Render { error: Box::new(error), schema: broken_schema(&chart.path) },
-                            )?;
+                        let rendered = tools.helm.render(purpose, release, &chart.path, &values).map_err(|error| {
+                            Failure::Render { error: Box::new(error), schema: broken_schema(&chart.path) }
+                        })?;
                         Ok(Prepared { chart, rendered })
                     })
                 })
@@ -194,39 +193,33 @@ fn broken_schema(archive: &std::path::Path) -> Option<String> {
     serde_json::from_str::<Value>(text).err().map(|e| format!("line {}, column {}: {e}", e.line(), e.column()))
 }
 
-/// helm's flags for hop `i`'s rendered deploy, as the walk passes them (its values files
+/// The values of hop `i`'s rendered deploy, as the walk passes them (its values files
 /// written into `work`); None when the hop deploys nothing by `helm upgrade`.
-fn hop_flags(
+fn hop_values(
     plan: &Plan,
     i: usize,
     hop: &Hop,
     start: &StartValues,
     work: &Path,
-) -> Result<Option<Vec<String>>, RunError> {
+) -> Result<Option<DeployValues>, RunError> {
     let Some(Step::Deploy { set, .. }) = hop.rendered_step().map(|n| &hop.steps[n]) else {
         return Ok(None);
     };
     let private = |name: String, value: &Value| -> Result<PathBuf, RunError> {
         let path = work.join(name);
-        super::backup::write_private(&path, value.to_string().as_bytes())
+        super::private::write_private(&path, value.to_string().as_bytes())
             .map_err(|e| RunError::Other(format!("preflight: {e}")))?;
         Ok(path)
     };
     let carried = crate::plan::values::carried_at(&plan.hops, i, plan.direction, start.carried)
         .map_err(|e| RunError::Other(format!("preflight: the values of hop {}: {e}", i + 1)))?;
-    let mut flags =
-        vec!["-f".to_string(), private(format!("carried-hop-{}.json", i + 1), &carried)?.display().to_string()];
-    for file in &start.overrides.files {
-        flags.extend(["-f".to_string(), file.display().to_string()]);
-    }
-    for line in &start.overrides.sets {
-        flags.extend(line.argv());
-    }
-    if !set.is_empty() {
-        let path = private(format!("procedure-hop-{}.json", i + 1), &Value::Object(set.clone()))?;
-        flags.extend(["-f".to_string(), path.display().to_string()]);
-    }
-    Ok(Some(flags))
+    let mut files = vec![private(format!("carried-hop-{}.json", i + 1), &carried)?];
+    files.extend(start.overrides.files.iter().cloned());
+    let step_file = match set.is_empty() {
+        true => None,
+        false => Some(private(format!("procedure-hop-{}.json", i + 1), &Value::Object(set.clone()))?),
+    };
+    Ok(Some(DeployValues { files, sets: start.overrides.sets.clone(), step_file }))
 }
 
 /// helm says the values do not meet the chart's schema in these words (helm 3 and 4).
@@ -260,11 +253,11 @@ fn refusal(i: usize, hop: &Hop, chart: &str, error: &crate::helm::ExecError, bro
         )
     };
     let said = if said.is_empty() { error.to_string() } else { said.to_string() };
-    RunError::Refused {
-        rule: rule.into(),
-        message: format!("hop {} ({} → {}): {what}; nothing was changed\nhelm: {said}", i + 1, hop.from, hop.to),
-        supported: supported.into(),
-    }
+    refused(
+        rule,
+        format!("hop {} ({} → {}): {what}; nothing was changed\nhelm: {said}", i + 1, hop.from, hop.to),
+        supported,
+    )
 }
 
 /// The user values against the chart's own `values.yaml` and `values.schema.json`.
@@ -283,10 +276,12 @@ fn against_chart(
     };
     let defaults = if defaults.is_null() { Value::Object(Default::default()) } else { defaults };
     let schema: Option<Value> = match file("/values.schema.json") {
-        Some(text) => Some(serde_json::from_str(text).map_err(|e| RunError::Refused {
-            rule: "values-schema".into(),
-            message: format!("{name} {version}'s values.schema.json is not valid JSON: {e}"),
-            supported: "the chart is broken: ask its vendor, or stop before this version with --to".into(),
+        Some(text) => Some(serde_json::from_str(text).map_err(|e| {
+            refused(
+                "values-schema",
+                format!("{name} {version}'s values.schema.json is not valid JSON: {e}"),
+                "the chart is broken: ask its vendor, or stop before this version with --to",
+            )
         })?),
         None => None,
     };
@@ -314,7 +309,7 @@ fn changes(before: &(String, Value), after: &Rendered, detail: DiffDetail, hop: 
 mod tests {
     use super::*;
     use crate::catalog::dir::testing::tgz;
-    use crate::plan::{Available, Context, UpgradeRequest};
+    use crate::plan::{Available, Context, Refusal, UpgradeRequest};
 
     fn archive(dir: &std::path::Path, schema: Option<&str>) -> std::path::PathBuf {
         let mut files = vec![("Chart.yaml", "name: app\nversion: 1.1.0\n"), ("values.yaml", "a: 1\n")];
@@ -352,19 +347,22 @@ mod tests {
         assert!(why.starts_with("line 3, column 0: EOF"), "{why}");
         // helm says the same words for both; the broken schema decides.
         let words = "Error: UPGRADE FAILED: values don't meet the specifications of the schema(s) in the following chart(s):\napp:\nunexpected EOF";
-        let RunError::Refused { rule, message, supported } = refusal(0, &hop(), "app", &helm_says(words), Some(why))
+        let RunError::Refused(Refusal { rule, message, supported }) =
+            refusal(0, &hop(), "app", &helm_says(words), Some(why))
         else {
             panic!("a refusal")
         };
         assert_eq!(rule, "values-schema");
         assert!(message.contains("app 1.1.0's values.schema.json is not valid JSON (line 3"), "{message}");
         assert!(supported.starts_with("no values can mend it"), "{supported}");
-        let RunError::Refused { message, supported, .. } = refusal(0, &hop(), "app", &helm_says(words), None) else {
+        let RunError::Refused(Refusal { message, supported, .. }) = refusal(0, &hop(), "app", &helm_says(words), None)
+        else {
             panic!("a refusal")
         };
         assert!(message.contains("rejects the values"), "{message}");
         assert!(supported.starts_with("change the values"), "{supported}");
-        let RunError::Refused { rule, .. } = refusal(0, &hop(), "app", &helm_says("Error: template: x"), None) else {
+        let RunError::Refused(Refusal { rule, .. }) = refusal(0, &hop(), "app", &helm_says("Error: template: x"), None)
+        else {
             panic!("a refusal")
         };
         assert_eq!(rule, "render");

@@ -14,13 +14,13 @@
 //! Values a procedure step sets for one deploy (BSR's `maintenance: true`) are never
 //! part of these: they go in a file of their own for that deploy only.
 
-use std::fs::DirBuilder;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use super::backup::{BackupError, backups_root, write_private};
 use super::ledger::{FileDigest, ValuesRecord};
+use super::private::{BackupError, backups_root, write_private};
 use crate::digest::sha256;
+use crate::helm::DeployValues;
 use crate::policy::values::KeyPath;
 use crate::setvalues::{Segment, SetArg, SetKind, path_text};
 
@@ -174,7 +174,7 @@ impl RunValues {
             // point the line at the copy.
             let mut lines = Vec::new();
             for assignment in set.parse().map_err(|e| BackupError::Io {
-                path: "--set-file".into(),
+                path: SetKind::SetFile.flag().into(),
                 source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()),
             })? {
                 set_files += 1;
@@ -272,25 +272,17 @@ impl RunValues {
         std::fs::read(&self.carried).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
     }
 
-    /// helm's flags for these values: `-f values.json`, then (with `overrides`) each `-f`
-    /// copy and each set-line. helm applies set-lines after files whatever their order.
-    pub fn helm_args(&self, overrides: bool) -> Vec<String> {
-        self.helm_args_with(&self.carried, overrides)
-    }
-
-    /// [`RunValues::helm_args`] with another carried values file (a hop's, after the
-    /// policy's value rules).
-    pub fn helm_args_with(&self, carried: &Path, overrides: bool) -> Vec<String> {
-        let mut args = vec!["-f".to_string(), carried.display().to_string()];
+    /// The values a deploy passes: the `carried` values file (`values.json`, or a hop's
+    /// after the policy's value rules), then (with `overrides`) each `-f` copy and each
+    /// set-line.
+    pub fn deploy_values(&self, carried: &Path, overrides: bool) -> DeployValues {
+        let mut files = vec![carried.to_path_buf()];
+        let mut sets = Vec::new();
         if overrides {
-            for file in &self.files {
-                args.extend(["-f".to_string(), file.display().to_string()]);
-            }
-            for set in &self.sets {
-                args.extend(set.argv());
-            }
+            files.extend(self.files.iter().cloned());
+            sets.extend(self.sets.iter().cloned());
         }
-        args
+        DeployValues { files, sets, step_file: None }
     }
 }
 
@@ -310,19 +302,10 @@ fn escape_value(value: &str) -> String {
     out
 }
 
-/// Make the folder for a run's backup: 0700, under `root` (created 0700 if missing).
-pub fn private_dir(root: &Path, base: &str) -> Result<PathBuf, BackupError> {
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(root)
-        .map_err(|source| BackupError::Io { path: root.display().to_string(), source })?;
-    super::backup::new_private_dir(root, base)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::run::private::private_dir;
 
     fn overrides(dir: &Path) -> Overrides {
         let f = dir.join("extra.yaml");
@@ -364,13 +347,15 @@ mod tests {
         let opened = RunValues::open_under(&saved.record, "host-a", &root).unwrap();
         assert_eq!(opened, saved);
         assert_eq!(opened.carried_json(), serde_json::json!({"a": 1}));
-        let args = opened.helm_args(true);
-        assert!(args.iter().all(|a| !a.contains(&given.files[0].display().to_string())), "{args:?}");
+        let deployed = opened.deploy_values(&opened.carried, true);
+        assert!(!deployed.files.contains(&given.files[0]), "{deployed:?}");
+        assert_eq!(deployed.files, [opened.carried.clone(), opened.files[0].clone()]);
         assert_eq!(std::fs::read_to_string(&opened.files[0]).unwrap(), "replicaCount: 5\n");
         let set_file = opened.sets[1].parse().unwrap();
         assert_eq!(std::fs::read_to_string(&set_file[0].value).unwrap(), "-----BEGIN-----\n");
         assert_eq!(opened.sets[0], given.sets[0]);
-        assert_eq!(opened.helm_args(false), ["-f".to_string(), opened.carried.display().to_string()]);
+        let carried_only = opened.deploy_values(&opened.carried, false);
+        assert_eq!(carried_only, DeployValues { files: vec![opened.carried.clone()], ..Default::default() });
         for f in std::fs::read_dir(&dir).unwrap() {
             assert_eq!(f.unwrap().metadata().unwrap().permissions().mode() & 0o777, 0o600);
         }

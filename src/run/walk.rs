@@ -24,7 +24,7 @@ use super::rollout::{Watch, Watcher};
 use super::values::RunValues;
 use crate::catalog::ChartArg;
 use crate::disclose::Message;
-use crate::helm::ExecError;
+use crate::helm::{self, ExecError};
 use crate::plan::estimate::{self, about, short};
 use crate::plan::text::{step_text, steps_text};
 use crate::plan::{self, Available, Context, Hop, Plan, PlanError, RollbackRequest, SnapshotKnowledge, Step, Strategy};
@@ -252,7 +252,7 @@ impl<'a> Walk<'a> {
             let path = self.setup.values.dir.join(format!("carried-hop-{}.json", i + 1));
             let _ = std::fs::remove_file(&path);
             let text = serde_json::to_string(&values).map_err(|e| e.to_string())?;
-            super::backup::write_private(&path, text.as_bytes()).map_err(|e| e.to_string())?;
+            super::private::write_private(&path, text.as_bytes()).map_err(|e| e.to_string())?;
             self.carried_files.push(path);
         }
         Ok(())
@@ -601,9 +601,10 @@ impl<'a> Walk<'a> {
     ) -> Result<(), StepError> {
         // Taken first: whatever happens to this deploy, no later one is held to it.
         let expected = self.expected.take();
-        let (chart, mut flags) = self.setup.chart.helm_args(version).map_err(failed)?;
+        let chart = self.setup.chart.for_helm(version).map_err(failed)?;
         if let Some(check) = &expected {
             // The archive the preflight rendered, unchanged since: checked before helm runs.
+            let chart = chart.arg();
             let found = crate::catalog::cache::digest_of(std::path::Path::new(&chart)).map_err(failed)?;
             if found != check.chart_digest {
                 return Err(failed(format!(
@@ -622,30 +623,30 @@ impl<'a> Walk<'a> {
             Some(file) => file.clone(),
             None => self.setup.values.carried.clone(),
         };
-        flags.extend(self.setup.values.helm_args_with(&carried, with_overrides));
+        let mut values = self.setup.values.deploy_values(&carried, with_overrides);
         if !set.is_empty() {
             // The procedure's own values (maintenance mode) go in a file of their own for
             // this deploy only: they are never carried to the next hop.
             self.procedure_files += 1;
             let path = self.setup.values.dir.join(format!("procedure-{}.json", self.procedure_files));
             let _ = std::fs::remove_file(&path);
-            super::backup::write_private(&path, serde_json::to_string(set).expect("json").as_bytes())
+            super::private::write_private(&path, serde_json::to_string(set).expect("json").as_bytes())
                 .map_err(|e| failed(e.to_string()))?;
-            flags.extend(["-f".into(), path.display().to_string()]);
+            values.step_file = Some(path);
         }
-        // Bare `--wait` means the same on helm 3 and 4 (helm 4: the kstatus watcher),
-        // while `--wait=true` warns on 4 and `--wait=watcher` fails on 3.
-        flags.extend(["--wait".into(), "--timeout".into(), self.setup.timeout.clone()]);
-        if self.cluster.helm_major() >= 4 && self.commands_ran {
+        let request = helm::UpgradeRequest {
+            chart,
+            values,
+            timeout: self.setup.timeout.clone(),
             // The procedure's own commands changed fields helm manages (Sourcegraph and
             // Coder scale the services to 0); helm 4's server-side apply would refuse to
             // take them back ("conflict with kubectl"). Helm 3's three-way merge does.
-            flags.push("--force-conflicts".into());
-        }
+            force_conflicts: self.cluster.helm_major() >= 4 && self.commands_ran,
+        };
         let purpose = format!("upgrade {} to {version}", self.release());
         self.attempted = Some(version.clone());
         let deployed = self
-            .watched(|| self.cluster.upgrade(purpose, self.release(), &chart, flags))
+            .watched(|| self.cluster.upgrade(purpose, self.release(), &request))
             .map_err(|e| self.wait_failed(e))?;
         self.attempted = None;
         self.journal.helm_ran(version);

@@ -6,8 +6,9 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
+use super::lines::{push_line, strategy_text};
 use crate::plan::text::{step_text, steps_text};
-use crate::plan::{Hop, HopKind, Plan, Refusal, Step, Strategy};
+use crate::plan::{Hop, HopKind, Plan, Refusal, Step};
 use crate::policy::Policy;
 use crate::printer::{Look, Role};
 use crate::sensitive::Disclosure;
@@ -39,14 +40,6 @@ pub fn refusal_text(refusal: &Refusal, look: Look) -> String {
 
 fn yes_no(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
-}
-
-pub(super) fn strategy_text(strategy: Strategy) -> &'static str {
-    match strategy {
-        Strategy::Sequential => "sequential",
-        Strategy::FastPath => "fast-path",
-        Strategy::Restore => "restore",
-    }
 }
 
 /// The plan as people read it: a header, the hop table, each hop's steps in full, the
@@ -197,13 +190,6 @@ fn value_rules(plan: &Plan, look: Look) -> String {
         }
     }
     out
-}
-
-/// One line (or a few, when it contains newlines), wrapped to the width with the hanging
-/// indent its shape asks for.
-pub fn push_line(out: &mut String, look: Look, line: &str) {
-    out.push_str(&look.wrap(line));
-    out.push('\n');
 }
 
 /// `downtime yes` stands out; `downtime no` is the ordinary case.

@@ -1,7 +1,7 @@
 //! The plan's time, as people read it: what each hop is expected to take and why, the
 //! total and its downtime, and the alternatives on the same terms. Pure, like `render`.
 
-use super::render::{push_line, strategy_text};
+use super::lines::{push_line, strategy_text};
 use crate::plan::Plan;
 use crate::plan::estimate::{Estimate, Span, Total, about, range_text};
 use crate::printer::{Look, Role};

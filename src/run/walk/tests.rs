@@ -84,11 +84,17 @@ fn failed(purpose: &str, flags: &[String]) -> ExecError {
 }
 
 impl Cluster for FakeCluster {
-    fn upgrade(&self, purpose: String, _release: &str, chart: &str, flags: Vec<String>) -> Result<Deployed, ExecError> {
+    fn upgrade(
+        &self,
+        purpose: String,
+        _release: &str,
+        request: &crate::helm::UpgradeRequest,
+    ) -> Result<Deployed, ExecError> {
+        let (chart, flags) = (request.chart.arg(), request.flags());
         // `--version V` with a reference; an archive `…/V.tgz` from the preflight.
         let version = match flags.iter().position(|f| f == "--version") {
             Some(at) => v(&flags[at + 1]),
-            None => v(std::path::Path::new(chart).file_stem().unwrap().to_str().unwrap()),
+            None => v(std::path::Path::new(&chart).file_stem().unwrap().to_str().unwrap()),
         };
         self.calls.borrow_mut().push(format!("upgrade {version} {}", flags.join(" ")));
         if self.interrupt_during.as_ref() == Some(&version) {
