@@ -32,7 +32,6 @@ use crate::catalog::{self, ChartSource, Offer, OfferOptions};
 use crate::env;
 use crate::helm::{Helm, Runner, Signals};
 use crate::kube::KubeClient;
-use crate::plan::Context;
 use crate::plan::estimate::Total;
 use crate::policy::{Origin, Policy, presets};
 use crate::printer::Printer;
@@ -482,17 +481,13 @@ fn plan_row(
     ledger: Option<&Ledger>,
 ) {
     let available = crate::run::gather::with_catalog(offered.to_vec(), policy);
-    let context = Context {
-        release: Some(row.release.clone()),
-        namespace: Some(row.namespace.clone()),
-        chart_name: Some(chart_name.to_string()),
-        sources: Some(crate::run::gather::sources(policy, reference, origin)),
-        values: None,
-        history: ledger.map(crate::run::gather::past_hops).unwrap_or_default(),
-        stated_times: policy.states_times_for(chart_name, false),
-        made_from: None,
-        charts_of_apps: Default::default(),
-    };
+    let context = crate::run::gather::release_context(
+        (&row.release, &row.namespace, chart_name),
+        policy,
+        (reference, origin),
+        ledger,
+        false,
+    );
     let reach = reach::newest_reachable(policy, &available, deployed, &context);
     row.refused = reach.refused;
     row.untried = reach.untried;
@@ -614,7 +609,7 @@ mod tests {
                 fast_path: false,
                 devel: false,
             },
-            &Context::default(),
+            &crate::plan::Context::default(),
         )
         .unwrap();
         ledger.in_progress =

@@ -169,7 +169,7 @@ pub fn estimate(leg: &Leg, policy: &Policy, context: &Context) -> Option<Estimat
     if !context.stated_times {
         return None;
     }
-    let upgrade = matches!(leg.kind, HopKind::Patch | HopKind::Minor | HopKind::Major | HopKind::FastPath);
+    let upgrade = leg.kind.is_upgrade();
     let (range, basis) = match policy.catalog_entry(&leg.to).and_then(|e| e.time).filter(|_| upgrade) {
         Some(range) => (range, Basis::Catalog { version: leg.to.clone() }),
         None => (*policy.typical.get(kind)?, Basis::Policy { kind: kind.to_string() }),

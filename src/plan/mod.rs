@@ -269,6 +269,14 @@ impl HopKind {
         }
     }
 
+    /// Whether the hop moves the release up (a newer version). Exhaustive, so a new kind says.
+    pub fn is_upgrade(self) -> bool {
+        match self {
+            HopKind::Patch | HopKind::Minor | HopKind::Major | HopKind::FastPath => true,
+            HopKind::PatchDowngrade | HopKind::MinorDowngrade | HopKind::Restore => false,
+        }
+    }
+
     /// Whether data written since the target may be lost: going below the target's minor
     /// (the schema moves back) or restoring a snapshot. Exhaustive, so a new kind says.
     pub fn may_lose_data(self) -> bool {

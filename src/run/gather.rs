@@ -183,15 +183,14 @@ pub fn gather(
     warnings.append(&mut offer.warnings);
     warnings.extend(pinned_image_tag(&release));
     let context = Context {
-        release: Some(opts.release.clone()),
-        namespace: Some(opts.namespace.clone()),
-        chart_name: Some(release.chart_name.clone()),
-        sources: Some(sources(&chosen.policy, &chart_reference, origin)),
-        values: None,
-        history: ledger.as_ref().map(past_hops).unwrap_or_default(),
-        stated_times: chosen.policy.states_times_for(&release.chart_name, opts.policy.is_some()),
         made_from: Some(made_from(&release, &chart_reference, &opts.overrides)),
-        charts_of_apps: Default::default(),
+        ..release_context(
+            (&opts.release, &opts.namespace, &release.chart_name),
+            &chosen.policy,
+            (&chart_reference, origin),
+            ledger.as_ref(),
+            opts.policy.is_some(),
+        )
     };
     let tools = Tools { helm, kube, helm_major, printer: printer.clone() };
     let facts = Facts {
@@ -278,6 +277,29 @@ fn target_version(target: &TargetChart, offer: &Offer, release: &Release) -> Opt
         TargetChart::Rollback => release.version.clone(),
     };
     offer.available.iter().find(|a| a.version == wanted).map(|a| a.version.clone())
+}
+
+/// What the planner knows of a live release besides its versions, the same in a run and
+/// in the fleet view: `(release, namespace, chart name)`, the sources, the hops on record
+/// (for estimates). `policy_given`: the operator chose the policy (`--policy`).
+pub(crate) fn release_context(
+    (release, namespace, chart_name): (&str, &str, &str),
+    policy: &Policy,
+    (chart_reference, origin): (&str, &str),
+    ledger: Option<&Ledger>,
+    policy_given: bool,
+) -> Context {
+    Context {
+        release: Some(release.to_string()),
+        namespace: Some(namespace.to_string()),
+        chart_name: Some(chart_name.to_string()),
+        sources: Some(sources(policy, chart_reference, origin)),
+        values: None,
+        history: ledger.map(past_hops).unwrap_or_default(),
+        stated_times: policy.states_times_for(chart_name, policy_given),
+        made_from: None,
+        charts_of_apps: Default::default(),
+    }
 }
 
 /// Where the plan's policy and chart source came from, and the commands a chart's policy
