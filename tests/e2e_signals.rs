@@ -64,14 +64,11 @@ fn ctrl_c_during_a_hop_finishes_it_and_stops(version: HelmVersion) {
 }
 both_helms!(ctrl_c_during_a_hop, super::ctrl_c_during_a_hop_finishes_it_and_stops);
 
-/// A second Ctrl-C on the terminal, through helm: the plugin says what it leaves, tells its
-/// helm to stop (helm marks the upgrade failed, not pending) and says what to do next.
-fn a_second_ctrl_c_stops_helm_without_leaving_it_pending(version: HelmVersion) {
-    let bed = Bed::new(version);
-    bed.install("bsr", "1.0.4", VALUES);
-    // A broken image never becomes ready: helm would wait the whole minute.
-    let mut pty = Pty::upgrade(
-        &bed,
+/// An upgrade through helm on a terminal whose hop is under way and stays so: a broken
+/// image never becomes ready, so helm would wait the whole minute.
+fn a_hop_that_waits(bed: &Bed) -> Pty {
+    let pty = Pty::upgrade(
+        bed,
         &[
             "bsr",
             "--to",
@@ -87,8 +84,17 @@ fn a_second_ctrl_c_stops_helm_without_leaving_it_pending(version: HelmVersion) {
             "migration.imageTag=1.1.9",
         ],
     );
-    wait_for(&bed, "hop 1 to start", |h| h.len() >= 2);
+    wait_for(bed, "hop 1 to start", |h| h.len() >= 2);
     std::thread::sleep(Duration::from_millis(300));
+    pty
+}
+
+/// A second Ctrl-C on the terminal, through helm: the plugin says what it leaves, tells its
+/// helm to stop (helm marks the upgrade failed, not pending) and says what to do next.
+fn a_second_ctrl_c_stops_helm_without_leaving_it_pending(version: HelmVersion) {
+    let bed = Bed::new(version);
+    bed.install("bsr", "1.0.4", VALUES);
+    let mut pty = a_hop_that_waits(&bed);
     let started = Instant::now();
     pty.control('c');
     pty.expect("Ctrl-C again stops the step now");
@@ -117,25 +123,7 @@ both_helms!(second_ctrl_c, super::a_second_ctrl_c_stops_helm_without_leaving_it_
 fn ctrl_backslash_stops_now_and_gives_the_terminal_back(version: HelmVersion) {
     let bed = Bed::new(version);
     bed.install("bsr", "1.0.4", VALUES);
-    let mut pty = Pty::upgrade(
-        &bed,
-        &[
-            "bsr",
-            "--to",
-            "1.1.9",
-            "--chart",
-            "demo/bsr",
-            "--yes",
-            "--timeout",
-            "60s",
-            "--set",
-            "image.tag=broken",
-            "--set",
-            "migration.imageTag=1.1.9",
-        ],
-    );
-    wait_for(&bed, "hop 1 to start", |h| h.len() >= 2);
-    std::thread::sleep(Duration::from_millis(300));
+    let mut pty = a_hop_that_waits(&bed);
     let started = Instant::now();
     pty.control('\\');
     pty.expect("stopping now, as a second Ctrl-C does");
@@ -207,8 +195,9 @@ fn ctrl_c_before_any_change_ends_the_run_at_once(version: HelmVersion) {
     let before = bed.history();
     bed.proxy().delay(Duration::from_millis(400));
     let mut pty = Pty::upgrade(&bed, &["bsr", "--to", "1.3.0", "--chart", "demo/bsr", "--plan", "--debug"]);
-    // The plugin runs (and holds the terminal) once it has started its first helm read.
-    pty.expect("get metadata -o json");
+    // The plugin runs (and holds the terminal) once it has started its first helm process,
+    // the listing chain's; its release read, through the API client, waits on the proxy.
+    pty.expect("repo update");
     pty.control('c');
     pty.expect("interrupted: nothing has been changed; the run stops once the read under way returns (Ctrl-C again stops it now)");
     bed.proxy().delay(Duration::ZERO);

@@ -133,16 +133,20 @@ fn chart(version: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("crates/kube-standin/tests/charts/demo-{version}"))
 }
 
+/// Real helm with `HELM_DRIVER=driver`; its stdout, once it succeeded.
+fn helm_with_driver(helm: &HelmEnv, driver: &str, args: &[&str]) -> String {
+    let out = helm.command(helm.helm_bin()).env("HELM_DRIVER", driver).args(args).output().unwrap();
+    assert!(out.status.success(), "{:?} {args:?}: {}", helm.helm_bin(), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
 #[test]
 fn release_revisions_after_helm_install_and_upgrade() {
     for helm_version in HelmVersion::TESTED {
         for driver in ["secret", "configmap"] {
             let bed = Bed::new();
             let helm = HelmEnv::new(&bed.standin, helm_version);
-            let with_driver = |args: &[&str]| {
-                let out = helm.command(helm.helm_bin()).env("HELM_DRIVER", driver).args(args).output().unwrap();
-                assert!(out.status.success(), "{helm_version} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-            };
+            let with_driver = |args: &[&str]| helm_with_driver(&helm, driver, args);
             with_driver(&["install", "demo", chart("v1").to_str().unwrap(), "-n", "bsr"]);
             with_driver(&["upgrade", "demo", chart("v2").to_str().unwrap(), "-n", "bsr"]);
 
@@ -169,11 +173,7 @@ fn a_release_read_from_helms_storage_is_what_helm_prints() {
         for driver in ["secret", "configmap"] {
             let bed = Bed::new();
             let helm = HelmEnv::new(&bed.standin, helm_version);
-            let with_driver = |args: &[&str]| {
-                let out = helm.command(helm.helm_bin()).env("HELM_DRIVER", driver).args(args).output().unwrap();
-                assert!(out.status.success(), "{helm_version} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-                String::from_utf8(out.stdout).unwrap()
-            };
+            let with_driver = |args: &[&str]| helm_with_driver(&helm, driver, args);
             let json = |args: &[&str]| -> serde_json::Value {
                 let mut all = args.to_vec();
                 all.extend(["-n", "bsr", "-o", "json"]);
