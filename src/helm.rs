@@ -292,7 +292,7 @@ impl Runner {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 // The group, not only the child: a script's own children (`curl`, `sleep`)
                 // would otherwise live on and keep its output files open.
-                let _ = nix_kill_group(child.id(), signal_hook::consts::SIGKILL);
+                let _ = kill_group(child);
                 let _ = child.wait();
                 return Ok(None);
             }
@@ -309,7 +309,7 @@ impl Runner {
                 } else {
                     format!("stopping now: `{}` is stopped; nothing had been changed", inv.purpose)
                 });
-                let _ = nix_kill(child.id(), signal_hook::consts::SIGTERM);
+                let _ = terminate(child);
                 forwarded_term = true;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -327,14 +327,14 @@ impl Runner {
     }
 }
 
-/// Start `inv` in a process group of its own, its output into the given files.
+/// Start `inv` in a process group of its own (POSIX; see [`own_group`]), its output into
+/// the given files.
 fn spawn(
     inv: &Invocation,
     piped_stdin: bool,
     out_file: &std::fs::File,
     err_file: &std::fs::File,
 ) -> Result<std::process::Child, ExecError> {
-    use std::os::unix::process::CommandExt;
     let spawn_error = |source: std::io::Error, hint: String| ExecError::Spawn {
         purpose: inv.purpose.clone(),
         program: inv.program.display().to_string(),
@@ -347,8 +347,8 @@ fn spawn(
         .envs(inv.env.iter().map(|(k, v)| (k, v)))
         .stdin(if piped_stdin { Stdio::piped() } else { Stdio::null() })
         .stdout(out_file.try_clone().map_err(file_error)?)
-        .stderr(err_file.try_clone().map_err(file_error)?)
-        .process_group(0);
+        .stderr(err_file.try_clone().map_err(file_error)?);
+    own_group(&mut cmd);
     cmd.spawn().map_err(|source| {
         let hint = if source.kind() == std::io::ErrorKind::NotFound {
             format!("{} is not installed or not on PATH", inv.program.display())
@@ -367,26 +367,69 @@ fn read_all(file: &mut std::fs::File) -> String {
 }
 
 fn describe(status: &ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
+    match (status.code(), signal_of(status)) {
         (Some(code), _) => format!("exit {code}"),
         (None, Some(sig)) => format!("killed by signal {sig}"),
         _ => "unknown status".to_string(),
     }
 }
 
-/// `signal` to the process group led by `pid` (every child is the leader of its own).
-fn nix_kill_group(pid: u32, signal: i32) -> std::io::Result<()> {
+/// The signal that ended the child, if one did.
+#[cfg(unix)]
+fn signal_of(status: &ExitStatus) -> Option<i32> {
+    use std::os::unix::process::ExitStatusExt;
+    status.signal()
+}
+
+/// No signals on Windows: every ended process has an exit code.
+#[cfg(not(unix))]
+fn signal_of(_: &ExitStatus) -> Option<i32> {
+    None
+}
+
+/// The child leads a process group of its own: the terminal's Ctrl-C does not reach it
+/// (the run decides what a Ctrl-C means), and [`kill_group`] reaches its own children.
+#[cfg(unix)]
+fn own_group(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    cmd.process_group(0);
+}
+
+/// No POSIX process groups on Windows: the child shares this process's console, so a
+/// console Ctrl-C reaches helm too, and helm handles it as an interrupt of its own.
+#[cfg(not(unix))]
+fn own_group(_: &mut Command) {}
+
+/// SIGKILL to the child's process group (every child is the leader of its own).
+#[cfg(unix)]
+fn kill_group(child: &mut std::process::Child) -> std::io::Result<()> {
     // SAFETY: kill(2) has no memory-safety preconditions; a negative pid names a group.
-    let rc = unsafe { libc::kill(-(pid as libc::pid_t), signal) };
+    let rc = unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
     if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
 }
 
-fn nix_kill(pid: u32, signal: i32) -> std::io::Result<()> {
-    // std offers only SIGKILL (Child::kill); helm needs SIGTERM to fail cleanly.
+/// Without process groups (Windows): the child alone is killed (TerminateProcess); a
+/// script's own children may live on.
+#[cfg(not(unix))]
+fn kill_group(child: &mut std::process::Child) -> std::io::Result<()> {
+    child.kill()
+}
+
+/// Ask the child to stop: SIGTERM, which helm handles by marking the operation failed
+/// (std offers only SIGKILL, through Child::kill, which would leave it `pending-*`).
+#[cfg(unix)]
+fn terminate(child: &std::process::Child) -> std::io::Result<()> {
     // SAFETY: kill(2) has no memory-safety preconditions.
-    let rc = unsafe { libc::kill(pid as libc::pid_t, signal) };
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
     if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+}
+
+/// Nothing to send on Windows: a stop there is a console Ctrl-C, which helm (sharing the
+/// console, see [`own_group`]) has received itself. Killing it instead would leave the
+/// release `pending-*`; past the deadline, [`kill_group`] still ends it.
+#[cfg(not(unix))]
+fn terminate(_: &std::process::Child) -> std::io::Result<()> {
+    Ok(())
 }
 
 /// Where helm is and how to address the release's cluster and namespace.
@@ -847,11 +890,20 @@ pub fn find_program(program: &str, search_path: Option<&std::ffi::OsStr>) -> Res
 
 /// access(2) with X_OK: this user, with its groups, may execute `path` (a mode bit check
 /// alone would say yes to a file only its owner may run).
+#[cfg(unix)]
 fn may_execute(path: &Path) -> bool {
     use std::os::unix::ffi::OsStrExt;
     let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else { return false };
     // SAFETY: access(2) reads the NUL-terminated string only.
     unsafe { libc::access(c_path.as_ptr(), libc::X_OK) == 0 }
+}
+
+/// No execute bit on Windows (whether a file runs depends on its extension and ACLs): a
+/// file that exists counts; one that then cannot run fails when it is started, with the
+/// spawn error.
+#[cfg(not(unix))]
+fn may_execute(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file())
 }
 
 #[cfg(test)]
