@@ -1,11 +1,17 @@
 //! Private files: a run's backup folder and what is written in it (0700 folders, 0600
 //! files, created with those modes, never chmod-ed afterwards, which would leave a
 //! window). Below [`super::backup`] and [`super::values`], which both write here.
+//!
+//! The modes come from the ledger's file store ([`private_file`], [`private_folder`]),
+//! which makes its own files the same way, and are POSIX (`cfg(unix)`). On Windows files and folders are created with default permissions: they inherit
+//! the ACLs of the folder they are made in, and under the user's profile (where `HOME`,
+//! the default state root, is) those keep other users out; a `XDG_STATE_HOME` elsewhere
+//! gets that folder's ACLs.
 
-use std::fs::{DirBuilder, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+
+use super::ledger::{private_file, private_folder};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
@@ -24,7 +30,7 @@ pub fn backups_root() -> PathBuf {
 
 pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), BackupError> {
     let io = |source| BackupError::Io { path: path.display().to_string(), source };
-    let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(io)?;
+    let mut file = private_file().write(true).create_new(true).open(path).map_err(io)?;
     file.write_all(contents).map_err(io)
 }
 
@@ -33,7 +39,7 @@ pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), BackupError> {
 pub(crate) fn new_private_dir(root: &Path, base: &str) -> Result<PathBuf, BackupError> {
     for n in 1..1000 {
         let dir = if n == 1 { root.join(base) } else { root.join(format!("{base}-{n}")) };
-        match DirBuilder::new().mode(0o700).create(&dir) {
+        match private_folder().create(&dir) {
             Ok(()) => return Ok(dir),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(source) => return Err(BackupError::Io { path: dir.display().to_string(), source }),
@@ -47,9 +53,8 @@ pub(crate) fn new_private_dir(root: &Path, base: &str) -> Result<PathBuf, Backup
 
 /// Make the folder for a run's backup: 0700, under `root` (created 0700 if missing).
 pub fn private_dir(root: &Path, base: &str) -> Result<PathBuf, BackupError> {
-    DirBuilder::new()
+    private_folder()
         .recursive(true)
-        .mode(0o700)
         .create(root)
         .map_err(|source| BackupError::Io { path: root.display().to_string(), source })?;
     new_private_dir(root, base)

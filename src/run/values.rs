@@ -14,7 +14,6 @@
 //! Values a procedure step sets for one deploy (BSR's `maintenance: true`) are never
 //! part of these: they go in a file of their own for that deploy only.
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::ledger::{FileDigest, ValuesRecord};
@@ -218,9 +217,7 @@ impl RunValues {
         let meta = std::fs::symlink_metadata(&dir).map_err(|e| missing(e.to_string()))?;
         // Ours and private, as this tool makes it: not a link to elsewhere, not a folder
         // someone else could have filled.
-        // SAFETY: geteuid has no preconditions.
-        let uid = unsafe { libc::geteuid() };
-        if !meta.is_dir() || meta.uid() != uid || meta.permissions().mode() & 0o077 != 0 {
+        if !private_folder(&meta) {
             return Err(missing("it is not a private folder of this user".into()));
         }
         let mut by_name = std::collections::BTreeMap::new();
@@ -302,8 +299,27 @@ fn escape_value(value: &str) -> String {
     out
 }
 
+/// A folder (not a link to one) owned by this user and closed to everyone else (mode
+/// 0700, as `private.rs` makes it).
+#[cfg(unix)]
+fn private_folder(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    meta.is_dir() && meta.uid() == uid && meta.permissions().mode() & 0o077 == 0
+}
+
+/// No owner or mode bits on Windows: a folder, not a link to one. Who else may open it is
+/// up to its ACLs, which it inherits from the user's profile, where the backups are.
+#[cfg(not(unix))]
+fn private_folder(meta: &std::fs::Metadata) -> bool {
+    meta.is_dir()
+}
+
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
     use crate::run::private::private_dir;
 

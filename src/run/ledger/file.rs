@@ -4,7 +4,6 @@
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -65,15 +64,11 @@ impl FileStore {
     /// Create the directories 0700: the record names clusters, namespaces and commands.
     fn ensure_dirs(&self) -> Result<(), LedgerError> {
         let dir = self.path.parent().expect("a file store path has a parent");
-        DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| io_error("cannot create", dir, e))?;
+        private_folder().recursive(true).create(dir).map_err(|e| io_error("cannot create", dir, e))?;
         // Our three levels (root/context/namespace) are ours alone: tighten them even if
         // an older run or a wide umask left them open.
         for level in [dir, dir.parent().unwrap_or(dir), dir.parent().and_then(Path::parent).unwrap_or(dir)] {
-            let mode = std::fs::metadata(level).map_err(|e| io_error("cannot inspect", level, e))?.permissions().mode();
-            if mode & 0o777 != 0o700 {
-                std::fs::set_permissions(level, std::fs::Permissions::from_mode(0o700))
-                    .map_err(|e| io_error("cannot restrict", level, e))?;
-            }
+            restrict(level)?;
         }
         Ok(())
     }
@@ -83,11 +78,10 @@ impl FileStore {
     /// long-lived run lock is the `lock` field inside the record.
     pub(crate) fn exclusive(&self) -> Result<File, LedgerError> {
         let path = self.lock_path();
-        let file = OpenOptions::new()
+        let file = private_file()
             .create(true)
             .truncate(false)
             .write(true)
-            .mode(0o600)
             .open(&path)
             .map_err(|e| io_error("cannot open", &path, e))?;
         file.lock().map_err(|e| io_error("cannot lock", &path, e))?;
@@ -134,10 +128,9 @@ impl FileStore {
             TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
         let result = (|| {
-            let mut file = OpenOptions::new()
+            let mut file = private_file()
                 .write(true)
                 .create_new(true)
-                .mode(0o600)
                 .open(&tmp)
                 .map_err(|e| io_error("cannot create", &tmp, e))?;
             file.write_all(bytes).map_err(|e| io_error("cannot write", &tmp, e))?;
@@ -155,6 +148,57 @@ impl FileStore {
         }
         Ok(())
     }
+}
+
+/// Options that create a file as only this user may read it: 0600. Also the backups'
+/// (`run/private.rs`, which is above the ledger).
+#[cfg(unix)]
+pub(crate) fn private_file() -> OpenOptions {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = OpenOptions::new();
+    options.mode(0o600);
+    options
+}
+
+/// A folder only this user may enter: 0700.
+#[cfg(unix)]
+pub(crate) fn private_folder() -> DirBuilder {
+    use std::os::unix::fs::DirBuilderExt;
+    let mut builder = DirBuilder::new();
+    builder.mode(0o700);
+    builder
+}
+
+/// Make an existing folder 0700 if it is not.
+#[cfg(unix)]
+fn restrict(folder: &Path) -> Result<(), LedgerError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(folder).map_err(|e| io_error("cannot inspect", folder, e))?.permissions().mode();
+    if mode & 0o777 != 0o700 {
+        std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| io_error("cannot restrict", folder, e))?;
+    }
+    Ok(())
+}
+
+/// No modes on Windows: the ledger's files and folders are created with default
+/// permissions, the ACLs inherited from the folder they are made in; under the user's
+/// profile (where `HOME`, the default state root, is) those keep other users out.
+#[cfg(not(unix))]
+pub(crate) fn private_file() -> OpenOptions {
+    OpenOptions::new()
+}
+
+/// No modes on Windows: as [`private_file`].
+#[cfg(not(unix))]
+pub(crate) fn private_folder() -> DirBuilder {
+    DirBuilder::new()
+}
+
+/// No modes to tighten on Windows: the folders keep the ACLs they inherited.
+#[cfg(not(unix))]
+fn restrict(_: &Path) -> Result<(), LedgerError> {
+    Ok(())
 }
 
 /// A name usable as one path component, and distinct names stay distinct: bytes outside

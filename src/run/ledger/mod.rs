@@ -40,6 +40,7 @@ use crate::version::ChartVersion;
 
 pub use configmap::{ConfigMapStore, LedgerConfigMap, configmap_name};
 pub use file::{FileStore, path_component, state_root};
+pub(crate) use file::{private_file, private_folder};
 pub use lock::{Held, Takeover};
 pub use open::{OpenedStore, open_for_showing, open_store, open_store_at};
 pub use store::{ForShowing, LedgerStore, Revision, Stored};
