@@ -59,14 +59,10 @@ pub fn liveness(process: &Process) -> Liveness {
     if process.host != hostname() {
         return Liveness::Unknown;
     }
-    let Ok(pid) = i32::try_from(process.pid) else { return Liveness::Gone };
-    if pid <= 0 {
-        return Liveness::Gone;
-    }
-    // SAFETY: kill with signal 0 sends nothing; it only checks that the pid exists.
-    let rc = unsafe { libc::kill(pid, 0) };
-    if rc != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
-        return Liveness::Gone;
+    match pid_exists(process.pid) {
+        Some(false) => return Liveness::Gone,
+        Some(true) => {}
+        None => return Liveness::Unknown,
     }
     match (&process.started, start_identity(process.pid)) {
         // The pid exists but started at another time: it was reused.
@@ -84,6 +80,26 @@ pub fn parse_holder(holder: &str) -> Option<Process> {
     Some(Process { host: host.to_string(), pid: pid.trim().parse().ok()?, started: None })
 }
 
+/// Whether a process `pid` exists on this host; `None` where it cannot be told.
+#[cfg(unix)]
+fn pid_exists(pid: u32) -> Option<bool> {
+    let Ok(pid) = i32::try_from(pid) else { return Some(false) };
+    if pid <= 0 {
+        return Some(false);
+    }
+    // SAFETY: kill with signal 0 sends nothing; it only checks that the pid exists.
+    let rc = unsafe { libc::kill(pid, 0) };
+    Some(!(rc != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)))
+}
+
+/// No kill(2) on Windows to ask with: a holder is judged as one on another host is
+/// (`Unknown`), so its lock is taken only when the operator names it, never on a guess.
+#[cfg(not(unix))]
+fn pid_exists(_: u32) -> Option<bool> {
+    None
+}
+
+#[cfg(unix)]
 pub fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for its length; gethostname writes at most that much.
@@ -94,6 +110,14 @@ pub fn hostname() -> String {
     // POSIX leaves truncated names without a NUL; take up to the first NUL or the end.
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// No gethostname(2) in libc on Windows: the name stays unknown, as when the call fails
+/// on Unix. Every Windows machine then gives the same name, which is safe because a
+/// holder there is never judged alive or gone (see [`pid_exists`]).
+#[cfg(not(unix))]
+pub fn hostname() -> String {
+    "unknown-host".to_string()
 }
 
 /// `BOOT_ID/START_TICKS` of a process (Linux), None elsewhere or when it is gone.
