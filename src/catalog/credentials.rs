@@ -158,9 +158,17 @@ fn default_store(path: Option<&OsStr>) -> Option<String> {
     on_path(&format!("docker-credential-{platform}")).then(|| platform.to_string())
 }
 
+/// A file with an execute bit set.
+#[cfg(unix)]
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// No execute bit on Windows: a file that exists counts.
+#[cfg(not(unix))]
+fn is_executable(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file())
 }
 
 /// One credential file's contents (`None`: the file does not exist).

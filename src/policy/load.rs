@@ -88,28 +88,14 @@ fn load_from_path(path: &Path) -> Result<Policy, PolicyError> {
     let read_error = |source| PolicyError::Read { path: shown.clone(), source };
     let meta = std::fs::metadata(path).map_err(read_error)?;
     if !meta.is_file() {
-        use std::os::unix::fs::FileTypeExt;
-        let kind = meta.file_type();
-        let what = if kind.is_dir() {
-            "a directory"
-        } else if kind.is_fifo() {
-            "a named pipe"
-        } else if kind.is_char_device() || kind.is_block_device() {
-            "a device"
-        } else if kind.is_socket() {
-            "a socket"
-        } else {
-            "not a regular file"
-        };
-        return Err(PolicyError::NotAFile { path: shown, what });
+        return Err(PolicyError::NotAFile { path: shown, what: not_a_file(&meta.file_type()) });
     }
     if meta.len() > MAX_POLICY_BYTES {
         return Err(PolicyError::TooLarge { path: shown, size: meta.len() });
     }
     // Opened without blocking, then read with a cap: the file may be swapped for a FIFO
     // or grow between the check above and the read.
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(read_error)?;
+    let file = open_without_blocking(path).map_err(read_error)?;
     if !file.metadata().map_err(read_error)?.is_file() {
         return Err(PolicyError::NotAFile { path: shown, what: "not a regular file" });
     }
@@ -697,4 +683,42 @@ impl Validator<'_> {
         }
         Ok(())
     }
+}
+
+/// What a path that is not a regular file is, in words.
+#[cfg(unix)]
+fn not_a_file(kind: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a named pipe"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Without POSIX file types (Windows): a directory, or not a regular file.
+#[cfg(not(unix))]
+fn not_a_file(kind: &std::fs::FileType) -> &'static str {
+    if kind.is_dir() { "a directory" } else { "not a regular file" }
+}
+
+/// Open for reading with O_NONBLOCK: a FIFO swapped in opens at once instead of waiting
+/// for a writer (and is then refused as not a regular file).
+#[cfg(unix)]
+fn open_without_blocking(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)
+}
+
+/// No FIFOs in a Windows folder (its named pipes live under `\\.\pipe\` only): a plain
+/// open, still followed by the regular-file check and the capped read.
+#[cfg(not(unix))]
+fn open_without_blocking(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::File::open(path)
 }
