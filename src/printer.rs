@@ -159,8 +159,15 @@ pub struct Surroundings {
 impl Surroundings {
     /// This process's streams and environment.
     pub fn read() -> Surroundings {
+        #[cfg(unix)]
         fn stream(s: impl std::io::IsTerminal + std::os::fd::AsFd) -> Stream {
             let columns = terminal_size::terminal_size_of(s.as_fd()).map(|(w, _)| usize::from(w.0));
+            Stream { terminal: s.is_terminal(), columns }
+        }
+        // Windows: the console is named by a handle, not a file descriptor.
+        #[cfg(windows)]
+        fn stream(s: impl std::io::IsTerminal + std::os::windows::io::AsHandle) -> Stream {
+            let columns = terminal_size::terminal_size_of(s.as_handle()).map(|(w, _)| usize::from(w.0));
             Stream { terminal: s.is_terminal(), columns }
         }
         Surroundings {

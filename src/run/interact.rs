@@ -96,6 +96,24 @@ const PAUSE_MENU: [(&str, PauseChoice); 4] = [
     ("show the release's status", PauseChoice::Status),
 ];
 
+/// The controlling terminal (`/dev/tty`) when stderr is not it; else stderr, which is then
+/// no terminal and so asks nothing.
+#[cfg(unix)]
+fn controlling_terminal() -> Term {
+    match (std::fs::File::options().read(true).write(true).open("/dev/tty"), std::fs::File::open("/dev/tty")) {
+        (Ok(write), Ok(read)) => Term::read_write_pair(read, write),
+        _ => Term::stderr(),
+    }
+}
+
+/// No `/dev/tty` on Windows (and the console crate pairs streams on Unix only): stderr,
+/// which is then no terminal, so a run whose stderr is redirected asks nothing, as one
+/// without a terminal does.
+#[cfg(not(unix))]
+fn controlling_terminal() -> Term {
+    Term::stderr()
+}
+
 /// dialoguer's prompts on the controlling terminal.
 pub struct Terminal {
     signals: Signals,
@@ -120,14 +138,7 @@ enum Reply<T> {
 impl Terminal {
     fn new(signals: Signals, printer: Printer) -> Terminal {
         let stderr_is_terminal = std::io::stderr().is_terminal();
-        let term = if stderr_is_terminal {
-            Term::stderr()
-        } else {
-            match (std::fs::File::options().read(true).write(true).open("/dev/tty"), std::fs::File::open("/dev/tty")) {
-                (Ok(write), Ok(read)) => Term::read_write_pair(read, write),
-                _ => Term::stderr(),
-            }
-        };
+        let term = if stderr_is_terminal { Term::stderr() } else { controlling_terminal() };
         Terminal { signals, printer, term, log_answers: !stderr_is_terminal, abandoned: AtomicBool::new(false) }
     }
 
