@@ -864,7 +864,7 @@ pub fn major_from_build_info(path: &Path) -> Option<u32> {
 /// a run starts, so that a program that cannot start is refused before anything changes
 /// rather than failing at the first moment it is needed; the path found is what is run.
 pub fn find_program(program: &str, search_path: Option<&std::ffi::OsStr>) -> Result<PathBuf, NotRunnable> {
-    if program.contains('/') {
+    if program.contains(std::path::is_separator) {
         let path = PathBuf::from(program);
         return match std::fs::metadata(&path) {
             Err(_) => Err(NotRunnable::Missing),
@@ -876,16 +876,27 @@ pub fn find_program(program: &str, search_path: Option<&std::ffi::OsStr>) -> Res
     let mut not_executable = None;
     for dir in std::env::split_paths(search_path.unwrap_or_default()) {
         let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
-        let candidate = dir.join(program);
-        if !std::fs::metadata(&candidate).is_ok_and(|m| m.is_file()) {
-            continue;
+        for candidate in names_in(&dir, program) {
+            if !std::fs::metadata(&candidate).is_ok_and(|m| m.is_file()) {
+                continue;
+            }
+            if may_execute(&candidate) {
+                return Ok(candidate);
+            }
+            not_executable.get_or_insert(candidate);
         }
-        if may_execute(&candidate) {
-            return Ok(candidate);
-        }
-        not_executable.get_or_insert(candidate);
     }
     Err(not_executable.map_or(NotRunnable::NotOnPath, NotRunnable::NotExecutable))
+}
+
+/// The files `program` may be in `dir`: itself, and on Windows, where helm is `helm.exe`
+/// and `HELM_BIN` says `helm`, first the name with `.exe` when it has no extension.
+fn names_in(dir: &Path, program: &str) -> Vec<PathBuf> {
+    let plain = dir.join(program);
+    if cfg!(unix) || Path::new(program).extension().is_some() {
+        return vec![plain];
+    }
+    vec![dir.join(format!("{program}.exe")), plain]
 }
 
 /// access(2) with X_OK: this user, with its groups, may execute `path` (a mode bit check
