@@ -20,19 +20,29 @@ pub fn release_selector(release: &str) -> String {
     format!("owner=helm,name={release}")
 }
 
+/// Where helm keeps revisions under this client's `HELM_DRIVER`.
+struct Storage {
+    /// The objects' kind, as the API path spells it.
+    plural: &'static str,
+    /// A Secret's data is base64 on the wire, over helm's own base64.
+    base64_twice: bool,
+}
+
+fn storage(client: &KubeClient, purpose: &str) -> Result<Storage, KubeError> {
+    match client.driver() {
+        HelmDriver::Secret => Ok(Storage { plural: "secrets", base64_twice: true }),
+        HelmDriver::ConfigMap => Ok(Storage { plural: "configmaps", base64_twice: false }),
+        HelmDriver::Other(driver) => Err(KubeError::Unsupported {
+            purpose: purpose.to_string(),
+            message: format!("helm keeps releases in its {driver:?} storage (HELM_DRIVER), which only helm reads"),
+        }),
+    }
+}
+
 pub(super) fn revisions(client: &KubeClient, release: &str) -> Result<Vec<(u64, String)>, KubeError> {
     let namespace = client.namespace();
     let purpose = format!("list the revisions of {release} in namespace {namespace}");
-    let plural = match client.driver() {
-        HelmDriver::Secret => "secrets",
-        HelmDriver::ConfigMap => "configmaps",
-        HelmDriver::Other(driver) => {
-            return Err(KubeError::Unsupported {
-                purpose,
-                message: format!("helm keeps releases in its {driver:?} storage (HELM_DRIVER), which only helm reads"),
-            });
-        }
-    };
+    let Storage { plural, .. } = storage(client, &purpose)?;
     let params = ::kube::api::ListParams::default().labels(&release_selector(release));
     // `list_metadata` asks for a PartialObjectMetadataList: names and labels, no data.
     let request = Request::new(format!("/api/v1/namespaces/{namespace}/{plural}")).list_metadata(&params);
@@ -52,17 +62,7 @@ pub(super) fn revisions(client: &KubeClient, release: &str) -> Result<Vec<(u64, 
 pub(super) fn documents(client: &KubeClient, release: &str) -> Result<Vec<(u64, serde_json::Value)>, KubeError> {
     let namespace = client.namespace();
     let purpose = format!("read the release {release} in namespace {namespace}");
-    let (plural, twice) = match client.driver() {
-        // A Secret's data is base64 on the wire, over helm's own base64.
-        HelmDriver::Secret => ("secrets", true),
-        HelmDriver::ConfigMap => ("configmaps", false),
-        HelmDriver::Other(driver) => {
-            return Err(KubeError::Unsupported {
-                purpose,
-                message: format!("helm keeps releases in its {driver:?} storage (HELM_DRIVER), which only helm reads"),
-            });
-        }
-    };
+    let Storage { plural, base64_twice: twice } = storage(client, &purpose)?;
     let params = ::kube::api::ListParams::default().labels(&release_selector(release));
     let request = Request::new(format!("/api/v1/namespaces/{namespace}/{plural}")).list(&params);
     let list = client.send(&purpose, request)?;
