@@ -193,23 +193,11 @@ impl Release {
         });
         let not_found = |e: &ExecError| e.stderr().contains("release: not found");
         let metadata = metadata.map_err(|e| {
-            if not_found(&e) {
-                ReadError::NotFound { release: release.to_string(), namespace: helm.namespace.clone() }
-            } else {
-                ReadError::Helm(e)
-            }
+            if not_found(&e) { ReadError::not_found(release, &helm.namespace) } else { ReadError::Helm(e) }
         })?;
         let history = history?;
         let status = status?;
-        let values = match status.config {
-            None | Some(serde_json::Value::Null) => serde_json::Value::Object(Default::default()),
-            Some(v) => v,
-        };
-        let version = ChartVersion::parse(&metadata.version).map_err(|e| ReadError::BadVersion {
-            release: release.to_string(),
-            version: metadata.version.clone(),
-            reason: e.reason,
-        })?;
+        let version = reported_version(release, &metadata.version)?;
         Ok(Release {
             history: history
                 .iter()
@@ -228,7 +216,7 @@ impl Release {
             revision: metadata.revision,
             status: metadata.status,
             description: status.info.description,
-            user_values: values,
+            user_values: user_values(status.config),
             manifest: status.manifest,
         })
     }
@@ -246,10 +234,7 @@ impl Release {
     pub fn read_stored(kube: &KubeClient, release: &str) -> Option<Result<Release, ReadError>> {
         let documents = kube.release_documents(release).ok()?;
         if documents.is_empty() {
-            return Some(Err(ReadError::NotFound {
-                release: release.to_string(),
-                namespace: kube.namespace().to_string(),
-            }));
+            return Some(Err(ReadError::not_found(release, kube.namespace())));
         }
         let documents: Vec<StoredRelease> =
             documents.into_iter().map(|(_, d)| serde_json::from_value(d)).collect::<Result<_, _>>().ok()?;
@@ -262,11 +247,7 @@ impl Release {
     fn from_stored(mut documents: Vec<StoredRelease>) -> Result<Release, ReadError> {
         let latest = documents.pop().expect("one revision at least");
         let chart = latest.chart.as_ref().map(|c| c.metadata.clone()).unwrap_or_default();
-        let version = ChartVersion::parse(&chart.version).map_err(|e| ReadError::BadVersion {
-            release: latest.name.clone(),
-            version: chart.version.clone(),
-            reason: e.reason,
-        })?;
+        let version = reported_version(&latest.name, &chart.version)?;
         let revision = |d: &StoredRelease| Revision {
             revision: d.version,
             status: d.info.status,
@@ -290,10 +271,7 @@ impl Release {
             revision: latest.version,
             status: latest.info.status,
             description: latest.info.description,
-            user_values: match latest.config {
-                None | Some(serde_json::Value::Null) => serde_json::Value::Object(Default::default()),
-                Some(v) => v,
-            },
+            user_values: user_values(latest.config),
             manifest: latest.manifest,
         })
     }
@@ -343,6 +321,30 @@ impl Release {
 
 /// `bsr-1.2.0` → 1.2.0, knowing the chart's name. Splitting on the last `-` breaks on
 /// pre-releases (`bsr-1.5.0-rc.1`), and on the first breaks on `ingress-nginx-4.1.0`.
+impl ReadError {
+    fn not_found(release: &str, namespace: &str) -> ReadError {
+        ReadError::NotFound { release: release.to_string(), namespace: namespace.to_string() }
+    }
+}
+
+/// The chart version a release reports, or why this tool cannot order it.
+fn reported_version(release: &str, version: &str) -> Result<ChartVersion, ReadError> {
+    ChartVersion::parse(version).map_err(|e| ReadError::BadVersion {
+        release: release.to_string(),
+        version: version.to_string(),
+        reason: e.reason,
+    })
+}
+
+/// The user-supplied values as a release keeps them: `{}` when there were none (helm
+/// stores and prints `null`).
+fn user_values(config: Option<serde_json::Value>) -> serde_json::Value {
+    match config {
+        None | Some(serde_json::Value::Null) => serde_json::Value::Object(Default::default()),
+        Some(values) => values,
+    }
+}
+
 pub fn version_from_chart_field(field: &str, chart_name: &str) -> Option<ChartVersion> {
     field.strip_prefix(chart_name).and_then(|rest| rest.strip_prefix('-')).and_then(|v| ChartVersion::parse(v).ok())
 }
