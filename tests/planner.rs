@@ -610,7 +610,7 @@ fn bsr_with_schemas_for(versions: &[&str]) -> helm_safe_upgrade::policy::Policy 
 /// configuration changes … when upgrading to chart version 4.0.0 or later, add: …").
 mod value_rules {
     use super::*;
-    use helm_safe_upgrade::plan::values::{ValuesInput, carried_at};
+    use helm_safe_upgrade::plan::values::{ValuesInput, carried_at, carried_for, carried_hop};
     use helm_safe_upgrade::plan::{Context, Direction, Plan, PlanError, RollbackRequest, UpgradeRequest};
     use helm_safe_upgrade::policy::values::KeyPath;
     use serde_json::json;
@@ -670,6 +670,16 @@ mod value_rules {
         assert_eq!(hop1, json!({"database": {"host": "db"}, "postgres": {"port": 5432}}));
         let hop3 = carried_at(&plan.hops, 2, Direction::Upgrade, &values).unwrap();
         assert_eq!(hop3, hop1, "carried on");
+        // A procedure's deploy of a hop's start (maintenance mode at `from`) deploys the
+        // older chart with the keys as they were before the hop's rules.
+        let for_deploy =
+            |hop: usize, version: &str| carried_for(&plan.hops, hop, &v(version), Direction::Upgrade, &values).unwrap();
+        assert_eq!(for_deploy(0, "3.8.0"), values, "before the rename: 3.8.0 reads postgres.host");
+        assert_eq!(for_deploy(0, "3.9.0"), hop1);
+        assert_eq!(for_deploy(1, "3.9.0"), hop1, "the hop before's values");
+        assert_eq!(carried_hop(&plan.hops, 0, &v("3.8.0")), None);
+        assert_eq!(carried_hop(&plan.hops, 2, &v("4.0.0")), Some(1));
+        assert_eq!(carried_hop(&plan.hops, 2, &v("4.1.0")), Some(2));
         let both = json!({"postgres": {"host": "a"}, "database": {"host": "b"}});
         let refused = refusal(up(&policy, &live(both, &[]), "3.8.0", "4.1.0"));
         assert_eq!(refused.rule, "values-rename");

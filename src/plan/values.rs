@@ -6,6 +6,7 @@ use serde_json::Value;
 use super::{Available, Direction, Hop, PlanError, refuse};
 use crate::policy::Policy;
 use crate::policy::values::{ApplyError, KeyPath, ValueChange, ValueRule, apply, missing};
+use crate::version::ChartVersion;
 
 /// What the planner knows of the release's values: a live run's carried values and the
 /// paths the operator's `-f`/`--set` set. Offline there is none.
@@ -29,6 +30,29 @@ pub fn carried_at(hops: &[Hop], hop: usize, direction: Direction, start: &Value)
         }
     }
     Ok(values)
+}
+
+/// The carried values a deploy of `version` within hop `hop` deploys: the hop's own rules
+/// apply to its target only. A procedure's deploy of the hop's start (BSR's maintenance
+/// mode at `from`) deploys the older chart, which reads the keys as they were before the
+/// hop: a `rename` the target needs would hide a value from it.
+pub fn carried_for(
+    hops: &[Hop],
+    hop: usize,
+    version: &ChartVersion,
+    direction: Direction,
+    start: &Value,
+) -> Result<Value, ApplyError> {
+    match carried_hop(hops, hop, version) {
+        Some(at) => carried_at(hops, at, direction, start),
+        None => Ok(start.clone()),
+    }
+}
+
+/// Which hop's carried values a deploy of `version` within hop `hop` deploys (None: the
+/// values the run started with), as [`carried_for`] computes them.
+pub fn carried_hop(hops: &[Hop], hop: usize, version: &ChartVersion) -> Option<usize> {
+    if *version == hops[hop].to { Some(hop) } else { hop.checked_sub(1) }
 }
 
 /// A hop's rules in the order they apply: by version going up, undone newest first going
