@@ -115,21 +115,36 @@ fn fast_path_uses_maintenance_mode_and_leaves_no_override(version: HelmVersion) 
     assert_eq!(serde_json::from_str::<Value>(&stdout).unwrap()["refused"]["rule"], "snapshot");
     assert_eq!(bed.history().len(), 1);
 
-    bed.run_expect(&["bsr", "--to", "1.4.1", "--fast-path", "--snapshot-taken", "--chart", "demo/bsr", "--yes"], 0);
+    // The preflight renders the maintenance deploy of 1.0.4 as well as the hop's target.
+    let fast = ["bsr", "--to", "1.4.1", "--fast-path", "--snapshot-taken", "--chart", "demo/bsr"];
+    let (stdout, _) = bed.run_expect(&[&fast[..], &["--plan", "-o", "json"]].concat(), 0);
+    let planned: Value = serde_json::from_str(&stdout).unwrap();
+    let check = &planned["hops"][0]["check"];
+    let other = &check["other_deploys"][0];
+    assert_eq!((&other["step"], &other["version"]), (&Value::from(0), &Value::from("1.0.4")), "{check}");
+
+    bed.run_expect(&[&fast[..], &["--yes"]].concat(), 0);
     assert_eq!(bed.charts_deployed(), ["bsr-1.0.4", "bsr-1.0.4", "bsr-1.4.1"]);
-    let during: Value = serde_json::from_str(&bed.env.helm_ok(&[
-        "get",
-        "values",
-        "bsr",
-        "--namespace",
-        &bed.ns,
-        "--revision",
-        "2",
-        "-o",
-        "json",
-    ]))
-    .unwrap();
+    let values_at = |revision: &str| -> Value {
+        serde_json::from_str(&bed.env.helm_ok(&[
+            "get",
+            "values",
+            "bsr",
+            "--namespace",
+            &bed.ns,
+            "--revision",
+            revision,
+            "-o",
+            "json",
+        ]))
+        .unwrap()
+    };
+    let during = values_at("2");
     assert_eq!(during["maintenance"], true, "revision 2 ran in maintenance mode");
+    // Each deploy deployed the values whose digest the plan showed.
+    let digest = |values: &Value| Value::from(helm_safe_upgrade::digest::json_sha256(values));
+    assert_eq!(digest(&during), other["values_digest"], "{during}");
+    assert_eq!(digest(&values_at("3")), check["values_digest"]);
     assert_eq!(bed.user_values(), yaml_to_json(VALUES), "maintenance is gone at the end");
     let env = bed.server()["spec"]["template"]["spec"]["containers"][0]["env"].clone();
     let maintenance =

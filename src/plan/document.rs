@@ -163,12 +163,20 @@ fn hop_changes(then: &Hop, now: &Hop) -> Vec<String> {
     differ("downtime", then.downtime.to_string(), now.downtime.to_string());
     differ("steps", steps_text(&then.steps), steps_text(&now.steps));
     differ("value rules", json_text(&then.values), json_text(&now.values));
-    let digests = |h: &Hop| h.check.as_ref().map(|c| (c.chart_digest.clone(), c.values_digest.clone()));
+    // Every deploy the preflight rendered: the hop's last, then its others (maintenance).
+    let digests = |h: &Hop| {
+        h.check.as_ref().map(|c| {
+            let others = c.other_deploys.iter();
+            let chart = std::iter::once(&c.chart_digest).chain(others.clone().map(|d| &d.chart_digest));
+            let values = std::iter::once(&c.values_digest).chain(others.map(|d| &d.values_digest));
+            let short = |d: &String| crate::digest::short(d).to_string();
+            (chart.map(short).collect::<Vec<_>>().join(", "), values.map(short).collect::<Vec<_>>().join(", "))
+        })
+    };
     match (digests(then), digests(now)) {
         (Some((chart_a, values_a)), Some((chart_b, values_b))) => {
-            let short = |d: &str| crate::digest::short(d).to_string();
-            differ("chart digest", short(&chart_a), short(&chart_b));
-            differ("values digest", short(&values_a), short(&values_b));
+            differ("chart digest", chart_a, chart_b);
+            differ("values digest", values_a, values_b);
         }
         (a, b) => differ(
             "rendered before the first change",

@@ -374,12 +374,24 @@ impl Plan {
 
 impl Hop {
     /// The step that leaves the release at this hop's target, with the values the hop
-    /// ends with: its last `helm upgrade` to `to`. The preflight renders this step; the
-    /// walk checks that it deployed the values the preflight showed.
+    /// ends with: its last `helm upgrade` to `to`. The preflight renders this step (and
+    /// the hop's [`Hop::upgrades`] before it); the walk checks that it deployed the values
+    /// the preflight showed.
     pub fn rendered_step(&self) -> Option<usize> {
         self.steps
             .iter()
             .rposition(|s| matches!(s, Step::Deploy { version, revision: None, .. } if *version == self.to))
+    }
+
+    /// Every `helm upgrade` of the hop (a deploy that is not a `helm rollback`): its step
+    /// index, the version it deploys and the procedure's own `set:`.
+    pub fn upgrades(
+        &self,
+    ) -> impl Iterator<Item = (usize, &ChartVersion, &serde_json::Map<String, serde_json::Value>)> {
+        self.steps.iter().enumerate().filter_map(|(n, s)| match s {
+            Step::Deploy { version, set, revision: None } => Some((n, version, set)),
+            _ => None,
+        })
     }
 }
 
@@ -404,6 +416,32 @@ pub struct HopCheck {
     /// `--diff`: what the hop changes in the rendered manifests and in the values.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changes: Option<HopChanges>,
+    /// The hop's other deploys, rendered too (BSR's maintenance mode deploys the hop's
+    /// start first): each is held to its own chart and values the same way.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_deploys: Vec<DeployCheck>,
+}
+
+/// One more deploy of a hop as the preflight rendered it: which step, the version, the
+/// chart archive and the values helm merged for it, by digest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployCheck {
+    /// The step's index in the hop's `steps`.
+    pub step: usize,
+    pub version: ChartVersion,
+    pub chart_digest: String,
+    pub values_digest: String,
+}
+
+impl HopCheck {
+    /// The chart and values digests step `step` of `hop` must deploy, when the preflight
+    /// rendered that step.
+    pub fn for_step(&self, hop: &Hop, step: usize) -> Option<(&str, &str)> {
+        if Some(step) == hop.rendered_step() {
+            return Some((&self.chart_digest, &self.values_digest));
+        }
+        self.other_deploys.iter().find(|d| d.step == step).map(|d| (d.chart_digest.as_str(), d.values_digest.as_str()))
+    }
 }
 
 /// What one hop changes, from the release as the hop finds it to what the hop renders.

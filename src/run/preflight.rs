@@ -5,10 +5,11 @@
 //!                                                                          + the chart the walk deploys
 //! ```
 //!
-//! Each hop is rendered by helm itself, `helm upgrade --dry-run=server -o json`, with
-//! exactly the values the hop deploys (the carried values after the policy's value
-//! rules, the operator's `-f`/`--set`, the procedure's own `set:`), the release's name and
-//! namespace. `--dry-run=server` rather than `helm template`: it renders against the
+//! Each `helm upgrade` of each hop (its deploy of the target, and a procedure's deploy of
+//! the hop's start, like BSR's maintenance mode) is rendered by helm itself, `helm upgrade
+//! --dry-run=server -o json`, with exactly the values it deploys (the carried values as
+//! its version reads them after the policy's value rules, the operator's `-f`/`--set`,
+//! the procedure's own `set:`), the release's name and namespace. `--dry-run=server` rather than `helm template`: it renders against the
 //! cluster (`lookup` finds real objects; `.Capabilities` are the cluster's, kinds
 //! included) through the same code path as the upgrade, and it answers with helm's own
 //! merge of the values (`config`), so the values digest and the check against the chart
@@ -32,7 +33,7 @@ use crate::diff::{ManifestDiff, Secrets};
 use crate::digest::json_sha256;
 use crate::helm::{DeployValues, Rendered};
 use crate::plan::chart_values::{self, ChartValues};
-use crate::plan::{Direction, Hop, HopChanges, HopCheck, Plan, Step};
+use crate::plan::{DeployCheck, Direction, Hop, HopChanges, HopCheck, Plan, Step};
 use crate::version::ChartVersion;
 
 /// The values a run starts from: the carried user values and the operator's overrides.
@@ -66,25 +67,44 @@ pub fn check(
     let mut files = std::collections::BTreeMap::new();
     // What each hop starts from, for --diff: the live release, then the hop before.
     let mut before = (facts.release.manifest.clone(), facts.release.user_values.clone());
-    for (hop, prepared) in plan.hops.iter_mut().zip(prepared) {
-        let Some(Prepared { chart, rendered: render }) = prepared else { continue };
+    let name = &facts.release.chart_name;
+    for (i, hop) in plan.hops.iter_mut().enumerate() {
+        let mut warnings = Vec::new();
+        let mut other_deploys = Vec::new();
+        let mut last = None;
+        for deploy in prepared.iter().filter(|d| d.hop == i) {
+            let mut found = against_chart(&deploy.rendered.values, &deploy.chart, name, &deploy.version)?;
+            // A key the chart stops declaring is said where it stops (the key is the
+            // warning's first `quoted` word).
+            found.retain(|w| said.insert(w.split('`').nth(1).unwrap_or(w).to_string()));
+            warnings.extend(found);
+            files.insert(deploy.version.clone(), deploy.chart.path.clone());
+            if Some(deploy.step) == hop.rendered_step() {
+                last = Some(deploy);
+            } else {
+                other_deploys.push(DeployCheck {
+                    step: deploy.step,
+                    version: deploy.version.clone(),
+                    chart_digest: deploy.chart.digest.clone(),
+                    values_digest: json_sha256(&deploy.rendered.values),
+                });
+            }
+        }
+        let Some(last) = last else { continue };
+        let render = &last.rendered;
         let changes = match opts.diff {
             DiffDetail::None => None,
-            detail => Some(changes(&before, &render, detail, hop)?),
+            detail => Some(changes(&before, render, detail, hop)?),
         };
         before = (render.manifest.clone(), render.values.clone());
-        let mut warnings = against_chart(&render.values, &chart, &facts.release.chart_name, &hop.to)?;
-        // A key the chart stops declaring is said at the hop where it stops (the key is
-        // the warning's first `quoted` word).
-        warnings.retain(|w| said.insert(w.split('`').nth(1).unwrap_or(w).to_string()));
         hop.check = Some(HopCheck {
-            chart_digest: chart.digest.clone(),
+            chart_digest: last.chart.digest.clone(),
             values_digest: json_sha256(&render.values),
             values_keys: chart_values::leaf_keys(&render.values),
             warnings,
             changes,
+            other_deploys,
         });
-        files.insert(hop.to.clone(), chart.path);
     }
     Ok(Checked { chart: ChartArg::Cached { files, source: Box::new(facts.offer.chart.clone()) } })
 }
@@ -112,17 +132,30 @@ fn dir(what: &str) -> Result<tempfile::TempDir, RunError> {
     })
 }
 
-/// A hop as the preflight found it: the archive of its target and what helm rendered.
+/// One `helm upgrade` of the plan to render: where it is and what it deploys.
+struct Job {
+    hop: usize,
+    step: usize,
+    version: ChartVersion,
+    values: DeployValues,
+}
+
+/// A deploy as the preflight found it: the archive it deploys and what helm rendered.
 struct Prepared {
+    hop: usize,
+    step: usize,
+    version: ChartVersion,
     chart: CachedChart,
     rendered: Rendered,
 }
 
-/// Each hop's target pulled and then rendered, the hops in parallel (a hop's render waits
-/// only for its own pull); None for a hop with no deploy to render. A hop's start is not
-/// pulled: the way back deploys it from the source, as it would without a preflight (one
-/// process per hop saved on every run, for a path rarely taken). A target the run fetched
-/// already (to read the policy its chart ships) is not pulled again.
+/// Every `helm upgrade` of the plan rendered, in the plan's order: each hop's deploy of
+/// its target, and a procedure's deploy of the hop's start (BSR's maintenance mode) too.
+/// Each version is fetched once, the versions in parallel, and its deploys rendered as
+/// soon as it is there. A hop's start that no step deploys is not pulled: the way back
+/// deploys it from the source, as it would without a preflight (one process per hop
+/// saved on every run, for a path rarely taken). A target the run fetched already (to
+/// read the policy its chart ships) is not pulled again.
 fn prepare_all(
     plan: &Plan,
     facts: &Facts,
@@ -130,51 +163,72 @@ fn prepare_all(
     start: &StartValues,
     charts: &RunCharts,
     work: &Path,
-) -> Result<Vec<Option<Prepared>>, RunError> {
-    let mut jobs = Vec::new();
+) -> Result<Vec<Prepared>, RunError> {
+    let mut by_version: Vec<(ChartVersion, Vec<Job>)> = Vec::new();
     for (i, hop) in plan.hops.iter().enumerate() {
-        jobs.push(hop_values(plan, i, hop, start, work)?);
+        for (n, version, set) in hop.upgrades() {
+            let job =
+                Job { hop: i, step: n, version: version.clone(), values: deploy_values(plan, i, n, set, start, work)? };
+            match by_version.iter_mut().find(|(v, _)| v == version) {
+                Some((_, jobs)) => jobs.push(job),
+                None => by_version.push((version.clone(), vec![job])),
+            }
+        }
     }
     let (release, source) = (&facts.release.name, &facts.offer.chart);
-    let results: Vec<Option<Result<Prepared, Failure>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = plan
-            .hops
-            .iter()
-            .zip(jobs)
-            .map(|(hop, values)| {
-                values.map(|values| {
-                    scope.spawn(move || {
-                        let chart = charts.fetch(&tools.helm, source, &hop.to).map_err(Failure::Fetch)?;
-                        let purpose = format!("render {release} at {} (preflight)", hop.to);
-                        let rendered = tools.helm.render(purpose, release, &chart.path, &values).map_err(|error| {
-                            Failure::Render { error: Box::new(error), schema: broken_schema(&chart.path) }
-                        })?;
-                        Ok(Prepared { chart, rendered })
-                    })
+    let results: Vec<Vec<(Job, Result<Prepared, Failure>)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = by_version
+            .into_iter()
+            .map(|(version, jobs)| {
+                scope.spawn(move || {
+                    let chart = charts.fetch(&tools.helm, source, &version);
+                    jobs.into_iter()
+                        .map(|job| {
+                            let result = chart.clone().map_err(Failure::Fetch).and_then(|chart| {
+                                let purpose = format!("render {release} at {} (preflight)", job.version);
+                                let rendered =
+                                    tools.helm.render(purpose, release, &chart.path, &job.values).map_err(|error| {
+                                        Failure::Render { error: Box::new(error), schema: broken_schema(&chart.path) }
+                                    })?;
+                                Ok(Prepared {
+                                    hop: job.hop,
+                                    step: job.step,
+                                    version: job.version.clone(),
+                                    chart,
+                                    rendered,
+                                })
+                            });
+                            (job, result)
+                        })
+                        .collect()
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.map(|h| h.join().expect("a preflight thread does not panic"))).collect()
+        handles.into_iter().map(|h| h.join().expect("a preflight thread does not panic")).collect()
     });
+    let mut results: Vec<(Job, Result<Prepared, Failure>)> = results.into_iter().flatten().collect();
+    // Said in the plan's order: the first hop that fails is the one named.
+    results.sort_by_key(|(job, _)| (job.hop, job.step));
     let name = &facts.release.chart_name;
     let mut out = Vec::new();
-    for (i, (hop, result)) in plan.hops.iter().zip(results).enumerate() {
-        out.push(match result {
-            None => None,
-            Some(Ok(prepared)) => Some(prepared),
-            Some(Err(Failure::Render { error, schema })) => return Err(refusal(i, hop, name, &error, schema)),
-            Some(Err(Failure::Fetch(e))) => {
+    for (job, result) in results {
+        match result {
+            Ok(prepared) => out.push(prepared),
+            Err(Failure::Render { error, schema }) => {
+                return Err(refusal(job.hop, &plan.hops[job.hop], name, &job.version, &error, schema));
+            }
+            Err(Failure::Fetch(e)) => {
                 return Err(RunError::Other(format!(
                     "cannot fetch {name} {} for the preflight: {e}\nhint: check the chart source; --no-preflight skips the preflight",
-                    hop.to
+                    job.version
                 )));
             }
-        });
+        }
     }
     Ok(out)
 }
 
-/// Why a hop could not be prepared.
+/// Why a deploy could not be prepared.
 enum Failure {
     Fetch(String),
     /// helm's error, and why the chart's `values.schema.json` cannot be read, if it cannot
@@ -193,33 +247,34 @@ fn broken_schema(archive: &std::path::Path) -> Option<String> {
     serde_json::from_str::<Value>(text).err().map(|e| format!("line {}, column {}: {e}", e.line(), e.column()))
 }
 
-/// The values of hop `i`'s rendered deploy, as the walk passes them (its values files
-/// written into `work`); None when the hop deploys nothing by `helm upgrade`.
-fn hop_values(
+/// The values of step `n` of hop `i`, a `helm upgrade`, as the walk passes them (its
+/// values files written into `work`): the carried values as that deploy's version reads
+/// them, the operator's overrides, the procedure's own `set:`.
+fn deploy_values(
     plan: &Plan,
     i: usize,
-    hop: &Hop,
+    n: usize,
+    set: &serde_json::Map<String, Value>,
     start: &StartValues,
     work: &Path,
-) -> Result<Option<DeployValues>, RunError> {
-    let Some(Step::Deploy { set, .. }) = hop.rendered_step().map(|n| &hop.steps[n]) else {
-        return Ok(None);
-    };
+) -> Result<DeployValues, RunError> {
     let private = |name: String, value: &Value| -> Result<PathBuf, RunError> {
         let path = work.join(name);
         super::private::write_private(&path, value.to_string().as_bytes())
             .map_err(|e| RunError::Other(format!("preflight: {e}")))?;
         Ok(path)
     };
-    let carried = crate::plan::values::carried_at(&plan.hops, i, plan.direction, start.carried)
+    let hop = &plan.hops[i];
+    let Step::Deploy { version, .. } = &hop.steps[n] else { unreachable!("a hop's upgrade is a deploy step") };
+    let carried = crate::plan::values::carried_for(&plan.hops, i, version, plan.direction, start.carried)
         .map_err(|e| RunError::Other(format!("preflight: the values of hop {}: {e}", i + 1)))?;
-    let mut files = vec![private(format!("carried-hop-{}.json", i + 1), &carried)?];
+    let mut files = vec![private(format!("carried-hop-{}-step-{}.json", i + 1, n + 1), &carried)?];
     files.extend(start.overrides.files.iter().cloned());
     let step_file = match set.is_empty() {
         true => None,
-        false => Some(private(format!("procedure-hop-{}.json", i + 1), &Value::Object(set.clone()))?),
+        false => Some(private(format!("procedure-hop-{}-step-{}.json", i + 1, n + 1), &Value::Object(set.clone()))?),
     };
-    Ok(Some(DeployValues { files, sets: start.overrides.sets.clone(), step_file }))
+    Ok(DeployValues { files, sets: start.overrides.sets.clone(), step_file })
 }
 
 /// helm says the values do not meet the chart's schema in these words (helm 3 and 4).
@@ -229,26 +284,33 @@ const SCHEMA_REJECTS: &str = "values don't meet the specifications of the schema
 /// schema rejects the values — or is itself broken (`broken`: why it is not JSON), which
 /// helm reports in the same words, but which no change of values can mend — `render` for
 /// any other failure.
-fn refusal(i: usize, hop: &Hop, chart: &str, error: &crate::helm::ExecError, broken: Option<String>) -> RunError {
+fn refusal(
+    i: usize,
+    hop: &Hop,
+    chart: &str,
+    version: &ChartVersion,
+    error: &crate::helm::ExecError,
+    broken: Option<String>,
+) -> RunError {
     let said = error.stderr().trim();
     let said = said.strip_prefix("Error: ").unwrap_or(said);
     let said = said.strip_prefix("UPGRADE FAILED: ").unwrap_or(said);
     let (rule, what, supported) = if let Some(why) = broken {
         (
             "values-schema",
-            format!("{chart} {}'s values.schema.json is not valid JSON ({why}): the chart is broken", hop.to),
+            format!("{chart} {version}'s values.schema.json is not valid JSON ({why}): the chart is broken"),
             "no values can mend it: tell the chart's vendor, and stop before this version with --to",
         )
     } else if said.contains(SCHEMA_REJECTS) {
         (
             "values-schema",
-            format!("{chart} {}'s values.schema.json rejects the values this hop would deploy", hop.to),
+            format!("{chart} {version}'s values.schema.json rejects the values this hop would deploy"),
             "change the values with -f/--set (or a `rename`, `remove` or `set` value rule in the policy, for what the vendor's notes say changed) and plan again",
         )
     } else {
         (
             "render",
-            format!("{chart} {} does not render with the values this hop would deploy", hop.to),
+            format!("{chart} {version} does not render with the values this hop would deploy"),
             "read helm's message: usually a value the new chart requires (`--set KEY=VALUE`); `--no-preflight` skips rendering (not advised)",
         )
     };
@@ -348,20 +410,22 @@ mod tests {
         // helm says the same words for both; the broken schema decides.
         let words = "Error: UPGRADE FAILED: values don't meet the specifications of the schema(s) in the following chart(s):\napp:\nunexpected EOF";
         let RunError::Refused(Refusal { rule, message, supported }) =
-            refusal(0, &hop(), "app", &helm_says(words), Some(why))
+            refusal(0, &hop(), "app", &hop().to, &helm_says(words), Some(why))
         else {
             panic!("a refusal")
         };
         assert_eq!(rule, "values-schema");
         assert!(message.contains("app 1.1.0's values.schema.json is not valid JSON (line 3"), "{message}");
         assert!(supported.starts_with("no values can mend it"), "{supported}");
-        let RunError::Refused(Refusal { message, supported, .. }) = refusal(0, &hop(), "app", &helm_says(words), None)
+        let RunError::Refused(Refusal { message, supported, .. }) =
+            refusal(0, &hop(), "app", &hop().to, &helm_says(words), None)
         else {
             panic!("a refusal")
         };
         assert!(message.contains("rejects the values"), "{message}");
         assert!(supported.starts_with("change the values"), "{supported}");
-        let RunError::Refused(Refusal { rule, .. }) = refusal(0, &hop(), "app", &helm_says("Error: template: x"), None)
+        let RunError::Refused(Refusal { rule, .. }) =
+            refusal(0, &hop(), "app", &hop().to, &helm_says("Error: template: x"), None)
         else {
             panic!("a refusal")
         };

@@ -111,6 +111,13 @@ pub struct Setup<'a> {
     pub outcome_in_words: bool,
 }
 
+/// What the plan showed for one deploy the preflight rendered: the chart archive and the
+/// values helm merged for it, by digest.
+struct Rendered {
+    chart_digest: String,
+    values_digest: String,
+}
+
 /// The revision this walk last left the release at, its version and status.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Left {
@@ -162,7 +169,7 @@ pub struct Walk<'a> {
     values_hop: Option<usize>,
     /// What the plan showed for the deploy under way (the one the preflight rendered):
     /// the chart archive and the values it deploys, by digest.
-    expected: Option<crate::plan::HopCheck>,
+    expected: Option<Rendered>,
     /// When the walk and the hop under way started: progress against the estimates.
     started: Instant,
     hop_started: Instant,
@@ -303,8 +310,11 @@ impl<'a> Walk<'a> {
         self.values_hop = Some(i);
         let mut deployed_override = false;
         for (n, step) in hop.steps.iter().enumerate() {
-            if let Step::Deploy { set, .. } = step {
+            if let Step::Deploy { set, version, .. } = step {
                 deployed_override = !set.is_empty();
+                // A deploy of the hop's start (maintenance mode) deploys the values as
+                // they were before the hop's rules: the older chart reads the old keys.
+                self.values_hop = crate::plan::values::carried_hop(&plan.hops, i, version);
             }
             if step.changes_something()
                 && Some(n) != first_change
@@ -312,8 +322,13 @@ impl<'a> Walk<'a> {
             {
                 return Err(self.halted(e, &self.left.version.clone(), &format!("during hop {}", i + 1)));
             }
-            // The deploy the preflight rendered must deploy the values the plan showed.
-            self.expected = hop.check.clone().filter(|_| Some(n) == hop.rendered_step());
+            // A deploy the preflight rendered must deploy the chart and values the plan
+            // showed.
+            self.expected = hop
+                .check
+                .as_ref()
+                .and_then(|c| c.for_step(hop, n))
+                .map(|(chart, values)| Rendered { chart_digest: chart.to_string(), values_digest: values.to_string() });
             match self.step(Some(i), step) {
                 Ok(()) => {}
                 Err(StepError::Halted(e)) => {
@@ -656,7 +671,7 @@ impl<'a> Walk<'a> {
         self.overrides_in_effect = with_overrides && self.setup.values.has_overrides();
         // Checked once the release is recorded where helm left it: a mismatch is a failed
         // hop, brought back like any other.
-        if let Some(expected) = expected.map(|c| c.values_digest)
+        if let Some(expected) = expected.map(|r| r.values_digest)
             && deployed.values_digest != expected
         {
             return Err(failed(format!(

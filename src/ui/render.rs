@@ -126,6 +126,16 @@ fn checks(plan: &Plan, look: Look) -> String {
             crate::digest::short(&check.values_digest)
         );
         push_line(&mut out, look, &line);
+        for other in &check.other_deploys {
+            let line = format!(
+                "    and its deploy of {} (step {}): chart {}, values {}",
+                other.version,
+                other.step + 1,
+                crate::digest::short(&other.chart_digest),
+                crate::digest::short(&other.values_digest)
+            );
+            push_line(&mut out, look, &line);
+        }
         for warning in &check.warnings {
             push_line(
                 &mut out,

@@ -57,6 +57,7 @@ fn live_plan(history: &[u64]) -> Plan {
             values_keys: vec!["replicaCount".into()],
             warnings: vec![],
             changes: None,
+            other_deploys: vec![],
         });
     }
     plan

@@ -455,6 +455,7 @@ fn checked_plan(s: &mut Scenario, values: &str) -> Plan {
             values_keys: vec![],
             warnings: vec![],
             changes: None,
+            other_deploys: vec![],
         });
     }
     plan
@@ -538,6 +539,63 @@ fn the_policys_value_rules_are_deployed_from_their_hop_on_and_undone_going_back(
     let new = serde_json::json!({"database": {"host": "db"}});
     // Hop 1 as the release ran; from hop 2 on renamed; back from hop 3, hop 2's values.
     assert_eq!(deployed_values(&s.cluster), [old, new.clone(), new.clone(), new]);
+}
+
+#[test]
+fn a_maintenance_deploy_of_the_hops_start_deploys_the_values_before_its_rules() {
+    // The fast path deploys 1.0.4 in maintenance mode first: 1.0.4 reads `postgres.host`,
+    // so the rename 1.2.0 needs must not reach it (its database host would be lost).
+    let text = include_str!("../../../bed/policies/bsr-bed.yaml").to_string()
+        + "values:\n  - version: 1.2.0\n    rename: {from: postgres.host, to: database.host}\n";
+    let policy = crate::policy::parse(&text, "bsr-bed").unwrap();
+    let request = UpgradeRequest { current: v("1.0.4"), target: v("1.3.2"), fast_path: true, devel: false };
+    let plan = plan::plan_upgrade(&policy, &offered(), &request, &context()).unwrap();
+    assert_eq!(plan.hops.len(), 1);
+    let upgrades: Vec<_> = plan.hops[0].upgrades().map(|(n, version, _)| (n, version.to_string())).collect();
+    assert_eq!(upgrades, [(0, "1.0.4".to_string()), (3, "1.3.2".to_string())], "{:?}", plan.hops[0].steps);
+    let mut s = Scenario::new("1.0.4");
+    s.operator.attended = true;
+    s.carried = serde_json::json!({"postgres": {"host": "db"}});
+    let outcome = s.walk(&plan);
+    assert_eq!(outcome, Outcome::Completed { at: v("1.3.2") });
+    assert_eq!(s.cluster.deployed_versions(), ["1.0.4", "1.3.2"]);
+    assert_eq!(
+        deployed_values(&s.cluster),
+        [serde_json::json!({"postgres": {"host": "db"}}), serde_json::json!({"database": {"host": "db"}})]
+    );
+
+    // The preflight rendered the maintenance deploy too: its archive is held to the
+    // plan's digest like the hop's last deploy.
+    let mut s = Scenario::new("1.0.4");
+    s.operator.attended = true;
+    let mut plan = plan;
+    let mut files = std::collections::BTreeMap::new();
+    for version in ["1.0.4", "1.3.2"] {
+        let path = s.dir.path().join(format!("{version}.tgz"));
+        std::fs::write(&path, version).unwrap();
+        files.insert(v(version), path);
+    }
+    s.chart = ChartArg::Files(files);
+    let carried = crate::digest::json_sha256(&s.carried);
+    plan.hops[0].check = Some(crate::plan::HopCheck {
+        chart_digest: crate::digest::sha256(b"1.3.2"),
+        values_digest: carried.clone(),
+        values_keys: vec![],
+        warnings: vec![],
+        changes: None,
+        other_deploys: vec![crate::plan::DeployCheck {
+            step: 0,
+            version: v("1.0.4"),
+            chart_digest: crate::digest::sha256(b"1.0.4 as the preflight saw it"),
+            values_digest: carried,
+        }],
+    });
+    let outcome = s.walk(&plan);
+    let Outcome::Recovered { error, .. } = &outcome else { panic!("{outcome:?}") };
+    assert!(error.redacted().contains("is not the one the plan rendered"), "{error}");
+    // The maintenance deploy never reached helm; the way back redeploys 1.0.4 as it ran.
+    assert_eq!(s.cluster.deployed_versions(), ["1.0.4"]);
+    assert!(s.cluster.calls().iter().all(|c| !c.contains("procedure-")), "{:?}", s.cluster.calls());
 }
 
 #[test]
