@@ -569,6 +569,40 @@ fn the_ledger_is_shown_and_checked_not_trusted(version: HelmVersion) {
 }
 both_helms!(ledger_is_untrusted, super::the_ledger_is_shown_and_checked_not_trusted);
 
+fn a_command_forged_into_the_ledgers_policy_never_runs(version: HelmVersion) {
+    let bed = Bed::new(version);
+    bed.install("bsr", "1.0.4", VALUES);
+    let policy = bed.policy_with_rolling_steps(&hold_before_deploy(0));
+    let policy = policy.to_str().unwrap();
+    bed.run_expect(&["bsr", "--to", "1.1.9", "--chart", "demo/bsr", "--policy", policy, "--yes"], 0);
+    // Whoever may edit ConfigMaps in the namespace rewrites the ledger's copy of the
+    // operator's policy, with a digest to match: the next run without --policy would take
+    // that copy, and its commands run on the operator's machine.
+    let marker = bed.env.dir().join("forged-command-ran");
+    bed.edit_ledger(|r| {
+        let text = r["policy_record"]["text"].as_str().unwrap();
+        let forged = text.replace("[sleep, \"0\"]", &format!("[touch, \"{}\"]", marker.display()));
+        assert_ne!(forged, text);
+        r["policy_record"]["digest"] = helm_safe_upgrade::digest::sha256(forged.as_bytes()).into();
+        r["policy_record"]["text"] = forged.into();
+    });
+    let (stdout, stderr) = bed.run_expect(&["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--yes", "-o", "json"], 3);
+    let refused: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(refused["refused"]["rule"], "ledger-commands", "{stdout}\n{stderr}");
+    let message = refused["refused"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("run step \"hold\" (procedure rolling): touch {}", marker.display())),
+        "{message}"
+    );
+    assert!(!marker.exists(), "the forged command ran");
+    assert_eq!(bed.charts_deployed(), ["bsr-1.0.4", "bsr-1.1.9"], "a refusal changes nothing");
+    // The operator's own file decides again.
+    bed.run_expect(&["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--policy", policy, "--yes"], 0);
+    assert!(!marker.exists());
+    assert_eq!(bed.charts_deployed(), ["bsr-1.0.4", "bsr-1.1.9", "bsr-1.2.6"]);
+}
+both_helms!(forged_ledger_commands_never_run, super::a_command_forged_into_the_ledgers_policy_never_runs);
+
 fn a_pending_release_follows_the_advice_it_is_given(version: HelmVersion) {
     let bed = Bed::new(version);
     bed.install("bsr", "1.0.4", VALUES);

@@ -123,7 +123,7 @@ pub fn gate(policy: &Policy, allowed: bool) -> Result<(), RunError> {
 
 /// One line per command: where it is in the policy, then its argv as a shell would read
 /// it (escaped: the chart's text is shown, never obeyed).
-fn listed(commands: &[PolicyCommand], indent: &str) -> String {
+pub(super) fn listed(commands: &[PolicyCommand], indent: &str) -> String {
     let lines: Vec<String> = commands.iter().map(|c| format!("{indent}{}", c.line())).collect();
     lines.join("\n")
 }

@@ -6,7 +6,7 @@
 //! a pure function of what is known); reading a chart's own policy is the caller's (it
 //! needs the target chart's archive), which then settles the choice with [`settle`].
 
-use super::error::{RunError, bad};
+use super::error::{RunError, bad, refused};
 use super::ledger::{Ledger, PolicyRecord};
 use crate::policy::{self, Origin, Policy, presets};
 use crate::text::one_line;
@@ -269,7 +269,7 @@ fn recorded_policy(record: &PolicyRecord) -> Result<Policy, RunError> {
                 crate::digest::short(&record.digest)
             )));
         }
-        return Ok(policy);
+        return vouched(policy, record);
     }
     if let Origin::File { path } | Origin::Recorded { path } = &record.origin
         && let Ok(policy) = policy::load_named_or_path(path)
@@ -284,6 +284,39 @@ fn recorded_policy(record: &PolicyRecord) -> Result<Policy, RunError> {
             crate::digest::short(&record.digest)
         ),
         "pass --policy with that file",
+    ))
+}
+
+/// The ledger's copy of a policy, when it may run commands, only with the operator's own
+/// copy beside it. The ledger is a ConfigMap in the release's namespace: whoever may edit
+/// ConfigMaps there can change the copy and its digest together, and its commands would
+/// run on this machine with the operator's credentials. So a copy that runs commands is
+/// used only when the file at the recorded path, or this tool's preset of the recorded
+/// name, has the same digest: its commands are then the operator's or the tool's. A
+/// chart's policy keeps its own gate (`--allow-chart-commands`, which lists them).
+fn vouched(policy: Policy, record: &PolicyRecord) -> Result<Policy, RunError> {
+    let commands = crate::policy::commands::every_command(&policy);
+    if commands.is_empty() || matches!(policy.origin, Origin::Chart { .. }) {
+        return Ok(policy);
+    }
+    let own = match &record.origin {
+        Origin::File { path } | Origin::Recorded { path } => policy::load_named_or_path(path).ok(),
+        Origin::Preset { name } if presets::text(name).is_some() => policy::load_named_or_path(name).ok(),
+        _ => None,
+    };
+    if own.is_some_and(|own| own.digest == record.digest) {
+        return Ok(policy);
+    }
+    Err(refused(
+        "ledger-commands",
+        format!(
+            "the ledger's copy of the policy ({}, {}) would run {} on this machine:\n{}\nnone of your policies has that digest, and anyone who can edit ConfigMaps in the release's namespace can change the ledger's copy: its commands are not run",
+            one_line(&record.origin.to_string()),
+            crate::digest::short(&record.digest),
+            crate::text::count(commands.len(), "command", "commands"),
+            super::chart_policy::listed(&commands, "  - ")
+        ),
+        "review them, then pass --policy with your own copy of the policy (a file or a preset); --resume needs one with the same digest",
     ))
 }
 
@@ -408,6 +441,70 @@ mod tests {
             "the last run used the policy chart vendorapp 1.4.0 (upgrade-policy.yaml) shipped; the target chart ships none, so preset sequential-minor decides"
         );
         assert_eq!(chosen.notes, [change]);
+    }
+
+    /// A policy the operator wrote, whose procedure runs a command.
+    const WITH_COMMAND: &str = "name: vendorapp\ndescription: d\nupgrade: {max_minor_step: 1, major: refuse, procedure: prepared}\ndowngrade: {}\nprocedures:\n  prepared:\n    steps:\n      - run: {name: prepare, argv: [echo, prepare]}\n      - deploy: {}\n";
+
+    fn refused_rule(result: Result<Policy, RunError>) -> (String, String) {
+        match result {
+            Err(RunError::Refused(crate::plan::Refusal { rule, message, .. })) => (rule, message),
+            Err(other) => panic!("not a refusal: {other}"),
+            Ok(p) => panic!("used: {}", p.origin),
+        }
+    }
+
+    #[test]
+    fn the_ledgers_copy_runs_commands_only_beside_the_operators_own_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vendorapp.yaml");
+        let file = policy::parse_from(WITH_COMMAND, Origin::File { path: path.display().to_string() }).unwrap();
+        let ledger = ledger_recording(&file);
+        let record = ledger.policy_record.as_ref().unwrap();
+        // The file is here, as the ledger recorded it: its commands are the operator's.
+        std::fs::write(&path, WITH_COMMAND).unwrap();
+        assert_eq!(for_resume(None, Some(record), None).unwrap().digest, file.digest);
+        assert_eq!(from_record(record).unwrap().policy.digest, file.digest);
+        // Not here (another machine), or changed since: the ledger alone vouches for the
+        // commands, and whoever edits ConfigMaps could have written them.
+        for changed in [None, Some(WITH_COMMAND.replace("prepare]", "other]"))] {
+            match &changed {
+                None => std::fs::remove_file(&path).unwrap(),
+                Some(text) => std::fs::write(&path, text).unwrap(),
+            }
+            let (rule, message) = refused_rule(for_resume(None, Some(record), None));
+            assert_eq!(rule, "ledger-commands");
+            assert!(
+                message.contains(
+                    "would run 1 command on this machine:\n  - run step \"prepare\" (procedure prepared): echo prepare"
+                ),
+                "{message}"
+            );
+            assert_eq!(refused_rule(from_record(record).map(|c| c.policy)).0, "ledger-commands");
+        }
+        // --policy with the operator's own copy resumes.
+        let own = policy::parse_from(WITH_COMMAND, Origin::File { path: "/elsewhere.yaml".into() }).unwrap();
+        assert!(for_resume(Some(own), Some(record), None).is_ok());
+        // A copy with no command decides as recorded, file or not.
+        let plain = policy::parse_from(VENDOR, Origin::File { path: "/gone.yaml".into() }).unwrap();
+        let ledger = ledger_recording(&plain);
+        assert!(for_resume(None, ledger.policy_record.as_ref(), None).is_ok());
+    }
+
+    #[test]
+    fn a_recorded_preset_runs_commands_only_as_this_tool_ships_it() {
+        let preset = policy::load_named_or_path("bsr").unwrap();
+        assert!(!crate::policy::commands::every_command(&preset).is_empty(), "bsr's down-migration is a command");
+        let ledger = ledger_recording(&preset);
+        assert_eq!(for_resume(None, ledger.policy_record.as_ref(), None).unwrap().digest, preset.digest);
+        // Edited in the ConfigMap, digest and all.
+        let forged = preset.text.replace("bufd, migratedownto", "sh, -c");
+        assert_ne!(forged, preset.text);
+        let forged = policy::parse_from(&forged, preset.origin.clone()).unwrap();
+        let ledger = ledger_recording(&forged);
+        let (rule, message) = refused_rule(for_resume(None, ledger.policy_record.as_ref(), None));
+        assert_eq!(rule, "ledger-commands");
+        assert!(message.contains("(preset bsr, sha256:"), "{message}");
     }
 
     #[test]
