@@ -63,6 +63,7 @@ pub fn execute(
     signals.stop_before_changes().map_err(RunError::Interrupted)?;
     // Taking the lock is the first change: from here a stop waits for a safe point.
     signals.changes_begin();
+    keep_own_policy(&facts.policy, printer);
     let mut held = take_lock(&facts, &plan, opts)?;
     printer.text(&crate::ui::render::plan_table(&plan, printer.text_look()));
     match agreed(interaction.as_ref(), consent, &plan, &facts) {
@@ -135,6 +136,22 @@ fn take_lock(facts: &Facts, plan: &Plan, opts: &RunOptions) -> Result<Held, RunE
     };
     Held::acquire_and_record(facts.store.clone(), &claim, &takeover, &record)
         .map_err(|e| RunError::Other(e.to_string()))
+}
+
+/// The operator's own policy file, when it runs commands, kept privately on this machine:
+/// the ledger's copy runs commands only beside the operator's own (see
+/// `policy_choice::vouched`), and the file may be edited before a `--resume`.
+fn keep_own_policy(policy: &Policy, printer: &crate::printer::Printer) {
+    if !matches!(policy.origin, Origin::File { .. } | Origin::Recorded { .. })
+        || crate::policy::commands::every_command(policy).is_empty()
+    {
+        return;
+    }
+    if let Err(e) = super::private::keep_policy(&policy.digest, &policy.text) {
+        printer.line(&format!(
+            "note: no private copy of the policy was kept ({e}): a --resume will need the policy file as it is now"
+        ));
+    }
 }
 
 /// The policy as the ledger keeps it: a recorded copy is recorded as the file it came from.

@@ -291,8 +291,10 @@ fn recorded_policy(record: &PolicyRecord) -> Result<Policy, RunError> {
 /// copy beside it. The ledger is a ConfigMap in the release's namespace: whoever may edit
 /// ConfigMaps there can change the copy and its digest together, and its commands would
 /// run on this machine with the operator's credentials. So a copy that runs commands is
-/// used only when the file at the recorded path, or this tool's preset of the recorded
-/// name, has the same digest: its commands are then the operator's or the tool's. A
+/// used only when the file at the recorded path, this tool's preset of the recorded name,
+/// or the copy a run on this machine kept of the operator's file
+/// ([`super::private::keep_policy`]) has the same digest: its commands are then the
+/// operator's or the tool's. A
 /// chart's policy keeps its own gate (`--allow-chart-commands`, which lists them).
 fn vouched(policy: Policy, record: &PolicyRecord) -> Result<Policy, RunError> {
     let commands = crate::policy::commands::every_command(&policy);
@@ -304,7 +306,7 @@ fn vouched(policy: Policy, record: &PolicyRecord) -> Result<Policy, RunError> {
         Origin::Preset { name } if presets::text(name).is_some() => policy::load_named_or_path(name).ok(),
         _ => None,
     };
-    if own.is_some_and(|own| own.digest == record.digest) {
+    if own.is_some_and(|own| own.digest == record.digest) || super::private::policy_kept(&record.digest) {
         return Ok(policy);
     }
     Err(refused(

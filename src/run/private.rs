@@ -60,6 +60,53 @@ pub fn private_dir(root: &Path, base: &str) -> Result<PathBuf, BackupError> {
     new_private_dir(root, base)
 }
 
+/// `<state root>/policies`: the policies with commands that runs on this machine used,
+/// each as `<sha256 hex>.yaml` (0600 in a 0700 folder). The ledger is shared, so its copy
+/// of a policy runs commands only when the operator's own copy agrees
+/// (`policy_choice::vouched`): the file, or this copy of it as a run here used it, so
+/// that editing the file during a run does not stop its `--resume`.
+fn policies_root() -> Option<PathBuf> {
+    super::ledger::state_root().ok().map(|root| root.join("policies"))
+}
+
+/// The file a policy of `digest` is kept in; None for anything but `sha256:` and 64
+/// lowercase hex digits (the digest may come from the shared ledger: never a path).
+fn kept_path(root: &Path, digest: &str) -> Option<PathBuf> {
+    let hex = digest.strip_prefix("sha256:")?;
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        .then(|| root.join(format!("{hex}.yaml")))
+}
+
+/// Keep `text` (whose digest is `digest`) for later runs on this machine; kept already
+/// is kept.
+pub fn keep_policy(digest: &str, text: &str) -> Result<(), BackupError> {
+    let Some(root) = policies_root() else { return Ok(()) };
+    keep_policy_in(&root, digest, text)
+}
+
+fn keep_policy_in(root: &Path, digest: &str, text: &str) -> Result<(), BackupError> {
+    let Some(path) = kept_path(root, digest) else { return Ok(()) };
+    private_folder()
+        .recursive(true)
+        .create(root)
+        .map_err(|source| BackupError::Io { path: root.display().to_string(), source })?;
+    match write_private(&path, text.as_bytes()) {
+        Err(BackupError::Io { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        other => other,
+    }
+}
+
+/// Whether a run on this machine kept a policy whose text has `digest`.
+pub fn policy_kept(digest: &str) -> bool {
+    policies_root().is_some_and(|root| policy_kept_in(&root, digest))
+}
+
+fn policy_kept_in(root: &Path, digest: &str) -> bool {
+    kept_path(root, digest)
+        .and_then(|path| std::fs::read(path).ok())
+        .is_some_and(|bytes| crate::digest::sha256(&bytes) == digest)
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
@@ -73,6 +120,29 @@ mod tests {
         assert!(second.ends_with("ns-bsr-rev2-T-2"));
         for dir in [first, second] {
             assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        }
+    }
+
+    #[test]
+    fn a_policy_is_kept_by_its_digest_and_a_digest_is_never_a_path() {
+        let state = tempfile::tempdir().unwrap();
+        let root = state.path().join("policies");
+        let text = "name: mine\n";
+        let digest = crate::digest::sha256(text.as_bytes());
+        assert!(!super::policy_kept_in(&root, &digest));
+        super::keep_policy_in(&root, &digest, text).unwrap();
+        super::keep_policy_in(&root, &digest, text).unwrap();
+        assert!(super::policy_kept_in(&root, &digest));
+        assert_eq!(std::fs::metadata(&root).unwrap().permissions().mode() & 0o777, 0o700);
+        let file = root.join(format!("{}.yaml", digest.strip_prefix("sha256:").unwrap()));
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        // A kept file edited since is not that policy any more.
+        std::fs::write(&file, "name: other\n").unwrap();
+        assert!(!super::policy_kept_in(&root, &digest));
+        // What the ledger says is a digest or nothing.
+        for forged in ["sha256:../../etc/passwd", "sha256:", "md5:00", &digest.to_uppercase(), &format!("{digest}0")] {
+            assert!(super::kept_path(&root, forged).is_none(), "{forged}");
+            assert!(!super::policy_kept_in(&root, forged));
         }
     }
 }
