@@ -240,13 +240,11 @@ impl Release {
     /// answer, a document it cannot decode): the caller then asks helm, whose message says
     /// what is wrong in helm's words.
     pub fn read_stored(kube: &KubeClient, release: &str) -> Option<Result<Release, ReadError>> {
-        let documents = kube.release_documents(release).ok()?;
+        let documents = kube.release_documents::<StoredRelease>(release).ok()?;
         if documents.is_empty() {
             return Some(Err(ReadError::not_found(release, kube.namespace())));
         }
-        let documents: Vec<StoredRelease> =
-            documents.into_iter().map(|(_, d)| serde_json::from_value(d)).collect::<Result<_, _>>().ok()?;
-        Some(Release::from_stored(documents))
+        Some(Release::from_stored(documents.into_iter().map(|(_, d)| d).collect()))
     }
 
     /// The release as `helm status`, `helm history` and `helm get metadata` print it, from
