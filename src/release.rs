@@ -7,6 +7,8 @@
 //! operation's description, the user-supplied values in `config` — exactly what must be
 //! carried to every hop — and the manifest, which the backup keeps).
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 use crate::helm::{ExecError, Helm};
@@ -166,6 +168,11 @@ pub struct Release {
     pub user_values: serde_json::Value,
     /// The rendered manifest of the current revision, for the backup.
     pub manifest: String,
+    /// Every stored revision's user values (`{}` for none), as `helm get values
+    /// --revision N` prints them, when the release was read from helm's storage (each
+    /// stored revision holds its own); None when it was read through helm, which prints
+    /// only the current revision's. In memory only: they may hold secrets.
+    pub stored_values: Option<BTreeMap<u64, serde_json::Value>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -218,6 +225,7 @@ impl Release {
             description: status.info.description,
             user_values: user_values(status.config),
             manifest: status.manifest,
+            stored_values: None,
         })
     }
 
@@ -232,13 +240,11 @@ impl Release {
     /// answer, a document it cannot decode): the caller then asks helm, whose message says
     /// what is wrong in helm's words.
     pub fn read_stored(kube: &KubeClient, release: &str) -> Option<Result<Release, ReadError>> {
-        let documents = kube.release_documents(release).ok()?;
+        let documents = kube.release_documents::<StoredRelease>(release).ok()?;
         if documents.is_empty() {
             return Some(Err(ReadError::not_found(release, kube.namespace())));
         }
-        let documents: Vec<StoredRelease> =
-            documents.into_iter().map(|(_, d)| serde_json::from_value(d)).collect::<Result<_, _>>().ok()?;
-        Some(Release::from_stored(documents))
+        Some(Release::from_stored(documents.into_iter().map(|(_, d)| d).collect()))
     }
 
     /// The release as `helm status`, `helm history` and `helm get metadata` print it, from
@@ -261,6 +267,10 @@ impl Release {
         };
         let mut history: Vec<Revision> = documents.iter().map(revision).collect();
         history.push(revision(&latest));
+        let current_values = user_values(latest.config);
+        let mut stored_values: BTreeMap<u64, serde_json::Value> =
+            documents.into_iter().map(|d| (d.version, user_values(d.config))).collect();
+        stored_values.insert(latest.version, current_values.clone());
         Ok(Release {
             history,
             name: latest.name,
@@ -271,8 +281,9 @@ impl Release {
             revision: latest.version,
             status: latest.info.status,
             description: latest.info.description,
-            user_values: user_values(latest.config),
+            user_values: current_values,
             manifest: latest.manifest,
+            stored_values: Some(stored_values),
         })
     }
 
@@ -394,6 +405,7 @@ mod tests {
                 .collect(),
             user_values: serde_json::json!({}),
             manifest: String::new(),
+            stored_values: None,
         }
     }
 
@@ -417,6 +429,39 @@ mod tests {
         // A deployed release is at its version.
         let r = release_with(Deployed, &[(1, Superseded, "1.4.1"), (2, Deployed, "1.3.2")]);
         assert_eq!(r.leaving_version(), v("1.3.2"));
+    }
+
+    #[test]
+    fn a_release_read_from_storage_keeps_every_revisions_values() {
+        let document = |version: u64, status: &str, config: Option<serde_json::Value>| {
+            let mut d = serde_json::json!({
+                "name": "bsr", "namespace": "bsr", "version": version,
+                "info": {"status": status, "description": "Upgrade complete"},
+                "chart": {"metadata": {"name": "bsr", "version": "1.2.0"}},
+                "manifest": "",
+            });
+            if let Some(config) = config {
+                d["config"] = config;
+            }
+            serde_json::from_value::<StoredRelease>(d).unwrap()
+        };
+        let documents = vec![
+            document(3, "superseded", None),
+            document(4, "superseded", Some(serde_json::Value::Null)),
+            document(5, "deployed", Some(serde_json::json!({"replicas": 2}))),
+        ];
+        let release = Release::from_stored(documents).unwrap();
+        assert_eq!(release.user_values, serde_json::json!({"replicas": 2}));
+        let stored = release.stored_values.expect("read from storage");
+        // Absent and `null` are both `{}`, as `helm get values --revision N` reads them.
+        assert_eq!(
+            stored,
+            BTreeMap::from([
+                (3, serde_json::json!({})),
+                (4, serde_json::json!({})),
+                (5, serde_json::json!({"replicas": 2}))
+            ])
+        );
     }
 
     #[test]

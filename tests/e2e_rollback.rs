@@ -136,6 +136,17 @@ fn warnings(plan: &Value) -> Vec<String> {
     plan["warnings"].as_array().unwrap().iter().map(|w| w.as_str().unwrap().to_string()).collect()
 }
 
+/// A run under `--debug` (which logs every helm process it starts) asked helm for no
+/// revision's values: the release read from helm's storage holds them all.
+fn assert_no_values_read(stderr: &str) {
+    let helm_runs: Vec<&str> = stderr.lines().filter(|l| l.contains("debug: ")).collect();
+    assert!(!helm_runs.is_empty(), "--debug logs the helm processes started:\n{stderr}");
+    assert!(
+        !helm_runs.iter().any(|l| l.contains(" get values ")),
+        "no `helm get values` when helm's storage was read:\n{stderr}"
+    );
+}
+
 fn deployed_at(bed: &Bed, version: &str) {
     let meta = bed.metadata();
     assert_eq!(meta["version"], version, "{}: {meta}", bed.version);
@@ -291,10 +302,16 @@ fn patch_rollback_by_revision_or_redeploy(version: HelmVersion) {
     bed.run_expect(&["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--policy", &policy, "--yes"], 0);
     deployed_at(&bed, "1.2.6");
 
-    // --plan: helm rollback to revision 1, and it says why. Nothing changes.
+    // --plan: helm rollback to revision 1, and it says why. Nothing changes. Revision 1's
+    // values come with the release read from helm's storage: no `helm get values`.
     let before = state(&bed);
-    let (stdout, _) =
-        rb(&bed, &[], &["bsr", "--chart", "demo/bsr", "--policy", &policy, "--yes", "-o", "json", "--plan"], 0);
+    let (stdout, stderr) = rb(
+        &bed,
+        &[],
+        &["bsr", "--chart", "demo/bsr", "--policy", &policy, "--yes", "-o", "json", "--plan", "--debug"],
+        0,
+    );
+    assert_no_values_read(&stderr);
     let plan = json(&stdout);
     assert_eq!(plan["to"], "1.2.0", "{stdout}");
     assert_eq!(plan["hops"][0]["kind"], "patch-downgrade", "{stdout}");
@@ -339,8 +356,13 @@ fn patch_rollback_by_revision_or_redeploy(version: HelmVersion) {
         0,
     );
     assert_eq!(bed.user_values()["config"]["logLevel"], "debug");
-    let (stdout, _) =
-        rb(&bed, &[], &["bsr", "--chart", "demo/bsr", "--policy", &policy, "--yes", "-o", "json", "--plan"], 0);
+    let (stdout, stderr) = rb(
+        &bed,
+        &[],
+        &["bsr", "--chart", "demo/bsr", "--policy", &policy, "--yes", "-o", "json", "--plan", "--debug"],
+        0,
+    );
+    assert_no_values_read(&stderr);
     let plan = json(&stdout);
     assert_eq!(plan["to"], "1.2.0", "{stdout}");
     assert!(deploy_step(&plan)["revision"].is_null(), "a redeploy, not helm rollback: {stdout}");

@@ -402,9 +402,10 @@ impl KubeClient {
     }
 
     /// Every revision of `release` as helm stored it (the whole release document, values
-    /// included), oldest first; empty when there is no such release. `HELM_DRIVER` as for
+    /// included), oldest first, parsed once into `T` (the parts the caller reads); empty
+    /// when there is no such release. `HELM_DRIVER` as for
     /// [`KubeClient::release_revisions`].
-    pub fn release_documents(&self, release: &str) -> Result<Vec<(u64, Value)>, KubeError> {
+    pub fn release_documents<T: serde::de::DeserializeOwned>(&self, release: &str) -> Result<Vec<(u64, T)>, KubeError> {
         release::documents(self, release)
     }
 }

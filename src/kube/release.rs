@@ -58,8 +58,11 @@ pub(super) fn revisions(client: &KubeClient, release: &str) -> Result<Vec<(u64, 
 /// release document (`name`, `namespace`, `version`, `info`, `chart`, `config`,
 /// `manifest`, …) that `helm status`, `helm history` and `helm get` print parts of. One
 /// list call reads them all, as `helm history` does; the documents hold the release's
-/// values, so they stay in memory and are never logged.
-pub(super) fn documents(client: &KubeClient, release: &str) -> Result<Vec<(u64, serde_json::Value)>, KubeError> {
+/// values, so they stay in memory and are never logged. Each is parsed straight into `T`.
+pub(super) fn documents<T: serde::de::DeserializeOwned>(
+    client: &KubeClient,
+    release: &str,
+) -> Result<Vec<(u64, T)>, KubeError> {
     let namespace = client.namespace();
     let purpose = format!("read the release {release} in namespace {namespace}");
     let Storage { plural, base64_twice: twice } = storage(client, &purpose)?;
@@ -86,8 +89,8 @@ pub(super) fn documents(client: &KubeClient, release: &str) -> Result<Vec<(u64, 
 
 /// helm's encoding of a release, undone: base64 (twice for a Secret), then gzip when the
 /// bytes start with gzip's magic (helm has always compressed; older releases may not be),
-/// then JSON.
-fn decode(text: &str, twice: bool) -> Result<serde_json::Value, String> {
+/// then JSON, as `T`.
+fn decode<T: serde::de::DeserializeOwned>(text: &str, twice: bool) -> Result<T, String> {
     use base64::Engine;
     use std::io::Read;
     let engine = base64::engine::general_purpose::STANDARD;
@@ -155,11 +158,14 @@ mod tests {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(document.to_string().as_bytes()).unwrap();
         let helms = engine.encode(gz.finish().unwrap());
+        let decode = decode::<serde_json::Value>;
         assert_eq!(decode(&helms, false).unwrap(), document, "a ConfigMap holds helm's base64");
         assert_eq!(decode(&engine.encode(&helms), true).unwrap(), document, "a Secret's data is base64 again");
         let uncompressed = engine.encode(document.to_string());
         assert_eq!(decode(&uncompressed, false).unwrap(), document);
         assert!(decode("not base64!", false).unwrap_err().contains("base64"));
         assert!(decode(&engine.encode("{"), false).unwrap_err().contains("release document"));
+        // Parsed once, into the type asked for: a document that does not fit it is refused.
+        assert!(super::decode::<u64>(&helms, false).unwrap_err().contains("release document"));
     }
 }

@@ -4,8 +4,8 @@
 //! Everything the planner needs is decided here first: the target's snapshot knowledge,
 //! whether a rollback deploys a revision of helm's history (`helm rollback REV`) rather
 //! than the chart, the values a failed release goes back with. The planner then makes the
-//! plan, and nothing edits it afterwards. Pure: what a rollback needs from helm (the
-//! values of earlier revisions, [`rollback_reads`]) is read before it is decided.
+//! plan, and nothing edits it afterwards. Pure: what a rollback needs beyond the release
+//! (the values of earlier revisions, [`rollback_reads`]) is gathered before it is decided.
 
 use super::error::{RunError, bad, bad_text, refused};
 use super::gather::Facts;
@@ -561,6 +561,7 @@ mod tests {
                 .collect(),
             user_values: serde_json::json!({"replicas": 3}),
             manifest: String::new(),
+            stored_values: None,
         }
     }
 

@@ -70,7 +70,7 @@ pub fn rollback(opts: &RunOptions, down: &RollbackOptions, printer: &Printer) ->
 }
 
 /// A rollback's decision, after the reads it needs: the values of the revisions it carries
-/// or compares.
+/// or compares (already in hand when the release was read from helm's storage).
 fn decide_rollback(
     facts: &mut gather::Facts,
     tools: &gather::Tools,
@@ -78,7 +78,7 @@ fn decide_rollback(
     down: &RollbackOptions,
 ) -> Result<decide::Decision, RunError> {
     let reads = decide::rollback_reads(facts, opts, down);
-    let values = revisions::RevisionValues::read(&tools.helm, &facts.release.name, &reads);
+    let values = revisions::RevisionValues::read(&tools.helm, &facts.release, &reads);
     decide::rollback(facts, &values, opts, down)
 }
 

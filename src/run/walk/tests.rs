@@ -165,6 +165,7 @@ impl Cluster for FakeCluster {
                 .collect(),
             user_values: serde_json::json!({}),
             manifest: String::new(),
+            stored_values: None,
         })
     }
 
