@@ -14,7 +14,9 @@
 //! And, read-only, `--plan` against the three reads an operator would do by hand
 //! (`helm get metadata`, `helm history`, `helm search repo --versions`); and what the
 //! preflight costs (`--plan` less `--plan --no-preflight`: three pulls and three renders,
-//! in parallel) against one `helm template` of one hop.
+//! in parallel) against one `helm template` of one hop; and, to measure the renderer's
+//! choice, three `helm template --is-upgrade` and three `helm upgrade --dry-run=server`
+//! at once from archives on disk, against the same.
 //!
 //! The "processes" column is bare / tool: how many processes each side starts (the tool
 //! runs with `--debug`, which names every process it starts).
