@@ -240,6 +240,20 @@ fn oci_scenario(bed: &Bed, auth: OciAuth, explicit_registry_config: bool) {
         );
     }
     assert!(!stderr.contains("s3cret"), "the password leaked:\n{stderr}");
+
+    // The next run needs no --chart: the ledger's source is the one passed here.
+    let (stdout, _) = bed.run_env_expect(&envs, &["bsr", "--to", "1.3.0", "--plain-http", "--plan"], 0);
+    assert!(stdout.contains(&format!("{reference} (from the ledger)")), "{stdout}");
+    // One who may edit ConfigMaps in the namespace points the ledger at a registry of
+    // theirs: never passed with --chart here, so it is not deployed from.
+    let forged = reference.replace("/bsr", "/elsewhere/bsr");
+    bed.edit_ledger(|r| r["chart"] = forged.clone().into());
+    let (stdout, _) = bed.run_env_expect(&envs, &["bsr", "--to", "1.3.0", "--plain-http", "--yes", "-o", "json"], 3);
+    let refused: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(refused["refused"]["rule"], "ledger-chart", "{stdout}");
+    assert!(refused["refused"]["message"].as_str().unwrap().contains(&forged), "{stdout}");
+    assert_eq!(bed.charts_deployed(), ["bsr-1.0.4", "bsr-1.1.9", "bsr-1.2.6"], "a refusal changes nothing");
+    assert!(!registry.requests().iter().any(|r| r.target.contains("/elsewhere/")), "the forged source was read");
 }
 
 fn oci_with_basic_auth(version: HelmVersion) {

@@ -138,12 +138,13 @@ fn take_lock(facts: &Facts, plan: &Plan, opts: &RunOptions) -> Result<Held, RunE
         .map_err(|e| RunError::Other(e.to_string()))
 }
 
-/// The operator's own policy file, when it runs commands, kept privately on this machine:
+/// The operator's own policy file, when it runs commands or names a chart source, kept
+/// privately on this machine:
 /// the ledger's copy runs commands only beside the operator's own (see
 /// `policy_choice::vouched`), and the file may be edited before a `--resume`.
 fn keep_own_policy(policy: &Policy, printer: &crate::printer::Printer) {
     if !matches!(policy.origin, Origin::File { .. } | Origin::Recorded { .. })
-        || crate::policy::commands::every_command(policy).is_empty()
+        || (crate::policy::commands::every_command(policy).is_empty() && policy.chart.is_none())
     {
         return;
     }

@@ -14,7 +14,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::error::{RunError, bad, bad_text};
+use super::error::{RunError, bad, bad_text, refused};
 use super::ledger::{self, ForShowing, HopOutcome, Ledger, LedgerStore, OpenedStore};
 use super::options::RunOptions;
 use super::policy_choice::{Choice, ChosenPolicy, choose_policy, settle};
@@ -123,7 +123,9 @@ fn first_reads(
             Some(_) => from_flag,
             None => {
                 let recorded = opened.as_ref().ok().and_then(|o| o.1.loaded.as_ref()?.ledger.chart.clone());
-                recorded.filter(listable).map(listing)
+                // A source the ledger alone vouches for is not even listed (see
+                // `vouched_source`): the run refuses it once the release is read.
+                recorded.filter(listable).filter(|r| ledger_source_is_own(r)).map(listing)
             }
         };
         (
@@ -435,6 +437,10 @@ fn refuse_unless_deployed(release: &Release) -> Result<(), RunError> {
     }
 }
 
+/// Where the chart source came from, as the plan says it.
+const FROM_FLAG: &str = "--chart";
+const FROM_LEDGER: &str = "from the ledger";
+
 /// The chart reference (`--chart`, else the ledger's, else the policy's), where it came
 /// from, and a refusal when it names another chart than the release runs.
 fn chart_reference(
@@ -444,8 +450,8 @@ fn chart_reference(
     release: &Release,
 ) -> Result<(String, &'static str), RunError> {
     let (reference, origin) = match (&opts.chart, ledger.and_then(|l| l.chart.clone()), &policy.chart) {
-        (Some(c), _, _) => (c.clone(), "--chart"),
-        (None, Some(recorded), _) => (recorded, "from the ledger"),
+        (Some(c), _, _) => (c.clone(), FROM_FLAG),
+        (None, Some(recorded), _) => (recorded, FROM_LEDGER),
         (None, None, Some(c)) => (c.clone(), "the policy's chart"),
         (None, None, None) => {
             return Err(bad(
@@ -458,6 +464,7 @@ fn chart_reference(
         }
     };
     let source = ChartSource::parse(&reference).map_err(|e| bad(e.to_string(), "see --help for --chart"))?;
+    vouched_source(&source, &reference, origin)?;
     if let Some(name) = source.chart_name()
         && name != release.chart_name
     {
@@ -472,6 +479,41 @@ fn chart_reference(
         ));
     }
     Ok((reference, origin))
+}
+
+/// The ledger's chart source, deployed from only when it is the operator's own. The ledger
+/// is a ConfigMap: whoever may edit ConfigMaps in the namespace could point the next run
+/// (a CI job with `--yes`, deploying with far more rights than theirs) at a registry of
+/// theirs. A `repo/chart` resolves only through the operator's own `helm repo add`s and a
+/// directory is on this machine; an OCI reference is used when an operator passed it with
+/// `--chart` on this machine (remembered privately), else refused before anything
+/// changes. A `--chart` is remembered here.
+fn vouched_source(source: &ChartSource, reference: &str, origin: &str) -> Result<(), RunError> {
+    if origin == FROM_FLAG && matches!(source, ChartSource::Oci { .. }) {
+        // Not remembering costs a later run without --chart a refusal, nothing more.
+        let _ = super::private::remember_chart_source(reference);
+    }
+    if origin != FROM_LEDGER || ledger_source_is_own(reference) {
+        return Ok(());
+    }
+    Err(refused(
+        "ledger-chart",
+        format!(
+            "the ledger names the chart source {}, which was never passed with --chart on this machine; anyone who can edit ConfigMaps in the release's namespace can change it, so it is not deployed from",
+            one_line(reference)
+        ),
+        "check the reference, then pass it with --chart (remembered on this machine from then on)",
+    ))
+}
+
+/// Whether the ledger's chart source is one the operator's own set-up vouches for (see
+/// [`vouched_source`]).
+fn ledger_source_is_own(reference: &str) -> bool {
+    match ChartSource::parse(reference) {
+        Ok(ChartSource::Oci { .. }) => super::private::chart_source_remembered(reference),
+        Ok(ChartSource::Repo { .. } | ChartSource::Dir { .. }) => true,
+        Err(_) => false,
+    }
 }
 
 /// What the chart source offers. `chart_name` is the release's chart when known; a

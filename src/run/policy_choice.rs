@@ -298,7 +298,7 @@ fn recorded_policy(record: &PolicyRecord) -> Result<Policy, RunError> {
 /// chart's policy keeps its own gate (`--allow-chart-commands`, which lists them).
 fn vouched(policy: Policy, record: &PolicyRecord) -> Result<Policy, RunError> {
     let commands = crate::policy::commands::every_command(&policy);
-    if commands.is_empty() || matches!(policy.origin, Origin::Chart { .. }) {
+    if (commands.is_empty() && policy.chart.is_none()) || matches!(policy.origin, Origin::Chart { .. }) {
         return Ok(policy);
     }
     let own = match &record.origin {
@@ -309,16 +309,31 @@ fn vouched(policy: Policy, record: &PolicyRecord) -> Result<Policy, RunError> {
     if own.is_some_and(|own| own.digest == record.digest) || super::private::policy_kept(&record.digest) {
         return Ok(policy);
     }
-    Err(refused(
-        "ledger-commands",
-        format!(
-            "the ledger's copy of the policy ({}, {}) would run {} on this machine:\n{}\nnone of your policies has that digest, and anyone who can edit ConfigMaps in the release's namespace can change the ledger's copy: its commands are not run",
-            one_line(&record.origin.to_string()),
-            crate::digest::short(&record.digest),
+    // Its chart source is what the run would deploy from when no --chart is given.
+    let mut would = Vec::new();
+    if !commands.is_empty() {
+        would.push(format!(
+            "run {} on this machine:\n{}",
             crate::text::count(commands.len(), "command", "commands"),
             super::chart_policy::listed(&commands, "  - ")
+        ));
+    }
+    if let Some(chart) = &policy.chart {
+        would.push(format!("deploy from the chart source {}", one_line(chart)));
+    }
+    let (rule, not) = match commands.is_empty() {
+        true => ("ledger-chart", "it is not used"),
+        false => ("ledger-commands", "its commands are not run"),
+    };
+    Err(refused(
+        rule,
+        format!(
+            "the ledger's copy of the policy ({}, {}) would {}\nnone of your policies has that digest, and anyone who can edit ConfigMaps in the release's namespace can change the ledger's copy: {not}",
+            one_line(&record.origin.to_string()),
+            crate::digest::short(&record.digest),
+            would.join("\nand ")
         ),
-        "review them, then pass --policy with your own copy of the policy (a file or a preset); --resume needs one with the same digest",
+        "review it, then pass --policy with your own copy of the policy (a file or a preset); --resume needs one with the same digest",
     ))
 }
 
@@ -491,6 +506,20 @@ mod tests {
         let plain = policy::parse_from(VENDOR, Origin::File { path: "/gone.yaml".into() }).unwrap();
         let ledger = ledger_recording(&plain);
         assert!(for_resume(None, ledger.policy_record.as_ref(), None).is_ok());
+    }
+
+    #[test]
+    fn the_ledgers_copy_names_a_chart_source_only_beside_the_operators_own_copy() {
+        let text = format!("{VENDOR}chart: oci://registry.example/charts/vendorapp\n");
+        let file = policy::parse_from(&text, Origin::File { path: "/not/here.yaml".into() }).unwrap();
+        assert!(file.chart.is_some());
+        let ledger = ledger_recording(&file);
+        let (rule, message) = refused_rule(for_resume(None, ledger.policy_record.as_ref(), None));
+        assert_eq!(rule, "ledger-chart");
+        assert!(
+            message.contains("would deploy from the chart source oci://registry.example/charts/vendorapp"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -107,6 +107,41 @@ fn policy_kept_in(root: &Path, digest: &str) -> bool {
         .is_some_and(|bytes| crate::digest::sha256(&bytes) == digest)
 }
 
+/// `<state root>/chart-sources`: the OCI references operators passed with `--chart` on
+/// this machine, one per line (0600). The ledger's chart source is shared, so an OCI
+/// reference in it is deployed from only when one of them vouches for it
+/// (`gather::chart_reference`).
+fn chart_sources_file() -> Option<PathBuf> {
+    super::ledger::state_root().ok().map(|root| root.join("chart-sources"))
+}
+
+/// Remember `reference`, passed with `--chart` here; remembered already is remembered.
+pub fn remember_chart_source(reference: &str) -> Result<(), BackupError> {
+    let Some(file) = chart_sources_file() else { return Ok(()) };
+    remember_chart_source_in(&file, reference)
+}
+
+fn remember_chart_source_in(file: &Path, reference: &str) -> Result<(), BackupError> {
+    if reference.contains('\n') || chart_source_remembered_in(file, reference) {
+        return Ok(());
+    }
+    let io = |source| BackupError::Io { path: file.display().to_string(), source };
+    if let Some(root) = file.parent() {
+        private_folder().recursive(true).create(root).map_err(io)?;
+    }
+    let mut out = private_file().append(true).create(true).open(file).map_err(io)?;
+    out.write_all(format!("{reference}\n").as_bytes()).map_err(io)
+}
+
+/// Whether an operator passed `reference` with `--chart` on this machine.
+pub fn chart_source_remembered(reference: &str) -> bool {
+    chart_sources_file().is_some_and(|file| chart_source_remembered_in(&file, reference))
+}
+
+fn chart_source_remembered_in(file: &Path, reference: &str) -> bool {
+    std::fs::read_to_string(file).is_ok_and(|text| text.lines().any(|line| line == reference))
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
@@ -121,6 +156,20 @@ mod tests {
         for dir in [first, second] {
             assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
         }
+    }
+
+    #[test]
+    fn chart_sources_passed_here_are_remembered_privately() {
+        let state = tempfile::tempdir().unwrap();
+        let file = state.path().join("state").join("chart-sources");
+        let reference = "oci://registry.example/charts/bsr";
+        assert!(!super::chart_source_remembered_in(&file, reference));
+        super::remember_chart_source_in(&file, reference).unwrap();
+        super::remember_chart_source_in(&file, reference).unwrap();
+        assert!(super::chart_source_remembered_in(&file, reference));
+        assert!(!super::chart_source_remembered_in(&file, "oci://registry.example/charts"), "whole lines only");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), format!("{reference}\n"));
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
     }
 
     #[test]
