@@ -270,6 +270,15 @@ fn prepare(listed: Listed, ledger: Option<Result<Ledger, String>>, opts: &FleetO
             prepared.source =
                 chart_reference(&opts.charts, prepared.ledger.as_ref(), &choice.chosen.policy, chart_name);
             prepared.choice = Some(choice);
+            // A source only the ledger vouches for is not read, as a run would refuse it.
+            if let Some((reference, "from the ledger")) = &prepared.source
+                && !crate::run::gather::ledger_source_is_own(reference)
+            {
+                prepared.problem.get_or_insert(format!(
+                    "the ledger names the chart source {}, never passed with --chart on this machine: a run would refuse it (rule ledger-chart); pass --chart after checking it",
+                    one_line(reference)
+                ));
+            }
         }
         Err(e) => {
             prepared.problem.get_or_insert(note(&e.to_string()));
@@ -576,6 +585,42 @@ mod tests {
         assert_eq!(out, items.iter().map(|i| i * 2).collect::<Vec<_>>());
         assert!(most.load(Ordering::SeqCst) <= WORKERS);
         assert!(in_parallel(&Vec::<u8>::new(), |_| 0).is_empty());
+    }
+
+    #[test]
+    fn a_chart_source_only_the_ledger_vouches_for_is_not_read() {
+        let listed = |name: &str| Listed {
+            namespace: "ns".into(),
+            name: name.into(),
+            chart: Some(("bsr".into(), ChartVersion::parse("1.0.4").unwrap())),
+            chart_text: "bsr-1.0.4".into(),
+            status: "deployed".into(),
+            revision: "1".into(),
+        };
+        let opts = FleetOptions {
+            all_namespaces: false,
+            namespace: "ns".into(),
+            kube_context: None,
+            charts: vec![],
+            plain_http: false,
+            allow_chart_commands: false,
+            debug: false,
+        };
+        let with_source = |reference: &str| {
+            let mut ledger = Ledger::new("bsr", "ns");
+            ledger.chart = Some(reference.into());
+            Some(Ok(ledger))
+        };
+        // A reference no operator passes with --chart (read-only, in the state root).
+        let forged = prepare(listed("a"), with_source("oci://registry.example/elsewhere/bsr"), &opts);
+        let problem = forged.problem.expect("not planned");
+        assert!(
+            problem.contains("rule ledger-chart") && problem.contains("registry.example/elsewhere/bsr"),
+            "{problem}"
+        );
+        let own = prepare(listed("b"), with_source("demo/bsr"), &opts);
+        assert_eq!(own.problem, None);
+        assert_eq!(own.source, Some(("demo/bsr".to_string(), "from the ledger")));
     }
 
     #[test]

@@ -507,8 +507,8 @@ fn vouched_source(source: &ChartSource, reference: &str, origin: &str) -> Result
 }
 
 /// Whether the ledger's chart source is one the operator's own set-up vouches for (see
-/// [`vouched_source`]).
-fn ledger_source_is_own(reference: &str) -> bool {
+/// [`vouched_source`]); the fleet view asks it too.
+pub fn ledger_source_is_own(reference: &str) -> bool {
     match ChartSource::parse(reference) {
         Ok(ChartSource::Oci { .. }) => super::private::chart_source_remembered(reference),
         Ok(ChartSource::Repo { .. } | ChartSource::Dir { .. }) => true,
