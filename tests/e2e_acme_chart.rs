@@ -183,8 +183,15 @@ fn the_plan_shows_every_hop_rendered_and_the_walk_deploys_it(version: HelmVersio
     insta::assert_snapshot!("acme_plan_diff", checked_section(&table));
     let (stdout, _) = bed.run_expect(&[&upgrade[..], &["--plan", "--diff", "-o", "json"]].concat(), 0);
     let plan: Value = serde_json::from_str(&stdout).expect("one JSON document");
-    assert!(!stdout.contains("hunter2") && !stdout.contains("db.prod.internal"), "{version}: {stdout}");
+    assert!(!stdout.contains("hunter2") && !stdout.contains("aHVudGVyMg=="), "{version}: {stdout}");
     let hop = |i: usize| plan["hops"][i]["check"].clone();
+    // Each hop's values as the operator may see them: the rename carried, the secret
+    // masked. (Kept out of the ledger, below.)
+    assert_eq!(
+        hop(0)["values_view"],
+        serde_json::json!({"database": {"host": "db.prod.internal"}, "postgres": {"password": "***"}, "redis": {"host": "redis.acme.svc"}}),
+        "{version}"
+    );
     assert_eq!(
         hop(0)["values_keys"],
         serde_json::json!(["database.host", "postgres.password", "redis.host"]),

@@ -90,6 +90,19 @@ impl Secrets {
         Secrets::of(self.plain.difference(names).cloned().collect())
     }
 
+    /// `values` with every secret in them masked the way rendered text is ([`Secrets::mask_text`]
+    /// for each string; a number that is a secret entire): the view of a hop's values the
+    /// plan shows. Keys stay as they are.
+    pub fn mask_values(&self, values: &Value) -> Value {
+        match values {
+            Value::String(s) => Value::String(self.mask_text(s).into_owned()),
+            Value::Number(n) if self.whole.contains(&n.to_string()) => Value::String(MASK.into()),
+            Value::Array(items) => Value::Array(items.iter().map(|v| self.mask_values(v)).collect()),
+            Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), self.mask_values(v))).collect()),
+            other => other.clone(),
+        }
+    }
+
     /// `text` with every secret in it masked: `***` for the whole of it when it is a
     /// secret (blanks around it aside), else each secret of [`INNER_MIN_CHARS`] or more
     /// replaced by `***`.

@@ -432,6 +432,30 @@ fn secrets_come_from_secret_keys_and_secret_shapes() {
 }
 
 #[test]
+fn a_view_of_the_values_masks_their_secrets_and_keeps_the_rest() {
+    let values = json!({
+        "postgres": {"password": "demo-s3cret", "host": "db.prod.internal", "port": 5432},
+        "auth": {"pin": 12345678, "timeout": 30},
+        "extraEnv": [{"name": "DB_PASS_COPY", "value": "demo-s3cret"}, {"name": "MODE", "value": "fast"}],
+        "externalDatabase": {"url": "postgres://u:longpassword@db/x"},
+        "dsn": "host=db password=demo-s3cret",
+        "banner": "welcome, demo-s3cret users"
+    });
+    let view = Secrets::from_values(&values).mask_values(&values);
+    assert_eq!(
+        view,
+        json!({
+            "postgres": {"password": "***", "host": "db.prod.internal", "port": 5432},
+            "auth": {"pin": "***", "timeout": 30},
+            "extraEnv": [{"name": "DB_PASS_COPY", "value": "***"}, {"name": "MODE", "value": "fast"}],
+            "externalDatabase": {"url": "***"},
+            "dsn": "***",
+            "banner": "welcome, *** users"
+        })
+    );
+}
+
+#[test]
 fn values_that_differ_are_listed_masked() {
     let changes = values_changes(&values_before(), &values_after(), &secrets());
     let lines: Vec<String> = changes.iter().map(|c| c.line(Disclosure::OperatorTerminal)).collect();
@@ -542,6 +566,20 @@ mod properties {
                 prop_assert!(!text.contains(secret.as_str()), "{} in:\n{}", secret, text);
                 prop_assert!(!json.contains(secret.as_str()) && !summary.contains(secret.as_str()));
             }
+        }
+
+        /// A value under a secret-looking key never shows in the view of the values, where
+        /// ever else it is copied.
+        #[test]
+        fn the_values_view_never_shows_a_secret(secret in "[a-zA-Z0-9]{8,20}", other in "[a-z]{1,6}") {
+            prop_assume!(!other.contains(secret.as_str()));
+            let values = json!({
+                "db": {"password": secret, "url": format!("postgres://app:{secret}@db/app")},
+                "env": [{"name": other, "value": format!("x{secret}y")}],
+            });
+            let view = Secrets::from_values(&values).mask_values(&values).to_string();
+            prop_assert!(!view.contains(secret.as_str()), "{}", view);
+            prop_assert!(view.contains(other.as_str()));
         }
 
         /// A value under a secret-looking key never shows in a values change.

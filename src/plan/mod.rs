@@ -360,13 +360,18 @@ pub struct AppHop {
 }
 
 impl Plan {
-    /// The plan without `--diff=full`'s unified diffs (the summaries stay): what the
-    /// ledger keeps (a ConfigMap holds 1 MiB, and anyone who reads ConfigMaps reads it)
-    /// and a run's report carries. A unified diff quotes rendered manifests, which hold
-    /// the operator's values; it is for `--plan`, which the operator asked for.
-    pub fn without_unified_diffs(mut self) -> Plan {
-        for changes in self.hops.iter_mut().filter_map(|h| h.check.as_mut()).filter_map(|c| c.changes.as_mut()) {
-            changes.unified = None;
+    /// The plan without `--diff=full`'s unified diffs (the summaries stay) and without
+    /// the views of the values: what the ledger keeps (a ConfigMap holds 1 MiB, and anyone
+    /// who reads ConfigMaps reads it, while helm keeps the values in Secrets) and a run's
+    /// report carries. Both quote the operator's values (masked where they look secret,
+    /// but a host name or an e-mail address is no secret of that shape); they are for
+    /// `--plan`, which the operator asked for. The keys and digests stay.
+    pub fn for_the_ledger(mut self) -> Plan {
+        for check in self.hops.iter_mut().filter_map(|h| h.check.as_mut()) {
+            check.values_view = None;
+            if let Some(changes) = check.changes.as_mut() {
+                changes.unified = None;
+            }
         }
         self
     }
@@ -410,6 +415,11 @@ pub struct HopCheck {
     /// the ledger, which anyone who can read ConfigMaps in the namespace reads, and the
     /// ledger holds no value the operator passed, secret-looking or not.
     pub values_keys: Vec<String>,
+    /// Those values as the operator may see them: every secret masked (`***`: under a
+    /// secret-looking key, shaped like one, or copied from one), the rest as helm merged
+    /// it. In `--plan` and `-o json`, never in the ledger ([`Plan::for_the_ledger`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values_view: Option<serde_json::Value>,
     /// Keys the chart does not declare (helm ignores them silently), types that changed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,

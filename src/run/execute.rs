@@ -98,7 +98,7 @@ pub fn execute(
         release: facts.release.name.clone(),
         namespace: facts.release.namespace.clone(),
         backup: Some(backup.dir),
-        plan: plan.without_unified_diffs(),
+        plan: plan.for_the_ledger(),
         steps,
         warnings: vec![],
     })
@@ -222,7 +222,7 @@ fn declined(
         release: release.name.clone(),
         namespace: release.namespace.clone(),
         backup: None,
-        plan: plan.without_unified_diffs(),
+        plan: plan.for_the_ledger(),
         steps: vec![],
         warnings: vec![],
     }

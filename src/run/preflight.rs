@@ -68,6 +68,12 @@ pub fn check(
     // What each hop starts from, for --diff: the live release, then the hop before.
     let mut before = (facts.release.manifest.clone(), facts.release.user_values.clone());
     let name = &facts.release.chart_name;
+    // A secret of any of the values the run sees is masked in every hop's view: a password
+    // rotated by the hop leaves its old value, under a key that does not look secret
+    // (an env var's `value`), as no secret of the new values.
+    let secrets = prepared.iter().fold(Secrets::from_values(&facts.release.user_values), |all, p| {
+        all.union(&Secrets::from_values(&p.rendered.values))
+    });
     for (i, hop) in plan.hops.iter_mut().enumerate() {
         let mut warnings = Vec::new();
         let mut other_deploys = Vec::new();
@@ -101,6 +107,7 @@ pub fn check(
             chart_digest: last.chart.digest.clone(),
             values_digest: json_sha256(&render.values),
             values_keys: chart_values::leaf_keys(&render.values),
+            values_view: Some(secrets.mask_values(&render.values)),
             warnings,
             changes,
             other_deploys,

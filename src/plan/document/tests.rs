@@ -55,6 +55,7 @@ fn live_plan(history: &[u64]) -> Plan {
             chart_digest: crate::digest::sha256(format!("chart {}", hop.to).as_bytes()),
             values_digest: crate::digest::sha256(b"values"),
             values_keys: vec!["replicaCount".into()],
+            values_view: None,
             warnings: vec![],
             changes: None,
             other_deploys: vec![],

@@ -635,17 +635,11 @@ impl Ledger {
 
     /// Record where the walk is. `started_at` stays that of the first call for the same
     /// plan, so it tells when the whole run began, not the latest hop.
-    pub fn set_in_progress(
-        &mut self,
-        mut plan: Plan,
-        next_hop: usize,
-        step: Option<usize>,
-        values: Option<ValuesRecord>,
-    ) {
-        // The summaries of --diff are kept; a full diff may not fit a ConfigMap (1 MiB).
-        for changes in plan.hops.iter_mut().filter_map(|h| h.check.as_mut()).filter_map(|c| c.changes.as_mut()) {
-            changes.unified = None;
-        }
+    pub fn set_in_progress(&mut self, plan: Plan, next_hop: usize, step: Option<usize>, values: Option<ValuesRecord>) {
+        // The summaries of --diff and the values' keys are kept; a full diff may not fit a
+        // ConfigMap (1 MiB), and neither it nor the values' view belongs where anyone who
+        // reads ConfigMaps reads.
+        let plan = plan.for_the_ledger();
         let started_at = match &self.in_progress {
             Some(p) if p.plan == plan => p.started_at.clone(),
             _ => now(),

@@ -454,6 +454,7 @@ fn checked_plan(s: &mut Scenario, values: &str) -> Plan {
             chart_digest: crate::digest::sha256(hop.to.to_string().as_bytes()),
             values_digest: values.into(),
             values_keys: vec![],
+            values_view: None,
             warnings: vec![],
             changes: None,
             other_deploys: vec![],
@@ -582,6 +583,7 @@ fn a_maintenance_deploy_of_the_hops_start_deploys_the_values_before_its_rules() 
         chart_digest: crate::digest::sha256(b"1.3.2"),
         values_digest: carried.clone(),
         values_keys: vec![],
+        values_view: None,
         warnings: vec![],
         changes: None,
         other_deploys: vec![crate::plan::DeployCheck {
