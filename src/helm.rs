@@ -543,7 +543,17 @@ impl Helm {
         args.extend(chart.flags());
         // No --namespace: `helm pull` has nothing to do with the cluster.
         push_positional(&mut args, &[&chart.arg()]);
-        self.runner.run(&Invocation::new(purpose, &self.bin, args)).map(|_| ())
+        let inv = Invocation::new(purpose, &self.bin, args);
+        match self.runner.run(&inv) {
+            // helm rewrites a repository's cached index in place (`helm repo update`, which
+            // every run starts with): a pull that reads it meanwhile, in a second run on
+            // this machine, finds it empty. Once more, after the rewrite.
+            Err(e) if e.stderr().contains(INDEX_BEING_REWRITTEN) => {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                self.runner.run(&inv).map(|_| ())
+            }
+            done => done.map(|_| ()),
+        }
     }
 
     /// `helm rollback RELEASE REVISION --wait --timeout T` (helm has no `-o json` for it).
@@ -639,6 +649,11 @@ impl Helm {
         Ok(self.runner.run(&inv)?.stdout)
     }
 }
+
+/// What helm says when it reads a repository's cached index that another helm process is
+/// rewriting (helm 3 and 4: `error loading …/repository/NAME-index.yaml: empty index.yaml
+/// file`).
+const INDEX_BEING_REWRITTEN: &str = "empty index.yaml file";
 
 /// `--` and then the positional arguments (names the tool did not write itself); nothing
 /// when there are none.
@@ -1169,5 +1184,35 @@ mod tests {
         std::fs::write(&hook, "#!/bin/sh\necho ran\n").unwrap();
         let runner = Runner::new(Signals::default(), false);
         assert_eq!(runner.run(&Invocation::new("run", find("hook").unwrap(), vec![])).unwrap().stdout, "ran\n");
+    }
+
+    #[test]
+    fn a_pull_that_finds_the_index_being_rewritten_is_tried_once_more() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        // A helm whose first pull reads the index mid-rewrite, as helm words it; the count
+        // of its calls in a file.
+        let helm = dir.path().join("helm");
+        let calls = dir.path().join("calls");
+        let script = format!(
+            "#!/bin/sh\necho x >> '{0}'\nif [ \"$(wc -l < '{0}')\" -eq 1 ]; then echo 'Error: no cached repo found. (try '\\''helm repo update'\\''): error loading /c/repository/demo-index.yaml: {INDEX_BEING_REWRITTEN}' >&2; exit 1; fi\n",
+            calls.display()
+        );
+        std::fs::write(&helm, script).unwrap();
+        std::fs::set_permissions(&helm, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let helm = Helm::new(Runner::new(Signals::default(), false), helm, "ns".into(), None);
+        let chart = ChartRef::Reference { reference: "demo/bsr".into(), version: "1.1.9".into(), plain_http: false };
+        helm.pull("pull", &chart, dir.path()).unwrap();
+        assert_eq!(std::fs::read_to_string(&calls).unwrap().lines().count(), 2);
+        // Any other failure is not tried again.
+        let other = dir.path().join("other");
+        std::fs::write(&calls, "").unwrap();
+        let script = format!("#!/bin/sh\necho x >> '{}'\necho 'Error: chart not found' >&2\nexit 1\n", calls.display());
+        std::fs::write(&other, script).unwrap();
+        std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let helm = Helm::new(Runner::new(Signals::default(), false), other, "ns".into(), None);
+        let error = helm.pull("pull", &chart, dir.path()).unwrap_err();
+        assert!(error.stderr().contains("chart not found"), "{error}");
+        assert_eq!(std::fs::read_to_string(&calls).unwrap().lines().count(), 1);
     }
 }
