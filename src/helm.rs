@@ -549,7 +549,7 @@ impl Helm {
             // every run starts with): a pull that reads it meanwhile, in a second run on
             // this machine, finds it empty. Once more, after the rewrite.
             Err(e) if e.stderr().contains(INDEX_BEING_REWRITTEN) => {
-                std::thread::sleep(std::time::Duration::from_millis(300));
+                std::thread::sleep(INDEX_REWRITE_WAIT);
                 self.runner.run(&inv).map(|_| ())
             }
             done => done.map(|_| ()),
@@ -646,7 +646,14 @@ impl Helm {
         let mut args = ["search", "repo", "--versions", "--devel", "-o", "json"].map(String::from).to_vec();
         push_positional(&mut args, &[reference]);
         let inv = Invocation::new(format!("list the versions of {reference}"), &self.bin, args);
-        Ok(self.runner.run(&inv)?.stdout)
+        let done = self.runner.run(&inv)?;
+        // helm warns and lists nothing from an index another helm is rewriting (see
+        // `pull`): once more, after the rewrite.
+        if done.stderr.contains(INDEX_BEING_REWRITTEN) {
+            std::thread::sleep(INDEX_REWRITE_WAIT);
+            return Ok(self.runner.run(&inv)?.stdout);
+        }
+        Ok(done.stdout)
     }
 }
 
@@ -654,6 +661,9 @@ impl Helm {
 /// rewriting (helm 3 and 4: `error loading …/repository/NAME-index.yaml: empty index.yaml
 /// file`).
 const INDEX_BEING_REWRITTEN: &str = "empty index.yaml file";
+
+/// How long a rewrite of a repository's index is given before it is read again.
+const INDEX_REWRITE_WAIT: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// `--` and then the positional arguments (names the tool did not write itself); nothing
 /// when there are none.
@@ -1187,7 +1197,7 @@ mod tests {
     }
 
     #[test]
-    fn a_pull_that_finds_the_index_being_rewritten_is_tried_once_more() {
+    fn a_read_that_finds_the_index_being_rewritten_is_tried_once_more() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         // A helm whose first pull reads the index mid-rewrite, as helm words it; the count
@@ -1214,5 +1224,17 @@ mod tests {
         let error = helm.pull("pull", &chart, dir.path()).unwrap_err();
         assert!(error.stderr().contains("chart not found"), "{error}");
         assert_eq!(std::fs::read_to_string(&calls).unwrap().lines().count(), 1);
+        // `helm search repo` only warns, and lists nothing, from such an index.
+        let search = dir.path().join("search");
+        std::fs::write(&calls, "").unwrap();
+        let script = format!(
+            "#!/bin/sh\necho x >> '{0}'\nif [ \"$(wc -l < '{0}')\" -eq 1 ]; then echo 'WARNING: Repo \"demo\" is corrupt or missing. Try '\\''helm repo update'\\''.' >&2; echo 'WARNING: error loading /c/repository/demo-index.yaml: {INDEX_BEING_REWRITTEN}' >&2; echo '[]'; else echo '[{{\"name\":\"demo/bsr\"}}]'; fi\n",
+            calls.display()
+        );
+        std::fs::write(&search, script).unwrap();
+        std::fs::set_permissions(&search, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let helm = Helm::new(Runner::new(Signals::default(), false), search, "ns".into(), None);
+        assert_eq!(helm.search_repo_json("demo/bsr").unwrap().trim(), r#"[{"name":"demo/bsr"}]"#);
+        assert_eq!(std::fs::read_to_string(&calls).unwrap().lines().count(), 2);
     }
 }
