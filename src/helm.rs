@@ -1200,41 +1200,39 @@ mod tests {
     fn a_read_that_finds_the_index_being_rewritten_is_tried_once_more() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        // A helm whose first pull reads the index mid-rewrite, as helm words it; the count
-        // of its calls in a file.
-        let helm = dir.path().join("helm");
+        // A stand-in for helm that counts its calls in a file, runs `first` on the first
+        // call and `then` after it.
         let calls = dir.path().join("calls");
-        let script = format!(
-            "#!/bin/sh\necho x >> '{0}'\nif [ \"$(wc -l < '{0}')\" -eq 1 ]; then echo 'Error: no cached repo found. (try '\\''helm repo update'\\''): error loading /c/repository/demo-index.yaml: {INDEX_BEING_REWRITTEN}' >&2; exit 1; fi\n",
-            calls.display()
-        );
-        std::fs::write(&helm, script).unwrap();
-        std::fs::set_permissions(&helm, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let helm = Helm::new(Runner::new(Signals::default(), false), helm, "ns".into(), None);
+        let helm_doing = |name: &str, first: &str, then: &str| {
+            std::fs::write(&calls, "").unwrap();
+            let path = dir.path().join(name);
+            let script = format!(
+                "#!/bin/sh\necho x >> '{0}'\nif [ \"$(wc -l < '{0}')\" -eq 1 ]; then {first}; else {then}; fi\n",
+                calls.display()
+            );
+            std::fs::write(&path, script).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            Helm::new(Runner::new(Signals::default(), false), path, "ns".into(), None)
+        };
+        let count = || std::fs::read_to_string(&calls).unwrap().lines().count();
         let chart = ChartRef::Reference { reference: "demo/bsr".into(), version: "1.1.9".into(), plain_http: false };
-        helm.pull("pull", &chart, dir.path()).unwrap();
-        assert_eq!(std::fs::read_to_string(&calls).unwrap().lines().count(), 2);
-        // Any other failure is not tried again.
-        let other = dir.path().join("other");
-        std::fs::write(&calls, "").unwrap();
-        let script = format!("#!/bin/sh\necho x >> '{}'\necho 'Error: chart not found' >&2\nexit 1\n", calls.display());
-        std::fs::write(&other, script).unwrap();
-        std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let helm = Helm::new(Runner::new(Signals::default(), false), other, "ns".into(), None);
-        let error = helm.pull("pull", &chart, dir.path()).unwrap_err();
-        assert!(error.stderr().contains("chart not found"), "{error}");
-        assert_eq!(std::fs::read_to_string(&calls).unwrap().lines().count(), 1);
-        // `helm search repo` only warns, and lists nothing, from such an index.
-        let search = dir.path().join("search");
-        std::fs::write(&calls, "").unwrap();
-        let script = format!(
-            "#!/bin/sh\necho x >> '{0}'\nif [ \"$(wc -l < '{0}')\" -eq 1 ]; then echo 'WARNING: Repo \"demo\" is corrupt or missing. Try '\\''helm repo update'\\''.' >&2; echo 'WARNING: error loading /c/repository/demo-index.yaml: {INDEX_BEING_REWRITTEN}' >&2; echo '[]'; else echo '[{{\"name\":\"demo/bsr\"}}]'; fi\n",
-            calls.display()
+        // The first pull reads the index mid-rewrite, as helm words it.
+        let rewritten = format!(
+            "echo 'Error: no cached repo found: error loading /c/repository/demo-index.yaml: {INDEX_BEING_REWRITTEN}' >&2; exit 1"
         );
-        std::fs::write(&search, script).unwrap();
-        std::fs::set_permissions(&search, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let helm = Helm::new(Runner::new(Signals::default(), false), search, "ns".into(), None);
-        assert_eq!(helm.search_repo_json("demo/bsr").unwrap().trim(), r#"[{"name":"demo/bsr"}]"#);
-        assert_eq!(std::fs::read_to_string(&calls).unwrap().lines().count(), 2);
+        helm_doing("pull", &rewritten, "true").pull("pull", &chart, dir.path()).unwrap();
+        assert_eq!(count(), 2);
+        // Any other failure is not tried again.
+        let not_found = "echo 'Error: chart not found' >&2; exit 1";
+        let error = helm_doing("other", not_found, not_found).pull("pull", &chart, dir.path()).unwrap_err();
+        assert!(error.stderr().contains("chart not found"), "{error}");
+        assert_eq!(count(), 1);
+        // `helm search repo` only warns, and lists nothing, from such an index.
+        let warned = format!(
+            "echo 'WARNING: error loading /c/repository/demo-index.yaml: {INDEX_BEING_REWRITTEN}' >&2; echo '[]'"
+        );
+        let search = helm_doing("search", &warned, r#"echo '[{"name":"demo/bsr"}]'"#);
+        assert_eq!(search.search_repo_json("demo/bsr").unwrap().trim(), r#"[{"name":"demo/bsr"}]"#);
+        assert_eq!(count(), 2);
     }
 }
