@@ -153,7 +153,7 @@ pub struct Revision {
 }
 
 /// What the tool knows about the live release.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Release {
     pub name: String,
     pub namespace: String,
@@ -173,6 +173,28 @@ pub struct Release {
     /// stored revision holds its own); None when it was read through helm, which prints
     /// only the current revision's. In memory only: they may hold secrets.
     pub stored_values: Option<BTreeMap<u64, serde_json::Value>>,
+}
+
+impl std::fmt::Debug for Release {
+    // Never a value, nor the manifest (a Secret's data is in it): a Debug print in a
+    // test failure or a log must not leak one. Their keys and sizes say enough.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys = crate::plan::chart_values::leaf_keys(&self.user_values);
+        f.debug_struct("Release")
+            .field("name", &self.name)
+            .field("namespace", &self.namespace)
+            .field("chart_name", &self.chart_name)
+            .field("version", &self.version)
+            .field("app_version", &self.app_version)
+            .field("revision", &self.revision)
+            .field("status", &self.status)
+            .field("description", &self.description)
+            .field("history", &self.history)
+            .field("user_values (keys)", &keys)
+            .field("manifest (bytes)", &self.manifest.len())
+            .field("stored_values (revisions)", &self.stored_values.as_ref().map(|s| s.keys().collect::<Vec<_>>()))
+            .finish()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -381,6 +403,17 @@ mod tests {
         let history: Vec<HistoryEntry> = serde_json::from_str(json).unwrap();
         assert_eq!(history[1].status, ReleaseStatus::Failed);
         assert!(history[2].status.is_pending());
+    }
+
+    #[test]
+    fn a_debug_print_shows_no_value_nor_the_manifest() {
+        let mut release = release_with(ReleaseStatus::Deployed, &[(1, ReleaseStatus::Deployed, "1.0.4")]);
+        release.user_values = serde_json::json!({"postgres": {"password": "hunter2"}, "replicaCount": 3});
+        release.manifest = "kind: Secret\ndata:\n  password: aHVudGVyMg==\n".into();
+        release.stored_values = Some([(1, release.user_values.clone())].into());
+        let shown = format!("{release:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("aHVudGVyMg=="), "{shown}");
+        assert!(shown.contains("\"postgres.password\"") && shown.contains("\"replicaCount\""), "{shown}");
     }
 
     fn release_with(status: ReleaseStatus, history: &[(u64, ReleaseStatus, &str)]) -> Release {
