@@ -116,3 +116,31 @@ fn a_dead_runs_lock_is_taken_over_with_force_unlock(version: HelmVersion) {
     assert!(bed.ledger_record().unwrap()["lock"].is_null());
 }
 both_helms!(dead_lock_taken_over, super::a_dead_runs_lock_is_taken_over_with_force_unlock);
+
+fn a_release_the_api_client_cannot_read_is_read_through_helm(version: HelmVersion) {
+    if skip_on_external_tls("failing only the tool's read of helm's storage needs the fault proxy to read plain HTTP") {
+        return;
+    }
+    let bed = Bed::behind_proxy(version);
+    bed.install("bsr", "1.0.4", VALUES);
+    // The tool's first read of the release's storage objects fails (its labels in its
+    // order; helm asks for `name=bsr,owner=helm`, which passes): the run reads the release
+    // through helm instead, and walks as before. (A failure of the API client's later
+    // reads stops a run before its next hop, as `failing_between_hops` shows: helm's own
+    // read of its storage needs the same API.)
+    bed.proxy().on_request(RequestMatch::new("GET", "labelSelector=owner%3Dhelm%2Cname%3Dbsr"), Fault::Status(500), 1);
+    let (_, stderr) = bed.run_expect(&["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--yes", "--debug"], 0);
+    let helm_runs: Vec<&str> = stderr.lines().filter(|l| l.contains("debug: ")).collect();
+    for read in [" get metadata ", " status ", " history "] {
+        assert!(helm_runs.iter().any(|l| l.contains(read)), "{}: no helm{read}read:\n{stderr}", bed.version);
+    }
+    bed.proxy().clear_request_faults();
+    assert_eq!(bed.charts_deployed(), ["bsr-1.0.4", "bsr-1.1.9", "bsr-1.2.6"]);
+    assert!(no_pending(&bed.history()));
+    assert_eq!(bed.user_values(), yaml_to_json(VALUES));
+    // Without the fault, no such read: the storage is read through the API client.
+    let (_, stderr) = bed.run_expect(&["bsr", "--to", "1.3.0", "--chart", "demo/bsr", "--yes", "--debug"], 0);
+    let helm_runs: Vec<&str> = stderr.lines().filter(|l| l.contains("debug: ")).collect();
+    assert!(!helm_runs.iter().any(|l| l.contains(" history ")), "{}:\n{stderr}", bed.version);
+}
+both_helms!(release_read_through_helm, super::a_release_the_api_client_cannot_read_is_read_through_helm);
