@@ -139,12 +139,12 @@ fn take_lock(facts: &Facts, plan: &Plan, opts: &RunOptions) -> Result<Held, RunE
 }
 
 /// The operator's own policy file, when it runs commands or names a chart source, kept
-/// privately on this machine:
-/// the ledger's copy runs commands only beside the operator's own (see
-/// `policy_choice::vouched`), and the file may be edited before a `--resume`.
+/// privately on this machine: the ledger's copy of such a policy is used only beside the
+/// operator's own (see `policy_choice::vouched`), and the file may be edited before a
+/// `--resume`.
 fn keep_own_policy(policy: &Policy, printer: &crate::printer::Printer) {
     if !matches!(policy.origin, Origin::File { .. } | Origin::Recorded { .. })
-        || (crate::policy::commands::every_command(policy).is_empty() && policy.chart.is_none())
+        || !super::policy_choice::needs_own_copy(policy)
     {
         return;
     }

@@ -287,20 +287,27 @@ fn recorded_policy(record: &PolicyRecord) -> Result<Policy, RunError> {
     ))
 }
 
-/// The ledger's copy of a policy, when it may run commands, only with the operator's own
-/// copy beside it. The ledger is a ConfigMap in the release's namespace: whoever may edit
-/// ConfigMaps there can change the copy and its digest together, and its commands would
-/// run on this machine with the operator's credentials. So a copy that runs commands is
-/// used only when the file at the recorded path, this tool's preset of the recorded name,
-/// or the copy a run on this machine kept of the operator's file
-/// ([`super::private::keep_policy`]) has the same digest: its commands are then the
-/// operator's or the tool's. A
-/// chart's policy keeps its own gate (`--allow-chart-commands`, which lists them).
+/// Whether a policy's text alone decides what runs on this machine or what is deployed:
+/// it has commands, or names a chart source. The ledger's copy of such a policy needs the
+/// operator's own copy beside it ([`vouched`]), which a run keeps for that.
+pub(super) fn needs_own_copy(policy: &Policy) -> bool {
+    policy.chart.is_some() || !crate::policy::commands::every_command(policy).is_empty()
+}
+
+/// The ledger's copy of a policy, when it may run commands or names a chart source, only
+/// with the operator's own copy beside it. The ledger is a ConfigMap in the release's
+/// namespace: whoever may edit ConfigMaps there can change the copy and its digest
+/// together, and its commands would run on this machine with the operator's credentials.
+/// So such a copy is used only when the file at the recorded path, this tool's preset of
+/// the recorded name, or the copy a run on this machine kept of the operator's file
+/// ([`super::private::keep_policy`]) has the same digest: it is then the operator's or the
+/// tool's. A chart's policy keeps its own gate (`--allow-chart-commands`, which lists its
+/// commands).
 fn vouched(policy: Policy, record: &PolicyRecord) -> Result<Policy, RunError> {
-    let commands = crate::policy::commands::every_command(&policy);
-    if (commands.is_empty() && policy.chart.is_none()) || matches!(policy.origin, Origin::Chart { .. }) {
+    if !needs_own_copy(&policy) || matches!(policy.origin, Origin::Chart { .. }) {
         return Ok(policy);
     }
+    let commands = crate::policy::commands::every_command(&policy);
     let own = match &record.origin {
         Origin::File { path } | Origin::Recorded { path } => policy::load_named_or_path(path).ok(),
         Origin::Preset { name } if presets::text(name).is_some() => policy::load_named_or_path(name).ok(),

@@ -60,9 +60,9 @@ pub fn private_dir(root: &Path, base: &str) -> Result<PathBuf, BackupError> {
     new_private_dir(root, base)
 }
 
-/// `<state root>/policies`: the policies with commands that runs on this machine used,
-/// each as `<sha256 hex>.yaml` (0600 in a 0700 folder). The ledger is shared, so its copy
-/// of a policy runs commands only when the operator's own copy agrees
+/// `<state root>/policies`: the policies with commands or a chart source that runs on
+/// this machine used, each as `<sha256 hex>.yaml` (0600 in a 0700 folder). The ledger is
+/// shared, so its copy of such a policy is used only when the operator's own copy agrees
 /// (`policy_choice::vouched`): the file, or this copy of it as a run here used it, so
 /// that editing the file during a run does not stop its `--resume`.
 fn policies_root() -> Option<PathBuf> {
