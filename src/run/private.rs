@@ -51,12 +51,17 @@ pub(crate) fn new_private_dir(root: &Path, base: &str) -> Result<PathBuf, Backup
     })
 }
 
-/// Make the folder for a run's backup: 0700, under `root` (created 0700 if missing).
-pub fn private_dir(root: &Path, base: &str) -> Result<PathBuf, BackupError> {
+/// `root` and the folders above it that are missing, each made 0700.
+fn private_root(root: &Path) -> Result<(), BackupError> {
     private_folder()
         .recursive(true)
         .create(root)
-        .map_err(|source| BackupError::Io { path: root.display().to_string(), source })?;
+        .map_err(|source| BackupError::Io { path: root.display().to_string(), source })
+}
+
+/// Make the folder for a run's backup: 0700, under `root` (created 0700 if missing).
+pub fn private_dir(root: &Path, base: &str) -> Result<PathBuf, BackupError> {
+    private_root(root)?;
     new_private_dir(root, base)
 }
 
@@ -86,10 +91,7 @@ pub fn keep_policy(digest: &str, text: &str) -> Result<(), BackupError> {
 
 fn keep_policy_in(root: &Path, digest: &str, text: &str) -> Result<(), BackupError> {
     let Some(path) = kept_path(root, digest) else { return Ok(()) };
-    private_folder()
-        .recursive(true)
-        .create(root)
-        .map_err(|source| BackupError::Io { path: root.display().to_string(), source })?;
+    private_root(root)?;
     match write_private(&path, text.as_bytes()) {
         Err(BackupError::Io { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         other => other,
@@ -125,10 +127,10 @@ fn remember_chart_source_in(file: &Path, reference: &str) -> Result<(), BackupEr
     if reference.contains('\n') || chart_source_remembered_in(file, reference) {
         return Ok(());
     }
-    let io = |source| BackupError::Io { path: file.display().to_string(), source };
     if let Some(root) = file.parent() {
-        private_folder().recursive(true).create(root).map_err(io)?;
+        private_root(root)?;
     }
+    let io = |source| BackupError::Io { path: file.display().to_string(), source };
     let mut out = private_file().append(true).create(true).open(file).map_err(io)?;
     out.write_all(format!("{reference}\n").as_bytes()).map_err(io)
 }
