@@ -543,17 +543,24 @@ impl Helm {
         args.extend(chart.flags());
         // No --namespace: `helm pull` has nothing to do with the cluster.
         push_positional(&mut args, &[&chart.arg()]);
-        let inv = Invocation::new(purpose, &self.bin, args);
-        match self.runner.run(&inv) {
-            // helm rewrites a repository's cached index in place (`helm repo update`, which
-            // every run starts with): a pull that reads it meanwhile, in a second run on
-            // this machine, finds it empty. Once more, after the rewrite.
-            Err(e) if e.stderr().contains(INDEX_BEING_REWRITTEN) => {
-                std::thread::sleep(INDEX_REWRITE_WAIT);
-                self.runner.run(&inv).map(|_| ())
-            }
-            done => done.map(|_| ()),
+        self.run_reading_index(&Invocation::new(purpose, &self.bin, args)).map(|_| ())
+    }
+
+    /// Run `inv`, which reads a repository's cached index, once more when helm found the
+    /// index being rewritten: helm rewrites it in place (`helm repo update`, which every
+    /// run starts with), so a read meanwhile, in a second run on this machine, finds it
+    /// empty — `helm pull` then fails, `helm search repo` warns and lists nothing.
+    fn run_reading_index(&self, inv: &Invocation) -> Result<Finished, ExecError> {
+        let done = self.runner.run(inv);
+        let stderr = match &done {
+            Ok(finished) => finished.stderr.as_str(),
+            Err(e) => e.stderr(),
+        };
+        if !stderr.contains(INDEX_BEING_REWRITTEN) {
+            return done;
         }
+        std::thread::sleep(INDEX_REWRITE_WAIT);
+        self.runner.run(inv)
     }
 
     /// `helm rollback RELEASE REVISION --wait --timeout T` (helm has no `-o json` for it).
@@ -646,14 +653,7 @@ impl Helm {
         let mut args = ["search", "repo", "--versions", "--devel", "-o", "json"].map(String::from).to_vec();
         push_positional(&mut args, &[reference]);
         let inv = Invocation::new(format!("list the versions of {reference}"), &self.bin, args);
-        let done = self.runner.run(&inv)?;
-        // helm warns and lists nothing from an index another helm is rewriting (see
-        // `pull`): once more, after the rewrite.
-        if done.stderr.contains(INDEX_BEING_REWRITTEN) {
-            std::thread::sleep(INDEX_REWRITE_WAIT);
-            return Ok(self.runner.run(&inv)?.stdout);
-        }
-        Ok(done.stdout)
+        Ok(self.run_reading_index(&inv)?.stdout)
     }
 }
 
