@@ -36,6 +36,7 @@ use crate::plan::estimate::Total;
 use crate::policy::{Origin, Policy, presets};
 use crate::printer::Printer;
 use crate::run::RunError;
+use crate::run::gather;
 use crate::run::ledger::{self, Ledger};
 use crate::run::policy_choice::{Choice, choose_policy, settle};
 use crate::text::one_line;
@@ -271,8 +272,9 @@ fn prepare(listed: Listed, ledger: Option<Result<Ledger, String>>, opts: &FleetO
                 chart_reference(&opts.charts, prepared.ledger.as_ref(), &choice.chosen.policy, chart_name);
             prepared.choice = Some(choice);
             // A source only the ledger vouches for is not read, as a run would refuse it.
-            if let Some((reference, "from the ledger")) = &prepared.source
-                && !crate::run::gather::ledger_source_is_own(reference)
+            if let Some((reference, origin)) = &prepared.source
+                && *origin == gather::FROM_LEDGER
+                && !gather::ledger_source_is_own(reference)
             {
                 prepared.problem.get_or_insert(format!(
                     "the ledger names the chart source {}, never passed with --chart on this machine: a run would refuse it (rule ledger-chart); pass --chart after checking it",
@@ -300,12 +302,12 @@ fn chart_reference(
     };
     let named = |reference: &String| ChartSource::parse(reference).is_ok_and(|s| s.chart_name() == Some(chart_name));
     if let Some(flag) = flags.iter().find(|f| named(f)).or_else(|| flags.iter().find(|f| names_it(f))) {
-        return Some((flag.clone(), "--chart"));
+        return Some((flag.clone(), gather::FROM_FLAG));
     }
     if let Some(recorded) = ledger.and_then(|l| l.chart.clone()) {
-        return Some((recorded, "from the ledger"));
+        return Some((recorded, gather::FROM_LEDGER));
     }
-    policy.chart.clone().filter(|c| names_it(c)).map(|c| (c, "the policy's chart"))
+    policy.chart.clone().filter(|c| names_it(c)).map(|c| (c, gather::FROM_POLICY))
 }
 
 type SourceKey = (String, String);
@@ -489,14 +491,9 @@ fn plan_row(
     (reference, origin): (&str, &str),
     ledger: Option<&Ledger>,
 ) {
-    let available = crate::run::gather::with_catalog(offered.to_vec(), policy);
-    let context = crate::run::gather::release_context(
-        (&row.release, &row.namespace, chart_name),
-        policy,
-        (reference, origin),
-        ledger,
-        false,
-    );
+    let available = gather::with_catalog(offered.to_vec(), policy);
+    let context =
+        gather::release_context((&row.release, &row.namespace, chart_name), policy, (reference, origin), ledger, false);
     let reach = reach::newest_reachable(policy, &available, deployed, &context);
     row.refused = reach.refused;
     row.untried = reach.untried;

@@ -437,9 +437,10 @@ fn refuse_unless_deployed(release: &Release) -> Result<(), RunError> {
     }
 }
 
-/// Where the chart source came from, as the plan says it.
-const FROM_FLAG: &str = "--chart";
-const FROM_LEDGER: &str = "from the ledger";
+/// Where the chart source came from, as the plan says it (a run and the fleet view).
+pub(crate) const FROM_FLAG: &str = "--chart";
+pub(crate) const FROM_LEDGER: &str = "from the ledger";
+pub(crate) const FROM_POLICY: &str = "the policy's chart";
 
 /// The chart reference (`--chart`, else the ledger's, else the policy's), where it came
 /// from, and a refusal when it names another chart than the release runs.
@@ -452,7 +453,7 @@ fn chart_reference(
     let (reference, origin) = match (&opts.chart, ledger.and_then(|l| l.chart.clone()), &policy.chart) {
         (Some(c), _, _) => (c.clone(), FROM_FLAG),
         (None, Some(recorded), _) => (recorded, FROM_LEDGER),
-        (None, None, Some(c)) => (c.clone(), "the policy's chart"),
+        (None, None, Some(c)) => (c.clone(), FROM_POLICY),
         (None, None, None) => {
             return Err(bad(
                 format!("no chart source is known for {} (chart {})", release.name, release.chart_name),
