@@ -164,8 +164,9 @@ pub struct Walk<'a> {
     /// The carried values each hop deploys, when the policy's value rules change them
     /// along the plan (written once, before the first hop); empty: the run's own file.
     carried_files: Vec<std::path::PathBuf>,
-    /// Which hop's carried values the next deploy uses: the hop under way, or the one
-    /// before it going back (None: the values the release started with).
+    /// Which hop's carried values the next deploy uses, set before each deploy: the hop
+    /// under way (the one before it for a deploy of the hop's start, and going back; None:
+    /// the values the release started with).
     values_hop: Option<usize>,
     /// What the plan showed for the deploy under way (the one the preflight rendered):
     /// the chart archive and the values it deploys, by digest.
@@ -307,7 +308,6 @@ impl<'a> Walk<'a> {
         }
         self.commands_ran = false;
         self.overrides_at_hop_start = self.overrides_in_effect;
-        self.values_hop = Some(i);
         let mut deployed_override = false;
         for (n, step) in hop.steps.iter().enumerate() {
             if let Step::Deploy { set, version, .. } = step {
