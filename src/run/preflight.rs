@@ -9,8 +9,8 @@
 //! the hop's start, like BSR's maintenance mode) is rendered by helm itself, `helm upgrade
 //! --dry-run=server -o json`, with exactly the values it deploys (the carried values as
 //! its version reads them after the policy's value rules, the operator's `-f`/`--set`,
-//! the procedure's own `set:`), the release's name and namespace. `--dry-run=server` rather than `helm template`: it renders against the
-//! cluster (`lookup` finds real objects; `.Capabilities` are the cluster's, kinds
+//! the procedure's own `set:`), the release's name and namespace. `--dry-run=server`
+//! rather than `helm template`: it renders against the cluster (`lookup` finds real objects; `.Capabilities` are the cluster's, kinds
 //! included) through the same code path as the upgrade, and it answers with helm's own
 //! merge of the values (`config`), so the values digest and the check against the chart
 //! need no second implementation of helm's merge. It costs more than `helm template`
@@ -33,7 +33,7 @@ use crate::diff::{ManifestDiff, Secrets};
 use crate::digest::json_sha256;
 use crate::helm::{DeployValues, Rendered};
 use crate::plan::chart_values::{self, ChartValues};
-use crate::plan::{DeployCheck, Direction, Hop, HopChanges, HopCheck, Plan, Step};
+use crate::plan::{DeployCheck, Direction, Hop, HopChanges, HopCheck, Plan};
 use crate::version::ChartVersion;
 
 /// The values a run starts from: the carried user values and the operator's overrides.
@@ -78,19 +78,19 @@ pub fn check(
         let mut warnings = Vec::new();
         let mut other_deploys = Vec::new();
         let mut last = None;
-        for deploy in prepared.iter().filter(|d| d.hop == i) {
-            let mut found = against_chart(&deploy.rendered.values, &deploy.chart, name, &deploy.version)?;
+        for deploy in prepared.iter().filter(|d| d.at.hop == i) {
+            let mut found = against_chart(&deploy.rendered.values, &deploy.chart, name, &deploy.at.version)?;
             // A key the chart stops declaring is said where it stops (the key is the
             // warning's first `quoted` word).
             found.retain(|w| said.insert(w.split('`').nth(1).unwrap_or(w).to_string()));
             warnings.extend(found);
-            files.insert(deploy.version.clone(), deploy.chart.path.clone());
-            if Some(deploy.step) == hop.rendered_step() {
+            files.insert(deploy.at.version.clone(), deploy.chart.path.clone());
+            if Some(deploy.at.step) == hop.rendered_step() {
                 last = Some(deploy);
             } else {
                 other_deploys.push(DeployCheck {
-                    step: deploy.step,
-                    version: deploy.version.clone(),
+                    step: deploy.at.step,
+                    version: deploy.at.version.clone(),
                     chart_digest: deploy.chart.digest.clone(),
                     values_digest: json_sha256(&deploy.rendered.values),
                 });
@@ -139,19 +139,16 @@ fn dir(what: &str) -> Result<tempfile::TempDir, RunError> {
     })
 }
 
-/// One `helm upgrade` of the plan to render: where it is and what it deploys.
-struct Job {
+/// Where a `helm upgrade` of the plan is: its hop, its step, the version it deploys.
+struct At {
     hop: usize,
     step: usize,
     version: ChartVersion,
-    values: DeployValues,
 }
 
 /// A deploy as the preflight found it: the archive it deploys and what helm rendered.
 struct Prepared {
-    hop: usize,
-    step: usize,
-    version: ChartVersion,
+    at: At,
     chart: CachedChart,
     rendered: Rendered,
 }
@@ -171,11 +168,12 @@ fn prepare_all(
     charts: &RunCharts,
     work: &Path,
 ) -> Result<Vec<Prepared>, RunError> {
-    let mut by_version: Vec<(ChartVersion, Vec<Job>)> = Vec::new();
+    // Each deploy with the values it deploys, grouped by the version it deploys.
+    let mut by_version: Vec<(ChartVersion, Vec<(At, DeployValues)>)> = Vec::new();
     for (i, hop) in plan.hops.iter().enumerate() {
         for (n, version, set) in hop.upgrades() {
-            let job =
-                Job { hop: i, step: n, version: version.clone(), values: deploy_values(plan, i, n, set, start, work)? };
+            let values = deploy_values(plan, i, n, version, set, start, work)?;
+            let job = (At { hop: i, step: n, version: version.clone() }, values);
             match by_version.iter_mut().find(|(v, _)| v == version) {
                 Some((_, jobs)) => jobs.push(job),
                 None => by_version.push((version.clone(), vec![job])),
@@ -183,29 +181,24 @@ fn prepare_all(
         }
     }
     let (release, source) = (&facts.release.name, &facts.offer.chart);
-    let results: Vec<Vec<(Job, Result<Prepared, Failure>)>> = std::thread::scope(|scope| {
+    type Done = (At, Result<(CachedChart, Rendered), Failure>);
+    let results: Vec<Vec<Done>> = std::thread::scope(|scope| {
         let handles: Vec<_> = by_version
             .into_iter()
             .map(|(version, jobs)| {
                 scope.spawn(move || {
                     let chart = charts.fetch(&tools.helm, source, &version);
                     jobs.into_iter()
-                        .map(|job| {
+                        .map(|(at, values)| {
                             let result = chart.clone().map_err(Failure::Fetch).and_then(|chart| {
-                                let purpose = format!("render {release} at {} (preflight)", job.version);
+                                let purpose = format!("render {release} at {} (preflight)", at.version);
                                 let rendered =
-                                    tools.helm.render(purpose, release, &chart.path, &job.values).map_err(|error| {
+                                    tools.helm.render(purpose, release, &chart.path, &values).map_err(|error| {
                                         Failure::Render { error: Box::new(error), schema: broken_schema(&chart.path) }
                                     })?;
-                                Ok(Prepared {
-                                    hop: job.hop,
-                                    step: job.step,
-                                    version: job.version.clone(),
-                                    chart,
-                                    rendered,
-                                })
+                                Ok((chart, rendered))
                             });
-                            (job, result)
+                            (at, result)
                         })
                         .collect()
                 })
@@ -213,21 +206,21 @@ fn prepare_all(
             .collect();
         handles.into_iter().map(|h| h.join().expect("a preflight thread does not panic")).collect()
     });
-    let mut results: Vec<(Job, Result<Prepared, Failure>)> = results.into_iter().flatten().collect();
+    let mut results: Vec<Done> = results.into_iter().flatten().collect();
     // Said in the plan's order: the first hop that fails is the one named.
-    results.sort_by_key(|(job, _)| (job.hop, job.step));
+    results.sort_by_key(|(at, _)| (at.hop, at.step));
     let name = &facts.release.chart_name;
     let mut out = Vec::new();
-    for (job, result) in results {
+    for (at, result) in results {
         match result {
-            Ok(prepared) => out.push(prepared),
+            Ok((chart, rendered)) => out.push(Prepared { at, chart, rendered }),
             Err(Failure::Render { error, schema }) => {
-                return Err(refusal(job.hop, &plan.hops[job.hop], name, &job.version, &error, schema));
+                return Err(refusal(at.hop, &plan.hops[at.hop], name, &at.version, &error, schema));
             }
             Err(Failure::Fetch(e)) => {
                 return Err(RunError::Other(format!(
                     "cannot fetch {name} {} for the preflight: {e}\nhint: check the chart source; --no-preflight skips the preflight",
-                    job.version
+                    at.version
                 )));
             }
         }
@@ -254,13 +247,14 @@ fn broken_schema(archive: &std::path::Path) -> Option<String> {
     serde_json::from_str::<Value>(text).err().map(|e| format!("line {}, column {}: {e}", e.line(), e.column()))
 }
 
-/// The values of step `n` of hop `i`, a `helm upgrade`, as the walk passes them (its
-/// values files written into `work`): the carried values as that deploy's version reads
+/// The values of step `n` of hop `i`, a `helm upgrade` of `version`, as the walk passes
+/// them (its values files written into `work`): the carried values as that version reads
 /// them, the operator's overrides, the procedure's own `set:`.
 fn deploy_values(
     plan: &Plan,
     i: usize,
     n: usize,
+    version: &ChartVersion,
     set: &serde_json::Map<String, Value>,
     start: &StartValues,
     work: &Path,
@@ -271,8 +265,6 @@ fn deploy_values(
             .map_err(|e| RunError::Other(format!("preflight: {e}")))?;
         Ok(path)
     };
-    let hop = &plan.hops[i];
-    let Step::Deploy { version, .. } = &hop.steps[n] else { unreachable!("a hop's upgrade is a deploy step") };
     let carried = crate::plan::values::carried_for(&plan.hops, i, version, plan.direction, start.carried)
         .map_err(|e| RunError::Other(format!("preflight: the values of hop {}: {e}", i + 1)))?;
     let mut files = vec![private(format!("carried-hop-{}-step-{}.json", i + 1, n + 1), &carried)?];
