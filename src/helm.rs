@@ -318,13 +318,17 @@ impl Runner {
 
     /// Run and parse stdout as JSON.
     pub fn json<T: DeserializeOwned>(&self, inv: &Invocation) -> Result<T, ExecError> {
-        let finished = self.run(inv)?;
-        serde_json::from_str(&finished.stdout).map_err(|e| ExecError::Parse {
-            purpose: inv.purpose.clone(),
-            argv: inv.argv(),
-            error: e.to_string(),
-        })
+        parse_json(inv, &self.run(inv)?)
     }
+}
+
+/// What `inv` printed, read as JSON.
+fn parse_json<T: DeserializeOwned>(inv: &Invocation, finished: &Finished) -> Result<T, ExecError> {
+    serde_json::from_str(&finished.stdout).map_err(|e| ExecError::Parse {
+        purpose: inv.purpose.clone(),
+        argv: inv.argv(),
+        error: e.to_string(),
+    })
 }
 
 /// Start `inv` in a process group of its own (POSIX; see [`own_group`]), its output into
@@ -509,7 +513,15 @@ impl Helm {
         args.extend(request.flags());
         args.extend(["-o".into(), "json".into()]);
         let inv = self.invocation(purpose.into(), args, &[release, &request.chart.arg()]);
-        let done: UpgradeJson = self.runner.json(&inv)?;
+        // A repository chart is found through the cached index (`--no-preflight`, or the
+        // way back to a start the preflight did not pull): helm fails before it touches
+        // the release when it reads the index mid-rewrite, so that failure is safe to run
+        // again, and only that one — an upgrade that ran is never run twice.
+        let finished = match request.chart {
+            ChartRef::Reference { .. } => self.run_reading_index(&inv, Again::OnlyIfFailed)?,
+            ChartRef::File(_) => self.runner.run(&inv)?,
+        };
+        let done: UpgradeJson = parse_json(&inv, &finished)?;
         Ok(Deployed {
             revision: done.version,
             status: done.info.status,
@@ -543,18 +555,20 @@ impl Helm {
         args.extend(chart.flags());
         // No --namespace: `helm pull` has nothing to do with the cluster.
         push_positional(&mut args, &[&chart.arg()]);
-        self.run_reading_index(&Invocation::new(purpose, &self.bin, args)).map(|_| ())
+        self.run_reading_index(&Invocation::new(purpose, &self.bin, args), Again::OnlyIfFailed).map(|_| ())
     }
 
     /// Run `inv`, which reads a repository's cached index, once more when helm found the
     /// index being rewritten: helm rewrites it in place (`helm repo update`, which every
     /// run starts with), so a read meanwhile, in a second run on this machine, finds it
-    /// empty — `helm pull` then fails, `helm search repo` warns and lists nothing.
-    fn run_reading_index(&self, inv: &Invocation) -> Result<Finished, ExecError> {
+    /// empty — `helm pull` and `helm upgrade` then fail, `helm search repo` warns and
+    /// lists nothing.
+    fn run_reading_index(&self, inv: &Invocation, again: Again) -> Result<Finished, ExecError> {
         let done = self.runner.run(inv);
-        let stderr = match &done {
-            Ok(finished) => finished.stderr.as_str(),
-            Err(e) => e.stderr(),
+        let stderr = match (&done, again) {
+            (Ok(finished), Again::EvenIfItRan) => finished.stderr.as_str(),
+            (Ok(_), Again::OnlyIfFailed) => return done,
+            (Err(e), _) => e.stderr(),
         };
         if !stderr.contains(INDEX_BEING_REWRITTEN) {
             return done;
@@ -653,7 +667,7 @@ impl Helm {
         let mut args = ["search", "repo", "--versions", "--devel", "-o", "json"].map(String::from).to_vec();
         push_positional(&mut args, &[reference]);
         let inv = Invocation::new(format!("list the versions of {reference}"), &self.bin, args);
-        Ok(self.run_reading_index(&inv)?.stdout)
+        Ok(self.run_reading_index(&inv, Again::EvenIfItRan)?.stdout)
     }
 }
 
@@ -663,6 +677,15 @@ impl Helm {
 const INDEX_BEING_REWRITTEN: &str = "empty index.yaml file";
 
 /// How long a rewrite of a repository's index is given before it is read again.
+/// Which runs of a command that read an index mid-rewrite run once more.
+#[derive(Clone, Copy)]
+enum Again {
+    /// A read: helm went on without the index, and said so.
+    EvenIfItRan,
+    /// A command that changes something once it ran.
+    OnlyIfFailed,
+}
+
 const INDEX_REWRITE_WAIT: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// `--` and then the positional arguments (names the tool did not write itself); nothing
@@ -1234,5 +1257,26 @@ mod tests {
         let search = helm_doing("search", &warned, r#"echo '[{"name":"demo/bsr"}]'"#);
         assert_eq!(search.search_repo_json("demo/bsr").unwrap().trim(), r#"[{"name":"demo/bsr"}]"#);
         assert_eq!(count(), 2);
+        // An upgrade of a repository chart that failed on the index changed nothing, and
+        // runs again; one that ran is never run twice, whatever it said.
+        let request = |chart: ChartRef| UpgradeRequest {
+            chart,
+            values: DeployValues { files: vec![], sets: vec![], step_file: None },
+            timeout: "5m".into(),
+            force_conflicts: false,
+        };
+        let upgraded = r#"echo '{"version":5,"info":{"status":"deployed"},"config":{}}'"#;
+        let deployed = helm_doing("upgrade", &rewritten, upgraded).upgrade("upgrade", "bsr", &request(chart.clone()));
+        assert_eq!(deployed.unwrap().revision, 5);
+        assert_eq!(count(), 2);
+        let ran_and_said = format!("echo 'WARNING: {INDEX_BEING_REWRITTEN}' >&2; {upgraded}");
+        let once = helm_doing("upgrade-once", &ran_and_said, "exit 1");
+        assert_eq!(once.upgrade("upgrade", "bsr", &request(chart.clone())).unwrap().revision, 5);
+        assert_eq!(count(), 1);
+        // An archive on disk reads no index: its failure is helm's answer.
+        let file = ChartRef::File(dir.path().join("bsr-1.1.9.tgz"));
+        let error = helm_doing("upgrade-file", &rewritten, upgraded).upgrade("upgrade", "bsr", &request(file));
+        assert!(error.unwrap_err().stderr().contains(INDEX_BEING_REWRITTEN));
+        assert_eq!(count(), 1);
     }
 }
