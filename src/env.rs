@@ -101,13 +101,16 @@ pub const VARIABLES: &[Variable] = &[
     Variable { name: XDG_CONFIG_HOME, meaning: "the config folder, for helm's registry config by default" },
     Variable {
         name: HELM_REPOSITORY_CACHE,
-        meaning: "set by helm: where its repository indexes are cached, read to see whether a chart version ships a policy before fetching it",
+        meaning: "set by helm: where its repository indexes are cached, read to see whether a chart version ships a policy before fetching it, and for each version's digest (a kept archive is taken only if it matches)",
     },
     Variable {
         name: HELM_CACHE_HOME,
         meaning: "helm's cache folder, for the repository cache when HELM_REPOSITORY_CACHE is not set",
     },
-    Variable { name: XDG_CACHE_HOME, meaning: "the cache folder, for helm's cache by default" },
+    Variable {
+        name: XDG_CACHE_HOME,
+        meaning: "the cache folder: the chart archives kept between runs (`helm-safe-upgrade/charts`, else under `~/.cache`), and helm's cache by default",
+    },
     Variable { name: DOCKER_CONFIG, meaning: "docker's config folder, the fallback for registry credentials" },
     Variable {
         name: PATH,

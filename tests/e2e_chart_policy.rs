@@ -63,12 +63,23 @@ fn a_charts_own_policy_decides_when_the_operator_names_none(version: HelmVersion
     assert!(!table.contains("commands from the chart"), "{version}: it has none: {table}");
     // The target is pulled once: read for its policy, then rendered by the preflight from
     // the same file (one pull per hop); without a preflight, the one pull is the policy's.
-    let pulls = |extra: &[&str]| {
+    // That is with nothing kept from the runs above (`forget`).
+    let kept = bed.env.dir().join("xdg-cache/helm-safe-upgrade/charts");
+    let pulls = |extra: &[&str], forget: bool| {
+        if forget {
+            std::fs::remove_dir_all(&kept).unwrap();
+        }
         let (_, stderr) = bed.run_expect(&[&upgrade("1.4.0")[..], &["--plan", "--debug"], extra].concat(), 0);
         stderr.lines().filter(|l| l.contains("debug: ") && l.contains(" pull ")).count()
     };
-    assert_eq!(pulls(&[]), 2, "{version}: hops to 1.2.0 and 1.4.0");
-    assert_eq!(pulls(&["--no-preflight"]), 1, "{version}");
+    assert_eq!(pulls(&[], true), 2, "{version}: hops to 1.2.0 and 1.4.0");
+    assert_eq!(pulls(&["--no-preflight"], true), 1, "{version}");
+    // The archives are kept between runs, by the digest helm's refreshed index gives: the
+    // next plan of the path pulls nothing, and neither does the run that walks it.
+    assert_eq!(pulls(&[], false), 1, "{version}: 1.2.0 was not kept yet");
+    assert_eq!(pulls(&[], false), 0, "{version}");
+    let kept_files = std::fs::read_dir(&kept).unwrap().count();
+    assert_eq!(kept_files, 2, "{version}: one file per archive");
     // A directory of packaged charts: the policy is read from the archive where it lies.
     let dir = bed.charts.path().to_str().unwrap();
     let in_dir = ["vendorapp", "--to", "1.4.0", "--chart", dir, "--plan", "--debug", "-o", "json"];

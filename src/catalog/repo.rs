@@ -36,27 +36,57 @@ pub fn cached_index(var: impl Fn(&str) -> Option<String>, home: Option<&Path>, r
 /// it. An index without the annotation anywhere says so without being parsed, which is
 /// how most repositories' large indexes are answered.
 pub fn index_says_no_policy(index: &Path, name: &str, version: &ChartVersion) -> Option<bool> {
-    if std::fs::metadata(index).ok()?.len() > MAX_INDEX_BYTES {
-        return None;
-    }
-    let text = std::fs::read_to_string(index).ok()?;
+    let text = read_index(index)?;
     if !text.contains(super::shipped::POLICY_ANNOTATION) {
         return Some(true);
-    }
-    #[derive(serde::Deserialize)]
-    struct Index {
-        #[serde(default)]
-        entries: BTreeMap<String, Vec<Entry>>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Entry {
-        version: String,
-        #[serde(default)]
-        annotations: Option<BTreeMap<String, serde_json::Value>>,
     }
     let parsed: Index = serde_saphyr::from_str(&text).ok()?;
     let entry = parsed.entries.get(name)?.iter().find(|e| e.version == version.original())?;
     Some(!entry.annotations.as_ref().is_some_and(|a| a.contains_key(super::shipped::POLICY_ANNOTATION)))
+}
+
+/// The digest (`sha256:<hex>`) the repository index at `index` gives for each version of
+/// chart `name`, by the version as the index spells it: what an archive kept from an
+/// earlier run must match to stand for the one `helm pull` would fetch now. Versions
+/// without a well-formed sha256 digest are left out; empty when the index cannot say.
+pub fn index_digests(index: &Path, name: &str) -> BTreeMap<String, String> {
+    let Some(text) = read_index(index) else { return BTreeMap::new() };
+    let Ok(mut parsed) = serde_saphyr::from_str::<Index>(&text) else { return BTreeMap::new() };
+    let entries = parsed.entries.remove(name).unwrap_or_default();
+    entries
+        .into_iter()
+        .filter_map(|e| {
+            let hex = e.digest?.to_ascii_lowercase();
+            let hex = hex.strip_prefix("sha256:").unwrap_or(&hex).to_string();
+            (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+                .then(|| (e.version, format!("sha256:{hex}")))
+        })
+        .collect()
+}
+
+/// The text of a cached index, unless it is missing, unreadable or over [`MAX_INDEX_BYTES`].
+fn read_index(index: &Path) -> Option<String> {
+    if std::fs::metadata(index).ok()?.len() > MAX_INDEX_BYTES {
+        return None;
+    }
+    std::fs::read_to_string(index).ok()
+}
+
+/// What the tool reads of a repository index: each chart's versions.
+#[derive(serde::Deserialize)]
+struct Index {
+    #[serde(default)]
+    entries: BTreeMap<String, Vec<Entry>>,
+}
+
+/// One version of a chart in an index: its `Chart.yaml` metadata and the archive's digest.
+#[derive(serde::Deserialize)]
+struct Entry {
+    version: String,
+    #[serde(default)]
+    annotations: Option<BTreeMap<String, serde_json::Value>>,
+    #[serde(default)]
+    digest: Option<String>,
 }
 
 /// The versions of exactly `repo/name`. `search repo` matches substrings of names and
@@ -134,6 +164,30 @@ mod tests {
         std::fs::write(&broken, "entries: [helm-safe-upgrade/policy\n").unwrap();
         assert_eq!(index_says_no_policy(&broken, "app", &v("1.0.0")), None, "unreadable: ask helm");
     }
+    #[test]
+    fn the_index_gives_each_versions_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let hex = "4b6d".repeat(16);
+        let index = dir.path().join("demo-index.yaml");
+        std::fs::write(
+            &index,
+            format!(
+                "apiVersion: v1\nentries:\n  bsr:\n  - version: 1.1.9\n    digest: {hex}\n  - version: v1.2.0\n    digest: sha256:{upper}\n  - version: 1.3.0\n    digest: not-a-digest\n  - version: 1.4.0\n  other:\n  - version: 9.0.0\n    digest: {hex}\n",
+                upper = hex.to_uppercase()
+            ),
+        )
+        .unwrap();
+        let digests = index_digests(&index, "bsr");
+        let want = format!("sha256:{hex}");
+        assert_eq!(digests.get("1.1.9"), Some(&want));
+        assert_eq!(digests.get("v1.2.0"), Some(&want), "as the index spells the version; any case, any prefix");
+        assert_eq!(digests.len(), 2, "no digest, or no sha256 digest, is no digest: {digests:?}");
+        assert!(index_digests(&index, "absent").is_empty());
+        assert!(index_digests(&dir.path().join("missing.yaml"), "bsr").is_empty());
+        std::fs::write(&index, "entries: [").unwrap();
+        assert!(index_digests(&index, "bsr").is_empty(), "unreadable: no digest");
+    }
+
     #[test]
     fn keeps_only_the_exact_chart_with_app_versions() {
         // As helm 3.19.0 and 4.1.4 print it, with a substring match helm also returns.

@@ -118,6 +118,10 @@ impl HelmEnv {
             ("HELM_CONFIG_HOME".into(), s(d.join("config"))),
             ("HELM_DATA_HOME".into(), s(d.join("data"))),
             ("KUBECONFIG".into(), s(self.kubeconfig())),
+            // The plugin keeps chart archives between runs under XDG_CACHE_HOME: one bed's
+            // runs share them, another bed's (or the machine's) do not. helm itself uses
+            // HELM_CACHE_HOME.
+            ("XDG_CACHE_HOME".into(), s(d.join("xdg-cache"))),
         ]
     }
 
