@@ -463,6 +463,45 @@ fn values_a_procedure_set_for_one_deploy_are_never_carried(version: HelmVersion)
 }
 both_helms!(procedure_values_not_carried, super::values_a_procedure_set_for_one_deploy_are_never_carried);
 
+/// A procedure's deploy of a hop's start (the fast path's maintenance mode at `from`) is
+/// rendered before the first change like the hop's own: values the old chart cannot
+/// render (here `image` set to a string where the chart reads `image.repository`) refuse
+/// the whole plan, naming the hop and the version that deploy would run, and nothing is
+/// changed — not even the maintenance deploy that would come first.
+fn a_maintenance_deploy_that_does_not_render_refuses_the_plan(version: HelmVersion) {
+    let bed = Bed::new(version);
+    bed.install("bsr", "1.0.4", VALUES);
+    let text = std::fs::read_to_string(bed_policy()).unwrap();
+    let old = "      - deploy: { version: from, set: { maintenance: true } }\n";
+    assert!(text.contains(old));
+    let policy = bed.env.dir().join("fast-unrenderable.yaml");
+    std::fs::write(
+        &policy,
+        text.replace(old, "      - deploy: { version: from, set: { maintenance: true, image: none } }\n"),
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let args = ["bsr", "--to", "1.3.2", "--chart", "demo/bsr", "--policy", policy.to_str().unwrap(), "--fast-path"];
+        bed.run_expect(&[&args[..], extra].concat(), 3)
+    };
+    let (_, stderr) = run(&["--yes", "--snapshot-taken"]);
+    assert!(
+        stderr.contains("hop 1 (1.0.4 → 1.3.2): bsr 1.0.4 does not render with the values the procedure's step 1 would deploy (its `set:` gives `image`, `maintenance`)"),
+        "{version}: {stderr}"
+    );
+    assert!(
+        stderr.contains("nothing was changed") && stderr.contains("repository"),
+        "{version}: helm's words: {stderr}"
+    );
+    assert_eq!(revision_count(&bed), 1, "{version}: nothing deployed");
+    assert_eq!(bed.user_values()["maintenance"], serde_json::Value::Null, "{version}: never in maintenance mode");
+    assert!(bed.ledger_record().is_none_or(|r| r["lock"].is_null()), "{version}: no lock left");
+    // `--plan` says the same before anyone is asked anything.
+    let (_, stderr) = run(&["--plan"]);
+    assert!(stderr.contains("bsr 1.0.4 does not render"), "{version}: {stderr}");
+}
+both_helms!(maintenance_deploy_render_refused, super::a_maintenance_deploy_that_does_not_render_refuses_the_plan);
+
 fn an_upgrade_made_outside_the_run_stops_it_before_the_next_hop(version: HelmVersion) {
     let bed = Bed::new(version);
     bed.install("bsr", "1.0.4", VALUES);

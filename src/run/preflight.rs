@@ -215,7 +215,7 @@ fn prepare_all(
         match result {
             Ok((chart, rendered)) => out.push(Prepared { at, chart, rendered }),
             Err(Failure::Render { error, schema }) => {
-                return Err(refusal(at.hop, &plan.hops[at.hop], name, &at.version, &error, schema));
+                return Err(refusal(&at, &plan.hops[at.hop], name, &error, schema));
             }
             Err(Failure::Fetch(e)) => {
                 return Err(RunError::Other(format!(
@@ -282,18 +282,32 @@ const SCHEMA_REJECTS: &str = "values don't meet the specifications of the schema
 /// A hop that does not render refuses the whole plan: `values-schema` when the chart's
 /// schema rejects the values — or is itself broken (`broken`: why it is not JSON), which
 /// helm reports in the same words, but which no change of values can mend — `render` for
-/// any other failure.
-fn refusal(
-    i: usize,
-    hop: &Hop,
-    chart: &str,
-    version: &ChartVersion,
-    error: &crate::helm::ExecError,
-    broken: Option<String>,
-) -> RunError {
+/// any other failure. A deploy the hop's procedure adds (BSR's maintenance mode at
+/// `from`) is named as such, with the keys its `set:` gives: those come from the policy,
+/// not from the operator's values.
+fn refusal(at: &At, hop: &Hop, chart: &str, error: &crate::helm::ExecError, broken: Option<String>) -> RunError {
+    let version = &at.version;
     let said = error.stderr().trim();
     let said = said.strip_prefix("Error: ").unwrap_or(said);
     let said = said.strip_prefix("UPGRADE FAILED: ").unwrap_or(said);
+    let procedure_set = match hop.rendered_step() == Some(at.step) {
+        true => None,
+        false => Some(
+            hop.upgrades()
+                .find(|(n, ..)| *n == at.step)
+                .map(|(_, _, set)| set.keys().cloned().collect::<Vec<_>>())
+                .unwrap_or_default(),
+        ),
+    };
+    let deploy = match &procedure_set {
+        None => "the values this hop would deploy".to_string(),
+        Some(keys) if keys.is_empty() => format!("the values the procedure's step {} would deploy", at.step + 1),
+        Some(keys) => format!(
+            "the values the procedure's step {} would deploy (its `set:` gives {})",
+            at.step + 1,
+            keys.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+        ),
+    };
     let (rule, what, supported) = if let Some(why) = broken {
         (
             "values-schema",
@@ -303,20 +317,26 @@ fn refusal(
     } else if said.contains(SCHEMA_REJECTS) {
         (
             "values-schema",
-            format!("{chart} {version}'s values.schema.json rejects the values this hop would deploy"),
+            format!("{chart} {version}'s values.schema.json rejects {deploy}"),
             "change the values with -f/--set (or a `rename`, `remove` or `set` value rule in the policy, for what the vendor's notes say changed) and plan again",
+        )
+    } else if procedure_set.is_some() {
+        (
+            "render",
+            format!("{chart} {version} does not render with {deploy}"),
+            "helm's message names the template and the value: fix the procedure's `set:` in the policy, or the values it meets; `--no-preflight` skips rendering (not advised)",
         )
     } else {
         (
             "render",
-            format!("{chart} {version} does not render with the values this hop would deploy"),
+            format!("{chart} {version} does not render with {deploy}"),
             "read helm's message: usually a value the new chart requires (`--set KEY=VALUE`); `--no-preflight` skips rendering (not advised)",
         )
     };
     let said = if said.is_empty() { error.to_string() } else { said.to_string() };
     refused(
         rule,
-        format!("hop {} ({} → {}): {what}; nothing was changed\nhelm: {said}", i + 1, hop.from, hop.to),
+        format!("hop {} ({} → {}): {what}; nothing was changed\nhelm: {said}", at.hop + 1, hop.from, hop.to),
         supported,
     )
 }
@@ -399,6 +419,12 @@ mod tests {
         crate::plan::plan_upgrade(&policy, &available, &request, &Context::default()).unwrap().hops.remove(0)
     }
 
+    /// The hop's own deploy of its target.
+    fn target() -> At {
+        let hop = hop();
+        At { hop: 0, step: hop.rendered_step().unwrap(), version: hop.to }
+    }
+
     #[test]
     fn a_broken_schema_is_the_charts_fault_not_the_values() {
         let dir = tempfile::tempdir().unwrap();
@@ -409,7 +435,7 @@ mod tests {
         // helm says the same words for both; the broken schema decides.
         let words = "Error: UPGRADE FAILED: values don't meet the specifications of the schema(s) in the following chart(s):\napp:\nunexpected EOF";
         let RunError::Refused(Refusal { rule, message, supported }) =
-            refusal(0, &hop(), "app", &hop().to, &helm_says(words), Some(why))
+            refusal(&target(), &hop(), "app", &helm_says(words), Some(why))
         else {
             panic!("a refusal")
         };
@@ -417,17 +443,46 @@ mod tests {
         assert!(message.contains("app 1.1.0's values.schema.json is not valid JSON (line 3"), "{message}");
         assert!(supported.starts_with("no values can mend it"), "{supported}");
         let RunError::Refused(Refusal { message, supported, .. }) =
-            refusal(0, &hop(), "app", &hop().to, &helm_says(words), None)
+            refusal(&target(), &hop(), "app", &helm_says(words), None)
         else {
             panic!("a refusal")
         };
         assert!(message.contains("rejects the values"), "{message}");
         assert!(supported.starts_with("change the values"), "{supported}");
         let RunError::Refused(Refusal { rule, .. }) =
-            refusal(0, &hop(), "app", &hop().to, &helm_says("Error: template: x"), None)
+            refusal(&target(), &hop(), "app", &helm_says("Error: template: x"), None)
         else {
             panic!("a refusal")
         };
         assert_eq!(rule, "render");
+    }
+
+    #[test]
+    fn a_procedures_deploy_that_does_not_render_is_named_with_the_keys_its_set_gives() {
+        let mut hop = hop();
+        let set = serde_json::json!({"maintenance": true, "image": "none"}).as_object().unwrap().clone();
+        hop.steps.insert(0, crate::plan::Step::Deploy { version: hop.from.clone(), set, revision: None });
+        let at = At { hop: 0, step: 0, version: hop.from.clone() };
+        let RunError::Refused(Refusal { rule, message, supported }) =
+            refusal(&at, &hop, "app", &helm_says("Error: template: x: can't evaluate field repository"), None)
+        else {
+            panic!("a refusal")
+        };
+        assert_eq!(rule, "render");
+        assert!(
+            message.starts_with(
+                "hop 1 (1.0.0 → 1.1.0): app 1.0.0 does not render with the values the procedure's step 1 would deploy (its `set:` gives `image`, `maintenance`); nothing was changed"
+            ),
+            "{message}"
+        );
+        assert!(message.ends_with("helm: template: x: can't evaluate field repository"), "{message}");
+        assert!(supported.contains("fix the procedure's `set:` in the policy"), "{supported}");
+        // The hop's own deploy, after it, is the hop's.
+        let own = At { hop: 0, step: hop.rendered_step().unwrap(), version: hop.to.clone() };
+        let RunError::Refused(Refusal { message, .. }) = refusal(&own, &hop, "app", &helm_says("Error: x"), None)
+        else {
+            panic!("a refusal")
+        };
+        assert!(message.contains("app 1.1.0 does not render with the values this hop would deploy"), "{message}");
     }
 }
