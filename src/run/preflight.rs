@@ -68,9 +68,9 @@ pub fn check(
     // What each hop starts from, for --diff: the live release, then the hop before.
     let mut before = (facts.release.manifest.clone(), facts.release.user_values.clone());
     let name = &facts.release.chart_name;
-    // A secret of any of the values the run sees is masked in every hop's view: a password
-    // rotated by the hop leaves its old value, under a key that does not look secret
-    // (an env var's `value`), as no secret of the new values.
+    // A secret of any of the values the run sees is masked in every hop's view and diff: a
+    // password rotated by the hop leaves its old value, under a key that does not look
+    // secret (an env var's `value`), as no secret of the new values.
     let secrets = prepared.iter().fold(Secrets::from_values(&facts.release.user_values), |all, p| {
         all.union(&Secrets::from_values(&p.rendered.values))
     });
@@ -100,7 +100,7 @@ pub fn check(
         let render = &last.rendered;
         let changes = match opts.diff {
             DiffDetail::None => None,
-            detail => Some(changes(&before, render, detail, hop)?),
+            detail => Some(changes(&before, render, detail, hop, &secrets)?),
         };
         before = (render.manifest.clone(), render.values.clone());
         hop.check = Some(HopCheck {
@@ -371,16 +371,22 @@ fn against_chart(
 }
 
 /// What a hop changes: the resources and the values keys, and with `--diff=full` the
-/// unified diff; secrets of either side masked.
-fn changes(before: &(String, Value), after: &Rendered, detail: DiffDetail, hop: &Hop) -> Result<HopChanges, RunError> {
-    let secrets = Secrets::from_values(&before.1).union(&Secrets::from_values(&after.values));
+/// unified diff; `secrets` (those of every values the run sees, so of either side too)
+/// masked.
+fn changes(
+    before: &(String, Value),
+    after: &Rendered,
+    detail: DiffDetail,
+    hop: &Hop,
+    secrets: &Secrets,
+) -> Result<HopChanges, RunError> {
     let cannot = |e: crate::diff::DiffError| {
         RunError::Other(format!("cannot compare what hop {} → {} renders: {e}", hop.from, hop.to))
     };
-    let manifests = ManifestDiff::between(&before.0, &after.manifest, &secrets).map_err(cannot)?;
-    let values = crate::diff::values_changes(&before.1, &after.values, &secrets).iter().map(|c| c.redacted()).collect();
+    let manifests = ManifestDiff::between(&before.0, &after.manifest, secrets).map_err(cannot)?;
+    let values = crate::diff::values_changes(&before.1, &after.values, secrets).iter().map(|c| c.redacted()).collect();
     let unified = match detail {
-        DiffDetail::Full => Some(crate::diff::unified(&before.0, &after.manifest, &secrets, 3).map_err(cannot)?),
+        DiffDetail::Full => Some(crate::diff::unified(&before.0, &after.manifest, secrets, 3).map_err(cannot)?),
         _ => None,
     };
     Ok(HopChanges { manifests, values, unified })
