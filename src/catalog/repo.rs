@@ -40,8 +40,7 @@ pub fn index_says_no_policy(index: &Path, name: &str, version: &ChartVersion) ->
     if !text.contains(super::shipped::POLICY_ANNOTATION) {
         return Some(true);
     }
-    let parsed: Index = serde_saphyr::from_str(&text).ok()?;
-    let entry = parsed.entries.get(name)?.iter().find(|e| e.version == version.original())?;
+    let entry = chart_entries(&text, name)?.into_iter().find(|e| e.version == version.original())?;
     Some(!entry.annotations.as_ref().is_some_and(|a| a.contains_key(super::shipped::POLICY_ANNOTATION)))
 }
 
@@ -51,9 +50,8 @@ pub fn index_says_no_policy(index: &Path, name: &str, version: &ChartVersion) ->
 /// without a well-formed sha256 digest are left out; empty when the index cannot say.
 pub fn index_digests(index: &Path, name: &str) -> BTreeMap<String, String> {
     let Some(text) = read_index(index) else { return BTreeMap::new() };
-    let Ok(mut parsed) = serde_saphyr::from_str::<Index>(&text) else { return BTreeMap::new() };
-    let entries = parsed.entries.remove(name).unwrap_or_default();
-    entries
+    chart_entries(&text, name)
+        .unwrap_or_default()
         .into_iter()
         .filter_map(|e| {
             let hex = e.digest?.to_ascii_lowercase();
@@ -70,6 +68,53 @@ fn read_index(index: &Path) -> Option<String> {
         return None;
     }
     std::fs::read_to_string(index).ok()
+}
+
+/// The entries of chart `name` in the index `text`; None when it cannot be read.
+///
+/// A busy repository's index holds every version of every chart (tens of MB): parsed
+/// whole, a 20 MB index takes the tool 2.6 s, far more than the pull it may save. helm
+/// writes its index in block style, two spaces a level (`entries:`, then `  name:` and
+/// its list), so the chart's own lines are cut out first and only they are parsed (0.1 s
+/// for that index, reading the file included). An index laid out otherwise (JSON, say)
+/// is parsed whole only up to [`MAX_WHOLE_INDEX_BYTES`]: a larger one cannot say, and the
+/// chart is fetched as it would be without it.
+fn chart_entries(text: &str, name: &str) -> Option<Vec<Entry>> {
+    let whole = match chart_lines(text, name) {
+        Some(lines) => format!("entries:\n{lines}"),
+        None if text.len() <= MAX_WHOLE_INDEX_BYTES => text.to_string(),
+        None => return None,
+    };
+    let mut parsed: Index = serde_saphyr::from_str(&whole).ok()?;
+    parsed.entries.remove(name)
+}
+
+/// The largest index not laid out as helm writes it that is parsed whole (about half a
+/// second's work).
+const MAX_WHOLE_INDEX_BYTES: usize = 4 * 1024 * 1024;
+
+/// The lines of chart `name` in an index helm wrote: from its `  name:` line under the
+/// top-level `entries:` to the next chart's key (two spaces, then neither a space nor a
+/// list's `-`) or the next top-level key. None when the index is not laid out so.
+fn chart_lines<'t>(text: &'t str, name: &str) -> Option<&'t str> {
+    let key = format!("\n  {name}:\n");
+    let start = text.find(&key)? + 1;
+    let top_level = |line: &str| !line.is_empty() && !line.starts_with([' ', '#', '\t']);
+    if text[..start].lines().rev().find(|l| top_level(l)) != Some("entries:") {
+        return None;
+    }
+    let rest = &text[start..];
+    let mut end = rest.len();
+    let mut offset = key.len() - 1;
+    for line in rest[offset..].split_inclusive('\n') {
+        let next_chart = line.strip_prefix("  ").is_some_and(|l| !l.starts_with([' ', '-', '\n', '#']));
+        if next_chart || top_level(line.trim_end_matches('\n')) {
+            end = offset;
+            break;
+        }
+        offset += line.len();
+    }
+    Some(&rest[..end])
 }
 
 /// What the tool reads of a repository index: each chart's versions.
@@ -186,6 +231,55 @@ mod tests {
         assert!(index_digests(&dir.path().join("missing.yaml"), "bsr").is_empty());
         std::fs::write(&index, "entries: [").unwrap();
         assert!(index_digests(&index, "bsr").is_empty(), "unreadable: no digest");
+    }
+
+    #[test]
+    fn a_large_index_is_read_for_one_chart_whatever_its_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = dir.path().join("big-index.yaml");
+        let digest = |c: usize, v: usize| format!("{c:032x}{v:032x}");
+        // 60 charts of 1,000 versions: far over the YAML reader's default of 250,000 nodes.
+        let entry = |c: usize, v: usize| {
+            format!(
+                "  - apiVersion: v2\n    description: |\n      chart{c}:\n      entries:\n    digest: {}\n    name: chart{c}\n    urls:\n    - https://charts.example/chart{c}-{v}.0.0.tgz\n    version: {v}.0.0\n",
+                digest(c, v)
+            )
+        };
+        let mut text = String::from("apiVersion: v1\nentries:\n");
+        for c in 0..60 {
+            text.push_str(&format!("  chart{c}:\n"));
+            (0..1000).for_each(|v| text.push_str(&entry(c, v)));
+        }
+        text.push_str(
+            "generated: \"2026-11-30T00:00:00Z\"\nserverInfo:\n  chart7:\n  - version: 0.0.1\n    digest: x\n",
+        );
+        std::fs::write(&index, &text).unwrap();
+        let found = index_digests(&index, "chart7");
+        assert_eq!(found.len(), 1000);
+        assert_eq!(found["999.0.0"], format!("sha256:{}", digest(7, 999)));
+        assert_eq!(index_digests(&index, "chart59").len(), 1000, "the last chart ends at the next top-level key");
+        assert_eq!(index_says_no_policy(&index, "chart7", &ChartVersion::parse("3.0.0").unwrap()), Some(true));
+        // An index as JSON (which is YAML too), not laid out as helm writes YAML: read
+        // whole, up to MAX_WHOLE_INDEX_BYTES; a larger one cannot say.
+        let as_json = |charts: usize| {
+            let charts: serde_json::Map<String, serde_json::Value> = (0..charts)
+                .map(|c| {
+                    let versions = (0..1000).map(|v| {
+                        serde_json::json!({"name": format!("chart{c}"), "version": format!("{v}.0.0"), "digest": digest(c, v)})
+                    });
+                    (format!("chart{c}"), versions.collect())
+                })
+                .collect();
+            serde_json::json!({"apiVersion": "v1", "entries": charts}).to_string()
+        };
+        std::fs::write(&index, as_json(8)).unwrap();
+        let found = index_digests(&index, "chart7");
+        assert_eq!(found.len(), 1000);
+        assert_eq!(found["0.0.0"], format!("sha256:{}", digest(7, 0)));
+        let large = as_json(60);
+        assert!(large.len() > MAX_WHOLE_INDEX_BYTES);
+        std::fs::write(&index, large).unwrap();
+        assert!(index_digests(&index, "chart7").is_empty());
     }
 
     #[test]
