@@ -133,16 +133,24 @@ fn the_fleet_is_planned_release_by_release(version: HelmVersion) {
     // List reads: one `helm list` for every release, the repository refreshed once, each
     // chart listed once, and a newest chart pulled for the policy it may ship only when
     // helm's cached index does not rule it out: vendorapp's entry names one; gitlab's and
-    // generic-app's name none (bsr's policy is the ledger's file).
-    let (_, stderr) = through_helm(&bed, &[&["--fleet", "--plan", "--debug"][..], &CHARTS].concat(), 0);
-    let ran = |what: &str| stderr.lines().filter(|l| l.contains("debug: ") && l.contains(what)).count();
-    let counts = [ran(" list --deployed"), ran(" repo update "), ran(" search repo "), ran(" pull ")];
+    // generic-app's name none (bsr's policy is the ledger's file). That is with no archive
+    // kept from the runs above; the next fleet plan takes vendorapp's kept archive.
+    let kept = bed.env.dir().join("xdg-cache/helm-safe-upgrade/charts");
+    std::fs::remove_dir_all(&kept).unwrap();
+    let fleet_reads = || {
+        let (_, stderr) = through_helm(&bed, &[&["--fleet", "--plan", "--debug"][..], &CHARTS].concat(), 0);
+        let ran = |what: &str| stderr.lines().filter(|l| l.contains("debug: ") && l.contains(what)).count();
+        ([ran(" list --deployed"), ran(" repo update "), ran(" search repo "), ran(" pull ")], stderr)
+    };
+    let (counts, stderr) = fleet_reads();
     assert_eq!(counts, [1, 1, 4, 1], "{version}: list, repo update, search repo, pull:\n{stderr}");
     assert_eq!(
         stderr.lines().filter(|l| l.contains(" pull ") && l.contains("--version 1.6.0 -- demo/vendorapp")).count(),
         1,
         "{version}: vendorapp 1.6.0's policy is read:\n{stderr}"
     );
+    let (counts, stderr) = fleet_reads();
+    assert_eq!(counts, [1, 1, 4, 0], "{version}: kept since the run before:\n{stderr}");
 
     // Asked without --plan: refused, nothing read.
     let (_, stderr) = through_helm(&bed, &["--fleet"], 2);
