@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use super::{Ledger, LedgerError, LedgerStore, Lock, Revision, Stored, now};
 use crate::run::holder::{Liveness, Me, liveness};
-use crate::text::one_line;
+use crate::text::{one_line, shell_quoted};
 
 /// What the operator allows when the lock is held by someone else.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,7 +90,8 @@ fn refusal(ledger: &Ledger, lock: &Lock, takeover: &Takeover) -> Option<LedgerEr
             if resume.is_empty() { "" } else { " --resume or" }
         ),
         (Liveness::Unknown, _) => format!(
-            "wait for that run to finish; it runs on another machine, so this one cannot tell whether it is alive. If you are sure it is gone, run again with --force-unlock='{holder}'{}",
+            "wait for that run to finish; it runs on another machine, so this one cannot tell whether it is alive. If you are sure it is gone, run again with --force-unlock={}{}",
+            shell_quoted(&holder),
             if resume.is_empty() { "" } else { " (and --resume to continue its plan)" }
         ),
     };

@@ -679,3 +679,25 @@ fn dropped_entries_are_counted() {
     let value: serde_json::Value = serde_json::from_str(&l.to_json().unwrap()).unwrap();
     assert_eq!(value["dropped"]["hops"], 7);
 }
+
+#[test]
+fn the_force_unlock_hint_quotes_a_forged_holder_so_pasting_it_runs_nothing() {
+    // The holder is read from the ledger, which anyone who may edit ConfigMaps in the
+    // namespace can rewrite: one that closes the hint's quotes would have its `$(…)` run
+    // by the operator's shell when the suggested command is pasted.
+    let dir = tempfile::tempdir().unwrap();
+    let s: Arc<dyn LedgerStore> = store(dir.path());
+    let mut forged = Ledger::new("registry", "bsr");
+    forged.lock = Some(Lock {
+        holder: "x'$(touch /tmp/pwned)'@evil pid 5".into(),
+        since: "2020-01-01T00:00:00Z".into(),
+        command: "x".into(),
+        plan: None,
+        process: None,
+    });
+    s.write(&forged, None).unwrap();
+    let err = Held::acquire(s, &claim(elsewhere("bo", 9), "helm safe-upgrade registry"), &Takeover::No).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains(r"--force-unlock='x'\''$(touch /tmp/pwned)'\''@evil pid 5'"), "{text}");
+    assert!(!text.contains("--force-unlock='x'$("), "{text}");
+}
