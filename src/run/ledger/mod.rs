@@ -488,33 +488,55 @@ impl Ledger {
 
     /// Drop the oldest runs, hops and snapshots, then the policy text, until the record
     /// fits in `limit` bytes; say what was dropped in `trimmed`.
+    ///
+    /// The fewest entries that must go are found by halving (a dozen serialisations),
+    /// not by dropping one entry at a time and serialising the whole record again after
+    /// each: a record edited by hand to thousands of small entries took minutes that way,
+    /// before the run had even taken its lock.
     fn shrink_to(&mut self, limit: usize) -> Result<(), LedgerError> {
-        let mut dropped = (0usize, 0usize, 0usize);
-        while serde_json::to_string_pretty(self)?.len() > limit {
-            if self.runs.len() > 1 {
-                self.runs.remove(0);
-                dropped.0 += 1;
-                self.dropped.runs += 1;
-            } else if self.hops.len() > 1 {
-                self.hops.remove(0);
-                dropped.1 += 1;
-                self.dropped.hops += 1;
-            } else if self.snapshots.len() > 1 {
-                self.snapshots.remove(0);
-                dropped.2 += 1;
-                self.dropped.snapshots += 1;
-            } else if let Some(text) = self.policy_record.as_mut().and_then(|p| p.text.take()) {
-                drop(text);
-            } else {
-                break;
-            }
-            self.trimmed = Some(format!(
-                "older records were dropped to keep the ledger under {} KiB ({} runs, {} hops, {} snapshots)",
-                limit / 1024,
-                dropped.0,
-                dropped.1,
-                dropped.2
+        let fits = |l: &Ledger| -> Result<bool, LedgerError> { Ok(serde_json::to_string_pretty(l)?.len() <= limit) };
+        if fits(self)? {
+            return Ok(());
+        }
+        // Oldest first, one of each list always kept: runs, then hops, then snapshots.
+        let droppable = [self.runs.len(), self.hops.len(), self.snapshots.len()].map(|n| n.saturating_sub(1));
+        let split = |mut k: usize| {
+            droppable.map(|most| {
+                let n = k.min(most);
+                k -= n;
+                n
+            })
+        };
+        // The record with the `k` oldest entries dropped, saying so: what is measured is
+        // what is written, `trimmed` and `dropped` included.
+        let dropping = |k: usize| {
+            let [runs, hops, snapshots] = split(k);
+            let mut smaller = self.clone();
+            smaller.runs.drain(..runs);
+            smaller.hops.drain(..hops);
+            smaller.snapshots.drain(..snapshots);
+            smaller.dropped.runs += runs as u64;
+            smaller.dropped.hops += hops as u64;
+            smaller.dropped.snapshots += snapshots as u64;
+            smaller.trimmed = Some(format!(
+                "older records were dropped to keep the ledger under {} KiB ({runs} runs, {hops} hops, {snapshots} snapshots)",
+                limit / 1024
             ));
+            smaller
+        };
+        let (mut fewest, mut most) = (0, droppable.iter().sum::<usize>());
+        if fits(&dropping(most))? {
+            // Dropping `most` fits and `fewest` (none) does not: halve the gap between them.
+            while most - fewest > 1 {
+                let middle = fewest + (most - fewest) / 2;
+                if fits(&dropping(middle))? { most = middle } else { fewest = middle }
+            }
+        }
+        *self = dropping(most);
+        if !fits(self)?
+            && let Some(policy) = self.policy_record.as_mut()
+        {
+            policy.text = None;
         }
         Ok(())
     }

@@ -701,3 +701,29 @@ fn the_force_unlock_hint_quotes_a_forged_holder_so_pasting_it_runs_nothing() {
     assert!(text.contains(r"--force-unlock='x'\''$(touch /tmp/pwned)'\''@evil pid 5'"), "{text}");
     assert!(!text.contains("--force-unlock='x'$("), "{text}");
 }
+
+#[test]
+fn a_record_edited_to_thousands_of_small_entries_is_trimmed_at_once_and_no_further_than_needed() {
+    // One entry at a time, with the whole record serialised again after each, this took
+    // minutes (the run stood before its lock): 4000 hops and 3000 snapshots of a record
+    // someone edited by hand.
+    let mut l = full_ledger();
+    let one_hop = l.hops[0].clone();
+    let one_snapshot = l.snapshots[0].clone();
+    l.hops = vec![one_hop; 4000];
+    l.snapshots = vec![one_snapshot; 3000];
+    let started = std::time::Instant::now();
+    let text = l.to_json().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+    assert!(text.len() <= MAX_RECORD_BYTES, "{}", text.len());
+    let back = Ledger::from_json(&text, "x", "").unwrap();
+    assert_eq!(back.snapshots.len(), 3000, "hops go before snapshots");
+    assert_eq!(back.runs, l.runs, "the only run is kept");
+    let dropped = 4000 - back.hops.len();
+    assert_eq!(back.dropped.hops, dropped as u64);
+    assert!(back.trimmed.as_ref().unwrap().contains(&format!("{dropped} hops")), "{:?}", back.trimmed);
+    // No further than needed: one hop more would not fit.
+    let mut one_more = back.clone();
+    one_more.hops.insert(0, l.hops[0].clone());
+    assert!(serde_json::to_string_pretty(&one_more).unwrap().len() > MAX_RECORD_BYTES);
+}
