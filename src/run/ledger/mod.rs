@@ -434,15 +434,24 @@ impl Ledger {
             inspect: inspect.to_string(),
         };
         let mut value: serde_json::Value = serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
-        match value.get("schema").and_then(serde_json::Value::as_u64) {
-            Some(found) if found > u64::from(SCHEMA) => {
-                return Err(LedgerError::NewerSchema { location: location.to_string(), found });
-            }
-            Some(1) => upgrade_schema_1(&mut value),
-            Some(_) => {}
+        let schema = match value.get("schema") {
             None => return Err(corrupt("no \"schema\" field".to_string())),
+            Some(found) => found.as_u64().ok_or_else(|| {
+                corrupt(format!("\"schema\" is {}, not a whole number", crate::text::truncated(&found.to_string(), 64)))
+            })?,
+        };
+        if schema > u64::from(SCHEMA) {
+            return Err(LedgerError::NewerSchema { location: location.to_string(), found: schema });
         }
-        serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))
+        if schema == 1 {
+            upgrade_schema_1(&mut value);
+            return serde_json::from_value(value).map_err(|e| corrupt(e.to_string()));
+        }
+        // Read from the text, not the parsed value: serde then says where the field it
+        // cannot read stands ("at line 5 column 17"), in the very text the hint's kubectl
+        // command prints. Without it, "invalid type: integer `12`, expected a string"
+        // leaves a person to guess which of the record's fields was edited.
+        serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))
     }
 
     /// Read a stored record only to show it (`--history`): a record of a newer schema is

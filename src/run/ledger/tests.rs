@@ -727,3 +727,21 @@ fn a_record_edited_to_thousands_of_small_entries_is_trimmed_at_once_and_no_furth
     one_more.hops.insert(0, l.hops[0].clone());
     assert!(serde_json::to_string_pretty(&one_more).unwrap().len() > MAX_RECORD_BYTES);
 }
+
+#[test]
+fn an_edited_record_is_refused_saying_where_the_field_it_cannot_read_stands() {
+    let text = full_ledger().to_json().unwrap();
+    let mut value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    value["newest_ever"] = 12.into();
+    let edited = serde_json::to_string_pretty(&value).unwrap();
+    let line = edited.lines().position(|l| l.contains("\"newest_ever\": 12")).unwrap() + 1;
+    let err = Ledger::from_json(&edited, "ConfigMap x", "").unwrap_err().to_string();
+    assert!(err.contains("expected a string") && err.contains(&format!("at line {line} column")), "{err}");
+
+    value["schema"] = "3".into();
+    let err = Ledger::from_json(&value.to_string(), "ConfigMap x", "").unwrap_err().to_string();
+    assert!(err.contains(r#""schema" is "3", not a whole number"#), "{err}");
+    value.as_object_mut().unwrap().remove("schema");
+    let err = Ledger::from_json(&value.to_string(), "ConfigMap x", "").unwrap_err().to_string();
+    assert!(err.contains(r#"no "schema" field"#), "{err}");
+}
