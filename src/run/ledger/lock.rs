@@ -141,6 +141,7 @@ impl Held {
                 hop.message = Some("the run was interrupted during this hop (its process ended)".into());
             }
             record(&mut ledger);
+            ledger.fit()?;
             match store.write(&ledger, revision.as_ref()) {
                 Ok(revision) => return Ok(Held { store, ledger, revision }),
                 Err(LedgerError::Conflict { .. }) => {
@@ -180,6 +181,9 @@ impl Held {
     /// counts; if it is still what this run wrote before, the write is tried once more.
     /// The same read-back tells a refused retry of our own applied write from a lost lock.
     pub fn save(&mut self) -> Result<(), LedgerError> {
+        // Trimmed here, not only on the way out: the read-back below compares the stored
+        // record with this one.
+        self.ledger.fit()?;
         match self.store.write(&self.ledger, Some(&self.revision)) {
             Ok(revision) => {
                 self.revision = revision;

@@ -495,6 +495,15 @@ impl Ledger {
         Ok(serde_json::to_string_pretty(&smaller)?)
     }
 
+    /// Trim the record in place to what [`Ledger::to_json`] stores. A run keeps the record
+    /// it wrote and reads it back after a write that timed out to learn whether it landed
+    /// ([`Held::save`]): compared with an untrimmed copy, a landed write of a record over
+    /// the limit read as someone else's, and the run stopped with "lost the lock" while it
+    /// held it.
+    pub fn fit(&mut self) -> Result<(), LedgerError> {
+        self.shrink_to(MAX_RECORD_BYTES)
+    }
+
     /// Drop the oldest runs, hops and snapshots, then the policy text, until the record
     /// fits in `limit` bytes; say what was dropped in `trimmed`.
     ///

@@ -745,3 +745,19 @@ fn an_edited_record_is_refused_saying_where_the_field_it_cannot_read_stands() {
     let err = Ledger::from_json(&value.to_string(), "ConfigMap x", "").unwrap_err().to_string();
     assert!(err.contains(r#"no "schema" field"#), "{err}");
 }
+
+#[test]
+fn a_record_over_the_limit_is_held_as_it_was_stored() {
+    // The read-back after a write that timed out compares the stored record with the
+    // held one: they must be equal when the write landed, trimmed or not.
+    let dir = tempfile::tempdir().unwrap();
+    let s: Arc<dyn LedgerStore> = store(dir.path());
+    let mut held = Held::acquire(s.clone(), &claim(elsewhere("ana", 7), "c"), &Takeover::No).unwrap();
+    let one_snapshot = SnapshotRecord { run: None, version: v("1.0.0"), taken_at: now(), how: "x".repeat(2000) };
+    held.ledger_mut().snapshots = vec![one_snapshot; 1000];
+    held.save().unwrap();
+    let stored = s.load().unwrap().unwrap().ledger;
+    assert!(stored.snapshots.len() < 1000, "trimmed: {}", stored.snapshots.len());
+    assert_eq!(&stored, held.ledger());
+    assert_eq!(held.ledger().dropped.snapshots, 1000 - stored.snapshots.len() as u64);
+}
