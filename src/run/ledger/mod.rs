@@ -533,9 +533,9 @@ impl Ledger {
             smaller.runs.drain(..runs);
             smaller.hops.drain(..hops);
             smaller.snapshots.drain(..snapshots);
-            smaller.dropped.runs += runs as u64;
-            smaller.dropped.hops += hops as u64;
-            smaller.dropped.snapshots += snapshots as u64;
+            smaller.dropped.runs = smaller.dropped.runs.saturating_add(runs as u64);
+            smaller.dropped.hops = smaller.dropped.hops.saturating_add(hops as u64);
+            smaller.dropped.snapshots = smaller.dropped.snapshots.saturating_add(snapshots as u64);
             smaller.trimmed = Some(format!(
                 "older records were dropped to keep the ledger under {} KiB ({runs} runs, {hops} hops, {snapshots} snapshots)",
                 limit / 1024
@@ -589,7 +589,7 @@ impl Ledger {
             work_ms: None,
             downtime_ms: None,
         });
-        self.dropped.hops += trim_front(&mut self.hops, MAX_HOPS);
+        self.dropped.hops = self.dropped.hops.saturating_add(trim_front(&mut self.hops, MAX_HOPS));
     }
 
     /// End the latest running hop. Its timings come from the steps the run recorded for
@@ -642,7 +642,7 @@ impl Ledger {
     pub fn record_snapshot(&mut self, version: &ChartVersion, how: &str) {
         let run = self.current_run_id();
         self.snapshots.push(SnapshotRecord { run, version: version.clone(), taken_at: now(), how: how.to_string() });
-        self.dropped.snapshots += trim_front(&mut self.snapshots, MAX_SNAPSHOTS);
+        self.dropped.snapshots = self.dropped.snapshots.saturating_add(trim_front(&mut self.snapshots, MAX_SNAPSHOTS));
     }
 
     /// The id of the run under way (the latest that has not ended).
@@ -657,10 +657,13 @@ impl Ledger {
     /// A run starts; it gets the ledger's next run id.
     pub fn record_run_start(&mut self, mut run: RunRecord) {
         // Records older than schema 3 have no ids (0): start after them.
-        self.runs_recorded = self.runs_recorded.max(self.runs.len() as u64) + 1;
+        // Saturating: the count is read back from a record anyone may edit, and one set to
+        // u64::MAX made the next run panic ("attempt to add with overflow") before it had
+        // taken its lock, on every run until the record was fixed by hand.
+        self.runs_recorded = self.runs_recorded.max(self.runs.len() as u64).saturating_add(1);
         run.id = self.runs_recorded;
         self.runs.push(run);
-        self.dropped.runs += trim_front(&mut self.runs, MAX_RUNS);
+        self.dropped.runs = self.dropped.runs.saturating_add(trim_front(&mut self.runs, MAX_RUNS));
     }
 
     /// End the latest run that has not ended.

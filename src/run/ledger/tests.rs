@@ -761,3 +761,22 @@ fn a_record_over_the_limit_is_held_as_it_was_stored() {
     assert_eq!(&stored, held.ledger());
     assert_eq!(held.ledger().dropped.snapshots, 1000 - stored.snapshots.len() as u64);
 }
+
+#[test]
+fn counters_edited_to_their_maximum_do_not_overflow() {
+    let mut l = full_ledger();
+    l.runs_recorded = u64::MAX;
+    l.dropped = Dropped { runs: u64::MAX, hops: u64::MAX, snapshots: u64::MAX };
+    let run = l.runs[0].clone();
+    for _ in 0..=MAX_RUNS {
+        l.record_run_start(run.clone());
+        l.record_hop_start(&hop(v("1.1.2"), v("1.2.6")), 0);
+        l.record_snapshot(&v("1.1.2"), "x");
+    }
+    for _ in 0..MAX_HOPS {
+        l.record_hop_start(&hop(v("1.1.2"), v("1.2.6")), 0);
+    }
+    assert_eq!(l.runs_recorded, u64::MAX);
+    assert_eq!(l.dropped, Dropped { runs: u64::MAX, hops: u64::MAX, snapshots: u64::MAX });
+    l.fit().unwrap();
+}
