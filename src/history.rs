@@ -193,7 +193,8 @@ pub fn history(ledger: &Ledger, subject: Subject<'_>, note: Option<&str>) -> His
             from: p.plan.from.clone(),
             to: p.plan.to.clone(),
             hops: p.plan.hops.len(),
-            next_hop: p.next_hop + 1,
+            // Saturating: read from a record anyone may edit (a panic here ended --history).
+            next_hop: p.next_hop.saturating_add(1),
             started_at: p.started_at.clone(),
         }),
         runs,

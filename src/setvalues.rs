@@ -204,7 +204,7 @@ impl SetArg {
 
     /// The assignments of the line, or why helm would reject it.
     pub fn parse(&self) -> Result<Vec<Assignment>, SetError> {
-        Scanner { chars: self.text.chars().collect(), pos: 0, kind: self.kind }.assignments()
+        Scanner { chars: self.text.chars().collect(), pos: 0, kind: self.kind, in_value: false }.assignments()
     }
 
     /// `key=***,other=***`: the keys, never the values.
@@ -251,6 +251,8 @@ struct Scanner {
     chars: Vec<char>,
     pos: usize,
     kind: SetKind,
+    /// The assignment under way has reached its value (its `=`).
+    in_value: bool,
 }
 
 /// Where the parse of an assignment goes next.
@@ -305,14 +307,30 @@ impl Scanner {
             if self.pos >= self.chars.len() {
                 return Ok(out);
             }
-            match self.assignment()? {
-                Some(assignment) => out.push(assignment),
-                None => return Ok(out),
+            self.in_value = false;
+            match self.assignment() {
+                Ok(Some(assignment)) => out.push(assignment),
+                Ok(None) => return Ok(out),
+                Err(e) => return Err(self.after_a_comma(e, out.last())),
             }
             if self.literal() {
                 // The value ran to the end.
                 return Ok(out);
             }
+        }
+    }
+
+    /// An error in the key of an assignment after a comma does not quote that key: it
+    /// is more often the rest of the previous value, whose comma was not escaped
+    /// (`--set db.password=Summer,2024` makes helm read a key `2024`), and quoting it
+    /// would print part of a password in the error, in CI logs and in `-o json`.
+    fn after_a_comma(&self, error: SetError, previous: Option<&Assignment>) -> SetError {
+        match previous {
+            Some(previous) if !self.in_value => self.error(format!(
+                "the text after the comma that ends the value of {:?} is not KEY=VALUE (not shown: it may be part of that value); if the comma belongs to the value, escape it as \\,",
+                path_text(&previous.path)
+            )),
+            _ => error,
         }
     }
 
@@ -404,6 +422,7 @@ impl Scanner {
     }
 
     fn value(&mut self, path: Vec<Segment>) -> Result<Assignment, SetError> {
+        self.in_value = true;
         let start = self.pos;
         // `end`: where the value's text ends, before the comma that ends the assignment.
         let (value, end) = match self.kind {
@@ -495,6 +514,21 @@ mod tests {
 
     fn values(kind: SetKind, text: &str) -> Vec<String> {
         SetArg::new(kind, text).parse().unwrap().into_iter().map(|a| a.value).collect()
+    }
+
+    #[test]
+    fn the_text_after_an_unescaped_comma_is_not_quoted_in_an_error() {
+        // A password with a comma, not escaped: helm reads `Secret2024` as a key with no value.
+        for line in ["postgres.password=Summer,Secret2024", "p=Summer,Secret2024[1", "p=Summer,Secret2024[x]=1"] {
+            let err = SetArg::new(SetKind::Set, line).parse().unwrap_err().to_string();
+            assert!(!err.contains("Secret2024"), "{line}: {err}");
+            assert!(err.contains(r"escape it as \,"), "{line}: {err}");
+        }
+        let err = SetArg::new(SetKind::Set, "postgres.password=Summer,Secret2024").parse().unwrap_err().to_string();
+        assert!(err.contains(r#"the value of "postgres.password""#), "{err}");
+        // The first key of a line is the operator's own, and is named as before.
+        let err = SetArg::new(SetKind::Set, "image.tag").parse().unwrap_err().to_string();
+        assert!(err.contains(r#"key "image.tag" has no value"#), "{err}");
     }
 
     #[test]

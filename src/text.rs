@@ -86,11 +86,19 @@ pub fn display_argv(argv: &[String]) -> String {
             if !a.is_empty() && !expands && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:{}@,+".contains(c)) {
                 a.clone()
             } else {
-                format!("'{}'", a.replace('\'', r"'\''"))
+                shell_quoted(a)
             }
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// `text` as one POSIX shell word in single quotes (a `'` inside written `'\''`), for a
+/// hint that hands the operator a command to paste. Nothing in it is expanded by the
+/// shell: text read from the ledger (a ConfigMap anyone who may edit ConfigMaps in the
+/// namespace can rewrite) cannot close the quotes and run `$(…)` on the operator's machine.
+pub fn shell_quoted(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
 }
 
 /// `1 hop`, `3 hops`: the count and the noun, singular or plural.

@@ -467,6 +467,22 @@ fn a_lock_or_a_plan_no_run_on_record_explains_is_said_at_the_end() {
 }
 
 #[test]
+fn a_plan_in_progress_edited_to_an_absurd_hop_is_shown_not_a_panic() {
+    let mut l = story();
+    let plan = crate::plan::plan_upgrade(
+        &crate::policy::presets::for_chart("bsr"),
+        &["1.1.9", "1.2.6"].map(|s| crate::plan::Available::new(v(s))),
+        &crate::plan::UpgradeRequest { current: v("1.1.9"), target: v("1.2.6"), fast_path: false, devel: false },
+        &crate::plan::Context::default(),
+    )
+    .unwrap();
+    l.in_progress =
+        Some(InProgress { plan, next_hop: usize::MAX, step: Some(usize::MAX), started_at: "x".into(), values: None });
+    let text = table(&history(&l, SUBJECT, None), Look::PLAIN);
+    assert!(text.contains(&format!("hop {} of 1 next", usize::MAX)), "{text}");
+}
+
+#[test]
 fn no_record_says_so() {
     let history = history(&Ledger::new("bsr", "bsr"), SUBJECT, None);
     assert_eq!(table(&history, Look::PLAIN), "no runs of helm-safe-upgrade are recorded for bsr in namespace bsr\n");

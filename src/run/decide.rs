@@ -228,7 +228,11 @@ pub fn rollback(
         target = Ok(Some(revision_target(facts, values, revision, target?)?));
     }
     let mut request = rollback_request(&facts.release, facts.ledger.as_ref(), target?);
-    let target = plan::rollback_target(&facts.offer.available, &request)?;
+    let on_the_ledgers_word = |e: plan::PlanError| {
+        let location = facts.store.location();
+        said_to_come_from_the_ledger(RunError::from(e), &facts.release, facts.ledger.as_ref(), &location)
+    };
+    let target = plan::rollback_target(&facts.offer.available, &request).map_err(on_the_ledgers_word)?;
     request.snapshot = match facts.ledger.as_ref() {
         None => SnapshotKnowledge::Unknown,
         Some(l) if l.snapshots.iter().any(|s| s.version == target) => SnapshotKnowledge::TakenAt(target.clone()),
@@ -247,7 +251,8 @@ pub fn rollback(
         carried: facts.release.user_values.clone(),
         operator_sets: opts.overrides.paths(),
     });
-    let mut plan = plan::plan_rollback(&facts.policy, &facts.offer.available, &request, &facts.context)?;
+    let mut plan = plan::plan_rollback(&facts.policy, &facts.offer.available, &request, &facts.context)
+        .map_err(on_the_ledgers_word)?;
     let patch_rollback = plan.hops.first().is_none_or(|h| h.kind == HopKind::PatchDowngrade) || pending;
     plan.warnings.extend(notes.into_iter().filter_map(|note| note.said(patch_rollback)));
     plan.warnings.append(&mut facts.warnings);
@@ -325,6 +330,32 @@ fn revision_target(
     facts.warnings.push(format!("going back to revision {revision}: {version} with the values it ran with"));
     facts.release.user_values = values;
     Ok(version)
+}
+
+/// A refusal over the downgrade window, when the newest version ever deployed is one only
+/// the ledger has on record (helm's history of the release has nothing as new), says so
+/// and where the record is. The ledger is a ConfigMap that anyone who may edit ConfigMaps
+/// in the namespace can rewrite: without this, an operator rolling back in an incident
+/// reads of a "newest version ever deployed" that helm never ran, and looks for it there.
+fn said_to_come_from_the_ledger(
+    error: RunError,
+    release: &Release,
+    ledger: Option<&Ledger>,
+    location: &str,
+) -> RunError {
+    let RunError::Refused(mut refusal) = error else { return error };
+    let newest_in_helm = release.history.iter().filter_map(|r| r.version.as_ref()).chain([&release.version]).max();
+    if refusal.rule == "downgrade-window"
+        && let Some(recorded) = ledger.and_then(Ledger::newest_ever)
+        && newest_in_helm.is_some_and(|helm| recorded > helm)
+    {
+        refusal.message.push_str(&format!(
+            " ({recorded} is on record only in the ledger, {location}: helm's history of {} goes up to {}; if {recorded} never ran, the record was edited)",
+            release.name,
+            newest_in_helm.map(ToString::to_string).unwrap_or_default()
+        ));
+    }
+    RunError::Refused(refusal)
 }
 
 /// The request for a rollback of `release`: from the version it leaves (a failed or
@@ -525,6 +556,27 @@ mod tests {
         );
         let note = earlier_stopped_run(Some(&ledger), &v("1.1.9"), &v("1.3.0")).unwrap();
         assert!(note.ends_with("stopped at 1.1.9; this run goes to 1.3.0 instead"), "{note}");
+    }
+
+    #[test]
+    fn a_downgrade_window_refusal_from_the_ledgers_newest_version_alone_says_so() {
+        let release =
+            release_at("1.3.2", &[(1, "1.2.6", ReleaseStatus::Superseded), (2, "1.3.2", ReleaseStatus::Deployed)]);
+        let mut ledger = Ledger::new("bsr", "bsr");
+        ledger.newest_ever = Some(v("9.0.0"));
+        let window = || refused("downgrade-window", "1.2.6 is in an older major than 9.0.0", "restore a backup");
+        let location = "ConfigMap helm-safe-upgrade.bsr in namespace bsr";
+        let said = said_to_come_from_the_ledger(window(), &release, Some(&ledger), location).to_string();
+        assert!(
+            said.contains("(9.0.0 is on record only in the ledger, ConfigMap helm-safe-upgrade.bsr in namespace bsr: helm's history of bsr goes up to 1.3.2;"),
+            "{said}"
+        );
+        // helm ran it (or the ledger records nothing newer): nothing to add.
+        ledger.newest_ever = Some(v("1.3.2"));
+        let plain = said_to_come_from_the_ledger(window(), &release, Some(&ledger), location).to_string();
+        assert_eq!(plain, window().to_string());
+        let other = said_to_come_from_the_ledger(refused("render", "x", "y"), &release, Some(&ledger), location);
+        assert_eq!(other.to_string(), refused("render", "x", "y").to_string());
     }
 
     #[test]

@@ -464,22 +464,49 @@ fn chart_reference(
             ));
         }
     };
-    let source = ChartSource::parse(&reference).map_err(|e| bad(e.to_string(), "see --help for --chart"))?;
+    let source = ChartSource::parse(&reference).map_err(|e| unusable_source(&e.to_string(), origin))?;
     vouched_source(&source, &reference, origin)?;
     if let Some(name) = source.chart_name()
         && name != release.chart_name
     {
-        return Err(bad(
-            format!(
-                "--chart {} is chart {name:?}, but release {} runs chart {:?}",
-                one_line(&reference),
-                release.name,
-                release.chart_name
-            ),
-            format!("pass the reference of the {} chart; switching charts is not an upgrade", release.chart_name),
-        ));
+        return Err(another_chart(&reference, origin, name, &release.name, &release.chart_name));
     }
     Ok((reference, origin))
+}
+
+/// How a message names the chart reference. Only one of `--chart` was typed by the
+/// operator: blaming `--chart` for the ledger's (or the policy's) leaves them looking for a
+/// flag they never passed, not at the record that holds it.
+fn named_source(reference: &str, origin: &str) -> String {
+    match origin {
+        FROM_FLAG => format!("--chart {}", one_line(reference)),
+        FROM_LEDGER => format!("the chart source the ledger recorded, {},", one_line(reference)),
+        _ => format!("the policy's chart, {},", one_line(reference)),
+    }
+}
+
+/// A reference that is not a chart source at all.
+fn unusable_source(error: &str, origin: &str) -> RunError {
+    match origin {
+        FROM_FLAG => bad(error, "see --help for --chart"),
+        FROM_LEDGER => bad(
+            format!("the chart source the ledger recorded cannot be used: {error}"),
+            "pass --chart with this release's chart source (the run records it in the ledger); see --help for --chart",
+        ),
+        _ => bad(
+            format!("the policy's chart cannot be used: {error}"),
+            "pass --chart with this release's chart source, or fix `chart:` in the policy; see --help for --chart",
+        ),
+    }
+}
+
+/// A reference to another chart than the release runs.
+fn another_chart(reference: &str, origin: &str, name: &str, release: &str, chart: &str) -> RunError {
+    let pass = if origin == FROM_FLAG { "pass the reference of" } else { "pass --chart with the reference of" };
+    bad(
+        format!("{} is chart {name:?}, but release {release} runs chart {chart:?}", named_source(reference, origin)),
+        format!("{pass} the {chart} chart; switching charts is not an upgrade"),
+    )
 }
 
 /// The ledger's chart source, deployed from only when it is the operator's own. The ledger
@@ -572,4 +599,31 @@ fn pinned_image_tag(release: &Release) -> Option<String> {
                 one_line(&path)
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chart_source_from_the_ledger_or_the_policy_is_not_blamed_on_chart() {
+        let text = |e: RunError| e.to_string();
+        let typed = text(another_chart("demo/acme", FROM_FLAG, "acme", "bsr", "bsr"));
+        assert!(typed.contains("--chart demo/acme is chart \"acme\", but release bsr runs chart \"bsr\""), "{typed}");
+        let recorded = text(another_chart("demo/acme", FROM_LEDGER, "acme", "bsr", "bsr"));
+        assert!(recorded.contains("the chart source the ledger recorded, demo/acme, is chart \"acme\""), "{recorded}");
+        assert!(recorded.contains("pass --chart with the reference of the bsr chart"), "{recorded}");
+        assert!(!recorded.starts_with("--chart"), "{recorded}");
+        let policy = text(another_chart("oci://h/acme", FROM_POLICY, "acme", "bsr", "bsr"));
+        assert!(policy.contains("the policy's chart, oci://h/acme, is chart"), "{policy}");
+
+        let unusable = text(unusable_source("`http://` is not a chart source", FROM_LEDGER));
+        assert!(unusable.contains("the chart source the ledger recorded cannot be used: `http://`"), "{unusable}");
+        assert!(unusable.contains("pass --chart with this release's chart source"), "{unusable}");
+        assert_eq!(
+            text(unusable_source("x", FROM_FLAG)),
+            text(bad("x", "see --help for --chart")),
+            "a typed --chart reads as before"
+        );
+    }
 }

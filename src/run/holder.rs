@@ -69,8 +69,21 @@ pub fn liveness(process: &Process) -> Liveness {
         (Some(recorded), Some(now)) if *recorded != now => Liveness::Gone,
         // A process that disappeared between the two checks.
         (Some(_), None) if cfg!(target_os = "linux") => Liveness::Gone,
+        // No start on record (an older version's lock, or one written by hand): the pid
+        // alone would call any process alive — pid 1, a database — and the refusal
+        // would tell the operator to `kill -TERM` it, with no way to take the lock over.
+        // A process that is not this program is not the run.
+        (None, _) if program_of(process.pid).is_some_and(|other| Some(other) != program_of(std::process::id())) => {
+            Liveness::Gone
+        }
         _ => Liveness::Alive,
     }
+}
+
+/// The program a process runs, as the kernel names it (Linux: `/proc/PID/comm`); None
+/// elsewhere or when it cannot be read.
+fn program_of(pid: u32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).ok().map(|c| c.trim_end().to_string())
 }
 
 /// Read a holder string of an older record (`user@host pid N`) into a process.
@@ -162,6 +175,21 @@ mod tests {
             let reused = Process { host: hostname(), pid: std::process::id(), started: Some("other-boot/1".into()) };
             assert_eq!(liveness(&reused), Liveness::Gone);
         }
+    }
+
+    #[test]
+    fn a_live_pid_of_another_program_without_a_recorded_start_is_not_the_holder() {
+        if !cfg!(target_os = "linux") {
+            return;
+        }
+        let mut other = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let forged = Process { host: hostname(), pid: other.id(), started: None };
+        let judged = liveness(&forged);
+        let _ = other.kill();
+        let _ = other.wait();
+        assert_eq!(judged, Liveness::Gone, "`sleep` is not a run of this tool");
+        let older = Process { host: hostname(), pid: std::process::id(), started: None };
+        assert_eq!(liveness(&older), Liveness::Alive, "this program, without a start on record: alive");
     }
 
     #[test]

@@ -261,14 +261,24 @@ fn recorded_policy(record: &PolicyRecord) -> Result<Policy, RunError> {
         other => other.clone(),
     };
     if let Some(text) = &record.text {
-        let policy = policy::parse_from(text, origin)
-            .map_err(|e| RunError::Other(format!("the policy the ledger recorded no longer reads: {e}")))?;
-        if policy.digest != record.digest {
+        // The digest first: an edited text is said to be edited, not reported as a policy
+        // that does not read.
+        if crate::digest::sha256(text.as_bytes()) != record.digest {
             return Err(RunError::Other(format!(
                 "the policy text in the ledger does not match its recorded digest ({}): the record was edited\nhint: pass --policy with the policy file to use",
                 crate::digest::short(&record.digest)
             )));
         }
+        // The error names the recorded file and line, but what does not read is the
+        // ledger's copy (the file may be fine): it says so, and its own hint (to fix the
+        // file's spelling) is replaced by the way out that works.
+        let policy = policy::parse_from(text, origin).map_err(|e| {
+            let error = e.to_string();
+            let error = error.split_once("\nhint: ").map_or(error.as_str(), |(error, _)| error);
+            RunError::Other(format!(
+                "the ledger's copy of the policy an earlier run used no longer reads (the record was edited, or written by another version): {error}\nhint: pass --policy with the policy file to use"
+            ))
+        })?;
         return vouched(policy, record);
     }
     if let Origin::File { path } | Origin::Recorded { path } = &record.origin
@@ -390,6 +400,24 @@ mod tests {
             text: Some(policy.text.clone()),
         });
         ledger
+    }
+
+    #[test]
+    fn a_ledger_copy_that_does_not_read_is_blamed_on_the_ledger_not_the_file() {
+        let text = "name: x\nbogus: 1\n";
+        let record = PolicyRecord {
+            name: "x".into(),
+            origin: Origin::File { path: "policies/mine.yaml".into() },
+            digest: crate::digest::sha256(text.as_bytes()),
+            text: Some(text.into()),
+        };
+        let err = recorded_policy(&record).unwrap_err().to_string();
+        assert!(err.starts_with("the ledger's copy of the policy an earlier run used no longer reads"), "{err}");
+        assert!(err.ends_with("hint: pass --policy with the policy file to use"), "{err}");
+        assert!(!err.contains("check the spelling"), "{err}");
+        let edited = PolicyRecord { digest: "sha256:00".into(), ..record };
+        let err = recorded_policy(&edited).unwrap_err().to_string();
+        assert!(err.contains("does not match its recorded digest"), "{err}");
     }
 
     fn origin_of(chosen: &ChosenPolicy) -> String {

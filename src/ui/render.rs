@@ -130,7 +130,9 @@ fn checks(plan: &Plan, look: Look) -> String {
             let line = format!(
                 "    and its deploy of {} (step {}): chart {}, values {}",
                 other.version,
-                other.step + 1,
+                // Saturating: a plan file is read back (`--execute`), and its digest proves
+                // no author; a panic here came after the run had taken the lock.
+                other.step.saturating_add(1),
                 crate::digest::short(&other.chart_digest),
                 crate::digest::short(&other.values_digest)
             );
@@ -381,6 +383,26 @@ mod tests {
 
     fn offered(list: &str) -> Vec<Available> {
         list.split(',').map(|s| Available::new(v(s))).collect()
+    }
+
+    #[test]
+    fn a_plan_files_absurd_step_number_is_shown_not_a_panic() {
+        let request = UpgradeRequest { current: v("1.1.9"), target: v("1.2.6"), fast_path: false, devel: false };
+        let plan = crate::plan::plan_upgrade(
+            &crate::policy::presets::for_chart("bsr"),
+            &offered("1.1.9,1.2.6"),
+            &request,
+            &Context::default(),
+        )
+        .unwrap();
+        let mut document = serde_json::to_value(&plan).unwrap();
+        document["hops"][0]["check"] = serde_json::json!({
+            "chart_digest": "sha256:00", "values_digest": "sha256:00", "values_keys": [],
+            "other_deploys": [{"step": usize::MAX, "version": "1.1.9", "chart_digest": "sha256:00", "values_digest": "sha256:00"}],
+        });
+        let plan: Plan = serde_json::from_value(document).unwrap();
+        let text = plan_table(&plan, Look::PLAIN);
+        assert!(text.contains(&format!("and its deploy of 1.1.9 (step {})", usize::MAX)), "{text}");
     }
 
     fn context() -> Context {

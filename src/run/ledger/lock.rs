@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use super::{Ledger, LedgerError, LedgerStore, Lock, Revision, Stored, now};
 use crate::run::holder::{Liveness, Me, liveness};
-use crate::text::one_line;
+use crate::text::{one_line, shell_quoted};
 
 /// What the operator allows when the lock is held by someone else.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,7 +90,8 @@ fn refusal(ledger: &Ledger, lock: &Lock, takeover: &Takeover) -> Option<LedgerEr
             if resume.is_empty() { "" } else { " --resume or" }
         ),
         (Liveness::Unknown, _) => format!(
-            "wait for that run to finish; it runs on another machine, so this one cannot tell whether it is alive. If you are sure it is gone, run again with --force-unlock='{holder}'{}",
+            "wait for that run to finish; it runs on another machine, so this one cannot tell whether it is alive. If you are sure it is gone, run again with --force-unlock={}{}",
+            shell_quoted(&holder),
             if resume.is_empty() { "" } else { " (and --resume to continue its plan)" }
         ),
     };
@@ -140,6 +141,7 @@ impl Held {
                 hop.message = Some("the run was interrupted during this hop (its process ended)".into());
             }
             record(&mut ledger);
+            ledger.fit()?;
             match store.write(&ledger, revision.as_ref()) {
                 Ok(revision) => return Ok(Held { store, ledger, revision }),
                 Err(LedgerError::Conflict { .. }) => {
@@ -179,6 +181,9 @@ impl Held {
     /// counts; if it is still what this run wrote before, the write is tried once more.
     /// The same read-back tells a refused retry of our own applied write from a lost lock.
     pub fn save(&mut self) -> Result<(), LedgerError> {
+        // Trimmed here, not only on the way out: the read-back below compares the stored
+        // record with this one.
+        self.ledger.fit()?;
         match self.store.write(&self.ledger, Some(&self.revision)) {
             Ok(revision) => {
                 self.revision = revision;

@@ -434,15 +434,24 @@ impl Ledger {
             inspect: inspect.to_string(),
         };
         let mut value: serde_json::Value = serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
-        match value.get("schema").and_then(serde_json::Value::as_u64) {
-            Some(found) if found > u64::from(SCHEMA) => {
-                return Err(LedgerError::NewerSchema { location: location.to_string(), found });
-            }
-            Some(1) => upgrade_schema_1(&mut value),
-            Some(_) => {}
+        let schema = match value.get("schema") {
             None => return Err(corrupt("no \"schema\" field".to_string())),
+            Some(found) => found.as_u64().ok_or_else(|| {
+                corrupt(format!("\"schema\" is {}, not a whole number", crate::text::truncated(&found.to_string(), 64)))
+            })?,
+        };
+        if schema > u64::from(SCHEMA) {
+            return Err(LedgerError::NewerSchema { location: location.to_string(), found: schema });
         }
-        serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))
+        if schema == 1 {
+            upgrade_schema_1(&mut value);
+            return serde_json::from_value(value).map_err(|e| corrupt(e.to_string()));
+        }
+        // Read from the text, not the parsed value: serde then says where the field it
+        // cannot read stands ("at line 5 column 17"), in the very text the hint's kubectl
+        // command prints. Without it, "invalid type: integer `12`, expected a string"
+        // leaves a person to guess which of the record's fields was edited.
+        serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))
     }
 
     /// Read a stored record only to show it (`--history`): a record of a newer schema is
@@ -486,35 +495,66 @@ impl Ledger {
         Ok(serde_json::to_string_pretty(&smaller)?)
     }
 
+    /// Trim the record in place to what [`Ledger::to_json`] stores. A run keeps the record
+    /// it wrote and reads it back after a write that timed out to learn whether it landed
+    /// ([`Held::save`]): compared with an untrimmed copy, a landed write of a record over
+    /// the limit read as someone else's, and the run stopped with "lost the lock" while it
+    /// held it.
+    pub fn fit(&mut self) -> Result<(), LedgerError> {
+        self.shrink_to(MAX_RECORD_BYTES)
+    }
+
     /// Drop the oldest runs, hops and snapshots, then the policy text, until the record
     /// fits in `limit` bytes; say what was dropped in `trimmed`.
+    ///
+    /// The fewest entries that must go are found by halving (a dozen serialisations),
+    /// not by dropping one entry at a time and serialising the whole record again after
+    /// each: a record edited by hand to thousands of small entries took minutes that way,
+    /// before the run had even taken its lock.
     fn shrink_to(&mut self, limit: usize) -> Result<(), LedgerError> {
-        let mut dropped = (0usize, 0usize, 0usize);
-        while serde_json::to_string_pretty(self)?.len() > limit {
-            if self.runs.len() > 1 {
-                self.runs.remove(0);
-                dropped.0 += 1;
-                self.dropped.runs += 1;
-            } else if self.hops.len() > 1 {
-                self.hops.remove(0);
-                dropped.1 += 1;
-                self.dropped.hops += 1;
-            } else if self.snapshots.len() > 1 {
-                self.snapshots.remove(0);
-                dropped.2 += 1;
-                self.dropped.snapshots += 1;
-            } else if let Some(text) = self.policy_record.as_mut().and_then(|p| p.text.take()) {
-                drop(text);
-            } else {
-                break;
-            }
-            self.trimmed = Some(format!(
-                "older records were dropped to keep the ledger under {} KiB ({} runs, {} hops, {} snapshots)",
-                limit / 1024,
-                dropped.0,
-                dropped.1,
-                dropped.2
+        let fits = |l: &Ledger| -> Result<bool, LedgerError> { Ok(serde_json::to_string_pretty(l)?.len() <= limit) };
+        if fits(self)? {
+            return Ok(());
+        }
+        // Oldest first, one of each list always kept: runs, then hops, then snapshots.
+        let droppable = [self.runs.len(), self.hops.len(), self.snapshots.len()].map(|n| n.saturating_sub(1));
+        let split = |mut k: usize| {
+            droppable.map(|most| {
+                let n = k.min(most);
+                k -= n;
+                n
+            })
+        };
+        // The record with the `k` oldest entries dropped, saying so: what is measured is
+        // what is written, `trimmed` and `dropped` included.
+        let dropping = |k: usize| {
+            let [runs, hops, snapshots] = split(k);
+            let mut smaller = self.clone();
+            smaller.runs.drain(..runs);
+            smaller.hops.drain(..hops);
+            smaller.snapshots.drain(..snapshots);
+            smaller.dropped.runs = smaller.dropped.runs.saturating_add(runs as u64);
+            smaller.dropped.hops = smaller.dropped.hops.saturating_add(hops as u64);
+            smaller.dropped.snapshots = smaller.dropped.snapshots.saturating_add(snapshots as u64);
+            smaller.trimmed = Some(format!(
+                "older records were dropped to keep the ledger under {} KiB ({runs} runs, {hops} hops, {snapshots} snapshots)",
+                limit / 1024
             ));
+            smaller
+        };
+        let (mut fewest, mut most) = (0, droppable.iter().sum::<usize>());
+        if fits(&dropping(most))? {
+            // Dropping `most` fits and `fewest` (none) does not: halve the gap between them.
+            while most - fewest > 1 {
+                let middle = fewest + (most - fewest) / 2;
+                if fits(&dropping(middle))? { most = middle } else { fewest = middle }
+            }
+        }
+        *self = dropping(most);
+        if !fits(self)?
+            && let Some(policy) = self.policy_record.as_mut()
+        {
+            policy.text = None;
         }
         Ok(())
     }
@@ -549,7 +589,7 @@ impl Ledger {
             work_ms: None,
             downtime_ms: None,
         });
-        self.dropped.hops += trim_front(&mut self.hops, MAX_HOPS);
+        self.dropped.hops = self.dropped.hops.saturating_add(trim_front(&mut self.hops, MAX_HOPS));
     }
 
     /// End the latest running hop. Its timings come from the steps the run recorded for
@@ -602,7 +642,7 @@ impl Ledger {
     pub fn record_snapshot(&mut self, version: &ChartVersion, how: &str) {
         let run = self.current_run_id();
         self.snapshots.push(SnapshotRecord { run, version: version.clone(), taken_at: now(), how: how.to_string() });
-        self.dropped.snapshots += trim_front(&mut self.snapshots, MAX_SNAPSHOTS);
+        self.dropped.snapshots = self.dropped.snapshots.saturating_add(trim_front(&mut self.snapshots, MAX_SNAPSHOTS));
     }
 
     /// The id of the run under way (the latest that has not ended).
@@ -617,10 +657,13 @@ impl Ledger {
     /// A run starts; it gets the ledger's next run id.
     pub fn record_run_start(&mut self, mut run: RunRecord) {
         // Records older than schema 3 have no ids (0): start after them.
-        self.runs_recorded = self.runs_recorded.max(self.runs.len() as u64) + 1;
+        // Saturating: the count is read back from a record anyone may edit, and one set to
+        // u64::MAX made the next run panic ("attempt to add with overflow") before it had
+        // taken its lock, on every run until the record was fixed by hand.
+        self.runs_recorded = self.runs_recorded.max(self.runs.len() as u64).saturating_add(1);
         run.id = self.runs_recorded;
         self.runs.push(run);
-        self.dropped.runs += trim_front(&mut self.runs, MAX_RUNS);
+        self.dropped.runs = self.dropped.runs.saturating_add(trim_front(&mut self.runs, MAX_RUNS));
     }
 
     /// End the latest run that has not ended.

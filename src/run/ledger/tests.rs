@@ -679,3 +679,104 @@ fn dropped_entries_are_counted() {
     let value: serde_json::Value = serde_json::from_str(&l.to_json().unwrap()).unwrap();
     assert_eq!(value["dropped"]["hops"], 7);
 }
+
+#[test]
+fn the_force_unlock_hint_quotes_a_forged_holder_so_pasting_it_runs_nothing() {
+    // The holder is read from the ledger, which anyone who may edit ConfigMaps in the
+    // namespace can rewrite: one that closes the hint's quotes would have its `$(…)` run
+    // by the operator's shell when the suggested command is pasted.
+    let dir = tempfile::tempdir().unwrap();
+    let s: Arc<dyn LedgerStore> = store(dir.path());
+    let mut forged = Ledger::new("registry", "bsr");
+    forged.lock = Some(Lock {
+        holder: "x'$(touch /tmp/pwned)'@evil pid 5".into(),
+        since: "2020-01-01T00:00:00Z".into(),
+        command: "x".into(),
+        plan: None,
+        process: None,
+    });
+    s.write(&forged, None).unwrap();
+    let err = Held::acquire(s, &claim(elsewhere("bo", 9), "helm safe-upgrade registry"), &Takeover::No).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains(r"--force-unlock='x'\''$(touch /tmp/pwned)'\''@evil pid 5'"), "{text}");
+    assert!(!text.contains("--force-unlock='x'$("), "{text}");
+}
+
+#[test]
+fn a_record_edited_to_thousands_of_small_entries_is_trimmed_at_once_and_no_further_than_needed() {
+    // One entry at a time, with the whole record serialised again after each, this took
+    // minutes (the run stood before its lock): 4000 hops and 3000 snapshots of a record
+    // someone edited by hand.
+    let mut l = full_ledger();
+    let one_hop = l.hops[0].clone();
+    let one_snapshot = l.snapshots[0].clone();
+    l.hops = vec![one_hop; 4000];
+    l.snapshots = vec![one_snapshot; 3000];
+    let started = std::time::Instant::now();
+    let text = l.to_json().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+    assert!(text.len() <= MAX_RECORD_BYTES, "{}", text.len());
+    let back = Ledger::from_json(&text, "x", "").unwrap();
+    assert_eq!(back.snapshots.len(), 3000, "hops go before snapshots");
+    assert_eq!(back.runs, l.runs, "the only run is kept");
+    let dropped = 4000 - back.hops.len();
+    assert_eq!(back.dropped.hops, dropped as u64);
+    assert!(back.trimmed.as_ref().unwrap().contains(&format!("{dropped} hops")), "{:?}", back.trimmed);
+    // No further than needed: one hop more would not fit.
+    let mut one_more = back.clone();
+    one_more.hops.insert(0, l.hops[0].clone());
+    assert!(serde_json::to_string_pretty(&one_more).unwrap().len() > MAX_RECORD_BYTES);
+}
+
+#[test]
+fn an_edited_record_is_refused_saying_where_the_field_it_cannot_read_stands() {
+    let text = full_ledger().to_json().unwrap();
+    let mut value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    value["newest_ever"] = 12.into();
+    let edited = serde_json::to_string_pretty(&value).unwrap();
+    let line = edited.lines().position(|l| l.contains("\"newest_ever\": 12")).unwrap() + 1;
+    let err = Ledger::from_json(&edited, "ConfigMap x", "").unwrap_err().to_string();
+    assert!(err.contains("expected a string") && err.contains(&format!("at line {line} column")), "{err}");
+
+    value["schema"] = "3".into();
+    let err = Ledger::from_json(&value.to_string(), "ConfigMap x", "").unwrap_err().to_string();
+    assert!(err.contains(r#""schema" is "3", not a whole number"#), "{err}");
+    value.as_object_mut().unwrap().remove("schema");
+    let err = Ledger::from_json(&value.to_string(), "ConfigMap x", "").unwrap_err().to_string();
+    assert!(err.contains(r#"no "schema" field"#), "{err}");
+}
+
+#[test]
+fn a_record_over_the_limit_is_held_as_it_was_stored() {
+    // The read-back after a write that timed out compares the stored record with the
+    // held one: they must be equal when the write landed, trimmed or not.
+    let dir = tempfile::tempdir().unwrap();
+    let s: Arc<dyn LedgerStore> = store(dir.path());
+    let mut held = Held::acquire(s.clone(), &claim(elsewhere("ana", 7), "c"), &Takeover::No).unwrap();
+    let one_snapshot = SnapshotRecord { run: None, version: v("1.0.0"), taken_at: now(), how: "x".repeat(2000) };
+    held.ledger_mut().snapshots = vec![one_snapshot; 1000];
+    held.save().unwrap();
+    let stored = s.load().unwrap().unwrap().ledger;
+    assert!(stored.snapshots.len() < 1000, "trimmed: {}", stored.snapshots.len());
+    assert_eq!(&stored, held.ledger());
+    assert_eq!(held.ledger().dropped.snapshots, 1000 - stored.snapshots.len() as u64);
+}
+
+#[test]
+fn counters_edited_to_their_maximum_do_not_overflow() {
+    let mut l = full_ledger();
+    l.runs_recorded = u64::MAX;
+    l.dropped = Dropped { runs: u64::MAX, hops: u64::MAX, snapshots: u64::MAX };
+    let run = l.runs[0].clone();
+    for _ in 0..=MAX_RUNS {
+        l.record_run_start(run.clone());
+        l.record_hop_start(&hop(v("1.1.2"), v("1.2.6")), 0);
+        l.record_snapshot(&v("1.1.2"), "x");
+    }
+    for _ in 0..MAX_HOPS {
+        l.record_hop_start(&hop(v("1.1.2"), v("1.2.6")), 0);
+    }
+    assert_eq!(l.runs_recorded, u64::MAX);
+    assert_eq!(l.dropped, Dropped { runs: u64::MAX, hops: u64::MAX, snapshots: u64::MAX });
+    l.fit().unwrap();
+}
