@@ -98,6 +98,18 @@ fn refusals_change_nothing(version: HelmVersion) {
     // No terminal and no --yes: refused instead of hanging on a prompt.
     let (_, stderr) = bed.run_expect(&["bsr", "--to", "1.1.9", "--chart", "demo/bsr"], 2);
     assert!(stderr.contains("stdin is not a terminal") && stderr.contains("--yes"), "{stderr}");
+    // An -f file helm cannot read as values: the operator's input, named, exit 2 (found
+    // by the preflight's first render, before anything changed).
+    let broken = bed.env.dir().join("broken-values.yaml");
+    std::fs::write(&broken, "replicaCount: [1, 2\n").unwrap();
+    let broken = broken.to_str().unwrap();
+    let (_, stderr) = bed.run_expect(&["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--yes", "-f", broken], 2);
+    assert!(
+        stderr.contains(&format!("-f {broken}: helm cannot read it as values; nothing was changed"))
+            && stderr.contains("did not find expected")
+            && stderr.contains("hint: fix the file"),
+        "{stderr}"
+    );
     // --plan prints the plan and changes nothing.
     let (stdout, _) = bed.run_expect(&["bsr", "--to", "1.3.0", "--chart", "demo/bsr", "--plan"], 0);
     assert!(stdout.contains("1.0.4  1.1.9  minor"), "{stdout}");

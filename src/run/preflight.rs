@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::error::{RunError, refused};
+use super::error::{RunError, bad, refused};
 use super::gather::{Facts, Tools};
 use super::options::{DiffDetail, RunOptions};
 use super::values::Overrides;
@@ -215,6 +215,16 @@ fn prepare_all(
         match result {
             Ok((chart, rendered)) => out.push(Prepared { at, chart, rendered }),
             Err(Failure::Render { error, schema }) => {
+                if let Some(file) = unreadable_file(&error, &start.overrides.files) {
+                    return Err(bad(
+                        format!(
+                            "-f {}: helm cannot read it as values; nothing was changed\nhelm: {}",
+                            file.display(),
+                            error.stderr().trim().trim_start_matches("Error: ")
+                        ),
+                        "fix the file (helm reads YAML 1.1, and wants a mapping at the top) and run again",
+                    ));
+                }
                 return Err(refusal(&at, &plan.hops[at.hop], name, &error, schema));
             }
             Err(Failure::Fetch(e)) => {
@@ -274,6 +284,14 @@ fn deploy_values(
         false => Some(private(format!("procedure-hop-{}-step-{}.json", i + 1, n + 1), &Value::Object(set.clone()))?),
     };
     Ok(DeployValues { files, sets: start.overrides.sets.clone(), step_file })
+}
+
+/// The operator's `-f` file helm could not read as values, if that is why it failed
+/// (helm 3 and 4: `failed to parse FILE: …`, before it reads the chart or the cluster):
+/// the operator's input is wrong, not the hop, whichever hop found it first.
+fn unreadable_file<'f>(error: &crate::helm::ExecError, files: &'f [PathBuf]) -> Option<&'f Path> {
+    let said = error.stderr();
+    files.iter().find(|f| said.contains(&format!("failed to parse {}: ", f.display()))).map(PathBuf::as_path)
 }
 
 /// helm says the values do not meet the chart's schema in these words (helm 3 and 4).
