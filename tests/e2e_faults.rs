@@ -92,6 +92,15 @@ fn no_operator_value_reaches_the_ledger_or_a_refused_run(version: HelmVersion) {
     for secret in secrets {
         assert!(!stderr.contains(secret) && !stdout.contains(secret), "{secret} leaked:\n{stderr}\n{stdout}");
     }
+    // A plan takes no lock, and says who holds it: a run of it now would be refused.
+    let (stdout, _) = bed.run_expect(&["bsr", "--to", "1.1.9", "--chart", "demo/bsr", "--plan"], 0);
+    let holder = record["lock"]["holder"].as_str().unwrap();
+    assert!(
+        stdout.contains(&format!("bsr is locked by {holder} since"))
+            && stdout.contains("a run started now is refused (that run is still alive on this machine"),
+        "{}: {stdout}",
+        bed.version
+    );
     // kill -9 leaves the lock, still without a value.
     run.kill().unwrap();
     run.wait().unwrap();

@@ -116,7 +116,7 @@ fn first_reads(
         let from_flag = opts.chart.clone().filter(listable).map(listing);
         let major = s.spawn(|| helm.major_version());
         let kube = kube.get_or_init(|| connect(opts).map_err(|e| e.to_string()));
-        let release = s.spawn(|| read_release(helm, kube.as_ref().ok(), opts, direction, printer));
+        let release = s.spawn(|| read_release(helm, kube.as_ref().ok(), opts, printer));
         let ledger = s.spawn(|| open_ledger(kube, opts));
         let opened = ledger.join().expect("ledger reader");
         let offer = match opts.chart {
@@ -136,6 +136,8 @@ fn first_reads(
         )
     });
     let release = release?;
+    let ledger = opened.as_ref().ok().and_then(|(_, o)| o.loaded.as_ref()).map(|l| &l.ledger);
+    refuse_unless_deployed(&release, direction, ledger)?;
     let helm_major = helm_major.map_err(|e| bad(e.to_string(), "set HELM_BIN or put helm on PATH"))?;
     let (kube, opened) = opened?;
     Ok(FirstReads { release, helm_major, kube, opened, early_offer })
@@ -346,14 +348,12 @@ pub(crate) fn past_hops(ledger: &Ledger) -> Vec<crate::plan::estimate::PastHop> 
         .collect()
 }
 
-/// The release, refused unless it is deployed (a rollback may start from a failed or
-/// pending one: it is the way out of them). A resumed run first waits for the helm the
-/// interrupted run started, which goes on alone in its own process group.
+/// The release as it stands. A resumed run first waits for the helm the interrupted run
+/// started, which goes on alone in its own process group.
 fn read_release(
     helm: &Helm,
     kube: Option<&KubeClient>,
     opts: &RunOptions,
-    direction: Direction,
     printer: &Printer,
 ) -> Result<Release, RunError> {
     let read = |helm: &Helm| {
@@ -384,25 +384,35 @@ fn read_release(
             release = read(helm)?;
         }
     }
-    let way_out =
-        direction == Direction::Rollback && (release.status == ReleaseStatus::Failed || release.status.is_pending());
-    if !way_out {
-        refuse_unless_deployed(&release)?;
-    }
     Ok(release)
 }
 
-fn refuse_unless_deployed(release: &Release) -> Result<(), RunError> {
+/// Refuse a release that is not deployed (a rollback may start from a failed or pending
+/// one: it is the way out of them). A pending release whose ledger lock is held is most
+/// likely that run's hop under way, and is said to be ([`lock::held_note`]): the way out
+/// of an interrupted operation is not for a release another run is walking.
+///
+/// [`lock::held_note`]: super::ledger::lock::held_note
+fn refuse_unless_deployed(release: &Release, direction: Direction, ledger: Option<&Ledger>) -> Result<(), RunError> {
+    let way_out =
+        direction == Direction::Rollback && (release.status == ReleaseStatus::Failed || release.status.is_pending());
+    if way_out {
+        return Ok(());
+    }
     let name = &release.name;
     let ns = &release.namespace;
     match release.status {
         ReleaseStatus::Deployed => Ok(()),
         s if s.is_pending() => Err(bad(
             format!(
-                "release {name} is {} at {} (revision {}): a helm operation did not finish (interrupted, or the cluster stopped answering)",
+                "release {name} is {} at {} (revision {}): {}",
                 s.as_str(),
                 release.version,
-                release.revision
+                release.revision,
+                match ledger.and_then(super::ledger::lock::held_note) {
+                    Some(note) => format!("a helm operation is under way or did not finish; {note}"),
+                    None => "a helm operation did not finish (interrupted, or the cluster stopped answering)".into(),
+                }
             ),
             match release.last_good_revision() {
                 Some(r) => format!(
@@ -625,5 +635,54 @@ mod tests {
             text(bad("x", "see --help for --chart")),
             "a typed --chart reads as before"
         );
+    }
+
+    #[test]
+    fn a_pending_release_whose_lock_is_held_is_said_to_be_under_way() {
+        use crate::release::{ReleaseStatus::*, Revision};
+        let v = |s: &str| crate::version::ChartVersion::parse(s).unwrap();
+        let revision = |revision, version: &str, status| Revision {
+            revision,
+            status,
+            version: Some(v(version)),
+            description: String::new(),
+        };
+        let release = Release {
+            name: "bsr".into(),
+            namespace: "bsr".into(),
+            chart_name: "bsr".into(),
+            version: v("1.2.6"),
+            app_version: None,
+            revision: 2,
+            status: PendingUpgrade,
+            description: String::new(),
+            history: vec![revision(1, "1.1.9", Superseded), revision(2, "1.2.6", PendingUpgrade)],
+            user_values: serde_json::json!({}),
+            manifest: String::new(),
+            stored_values: None,
+        };
+        let said = |ledger: Option<&Ledger>| {
+            refuse_unless_deployed(&release, Direction::Upgrade, ledger).expect_err("pending").to_string()
+        };
+        let unlocked = said(None);
+        assert!(
+            unlocked.contains("pending-upgrade at 1.2.6 (revision 2): a helm operation did not finish"),
+            "{unlocked}"
+        );
+        let mut ledger = Ledger::new("bsr", "bsr");
+        ledger.lock = Some(crate::run::ledger::Lock {
+            holder: "ops@elsewhere pid 42".into(),
+            since: "2026-11-30T23:00:00Z".into(),
+            command: "bsr --to 1.3.2 --yes".into(),
+            plan: None,
+            process: None,
+        });
+        let locked = said(Some(&ledger));
+        assert!(
+            locked.contains("a helm operation is under way or did not finish; bsr is locked by ops@elsewhere pid 42 since 2026-11-30T23:00:00Z: a run started now is refused (wait for that run to finish"),
+            "{locked}"
+        );
+        // The way out of it is a rollback's to take, locked or not (its lock decides).
+        assert!(refuse_unless_deployed(&release, Direction::Rollback, Some(&ledger)).is_ok());
     }
 }

@@ -99,7 +99,10 @@ fn check_then_execute(
     if opts.plan_only {
         // Sealed: the printed plan is a document `--execute` can later check was not
         // edited (an offline plan, with no release to check against, is not sealed).
-        let plan = decision.plan;
+        let mut plan = decision.plan;
+        // A plan takes no lock, so it is read while another run may hold it: said, since
+        // a run of this plan would be refused now.
+        plan.warnings.extend(facts.ledger.as_ref().and_then(ledger::lock::held_note));
         let plan = if plan.made_from.is_some() { crate::plan::document::sealed(plan) } else { plan };
         return Ok(Either::Plan(Box::new(plan)));
     }

@@ -209,33 +209,43 @@ fn prepare_all(
     let mut results: Vec<Done> = results.into_iter().flatten().collect();
     // Said in the plan's order: the first hop that fails is the one named.
     results.sort_by_key(|(at, _)| (at.hop, at.step));
-    let name = &facts.release.chart_name;
     let mut out = Vec::new();
     for (at, result) in results {
         match result {
             Ok((chart, rendered)) => out.push(Prepared { at, chart, rendered }),
-            Err(Failure::Render { error, schema }) => {
-                if let Some(file) = unreadable_file(&error, &start.overrides.files) {
-                    return Err(bad(
-                        format!(
-                            "-f {}: helm cannot read it as values; nothing was changed\nhelm: {}",
-                            file.display(),
-                            error.stderr().trim().trim_start_matches("Error: ")
-                        ),
-                        "fix the file (helm reads YAML 1.1, and wants a mapping at the top) and run again",
-                    ));
-                }
-                return Err(refusal(&at, &plan.hops[at.hop], name, &error, schema));
-            }
-            Err(Failure::Fetch(e)) => {
-                return Err(RunError::Other(format!(
-                    "cannot fetch {name} {} for the preflight: {e}\nhint: check the chart source; --no-preflight skips the preflight",
-                    at.version
-                )));
-            }
+            Err(failure) => return Err(failed(&at, failure, plan, facts, start)),
         }
     }
     Ok(out)
+}
+
+/// What a deploy that could not be prepared stops the run with, nothing changed: a
+/// release another operation is changing, the operator's `-f` file helm cannot read, a
+/// hop that does not render, or a chart that cannot be fetched.
+fn failed(at: &At, failure: Failure, plan: &Plan, facts: &Facts, start: &StartValues) -> RunError {
+    let name = &facts.release.chart_name;
+    match failure {
+        Failure::Render { error, schema } => {
+            if let Some(moving) = in_motion(&facts.release.name, facts.ledger.as_ref(), &error) {
+                return moving;
+            }
+            if let Some(file) = unreadable_file(&error, &start.overrides.files) {
+                return bad(
+                    format!(
+                        "-f {}: helm cannot read it as values; nothing was changed\nhelm: {}",
+                        file.display(),
+                        error.stderr().trim().trim_start_matches("Error: ")
+                    ),
+                    "fix the file (helm reads YAML 1.1, and wants a mapping at the top) and run again",
+                );
+            }
+            refusal(at, &plan.hops[at.hop], name, &error, schema)
+        }
+        Failure::Fetch(e) => RunError::Other(format!(
+            "cannot fetch {name} {} for the preflight: {e}\nhint: check the chart source; --no-preflight skips the preflight",
+            at.version
+        )),
+    }
 }
 
 /// Why a deploy could not be prepared.
@@ -292,6 +302,28 @@ fn deploy_values(
 fn unreadable_file<'f>(error: &crate::helm::ExecError, files: &'f [PathBuf]) -> Option<&'f Path> {
     let said = error.stderr();
     files.iter().find(|f| said.contains(&format!("failed to parse {}: ", f.display()))).map(PathBuf::as_path)
+}
+
+/// helm refuses to upgrade (even to dry-run) a release another operation is changing, a
+/// revision `pending-*`, in these words (helm 3 and 4).
+const ANOTHER_OPERATION: &str = "another operation (install/upgrade/rollback) is in progress";
+
+/// Why a render failed when another run's hop (or a helm command) began changing the
+/// release after it was read: a release in motion, not a chart that fails, so not a
+/// refusal with a hint about chart values. Who holds the lock is said, if anyone does.
+fn in_motion(
+    release: &str,
+    ledger: Option<&super::ledger::Ledger>,
+    error: &crate::helm::ExecError,
+) -> Option<RunError> {
+    if !error.stderr().contains(ANOTHER_OPERATION) {
+        return None;
+    }
+    let lock = ledger.and_then(super::ledger::lock::held_note);
+    Some(RunError::Other(format!(
+        "{release} is being changed by another helm operation right now{}; this run changed nothing\nhint: plan again when that operation has ended",
+        lock.map(|note| format!(" ({note})")).unwrap_or_default()
+    )))
 }
 
 /// helm says the values do not meet the chart's schema in these words (helm 3 and 4).
@@ -479,6 +511,32 @@ mod tests {
             panic!("a refusal")
         };
         assert_eq!(rule, "render");
+    }
+
+    #[test]
+    fn a_release_another_operation_is_changing_is_in_motion_not_unrenderable() {
+        let busy = helm_says("Error: UPGRADE FAILED: another operation (install/upgrade/rollback) is in progress");
+        assert!(in_motion("bsr", None, &helm_says("Error: template: x")).is_none());
+        let Some(RunError::Other(said)) = in_motion("bsr", None, &busy) else { panic!("in motion") };
+        assert!(
+            said.starts_with("bsr is being changed by another helm operation right now; this run changed nothing"),
+            "{said}"
+        );
+        assert!(said.ends_with("hint: plan again when that operation has ended"), "{said}");
+        // With the ledger's lock held elsewhere, its holder is named.
+        let mut ledger = crate::run::ledger::Ledger::new("bsr", "bsr");
+        ledger.lock = Some(crate::run::ledger::Lock {
+            holder: "ops@elsewhere pid 42".into(),
+            since: "2026-11-30T23:00:00Z".into(),
+            command: "bsr --to 1.3.2 --yes".into(),
+            plan: Some("upgrade 1.0.4 → 1.3.2 (3 hops)".into()),
+            process: None,
+        });
+        let Some(RunError::Other(said)) = in_motion("bsr", Some(&ledger), &busy) else { panic!("in motion") };
+        assert!(
+            said.contains("right now (bsr is locked by ops@elsewhere pid 42 since 2026-11-30T23:00:00Z (upgrade 1.0.4 → 1.3.2 (3 hops)): a run started now is refused (wait for that run to finish"),
+            "{said}"
+        );
     }
 
     #[test]

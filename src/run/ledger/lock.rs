@@ -98,6 +98,23 @@ fn refusal(ledger: &Ledger, lock: &Lock, takeover: &Takeover) -> Option<LedgerEr
     Some(lock_error(ledger, lock, hint))
 }
 
+/// What a plan (`--plan`, which takes no lock) says when the release's lock is held: a
+/// run started now is refused, and what would let one start; None when it is free.
+pub fn held_note(ledger: &Ledger) -> Option<String> {
+    let lock = ledger.lock.as_ref()?;
+    let hint = match refusal(ledger, lock, &Takeover::No)? {
+        LedgerError::Locked(locked) => locked.hint,
+        other => other.to_string(),
+    };
+    Some(format!(
+        "{} is locked by {} since {}{}: a run started now is refused ({hint})",
+        ledger.release,
+        one_line(&lock.holder),
+        one_line(&lock.since),
+        lock.plan.as_deref().map(|p| format!(" ({})", one_line(p))).unwrap_or_default(),
+    ))
+}
+
 impl Held {
     /// Load the record (or start one) and take its lock.
     ///
