@@ -56,6 +56,15 @@ pub fn json_sha256(value: &serde_json::Value) -> String {
     sha256(text.as_bytes())
 }
 
+/// The 64 hex digits of a digest that is exactly `sha256:` and 64 lowercase hex digits;
+/// None for anything else. What a digest from outside (a repository, a registry, the
+/// shared ledger) must be before it names a file or goes into a URL.
+pub fn sha256_hex(digest: &str) -> Option<&str> {
+    digest
+        .strip_prefix("sha256:")
+        .filter(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+}
+
 /// The first hex digits, for people: `sha256:3f2a9c1b`.
 pub fn short(digest: &str) -> &str {
     let end = digest.find(':').map_or(0, |i| i + 1) + 8;
@@ -68,6 +77,14 @@ mod tests {
     fn known_digest() {
         assert_eq!(super::sha256(b"abc"), "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         assert_eq!(super::short(&super::sha256(b"abc")), "sha256:ba7816bf");
+        let abc = super::sha256(b"abc");
+        assert_eq!(super::sha256_hex(&abc), abc.strip_prefix("sha256:"));
+        let hex = &abc["sha256:".len()..];
+        for not in
+            [hex.to_string(), format!("sha256:{}", hex.to_uppercase()), format!("sha256:{hex}0"), "sha256:../x".into()]
+        {
+            assert_eq!(super::sha256_hex(&not), None, "{not}");
+        }
     }
 
     #[test]

@@ -676,7 +676,6 @@ impl Helm {
 /// file`).
 const INDEX_BEING_REWRITTEN: &str = "empty index.yaml file";
 
-/// How long a rewrite of a repository's index is given before it is read again.
 /// Which runs of a command that read an index mid-rewrite run once more.
 #[derive(Clone, Copy)]
 enum Again {
@@ -686,6 +685,7 @@ enum Again {
     OnlyIfFailed,
 }
 
+/// How long a rewrite of a repository's index is given before it is read again.
 const INDEX_REWRITE_WAIT: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// `--` and then the positional arguments (names the tool did not write itself); nothing

@@ -121,9 +121,7 @@ impl RunCharts {
         let digests = self.vouched.get_or_init(|| {
             let index = match &self.repository_cache {
                 Some(cache) => cache.join(format!("{repo}-index.yaml")),
-                None => {
-                    super::repo::cached_index(crate::env::get, crate::env::path(crate::env::HOME).as_deref(), &repo)
-                }
+                None => super::repo::cached_index_here(&repo),
             };
             super::repo::index_digests(&index, &name)
         });
@@ -202,9 +200,7 @@ impl Kept {
     /// Where an archive of `digest` is kept; None for anything but `sha256:` and 64
     /// lowercase hex digits (the digest comes from a repository: never a path).
     fn path(&self, digest: &str) -> Option<PathBuf> {
-        let hex = digest.strip_prefix("sha256:")?;
-        (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-            .then(|| self.root.join(format!("{hex}.tgz")))
+        crate::digest::sha256_hex(digest).map(|hex| self.root.join(format!("{hex}.tgz")))
     }
 
     /// The kept archive of `digest`, linked (or copied) into `dir` as the run's copy of

@@ -210,7 +210,8 @@ pub fn app_versions(
         let url = format!("{origin}/v2/{repository}/manifests/{}", version.original());
         let manifest = session.json(&url, "application/vnd.oci.image.manifest.v1+json")?;
         let digest = manifest["config"]["digest"].as_str().unwrap_or_default();
-        if !is_sha256_digest(digest) {
+        // Only `sha256:` and 64 lowercase hex digits go into the blob's URL.
+        if crate::digest::sha256_hex(digest).is_none() {
             return Err(CatalogError::BadResponse { url, reason: "the manifest names no sha256 config digest".into() });
         }
         let config = session.json(&format!("{origin}/v2/{repository}/blobs/{digest}"), "application/json")?;
@@ -218,13 +219,6 @@ pub fn app_versions(
         found.push((version.clone(), app));
     }
     Ok(found)
-}
-
-/// `sha256:` and 64 lowercase hex digits: a digest safe to put in a URL.
-fn is_sha256_digest(digest: &str) -> bool {
-    digest
-        .strip_prefix("sha256:")
-        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
 }
 
 #[derive(Deserialize)]

@@ -30,6 +30,11 @@ pub fn cached_index(var: impl Fn(&str) -> Option<String>, home: Option<&Path>, r
     cache.join(format!("{repo}-index.yaml"))
 }
 
+/// Where helm caches `repo`'s index for this process's environment ([`cached_index`]).
+pub fn cached_index_here(repo: &str) -> PathBuf {
+    cached_index(crate::env::get, crate::env::path(crate::env::HOME).as_deref(), repo)
+}
+
 /// Whether the repository index at `index` says that chart `name` at `version` names no
 /// policy file (no `helm-safe-upgrade/policy` annotation): then it need not be fetched to
 /// be read. None when the index cannot say (unreadable, too large, no such entry): fetch
@@ -54,10 +59,10 @@ pub fn index_digests(index: &Path, name: &str) -> BTreeMap<String, String> {
         .unwrap_or_default()
         .into_iter()
         .filter_map(|e| {
-            let hex = e.digest?.to_ascii_lowercase();
-            let hex = hex.strip_prefix("sha256:").unwrap_or(&hex).to_string();
-            (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
-                .then(|| (e.version, format!("sha256:{hex}")))
+            // helm writes the bare hex; any case, with or without the prefix, is read.
+            let digest = e.digest?.to_ascii_lowercase();
+            let digest = format!("sha256:{}", digest.strip_prefix("sha256:").unwrap_or(&digest));
+            crate::digest::sha256_hex(&digest).is_some().then_some((e.version, digest))
         })
         .collect()
 }
@@ -80,9 +85,9 @@ fn read_index(index: &Path) -> Option<String> {
 /// is parsed whole only up to [`MAX_WHOLE_INDEX_BYTES`]: a larger one cannot say, and the
 /// chart is fetched as it would be without it.
 fn chart_entries(text: &str, name: &str) -> Option<Vec<Entry>> {
-    let whole = match chart_lines(text, name) {
-        Some(lines) => format!("entries:\n{lines}"),
-        None if text.len() <= MAX_WHOLE_INDEX_BYTES => text.to_string(),
+    let whole: std::borrow::Cow<str> = match chart_lines(text, name) {
+        Some(lines) => format!("entries:\n{lines}").into(),
+        None if text.len() <= MAX_WHOLE_INDEX_BYTES => text.into(),
         None => return None,
     };
     let mut parsed: Index = serde_saphyr::from_str(&whole).ok()?;

@@ -68,8 +68,7 @@ fn repository_index_says_none(chart: &ChartArg, chart_name: &str, version: &Char
     let Ok(crate::catalog::ChartSource::Repo { repo, .. }) = crate::catalog::ChartSource::parse(reference) else {
         return false;
     };
-    let home = crate::env::path(crate::env::HOME);
-    let index = crate::catalog::repo::cached_index(crate::env::get, home.as_deref(), &repo);
+    let index = crate::catalog::repo::cached_index_here(&repo);
     crate::catalog::repo::index_says_no_policy(&index, chart_name, version) == Some(true)
 }
 

@@ -77,9 +77,7 @@ fn policies_root() -> Option<PathBuf> {
 /// The file a policy of `digest` is kept in; None for anything but `sha256:` and 64
 /// lowercase hex digits (the digest may come from the shared ledger: never a path).
 fn kept_path(root: &Path, digest: &str) -> Option<PathBuf> {
-    let hex = digest.strip_prefix("sha256:")?;
-    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-        .then(|| root.join(format!("{hex}.yaml")))
+    crate::digest::sha256_hex(digest).map(|hex| root.join(format!("{hex}.yaml")))
 }
 
 /// Keep `text` (whose digest is `digest`) for later runs on this machine; kept already
