@@ -234,7 +234,7 @@ fn failed(at: &At, failure: Failure, plan: &Plan, facts: &Facts, start: &StartVa
                     format!(
                         "-f {}: helm cannot read it as values; nothing was changed\nhelm: {}",
                         file.display(),
-                        error.stderr().trim().trim_start_matches("Error: ")
+                        helm_said(&error)
                     ),
                     "fix the file (helm reads YAML 1.1, and wants a mapping at the top) and run again",
                 );
@@ -326,6 +326,14 @@ fn in_motion(
     )))
 }
 
+/// What helm said of a failed render, without the `Error: ` and `UPGRADE FAILED: ` it
+/// puts before every message.
+fn helm_said(error: &crate::helm::ExecError) -> &str {
+    let said = error.stderr().trim();
+    let said = said.strip_prefix("Error: ").unwrap_or(said);
+    said.strip_prefix("UPGRADE FAILED: ").unwrap_or(said)
+}
+
 /// helm says the values do not meet the chart's schema in these words (helm 3 and 4).
 const SCHEMA_REJECTS: &str = "values don't meet the specifications of the schema";
 
@@ -337,9 +345,7 @@ const SCHEMA_REJECTS: &str = "values don't meet the specifications of the schema
 /// not from the operator's values.
 fn refusal(at: &At, hop: &Hop, chart: &str, error: &crate::helm::ExecError, broken: Option<String>) -> RunError {
     let version = &at.version;
-    let said = error.stderr().trim();
-    let said = said.strip_prefix("Error: ").unwrap_or(said);
-    let said = said.strip_prefix("UPGRADE FAILED: ").unwrap_or(said);
+    let said = helm_said(error);
     let procedure_set = match hop.rendered_step() == Some(at.step) {
         true => None,
         false => Some(

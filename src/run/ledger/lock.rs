@@ -101,18 +101,14 @@ fn refusal(ledger: &Ledger, lock: &Lock, takeover: &Takeover) -> Option<LedgerEr
 /// What a plan (`--plan`, which takes no lock) says when the release's lock is held: a
 /// run started now is refused, and what would let one start; None when it is free.
 pub fn held_note(ledger: &Ledger) -> Option<String> {
-    let lock = ledger.lock.as_ref()?;
-    let hint = match refusal(ledger, lock, &Takeover::No)? {
-        LedgerError::Locked(locked) => locked.hint,
+    // The refusal a run would meet, its fields sanitised as it prints them.
+    Some(match refusal(ledger, ledger.lock.as_ref()?, &Takeover::No)? {
+        LedgerError::Locked(locked) => format!(
+            "{} is locked by {} since {}{}: a run started now is refused ({})",
+            locked.release, locked.holder, locked.since, locked.plan, locked.hint
+        ),
         other => other.to_string(),
-    };
-    Some(format!(
-        "{} is locked by {} since {}{}: a run started now is refused ({hint})",
-        ledger.release,
-        one_line(&lock.holder),
-        one_line(&lock.since),
-        lock.plan.as_deref().map(|p| format!(" ({})", one_line(p))).unwrap_or_default(),
-    ))
+    })
 }
 
 impl Held {
