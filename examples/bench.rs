@@ -13,12 +13,14 @@
 //!
 //! And, read-only, `--plan` against the three reads an operator would do by hand
 //! (`helm get metadata`, `helm history`, `helm search repo --versions`); and what the
-//! preflight costs (`--plan` less `--plan --no-preflight`: three renders in parallel, the
-//! archives kept by an earlier plan on the bed; and, with nothing kept, three pulls beside
-//! them, as a first run on a machine) against one `helm template` of one hop (the first
-//! round's plan keeps them; medians leave it out); and, to measure the renderer's
-//! choice, three `helm template --is-upgrade` and three `helm upgrade --dry-run=server`
-//! at once from archives on disk, against the same.
+//! preflight costs (`--plan` less `--plan --no-preflight`: the read of the cluster's
+//! capabilities beside the release's, then three renders in parallel, the archives kept
+//! by an earlier plan on the bed; the same with the operator's `-f`, whose merge helm
+//! makes in that first read; and, with nothing kept, three pulls beside the renders, as
+//! a first run on a machine) against one `helm template` of one hop (the first round's
+//! plan keeps them; medians leave it out); and, to measure the renderer's choice, three
+//! `helm template --is-upgrade` and three `helm upgrade --dry-run=server` at once from
+//! archives on disk, against the same.
 //!
 //! The "processes" column is bare / tool: how many processes each side starts (the tool
 //! runs with `--debug`, which names every process it starts).
@@ -219,6 +221,7 @@ fn main() {
         let (mut bare, mut tool, mut bare_reads, mut tool_plan) = (vec![], vec![], vec![], vec![]);
         let (mut bare_template, mut preflight, mut preflight_processes) = (vec![], vec![], 0);
         let (mut preflight_pulled, mut pulled_processes) = (vec![], 0);
+        let (mut preflight_with_f, mut with_f_processes) = (vec![], 0);
         // The renderer's choice, measured: three of each at once (one per hop), no pull.
         let (mut three_templates, mut three_dry_runs) = (vec![], vec![]);
         let (mut run_processes, mut plan_processes) = (0, 0);
@@ -261,14 +264,20 @@ fn main() {
             preflight_processes = processes.saturating_sub(unchecked_processes);
             preflight_pulled.push(pulled.saturating_sub(unchecked));
             pulled_processes = pulled_count.saturating_sub(unchecked_processes);
+            // The same with the operator's values file, which helm itself merges.
+            let with_f = ["bsr", "--to", "1.3.0", "--chart", "demo/bsr", "-f", &values, "--plan"];
+            let (checked_f, checked_f_processes) = run_counted(bed.tool(&with_f), "safe-upgrade --plan -f");
+            let (unchecked_f, unchecked_f_processes) =
+                run_counted(bed.tool(&[&with_f[..], &["--no-preflight"]].concat()), "--plan -f --no-preflight");
+            preflight_with_f.push(checked_f.saturating_sub(unchecked_f));
+            with_f_processes = checked_f_processes.saturating_sub(unchecked_f_processes);
             let template = ["template", "bsr", "demo/bsr", "--version", "1.1.9", "-f", &values];
             bare_template.push(run(bed.helm(&template), "helm template"));
-            // What a preflight built on `helm template --is-upgrade` would cost at best, and
-            // what the dry runs the preflight uses cost, for the three hops at once, the
-            // chart archives on disk (bare helm pulls them in-process; the tool pulls
-            // them beside the renders). `helm template` gives no `config` (helm's merge
-            // of the values) and sees no live object; README "Benchmark" says why the
-            // dry run was kept.
+            // The renderer's choice: three `helm template --is-upgrade` (the preflight's,
+            // at best) and three `helm upgrade --dry-run=server` (what it uses for a chart
+            // that may `lookup` live objects), the hops at once, the chart archives on
+            // disk (bare helm pulls them in-process; the tool pulls them beside the
+            // renders). README "Benchmark" says what each sees.
             let hops = ["1.1.9", "1.2.6", "1.3.0"].map(|v| bed.archive(v));
             three_templates.push(run_at_once(
                 hops.iter().map(|chart| bed.helm(&["template", "bsr", chart, "--is-upgrade", "-f", &values])).collect(),
@@ -312,6 +321,12 @@ fn main() {
                 median(bare_template.clone()),
                 median(preflight),
                 format!("1 / {preflight_processes}"),
+            ),
+            (
+                "  with -f values",
+                median(bare_template.clone()),
+                median(preflight_with_f),
+                format!("1 / {with_f_processes}"),
             ),
             (
                 "  nothing kept yet",

@@ -549,6 +549,45 @@ impl Helm {
         Ok(Rendered { manifest: done.manifest, values: done.config.unwrap_or_default() })
     }
 
+    /// `helm template RELEASE CHART VALUES --is-upgrade --no-hooks` with the cluster's
+    /// `capabilities`: the manifest an upgrade of the packaged `chart` would apply
+    /// (without its hooks, as a release's `manifest` is), rendered offline. helm renders it
+    /// as the upgrade does, schema check included; it cannot see live objects (`lookup`
+    /// finds none), validates no object, and gives no merge of the values.
+    pub fn template(
+        &self,
+        purpose: impl Into<String>,
+        release: &str,
+        chart: &Path,
+        values: &DeployValues,
+        capabilities: &Capabilities,
+    ) -> Result<String, ExecError> {
+        let mut args = vec!["template".to_string(), "--is-upgrade".into(), "--no-hooks".into()];
+        args.extend(capabilities.flags());
+        args.extend(values.flags());
+        Ok(self.run(purpose, args, &[release, &chart.display().to_string()])?.stdout)
+    }
+
+    /// helm's own merge of `values`: what its `config` would be for a deploy with them.
+    /// `helm template` of the [`EchoChart`], which needs no cluster.
+    pub fn merge(
+        &self,
+        purpose: impl Into<String>,
+        release: &str,
+        echo: &EchoChart,
+        values: &DeployValues,
+    ) -> Result<serde_json::Value, ExecError> {
+        let mut args = vec!["template".to_string()];
+        args.extend(values.flags());
+        let inv = self.invocation(purpose.into(), args, &[release, &echo.0.display().to_string()]);
+        let finished = self.runner.run(&inv)?;
+        echoed_values(&finished.stdout).map_err(|error| ExecError::Parse {
+            purpose: inv.purpose.clone(),
+            argv: inv.argv(),
+            error,
+        })
+    }
+
     /// `helm pull CHART [--version V] --destination DIR`: the chart archive, into `dir`.
     pub fn pull(&self, purpose: impl Into<String>, chart: &ChartRef, dir: &Path) -> Result<(), ExecError> {
         let mut args = vec!["pull".to_string(), "--destination".into(), dir.display().to_string()];
@@ -757,6 +796,58 @@ impl DeployValues {
     }
 }
 
+/// The values helm records (`config`) for a deploy given only value files this tool
+/// wrote as JSON, in order, and no set-line: helm's merge of them (`mergeMaps`,
+/// pkg/cli/values/options.go: a map merges into a map, anything else replaces what was
+/// there, `null` included), every number as helm holds it ([`as_helm_holds`]). Exact for
+/// such files, which are JSON with quoted keys and strings: YAML 1.1 reads them as JSON
+/// means. The operator's own `-f` files and set-lines are merged by helm itself
+/// ([`Helm::echo`]): their YAML and set-line syntax have corners no second reading
+/// should guess.
+pub fn merged_json_files(files: &[&serde_json::Value]) -> serde_json::Value {
+    fn merge(into: &mut serde_json::Map<String, serde_json::Value>, from: &serde_json::Map<String, serde_json::Value>) {
+        for (key, value) in from {
+            match (into.get_mut(key), value) {
+                (Some(serde_json::Value::Object(old)), serde_json::Value::Object(new)) => merge(old, new),
+                _ => {
+                    into.insert(key.clone(), value.clone());
+                }
+            }
+        }
+    }
+    let mut out = serde_json::Map::new();
+    for file in files {
+        // helm reads a file that is not a mapping (`null`) as an empty one.
+        if let serde_json::Value::Object(map) = file {
+            merge(&mut out, map);
+        }
+    }
+    as_helm_holds(&serde_json::Value::Object(out))
+}
+
+/// `value` with every number as helm holds values: a float64 (YAML and JSON numbers both
+/// become one when helm reads them), which it prints (Go's encoding/json) as an integer
+/// when it is one below 1e21, with the shortest digits that read back to it (so
+/// 12345678901234567890 comes back as 12345678901234567000), and `6379.0` as `6379`.
+pub fn as_helm_holds(value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) => {
+            let Some(f) = n.as_f64() else { return value.clone() };
+            if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e21 {
+                // Rust prints an integral float as Go does here: the shortest digits,
+                // then zeros, no exponent, no `.0`.
+                serde_json::from_str(&format!("{f}")).unwrap_or_else(|_| value.clone())
+            } else {
+                serde_json::Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null)
+            }
+        }
+        Value::Array(items) => Value::Array(items.iter().map(as_helm_holds).collect()),
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), as_helm_holds(v))).collect()),
+        other => other.clone(),
+    }
+}
+
 /// A `helm upgrade` of the walk: the chart, its values, and how long helm waits for the
 /// rollout (bare `--wait`, which means the same on helm 3 and 4, while `--wait=true`
 /// warns on 4 and `--wait=watcher` fails on 3).
@@ -801,6 +892,57 @@ pub struct Rendered {
     pub manifest: String,
     /// The user values after helm merged the carried values, `-f` and `--set` (`config`).
     pub values: serde_json::Value,
+}
+
+/// What `helm template` is told of the cluster (`--kube-version`, `--api-versions`), as
+/// helm would read them from it (`KubeClient::capabilities`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    pub kube_version: String,
+    pub api_versions: Vec<String>,
+}
+
+impl Capabilities {
+    /// One `--api-versions` per entry: a cluster with thousands of kinds would make one
+    /// comma-joined argument longer than Linux takes for one (128 KiB).
+    fn flags(&self) -> Vec<String> {
+        let mut flags = vec!["--kube-version".to_string(), self.kube_version.clone()];
+        for api in &self.api_versions {
+            flags.extend(["--api-versions".to_string(), api.clone()]);
+        }
+        flags
+    }
+}
+
+/// A chart of this tool's own, written into a run's private folder: no values, no object,
+/// one template printing, as a YAML comment, helm's merge of the values it is given (a
+/// chart without values of its own adds none to them). A comment, because it is no
+/// object; one line, because `toJson` escapes every newline.
+pub struct EchoChart(PathBuf);
+
+const ECHO_VALUES: &str = "# helm-safe-upgrade values: ";
+
+impl EchoChart {
+    /// Write the chart into `dir` (a private folder of the run).
+    pub fn write(dir: &Path) -> std::io::Result<EchoChart> {
+        let root = dir.join("helm-safe-upgrade-echo");
+        std::fs::create_dir_all(root.join("templates"))?;
+        std::fs::write(
+            root.join("Chart.yaml"),
+            "apiVersion: v2\nname: helm-safe-upgrade-echo\nversion: 0.1.0\ndescription: helm's merge of a run's values\n",
+        )?;
+        std::fs::write(root.join("templates").join("echo.yaml"), format!("{ECHO_VALUES}{{{{ toJson .Values }}}}\n"))?;
+        Ok(EchoChart(root))
+    }
+}
+
+/// The values the [`EchoChart`] printed.
+fn echoed_values(printed: &str) -> Result<serde_json::Value, String> {
+    let line = printed
+        .lines()
+        .find_map(|l| l.strip_prefix(ECHO_VALUES))
+        .ok_or_else(|| format!("no line `{}` in what helm printed", ECHO_VALUES.trim()))?;
+    serde_json::from_str(line).map_err(|e| format!("`{}` is not JSON: {e}", ECHO_VALUES.trim()))
 }
 
 #[derive(serde::Deserialize)]
@@ -1278,5 +1420,87 @@ mod tests {
         let error = helm_doing("upgrade-file", &rewritten, upgraded).upgrade("upgrade", "bsr", &request(file));
         assert!(error.unwrap_err().stderr().contains(INDEX_BEING_REWRITTEN));
         assert_eq!(count(), 1);
+    }
+
+    #[test]
+    fn json_files_merge_as_helm_merges_value_files() {
+        let carried = serde_json::json!({"db": {"host": "a", "port": 5432}, "list": [1, 2], "gone": {"x": 1}});
+        let step = serde_json::json!({"db": {"host": "b"}, "list": [3], "gone": null, "maintenance": true});
+        let merged = merged_json_files(&[&carried, &serde_json::Value::Null, &step]);
+        // A map merges into a map; a list, a scalar and `null` replace.
+        assert_eq!(
+            merged,
+            serde_json::json!({"db": {"host": "b", "port": 5432}, "list": [3], "gone": null, "maintenance": true})
+        );
+        // A scalar where a map was replaces it, and a map where a scalar was replaces that.
+        let a = serde_json::json!({"k": {"x": 1}, "s": 1});
+        let b = serde_json::json!({"k": 5, "s": {"y": 2}});
+        assert_eq!(merged_json_files(&[&a, &b]), serde_json::json!({"k": 5, "s": {"y": 2}}));
+    }
+
+    #[test]
+    fn numbers_are_held_as_helms_float64_prints_them() {
+        // What helm 3 and 4 printed for these values read from a file (`helm upgrade
+        // --dry-run=server -o json`'s config, on the test bed).
+        let read: serde_json::Value =
+            serde_json::from_str(r#"{"a": 6379.0, "big": 12345678901234567890, "f": 1.50, "neg": -3, "huge": 1e300}"#)
+                .unwrap();
+        let held = as_helm_holds(&read);
+        assert_eq!(
+            serde_json::to_string(&held).unwrap(),
+            r#"{"a":6379,"big":12345678901234567000,"f":1.5,"huge":1e+300,"neg":-3}"#
+        );
+        // What helm printed reads back to itself.
+        assert_eq!(as_helm_holds(&held), held);
+    }
+
+    #[test]
+    fn the_echo_chart_says_the_values() {
+        let printed = "---\n# Source: helm-safe-upgrade-echo/templates/echo.yaml\n# helm-safe-upgrade values: {\"a\":true,\"s\":\"x\\n# helm-safe-upgrade values: {}\"}\n";
+        // A value that looks like the line stays in its string (toJson escapes newlines).
+        assert_eq!(
+            echoed_values(printed).unwrap(),
+            serde_json::json!({"a": true, "s": "x\n# helm-safe-upgrade values: {}"})
+        );
+        let missing = echoed_values("---\n# Source: x\n").unwrap_err();
+        assert!(missing.contains("helm-safe-upgrade values"), "{missing}");
+        let capabilities =
+            Capabilities { kube_version: "v1.33.0".into(), api_versions: s(&["v1", "apps/v1/Deployment"]) };
+        assert_eq!(
+            capabilities.flags(),
+            s(&["--kube-version", "v1.33.0", "--api-versions", "v1", "--api-versions", "apps/v1/Deployment"])
+        );
+    }
+
+    proptest::proptest! {
+        /// Merging is what helm does to JSON it reads back: merging one file is holding
+        /// it as helm does, and holding twice changes nothing.
+        #[test]
+        fn merging_one_file_is_holding_it(json in proptest_json()) {
+            let held = as_helm_holds(&json);
+            proptest::prop_assert_eq!(&as_helm_holds(&held), &held);
+            if json.is_object() {
+                proptest::prop_assert_eq!(merged_json_files(&[&json]), held);
+            }
+        }
+    }
+
+    fn proptest_json() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<u64>().prop_map(serde_json::Value::from),
+            (-1e30f64..1e30).prop_map(serde_json::Value::from),
+            "[a-z]{0,4}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map("[a-c]", inner, 0..4)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
     }
 }

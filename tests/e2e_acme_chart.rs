@@ -179,8 +179,16 @@ fn the_plan_shows_every_hop_rendered_and_the_walk_deploys_it(version: HelmVersio
     let policy = acme_policy();
     let upgrade =
         ["acme", "--to", "4.1.0", "--chart", "demo/acme", "--policy", &policy, "--set", "redis.host=redis.acme.svc"];
-    let (table, _) = bed.run_expect(&[&upgrade[..], &["--plan", "--diff"]].concat(), 0);
+    let (table, debug) = bed.run_expect(&[&upgrade[..], &["--plan", "--diff", "--debug"]].concat(), 0);
     insta::assert_snapshot!("acme_plan_diff", checked_section(&table));
+    // Each hop rendered offline (no acme before 4.3.0 calls `lookup`), told the cluster's
+    // Kubernetes version and API versions.
+    for to in ["3.9.0", "4.0.0", "4.1.0"] {
+        let purpose = format!("(render acme at {to} (preflight))");
+        let line = debug.lines().find(|l| l.ends_with(&purpose)).unwrap_or_else(|| panic!("{version}: {debug}"));
+        assert!(line.contains(" template --is-upgrade --no-hooks --kube-version v1."), "{version}: {line}");
+        assert!(line.contains(" --api-versions apps/v1/Deployment "), "{version}: {line}");
+    }
     let (stdout, _) = bed.run_expect(&[&upgrade[..], &["--plan", "--diff", "-o", "json"]].concat(), 0);
     let plan: Value = serde_json::from_str(&stdout).expect("one JSON document");
     assert!(!stdout.contains("hunter2") && !stdout.contains("aHVudGVyMg=="), "{version}: {stdout}");
@@ -329,6 +337,12 @@ fn the_preflight_sees_what_only_the_cluster_shows(version: HelmVersion) {
     let message = why["message"].as_str().unwrap();
     assert!(message.starts_with("hop 1 (4.2.0 → 4.3.0): acme 4.3.0 does not render"), "{version}: {message}");
     assert!(message.contains("acme 4.3.0 changes the selector of Deployment acme"), "{version}: {message}");
+    // How (`--debug` names every helm command): 4.3.0, whose templates call `lookup`, is
+    // rendered on the cluster, not offline.
+    let (_, debug) = bed.run_expect(&[&upgrade[..], &["--plan", "--debug"]].concat(), 3);
+    let ran = |words: &str, purpose: &str| debug.lines().any(|l| l.contains(words) && l.ends_with(purpose));
+    assert!(ran(" upgrade --dry-run=server -o json ", "(render acme at 4.3.0 (preflight))"), "{version}: {debug}");
+    assert!(!ran(" template ", "(render acme at 4.3.0 (preflight))"), "{version}: {debug}");
     // Without the preflight the plan has nothing to refuse it with.
     let (table, _) = bed.run_expect(&[&upgrade[..], &["--plan", "--no-preflight"]].concat(), 0);
     assert!(table.contains("not rendered: --no-preflight"), "{version}: {table}");

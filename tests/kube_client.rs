@@ -164,6 +164,34 @@ fn release_revisions_after_helm_install_and_upgrade() {
     }
 }
 
+/// The cluster's capabilities read through the API client (what the preflight tells
+/// `helm template`) are what helm itself reads when it renders against the cluster: a
+/// chart printing `.Capabilities`, rendered by real helm asked to read the cluster
+/// (`--validate` on helm 3, `--dry-run=server` on 4), is the oracle.
+#[test]
+fn the_capabilities_read_are_helms_own() {
+    let bed = Bed::new();
+    let chart = bed.dir.path().join("capabilities");
+    std::fs::create_dir_all(chart.join("templates")).unwrap();
+    std::fs::write(chart.join("Chart.yaml"), "apiVersion: v2\nname: capabilities\nversion: 0.1.0\n").unwrap();
+    let template = "# kube: {{ .Capabilities.KubeVersion.Version }}\n# apis: {{ toJson .Capabilities.APIVersions }}\n";
+    std::fs::write(chart.join("templates/caps.yaml"), template).unwrap();
+    let (kube_version, api_versions) = bed.client().capabilities().unwrap();
+    assert!(kube_version.starts_with("v1."), "{kube_version}");
+    assert!(api_versions.iter().any(|a| a == "apps/v1/Deployment"), "{api_versions:?}");
+    for helm_version in HelmVersion::TESTED {
+        let helm = HelmEnv::new(&bed.standin, helm_version);
+        let cluster = if helm_version.major() == 3 { "--validate" } else { "--dry-run=server" };
+        let printed = helm.helm_ok(&["template", "caps", chart.to_str().unwrap(), cluster, "-n", "bsr"]);
+        let line = |prefix: &str| printed.lines().find_map(|l| l.strip_prefix(prefix)).expect(prefix).to_string();
+        assert_eq!(line("# kube: "), kube_version, "{helm_version}");
+        let mut helms: Vec<String> = serde_json::from_str(&line("# apis: ")).unwrap();
+        helms.sort();
+        helms.dedup();
+        assert_eq!(helms, api_versions, "{helm_version}");
+    }
+}
+
 /// The release read through the API client from helm's storage is the release helm
 /// itself prints: `helm get metadata`, `helm history` and `helm status` are the oracle.
 #[test]

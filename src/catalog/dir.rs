@@ -205,6 +205,53 @@ pub fn top_files_up_to(path: &Path, names: &[&str], max: u64) -> Result<Vec<(Str
     Ok(found)
 }
 
+/// Whether a template of the packaged chart at `path`, or of a chart it carries in
+/// `charts/` (an archive there included), may call `lookup`, which reads live objects
+/// from the cluster: a chart that does renders on the cluster, as its upgrade will. The
+/// word anywhere in a template counts (a comment too: a slower render, never a wrong
+/// one); an archive that cannot be read, or a template too large to search, counts.
+pub fn may_call_lookup(path: &Path) -> bool {
+    File::open(path).map(|f| archive_calls_lookup(BufReader::new(f), 0)).unwrap_or(true)
+}
+
+/// How deep charts carried in charts' archives are searched; helm itself never nests
+/// further than real charts do.
+const MAX_NESTING: usize = 4;
+
+fn archive_calls_lookup(archive: impl Read, depth: usize) -> bool {
+    const MAX_FILE: u64 = 16 << 20;
+    if depth > MAX_NESTING {
+        return true;
+    }
+    let mut archive = tar::Archive::new(GzDecoder::new(archive));
+    let Ok(entries) = archive.entries() else { return true };
+    for entry in entries {
+        let Ok(mut entry) = entry else { return true };
+        let Ok(path) = entry.path().map(|p| p.into_owned()) else { return true };
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let in_templates = path.components().skip(1).any(|c| c.as_os_str() == "templates");
+        let carried_archive =
+            path.extension().is_some_and(|e| e == "tgz") && path.components().any(|c| c.as_os_str() == "charts");
+        if !in_templates && !carried_archive {
+            continue;
+        }
+        let mut bytes = Vec::new();
+        if (&mut entry).take(MAX_FILE + 1).read_to_end(&mut bytes).is_err() || bytes.len() as u64 > MAX_FILE {
+            return true;
+        }
+        let found = match carried_archive {
+            true => archive_calls_lookup(bytes.as_slice(), depth + 1),
+            false => bytes.windows(6).any(|w| w == b"lookup"),
+        };
+        if found {
+            return true;
+        }
+    }
+    false
+}
+
 /// `1 MiB`, `64 KiB`, `100 bytes`: a size limit as people say it.
 fn size_text(bytes: u64) -> String {
     match bytes {
@@ -224,7 +271,7 @@ fn parse_chart_yaml(text: &str) -> Result<(String, Available), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::testing::tgz;
+    use super::testing::{tgz, tgz_bytes};
     use super::*;
 
     fn chart(name: &str, version: &str, app: Option<&str>) -> Vec<u8> {
@@ -365,6 +412,30 @@ mod tests {
         assert_eq!(got.available[0].version.semver().build.as_str(), "build.7");
         assert_eq!(got.available[0].app_version.as_deref(), Some("3.2"));
     }
+
+    #[test]
+    fn a_lookup_is_found_in_the_chart_or_any_chart_it_carries() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |name: &str, bytes: &[u8]| {
+            write(dir.path(), name, bytes);
+            may_call_lookup(&dir.path().join(name))
+        };
+        let plain =
+            [("Chart.yaml", "name: a\n"), ("values.yaml", "lookup: 1\n"), ("templates/cm.yaml", "kind: ConfigMap\n")];
+        // `lookup` in values is not a call; in a template it is.
+        assert!(!at("plain.tgz", &tgz("a", &plain)));
+        let calls = "{{ $d := lookup \"apps/v1\" \"Deployment\" .Release.Namespace \"x\" }}\n";
+        assert!(at("own.tgz", &tgz("a", &[("templates/dep.yaml", calls)])));
+        assert!(at("unpacked.tgz", &tgz("a", &[("charts/sub/templates/_h.tpl", calls)])));
+        let sub = tgz("sub", &[("templates/dep.yaml", calls)]);
+        let carried: [(&str, &[u8]); 2] = [("Chart.yaml", b"name: a\n"), ("charts/sub-1.0.0.tgz", &sub)];
+        assert!(at("carried.tgz", &tgz_bytes("a", &carried)));
+        let quiet = tgz("sub", &plain);
+        assert!(!at("quiet.tgz", &tgz_bytes("a", &[("charts/sub-1.0.0.tgz", &quiet)])));
+        // What cannot be read counts as a call: rendered on the cluster, never wrongly.
+        assert!(at("broken.tgz", b"not an archive"));
+        assert!(may_call_lookup(&dir.path().join("missing.tgz")));
+    }
 }
 
 /// Packaged charts for the catalog's tests.
@@ -372,6 +443,12 @@ mod tests {
 pub(crate) mod testing {
     /// A `.tgz` laid out like `helm package` output: `files` under `top/`.
     pub fn tgz(top: &str, files: &[(&str, &str)]) -> Vec<u8> {
+        let files: Vec<(&str, &[u8])> = files.iter().map(|(rel, data)| (*rel, data.as_bytes())).collect();
+        tgz_bytes(top, &files)
+    }
+
+    /// [`tgz`] of files that need not be text (a chart's archive in its `charts/`).
+    pub fn tgz_bytes(top: &str, files: &[(&str, &[u8])]) -> Vec<u8> {
         let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         let mut builder = tar::Builder::new(gz);
         for (rel, data) in files {
@@ -379,7 +456,7 @@ pub(crate) mod testing {
             header.set_size(data.len() as u64);
             header.set_mode(0o644);
             header.set_entry_type(tar::EntryType::Regular);
-            builder.append_data(&mut header, format!("{top}/{rel}"), data.as_bytes()).unwrap();
+            builder.append_data(&mut header, format!("{top}/{rel}"), *data).unwrap();
         }
         builder.into_inner().unwrap().finish().unwrap()
     }

@@ -223,6 +223,75 @@ impl KubeClient {
         }
     }
 
+    /// Send `GET path` for every path at once; each answer in the order asked.
+    fn get_all(&self, purpose: &str, paths: &[String]) -> Vec<Result<Value, KubeError>> {
+        let timeout = self.timeout;
+        let started: Vec<_> = paths
+            .iter()
+            .map(|path| {
+                let client = self.client.clone();
+                let request = http::Request::get(path.as_str()).body(Vec::new());
+                self.runtime.spawn(async move {
+                    let request = request
+                        .map_err(|e| ::kube::Error::BuildRequest(::kube::core::request::Error::BuildRequest(e)))?;
+                    match tokio::time::timeout(timeout, client.request::<Value>(request)).await {
+                        Ok(answer) => answer.map_err(Some),
+                        Err(_elapsed) => Err(None),
+                    }
+                    .map_err(|e| e.unwrap_or_else(|| ::kube::Error::Service("timed out".into())))
+                })
+            })
+            .collect();
+        started
+            .into_iter()
+            .map(|task| match self.runtime.block_on(task) {
+                Ok(Ok(value)) => Ok(value),
+                Ok(Err(error)) => Err(self.failed(purpose, error)),
+                Err(join) => Err(KubeError::Client { purpose: purpose.to_string(), message: join.to_string() }),
+            })
+            .collect()
+    }
+
+    /// What helm's `.Capabilities` hold of this cluster, read as helm reads them when it
+    /// renders against it (pkg/action `getCapabilities`, which drops any cached discovery
+    /// first): the Kubernetes version (`gitVersion`), and the API versions as helm's
+    /// `GetVersionSet` lists them: every version of every group the server offers (`v1`
+    /// for the core group) and `GROUP/VERSION/Kind` for every resource and subresource
+    /// each serves. A group version whose resources cannot be read is left out, as helm
+    /// leaves it out (an aggregated API that is down).
+    pub fn capabilities(&self) -> Result<(String, Vec<String>), KubeError> {
+        let purpose = "read the cluster's version and API versions";
+        let asked = ["/version", "/api", "/apis"].map(String::from);
+        let mut answers = self.get_all(purpose, &asked).into_iter();
+        let mut next = || answers.next().expect("one answer per path");
+        let (version, core, groups) = (next()?, next()?, next()?);
+        let kube_version = version["gitVersion"].as_str().unwrap_or_default().to_string();
+        let strings = |list: &Value| -> Vec<String> {
+            list.as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_string)).collect()
+        };
+        let mut group_versions: Vec<(String, String)> =
+            strings(&core["versions"]).into_iter().map(|v| (v.clone(), format!("/api/{v}"))).collect();
+        for group in groups["groups"].as_array().into_iter().flatten() {
+            for version in group["versions"].as_array().into_iter().flatten() {
+                if let Some(gv) = version["groupVersion"].as_str() {
+                    group_versions.push((gv.to_string(), format!("/apis/{gv}")));
+                }
+            }
+        }
+        let paths: Vec<String> = group_versions.iter().map(|(_, path)| path.clone()).collect();
+        let mut api_versions = std::collections::BTreeSet::new();
+        for ((gv, _), resources) in group_versions.iter().zip(self.get_all(purpose, &paths)) {
+            api_versions.insert(gv.clone());
+            let Ok(resources) = resources else { continue };
+            for resource in resources["resources"].as_array().into_iter().flatten() {
+                if let Some(kind) = resource["kind"].as_str().filter(|k| !k.is_empty()) {
+                    api_versions.insert(format!("{gv}/{kind}"));
+                }
+            }
+        }
+        Ok((kube_version, api_versions.into_iter().collect()))
+    }
+
     fn failed(&self, purpose: &str, error: ::kube::Error) -> KubeError {
         // The server's text may quote anything a user wrote: shown, never obeyed.
         let shown = |text: &str| crate::text::for_terminal(text).into_owned();

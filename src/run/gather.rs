@@ -58,6 +58,9 @@ pub struct Facts {
     pub context: Context,
     /// For the plan's warnings.
     pub warnings: Vec<String>,
+    /// The cluster's capabilities and helm's merge of the run's first values, read for
+    /// the preflight (None: the run renders nothing).
+    pub probe: Option<super::probe::Probe>,
 }
 
 /// The API client, configured as helm is (the same cluster and identity).
@@ -92,6 +95,7 @@ struct FirstReads {
     /// The chart source's listing, when its reference was known before the release was
     /// read, and that reference.
     early_offer: Option<(Result<Offer, RunError>, String)>,
+    probe: Option<super::probe::Probe>,
 }
 
 /// The release, helm's version, the ledger and (when its reference is known early) the
@@ -106,6 +110,8 @@ fn first_reads(
     // listing chain and helm's version are under way (building it reads the kubeconfig; an
     // exec credential plugin may run).
     let kube = std::sync::OnceLock::new();
+    // The preflight's read of the cluster follows the release's, while the listing runs.
+    let probing = direction == Direction::Upgrade && !opts.no_preflight;
     let (release, helm_major, opened, early_offer) = std::thread::scope(|s| {
         // The chart source can be listed as soon as its reference is known: `--chart` at
         // once (the listing chain, `repo update` then `search`, is the longest read), the
@@ -116,7 +122,15 @@ fn first_reads(
         let from_flag = opts.chart.clone().filter(listable).map(listing);
         let major = s.spawn(|| helm.major_version());
         let kube = kube.get_or_init(|| connect(opts).map_err(|e| e.to_string()));
-        let release = s.spawn(|| read_release(helm, kube.as_ref().ok(), opts, printer));
+        let capabilities = probing.then(|| s.spawn(|| super::probe::capabilities(kube.as_ref().ok())));
+        let release = s.spawn(|| {
+            let release = read_release(helm, kube.as_ref().ok(), opts, printer);
+            let first_values = match &release {
+                Ok(read) if probing => super::probe::first_values(helm, &read.name, &read.user_values, opts),
+                _ => None,
+            };
+            release.map(|r| (r, first_values))
+        });
         let ledger = s.spawn(|| open_ledger(kube, opts));
         let opened = ledger.join().expect("ledger reader");
         let offer = match opts.chart {
@@ -128,19 +142,24 @@ fn first_reads(
                 recorded.filter(listable).filter(|r| ledger_source_is_own(r)).map(listing)
             }
         };
+        let release = release.join().expect("release reader");
+        let capabilities = capabilities.map(|c| c.join().expect("capabilities reader"));
+        let probe = |(release, first_values)| {
+            (release, capabilities.map(|capabilities| super::probe::Probe { capabilities, first_values }))
+        };
         (
-            release.join().expect("release reader"),
+            release.map(probe),
             major.join().expect("version reader"),
             opened,
             offer.map(|o| o.join().expect("chart source reader")),
         )
     });
-    let release = release?;
+    let (release, probe) = release?;
     let ledger = opened.as_ref().ok().and_then(|(_, o)| o.loaded.as_ref()).map(|l| &l.ledger);
     refuse_unless_deployed(&release, direction, ledger)?;
     let helm_major = helm_major.map_err(|e| bad(e.to_string(), "set HELM_BIN or put helm on PATH"))?;
     let (kube, opened) = opened?;
-    Ok(FirstReads { release, helm_major, kube, opened, early_offer })
+    Ok(FirstReads { release, helm_major, kube, opened, early_offer, probe })
 }
 
 /// The chart whose policy a run reads: the upgrade's target, `--to` (when it is absent or
@@ -165,7 +184,8 @@ pub fn gather(
     let runner = Runner::printing(signals, opts.debug, printer.clone());
     let helm_bin = env::path(env::HELM_BIN).unwrap_or_else(|| PathBuf::from("helm"));
     let helm = Helm::new(runner, helm_bin, opts.namespace.clone(), opts.kube_context.clone());
-    let FirstReads { release, helm_major, kube, opened, early_offer } = first_reads(&helm, opts, direction, printer)?;
+    let FirstReads { release, helm_major, kube, opened, early_offer, probe } =
+        first_reads(&helm, opts, direction, printer)?;
     let OpenedStore { store, loaded, warning } = opened;
     let ledger = loaded.map(|s| s.ledger);
     let choice = choose_policy(opts.resume, opts.policy.as_deref(), ledger.as_ref(), &release.chart_name)?;
@@ -208,6 +228,7 @@ pub fn gather(
         offer,
         context,
         warnings,
+        probe,
     };
     Ok((tools, facts))
 }

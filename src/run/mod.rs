@@ -27,6 +27,7 @@ pub mod options;
 pub mod policy_choice;
 pub mod preflight;
 pub mod private;
+pub mod probe;
 pub mod revisions;
 pub mod rollout;
 pub mod unready;

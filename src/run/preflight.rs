@@ -1,22 +1,30 @@
 //! Between deciding and executing: every hop checked before the first change.
 //!
 //! ```text
+//! (beside the release's read) probe: the cluster's capabilities; with -f/--set, helm's merge of the first values
 //! Plan ─ pull each version once (digest-checked cache) ─ render each hop ─▶ Plan with a HopCheck per hop
 //!                                                                          + the chart the walk deploys
 //! ```
 //!
 //! Each `helm upgrade` of each hop (its deploy of the target, and a procedure's deploy of
-//! the hop's start, like BSR's maintenance mode) is rendered by helm itself, `helm upgrade
-//! --dry-run=server -o json`, with exactly the values it deploys (the carried values as
-//! its version reads them after the policy's value rules, the operator's `-f`/`--set`,
-//! the procedure's own `set:`), the release's name and namespace. `--dry-run=server`
-//! rather than `helm template`: it renders against the cluster (`lookup` finds real objects; `.Capabilities` are the cluster's, kinds
-//! included) through the same code path as the upgrade, and it answers with helm's own
-//! merge of the values (`config`), so the values digest and the check against the chart
-//! need no second implementation of helm's merge. It costs more than `helm template`
-//! (README, "Benchmark"); hops are rendered in parallel. Neither validates the objects
-//! on the server. A chart that does not render, or whose `values.schema.json` rejects
-//! the values, refuses the plan before anything changed.
+//! the hop's start, like BSR's maintenance mode) is rendered by helm itself with exactly
+//! the values it deploys (the carried values as its version reads them after the
+//! policy's value rules, the operator's `-f`/`--set`, the procedure's own `set:`), the
+//! release's name and namespace: `helm template --is-upgrade` told the cluster's
+//! capabilities (read once, through the API client as helm reads them, beside the
+//! release: the [`Probe`]), a third of what a dry run against the cluster costs (README,
+//! "Benchmark"). A chart that may call
+//! `lookup` is rendered with `helm upgrade --dry-run=server` instead: offline, `lookup`
+//! finds no live object, so a chart's own check of them would pass.
+//!
+//! The values digest and the checks against the chart use helm's merge of the values,
+//! never a second reading of the operator's input: computed here only when every values
+//! file is JSON this tool wrote ([`merged_json_files`]), otherwise printed by helm (a
+//! `helm template` of the [`EchoChart`]: the probe's, beside the release's read, for the
+//! run's first values, and one beside the renders for each other values). Hops
+//! are rendered in parallel. Neither render validates the objects on the server. A chart
+//! that does not render, or whose `values.schema.json` rejects the values, refuses the
+//! plan before anything changed.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -26,12 +34,13 @@ use serde_json::Value;
 use super::error::{RunError, bad, refused};
 use super::gather::{Facts, Tools};
 use super::options::{DiffDetail, RunOptions};
+use super::probe::Probe;
 use super::values::Overrides;
 use crate::catalog::ChartArg;
 use crate::catalog::cache::{CachedChart, RunCharts};
 use crate::diff::{ManifestDiff, Secrets};
 use crate::digest::json_sha256;
-use crate::helm::{DeployValues, Rendered};
+use crate::helm::{DeployValues, EchoChart, ExecError, Rendered, merged_json_files};
 use crate::plan::chart_values::{self, ChartValues};
 use crate::plan::{DeployCheck, Direction, Hop, HopChanges, HopCheck, Plan};
 use crate::version::ChartVersion;
@@ -61,7 +70,7 @@ pub fn check(
         plan.not_rendered = Some(why);
         return Ok(Checked { chart: facts.offer.chart.clone() });
     }
-    let work = dir("values")?;
+    let work = super::private::run_folder("preflight's values")?;
     let prepared = prepare_all(plan, facts, tools, start, charts, work.path())?;
     let mut said = BTreeSet::new();
     let mut files = std::collections::BTreeMap::new();
@@ -129,17 +138,8 @@ fn skipped(plan: &Plan, opts: &RunOptions) -> Option<String> {
     None
 }
 
-/// A private folder of the run (0700; removed when dropped): the values files of the
-/// renders.
-fn dir(what: &str) -> Result<tempfile::TempDir, RunError> {
-    tempfile::Builder::new().prefix(&format!("helm-safe-upgrade-{what}-")).tempdir().map_err(|e| {
-        RunError::Other(format!(
-            "cannot make a private folder for the preflight's {what}: {e}\nhint: set TMPDIR to a writable folder"
-        ))
-    })
-}
-
 /// Where a `helm upgrade` of the plan is: its hop, its step, the version it deploys.
+#[derive(Clone)]
 struct At {
     hop: usize,
     step: usize,
@@ -153,13 +153,37 @@ struct Prepared {
     rendered: Rendered,
 }
 
+/// A deploy's values as helm merges them: the carried values as its version reads them,
+/// the operator's `-f`/`--set` (the same at every deploy), and the procedure's `set:`.
+#[derive(Clone, PartialEq)]
+struct MergeOf {
+    carried: Value,
+    step: serde_json::Map<String, Value>,
+}
+
+/// A deploy to render: where it is, the values it deploys, and what they are merged of.
+struct Job {
+    at: At,
+    values: DeployValues,
+    merge: MergeOf,
+}
+
+/// How a deploy was rendered. `helm template` with the cluster's capabilities by default;
+/// `helm upgrade --dry-run=server` for a chart that may `lookup` live objects, which
+/// only the cluster shows (and which also answers with helm's merge of the values).
+enum Render {
+    Offline(String),
+    OnCluster(Rendered),
+}
+
 /// Every `helm upgrade` of the plan rendered, in the plan's order: each hop's deploy of
 /// its target, and a procedure's deploy of the hop's start (BSR's maintenance mode) too.
 /// Each version is fetched once, the versions in parallel, and its deploys rendered as
-/// soon as it is there. A hop's start that no step deploys is not pulled: the way back
-/// deploys it from the source, as it would without a preflight (one process per hop
-/// saved on every run, for a path rarely taken). A target the run fetched already (to
-/// read the policy its chart ships) is not pulled again.
+/// soon as it is there; helm merges the values no [`Probe`] merged meanwhile. A hop's
+/// start that no step deploys is not pulled: the way back deploys it from the source, as
+/// it would without a preflight (one process per hop saved on every run, for a path
+/// rarely taken). A target the run fetched already (to read the policy its chart ships)
+/// is not pulled again.
 fn prepare_all(
     plan: &Plan,
     facts: &Facts,
@@ -168,50 +192,32 @@ fn prepare_all(
     charts: &RunCharts,
     work: &Path,
 ) -> Result<Vec<Prepared>, RunError> {
-    // Each deploy with the values it deploys, grouped by the version it deploys.
-    let mut by_version: Vec<(ChartVersion, Vec<(At, DeployValues)>)> = Vec::new();
-    for (i, hop) in plan.hops.iter().enumerate() {
-        for (n, version, set) in hop.upgrades() {
-            let values = deploy_values(plan, i, n, version, set, start, work)?;
-            let job = (At { hop: i, step: n, version: version.clone() }, values);
-            match by_version.iter_mut().find(|(v, _)| v == version) {
-                Some((_, jobs)) => jobs.push(job),
-                None => by_version.push((version.clone(), vec![job])),
-            }
+    let by_version = jobs(plan, start, work)?;
+    let mut merged = known_merges(&by_version, start, facts.probe.as_ref());
+    let (mut results, echoed) = render_and_merge(&by_version, &merged, facts, tools, charts, work)?;
+    let mut merge_failures = Vec::new();
+    for (merge, result) in echoed {
+        match result {
+            Ok(values) => merged.push((merge, values)),
+            Err(error) => merge_failures.push((merge, Box::new(error))),
         }
     }
-    let (release, source) = (&facts.release.name, &facts.offer.chart);
-    type Done = (At, Result<(CachedChart, Rendered), Failure>);
-    let results: Vec<Vec<Done>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = by_version
-            .into_iter()
-            .map(|(version, jobs)| {
-                scope.spawn(move || {
-                    let chart = charts.fetch(&tools.helm, source, &version);
-                    jobs.into_iter()
-                        .map(|(at, values)| {
-                            let result = chart.clone().map_err(Failure::Fetch).and_then(|chart| {
-                                let purpose = format!("render {release} at {} (preflight)", at.version);
-                                let rendered =
-                                    tools.helm.render(purpose, release, &chart.path, &values).map_err(|error| {
-                                        Failure::Render { error: Box::new(error), schema: broken_schema(&chart.path) }
-                                    })?;
-                                Ok((chart, rendered))
-                            });
-                            (at, result)
-                        })
-                        .collect()
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("a preflight thread does not panic")).collect()
-    });
-    let mut results: Vec<Done> = results.into_iter().flatten().collect();
     // Said in the plan's order: the first hop that fails is the one named.
-    results.sort_by_key(|(at, _)| (at.hop, at.step));
+    results.sort_by_key(|(at, ..)| (at.hop, at.step));
     let mut out = Vec::new();
-    for (at, result) in results {
-        match result {
+    for (at, merge, result) in results {
+        let rendered = result.and_then(|(chart, render)| match render {
+            Render::OnCluster(rendered) => Ok((chart, rendered)),
+            Render::Offline(manifest) => match merged.iter().find(|(m, _)| *m == merge) {
+                Some((_, values)) => Ok((chart, Rendered { manifest, values: values.clone() })),
+                // Every merge not known is one helm was asked for: this one failed.
+                None => {
+                    let at = merge_failures.iter().position(|(m, _)| *m == merge).expect("a merge helm was asked for");
+                    Err(Failure::Merge(merge_failures.swap_remove(at).1))
+                }
+            },
+        });
+        match rendered {
             Ok((chart, rendered)) => out.push(Prepared { at, chart, rendered }),
             Err(failure) => return Err(failed(&at, failure, plan, facts, start)),
         }
@@ -219,30 +225,181 @@ fn prepare_all(
     Ok(out)
 }
 
+/// Each deploy of the plan with the values it deploys, grouped by the version it deploys.
+fn jobs(plan: &Plan, start: &StartValues, work: &Path) -> Result<Vec<(ChartVersion, Vec<Job>)>, RunError> {
+    let mut by_version: Vec<(ChartVersion, Vec<Job>)> = Vec::new();
+    for (i, hop) in plan.hops.iter().enumerate() {
+        for (n, version, set) in hop.upgrades() {
+            let (values, carried) = deploy_values(plan, i, n, version, set, start, work)?;
+            let job = Job {
+                at: At { hop: i, step: n, version: version.clone() },
+                values,
+                merge: MergeOf { carried, step: set.clone() },
+            };
+            match by_version.iter_mut().find(|(v, _)| v == version) {
+                Some((_, jobs)) => jobs.push(job),
+                None => by_version.push((version.clone(), vec![job])),
+            }
+        }
+    }
+    Ok(by_version)
+}
+
+/// A deploy rendered (or why not), with what its values are merged of.
+type Done = (At, MergeOf, Result<(CachedChart, Render), Failure>);
+/// helm's merge of a deploy's values.
+type Merged = (MergeOf, Result<Value, ExecError>);
+
+/// Every version fetched and its deploys rendered, and helm's merge of every values not
+/// `known`, all at once.
+fn render_and_merge(
+    by_version: &[(ChartVersion, Vec<Job>)],
+    known: &[(MergeOf, Value)],
+    facts: &Facts,
+    tools: &Tools,
+    charts: &RunCharts,
+    work: &Path,
+) -> Result<(Vec<Done>, Vec<Merged>), RunError> {
+    let mut to_merge: Vec<(&MergeOf, &DeployValues)> = Vec::new();
+    for job in by_version.iter().flat_map(|(_, jobs)| jobs) {
+        let merge = &job.merge;
+        if !known.iter().any(|(m, _)| m == merge) && !to_merge.iter().any(|(m, _)| *m == merge) {
+            to_merge.push((merge, &job.values));
+        }
+    }
+    let echo = match to_merge.is_empty() {
+        true => None,
+        false => Some(
+            EchoChart::write(work).map_err(|e| RunError::Other(format!("cannot write the preflight's chart: {e}")))?,
+        ),
+    };
+    let capabilities = facts.probe.as_ref().and_then(|p| p.capabilities.as_ref());
+    let (release, source) = (&facts.release.name, &facts.offer.chart);
+    Ok(std::thread::scope(|scope| {
+        let merging: Vec<_> = to_merge
+            .into_iter()
+            .map(|(merge, values)| {
+                let echo = echo.as_ref().expect("written when there is something to merge");
+                scope.spawn(move || {
+                    let purpose = format!("merge the values of {release} (preflight)");
+                    (merge.clone(), tools.helm.merge(purpose, release, echo, values))
+                })
+            })
+            .collect();
+        let rendering: Vec<_> = by_version
+            .iter()
+            .map(|(version, jobs)| {
+                scope.spawn(move || {
+                    let chart = charts.fetch(&tools.helm, source, version);
+                    jobs.iter()
+                        .map(|job| {
+                            let rendered = chart.clone().map_err(Failure::Fetch).and_then(|chart| {
+                                let render = render(tools, release, &chart.path, job, capabilities)?;
+                                Ok((chart, render))
+                            });
+                            (job.at.clone(), job.merge.clone(), rendered)
+                        })
+                        .collect::<Vec<Done>>()
+                })
+            })
+            .collect();
+        let joined = "a preflight thread does not panic";
+        (
+            rendering.into_iter().flat_map(|h| h.join().expect(joined)).collect(),
+            merging.into_iter().map(|h| h.join().expect(joined)).collect(),
+        )
+    }))
+}
+
+/// The merges known without another helm process: each deploy's, when the operator gave
+/// no `-f`/`--set` (every file is then JSON this tool wrote: [`merged_json_files`]), and
+/// the [`Probe`]'s, for the deploys that start from the run's first values.
+fn known_merges(
+    by_version: &[(ChartVersion, Vec<Job>)],
+    start: &StartValues,
+    probe: Option<&Probe>,
+) -> Vec<(MergeOf, Value)> {
+    let first = probe.and_then(|p| p.first_values.as_ref()).filter(|f| f.overrides == *start.overrides);
+    let mut known: Vec<(MergeOf, Value)> = Vec::new();
+    for job in by_version.iter().flat_map(|(_, jobs)| jobs) {
+        let merge = &job.merge;
+        if known.iter().any(|(m, _)| m == merge) {
+            continue;
+        }
+        if start.overrides.is_empty() {
+            let step = Value::Object(merge.step.clone());
+            known.push((merge.clone(), merged_json_files(&[&merge.carried, &step])));
+        } else if let Some(Some(values)) =
+            first.filter(|f| merge.step.is_empty() && f.carried == merge.carried).map(|f| f.merged.as_ref())
+        {
+            known.push((merge.clone(), values.clone()));
+        }
+    }
+    known
+}
+
+/// Render one deploy of the archive at `chart`: offline with the cluster's
+/// `capabilities`, or on the cluster when the chart may `lookup` live objects, when the
+/// capabilities could not be read, or to confirm an offline failure. A hop is refused for
+/// what the cluster's render says, never for a difference between the two (a Kubernetes
+/// version helm cannot parse as a flag, an API helm's defaults lack).
+fn render(
+    tools: &Tools,
+    release: &str,
+    chart: &Path,
+    job: &Job,
+    capabilities: Option<&crate::helm::Capabilities>,
+) -> Result<Render, Failure> {
+    let purpose = format!("render {release} at {} (preflight)", job.at.version);
+    if let Some(capabilities) = capabilities.filter(|_| !crate::catalog::dir::may_call_lookup(chart)) {
+        let offline = tools.helm.template(purpose.clone(), release, chart, &job.values, capabilities);
+        if let Ok(manifest) = offline {
+            return Ok(Render::Offline(manifest));
+        }
+    }
+    tools
+        .helm
+        .render(purpose, release, chart, &job.values)
+        .map(Render::OnCluster)
+        .map_err(|error| Failure::Render { error: Box::new(error), schema: broken_schema(chart) })
+}
+
 /// What a deploy that could not be prepared stops the run with, nothing changed: a
 /// release another operation is changing, the operator's `-f` file helm cannot read, a
 /// hop that does not render, or a chart that cannot be fetched.
 fn failed(at: &At, failure: Failure, plan: &Plan, facts: &Facts, start: &StartValues) -> RunError {
-    let name = &facts.release.chart_name;
+    let name = &facts.release.name;
+    let chart_name = &facts.release.chart_name;
+    let unreadable = |error: &ExecError, files: &[PathBuf]| {
+        unreadable_file(error, files).map(|file| {
+            bad(
+                format!(
+                    "-f {}: helm cannot read it as values; nothing was changed\nhelm: {}",
+                    file.display(),
+                    helm_said(error)
+                ),
+                "fix the file (helm reads YAML 1.1, and wants a mapping at the top) and run again",
+            )
+        })
+    };
     match failure {
         Failure::Render { error, schema } => {
-            if let Some(moving) = in_motion(&facts.release.name, facts.ledger.as_ref(), &error) {
+            if let Some(moving) = in_motion(name, facts.ledger.as_ref(), &error) {
                 return moving;
             }
-            if let Some(file) = unreadable_file(&error, &start.overrides.files) {
-                return bad(
-                    format!(
-                        "-f {}: helm cannot read it as values; nothing was changed\nhelm: {}",
-                        file.display(),
-                        helm_said(&error)
-                    ),
-                    "fix the file (helm reads YAML 1.1, and wants a mapping at the top) and run again",
-                );
+            if let Some(bad_file) = unreadable(&error, &start.overrides.files) {
+                return bad_file;
             }
-            refusal(at, &plan.hops[at.hop], name, &error, schema)
+            refusal(at, &plan.hops[at.hop], chart_name, &error, schema)
         }
+        Failure::Merge(error) => unreadable(&error, &start.overrides.files).unwrap_or_else(|| {
+            RunError::Other(format!(
+                "cannot merge the values of {name} for the preflight: {}\nhint: --no-preflight skips the preflight",
+                helm_said(&error)
+            ))
+        }),
         Failure::Fetch(e) => RunError::Other(format!(
-            "cannot fetch {name} {} for the preflight: {e}\nhint: check the chart source; --no-preflight skips the preflight",
+            "cannot fetch {chart_name} {} for the preflight: {e}\nhint: check the chart source; --no-preflight skips the preflight",
             at.version
         )),
     }
@@ -254,9 +411,11 @@ enum Failure {
     /// helm's error, and why the chart's `values.schema.json` cannot be read, if it cannot
     /// (helm then fails with its "values don't meet the schema" words too).
     Render {
-        error: Box<crate::helm::ExecError>,
+        error: Box<ExecError>,
         schema: Option<String>,
     },
+    /// helm could not merge the deploy's values (the operator's `-f` file, most likely).
+    Merge(Box<ExecError>),
 }
 
 /// Why the chart archive's `values.schema.json` is not a JSON document (None: it is, or
@@ -278,7 +437,7 @@ fn deploy_values(
     set: &serde_json::Map<String, Value>,
     start: &StartValues,
     work: &Path,
-) -> Result<DeployValues, RunError> {
+) -> Result<(DeployValues, Value), RunError> {
     let private = |name: String, value: &Value| -> Result<PathBuf, RunError> {
         let path = work.join(name);
         super::private::write_private(&path, value.to_string().as_bytes())
@@ -293,7 +452,7 @@ fn deploy_values(
         true => None,
         false => Some(private(format!("procedure-hop-{}-step-{}.json", i + 1, n + 1), &Value::Object(set.clone()))?),
     };
-    Ok(DeployValues { files, sets: start.overrides.sets.clone(), step_file })
+    Ok((DeployValues { files, sets: start.overrides.sets.clone(), step_file }, carried))
 }
 
 /// The operator's `-f` file helm could not read as values, if that is why it failed
@@ -332,6 +491,15 @@ fn helm_said(error: &crate::helm::ExecError) -> &str {
     let said = error.stderr().trim();
     let said = said.strip_prefix("Error: ").unwrap_or(said);
     said.strip_prefix("UPGRADE FAILED: ").unwrap_or(said)
+}
+
+/// What helm said of a failure, or the whole error when helm said nothing (it could not
+/// be started, or ran too long).
+fn said_or_all(error: &ExecError) -> String {
+    match helm_said(error) {
+        "" => error.to_string(),
+        said => said.to_string(),
+    }
 }
 
 /// helm says the values do not meet the chart's schema in these words (helm 3 and 4).
@@ -389,7 +557,7 @@ fn refusal(at: &At, hop: &Hop, chart: &str, error: &crate::helm::ExecError, brok
             "read helm's message: usually a value the new chart requires (`--set KEY=VALUE`); `--no-preflight` skips rendering (not advised)",
         )
     };
-    let said = if said.is_empty() { error.to_string() } else { said.to_string() };
+    let said = said_or_all(error);
     refused(
         rule,
         format!("hop {} ({} → {}): {what}; nothing was changed\nhelm: {said}", at.hop + 1, hop.from, hop.to),
@@ -485,6 +653,53 @@ mod tests {
     fn target() -> At {
         let hop = hop();
         At { hop: 0, step: hop.rendered_step().unwrap(), version: hop.to }
+    }
+
+    fn job(carried: Value, step: Value) -> Job {
+        let step = step.as_object().cloned().unwrap_or_default();
+        let values = DeployValues { files: vec![], sets: vec![], step_file: None };
+        Job { at: target(), values, merge: MergeOf { carried, step } }
+    }
+
+    #[test]
+    fn helm_is_asked_to_merge_only_what_the_run_cannot_know() {
+        let carried = serde_json::json!({"db": {"host": "a", "port": 5432}, "replicas": 2.0});
+        let renamed = serde_json::json!({"database": {"host": "a", "port": 5432}, "replicas": 2.0});
+        let maintenance = serde_json::json!({"maintenance": true});
+        let jobs = vec![
+            job(carried.clone(), Value::Null),
+            job(carried.clone(), maintenance.clone()),
+            job(renamed.clone(), Value::Null),
+            job(carried.clone(), Value::Null),
+        ];
+        let by_version = vec![(target().version, jobs)];
+        // No -f/--set: every file is the run's own JSON, merged here, numbers as helm
+        // holds them; each distinct merge once.
+        let none = Overrides::default();
+        let start = StartValues { carried: &carried, overrides: &none };
+        let known = known_merges(&by_version, &start, None);
+        assert_eq!(known.len(), 3);
+        assert_eq!(known[0].1, serde_json::json!({"db": {"host": "a", "port": 5432}, "replicas": 2}));
+        assert_eq!(known[1].1["maintenance"], true);
+        assert_eq!(known[2].1["database"]["host"], "a");
+        // With -f: the probe's merge serves the deploys that start from its values; the
+        // others are left to helm.
+        let overrides = Overrides { files: vec!["values.yaml".into()], sets: vec![] };
+        let start = StartValues { carried: &carried, overrides: &overrides };
+        let first = |carried: &Value| super::super::probe::FirstValues {
+            carried: carried.clone(),
+            overrides: overrides.clone(),
+            merged: Some(serde_json::json!({"db": {"host": "b"}})),
+        };
+        let probe = |first_values| Probe { capabilities: None, first_values };
+        let known = known_merges(&by_version, &start, Some(&probe(Some(first(&carried)))));
+        assert_eq!(known.len(), 1);
+        assert!(known[0].0.step.is_empty() && known[0].0.carried == carried);
+        assert_eq!(known[0].1, serde_json::json!({"db": {"host": "b"}}));
+        // A probe of other values (a resumed run's) serves none.
+        let other = first(&serde_json::json!({"replicas": 3}));
+        assert!(known_merges(&by_version, &start, Some(&probe(Some(other)))).is_empty());
+        assert!(known_merges(&by_version, &start, Some(&probe(None))).is_empty());
     }
 
     #[test]

@@ -28,6 +28,16 @@ pub fn backups_root() -> PathBuf {
         .unwrap_or_else(|_| PathBuf::from("helm-safe-upgrade-backups"))
 }
 
+/// A private folder of the run (0700; removed when dropped), for `what`: the
+/// preflight's values files and its own chart.
+pub fn run_folder(what: &str) -> Result<tempfile::TempDir, super::error::RunError> {
+    tempfile::Builder::new().prefix("helm-safe-upgrade-").tempdir().map_err(|e| {
+        super::error::RunError::Other(format!(
+            "cannot make a private folder for the {what}: {e}\nhint: set TMPDIR to a writable folder"
+        ))
+    })
+}
+
 pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), BackupError> {
     let io = |source| BackupError::Io { path: path.display().to_string(), source };
     let mut file = private_file().write(true).create_new(true).open(path).map_err(io)?;

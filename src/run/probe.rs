@@ -1,0 +1,54 @@
+//! The preflight's reads of the cluster and of the run's first values, beside the
+//! release's read (see `preflight`).
+
+use serde_json::Value;
+
+use super::options::RunOptions;
+use super::values::Overrides;
+use crate::helm::{Capabilities, DeployValues, EchoChart, Helm};
+use crate::kube::KubeClient;
+
+/// What the preflight reads while the run reads the release: the cluster's capabilities,
+/// which every offline render is told, and, when the operator gave `-f`/`--set`, helm's
+/// merge of the values the run starts from, which every deploy no value rule and no
+/// procedure `set:` changes deploys.
+pub struct Probe {
+    /// None when they could not be read: each deploy is then rendered on the cluster.
+    pub capabilities: Option<Capabilities>,
+    pub first_values: Option<FirstValues>,
+}
+
+/// helm's merge of the carried values and the operator's `-f`/`--set`.
+pub struct FirstValues {
+    pub carried: Value,
+    pub overrides: Overrides,
+    /// None when it could not be made: the preflight asks helm again for each deploy,
+    /// and says why that failed (an `-f` file helm cannot read).
+    pub merged: Option<Value>,
+}
+
+/// The cluster's capabilities, read through the API client as helm reads them.
+pub fn capabilities(kube: Option<&KubeClient>) -> Option<Capabilities> {
+    let (kube_version, api_versions) = kube?.capabilities().ok()?;
+    Some(Capabilities { kube_version, api_versions })
+}
+
+/// helm's merge of `carried` and the operator's `-f`/`--set`; None without them (the
+/// preflight then merges the values it wrote itself).
+pub fn first_values(helm: &Helm, release: &str, carried: &Value, opts: &RunOptions) -> Option<FirstValues> {
+    if opts.overrides.is_empty() {
+        return None;
+    }
+    let overrides = opts.overrides.clone();
+    let merged = (|| {
+        let work = super::private::run_folder("preflight's values").ok()?;
+        let echo = EchoChart::write(work.path()).ok()?;
+        let carried_file = work.path().join("carried.json");
+        super::private::write_private(&carried_file, carried.to_string().as_bytes()).ok()?;
+        let files = [vec![carried_file], overrides.files.clone()].concat();
+        let values = DeployValues { files, sets: overrides.sets.clone(), step_file: None };
+        let purpose = format!("merge the values of {release} (preflight)");
+        helm.merge(purpose, release, &echo, &values).ok()
+    })();
+    Some(FirstValues { carried: carried.clone(), overrides, merged })
+}
