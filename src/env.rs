@@ -47,6 +47,8 @@ pub const NO_COLOR: &str = "NO_COLOR";
 pub const HELM_COLOR: &str = "HELM_COLOR";
 pub const TERM: &str = "TERM";
 pub const COLUMNS: &str = "COLUMNS";
+pub const GOGC: &str = "GOGC";
+pub const GOMEMLIMIT: &str = "GOMEMLIMIT";
 
 /// The table, in the order the README shows it.
 pub const VARIABLES: &[Variable] = &[
@@ -153,6 +155,11 @@ pub const VARIABLES: &[Variable] = &[
         name: COLUMNS,
         meaning: "the width to fit on a terminal (default: the terminal's own; at least 80); output that is not a terminal is never wrapped",
     },
+    Variable {
+        name: GOGC,
+        meaning: "Go's garbage collector setting; when neither it nor GOMEMLIMIT is set, the preflight's helm renders run with `GOGC=off GOMEMLIMIT=256MiB` (see Benchmark), set yours to have them run with it",
+    },
+    Variable { name: GOMEMLIMIT, meaning: "Go's soft memory limit; see GOGC" },
 ];
 
 /// A variable's value, when it is set and not empty.

@@ -472,6 +472,20 @@ impl Helm {
         Ok(version.trim().trim_start_matches('v').split('.').next().and_then(|m| m.parse().ok()).unwrap_or(3))
     }
 
+    /// [`Helm::invocation`] of a preflight's render, whose helm runs with Go's garbage
+    /// collector held back (`GOGC=off`) until its heap nears 256 MiB (`GOMEMLIMIT`),
+    /// unless the operator set either: a render is a short process whose start-up
+    /// allocations all stay live, so collecting them is waste — a fifth of three renders'
+    /// time at once on the bed, at the same peak memory (README, "Benchmark"). A chart
+    /// large enough to near the limit is collected as usual.
+    fn rendering(&self, purpose: String, args: Vec<String>, positional: &[&str]) -> Invocation {
+        let mut inv = self.invocation(purpose, args, positional);
+        if crate::env::get(crate::env::GOGC).is_none() && crate::env::get(crate::env::GOMEMLIMIT).is_none() {
+            inv.env.extend([("GOGC".into(), "off".into()), ("GOMEMLIMIT".into(), "256MiB".into())]);
+        }
+        inv
+    }
+
     /// `helm ARGS --namespace NS [--kube-context CTX] -- POSITIONAL`: every flag before
     /// the `--`, so a release or chart name can never be read as a flag.
     fn invocation(&self, purpose: String, mut args: Vec<String>, positional: &[&str]) -> Invocation {
@@ -544,7 +558,7 @@ impl Helm {
     ) -> Result<Rendered, ExecError> {
         let mut args = vec!["upgrade".to_string(), "--dry-run=server".into(), "-o".into(), "json".into()];
         args.extend(values.flags());
-        let inv = self.invocation(purpose.into(), args, &[release, &chart.display().to_string()]);
+        let inv = self.rendering(purpose.into(), args, &[release, &chart.display().to_string()]);
         let done: RenderJson = self.runner.json(&inv)?;
         Ok(Rendered { manifest: done.manifest, values: done.config.unwrap_or_default() })
     }
@@ -565,7 +579,8 @@ impl Helm {
         let mut args = vec!["template".to_string(), "--is-upgrade".into(), "--no-hooks".into()];
         args.extend(capabilities.flags());
         args.extend(values.flags());
-        Ok(self.run(purpose, args, &[release, &chart.display().to_string()])?.stdout)
+        let inv = self.rendering(purpose.into(), args, &[release, &chart.display().to_string()]);
+        Ok(self.runner.run(&inv)?.stdout)
     }
 
     /// helm's own merge of `values`: what its `config` would be for a deploy with them.
@@ -579,7 +594,7 @@ impl Helm {
     ) -> Result<serde_json::Value, ExecError> {
         let mut args = vec!["template".to_string()];
         args.extend(values.flags());
-        let inv = self.invocation(purpose.into(), args, &[release, &echo.0.display().to_string()]);
+        let inv = self.rendering(purpose.into(), args, &[release, &echo.0.display().to_string()]);
         let finished = self.runner.run(&inv)?;
         echoed_values(&finished.stdout).map_err(|error| ExecError::Parse {
             purpose: inv.purpose.clone(),
@@ -1420,6 +1435,20 @@ mod tests {
         let error = helm_doing("upgrade-file", &rewritten, upgraded).upgrade("upgrade", "bsr", &request(file));
         assert!(error.unwrap_err().stderr().contains(INDEX_BEING_REWRITTEN));
         assert_eq!(count(), 1);
+    }
+
+    #[test]
+    fn renders_hold_gos_collector_back_unless_the_operator_set_it() {
+        let helm = Helm::new(Runner::new(Signals::default(), false), "helm".into(), "ns".into(), None);
+        let inv = helm.rendering("render".into(), s(&["template"]), &["bsr", "chart.tgz"]);
+        let operators = crate::env::get(crate::env::GOGC).or(crate::env::get(crate::env::GOMEMLIMIT));
+        let held = [("GOGC".to_string(), "off".to_string()), ("GOMEMLIMIT".to_string(), "256MiB".to_string())];
+        match operators {
+            None => assert_eq!(inv.env, held),
+            Some(_) => assert!(inv.env.is_empty(), "{:?}", inv.env),
+        }
+        // Every other helm command runs with Go's own setting.
+        assert!(helm.invocation("upgrade".into(), s(&["upgrade"]), &["bsr"]).env.is_empty());
     }
 
     #[test]
