@@ -99,7 +99,7 @@ fn refusals_change_nothing(version: HelmVersion) {
     let (_, stderr) = bed.run_expect(&["bsr", "--to", "1.1.9", "--chart", "demo/bsr"], 2);
     assert!(stderr.contains("stdin is not a terminal") && stderr.contains("--yes"), "{stderr}");
     // An -f file helm cannot read as values: the operator's input, named, exit 2 (found
-    // by the preflight's first render, before anything changed).
+    // by helm's merge of the values beside the release's read, before anything changed).
     let broken = bed.env.dir().join("broken-values.yaml");
     std::fs::write(&broken, "replicaCount: [1, 2\n").unwrap();
     let broken = broken.to_str().unwrap();
@@ -110,6 +110,11 @@ fn refusals_change_nothing(version: HelmVersion) {
             && stderr.contains("hint: fix the file"),
         "{stderr}"
     );
+    // And so without the preflight, rather than the first hop's `helm upgrade` failing.
+    let args = ["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--yes", "--no-preflight", "-f", broken, "--debug"];
+    let (_, stderr) = bed.run_expect(&args, 2);
+    assert!(stderr.contains(&format!("-f {broken}: helm cannot read it as values; nothing was changed")), "{stderr}");
+    assert!(!stderr.contains(" upgrade ") && !stderr.contains("hop 1"), "a hop started: {stderr}");
     // --plan prints the plan and changes nothing.
     let (stdout, _) = bed.run_expect(&["bsr", "--to", "1.3.0", "--chart", "demo/bsr", "--plan"], 0);
     assert!(stdout.contains("1.0.4  1.1.9  minor"), "{stdout}");

@@ -111,7 +111,10 @@ fn first_reads(
     // exec credential plugin may run).
     let kube = std::sync::OnceLock::new();
     // The preflight's read of the cluster follows the release's, while the listing runs.
+    // helm's merge of the operator's -f/--set does too, with or without the preflight: it
+    // is how a file helm cannot read is refused before the first change.
     let probing = direction == Direction::Upgrade && !opts.no_preflight;
+    let merging = direction == Direction::Upgrade;
     let (release, helm_major, opened, early_offer) = std::thread::scope(|s| {
         // The chart source can be listed as soon as its reference is known: `--chart` at
         // once (the listing chain, `repo update` then `search`, is the longest read), the
@@ -126,7 +129,7 @@ fn first_reads(
         let release = s.spawn(|| {
             let release = read_release(helm, kube.as_ref().ok(), opts, printer);
             let first_values = match &release {
-                Ok(read) if probing => super::probe::first_values(helm, &read.name, &read.user_values, opts),
+                Ok(read) if merging => super::probe::first_values(helm, &read.name, &read.user_values, opts),
                 _ => None,
             };
             release.map(|r| (r, first_values))
@@ -144,8 +147,9 @@ fn first_reads(
         };
         let release = release.join().expect("release reader");
         let capabilities = capabilities.map(|c| c.join().expect("capabilities reader"));
-        let probe = |(release, first_values)| {
-            (release, capabilities.map(|capabilities| super::probe::Probe { capabilities, first_values }))
+        let probe = |(release, first_values): (_, Option<_>)| {
+            let read = probing || first_values.is_some();
+            (release, read.then(|| super::probe::Probe { capabilities: capabilities.flatten(), first_values }))
         };
         (
             release.map(probe),

@@ -66,6 +66,7 @@ pub fn check(
     start: &StartValues,
     charts: &RunCharts,
 ) -> Result<Checked, RunError> {
+    refuse_unreadable_overrides(facts.probe.as_ref(), start)?;
     if let Some(why) = skipped(plan, opts) {
         plan.not_rendered = Some(why);
         return Ok(Checked { chart: facts.offer.chart.clone() });
@@ -330,7 +331,7 @@ fn known_merges(
             let step = Value::Object(merge.step.clone());
             known.push((merge.clone(), merged_json_files(&[&merge.carried, &step])));
         } else if let Some(Some(values)) =
-            first.filter(|f| merge.step.is_empty() && f.carried == merge.carried).map(|f| f.merged.as_ref())
+            first.filter(|f| merge.step.is_empty() && f.carried == merge.carried).map(|f| f.merged.as_ref().ok())
         {
             known.push((merge.clone(), values.clone()));
         }
@@ -370,29 +371,17 @@ fn render(
 fn failed(at: &At, failure: Failure, plan: &Plan, facts: &Facts, start: &StartValues) -> RunError {
     let name = &facts.release.name;
     let chart_name = &facts.release.chart_name;
-    let unreadable = |error: &ExecError, files: &[PathBuf]| {
-        unreadable_file(error, files).map(|file| {
-            bad(
-                format!(
-                    "-f {}: helm cannot read it as values; nothing was changed\nhelm: {}",
-                    file.display(),
-                    helm_said(error)
-                ),
-                "fix the file (helm reads YAML 1.1, and wants a mapping at the top) and run again",
-            )
-        })
-    };
     match failure {
         Failure::Render { error, schema } => {
             if let Some(moving) = in_motion(name, facts.ledger.as_ref(), &error) {
                 return moving;
             }
-            if let Some(bad_file) = unreadable(&error, &start.overrides.files) {
+            if let Some(bad_file) = unreadable_values(&error, &start.overrides.files) {
                 return bad_file;
             }
             refusal(at, &plan.hops[at.hop], chart_name, &error, schema)
         }
-        Failure::Merge(error) => unreadable(&error, &start.overrides.files).unwrap_or_else(|| {
+        Failure::Merge(error) => unreadable_values(&error, &start.overrides.files).unwrap_or_else(|| {
             RunError::Other(format!(
                 "cannot merge the values of {name} for the preflight: {}\nhint: --no-preflight skips the preflight",
                 helm_said(&error)
@@ -453,6 +442,33 @@ fn deploy_values(
         false => Some(private(format!("procedure-hop-{}-step-{}.json", i + 1, n + 1), &Value::Object(set.clone()))?),
     };
     Ok((DeployValues { files, sets: start.overrides.sets.clone(), step_file }, carried))
+}
+
+/// The refusal of the operator's `-f` file helm could not read as values, if that is why
+/// `error` happened.
+fn unreadable_values(error: &ExecError, files: &[PathBuf]) -> Option<RunError> {
+    unreadable_file(error, files).map(|file| {
+        bad(
+            format!(
+                "-f {}: helm cannot read it as values; nothing was changed\nhelm: {}",
+                file.display(),
+                helm_said(error)
+            ),
+            "fix the file (helm reads YAML 1.1, and wants a mapping at the top) and run again",
+        )
+    })
+}
+
+/// An `-f` file helm cannot read, as the probe's merge of the first values found it (a
+/// `helm template` of the tool's own chart: no chart source, no cluster), refused before
+/// any chart is fetched; and without the preflight, before the first hop's `helm
+/// upgrade` would fail on it.
+fn refuse_unreadable_overrides(probe: Option<&Probe>, start: &StartValues) -> Result<(), RunError> {
+    let first = probe.and_then(|p| p.first_values.as_ref()).filter(|f| f.overrides == *start.overrides);
+    match first.map(|f| &f.merged) {
+        Some(Err(Some(error))) => unreadable_values(error, &start.overrides.files).map_or(Ok(()), Err),
+        _ => Ok(()),
+    }
 }
 
 /// The operator's `-f` file helm could not read as values, if that is why it failed
@@ -689,7 +705,7 @@ mod tests {
         let first = |carried: &Value| super::super::probe::FirstValues {
             carried: carried.clone(),
             overrides: overrides.clone(),
-            merged: Some(serde_json::json!({"db": {"host": "b"}})),
+            merged: Ok(serde_json::json!({"db": {"host": "b"}})),
         };
         let probe = |first_values| Probe { capabilities: None, first_values };
         let known = known_merges(&by_version, &start, Some(&probe(Some(first(&carried)))));

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::options::RunOptions;
 use super::values::Overrides;
-use crate::helm::{Capabilities, DeployValues, EchoChart, Helm};
+use crate::helm::{Capabilities, DeployValues, EchoChart, ExecError, Helm};
 use crate::kube::KubeClient;
 
 /// What the preflight reads while the run reads the release: the cluster's capabilities,
@@ -13,7 +13,8 @@ use crate::kube::KubeClient;
 /// merge of the values the run starts from, which every deploy no value rule and no
 /// procedure `set:` changes deploys.
 pub struct Probe {
-    /// None when they could not be read: each deploy is then rendered on the cluster.
+    /// None when they could not be read (each deploy is then rendered on the cluster), or
+    /// were not (a run without the preflight).
     pub capabilities: Option<Capabilities>,
     pub first_values: Option<FirstValues>,
 }
@@ -22,9 +23,10 @@ pub struct Probe {
 pub struct FirstValues {
     pub carried: Value,
     pub overrides: Overrides,
-    /// None when it could not be made: the preflight asks helm again for each deploy,
-    /// and says why that failed (an `-f` file helm cannot read).
-    pub merged: Option<Value>,
+    /// Err when it could not be made, with helm's error when helm ran and failed (an
+    /// `-f` file it cannot read): the preflight asks helm again for each deploy and says
+    /// why; a run without the preflight refuses that file before the first change.
+    pub merged: Result<Value, Option<ExecError>>,
 }
 
 /// The cluster's capabilities, read through the API client as helm reads them.
@@ -41,14 +43,14 @@ pub fn first_values(helm: &Helm, release: &str, carried: &Value, opts: &RunOptio
     }
     let overrides = opts.overrides.clone();
     let merged = (|| {
-        let work = super::private::run_folder("preflight's values").ok()?;
-        let echo = EchoChart::write(work.path()).ok()?;
+        let work = super::private::run_folder("preflight's values").map_err(|_| None)?;
+        let echo = EchoChart::write(work.path()).map_err(|_| None)?;
         let carried_file = work.path().join("carried.json");
-        super::private::write_private(&carried_file, carried.to_string().as_bytes()).ok()?;
+        super::private::write_private(&carried_file, carried.to_string().as_bytes()).map_err(|_| None)?;
         let files = [vec![carried_file], overrides.files.clone()].concat();
         let values = DeployValues { files, sets: overrides.sets.clone(), step_file: None };
         let purpose = format!("merge the values of {release} (preflight)");
-        helm.merge(purpose, release, &echo, &values).ok()
+        helm.merge(purpose, release, &echo, &values).map_err(Some)
     })();
     Some(FirstValues { carried: carried.clone(), overrides, merged })
 }
