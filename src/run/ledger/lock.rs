@@ -70,6 +70,9 @@ fn refusal(ledger: &Ledger, lock: &Lock, takeover: &Takeover) -> Option<LedgerEr
     let holder = one_line(&lock.holder);
     let resume = if ledger.in_progress.is_some() { " --resume to continue the plan it left unfinished" } else { "" };
     let state = lock.holder_process().map(|p| liveness(&p)).unwrap_or(Liveness::Unknown);
+    // The holder as stored, or as printed: a holder with control characters (an edited
+    // record) is printed escaped, and the operator names what they were shown.
+    let names_it = |named: &String| *named == lock.holder || *named == holder;
     let hint = match (state, takeover) {
         (Liveness::Alive, _) => {
             let pid = lock.holder_process().map(|p| p.pid).unwrap_or_default();
@@ -79,8 +82,7 @@ fn refusal(ledger: &Ledger, lock: &Lock, takeover: &Takeover) -> Option<LedgerEr
             )
         }
         (Liveness::Gone, Takeover::IfGone) => return None,
-        (Liveness::Gone, Takeover::Named(named)) if *named == lock.holder => return None,
-        (Liveness::Unknown, Takeover::Named(named)) if *named == lock.holder => return None,
+        (Liveness::Gone | Liveness::Unknown, Takeover::Named(named)) if names_it(named) => return None,
         (_, Takeover::Named(named)) => format!(
             "--force-unlock names {:?}, but the lock is held by {holder:?}: name the holder exactly as printed",
             one_line(named)

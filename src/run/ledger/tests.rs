@@ -464,6 +464,21 @@ fn a_holder_elsewhere_must_be_named_exactly() {
 }
 
 #[test]
+fn a_holder_with_control_characters_is_named_as_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let s: Arc<dyn LedgerStore> = store(dir.path());
+    drop(Held::acquire(s.clone(), &claim(elsewhere("ana\u{1b}[2J\n", 7), "first"), &Takeover::No).unwrap());
+    let err = Held::acquire(s.clone(), &claim(Me::current(), "x"), &Takeover::No).unwrap_err().to_string();
+    // The hint's flag, as an operator copies it off the terminal: no control character.
+    let flag = err.split("--force-unlock=").nth(1).expect("the flag").split_whitespace().take(3).collect::<Vec<_>>();
+    let printed = flag.join(" ").trim_matches('\'').to_string();
+    assert!(!printed.chars().any(char::is_control), "{printed:?}");
+    assert_eq!(printed, crate::text::one_line("ana\u{1b}[2J\n@ci-runner-7 pid 7"));
+    let held = Held::acquire(s.clone(), &claim(Me::current(), "x"), &Takeover::Named(printed)).unwrap();
+    assert_eq!(held.ledger().lock.as_ref().unwrap().holder, Me::current().holder());
+}
+
+#[test]
 fn a_run_whose_lock_was_taken_cannot_save() {
     let dir = tempfile::tempdir().unwrap();
     let s: Arc<dyn LedgerStore> = store(dir.path());
