@@ -228,7 +228,7 @@ fn run(record: &RunRecord, ledger: &Ledger) -> Run {
         to: record.to.clone(),
         outcome,
         at: record.at.clone(),
-        message: record.message.clone(),
+        message: bounded(record.message.as_deref()),
         lock_since: ledger.lock.as_ref().filter(|_| holds_lock).map(|l| l.since.clone()),
         preflight: vec![],
         hops: vec![],
@@ -281,7 +281,7 @@ fn attach_hop(run: &mut Run, record: &HopRecord) {
         started_at: Some(record.started_at.clone()),
         ended_at: record.ended_at.clone(),
         outcome: Some(record.outcome.as_str().to_string()),
-        message: record.message.clone(),
+        message: bounded(record.message.as_deref()),
         work_ms: record.work_ms,
         downtime_ms: record.downtime_ms,
         steps: vec![],
@@ -379,6 +379,12 @@ fn took(look: Look, time: Option<Took>) -> String {
 /// A hop's time: its work as measured, else the time between its start and end.
 fn hop_time(work_ms: Option<u64>, started_at: Option<&str>, ended_at: Option<&str>) -> Option<Took> {
     work_ms.map(Took::Measured).or_else(|| between(started_at?, ended_at?).map(Took::Between))
+}
+
+/// A message from the record, as long as a run writes one at most: a longer one was
+/// edited in, and is not printed whole.
+fn bounded(message: Option<&str>) -> Option<String> {
+    message.map(|m| crate::text::truncated(m, crate::run::ledger::MAX_MESSAGE_BYTES).into_owned())
 }
 
 /// A message from the record: escaped, its further lines indented under the first.

@@ -483,6 +483,19 @@ fn a_plan_in_progress_edited_to_an_absurd_hop_is_shown_not_a_panic() {
 }
 
 #[test]
+fn a_message_edited_to_a_megabyte_is_shown_as_long_as_a_run_writes_one() {
+    let mut l = story();
+    l.runs[1].message = Some("x".repeat(1 << 20));
+    l.hops[1].message = Some("y".repeat(1 << 20));
+    let history = history(&l, SUBJECT, None);
+    let text = table(&history, Look::PLAIN);
+    assert!(text.len() < 16 * 1024, "{} bytes", text.len());
+    assert!(text.contains(&format!("{}… ({} more bytes)", "x".repeat(64), (1 << 20) - 2048)), "{text}");
+    let json = json(&history);
+    assert!(json.len() < 16 * 1024 && json.contains(&format!("y… ({} more bytes)", (1 << 20) - 2048)), "{json}");
+}
+
+#[test]
 fn no_record_says_so() {
     let history = history(&Ledger::new("bsr", "bsr"), SUBJECT, None);
     assert_eq!(table(&history, Look::PLAIN), "no runs of helm-safe-upgrade are recorded for bsr in namespace bsr\n");
