@@ -919,12 +919,11 @@ pub struct Capabilities {
 
 impl Capabilities {
     /// One `--api-versions` per entry: a cluster with thousands of kinds would make one
-    /// comma-joined argument longer than Linux takes for one (128 KiB).
+    /// comma-joined argument longer than Linux takes for one (128 KiB). Each value joined
+    /// to its flag with `=`: what the cluster said stays that flag's value, whatever it is.
     fn flags(&self) -> Vec<String> {
-        let mut flags = vec!["--kube-version".to_string(), self.kube_version.clone()];
-        for api in &self.api_versions {
-            flags.extend(["--api-versions".to_string(), api.clone()]);
-        }
+        let mut flags = vec![format!("--kube-version={}", self.kube_version)];
+        flags.extend(self.api_versions.iter().map(|api| format!("--api-versions={api}")));
         flags
     }
 }
@@ -1497,7 +1496,7 @@ mod tests {
             Capabilities { kube_version: "v1.33.0".into(), api_versions: s(&["v1", "apps/v1/Deployment"]) };
         assert_eq!(
             capabilities.flags(),
-            s(&["--kube-version", "v1.33.0", "--api-versions", "v1", "--api-versions", "apps/v1/Deployment"])
+            s(&["--kube-version=v1.33.0", "--api-versions=v1", "--api-versions=apps/v1/Deployment"])
         );
     }
 

@@ -186,8 +186,8 @@ fn the_plan_shows_every_hop_rendered_and_the_walk_deploys_it(version: HelmVersio
     for to in ["3.9.0", "4.0.0", "4.1.0"] {
         let purpose = format!("(render acme at {to} (preflight))");
         let line = debug.lines().find(|l| l.ends_with(&purpose)).unwrap_or_else(|| panic!("{version}: {debug}"));
-        assert!(line.contains(" template --is-upgrade --no-hooks --kube-version v1."), "{version}: {line}");
-        assert!(line.contains(" --api-versions apps/v1/Deployment "), "{version}: {line}");
+        assert!(line.contains(" template --is-upgrade --no-hooks --kube-version=v1."), "{version}: {line}");
+        assert!(line.contains(" --api-versions=apps/v1/Deployment "), "{version}: {line}");
     }
     let (stdout, _) = bed.run_expect(&[&upgrade[..], &["--plan", "--diff", "-o", "json"]].concat(), 0);
     let plan: Value = serde_json::from_str(&stdout).expect("one JSON document");
