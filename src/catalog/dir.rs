@@ -205,51 +205,75 @@ pub fn top_files_up_to(path: &Path, names: &[&str], max: u64) -> Result<Vec<(Str
     Ok(found)
 }
 
-/// Whether a template of the packaged chart at `path`, or of a chart it carries in
-/// `charts/` (an archive there included), may call `lookup`, which reads live objects
-/// from the cluster: a chart that does renders on the cluster, as its upgrade will. The
-/// word anywhere in a template counts (a comment too: a slower render, never a wrong
-/// one); an archive that cannot be read, or a template too large to search, counts.
-pub fn may_call_lookup(path: &Path) -> bool {
-    File::open(path).map(|f| archive_calls_lookup(BufReader::new(f), 0)).unwrap_or(true)
+/// Whether helm's render of the packaged chart at `path` may call `lookup`, which reads
+/// live objects from the cluster: a chart that may renders on the cluster, as its
+/// upgrade will. The word anywhere in a template of the chart, or of a chart it carries
+/// in `charts/` (an archive there included), counts (a comment too: a slower render,
+/// never a wrong one). So does the word in text a template may render as a template,
+/// when a template calls `tpl`: any other file of the chart (its `values.yaml`, a file it
+/// reads), or the deploy's own values (`values_mention_lookup`, asked only then). An
+/// archive that cannot be read, or a file too large to search, counts.
+pub fn may_call_lookup(path: &Path, values_mention_lookup: impl FnOnce() -> bool) -> bool {
+    let Some(found) = File::open(path).ok().and_then(|f| live_reads(BufReader::new(f), 0)) else { return true };
+    found.lookup || (found.tpl && (found.lookup_in_text || values_mention_lookup()))
 }
 
 /// How deep charts carried in charts' archives are searched; helm itself never nests
 /// further than real charts do.
 const MAX_NESTING: usize = 4;
 
-fn archive_calls_lookup(archive: impl Read, depth: usize) -> bool {
+/// What a chart's files say of `lookup`.
+#[derive(Default)]
+struct LiveReads {
+    /// A template has the word.
+    lookup: bool,
+    /// A template calls `tpl` (the word and a space).
+    tpl: bool,
+    /// Another file has the word.
+    lookup_in_text: bool,
+}
+
+/// What the archive says of `lookup`; None when it cannot be read.
+fn live_reads(archive: impl Read, depth: usize) -> Option<LiveReads> {
     const MAX_FILE: u64 = 16 << 20;
     if depth > MAX_NESTING {
-        return true;
+        return None;
     }
+    let has = |bytes: &[u8], word: &[u8]| bytes.windows(word.len()).any(|w| w == word);
+    let mut found = LiveReads::default();
     let mut archive = tar::Archive::new(GzDecoder::new(archive));
-    let Ok(entries) = archive.entries() else { return true };
-    for entry in entries {
-        let Ok(mut entry) = entry else { return true };
-        let Ok(path) = entry.path().map(|p| p.into_owned()) else { return true };
+    for entry in archive.entries().ok()? {
+        let mut entry = entry.ok()?;
+        let path = entry.path().ok()?.into_owned();
         if !entry.header().entry_type().is_file() {
             continue;
         }
         let in_templates = path.components().skip(1).any(|c| c.as_os_str() == "templates");
         let carried_archive =
             path.extension().is_some_and(|e| e == "tgz") && path.components().any(|c| c.as_os_str() == "charts");
-        if !in_templates && !carried_archive {
-            continue;
-        }
         let mut bytes = Vec::new();
-        if (&mut entry).take(MAX_FILE + 1).read_to_end(&mut bytes).is_err() || bytes.len() as u64 > MAX_FILE {
-            return true;
+        (&mut entry).take(MAX_FILE + 1).read_to_end(&mut bytes).ok()?;
+        if bytes.len() as u64 > MAX_FILE {
+            match in_templates || carried_archive {
+                true => return None,
+                false => found.lookup_in_text = true,
+            }
+        } else if carried_archive {
+            let carried = live_reads(bytes.as_slice(), depth + 1)?;
+            found.lookup |= carried.lookup;
+            found.tpl |= carried.tpl;
+            found.lookup_in_text |= carried.lookup_in_text;
+        } else if in_templates {
+            found.lookup |= has(&bytes, b"lookup");
+            found.tpl |= [&b"tpl "[..], b"tpl\t", b"tpl\n", b"tpl\r"].iter().any(|w| has(&bytes, w));
+        } else {
+            found.lookup_in_text |= has(&bytes, b"lookup");
         }
-        let found = match carried_archive {
-            true => archive_calls_lookup(bytes.as_slice(), depth + 1),
-            false => bytes.windows(6).any(|w| w == b"lookup"),
-        };
-        if found {
-            return true;
+        if found.lookup {
+            return Some(found);
         }
     }
-    false
+    Some(found)
 }
 
 /// `1 MiB`, `64 KiB`, `100 bytes`: a size limit as people say it.
@@ -418,7 +442,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let at = |name: &str, bytes: &[u8]| {
             write(dir.path(), name, bytes);
-            may_call_lookup(&dir.path().join(name))
+            may_call_lookup(&dir.path().join(name), || panic!("asked of the values without a tpl"))
         };
         let plain =
             [("Chart.yaml", "name: a\n"), ("values.yaml", "lookup: 1\n"), ("templates/cm.yaml", "kind: ConfigMap\n")];
@@ -434,7 +458,37 @@ mod tests {
         assert!(!at("quiet.tgz", &tgz_bytes("a", &[("charts/sub-1.0.0.tgz", &quiet)])));
         // What cannot be read counts as a call: rendered on the cluster, never wrongly.
         assert!(at("broken.tgz", b"not an archive"));
-        assert!(may_call_lookup(&dir.path().join("missing.tgz")));
+        assert!(may_call_lookup(&dir.path().join("missing.tgz"), || false));
+    }
+
+    #[test]
+    fn a_tpl_may_call_a_lookup_in_the_text_it_renders() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |name: &str, bytes: &[u8], values_mention: bool| {
+            write(dir.path(), name, bytes);
+            may_call_lookup(&dir.path().join(name), || values_mention)
+        };
+        let renders = "data: {{ tpl (.Values.extra | toYaml) . }}\n";
+        let quiet = [("Chart.yaml", "name: a\n"), ("values.yaml", "extra: x\n"), ("templates/cm.yaml", renders)];
+        // A tpl, and no lookup in the chart: the deploy's values decide.
+        assert!(!at("quiet.tgz", &tgz("a", &quiet), false));
+        assert!(at("quiet.tgz", &tgz("a", &quiet), true));
+        // The chart's own values, or a file it reads, may hold the call.
+        let own = [
+            ("values.yaml", "extra: '{{ (lookup \"v1\" \"Secret\" \"\" \"s\").data }}'\n"),
+            ("templates/cm.yaml", renders),
+        ];
+        assert!(at("own.tgz", &tgz("a", &own), false));
+        let read = [("files/conf.tpl", "{{ lookup \"v1\" \"Secret\" \"\" \"s\" }}"), ("templates/cm.yaml", renders)];
+        assert!(at("read.tgz", &tgz("a", &read), false));
+        // A carried chart's tpl renders what its parent passes it.
+        let sub = tgz("sub", &[("templates/cm.yaml", renders)]);
+        let parent: [(&str, &[u8]); 2] =
+            [("values.yaml", b"sub: {extra: '{{ lookup }}'}\n"), ("charts/sub-1.0.0.tgz", &sub)];
+        assert!(at("parent.tgz", &tgz_bytes("a", &parent), false));
+        // Without a tpl, text is never rendered as a template: the values are not asked.
+        let plain = [("values.yaml", "extra: '{{ lookup }}'\n"), ("templates/cm.yaml", "data: {{ .Values.extra }}\n")];
+        assert!(!at("plain.tgz", &tgz("a", &plain), true));
     }
 }
 

@@ -352,7 +352,8 @@ fn render(
     capabilities: Option<&crate::helm::Capabilities>,
 ) -> Result<Render, Failure> {
     let purpose = format!("render {release} at {} (preflight)", job.at.version);
-    if let Some(capabilities) = capabilities.filter(|_| !crate::catalog::dir::may_call_lookup(chart)) {
+    let offline = capabilities.filter(|_| !crate::catalog::dir::may_call_lookup(chart, || mention_lookup(&job.values)));
+    if let Some(capabilities) = offline {
         let offline = tools.helm.template(purpose.clone(), release, chart, &job.values, capabilities);
         if let Ok(manifest) = offline {
             return Ok(Render::Offline(manifest));
@@ -363,6 +364,20 @@ fn render(
         .render(purpose, release, chart, &job.values)
         .map(Render::OnCluster)
         .map_err(|error| Failure::Render { error: Box::new(error), schema: broken_schema(chart) })
+}
+
+/// Whether a deploy's values hold the word `lookup`, which a chart's `tpl` may render as
+/// a call: its values files (the run's own and the operator's), its set-lines and the
+/// files `--set-file` reads. What cannot be read counts: rendered on the cluster.
+fn mention_lookup(values: &DeployValues) -> bool {
+    let word = b"lookup";
+    let mentions = |path: &Path| std::fs::read(path).map_or(true, |bytes| bytes.windows(word.len()).any(|w| w == word));
+    let read = |set: &crate::setvalues::SetArg| {
+        set.kind == crate::setvalues::SetKind::SetFile
+            && set.parse().map_or(true, |all| all.iter().any(|a| mentions(Path::new(&a.value))))
+    };
+    values.files.iter().chain(&values.step_file).any(|f| mentions(f))
+        || values.sets.iter().any(|set| set.text.contains("lookup") || read(set))
 }
 
 /// What a deploy that could not be prepared stops the run with, nothing changed: a
@@ -716,6 +731,27 @@ mod tests {
         let other = first(&serde_json::json!({"replicas": 3}));
         assert!(known_merges(&by_version, &start, Some(&probe(Some(other)))).is_empty());
         assert!(known_merges(&by_version, &start, Some(&probe(None))).is_empty());
+    }
+
+    #[test]
+    fn a_lookup_in_the_values_is_found_wherever_helm_reads_them() {
+        use crate::setvalues::{SetArg, SetKind};
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, text: &str| {
+            std::fs::write(dir.path().join(name), text).unwrap();
+            dir.path().join(name)
+        };
+        let (plain, calls) = (file("plain.yaml", "a: b\n"), file("calls.yaml", "a: '{{ lookup \"v1\" }}'\n"));
+        let values = |files: Vec<PathBuf>, sets: Vec<SetArg>, step_file| DeployValues { files, sets, step_file };
+        assert!(!mention_lookup(&values(vec![plain.clone()], vec![SetArg::new(SetKind::Set, "a=b")], None)));
+        assert!(mention_lookup(&values(vec![plain.clone(), calls.clone()], vec![], None)));
+        assert!(mention_lookup(&values(vec![plain.clone()], vec![], Some(calls.clone()))));
+        assert!(mention_lookup(&values(vec![], vec![SetArg::new(SetKind::SetString, "a={{ lookup }}")], None)));
+        let set_file = |path: &Path| SetArg::new(SetKind::SetFile, format!("a={}", path.display()));
+        assert!(!mention_lookup(&values(vec![], vec![set_file(&plain)], None)));
+        assert!(mention_lookup(&values(vec![], vec![set_file(&calls)], None)));
+        // What cannot be read counts: the render is then made on the cluster.
+        assert!(mention_lookup(&values(vec![dir.path().join("gone.yaml")], vec![], None)));
     }
 
     #[test]
