@@ -381,10 +381,16 @@ fn hop_time(work_ms: Option<u64>, started_at: Option<&str>, ended_at: Option<&st
     work_ms.map(Took::Measured).or_else(|| between(started_at?, ended_at?).map(Took::Between))
 }
 
-/// A message from the record, as long as a run writes one at most: a longer one was
-/// edited in, and is not printed whole.
+/// A message from the record, as long as a run writes one at most (cut at
+/// `MAX_MESSAGE_BYTES`, then its note of what was dropped): a longer one was edited in,
+/// and is not printed whole.
 fn bounded(message: Option<&str>) -> Option<String> {
-    message.map(|m| crate::text::truncated(m, crate::run::ledger::MAX_MESSAGE_BYTES).into_owned())
+    const NOTE_OF_WHAT_WAS_DROPPED: usize = 64;
+    let most = crate::run::ledger::MAX_MESSAGE_BYTES;
+    message.map(|m| match m.len() <= most + NOTE_OF_WHAT_WAS_DROPPED {
+        true => m.to_string(),
+        false => crate::text::truncated(m, most).into_owned(),
+    })
 }
 
 /// A message from the record: escaped, its further lines indented under the first.

@@ -487,12 +487,17 @@ fn a_message_edited_to_a_megabyte_is_shown_as_long_as_a_run_writes_one() {
     let mut l = story();
     l.runs[1].message = Some("x".repeat(1 << 20));
     l.hops[1].message = Some("y".repeat(1 << 20));
-    let history = history(&l, SUBJECT, None);
-    let text = table(&history, Look::PLAIN);
+    let shown = history(&l, SUBJECT, None);
+    let text = table(&shown, Look::PLAIN);
     assert!(text.len() < 16 * 1024, "{} bytes", text.len());
     assert!(text.contains(&format!("{}… ({} more bytes)", "x".repeat(64), (1 << 20) - 2048)), "{text}");
-    let json = json(&history);
-    assert!(json.len() < 16 * 1024 && json.contains(&format!("y… ({} more bytes)", (1 << 20) - 2048)), "{json}");
+    let printed = json(&shown);
+    assert!(printed.len() < 16 * 1024, "{} bytes", printed.len());
+    assert!(printed.contains(&format!("y… ({} more bytes)", (1 << 20) - 2048)), "{printed}");
+    // A long message as a run writes it is shown as written.
+    let written = crate::text::truncated(&"z".repeat(3000), crate::run::ledger::MAX_MESSAGE_BYTES).into_owned();
+    l.hops[1].message = Some(written.clone());
+    assert!(json(&history(&l, SUBJECT, None)).contains(&serde_json::to_string(&written).unwrap()));
 }
 
 #[test]

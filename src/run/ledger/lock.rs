@@ -84,8 +84,9 @@ fn refusal(ledger: &Ledger, lock: &Lock, takeover: &Takeover) -> Option<LedgerEr
         (Liveness::Gone, Takeover::IfGone) => return None,
         (Liveness::Gone | Liveness::Unknown, Takeover::Named(named)) if names_it(named) => return None,
         (_, Takeover::Named(named)) => format!(
-            "--force-unlock names {:?}, but the lock is held by {holder:?}: name the holder exactly as printed",
-            one_line(named)
+            "--force-unlock names {}, but the lock is held by {}: name the holder exactly as printed",
+            shell_quoted(&one_line(named)),
+            shell_quoted(&holder)
         ),
         (Liveness::Gone, Takeover::No) => format!(
             "that run is gone (its process no longer exists on this machine): run again with{} --force-unlock",

@@ -474,6 +474,10 @@ fn a_holder_with_control_characters_is_named_as_printed() {
     let printed = flag.join(" ").trim_matches('\'').to_string();
     assert!(!printed.chars().any(char::is_control), "{printed:?}");
     assert_eq!(printed, crate::text::one_line("ana\u{1b}[2J\n@ci-runner-7 pid 7"));
+    // Naming another holder is refused with the holder as the hint printed it.
+    let other = Held::acquire(s.clone(), &claim(Me::current(), "x"), &Takeover::Named("bo@x pid 1".into()));
+    let other = other.unwrap_err().to_string();
+    assert!(other.contains(&format!("held by '{printed}': name the holder exactly")), "{other}");
     let held = Held::acquire(s.clone(), &claim(Me::current(), "x"), &Takeover::Named(printed)).unwrap();
     assert_eq!(held.ledger().lock.as_ref().unwrap().holder, Me::current().holder());
 }
