@@ -540,7 +540,7 @@ impl Helm {
             revision: done.version,
             status: done.info.status,
             chart_version: done.chart.map(|c| c.metadata.version),
-            values_digest: crate::digest::json_sha256(&done.config.unwrap_or_default()),
+            values_digest: crate::digest::json_sha256(&recorded_values(done.config)),
         })
     }
 
@@ -558,9 +558,10 @@ impl Helm {
     ) -> Result<Rendered, ExecError> {
         let mut args = vec!["upgrade".to_string(), "--dry-run=server".into(), "-o".into(), "json".into()];
         args.extend(values.flags());
+        args.push(EXACTLY_THESE_VALUES.into());
         let inv = self.rendering(purpose.into(), args, &[release, &chart.display().to_string()]);
         let done: RenderJson = self.runner.json(&inv)?;
-        Ok(Rendered { manifest: done.manifest, values: done.config.unwrap_or_default() })
+        Ok(Rendered { manifest: done.manifest, values: recorded_values(done.config) })
     }
 
     /// `helm template RELEASE CHART VALUES --is-upgrade --no-hooks` with the cluster's
@@ -882,11 +883,27 @@ impl UpgradeRequest {
     pub fn flags(&self) -> Vec<String> {
         let mut flags = self.chart.flags();
         flags.extend(self.values.flags());
+        flags.push(EXACTLY_THESE_VALUES.into());
         flags.extend(["--wait".into(), "--timeout".into(), self.timeout.clone()]);
         if self.force_conflicts {
             flags.push("--force-conflicts".into());
         }
         flags
+    }
+}
+
+/// Every `helm upgrade` of a run is given all the values it deploys (the carried ones
+/// too): helm is to record exactly those. Without this flag, helm keeps the release's
+/// old values whenever the given ones merge to nothing (`{}`): a release without values
+/// of its own would keep a procedure's one-deploy `maintenance: true` after the hop.
+const EXACTLY_THESE_VALUES: &str = "--reset-values";
+
+/// The user values helm recorded for a deploy (`config`): `{}` when there were none,
+/// which helm leaves out of its JSON or prints as `null`.
+pub fn recorded_values(config: Option<serde_json::Value>) -> serde_json::Value {
+    match config {
+        None | Some(serde_json::Value::Null) => serde_json::Value::Object(Default::default()),
+        Some(values) => values,
     }
 }
 
@@ -931,7 +948,8 @@ impl Capabilities {
 /// A chart of this tool's own, written into a run's private folder: no values, no object,
 /// one template printing, as a YAML comment, helm's merge of the values it is given (a
 /// chart without values of its own adds none to them). A comment, because it is no
-/// object; one line, because `toJson` escapes every newline.
+/// object; in base64, because helm parses what a template printed as YAML, and a value's
+/// U+0085 (which `toJson` leaves as it is) would end the comment's line there.
 pub struct EchoChart(PathBuf);
 
 const ECHO_VALUES: &str = "# helm-safe-upgrade values: ";
@@ -945,7 +963,10 @@ impl EchoChart {
             root.join("Chart.yaml"),
             "apiVersion: v2\nname: helm-safe-upgrade-echo\nversion: 0.1.0\ndescription: helm's merge of a run's values\n",
         )?;
-        std::fs::write(root.join("templates").join("echo.yaml"), format!("{ECHO_VALUES}{{{{ toJson .Values }}}}\n"))?;
+        std::fs::write(
+            root.join("templates").join("echo.yaml"),
+            format!("{ECHO_VALUES}{{{{ .Values | toJson | b64enc }}}}\n"),
+        )?;
         Ok(EchoChart(root))
     }
 }
@@ -956,7 +977,26 @@ fn echoed_values(printed: &str) -> Result<serde_json::Value, String> {
         .lines()
         .find_map(|l| l.strip_prefix(ECHO_VALUES))
         .ok_or_else(|| format!("no line `{}` in what helm printed", ECHO_VALUES.trim()))?;
-    serde_json::from_str(line).map_err(|e| format!("`{}` is not JSON: {e}", ECHO_VALUES.trim()))
+    use base64::Engine;
+    let json = base64::engine::general_purpose::STANDARD
+        .decode(line.trim_end())
+        .map_err(|e| format!("`{}` is not base64: {e}", ECHO_VALUES.trim()))?;
+    serde_json::from_slice(&json).map_err(|e| format!("`{}` is not JSON: {e}", ECHO_VALUES.trim()))
+}
+
+/// `values` as the text of a values file helm reads back to the same values. helm reads
+/// the file as YAML 1.1, where U+0085, U+2028 and U+2029 break lines: serde_json writes
+/// them as they are, and helm would fold each into a space inside its string. JSON's
+/// `\uXXXX` escape is also YAML's, in the double-quoted strings JSON has.
+pub fn values_file_text(values: &impl serde::Serialize, pretty: bool) -> String {
+    let json = match pretty {
+        true => serde_json::to_string_pretty(values),
+        false => serde_json::to_string(values),
+    };
+    json.expect("values are JSON")
+        .replace('\u{85}', "\\u0085")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029")
 }
 
 #[derive(serde::Deserialize)]
@@ -1484,14 +1524,23 @@ mod tests {
 
     #[test]
     fn the_echo_chart_says_the_values() {
-        let printed = "---\n# Source: helm-safe-upgrade-echo/templates/echo.yaml\n# helm-safe-upgrade values: {\"a\":true,\"s\":\"x\\n# helm-safe-upgrade values: {}\"}\n";
-        // A value that looks like the line stays in its string (toJson escapes newlines).
-        assert_eq!(
-            echoed_values(printed).unwrap(),
-            serde_json::json!({"a": true, "s": "x\n# helm-safe-upgrade values: {}"})
-        );
+        use base64::Engine;
+        // What helm printed for {"a": true, "s": "x\u0085y"}: the line in base64.
+        let json = "{\"a\":true,\"s\":\"x\u{85}y\"}";
+        let line = base64::engine::general_purpose::STANDARD.encode(json);
+        let printed = format!("---\n# Source: helm-safe-upgrade-echo/templates/echo.yaml\n{ECHO_VALUES}{line}\n");
+        assert_eq!(echoed_values(&printed).unwrap(), serde_json::json!({"a": true, "s": "x\u{85}y"}));
         let missing = echoed_values("---\n# Source: x\n").unwrap_err();
         assert!(missing.contains("helm-safe-upgrade values"), "{missing}");
+        let garbled = echoed_values(&format!("{ECHO_VALUES}{{\"a\": 1}}\n")).unwrap_err();
+        assert!(garbled.contains("not base64"), "{garbled}");
+        // A values file says every line-breaking character as an escape, and reads back.
+        let values = serde_json::json!({"s": "a\u{85}b\u{2028}c\u{2029}d\ne", "k\u{85}": 1});
+        for pretty in [false, true] {
+            let text = values_file_text(&values, pretty);
+            assert!(!text.contains(['\u{85}', '\u{2028}', '\u{2029}']), "{text:?}");
+            assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap(), values);
+        }
         let capabilities =
             Capabilities { kube_version: "v1.33.0".into(), api_versions: s(&["v1", "apps/v1/Deployment"]) };
         assert_eq!(

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::helm::{ExecError, Helm};
+use crate::helm::{ExecError, Helm, recorded_values};
 use crate::kube::KubeClient;
 use crate::version::ChartVersion;
 
@@ -245,7 +245,7 @@ impl Release {
             revision: metadata.revision,
             status: metadata.status,
             description: status.info.description,
-            user_values: user_values(status.config),
+            user_values: recorded_values(status.config),
             manifest: status.manifest,
             stored_values: None,
         })
@@ -289,9 +289,9 @@ impl Release {
         };
         let mut history: Vec<Revision> = documents.iter().map(revision).collect();
         history.push(revision(&latest));
-        let current_values = user_values(latest.config);
+        let current_values = recorded_values(latest.config);
         let mut stored_values: BTreeMap<u64, serde_json::Value> =
-            documents.into_iter().map(|d| (d.version, user_values(d.config))).collect();
+            documents.into_iter().map(|d| (d.version, recorded_values(d.config))).collect();
         stored_values.insert(latest.version, current_values.clone());
         Ok(Release {
             history,
@@ -367,15 +367,6 @@ fn reported_version(release: &str, version: &str) -> Result<ChartVersion, ReadEr
         version: version.to_string(),
         reason: e.reason,
     })
-}
-
-/// The user-supplied values as a release keeps them: `{}` when there were none (helm
-/// stores and prints `null`).
-fn user_values(config: Option<serde_json::Value>) -> serde_json::Value {
-    match config {
-        None | Some(serde_json::Value::Null) => serde_json::Value::Object(Default::default()),
-        Some(values) => values,
-    }
 }
 
 pub fn version_from_chart_field(field: &str, chart_name: &str) -> Option<ChartVersion> {

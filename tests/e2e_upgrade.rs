@@ -171,6 +171,40 @@ fn fast_path_uses_maintenance_mode_and_leaves_no_override(version: HelmVersion) 
 }
 both_helms!(fast_path, super::fast_path_uses_maintenance_mode_and_leaves_no_override);
 
+fn a_release_without_values_leaves_maintenance_with_none(version: HelmVersion) {
+    let bed = Bed::new(version);
+    bed.install("bsr", "1.0.4", "");
+    // The target's deploy is given no value at all: helm would keep the maintenance
+    // deploy's `maintenance: true` (it keeps the old values when the new ones are empty)
+    // unless told to record exactly the values given.
+    let fast = ["bsr", "--to", "1.4.1", "--fast-path", "--snapshot-taken", "--chart", "demo/bsr", "--yes"];
+    for run in [&fast[..], &[&fast[..], &["--no-preflight"]].concat()] {
+        bed.run_expect(run, 0);
+        assert_eq!(bed.user_values(), Value::Null, "{run:?}: no values, as installed");
+        let env = bed.server()["spec"]["template"]["spec"]["containers"][0]["env"].clone();
+        let maintenance =
+            env.as_array().unwrap().iter().find(|e| e["name"] == "BSR_MAINTENANCE").map(|e| e["value"].clone());
+        assert_eq!(maintenance, Some(Value::from("false")), "{run:?}: the server left maintenance mode: {env}");
+        bed.env.helm_ok(&["rollback", "bsr", "1", "--namespace", &bed.ns, "--wait"]);
+    }
+}
+both_helms!(no_values, super::a_release_without_values_leaves_maintenance_with_none);
+
+fn values_with_yaml_line_breaks_are_deployed_as_they_are(version: HelmVersion) {
+    let bed = Bed::new(version);
+    // U+0085, U+2028 and U+2029 break lines in YAML 1.1, which helm reads values files as.
+    let note = "a\u{85}b\u{2028}c\u{2029}d";
+    bed.install("bsr", "1.0.4", r#"{"replicaCount": 1, "note": "a\u0085b\u2028c\u2029d"}"#);
+    assert_eq!(bed.user_values()["note"], note, "installed as written");
+    let extra = bed.env.dir().join("extra.yaml");
+    std::fs::write(&extra, "extra: x\n").unwrap();
+    // With -f, helm's merge is printed by the tool's own chart; the walk's values files
+    // carry the note to each hop.
+    bed.run_expect(&["bsr", "--to", "1.2.6", "--chart", "demo/bsr", "--yes", "-f", extra.to_str().unwrap()], 0);
+    assert_eq!(bed.user_values(), serde_json::json!({"replicaCount": 1, "note": note, "extra": "x"}));
+}
+both_helms!(yaml_line_breaks, super::values_with_yaml_line_breaks_are_deployed_as_they_are);
+
 // ---------------------------------------------------------------------------------------
 // The migration hook Job as it runs on a cluster: for seconds, then done or failed, with
 // a pod and a log (what a live view of `helm upgrade` shows). `migration.runSeconds`,

@@ -399,7 +399,7 @@ fn failed(at: &At, failure: Failure, plan: &Plan, facts: &Facts, start: &StartVa
         Failure::Merge(error) => unreadable_values(&error, &start.overrides.files).unwrap_or_else(|| {
             RunError::Other(format!(
                 "cannot merge the values of {name} for the preflight: {}\nhint: --no-preflight skips the preflight",
-                helm_said(&error)
+                said_or_all(&error)
             ))
         }),
         Failure::Fetch(e) => RunError::Other(format!(
@@ -444,7 +444,7 @@ fn deploy_values(
 ) -> Result<(DeployValues, Value), RunError> {
     let private = |name: String, value: &Value| -> Result<PathBuf, RunError> {
         let path = work.join(name);
-        super::private::write_private(&path, value.to_string().as_bytes())
+        super::private::write_private(&path, crate::helm::values_file_text(value, false).as_bytes())
             .map_err(|e| RunError::Other(format!("preflight: {e}")))?;
         Ok(path)
     };

@@ -46,7 +46,8 @@ pub fn first_values(helm: &Helm, release: &str, carried: &Value, opts: &RunOptio
         let work = super::private::run_folder("preflight's values").map_err(|_| None)?;
         let echo = EchoChart::write(work.path()).map_err(|_| None)?;
         let carried_file = work.path().join("carried.json");
-        super::private::write_private(&carried_file, carried.to_string().as_bytes()).map_err(|_| None)?;
+        super::private::write_private(&carried_file, crate::helm::values_file_text(carried, false).as_bytes())
+            .map_err(|_| None)?;
         let files = [vec![carried_file], overrides.files.clone()].concat();
         let values = DeployValues { files, sets: overrides.sets.clone(), step_file: None };
         let purpose = format!("merge the values of {release} (preflight)");

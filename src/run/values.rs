@@ -156,7 +156,7 @@ impl RunValues {
             digests.push(FileDigest { name: name.to_string(), digest: sha256(bytes) });
             Ok(path)
         };
-        let carried_path = put(CARRIED, serde_json::to_string_pretty(carried).expect("values are JSON").as_bytes())?;
+        let carried_path = put(CARRIED, crate::helm::values_file_text(carried, true).as_bytes())?;
         let mut files = Vec::new();
         for (i, file) in overrides.files.iter().enumerate() {
             let bytes = read(file)?;
