@@ -930,16 +930,30 @@ pub struct Rendered {
 /// helm would read them from it (`KubeClient::capabilities`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Capabilities {
-    pub kube_version: String,
+    pub kube_version: crate::kube::ServerVersion,
     pub api_versions: Vec<String>,
 }
 
 impl Capabilities {
+    /// Whether `--kube-version` gives a render the `.Capabilities.KubeVersion` the
+    /// cluster gives its upgrade. helm makes `Major` and `Minor` from the version's
+    /// numbers, and helm 3 drops what follows them (`-eks-a737599`, `+k3s1`), where the
+    /// cluster says them as they are (a minor of `30+`): only a plain `vX.Y.Z` whose
+    /// numbers are its major and minor comes through the same.
+    pub fn kube_version_told_exactly(&self) -> bool {
+        let version = &self.kube_version;
+        let Some(numbers) = version.git_version.strip_prefix('v') else { return false };
+        let parts: Vec<&str> = numbers.split('.').collect();
+        let plain =
+            |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && (n == "0" || !n.starts_with('0'));
+        parts.len() == 3 && parts.iter().all(|p| plain(p)) && parts[0] == version.major && parts[1] == version.minor
+    }
+
     /// One `--api-versions` per entry: a cluster with thousands of kinds would make one
     /// comma-joined argument longer than Linux takes for one (128 KiB). Each value joined
     /// to its flag with `=`: what the cluster said stays that flag's value, whatever it is.
     fn flags(&self) -> Vec<String> {
-        let mut flags = vec![format!("--kube-version={}", self.kube_version)];
+        let mut flags = vec![format!("--kube-version={}", self.kube_version.git_version)];
         flags.extend(self.api_versions.iter().map(|api| format!("--api-versions={api}")));
         flags
     }
@@ -1541,12 +1555,37 @@ mod tests {
             assert!(!text.contains(['\u{85}', '\u{2028}', '\u{2029}']), "{text:?}");
             assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap(), values);
         }
-        let capabilities =
-            Capabilities { kube_version: "v1.33.0".into(), api_versions: s(&["v1", "apps/v1/Deployment"]) };
+        let capabilities = caps("v1.33.0", "1", "33");
         assert_eq!(
             capabilities.flags(),
             s(&["--kube-version=v1.33.0", "--api-versions=v1", "--api-versions=apps/v1/Deployment"])
         );
+    }
+
+    fn caps(git_version: &str, major: &str, minor: &str) -> Capabilities {
+        let kube_version =
+            crate::kube::ServerVersion { git_version: git_version.into(), major: major.into(), minor: minor.into() };
+        Capabilities { kube_version, api_versions: s(&["v1", "apps/v1/Deployment"]) }
+    }
+
+    #[test]
+    fn only_a_plain_kube_version_is_told_to_an_offline_render_exactly() {
+        assert!(caps("v1.33.0", "1", "33").kube_version_told_exactly());
+        assert!(caps("v1.30.10", "1", "30").kube_version_told_exactly());
+        // What helm 3 drops, or what helm makes otherwise than the cluster says.
+        for (git, major, minor) in [
+            ("v1.30.4-eks-a737599", "1", "30+"),
+            ("v1.30.5-gke.1014001", "1", "30"),
+            ("v1.33.0+k3s1", "1", "33"),
+            ("v1.33.0+standin", "1", "33"),
+            ("v1.33.0", "1", "33+"),
+            ("v1.033.0", "1", "033"),
+            ("1.33.0", "1", "33"),
+            ("v1.33", "1", "33"),
+            ("", "", ""),
+        ] {
+            assert!(!caps(git, major, minor).kube_version_told_exactly(), "{git} {major} {minor}");
+        }
     }
 
     proptest::proptest! {

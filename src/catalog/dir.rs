@@ -205,42 +205,60 @@ pub fn top_files_up_to(path: &Path, names: &[&str], max: u64) -> Result<Vec<(Str
     Ok(found)
 }
 
-/// Whether helm's render of the packaged chart at `path` may call `lookup`, which reads
-/// live objects from the cluster: a chart that may renders on the cluster, as its
-/// upgrade will. The word anywhere in a template of the chart, or of a chart it carries
-/// in `charts/` (an archive there included), counts (a comment too: a slower render,
-/// never a wrong one). So does the word in text a template may render as a template,
-/// when a template calls `tpl`: any other file of the chart (its `values.yaml`, a file it
-/// reads), or the deploy's own values (`values_mention_lookup`, asked only then). An
-/// archive that cannot be read, or a file too large to search, counts.
-pub fn may_call_lookup(path: &Path, values_mention_lookup: impl FnOnce() -> bool) -> bool {
-    let Some(found) = File::open(path).ok().and_then(|f| live_reads(BufReader::new(f), 0)) else { return true };
-    found.lookup || (found.tpl && (found.lookup_in_text || values_mention_lookup()))
+/// What helm's render of a chart may read that only the cluster answers as the chart's
+/// upgrade will see it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ClusterReads {
+    /// `lookup`: live objects (offline, it finds none).
+    pub lookup: bool,
+    /// `.Capabilities.KubeVersion`, or the `kubeVersion` its `Chart.yaml` requires: the
+    /// cluster's version as the cluster says it.
+    pub kube_version: bool,
+}
+
+/// The words of a template that read the cluster: [`ClusterReads`]' fields, in order.
+const CLUSTER_WORDS: [&str; 2] = ["lookup", "KubeVersion"];
+
+/// What helm's render of the packaged chart at `path` may read from the cluster. A word
+/// of [`CLUSTER_WORDS`] anywhere in a template of the chart, or of a chart it carries in
+/// `charts/` (an archive there included), counts (a comment too: a slower render, never
+/// a wrong one). So does the word in text a template may render as a template, when a
+/// template calls `tpl`: any other file of the chart (its `values.yaml`, a file it
+/// reads), or the deploy's own values (`values_mention`, asked only then). An archive
+/// that cannot be read, or a template too large to search, counts as reading it all.
+pub fn cluster_reads(path: &Path, values_mention: impl Fn(&str) -> bool) -> ClusterReads {
+    let Some(found) = File::open(path).ok().and_then(|f| words_in(BufReader::new(f), 0)) else {
+        return ClusterReads { lookup: true, kube_version: true };
+    };
+    let reads =
+        |i: usize| found.in_templates[i] || (found.tpl && (found.in_text[i] || values_mention(CLUSTER_WORDS[i])));
+    ClusterReads { lookup: reads(0), kube_version: reads(1) || found.requires_kube_version }
 }
 
 /// How deep charts carried in charts' archives are searched; helm itself never nests
 /// further than real charts do.
 const MAX_NESTING: usize = 4;
 
-/// What a chart's files say of `lookup`.
+/// Where a chart's files have each of [`CLUSTER_WORDS`].
 #[derive(Default)]
-struct LiveReads {
-    /// A template has the word.
-    lookup: bool,
-    /// A template calls `tpl` (the word and a space).
+struct Scan {
+    in_templates: [bool; 2],
+    /// In a file that is neither a template nor a carried archive.
+    in_text: [bool; 2],
+    /// A template calls `tpl` (the word and a blank).
     tpl: bool,
-    /// Another file has the word.
-    lookup_in_text: bool,
+    /// A `Chart.yaml` has a `kubeVersion`.
+    requires_kube_version: bool,
 }
 
-/// What the archive says of `lookup`; None when it cannot be read.
-fn live_reads(archive: impl Read, depth: usize) -> Option<LiveReads> {
+/// What the archive's files say; None when it cannot be read.
+fn words_in(archive: impl Read, depth: usize) -> Option<Scan> {
     const MAX_FILE: u64 = 16 << 20;
     if depth > MAX_NESTING {
         return None;
     }
     let has = |bytes: &[u8], word: &[u8]| bytes.windows(word.len()).any(|w| w == word);
-    let mut found = LiveReads::default();
+    let mut found = Scan::default();
     let mut archive = tar::Archive::new(GzDecoder::new(archive));
     for entry in archive.entries().ok()? {
         let mut entry = entry.ok()?;
@@ -256,21 +274,30 @@ fn live_reads(archive: impl Read, depth: usize) -> Option<LiveReads> {
         if bytes.len() as u64 > MAX_FILE {
             match in_templates || carried_archive {
                 true => return None,
-                false => found.lookup_in_text = true,
+                false => found.in_text = [true; 2],
             }
         } else if carried_archive {
-            let carried = live_reads(bytes.as_slice(), depth + 1)?;
-            found.lookup |= carried.lookup;
+            let carried = words_in(bytes.as_slice(), depth + 1)?;
+            for i in 0..CLUSTER_WORDS.len() {
+                found.in_templates[i] |= carried.in_templates[i];
+                found.in_text[i] |= carried.in_text[i];
+            }
             found.tpl |= carried.tpl;
-            found.lookup_in_text |= carried.lookup_in_text;
-        } else if in_templates {
-            found.lookup |= has(&bytes, b"lookup");
-            found.tpl |= [&b"tpl "[..], b"tpl\t", b"tpl\n", b"tpl\r"].iter().any(|w| has(&bytes, w));
+            found.requires_kube_version |= carried.requires_kube_version;
         } else {
-            found.lookup_in_text |= has(&bytes, b"lookup");
-        }
-        if found.lookup {
-            return Some(found);
+            let words = match in_templates {
+                true => &mut found.in_templates,
+                false => &mut found.in_text,
+            };
+            for (i, word) in CLUSTER_WORDS.iter().enumerate() {
+                words[i] |= has(&bytes, word.as_bytes());
+            }
+            if in_templates {
+                found.tpl |= [&b"tpl "[..], b"tpl\t", b"tpl\n", b"tpl\r"].iter().any(|w| has(&bytes, w));
+            }
+            if path.file_name().is_some_and(|n| n == "Chart.yaml") {
+                found.requires_kube_version |= has(&bytes, b"kubeVersion");
+            }
         }
     }
     Some(found)
@@ -442,7 +469,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let at = |name: &str, bytes: &[u8]| {
             write(dir.path(), name, bytes);
-            may_call_lookup(&dir.path().join(name), || panic!("asked of the values without a tpl"))
+            cluster_reads(&dir.path().join(name), |_| panic!("asked of the values without a tpl")).lookup
         };
         let plain =
             [("Chart.yaml", "name: a\n"), ("values.yaml", "lookup: 1\n"), ("templates/cm.yaml", "kind: ConfigMap\n")];
@@ -458,7 +485,8 @@ mod tests {
         assert!(!at("quiet.tgz", &tgz_bytes("a", &[("charts/sub-1.0.0.tgz", &quiet)])));
         // What cannot be read counts as a call: rendered on the cluster, never wrongly.
         assert!(at("broken.tgz", b"not an archive"));
-        assert!(may_call_lookup(&dir.path().join("missing.tgz"), || false));
+        let missing = cluster_reads(&dir.path().join("missing.tgz"), |_| false);
+        assert_eq!(missing, ClusterReads { lookup: true, kube_version: true });
     }
 
     #[test]
@@ -466,7 +494,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let at = |name: &str, bytes: &[u8], values_mention: bool| {
             write(dir.path(), name, bytes);
-            may_call_lookup(&dir.path().join(name), || values_mention)
+            cluster_reads(&dir.path().join(name), |word| values_mention && word == "lookup").lookup
         };
         let renders = "data: {{ tpl (.Values.extra | toYaml) . }}\n";
         let quiet = [("Chart.yaml", "name: a\n"), ("values.yaml", "extra: x\n"), ("templates/cm.yaml", renders)];
@@ -489,6 +517,28 @@ mod tests {
         // Without a tpl, text is never rendered as a template: the values are not asked.
         let plain = [("values.yaml", "extra: '{{ lookup }}'\n"), ("templates/cm.yaml", "data: {{ .Values.extra }}\n")];
         assert!(!at("plain.tgz", &tgz("a", &plain), true));
+    }
+
+    #[test]
+    fn a_chart_that_reads_the_kubernetes_version_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |name: &str, files: &[(&str, &str)]| {
+            write(dir.path(), name, &tgz("a", files));
+            cluster_reads(&dir.path().join(name), |word| word == "KubeVersion")
+        };
+        let reads = |kube_version| ClusterReads { lookup: false, kube_version };
+        let compares = "{{ if semverCompare \">=1.19\" .Capabilities.KubeVersion.GitVersion }}v1{{ end }}\n";
+        assert_eq!(at("compares.tgz", &[("templates/ing.yaml", compares)]), reads(true));
+        assert_eq!(at("requires.tgz", &[("Chart.yaml", "name: a\nkubeVersion: '>=1.25.0'\n")]), reads(true));
+        let carried = tgz("sub", &[("Chart.yaml", "name: sub\nkubeVersion: '>=1.25.0-0'\n")]);
+        write(dir.path(), "carried.tgz", &tgz_bytes("a", &[("charts/sub-1.0.0.tgz", &carried)]));
+        assert_eq!(cluster_reads(&dir.path().join("carried.tgz"), |_| false), reads(true));
+        // Through a tpl: the deploy's values (here they mention it) are asked.
+        assert_eq!(at("tpl.tgz", &[("templates/cm.yaml", "data: {{ tpl .Values.x . }}\n")]), reads(true));
+        assert_eq!(
+            at("none.tgz", &[("Chart.yaml", "name: a\n"), ("templates/cm.yaml", "kind: ConfigMap\n")]),
+            reads(false)
+        );
     }
 }
 

@@ -103,6 +103,17 @@ fn workload_path(kind: &str) -> Option<&'static str> {
     }
 }
 
+/// The cluster's version as `GET /version` says it: what helm's
+/// `.Capabilities.KubeVersion` holds when it renders against the cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerVersion {
+    /// `v1.30.4`, `v1.30.4-eks-a737599`, `v1.33.0+k3s1`.
+    pub git_version: String,
+    pub major: String,
+    /// `30`, or `30+` on some providers.
+    pub minor: String,
+}
+
 /// A blocking client for one cluster and identity, with a default namespace.
 ///
 /// Cheap to clone: clones share the runtime and the connection pool.
@@ -254,18 +265,20 @@ impl KubeClient {
 
     /// What helm's `.Capabilities` hold of this cluster, read as helm reads them when it
     /// renders against it (pkg/action `getCapabilities`, which drops any cached discovery
-    /// first): the Kubernetes version (`gitVersion`), and the API versions as helm's
-    /// `GetVersionSet` lists them: every version of every group the server offers (`v1`
-    /// for the core group) and `GROUP/VERSION/Kind` for every resource and subresource
-    /// each serves. A group version whose resources cannot be read is left out, as helm
-    /// leaves it out (an aggregated API that is down).
-    pub fn capabilities(&self) -> Result<(String, Vec<String>), KubeError> {
+    /// first): the Kubernetes version, and the API versions as helm's `GetVersionSet`
+    /// lists them: every version of every group the server offers (`v1` for the core
+    /// group) and `GROUP/VERSION/Kind` for every resource and subresource each serves. A
+    /// group version whose resources cannot be read is left out, as helm leaves it out
+    /// where the server has aggregated discovery (an aggregated API that is down).
+    pub fn capabilities(&self) -> Result<(ServerVersion, Vec<String>), KubeError> {
         let purpose = "read the cluster's version and API versions";
         let asked = ["/version", "/api", "/apis"].map(String::from);
         let mut answers = self.get_all(purpose, &asked).into_iter();
         let mut next = || answers.next().expect("one answer per path");
         let (version, core, groups) = (next()?, next()?, next()?);
-        let kube_version = version["gitVersion"].as_str().unwrap_or_default().to_string();
+        let field = |name: &str| version[name].as_str().unwrap_or_default().to_string();
+        let kube_version =
+            ServerVersion { git_version: field("gitVersion"), major: field("major"), minor: field("minor") };
         let strings = |list: &Value| -> Vec<String> {
             list.as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_string)).collect()
         };
@@ -281,8 +294,8 @@ impl KubeClient {
         let paths: Vec<String> = group_versions.iter().map(|(_, path)| path.clone()).collect();
         let mut api_versions = std::collections::BTreeSet::new();
         for ((gv, _), resources) in group_versions.iter().zip(self.get_all(purpose, &paths)) {
-            api_versions.insert(gv.clone());
             let Ok(resources) = resources else { continue };
+            api_versions.insert(gv.clone());
             for resource in resources["resources"].as_array().into_iter().flatten() {
                 if let Some(kind) = resource["kind"].as_str().filter(|k| !k.is_empty()) {
                     api_versions.insert(format!("{gv}/{kind}"));

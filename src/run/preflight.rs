@@ -340,10 +340,11 @@ fn known_merges(
 }
 
 /// Render one deploy of the archive at `chart`: offline with the cluster's
-/// `capabilities`, or on the cluster when the chart may `lookup` live objects, when the
-/// capabilities could not be read, or to confirm an offline failure. A hop is refused for
-/// what the cluster's render says, never for a difference between the two (a Kubernetes
-/// version helm cannot parse as a flag, an API helm's defaults lack).
+/// `capabilities`, or on the cluster when the chart may `lookup` live objects, when it
+/// reads the Kubernetes version and `--kube-version` cannot say the cluster's exactly,
+/// when the capabilities could not be read, or to confirm an offline failure. A hop is
+/// refused for what the cluster's render says, never for a difference between the two (a
+/// Kubernetes version helm cannot parse as a flag, an API only helm's built-in list has).
 fn render(
     tools: &Tools,
     release: &str,
@@ -352,7 +353,11 @@ fn render(
     capabilities: Option<&crate::helm::Capabilities>,
 ) -> Result<Render, Failure> {
     let purpose = format!("render {release} at {} (preflight)", job.at.version);
-    let offline = capabilities.filter(|_| !crate::catalog::dir::may_call_lookup(chart, || mention_lookup(&job.values)));
+    let reads = || crate::catalog::dir::cluster_reads(chart, |word| values_mention(&job.values, word));
+    let offline = capabilities.filter(|capabilities| {
+        let reads = reads();
+        !reads.lookup && (!reads.kube_version || capabilities.kube_version_told_exactly())
+    });
     if let Some(capabilities) = offline {
         let offline = tools.helm.template(purpose.clone(), release, chart, &job.values, capabilities);
         if let Ok(manifest) = offline {
@@ -366,18 +371,19 @@ fn render(
         .map_err(|error| Failure::Render { error: Box::new(error), schema: broken_schema(chart) })
 }
 
-/// Whether a deploy's values hold the word `lookup`, which a chart's `tpl` may render as
+/// Whether a deploy's values hold `word` (`lookup`), which a chart's `tpl` may render as
 /// a call: its values files (the run's own and the operator's), its set-lines and the
 /// files `--set-file` reads. What cannot be read counts: rendered on the cluster.
-fn mention_lookup(values: &DeployValues) -> bool {
-    let word = b"lookup";
-    let mentions = |path: &Path| std::fs::read(path).map_or(true, |bytes| bytes.windows(word.len()).any(|w| w == word));
+fn values_mention(values: &DeployValues, word: &str) -> bool {
+    let bytes_of = word.as_bytes();
+    let mentions =
+        |path: &Path| std::fs::read(path).map_or(true, |bytes| bytes.windows(bytes_of.len()).any(|w| w == bytes_of));
     let read = |set: &crate::setvalues::SetArg| {
         set.kind == crate::setvalues::SetKind::SetFile
             && set.parse().map_or(true, |all| all.iter().any(|a| mentions(Path::new(&a.value))))
     };
     values.files.iter().chain(&values.step_file).any(|f| mentions(f))
-        || values.sets.iter().any(|set| set.text.contains("lookup") || read(set))
+        || values.sets.iter().any(|set| set.text.contains(word) || read(set))
 }
 
 /// What a deploy that could not be prepared stops the run with, nothing changed: a
@@ -743,15 +749,18 @@ mod tests {
         };
         let (plain, calls) = (file("plain.yaml", "a: b\n"), file("calls.yaml", "a: '{{ lookup \"v1\" }}'\n"));
         let values = |files: Vec<PathBuf>, sets: Vec<SetArg>, step_file| DeployValues { files, sets, step_file };
-        assert!(!mention_lookup(&values(vec![plain.clone()], vec![SetArg::new(SetKind::Set, "a=b")], None)));
-        assert!(mention_lookup(&values(vec![plain.clone(), calls.clone()], vec![], None)));
-        assert!(mention_lookup(&values(vec![plain.clone()], vec![], Some(calls.clone()))));
-        assert!(mention_lookup(&values(vec![], vec![SetArg::new(SetKind::SetString, "a={{ lookup }}")], None)));
+        assert!(!values_mention(&values(vec![plain.clone()], vec![SetArg::new(SetKind::Set, "a=b")], None), "lookup"));
+        assert!(values_mention(&values(vec![plain.clone(), calls.clone()], vec![], None), "lookup"));
+        assert!(values_mention(&values(vec![plain.clone()], vec![], Some(calls.clone())), "lookup"));
+        assert!(values_mention(
+            &values(vec![], vec![SetArg::new(SetKind::SetString, "a={{ lookup }}")], None),
+            "lookup"
+        ));
         let set_file = |path: &Path| SetArg::new(SetKind::SetFile, format!("a={}", path.display()));
-        assert!(!mention_lookup(&values(vec![], vec![set_file(&plain)], None)));
-        assert!(mention_lookup(&values(vec![], vec![set_file(&calls)], None)));
+        assert!(!values_mention(&values(vec![], vec![set_file(&plain)], None), "lookup"));
+        assert!(values_mention(&values(vec![], vec![set_file(&calls)], None), "lookup"));
         // What cannot be read counts: the render is then made on the cluster.
-        assert!(mention_lookup(&values(vec![dir.path().join("gone.yaml")], vec![], None)));
+        assert!(values_mention(&values(vec![dir.path().join("gone.yaml")], vec![], None), "lookup"));
     }
 
     #[test]
