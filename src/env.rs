@@ -157,7 +157,7 @@ pub const VARIABLES: &[Variable] = &[
     },
     Variable {
         name: GOGC,
-        meaning: "Go's garbage collector setting; when neither it nor GOMEMLIMIT is set, the preflight's helm renders run with `GOGC=off GOMEMLIMIT=256MiB` (see Benchmark), set yours to have them run with it",
+        meaning: "Go's garbage collector setting; when neither it nor GOMEMLIMIT is set, the preflight's helm renders run with `GOGC=off GOMEMLIMIT=128MiB` (see Benchmark), set yours to have them run with it",
     },
     Variable { name: GOMEMLIMIT, meaning: "Go's soft memory limit; see GOGC" },
 ];

@@ -276,12 +276,14 @@ fn render_and_merge(
     };
     let capabilities = facts.probe.as_ref().and_then(|p| p.capabilities.as_ref());
     let (release, source) = (&facts.release.name, &facts.offer.chart);
+    let slots = &Slots::new(helm_processes_at_once());
     Ok(std::thread::scope(|scope| {
         let merging: Vec<_> = to_merge
             .into_iter()
             .map(|(merge, values)| {
                 let echo = echo.as_ref().expect("written when there is something to merge");
                 scope.spawn(move || {
+                    let _slot = slots.take();
                     let purpose = format!("merge the values of {release} (preflight)");
                     (merge.clone(), tools.helm.merge(purpose, release, echo, values))
                 })
@@ -291,6 +293,7 @@ fn render_and_merge(
             .iter()
             .map(|(version, jobs)| {
                 scope.spawn(move || {
+                    let _slot = slots.take();
                     let chart = charts.fetch(&tools.helm, source, version);
                     jobs.iter()
                         .map(|job| {
@@ -310,6 +313,44 @@ fn render_and_merge(
             merging.into_iter().map(|h| h.join().expect(joined)).collect(),
         )
     }))
+}
+
+/// How many of the preflight's helm processes run at once: one per core, and at least
+/// four, so a plan of a few hops renders them all at once (the benchmark's three); a plan
+/// of many hops does not start a helm per hop at once, each holding up to its
+/// `GOMEMLIMIT` ([`crate::helm`]'s `rendering`).
+fn helm_processes_at_once() -> usize {
+    std::thread::available_parallelism().map_or(4, |n| n.get().max(4))
+}
+
+/// A count of free slots, taken by each thread before it starts a helm process.
+struct Slots {
+    free: std::sync::Mutex<usize>,
+    freed: std::sync::Condvar,
+}
+
+/// A slot held until dropped.
+struct Slot<'a>(&'a Slots);
+
+impl Slots {
+    fn new(n: usize) -> Slots {
+        Slots { free: std::sync::Mutex::new(n), freed: std::sync::Condvar::new() }
+    }
+
+    /// Wait for a free slot and take it.
+    fn take(&self) -> Slot<'_> {
+        let free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        let mut free = self.freed.wait_while(free, |n| *n == 0).unwrap_or_else(|e| e.into_inner());
+        *free -= 1;
+        Slot(self)
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.0.freed.notify_one();
+    }
 }
 
 /// The merges known without another helm process: each deploy's, when the operator gave
@@ -761,6 +802,26 @@ mod tests {
         assert!(values_mention(&values(vec![], vec![set_file(&calls)], None), "lookup"));
         // What cannot be read counts: the render is then made on the cluster.
         assert!(values_mention(&values(vec![dir.path().join("gone.yaml")], vec![], None), "lookup"));
+    }
+
+    #[test]
+    fn no_more_helms_at_once_than_there_are_slots() {
+        let slots = Slots::new(2);
+        let (running, most) = (std::sync::atomic::AtomicUsize::new(0), std::sync::atomic::AtomicUsize::new(0));
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                scope.spawn(|| {
+                    let _slot = slots.take();
+                    let now = running.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                    most.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    running.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                });
+            }
+        });
+        assert_eq!(most.into_inner(), 2);
+        assert_eq!(*slots.free.lock().unwrap(), 2, "every slot given back");
+        assert!(helm_processes_at_once() >= 4);
     }
 
     #[test]
