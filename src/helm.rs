@@ -819,7 +819,7 @@ impl DeployValues {
 /// there, `null` included), every number as helm holds it ([`as_helm_holds`]). Exact for
 /// such files, which are JSON with quoted keys and strings: YAML 1.1 reads them as JSON
 /// means. The operator's own `-f` files and set-lines are merged by helm itself
-/// ([`Helm::echo`]): their YAML and set-line syntax have corners no second reading
+/// ([`Helm::merge`]): their YAML and set-line syntax have corners no second reading
 /// should guess.
 pub fn merged_json_files(files: &[&serde_json::Value]) -> serde_json::Value {
     fn merge(into: &mut serde_json::Map<String, serde_json::Value>, from: &serde_json::Map<String, serde_json::Value>) {

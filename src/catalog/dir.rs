@@ -220,7 +220,7 @@ pub struct ClusterReads {
 const CLUSTER_WORDS: [&str; 2] = ["lookup", "KubeVersion"];
 
 /// What helm's render of the packaged chart at `path` may read from the cluster. A word
-/// of [`CLUSTER_WORDS`] anywhere in a template of the chart, or of a chart it carries in
+/// of `CLUSTER_WORDS` (`lookup`, `KubeVersion`) anywhere in a template of the chart, or of a chart it carries in
 /// `charts/` (an archive there included), counts (a comment too: a slower render, never
 /// a wrong one). So does the word in text a template may render as a template, when a
 /// template calls `tpl`: any other file of the chart (its `values.yaml`, a file it
