@@ -220,9 +220,9 @@ pub struct ClusterReads {
 const CLUSTER_WORDS: [&str; 2] = ["lookup", "KubeVersion"];
 
 /// What helm's render of the packaged chart at `path` may read from the cluster. A word
-/// of `CLUSTER_WORDS` (`lookup`, `KubeVersion`) anywhere in a template of the chart, or of a chart it carries in
-/// `charts/` (an archive there included), counts (a comment too: a slower render, never
-/// a wrong one). So does the word in text a template may render as a template, when a
+/// of `CLUSTER_WORDS` (`lookup`, `KubeVersion`) anywhere in a template of the chart, or
+/// of a chart it carries in `charts/` (an archive there included), counts (a comment
+/// too: a slower render, never a wrong one). So does the word in text a template may render as a template, when a
 /// template calls `tpl`: any other file of the chart (its `values.yaml`, a file it
 /// reads), or the deploy's own values (`values_mention`, asked only then). An archive
 /// that cannot be read, or a template too large to search, counts as reading it all.
