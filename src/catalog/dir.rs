@@ -262,13 +262,16 @@ fn words_in(archive: impl Read, depth: usize) -> Option<Scan> {
     let mut archive = tar::Archive::new(GzDecoder::new(archive));
     for entry in archive.entries().ok()? {
         let mut entry = entry.ok()?;
-        let path = entry.path().ok()?.into_owned();
-        if !entry.header().entry_type().is_file() {
+        // helm reads the content of every entry but these (a link reads as empty), and
+        // takes `\` in a name for `/`.
+        let kind = entry.header().entry_type();
+        if kind.is_dir() || kind.is_symlink() || kind.is_hard_link() || kind.is_pax_global_extensions() {
             continue;
         }
-        let in_templates = path.components().skip(1).any(|c| c.as_os_str() == "templates");
-        let carried_archive =
-            path.extension().is_some_and(|e| e == "tgz") && path.components().any(|c| c.as_os_str() == "charts");
+        let name = String::from_utf8_lossy(&entry.path_bytes()).replace('\\', "/");
+        let parts: Vec<&str> = name.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+        let in_templates = parts.iter().skip(1).any(|p| *p == "templates");
+        let carried_archive = name.ends_with(".tgz") && parts.contains(&"charts");
         let mut bytes = Vec::new();
         (&mut entry).take(MAX_FILE + 1).read_to_end(&mut bytes).ok()?;
         if bytes.len() as u64 > MAX_FILE {
@@ -295,7 +298,7 @@ fn words_in(archive: impl Read, depth: usize) -> Option<Scan> {
             if in_templates {
                 found.tpl |= [&b"tpl "[..], b"tpl\t", b"tpl\n", b"tpl\r"].iter().any(|w| has(&bytes, w));
             }
-            if path.file_name().is_some_and(|n| n == "Chart.yaml") {
+            if parts.last() == Some(&"Chart.yaml") {
                 found.requires_kube_version |= has(&bytes, b"kubeVersion");
             }
         }
@@ -517,6 +520,32 @@ mod tests {
         // Without a tpl, text is never rendered as a template: the values are not asked.
         let plain = [("values.yaml", "extra: '{{ lookup }}'\n"), ("templates/cm.yaml", "data: {{ .Values.extra }}\n")];
         assert!(!at("plain.tgz", &tgz("a", &plain), true));
+    }
+
+    #[test]
+    fn entries_helm_reads_are_searched_whatever_their_spelling_or_type() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |name: &str, entries: &[(&str, tar::EntryType, &str)]| {
+            let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+            for (path, kind, data) in entries {
+                let mut header = tar::Header::new_gnu();
+                header.set_size(data.len() as u64);
+                header.set_mode(0o644);
+                header.set_entry_type(*kind);
+                header.set_path(path).unwrap();
+                header.set_cksum();
+                builder.append(&header, data.as_bytes()).unwrap();
+            }
+            write(dir.path(), name, &builder.into_inner().unwrap().finish().unwrap());
+            cluster_reads(&dir.path().join(name), |_| false)
+        };
+        let calls = "{{ lookup \"v1\" \"Secret\" \"\" \"s\" }}";
+        let regular = tar::EntryType::Regular;
+        // helm takes `\` for `/`, and reads a contiguous file as any other.
+        assert!(at("windows.tgz", &[("win\\templates\\cm.yaml", regular, calls)]).lookup);
+        assert!(at("windows.tgz", &[("win\\Chart.yaml", regular, "name: win\nkubeVersion: '>=1.25'\n")]).kube_version);
+        assert!(at("contiguous.tgz", &[("c/templates/cm.yaml", tar::EntryType::Continuous, calls)]).lookup);
+        assert!(!at("plain.tgz", &[("c/templates/cm.yaml", regular, "kind: ConfigMap\n")]).lookup);
     }
 
     #[test]
