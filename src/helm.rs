@@ -1000,18 +1000,30 @@ fn echoed_values(printed: &str) -> Result<serde_json::Value, String> {
 }
 
 /// `values` as the text of a values file helm reads back to the same values. helm reads
-/// the file as YAML 1.1, where U+0085, U+2028 and U+2029 break lines: serde_json writes
-/// them as they are, and helm would fold each into a space inside its string. JSON's
-/// `\uXXXX` escape is also YAML's, in the double-quoted strings JSON has.
+/// the file as YAML 1.1, which takes U+0085, U+2028 and U+2029 for line breaks (folded
+/// into a space inside a string) and refuses U+007F, U+0080–U+009F, U+FFFE and U+FFFF
+/// ("control characters are not allowed"): serde_json writes them as they are, so they
+/// are written here as JSON's `\uXXXX`, which is also YAML's escape in the double-quoted
+/// strings JSON has (the only place they can stand). serde_json escapes the rest below
+/// U+0020 itself.
 pub fn values_file_text(values: &impl serde::Serialize, pretty: bool) -> String {
     let json = match pretty {
         true => serde_json::to_string_pretty(values),
         false => serde_json::to_string(values),
-    };
-    json.expect("values are JSON")
-        .replace('\u{85}', "\\u0085")
-        .replace('\u{2028}', "\\u2028")
-        .replace('\u{2029}', "\\u2029")
+    }
+    .expect("values are JSON");
+    let unprintable = |c: char| matches!(c, '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}' | '\u{fffe}' | '\u{ffff}');
+    if !json.contains(unprintable) {
+        return json;
+    }
+    let mut text = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        match unprintable(c) {
+            true => text.push_str(&format!("\\u{:04x}", c as u32)),
+            false => text.push(c),
+        }
+    }
+    text
 }
 
 #[derive(serde::Deserialize)]
@@ -1550,10 +1562,12 @@ mod tests {
         let garbled = echoed_values(&format!("{ECHO_VALUES}{{\"a\": 1}}\n")).unwrap_err();
         assert!(garbled.contains("not base64"), "{garbled}");
         // A values file says every line-breaking character as an escape, and reads back.
-        let values = serde_json::json!({"s": "a\u{85}b\u{2028}c\u{2029}d\ne", "k\u{85}": 1});
+        let values =
+            serde_json::json!({"s": "a\u{85}b\u{2028}c\u{2029}d\ne\u{7f}\u{80}\u{9f}\u{fffe}\u{ffff}é", "k\u{85}": 1});
         for pretty in [false, true] {
             let text = values_file_text(&values, pretty);
-            assert!(!text.contains(['\u{85}', '\u{2028}', '\u{2029}']), "{text:?}");
+            assert!(text.contains("\\u0085b\\u2028c\\u2029d\\ne\\u007f\\u0080\\u009f\\ufffe\\uffffé"), "{text:?}");
+            assert!(!text.contains(|c: char| c.is_control() && c != '\n'), "{text:?}");
             assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap(), values);
         }
         let capabilities = caps("v1.33.0", "1", "33");

@@ -192,9 +192,10 @@ both_helms!(no_values, super::a_release_without_values_leaves_maintenance_with_n
 
 fn values_with_yaml_line_breaks_are_deployed_as_they_are(version: HelmVersion) {
     let bed = Bed::new(version);
-    // U+0085, U+2028 and U+2029 break lines in YAML 1.1, which helm reads values files as.
-    let note = "a\u{85}b\u{2028}c\u{2029}d";
-    bed.install("bsr", "1.0.4", r#"{"replicaCount": 1, "note": "a\u0085b\u2028c\u2029d"}"#);
+    // U+0085, U+2028 and U+2029 break lines in YAML 1.1, which helm reads values files
+    // as, and U+007F-U+009F are refused by it.
+    let note = "a\u{85}b\u{2028}c\u{2029}d\u{7f}e\u{80}f";
+    bed.install("bsr", "1.0.4", r#"{"replicaCount": 1, "note": "a\u0085b\u2028c\u2029d\u007fe\u0080f"}"#);
     assert_eq!(bed.user_values()["note"], note, "installed as written");
     let extra = bed.env.dir().join("extra.yaml");
     std::fs::write(&extra, "extra: x\n").unwrap();
