@@ -206,6 +206,68 @@ fn values_with_yaml_line_breaks_are_deployed_as_they_are(version: HelmVersion) {
 }
 both_helms!(yaml_line_breaks, super::values_with_yaml_line_breaks_are_deployed_as_they_are);
 
+/// Which render each chart's hop gets: offline, unless the chart may read what only the
+/// cluster answers as its upgrade will. The stand-in's Kubernetes version
+/// (`v1.33.0+standin`) is one `--kube-version` cannot say exactly (helm 3 drops
+/// `+standin`); a cluster's plain `v1.33.1` is.
+fn each_chart_is_rendered_where_what_it_reads_is(version: HelmVersion) {
+    let bed = Bed::new(version);
+    let said: Value = serde_json::from_slice(&bed.kubectl(&["version", "-o", "json"], None).stdout).unwrap();
+    let field = |name: &str| said["serverVersion"][name].as_str().unwrap().to_string();
+    let kube_version = helm_safe_upgrade::kube::ServerVersion {
+        git_version: field("gitVersion"),
+        major: field("major"),
+        minor: field("minor"),
+    };
+    let told_exactly =
+        helm_safe_upgrade::helm::Capabilities { kube_version, api_versions: vec![] }.kube_version_told_exactly();
+    assert!(bed.standin().is_none() || !told_exactly, "the stand-in's version is not a plain one");
+    let (charts, sources) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let templates = [
+        ("plain", "a: b"),
+        ("kubever", "minor: {{ .Capabilities.KubeVersion.Minor | quote }}"),
+        ("tplvalues", "extra: {{ tpl .Values.extra . | quote }}"),
+    ];
+    for (name, data) in templates {
+        for chart_version in ["1.0.0", "1.1.0"] {
+            let root = sources.path().join(format!("{name}-{chart_version}"));
+            std::fs::create_dir_all(root.join("templates")).unwrap();
+            std::fs::write(
+                root.join("Chart.yaml"),
+                format!("apiVersion: v2\nname: {name}\nversion: {chart_version}\n"),
+            )
+            .unwrap();
+            std::fs::write(root.join("values.yaml"), "extra: x\n").unwrap();
+            let cm = format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{{{ .Release.Name }}}}\ndata:\n  {data}\n"
+            );
+            std::fs::write(root.join("templates/cm.yaml"), cm).unwrap();
+            bed.env.helm_ok(&["package", root.to_str().unwrap(), "-d", charts.path().to_str().unwrap()]);
+        }
+    }
+    let dir = charts.path().to_str().unwrap();
+    let mentions_lookup = bed.values_file("extra: '{{ lookup \"v1\" \"Namespace\" \"\" \"default\" | len }}'\n");
+    let mentions_lookup = mentions_lookup.to_str().unwrap();
+    for (name, extra, on_the_cluster) in [
+        ("plain", &[][..], false),
+        ("kubever", &[][..], !told_exactly),
+        ("tplvalues", &[][..], false),
+        ("tplvalues", &["-f", mentions_lookup][..], true),
+    ] {
+        let archive = format!("{dir}/{name}-1.0.0.tgz");
+        if bed.env.helm(&["status", name, "--namespace", &bed.ns]).status.code() != Some(0) {
+            bed.env.helm_ok(&["install", name, &archive, "--namespace", &bed.ns, "--create-namespace", "--wait"]);
+        }
+        let args = [&[name, "--to", "1.1.0", "--chart", dir, "--plan", "--debug"][..], extra].concat();
+        let (_, debug) = bed.run_expect(&args, 0);
+        let purpose = format!("(render {name} at 1.1.0 (preflight))");
+        let line = debug.lines().find(|l| l.ends_with(&purpose)).unwrap_or_else(|| panic!("{version}: {debug}"));
+        let how = if on_the_cluster { " upgrade --dry-run=server " } else { " template --is-upgrade --no-hooks " };
+        assert!(line.contains(how), "{version} {name} {extra:?}: {line}");
+    }
+}
+both_helms!(where_rendered, super::each_chart_is_rendered_where_what_it_reads_is);
+
 // ---------------------------------------------------------------------------------------
 // The migration hook Job as it runs on a cluster: for seconds, then done or failed, with
 // a pod and a log (what a live view of `helm upgrade` shows). `migration.runSeconds`,
