@@ -114,6 +114,18 @@ pub struct ServerVersion {
     pub minor: String,
 }
 
+/// The request got no answer within the client's time limit.
+struct Elapsed;
+
+/// `request` sent, its answer awaited at most `timeout`.
+async fn timed(
+    client: ::kube::Client,
+    timeout: std::time::Duration,
+    request: http::Request<Vec<u8>>,
+) -> Result<Result<Value, ::kube::Error>, Elapsed> {
+    tokio::time::timeout(timeout, client.request::<Value>(request)).await.map_err(|_| Elapsed)
+}
+
 /// A blocking client for one cluster and identity, with a default namespace.
 ///
 /// Cheap to clone: clones share the runtime and the connection pool.
@@ -221,46 +233,45 @@ impl KubeClient {
     ) -> Result<Value, KubeError> {
         let request =
             request.map_err(|e| KubeError::Client { purpose: purpose.to_string(), message: e.to_string() })?;
-        let client = self.client.clone();
-        let timeout = self.timeout;
-        let answer =
-            self.runtime.block_on(async move { tokio::time::timeout(timeout, client.request::<Value>(request)).await });
-        match answer {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(self.failed(purpose, error)),
-            Err(_elapsed) => {
-                Err(KubeError::Timeout { purpose: purpose.to_string(), server: self.server.clone(), timeout })
-            }
-        }
+        let answer = self.runtime.block_on(timed(self.client.clone(), self.timeout, request));
+        self.answered(purpose, answer)
     }
 
     /// Send `GET path` for every path at once; each answer in the order asked.
     fn get_all(&self, purpose: &str, paths: &[String]) -> Vec<Result<Value, KubeError>> {
-        let timeout = self.timeout;
         let started: Vec<_> = paths
             .iter()
             .map(|path| {
-                let client = self.client.clone();
                 let request = http::Request::get(path.as_str()).body(Vec::new());
-                self.runtime.spawn(async move {
-                    let request = request
-                        .map_err(|e| ::kube::Error::BuildRequest(::kube::core::request::Error::BuildRequest(e)))?;
-                    match tokio::time::timeout(timeout, client.request::<Value>(request)).await {
-                        Ok(answer) => answer.map_err(Some),
-                        Err(_elapsed) => Err(None),
-                    }
-                    .map_err(|e| e.unwrap_or_else(|| ::kube::Error::Service("timed out".into())))
-                })
+                let request =
+                    request.map_err(|e| KubeError::Client { purpose: purpose.to_string(), message: e.to_string() });
+                request.map(|request| self.runtime.spawn(timed(self.client.clone(), self.timeout, request)))
             })
             .collect();
         started
             .into_iter()
-            .map(|task| match self.runtime.block_on(task) {
-                Ok(Ok(value)) => Ok(value),
-                Ok(Err(error)) => Err(self.failed(purpose, error)),
+            .map(|task| match self.runtime.block_on(task?) {
+                Ok(answer) => self.answered(purpose, answer),
                 Err(join) => Err(KubeError::Client { purpose: purpose.to_string(), message: join.to_string() }),
             })
             .collect()
+    }
+
+    /// A request's answer, or why there is none.
+    fn answered(
+        &self,
+        purpose: &str,
+        answer: Result<Result<Value, ::kube::Error>, Elapsed>,
+    ) -> Result<Value, KubeError> {
+        match answer {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(self.failed(purpose, error)),
+            Err(Elapsed) => Err(KubeError::Timeout {
+                purpose: purpose.to_string(),
+                server: self.server.clone(),
+                timeout: self.timeout,
+            }),
+        }
     }
 
     /// What helm's `.Capabilities` hold of this cluster, read as helm reads them when it
