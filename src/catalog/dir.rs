@@ -219,20 +219,30 @@ pub struct ClusterReads {
 /// The words of a template that read the cluster: [`ClusterReads`]' fields, in order.
 const CLUSTER_WORDS: [&str; 2] = ["lookup", "KubeVersion"];
 
-/// What helm's render of the packaged chart at `path` may read from the cluster. A word
-/// of `CLUSTER_WORDS` (`lookup`, `KubeVersion`) anywhere in a template of the chart, or
-/// of a chart it carries in `charts/` (an archive there included), counts (a comment
-/// too: a slower render, never a wrong one). So does the word in text a template may render as a template, when a
-/// template calls `tpl`: any other file of the chart (its `values.yaml`, a file it
-/// reads), or the deploy's own values (`values_mention`, asked only then). An archive
-/// that cannot be read, or a template too large to search, counts as reading it all.
-pub fn cluster_reads(path: &Path, values_mention: impl Fn(&str) -> bool) -> ClusterReads {
-    let Some(found) = File::open(path).ok().and_then(|f| words_in(BufReader::new(f), 0)) else {
-        return ClusterReads { lookup: true, kube_version: true };
-    };
-    let reads =
-        |i: usize| found.in_templates[i] || (found.tpl && (found.in_text[i] || values_mention(CLUSTER_WORDS[i])));
-    ClusterReads { lookup: reads(0), kube_version: reads(1) || found.requires_kube_version }
+/// What the packaged chart at `path` says of reading the cluster, read once per archive;
+/// [`ChartWords::reads`] then says what each deploy of it may read. A word of
+/// `CLUSTER_WORDS` (`lookup`, `KubeVersion`) anywhere in a template of the chart, or of a
+/// chart it carries in `charts/` (an archive there included), counts (a comment too: a
+/// slower render, never a wrong one). So does the word in text a template may render as
+/// a template, when a template calls `tpl`: any other file of the chart (its
+/// `values.yaml`, a file it reads), or the deploy's own values. An archive that cannot be
+/// read, or a template too large to search, counts as reading it all.
+pub fn chart_words(path: &Path) -> ChartWords {
+    ChartWords(File::open(path).ok().and_then(|f| words_in(BufReader::new(f), 0)))
+}
+
+/// A chart's [`chart_words`]: None when the archive could not be read.
+pub struct ChartWords(Option<Scan>);
+
+impl ChartWords {
+    /// What a deploy of the chart may read from the cluster; `values_mention` says whether
+    /// the deploy's values hold a word, asked only when a template calls `tpl`.
+    pub fn reads(&self, values_mention: impl Fn(&str) -> bool) -> ClusterReads {
+        let Some(found) = &self.0 else { return ClusterReads { lookup: true, kube_version: true } };
+        let reads =
+            |i: usize| found.in_templates[i] || (found.tpl && (found.in_text[i] || values_mention(CLUSTER_WORDS[i])));
+        ClusterReads { lookup: reads(0), kube_version: reads(1) || found.requires_kube_version }
+    }
 }
 
 /// How deep charts carried in charts' archives are searched; helm itself never nests
@@ -472,7 +482,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let at = |name: &str, bytes: &[u8]| {
             write(dir.path(), name, bytes);
-            cluster_reads(&dir.path().join(name), |_| panic!("asked of the values without a tpl")).lookup
+            chart_words(&dir.path().join(name)).reads(|_| panic!("asked of the values without a tpl")).lookup
         };
         let plain =
             [("Chart.yaml", "name: a\n"), ("values.yaml", "lookup: 1\n"), ("templates/cm.yaml", "kind: ConfigMap\n")];
@@ -488,7 +498,7 @@ mod tests {
         assert!(!at("quiet.tgz", &tgz_bytes("a", &[("charts/sub-1.0.0.tgz", &quiet)])));
         // What cannot be read counts as a call: rendered on the cluster, never wrongly.
         assert!(at("broken.tgz", b"not an archive"));
-        let missing = cluster_reads(&dir.path().join("missing.tgz"), |_| false);
+        let missing = chart_words(&dir.path().join("missing.tgz")).reads(|_| false);
         assert_eq!(missing, ClusterReads { lookup: true, kube_version: true });
     }
 
@@ -497,7 +507,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let at = |name: &str, bytes: &[u8], values_mention: bool| {
             write(dir.path(), name, bytes);
-            cluster_reads(&dir.path().join(name), |word| values_mention && word == "lookup").lookup
+            chart_words(&dir.path().join(name)).reads(|word| values_mention && word == "lookup").lookup
         };
         let renders = "data: {{ tpl (.Values.extra | toYaml) . }}\n";
         let quiet = [("Chart.yaml", "name: a\n"), ("values.yaml", "extra: x\n"), ("templates/cm.yaml", renders)];
@@ -537,7 +547,7 @@ mod tests {
                 builder.append(&header, data.as_bytes()).unwrap();
             }
             write(dir.path(), name, &builder.into_inner().unwrap().finish().unwrap());
-            cluster_reads(&dir.path().join(name), |_| false)
+            chart_words(&dir.path().join(name)).reads(|_| false)
         };
         let calls = "{{ lookup \"v1\" \"Secret\" \"\" \"s\" }}";
         let regular = tar::EntryType::Regular;
@@ -553,7 +563,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let at = |name: &str, files: &[(&str, &str)]| {
             write(dir.path(), name, &tgz("a", files));
-            cluster_reads(&dir.path().join(name), |word| word == "KubeVersion")
+            chart_words(&dir.path().join(name)).reads(|word| word == "KubeVersion")
         };
         let reads = |kube_version| ClusterReads { lookup: false, kube_version };
         let compares = "{{ if semverCompare \">=1.19\" .Capabilities.KubeVersion.GitVersion }}v1{{ end }}\n";
@@ -561,7 +571,7 @@ mod tests {
         assert_eq!(at("requires.tgz", &[("Chart.yaml", "name: a\nkubeVersion: '>=1.25.0'\n")]), reads(true));
         let carried = tgz("sub", &[("Chart.yaml", "name: sub\nkubeVersion: '>=1.25.0-0'\n")]);
         write(dir.path(), "carried.tgz", &tgz_bytes("a", &[("charts/sub-1.0.0.tgz", &carried)]));
-        assert_eq!(cluster_reads(&dir.path().join("carried.tgz"), |_| false), reads(true));
+        assert_eq!(chart_words(&dir.path().join("carried.tgz")).reads(|_| false), reads(true));
         // Through a tpl: the deploy's values (here they mention it) are asked.
         assert_eq!(at("tpl.tgz", &[("templates/cm.yaml", "data: {{ tpl .Values.x . }}\n")]), reads(true));
         assert_eq!(

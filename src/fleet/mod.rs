@@ -22,8 +22,6 @@ pub mod render;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
 
@@ -38,6 +36,7 @@ use crate::printer::Printer;
 use crate::run::RunError;
 use crate::run::gather;
 use crate::run::ledger::{self, Ledger};
+use crate::run::parallel::in_parallel;
 use crate::run::policy_choice::{Choice, choose_policy, settle};
 use crate::text::one_line;
 use crate::version::ChartVersion;
@@ -328,10 +327,10 @@ fn list_sources(helm: &Helm, prepared: &[Prepared], opts: &FleetOptions, warning
         })
         .collect();
     let repos: Vec<String> = repos.into_iter().collect();
-    let refreshed = in_parallel(&repos, |repo| helm.repo_update(repo));
+    let refreshed = in_parallel(&repos, WORKERS, |repo| helm.repo_update(repo));
     let keys: Vec<SourceKey> = keys.into_iter().collect();
     let options = OfferOptions { plain_http: opts.plain_http, refresh: false };
-    let listed = in_parallel(&keys, |(reference, chart_name)| {
+    let listed = in_parallel(&keys, WORKERS, |(reference, chart_name)| {
         let source = ChartSource::parse(reference).map_err(|e| e.to_string())?;
         catalog::offered(&source, Some(chart_name), helm, options)
             .map_err(|e| crate::text::for_terminal(&e.to_string()).into_owned())
@@ -380,7 +379,7 @@ fn read_shipped(helm: &Helm, prepared: &[Prepared], offers: &Offers) -> Shipped 
         })
         .collect();
     let keys: Vec<ShippedKey> = keys.into_iter().collect();
-    let read = in_parallel(&keys, |(reference, chart_name, version)| {
+    let read = in_parallel(&keys, WORKERS, |(reference, chart_name, version)| {
         let offer = offers[&(reference.clone(), chart_name.clone())].as_ref().expect("listed");
         // One run's charts per read: a run's store names an archive by version alone.
         let charts = RunCharts::new();
@@ -544,45 +543,9 @@ fn note(text: &str) -> String {
     one_line(&lines.join("; "))
 }
 
-/// `work` on every item, at most [`WORKERS`] at a time, results in the items' order.
-fn in_parallel<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
-    std::thread::scope(|s| {
-        for _ in 0..WORKERS.min(items.len()) {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(item) = items.get(i) else { break };
-                    let result = work(item);
-                    results.lock().expect("results")[i] = Some(result);
-                }
-            });
-        }
-    });
-    results.into_inner().expect("results").into_iter().map(|r| r.expect("every item worked")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn work_runs_on_every_item_in_order_and_never_more_than_the_workers_at_once() {
-        let running = AtomicUsize::new(0);
-        let most = AtomicUsize::new(0);
-        let items: Vec<usize> = (0..23).collect();
-        let out = in_parallel(&items, |i| {
-            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-            most.fetch_max(now, Ordering::SeqCst);
-            std::thread::sleep(std::time::Duration::from_millis(5));
-            running.fetch_sub(1, Ordering::SeqCst);
-            i * 2
-        });
-        assert_eq!(out, items.iter().map(|i| i * 2).collect::<Vec<_>>());
-        assert!(most.load(Ordering::SeqCst) <= WORKERS);
-        assert!(in_parallel(&Vec::<u8>::new(), |_| 0).is_empty());
-    }
 
     #[test]
     fn a_chart_source_only_the_ledger_vouches_for_is_not_read() {

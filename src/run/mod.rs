@@ -24,6 +24,7 @@ pub mod journal;
 pub mod ledger;
 pub mod notify;
 pub mod options;
+pub mod parallel;
 pub mod policy_choice;
 pub mod preflight;
 pub mod private;

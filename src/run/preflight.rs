@@ -38,6 +38,7 @@ use super::probe::Probe;
 use super::values::Overrides;
 use crate::catalog::ChartArg;
 use crate::catalog::cache::{CachedChart, RunCharts};
+use crate::catalog::dir::{ChartWords, chart_words};
 use crate::diff::{ManifestDiff, Secrets};
 use crate::digest::json_sha256;
 use crate::helm::{DeployValues, EchoChart, ExecError, Rendered, merged_json_files};
@@ -276,43 +277,53 @@ fn render_and_merge(
     };
     let capabilities = facts.probe.as_ref().and_then(|p| p.capabilities.as_ref());
     let (release, source) = (&facts.release.name, &facts.offer.chart);
-    let slots = &Slots::new(helm_processes_at_once());
-    Ok(std::thread::scope(|scope| {
-        let merging: Vec<_> = to_merge
-            .into_iter()
-            .map(|(merge, values)| {
-                let echo = echo.as_ref().expect("written when there is something to merge");
-                scope.spawn(move || {
-                    let _slot = slots.take();
-                    let purpose = format!("merge the values of {release} (preflight)");
-                    (merge.clone(), tools.helm.merge(purpose, release, echo, values))
-                })
-            })
-            .collect();
-        let rendering: Vec<_> = by_version
-            .iter()
-            .map(|(version, jobs)| {
-                scope.spawn(move || {
-                    let _slot = slots.take();
-                    let chart = charts.fetch(&tools.helm, source, version);
-                    jobs.iter()
-                        .map(|job| {
-                            let rendered = chart.clone().map_err(Failure::Fetch).and_then(|chart| {
-                                let render = render(tools, release, &chart.path, job, capabilities)?;
-                                Ok((chart, render))
-                            });
-                            (job.at.clone(), job.merge.clone(), rendered)
-                        })
-                        .collect::<Vec<Done>>()
-                })
-            })
-            .collect();
-        let joined = "a preflight thread does not panic";
-        (
-            rendering.into_iter().flat_map(|h| h.join().expect(joined)).collect(),
-            merging.into_iter().map(|h| h.join().expect(joined)).collect(),
-        )
-    }))
+    let work: Vec<Work> = to_merge
+        .into_iter()
+        .map(|(merge, values)| Work::Merge(merge, values))
+        .chain(by_version.iter().map(|(version, jobs)| Work::Render(version, jobs)))
+        .collect();
+    let (mut rendered, mut merged) = (Vec::new(), Vec::new());
+    let worked = crate::run::parallel::in_parallel(&work, helm_processes_at_once(), |work| match work {
+        Work::Merge(merge, values) => {
+            let echo = echo.as_ref().expect("written when there is something to merge");
+            let purpose = format!("merge the values of {release} (preflight)");
+            Worked::Merged(((*merge).clone(), tools.helm.merge(purpose, release, echo, values)))
+        }
+        Work::Render(version, jobs) => {
+            let chart = charts.fetch(&tools.helm, source, version);
+            // Read once for the version's deploys, and only for an offline render.
+            let words = chart.as_ref().ok().filter(|_| capabilities.is_some()).map(|c| chart_words(&c.path));
+            let done = jobs.iter().map(|job| {
+                let result = chart.clone().map_err(Failure::Fetch).and_then(|chart| {
+                    let offline = capabilities.zip(words.as_ref());
+                    let render = render(tools, release, &chart.path, job, offline)?;
+                    Ok((chart, render))
+                });
+                (job.at.clone(), job.merge.clone(), result)
+            });
+            Worked::Rendered(done.collect())
+        }
+    });
+    for worked in worked {
+        match worked {
+            Worked::Merged(one) => merged.push(one),
+            Worked::Rendered(done) => rendered.extend(done),
+        }
+    }
+    Ok((rendered, merged))
+}
+
+/// A helm process's work in the preflight: a merge of values, or a version fetched and
+/// each of its deploys rendered.
+enum Work<'a> {
+    Merge(&'a MergeOf, &'a DeployValues),
+    Render(&'a ChartVersion, &'a [Job]),
+}
+
+/// What a [`Work`] gave.
+enum Worked {
+    Merged(Merged),
+    Rendered(Vec<Done>),
 }
 
 /// How many of the preflight's helm processes run at once: one per core, and at least
@@ -323,34 +334,10 @@ fn helm_processes_at_once() -> usize {
     std::thread::available_parallelism().map_or(4, |n| n.get().max(4))
 }
 
-/// A count of free slots, taken by each thread before it starts a helm process.
-struct Slots {
-    free: std::sync::Mutex<usize>,
-    freed: std::sync::Condvar,
-}
-
-/// A slot held until dropped.
-struct Slot<'a>(&'a Slots);
-
-impl Slots {
-    fn new(n: usize) -> Slots {
-        Slots { free: std::sync::Mutex::new(n), freed: std::sync::Condvar::new() }
-    }
-
-    /// Wait for a free slot and take it.
-    fn take(&self) -> Slot<'_> {
-        let free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        let mut free = self.freed.wait_while(free, |n| *n == 0).unwrap_or_else(|e| e.into_inner());
-        *free -= 1;
-        Slot(self)
-    }
-}
-
-impl Drop for Slot<'_> {
-    fn drop(&mut self) {
-        *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        self.0.freed.notify_one();
-    }
+/// The [`Probe`]'s merge of the first values, when it merged the overrides this run
+/// deploys (a resumed run's come from its backup).
+fn first_values<'a>(probe: Option<&'a Probe>, start: &StartValues) -> Option<&'a super::probe::FirstValues> {
+    probe.and_then(|p| p.first_values.as_ref()).filter(|f| f.overrides == *start.overrides)
 }
 
 /// The merges known without another helm process: each deploy's, when the operator gave
@@ -361,7 +348,7 @@ fn known_merges(
     start: &StartValues,
     probe: Option<&Probe>,
 ) -> Vec<(MergeOf, Value)> {
-    let first = probe.and_then(|p| p.first_values.as_ref()).filter(|f| f.overrides == *start.overrides);
+    let first = first_values(probe, start);
     let mut known: Vec<(MergeOf, Value)> = Vec::new();
     for job in by_version.iter().flat_map(|(_, jobs)| jobs) {
         let merge = &job.merge;
@@ -380,8 +367,9 @@ fn known_merges(
     known
 }
 
-/// Render one deploy of the archive at `chart`: offline with the cluster's
-/// `capabilities`, or on the cluster when the chart may `lookup` live objects, when it
+/// Render one deploy of the archive at `chart`: offline with the cluster's capabilities
+/// (`offline`, with what the chart's files say: None when the capabilities could not be
+/// read), or on the cluster when the chart may `lookup` live objects, when it
 /// reads the Kubernetes version and `--kube-version` cannot say the cluster's exactly,
 /// when the capabilities could not be read, or to confirm an offline failure. A hop is
 /// refused for what the cluster's render says, never for a difference between the two (a
@@ -391,15 +379,14 @@ fn render(
     release: &str,
     chart: &Path,
     job: &Job,
-    capabilities: Option<&crate::helm::Capabilities>,
+    offline: Option<(&crate::helm::Capabilities, &ChartWords)>,
 ) -> Result<Render, Failure> {
     let purpose = format!("render {release} at {} (preflight)", job.at.version);
-    let reads = || crate::catalog::dir::cluster_reads(chart, |word| values_mention(&job.values, word));
-    let offline = capabilities.filter(|capabilities| {
-        let reads = reads();
+    let offline = offline.filter(|(capabilities, words)| {
+        let reads = words.reads(|word| values_mention(&job.values, word));
         !reads.lookup && (!reads.kube_version || capabilities.kube_version_told_exactly())
     });
-    if let Some(capabilities) = offline {
+    if let Some((capabilities, _)) = offline {
         let offline = tools.helm.template(purpose.clone(), release, chart, &job.values, capabilities);
         if let Ok(manifest) = offline {
             return Ok(Render::Offline(manifest));
@@ -491,8 +478,7 @@ fn deploy_values(
 ) -> Result<(DeployValues, Value), RunError> {
     let private = |name: String, value: &Value| -> Result<PathBuf, RunError> {
         let path = work.join(name);
-        super::private::write_private(&path, crate::helm::values_file_text(value, false).as_bytes())
-            .map_err(|e| RunError::Other(format!("preflight: {e}")))?;
+        super::private::write_values(&path, value).map_err(|e| RunError::Other(format!("preflight: {e}")))?;
         Ok(path)
     };
     let carried = crate::plan::values::carried_for(&plan.hops, i, version, plan.direction, start.carried)
@@ -526,8 +512,7 @@ fn unreadable_values(error: &ExecError, files: &[PathBuf]) -> Option<RunError> {
 /// any chart is fetched; and without the preflight, before the first hop's `helm
 /// upgrade` would fail on it.
 fn refuse_unreadable_overrides(probe: Option<&Probe>, start: &StartValues) -> Result<(), RunError> {
-    let first = probe.and_then(|p| p.first_values.as_ref()).filter(|f| f.overrides == *start.overrides);
-    match first.map(|f| &f.merged) {
+    match first_values(probe, start).map(|f| &f.merged) {
         Some(Err(Some(error))) => unreadable_values(error, &start.overrides.files).map_or(Ok(()), Err),
         _ => Ok(()),
     }
@@ -805,23 +790,7 @@ mod tests {
     }
 
     #[test]
-    fn no_more_helms_at_once_than_there_are_slots() {
-        let slots = Slots::new(2);
-        let (running, most) = (std::sync::atomic::AtomicUsize::new(0), std::sync::atomic::AtomicUsize::new(0));
-        std::thread::scope(|scope| {
-            for _ in 0..8 {
-                scope.spawn(|| {
-                    let _slot = slots.take();
-                    let now = running.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-                    most.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                    running.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-                });
-            }
-        });
-        // Never more than the slots (how many ran together at once is the scheduler's).
-        assert!((1..=2).contains(&most.into_inner()));
-        assert_eq!(*slots.free.lock().unwrap(), 2, "every slot given back");
+    fn a_few_hops_render_all_at_once() {
         assert!(helm_processes_at_once() >= 4);
     }
 

@@ -38,6 +38,12 @@ pub fn run_folder(what: &str) -> Result<tempfile::TempDir, super::error::RunErro
     })
 }
 
+/// `values` as a new private values file, in the text helm reads back to the same values
+/// ([`crate::helm::values_file_text`]).
+pub fn write_values(path: &Path, values: &impl serde::Serialize) -> Result<(), BackupError> {
+    write_private(path, crate::helm::values_file_text(values, false).as_bytes())
+}
+
 pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), BackupError> {
     let io = |source| BackupError::Io { path: path.display().to_string(), source };
     let mut file = private_file().write(true).create_new(true).open(path).map_err(io)?;

@@ -8,10 +8,11 @@ use super::values::Overrides;
 use crate::helm::{Capabilities, DeployValues, EchoChart, ExecError, Helm};
 use crate::kube::KubeClient;
 
-/// What the preflight reads while the run reads the release: the cluster's capabilities,
-/// which every offline render is told, and, when the operator gave `-f`/`--set`, helm's
-/// merge of the values the run starts from, which every deploy no value rule and no
-/// procedure `set:` changes deploys.
+/// What an upgrade reads for its values and the preflight while it reads the release: the
+/// cluster's capabilities, which every offline render is told, and, when the operator gave
+/// `-f`/`--set`, helm's merge of the values the run starts from, which every deploy no
+/// value rule and no procedure `set:` changes deploys (and which refuses an `-f` file
+/// helm cannot read, with or without the preflight).
 pub struct Probe {
     /// None when they could not be read (each deploy is then rendered on the cluster), or
     /// were not (a run without the preflight).
@@ -46,8 +47,7 @@ pub fn first_values(helm: &Helm, release: &str, carried: &Value, opts: &RunOptio
         let work = super::private::run_folder("preflight's values").map_err(|_| None)?;
         let echo = EchoChart::write(work.path()).map_err(|_| None)?;
         let carried_file = work.path().join("carried.json");
-        super::private::write_private(&carried_file, crate::helm::values_file_text(carried, false).as_bytes())
-            .map_err(|_| None)?;
+        super::private::write_values(&carried_file, carried).map_err(|_| None)?;
         let files = [vec![carried_file], overrides.files.clone()].concat();
         let values = DeployValues { files, sets: overrides.sets.clone(), step_file: None };
         let purpose = format!("merge the values of {release} (preflight)");

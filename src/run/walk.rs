@@ -259,8 +259,7 @@ impl<'a> Walk<'a> {
                 crate::plan::values::carried_at(&plan.hops, i, plan.direction, &start).map_err(|e| e.to_string())?;
             let path = self.setup.values.dir.join(format!("carried-hop-{}.json", i + 1));
             let _ = std::fs::remove_file(&path);
-            let text = crate::helm::values_file_text(&values, false);
-            super::private::write_private(&path, text.as_bytes()).map_err(|e| e.to_string())?;
+            super::private::write_values(&path, &values).map_err(|e| e.to_string())?;
             self.carried_files.push(path);
         }
         Ok(())
@@ -645,8 +644,7 @@ impl<'a> Walk<'a> {
             self.procedure_files += 1;
             let path = self.setup.values.dir.join(format!("procedure-{}.json", self.procedure_files));
             let _ = std::fs::remove_file(&path);
-            super::private::write_private(&path, crate::helm::values_file_text(set, false).as_bytes())
-                .map_err(|e| failed(e.to_string()))?;
+            super::private::write_values(&path, set).map_err(|e| failed(e.to_string()))?;
             values.step_file = Some(path);
         }
         let request = helm::UpgradeRequest {
