@@ -16,7 +16,8 @@
 //! preflight costs (`--plan` less `--plan --no-preflight`: the read of the cluster's
 //! capabilities beside the release's, then three renders in parallel, the archives kept
 //! by an earlier plan on the bed; the same with the operator's `-f`, whose merge helm
-//! makes in that first read; and, with nothing kept, three pulls beside the renders, as
+//! makes in that first read with and without the preflight, so the difference is the
+//! renders; and, with nothing kept, three pulls beside the renders, as
 //! a first run on a machine) against one `helm template` of one hop (the first round's
 //! plan keeps them; medians leave it out); and, to measure the renderer's choice, three
 //! `helm template --is-upgrade` and three `helm upgrade --dry-run=server` at once from
